@@ -1,0 +1,120 @@
+-- certadns-ddns schema of record: migration 1.
+--
+-- Applied by src/store/schema.rs inside one exclusive transaction and tracked in
+-- `PRAGMA user_version`. Released migrations are never edited: a change to the schema
+-- is a new migration appended in src/store/schema.rs.
+--
+-- Conventions, so that `sqlite3 certadns.db` reads naturally:
+-- * Times are UTC, RFC 3339 with milliseconds (`2026-11-27T11:32:15.123Z`): they sort as text.
+-- * Host and zone names are stored lower case, without the trailing dot.
+-- * IP addresses are stored in canonical text form (RFC 5952 for IPv6).
+-- * Lists (scopes, name servers, IP tags) are JSON arrays, readable with SQLite's json_each().
+
+-- The DNS zones this service is authoritative for. Every DDNS domain lies inside one.
+CREATE TABLE zones (
+    id          INTEGER PRIMARY KEY,
+    -- Zone apex, e.g. `dyn.example.net`.
+    name        TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    -- Authoritative name servers (NS records at the apex), JSON array of host names.
+    -- The first one is the SOA MNAME.
+    nameservers TEXT    NOT NULL CHECK (json_valid(nameservers) AND json_array_length(nameservers) > 0),
+    -- SOA RNAME as a DNS name, e.g. `hostmaster.dyn.example.net`.
+    hostmaster  TEXT    NOT NULL,
+    -- SOA serial. Increases by one with every change to the zone's records, DDNS updates included.
+    serial      INTEGER NOT NULL CHECK (serial BETWEEN 1 AND 4294967295),
+    -- SOA timers, in seconds.
+    refresh     INTEGER NOT NULL DEFAULT 10800,
+    retry       INTEGER NOT NULL DEFAULT 3600,
+    expire      INTEGER NOT NULL DEFAULT 604800,
+    -- SOA MINIMUM: the negative-caching TTL (RFC 2308).
+    minimum     INTEGER NOT NULL DEFAULT 60,
+    -- TTL of the SOA and NS records themselves.
+    ttl         INTEGER NOT NULL DEFAULT 3600,
+    created_at  TEXT    NOT NULL,
+    updated_at  TEXT    NOT NULL
+);
+
+-- Accounts. A user logs in (and authenticates DDNS updates) with username or email.
+CREATE TABLE users (
+    id            INTEGER PRIMARY KEY,
+    -- Login name: lower-case letters, digits, `.`, `_`, `-`; never contains `@`, so it cannot
+    -- collide with another user's email.
+    username      TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    email         TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    -- argon2id PHC string (`$argon2id$v=19$m=...$salt$hash`); the password itself is never stored.
+    password_hash TEXT    NOT NULL,
+    -- Plan decides the record TTL (free: 3600 s, others: 60 s) and whether API keys work.
+    plan          TEXT    NOT NULL DEFAULT 'free' CHECK (plan IN ('free', 'plus', 'pro', 'elite')),
+    -- 0 disables every login and key of the user without deleting anything.
+    is_active     INTEGER NOT NULL DEFAULT 1 CHECK (is_active IN (0, 1)),
+    created_at    TEXT    NOT NULL,
+    updated_at    TEXT    NOT NULL
+);
+
+-- API keys (`ak_...`). Only a SHA-256 of the key is kept: a key that is lost is replaced, not recovered.
+CREATE TABLE api_keys (
+    id           INTEGER PRIMARY KEY,
+    -- Owner of the key.
+    user_id      INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    -- The first characters of the key (`ak_` and 8 more): not secret, shown in listings and
+    -- accepted by `key revoke`.
+    prefix       TEXT    NOT NULL,
+    -- Lower-case hex SHA-256 of the whole key; the key is looked up by it.
+    key_hash     TEXT    NOT NULL UNIQUE,
+    -- JSON array of scopes, e.g. `["domains:update"]`.
+    scopes       TEXT    NOT NULL CHECK (json_valid(scopes)),
+    is_active    INTEGER NOT NULL DEFAULT 1 CHECK (is_active IN (0, 1)),
+    created_at   TEXT    NOT NULL,
+    -- Set on every successful authentication with the key.
+    last_used_at TEXT,
+    revoked_at   TEXT
+);
+CREATE INDEX api_keys_user ON api_keys (user_id);
+
+-- DDNS domains: one A or AAAA record each, owned by one user, updated by the update endpoints.
+-- The same name may hold one A and one AAAA domain.
+CREATE TABLE domains (
+    id              INTEGER PRIMARY KEY,
+    fqdn            TEXT    NOT NULL COLLATE NOCASE,
+    user_id         INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    zone_id         INTEGER NOT NULL REFERENCES zones (id) ON DELETE RESTRICT,
+    record_type     TEXT    NOT NULL CHECK (record_type IN ('A', 'AAAA')),
+    -- Current address; NULL until the first update (nothing is served for it then).
+    ip              TEXT,
+    created_at      TEXT    NOT NULL,
+    -- Last time the address changed.
+    updated_at      TEXT    NOT NULL,
+    -- Last time a client sent an authenticated update for it, changed or not.
+    last_checked_at TEXT,
+    UNIQUE (fqdn, record_type)
+);
+CREATE INDEX domains_user ON domains (user_id);
+CREATE INDEX domains_zone ON domains (zone_id);
+
+-- The audit trail: one row per change of a domain's address, written in the same transaction as
+-- the change. `nochg` answers write no row. Rows outlive their domain (domain_id becomes NULL, the
+-- name stays), so "who had this name, and when" can still be answered.
+CREATE TABLE domain_updates (
+    id           INTEGER PRIMARY KEY,
+    domain_id    INTEGER REFERENCES domains (id) ON DELETE SET NULL,
+    fqdn         TEXT    NOT NULL COLLATE NOCASE,
+    record_type  TEXT    NOT NULL CHECK (record_type IN ('A', 'AAAA')),
+    -- NULL for the first address a domain gets.
+    old_ip       TEXT,
+    new_ip       TEXT    NOT NULL,
+    created_at   TEXT    NOT NULL,
+    -- Client address as detected (X-Forwarded-For from a trusted proxy, else the TCP peer);
+    -- NULL for changes made with the admin CLI.
+    source_ip    TEXT,
+    -- The TCP peer that sent the request (the proxy, when there is one).
+    peer_ip      TEXT,
+    -- ISO 3166 country of source_ip; NULL until GeoIP enrichment exists.
+    country_code TEXT,
+    -- JSON array of the special-purpose ranges new_ip lies in, e.g. `["private"]`.
+    ip_tags      TEXT    NOT NULL DEFAULT '[]' CHECK (json_valid(ip_tags)),
+    user_agent   TEXT,
+    -- How the change was authenticated: bearer, basic, query (update endpoints) or admin (CLI).
+    auth_method  TEXT    NOT NULL CHECK (auth_method IN ('bearer', 'basic', 'query', 'admin'))
+);
+CREATE INDEX domain_updates_domain ON domain_updates (domain_id);
+CREATE INDEX domain_updates_fqdn ON domain_updates (fqdn, id);

@@ -1,0 +1,259 @@
+//! Credentials: password hashing, API keys and the cache of recent password checks.
+//!
+//! Pure and synchronous: no SQL, no HTTP. argon2 is slow on purpose (tens of milliseconds), so
+//! async callers run [`verify_password`] on a blocking thread.
+//!
+//! * Passwords are hashed with argon2id, default parameters (RFC 9106 second recommendation),
+//!   a random 16-byte salt per hash, stored as PHC strings.
+//! * API keys are `ak_` + 32 random bytes (base64url, 43 characters). Only their SHA-256 is
+//!   stored; the key is found by that hash, so there is nothing secret to compare in memory.
+//! * [`PasswordCache`] remembers successful password checks for a short time, keyed by an
+//!   HMAC of user id and password under a per-process random key.
+
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{KeyInit, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The marker every API key starts with.
+pub const API_KEY_MARKER: &str = "ak_";
+
+/// How many characters of a key (marker included) are kept as its non-secret prefix.
+const API_KEY_PREFIX_LEN: usize = API_KEY_MARKER.len() + 8;
+
+/// A failure to hash a password.
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing failed: {0}")]
+pub struct HashError(String);
+
+/// Hashes `password` with argon2id and a fresh random salt, as a PHC string.
+pub fn hash_password(password: &str) -> Result<String, HashError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|error| HashError(error.to_string()))
+}
+
+/// Checks `password` against a stored PHC string. A malformed stored hash never matches.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    Argon2::default()
+        .verify_password(password.as_bytes(), phc)
+        .is_ok()
+}
+
+/// Spends the time of one password check on nothing, so that an unknown user takes as long
+/// to refuse as a wrong password (no user enumeration by timing).
+pub fn verify_password_of_nobody(password: &str) {
+    use std::sync::OnceLock;
+    /// A hash of a random password, made once.
+    static DECOY: OnceLock<String> = OnceLock::new();
+    let decoy = DECOY.get_or_init(|| {
+        let random: [u8; 16] = rand::random();
+        hash_password(&URL_SAFE_NO_PAD.encode(random)).expect("hashing a decoy cannot fail")
+    });
+    let _ = verify_password(password, decoy);
+}
+
+/// A freshly generated API key: the secret, shown once, and what the store keeps.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    /// The whole key, `ak_...`. Printed once, never stored.
+    pub secret: String,
+    /// The non-secret prefix for listings.
+    pub prefix: String,
+    /// SHA-256 of the key, lower-case hex: the stored lookup value.
+    pub hash: String,
+}
+
+/// Generates a new API key from 256 bits of OS randomness.
+pub fn generate_api_key() -> NewApiKey {
+    let random: [u8; 32] = rand::random();
+    let secret = format!("{API_KEY_MARKER}{}", URL_SAFE_NO_PAD.encode(random));
+    NewApiKey {
+        prefix: api_key_prefix(&secret).to_string(),
+        hash: hash_api_key(&secret),
+        secret,
+    }
+}
+
+/// The stored lookup value of a key: SHA-256, lower-case hex.
+///
+/// A plain hash is enough here (unlike passwords): keys carry 256 bits of entropy, so there is
+/// nothing to brute-force.
+pub fn hash_api_key(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The non-secret prefix of a key, as listed by `key list`.
+pub fn api_key_prefix(key: &str) -> &str {
+    let end = key
+        .char_indices()
+        .nth(API_KEY_PREFIX_LEN)
+        .map_or(key.len(), |(index, _)| index);
+    &key[..end]
+}
+
+/// Whether a password-like string has the shape of an API key (worth a key lookup).
+pub fn looks_like_api_key(text: &str) -> bool {
+    text.len() > API_KEY_PREFIX_LEN && text.starts_with(API_KEY_MARKER)
+}
+
+/// HMAC-SHA-256, the keyed hash of the cache.
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// A bounded, short-lived memory of successful password checks.
+///
+/// Routers poll every few minutes with the account password; running argon2 for each poll
+/// would make the CPU the limit of the service. An entry is keyed by HMAC(user id, password)
+/// under a key that lives only in this process, so the cache never holds a password or a
+/// value that could be tested offline. The entry also keeps the stored hash it was checked
+/// against: when the password changes the stored hash changes, and the entry no longer
+/// matches. A disabled user is refused before the cache is asked.
+#[derive(Debug)]
+pub struct PasswordCache {
+    /// The per-process HMAC key.
+    key: [u8; 32],
+    /// How long an entry stays valid.
+    lifetime: Duration,
+    /// Entry key → (SHA-256 of the PHC string checked against, time of the check).
+    entries: Option<Mutex<lru::LruCache<[u8; 32], ([u8; 32], Instant)>>>,
+}
+
+impl PasswordCache {
+    /// A cache of at most `capacity` entries, each valid for `lifetime`. A capacity of 0
+    /// turns caching off.
+    pub fn new(capacity: usize, lifetime: Duration) -> Self {
+        Self {
+            key: rand::random(),
+            lifetime,
+            entries: NonZeroUsize::new(capacity).map(|cap| Mutex::new(lru::LruCache::new(cap))),
+        }
+    }
+
+    /// Whether `password` was recently checked and found right for `user_id` whose stored
+    /// hash is still `phc`.
+    pub fn contains(&self, user_id: i64, password: &str, phc: &str) -> bool {
+        let Some(entries) = &self.entries else {
+            return false;
+        };
+        let entry_key = self.entry_key(user_id, password);
+        let mut entries = entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match entries.get(&entry_key) {
+            Some((hash_of_phc, checked_at)) if checked_at.elapsed() < self.lifetime => {
+                let current: [u8; 32] = Sha256::digest(phc.as_bytes()).into();
+                bool::from(hash_of_phc.ct_eq(&current))
+            }
+            Some(_) => {
+                entries.pop(&entry_key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Remembers that `password` is right for `user_id` with stored hash `phc`.
+    pub fn insert(&self, user_id: i64, password: &str, phc: &str) {
+        let Some(entries) = &self.entries else {
+            return;
+        };
+        let entry_key = self.entry_key(user_id, password);
+        let value = (Sha256::digest(phc.as_bytes()).into(), Instant::now());
+        entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .put(entry_key, value);
+    }
+
+    /// The HMAC of user id and password under this process's key.
+    fn entry_key(&self, user_id: i64, password: &str) -> [u8; 32] {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        mac.update(&user_id.to_be_bytes());
+        mac.update(password.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_to_argon2id_and_verify() {
+        let phc = hash_password("pa:ss&word").unwrap();
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(verify_password("pa:ss&word", &phc));
+        assert!(!verify_password("pa:ss&word ", &phc));
+        assert!(!verify_password("pa:ss&word", "not a phc string"));
+        assert_ne!(
+            phc,
+            hash_password("pa:ss&word").unwrap(),
+            "salts must differ"
+        );
+    }
+
+    #[test]
+    fn api_keys_are_random_prefixed_and_hashed() {
+        let key = generate_api_key();
+        assert!(key.secret.starts_with("ak_"));
+        assert_eq!(key.secret.len(), 3 + 43);
+        assert_eq!(key.prefix, &key.secret[..11]);
+        assert_eq!(key.hash, hash_api_key(&key.secret));
+        assert_eq!(key.hash.len(), 64);
+        assert_ne!(key.secret, generate_api_key().secret);
+        assert!(looks_like_api_key(&key.secret));
+        assert!(!looks_like_api_key("ak_short"));
+        assert!(!looks_like_api_key("password"));
+    }
+
+    #[test]
+    fn sha256_of_a_known_key() {
+        assert_eq!(
+            hash_api_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn cache_hits_only_for_same_user_password_and_stored_hash() {
+        let cache = PasswordCache::new(16, Duration::from_secs(60));
+        cache.insert(1, "secret", "$phc-1");
+        assert!(cache.contains(1, "secret", "$phc-1"));
+        assert!(!cache.contains(1, "Secret", "$phc-1"));
+        assert!(!cache.contains(2, "secret", "$phc-1"));
+        assert!(
+            !cache.contains(1, "secret", "$phc-2"),
+            "a password change invalidates"
+        );
+    }
+
+    #[test]
+    fn cache_entries_expire_and_capacity_is_bounded() {
+        let cache = PasswordCache::new(2, Duration::ZERO);
+        cache.insert(1, "secret", "$phc");
+        assert!(!cache.contains(1, "secret", "$phc"));
+
+        let cache = PasswordCache::new(2, Duration::from_secs(60));
+        cache.insert(1, "a", "$phc");
+        cache.insert(2, "b", "$phc");
+        cache.insert(3, "c", "$phc");
+        assert!(
+            !cache.contains(1, "a", "$phc"),
+            "the oldest entry is evicted"
+        );
+        assert!(cache.contains(3, "c", "$phc"));
+
+        let off = PasswordCache::new(0, Duration::from_secs(60));
+        off.insert(1, "a", "$phc");
+        assert!(!off.contains(1, "a", "$phc"));
+    }
+}

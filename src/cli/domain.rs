@@ -1,0 +1,123 @@
+//! `certadns-ddns domain ...`: DDNS domains and their owners.
+
+use anyhow::Context as _;
+use clap::Subcommand;
+
+use super::{or_dash, print_line, print_table};
+use crate::model::{DomainName, RecordType, check_family, parse_ip};
+use crate::store::audit::ChangeContext;
+use crate::store::{Store, StoreError, domains, timestamp, users, zones};
+
+/// Domain commands.
+#[derive(Debug, Subcommand)]
+pub(super) enum DomainCommand {
+    /// Add a DDNS domain inside an existing zone.
+    Add {
+        /// The name, e.g. home.dyn.example.net.
+        fqdn: String,
+        /// The user who may update it.
+        #[arg(long, value_name = "USER")]
+        owner: String,
+        /// A or AAAA. A name may have one of each.
+        #[arg(long = "type", value_name = "A|AAAA")]
+        record_type: RecordType,
+        /// A first address; without it nothing is served until the first update.
+        #[arg(long)]
+        ip: Option<String>,
+    },
+    /// Remove a domain (both types, or one with --type). Its history stays.
+    Remove {
+        /// The name.
+        fqdn: String,
+        /// Only this record type.
+        #[arg(long = "type", value_name = "A|AAAA")]
+        record_type: Option<RecordType>,
+    },
+    /// List domains, all or one owner's.
+    List {
+        /// Only this user's domains.
+        #[arg(long, value_name = "USER")]
+        owner: Option<String>,
+    },
+}
+
+/// Runs a domain command.
+pub(super) fn run(store: &Store, command: DomainCommand) -> anyhow::Result<()> {
+    match command {
+        DomainCommand::Add {
+            fqdn,
+            owner,
+            record_type,
+            ip,
+        } => {
+            let fqdn: DomainName = fqdn
+                .parse()
+                .with_context(|| format!("invalid name {fqdn:?}"))?;
+            let ip = ip
+                .as_deref()
+                .map(|text| {
+                    let ip = parse_ip(text).with_context(|| format!("{text:?}"))?;
+                    check_family(record_type, ip).with_context(|| format!("{text:?}"))?;
+                    anyhow::Ok(ip)
+                })
+                .transpose()?;
+            store.write(|tx| {
+                let zone = zones::find_enclosing_zone(tx, &fqdn)?.ok_or_else(|| {
+                    StoreError::NotFound(format!(
+                        "{fqdn} is not inside any zone; add the zone first with `certadns-ddns zone add`"
+                    ))
+                })?;
+                let user = users::get_user(tx, &owner.to_ascii_lowercase())?;
+                let now = timestamp();
+                let id = domains::insert_domain(tx, &fqdn, user.id, zone.id, record_type, &now)?;
+                if let Some(ip) = ip {
+                    let domain = domains::get_domain(tx, id)?;
+                    domains::change_address(tx, &domain, ip, &ChangeContext::admin(), &now)?;
+                }
+                Ok(())
+            })?;
+            print_line(&format!("added {record_type} domain {fqdn} for {owner}"))
+        }
+        DomainCommand::Remove { fqdn, record_type } => {
+            let fqdn: DomainName = fqdn
+                .parse()
+                .with_context(|| format!("invalid name {fqdn:?}"))?;
+            let removed = store.write(|tx| {
+                domains::remove_domains(tx, fqdn.as_str(), record_type, &timestamp())
+            })?;
+            anyhow::ensure!(removed > 0, "no such domain: {fqdn}");
+            print_line(&format!("removed {removed} domain(s) named {fqdn}"))
+        }
+        DomainCommand::List { owner } => {
+            let domains = store.read(|conn| {
+                let user_id = match &owner {
+                    Some(name) => Some(users::get_user(conn, &name.to_ascii_lowercase())?.id),
+                    None => None,
+                };
+                domains::list_domains(conn, user_id)
+            })?;
+            print_table(
+                &[
+                    "FQDN",
+                    "TYPE",
+                    "IP",
+                    "OWNER",
+                    "ZONE",
+                    "UPDATED",
+                    "LAST_CHECKED",
+                ],
+                domains.into_iter().map(|domain| {
+                    vec![
+                        domain.fqdn,
+                        domain.record_type.to_string(),
+                        or_dash(domain.ip.as_deref()),
+                        domain.owner,
+                        domain.zone,
+                        domain.updated_at,
+                        or_dash(domain.last_checked_at.as_deref()),
+                    ]
+                }),
+            )
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! `certadns-ddns key ...`: API keys. The key is printed once, at creation; only its hash is
+//! stored.
+
+use clap::Subcommand;
+
+use super::{or_dash, print_line, print_table};
+use crate::auth;
+use crate::model::{SCOPE_DOMAINS_UPDATE, validate_scope};
+use crate::store::{Store, StoreError, keys, timestamp, users};
+
+/// Key commands.
+#[derive(Debug, Subcommand)]
+pub(super) enum KeyCommand {
+    /// Create a key for a user on a paid plan; prints the key alone on stdout, once.
+    Create {
+        /// Owner's username.
+        user: String,
+        /// Scope granted (repeat for several).
+        #[arg(long = "scope", value_name = "SCOPE", default_value = SCOPE_DOMAINS_UPDATE)]
+        scopes: Vec<String>,
+    },
+    /// List keys (prefixes only), all or one user's.
+    List {
+        /// Only this user's keys.
+        user: Option<String>,
+    },
+    /// Revoke a key, given whole or by its listed prefix.
+    Revoke {
+        /// The key (ak_...) or its prefix as `key list` shows it.
+        key_or_prefix: String,
+    },
+}
+
+/// Runs a key command.
+pub(super) fn run(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
+    match command {
+        KeyCommand::Create { user, scopes } => {
+            for scope in &scopes {
+                validate_scope(scope).map_err(anyhow::Error::msg)?;
+            }
+            let key = auth::generate_api_key();
+            store.write(|tx| {
+                let owner = users::get_user(tx, &user.to_ascii_lowercase())?;
+                if !owner.plan.allows_api_keys() {
+                    return Err(StoreError::Conflict(format!(
+                        "user {} is on the free plan, and API keys need plus, pro or elite; \
+                         move them with `certadns-ddns user plan {} plus`, or let them use \
+                         their account password",
+                        owner.username, owner.username
+                    )));
+                }
+                keys::insert_key(tx, owner.id, &key.prefix, &key.hash, &scopes, &timestamp())
+            })?;
+            print_line(&key.secret)
+        }
+        KeyCommand::List { user } => {
+            let keys = store.read(|conn| {
+                let user_id = match &user {
+                    Some(name) => Some(users::get_user(conn, &name.to_ascii_lowercase())?.id),
+                    None => None,
+                };
+                keys::list_keys(conn, user_id)
+            })?;
+            print_table(
+                &["PREFIX", "USER", "SCOPES", "ACTIVE", "CREATED", "LAST_USED"],
+                keys.into_iter().map(|(key, owner)| {
+                    vec![
+                        key.prefix,
+                        owner,
+                        key.scopes.join(","),
+                        if key.is_active { "yes" } else { "no" }.to_string(),
+                        key.created_at,
+                        or_dash(key.last_used_at.as_deref()),
+                    ]
+                }),
+            )
+        }
+        KeyCommand::Revoke { key_or_prefix } => {
+            let hash = auth::hash_api_key(&key_or_prefix);
+            let prefix = auth::api_key_prefix(&key_or_prefix).to_string();
+            let revoked = store.write(|tx| keys::revoke_key(tx, &hash, &prefix, &timestamp()))?;
+            print_line(&format!("revoked {revoked}"))
+        }
+    }
+}

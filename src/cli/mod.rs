@@ -1,0 +1,148 @@
+//! The command line: `serve` and the admin commands, one file per noun.
+//!
+//! Admin commands work directly on the SQLite file (a missing one is created from
+//! `schema.sql`), so they can run while `serve` runs: WAL lets both at once, and the daemon
+//! reads every answer from the store. Output is for people and scripts alike: listings are
+//! aligned columns with a header; secrets are printed once, alone on stdout. Errors are one
+//! line on stderr (printed by `main`) and a non-zero exit.
+
+mod domain;
+mod history;
+mod key;
+mod user;
+mod zone;
+
+use std::io::{Read as _, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::store::{Store, StoreOptions};
+
+/// Dynamic DNS update server (dyndns2) with a PowerDNS-ready SQLite store.
+#[derive(Debug, Parser)]
+#[command(name = "certadns-ddns", version, about)]
+pub struct Args {
+    /// SQLite database file; created from schema.sql when missing [default: ./certadns.db,
+    /// or `database` in the --config file of `serve`].
+    #[arg(long, global = true, env = "CERTADNS_DB", value_name = "PATH")]
+    db: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Zones served (add, list).
+    #[command(subcommand)]
+    Zone(zone::ZoneCommand),
+    /// Accounts (add, plan, password, disable, enable, list).
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// API keys (create, list, revoke).
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// DDNS domains (add, remove, list).
+    #[command(subcommand)]
+    Domain(domain::DomainCommand),
+    /// A domain's address changes, newest first.
+    History(history::HistoryArgs),
+    /// Run the update service.
+    Serve(ServeArgs),
+}
+
+/// Options of `serve`; each overrides the config file.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address of the DynDNS update endpoints [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// TOML config file (see examples/config.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// Runs the parsed command line.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Command::Serve(serve) = args.command {
+        return run_serve(args.db, serve);
+    }
+    crate::log::init("warn");
+    let path = args.db.unwrap_or_else(|| Config::default().database);
+    let store = Store::open(&path, &StoreOptions::default())
+        .with_context(|| format!("cannot open database {}", path.display()))?;
+    match args.command {
+        Command::Zone(command) => zone::run(&store, command),
+        Command::User(command) => user::run(&store, command),
+        Command::Key(command) => key::run(&store, command),
+        Command::Domain(command) => domain::run(&store, command),
+        Command::History(command) => history::run(&store, command),
+        Command::Serve(_) => unreachable!("handled above"),
+    }
+}
+
+/// `serve`: loads the config, applies the flags, runs the daemon on a multi-threaded runtime.
+fn run_serve(db: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(db) = db {
+        config.database = db;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    crate::log::init(&config.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(crate::daemon::run(config))?;
+    Ok(())
+}
+
+/// Reads a secret from standard input: everything, less one trailing newline.
+fn read_password_stdin() -> anyhow::Result<String> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("cannot read the password from standard input")?;
+    let password = input
+        .strip_suffix('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line))
+        .unwrap_or(&input);
+    anyhow::ensure!(
+        password.chars().count() >= 8,
+        "the password must have at least 8 characters"
+    );
+    Ok(password.to_string())
+}
+
+/// Prints rows as aligned columns under `header`.
+fn print_table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> anyhow::Result<()> {
+    let mut table = tabwriter::TabWriter::new(std::io::stdout()).padding(2);
+    writeln!(table, "{}", header.join("\t"))?;
+    for row in rows {
+        writeln!(table, "{}", row.join("\t"))?;
+    }
+    table.flush()?;
+    Ok(())
+}
+
+/// Prints one line on stdout.
+fn print_line(line: &str) -> anyhow::Result<()> {
+    writeln!(std::io::stdout(), "{line}")?;
+    Ok(())
+}
+
+/// `-` for an absent value in listings.
+fn or_dash(value: Option<&str>) -> String {
+    value.unwrap_or("-").to_string()
+}

@@ -1,0 +1,115 @@
+//! `certadns-ddns user ...`: accounts, plans and passwords.
+
+use clap::Subcommand;
+
+use super::{print_line, print_table, read_password_stdin};
+use crate::auth;
+use crate::model::{Plan, normalize_email, normalize_username};
+use crate::store::{Store, timestamp, users};
+
+/// User commands.
+#[derive(Debug, Subcommand)]
+pub(super) enum UserCommand {
+    /// Add a user; the password is read from standard input.
+    Add {
+        /// Login name: letters, digits, '.', '_' or '-'.
+        name: String,
+        /// Email address; also accepted as login.
+        #[arg(long)]
+        email: String,
+        /// Plan: free, plus, pro or elite.
+        #[arg(long, default_value = "free")]
+        plan: Plan,
+        /// Read the password from standard input (required: passwords never go in arguments).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Change a user's plan; the TTL of their records follows at once.
+    Plan {
+        /// Username.
+        name: String,
+        /// free, plus, pro or elite.
+        plan: Plan,
+    },
+    /// Set a user's password, read from standard input.
+    Password {
+        /// Username.
+        name: String,
+        /// Read the password from standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Disable a user: every password login and API key of theirs stops working.
+    Disable {
+        /// Username.
+        name: String,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        /// Username.
+        name: String,
+    },
+    /// List the users.
+    List,
+}
+
+/// Runs a user command.
+pub(super) fn run(store: &Store, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            name, email, plan, ..
+        } => {
+            let username = normalize_username(&name).map_err(anyhow::Error::msg)?;
+            let email = normalize_email(&email).map_err(anyhow::Error::msg)?;
+            let password_hash = auth::hash_password(&read_password_stdin()?)?;
+            store.write(|tx| {
+                users::insert_user(tx, &username, &email, &password_hash, plan, &timestamp())
+            })?;
+            print_line(&format!("added user {username} ({plan})"))
+        }
+        UserCommand::Plan { name, plan } => {
+            store.write(|tx| {
+                let user = users::get_user(tx, &name.to_ascii_lowercase())?;
+                users::set_plan(tx, user.id, plan, &timestamp())
+            })?;
+            print_line(&format!("user {name} is now on the {plan} plan"))
+        }
+        UserCommand::Password { name, .. } => {
+            let password_hash = auth::hash_password(&read_password_stdin()?)?;
+            store.write(|tx| {
+                let user = users::get_user(tx, &name.to_ascii_lowercase())?;
+                users::set_password_hash(tx, user.id, &password_hash, &timestamp())
+            })?;
+            print_line(&format!("password of {name} changed"))
+        }
+        UserCommand::Disable { name } => set_active(store, &name, false),
+        UserCommand::Enable { name } => set_active(store, &name, true),
+        UserCommand::List => {
+            let users = store.read(users::list_users)?;
+            print_table(
+                &["USERNAME", "EMAIL", "PLAN", "ACTIVE", "CREATED"],
+                users.into_iter().map(|user| {
+                    vec![
+                        user.username,
+                        user.email,
+                        user.plan.to_string(),
+                        if user.is_active { "yes" } else { "no" }.to_string(),
+                        user.created_at,
+                    ]
+                }),
+            )
+        }
+    }
+}
+
+/// `user disable` / `user enable`.
+fn set_active(store: &Store, name: &str, active: bool) -> anyhow::Result<()> {
+    store.write(|tx| {
+        let user = users::get_user(tx, &name.to_ascii_lowercase())?;
+        users::set_active(tx, user.id, active, &timestamp())
+    })?;
+    print_line(&format!(
+        "user {name} {}",
+        if active { "enabled" } else { "disabled" }
+    ))
+}

@@ -1,0 +1,194 @@
+//! The configuration: one TOML file, kebab-case keys, unknown keys rejected.
+//!
+//! Precedence, lowest first: built-in defaults ([`Config::default`]), the file given with
+//! `--config`, then command-line flags. `examples/config.toml` lists every key with its
+//! default. This module depends on nothing else in the crate.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for [`Config`] (syntax, unknown key, wrong type).
+    #[error("invalid config: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value is out of its range.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// SQLite's `synchronous` level: what a committed update survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Synchronous {
+    /// A committed update survives a crash of the process, not a power loss (WAL default).
+    Normal,
+    /// A committed update survives a power loss too; each commit waits for an fsync.
+    Full,
+}
+
+/// Every option of the service.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Config {
+    /// SQLite database file; created from `schema.sql` when missing.
+    pub database: PathBuf,
+    /// Address of the DynDNS update endpoints.
+    pub listen: SocketAddr,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// SQLite `synchronous` level.
+    pub synchronous: Synchronous,
+    /// How long a write waits for the database lock before answering `dnserr`, in ms.
+    pub busy_timeout_ms: u64,
+    /// Most connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time allowed for a client to send the request headers, in seconds.
+    pub header_read_timeout_secs: u64,
+    /// Time allowed for a client to send the request body, in seconds.
+    pub body_read_timeout_secs: u64,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest request head (request line and headers) accepted, in bytes (at least 8192).
+    pub max_header_bytes: usize,
+    /// How many recent successful password checks to remember (0 turns the cache off).
+    pub password_cache_size: usize,
+    /// How long a remembered password check stays valid, in seconds.
+    pub password_cache_ttl_secs: u64,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish, in seconds.
+    pub shutdown_grace_secs: u64,
+    /// Log filter (`info`, `debug`, `certadns_ddns=debug,info`...); `RUST_LOG` overrides it.
+    pub log_level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database: PathBuf::from("certadns.db"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            trusted_proxies: [
+                "127.0.0.0/8",
+                "::1/128",
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "fc00::/7",
+            ]
+            .iter()
+            .map(|net| net.parse().expect("valid default CIDR"))
+            .collect(),
+            synchronous: Synchronous::Normal,
+            busy_timeout_ms: 3000,
+            max_connections: 1024,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 10,
+            max_body_bytes: 16 * 1024,
+            max_header_bytes: 16 * 1024,
+            password_cache_size: 10_000,
+            password_cache_ttl_secs: 300,
+            shutdown_grace_secs: 10,
+            log_level: "info".to_string(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates a config from TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// Checks the values serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_header_bytes < 8192 {
+            return Err(ConfigError::Invalid(
+                "max-header-bytes must be at least 8192".into(),
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "max-connections must be at least 1".into(),
+            ));
+        }
+        if self.header_read_timeout_secs == 0 || self.body_read_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "read timeouts must be at least 1 second".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`Config::busy_timeout_ms`] as a duration.
+    pub fn busy_timeout(&self) -> Duration {
+        Duration::from_millis(self.busy_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn the_example_config_parses_to_the_defaults() {
+        let example = include_str!("../examples/config.toml");
+        assert_eq!(Config::from_toml(example).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn keys_are_kebab_case_and_typed() {
+        let config = Config::from_toml(
+            r#"
+            listen = "0.0.0.0:80"
+            trusted-proxies = ["203.0.113.0/24"]
+            synchronous = "full"
+            busy-timeout-ms = 250
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 80);
+        assert_eq!(
+            config.trusted_proxies,
+            ["203.0.113.0/24".parse::<IpNet>().unwrap()]
+        );
+        assert_eq!(config.synchronous, Synchronous::Full);
+        assert_eq!(config.busy_timeout(), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() {
+        assert!(Config::from_toml("lisen = \"127.0.0.1:1\"").is_err());
+        assert!(Config::from_toml("busy_timeout_ms = 1").is_err());
+        assert!(Config::from_toml("synchronous = \"off\"").is_err());
+        assert!(Config::from_toml("max-header-bytes = 100").is_err());
+        assert!(Config::from_toml("trusted-proxies = [\"not a net\"]").is_err());
+    }
+}

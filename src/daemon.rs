@@ -1,0 +1,113 @@
+//! The `serve` process: open the store, bind every listener, serve, and shut down cleanly.
+//!
+//! Listeners are bound before anything is spawned, so a bad address fails the start with a
+//! clear message instead of a half-running service. SIGTERM and SIGINT stop accepting, let
+//! in-flight requests finish (bounded by `shutdown-grace-secs`) and exit 0.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::PasswordCache;
+use crate::config::Config;
+use crate::dyndns::update::Updater;
+use crate::dyndns::{ServiceOptions, UpdateService};
+use crate::net::{ServerOptions, serve_http};
+use crate::store::{Store, StoreError, StoreOptions};
+
+/// Why the daemon could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open database {path}: {source}")]
+    Store {
+        /// The database file.
+        path: String,
+        /// Why.
+        source: StoreError,
+    },
+    /// A listener could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Runs the service until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> Result<(), DaemonError> {
+    let store_options = StoreOptions {
+        synchronous: config.synchronous,
+        busy_timeout: config.busy_timeout(),
+        max_connections: 8,
+    };
+    let path = config.database.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&path, &store_options))
+        .await
+        .map_err(|error| StoreError::Task(error.to_string()))
+        .and_then(|result| result)
+        .map_err(|source| DaemonError::Store {
+            path: config.database.display().to_string(),
+            source,
+        })?;
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            address: config.listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| DaemonError::Bind {
+        address: config.listen,
+        source,
+    })?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(DaemonError::Signal)?;
+
+    let updater = Updater::new(
+        store,
+        PasswordCache::new(
+            config.password_cache_size,
+            Duration::from_secs(config.password_cache_ttl_secs),
+        ),
+    );
+    let service = UpdateService::new(
+        updater,
+        ServiceOptions {
+            trusted_proxies: config.trusted_proxies.clone(),
+            max_body_bytes: config.max_body_bytes,
+            body_read_timeout: Duration::from_secs(config.body_read_timeout_secs),
+        },
+    );
+    let server_options = ServerOptions {
+        max_connections: config.max_connections,
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+        max_header_bytes: config.max_header_bytes,
+        shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+    };
+    let (stop, stopped) = watch::channel(false);
+    let handler = move |request, peer| {
+        let service = service.clone();
+        async move { service.handle(request, peer).await }
+    };
+    let server = tokio::spawn(serve_http(listener, server_options, handler, stopped));
+    tracing::info!(database = %config.database.display(), "listening on http={local}");
+
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+    }
+    let _ = stop.send(true);
+    if let Err(error) = server.await {
+        tracing::error!(%error, "HTTP server task failed");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! The DynDNS update endpoints over HTTP: routing, body handling and answers.
+//!
+//! [`UpdateService::handle`] is the one router: a `match` on the path. The protocol work is in
+//! [`request`] (parsing), [`update`] (authentication and the write) and [`response`] (codes);
+//! this file only adapts hyper requests to them and their results to hyper responses.
+
+pub mod request;
+pub mod response;
+pub mod update;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use ipnet::IpNet;
+
+use self::request::{ClientAddress, Endpoint, detect_client, parse_update_request};
+use self::response::ReturnCode;
+use self::update::Updater;
+
+/// Limits and trust settings of the update endpoints.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Largest body accepted.
+    pub max_body_bytes: usize,
+    /// Time allowed to receive the body.
+    pub body_read_timeout: Duration,
+}
+
+/// The HTTP face of the update endpoints.
+#[derive(Debug, Clone)]
+pub struct UpdateService {
+    /// Applies updates.
+    updater: Updater,
+    /// Limits and trust settings.
+    options: ServiceOptions,
+}
+
+impl UpdateService {
+    /// A service applying updates with `updater`.
+    pub fn new(updater: Updater, options: ServiceOptions) -> Self {
+        Self { updater, options }
+    }
+
+    /// Answers one request from `peer`.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Full<Bytes>> {
+        let client = detect_client(
+            peer,
+            request
+                .headers()
+                .get("x-forwarded-for")
+                .map(HeaderValue::as_bytes),
+            &self.options.trusted_proxies,
+        );
+        let path = request.uri().path();
+        let path = path
+            .strip_suffix('/')
+            .filter(|p| !p.is_empty())
+            .unwrap_or(path);
+        let endpoint = match path {
+            "/nic/update"
+            | "/domains/nic/update"
+            | "/domains/v2/update"
+            | "/domains/dyndns/update" => Endpoint::Nic,
+            "/domains/update" => Endpoint::Basic,
+            "/domains/my-ip" => return my_ip(request.method(), client),
+            _ => return text(StatusCode::NOT_FOUND, "not found"),
+        };
+        if request.method() != Method::GET && request.method() != Method::POST {
+            return method_not_allowed("GET, POST");
+        }
+        self.update(endpoint, request, client).await
+    }
+
+    /// Handles an update endpoint.
+    async fn update(
+        &self,
+        endpoint: Endpoint,
+        request: Request<Incoming>,
+        client: ClientAddress,
+    ) -> Response<Full<Bytes>> {
+        let path = request.uri().path().to_string();
+        let (parts, body) = request.into_parts();
+        let body = match self.read_form_body(&parts, body).await {
+            Ok(body) => body,
+            Err(response) => return response,
+        };
+        let header_text = |name: header::HeaderName| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+        };
+        let update = parse_update_request(
+            endpoint,
+            parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes),
+            parts.uri.query(),
+            body.as_deref(),
+            header_text(header::USER_AGENT),
+        );
+        let hostname = update.hostname.clone().unwrap_or_default();
+        let span = tracing::info_span!("update", %path, %hostname, client = %client.source);
+        let code =
+            tracing::Instrument::instrument(self.updater.apply(update, client), span.clone()).await;
+        span.in_scope(|| tracing::info!(outcome = code.label(), "update answered"));
+        answer(code)
+    }
+
+    /// Reads a form body, if the request has one. Bodies of other content types are ignored
+    /// (some routers send a `Content-Type` with an empty body); a body that is too large or too
+    /// slow is refused.
+    async fn read_form_body(
+        &self,
+        parts: &hyper::http::request::Parts,
+        body: Incoming,
+    ) -> Result<Option<Vec<u8>>, Response<Full<Bytes>>> {
+        let declared_length = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok());
+        if declared_length.is_some_and(|length| length > self.options.max_body_bytes as u64) {
+            return Err(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            ));
+        }
+        let is_form = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_none_or(|value| {
+                value
+                    .trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            });
+        let limited = Limited::new(body, self.options.max_body_bytes);
+        let collected =
+            tokio::time::timeout(self.options.body_read_timeout, limited.collect()).await;
+        match collected {
+            Err(_) => Err(text(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time",
+            )),
+            Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            )),
+            Ok(Err(_)) => Err(text(StatusCode::BAD_REQUEST, "malformed request body")),
+            Ok(Ok(collected)) => {
+                let bytes = collected.to_bytes();
+                Ok((is_form && !bytes.is_empty()).then(|| bytes.to_vec()))
+            }
+        }
+    }
+}
+
+/// `/domains/my-ip`: the caller's address as JSON, no authentication.
+fn my_ip(method: &Method, client: ClientAddress) -> Response<Full<Bytes>> {
+    if method != Method::GET && method != Method::HEAD {
+        return method_not_allowed("GET, HEAD");
+    }
+    let body = serde_json::json!({ "ip": client.source.to_string() }).to_string();
+    let mut response = text(StatusCode::OK, &body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The HTTP answer of a dyndns2 code: its status, the code as one line of text and, for
+/// `badauth`, a Basic challenge (clients that wait for a challenge before sending credentials
+/// need it).
+fn answer(code: ReturnCode) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(code.status()).expect("dyndns2 statuses are valid");
+    let mut response = text(status, &code.body());
+    if code == ReturnCode::Badauth {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"certadns-ddns\", charset=\"UTF-8\""),
+        );
+    }
+    response
+}
+
+/// A 405 naming the allowed methods.
+fn method_not_allowed(allowed: &'static str) -> Response<Full<Bytes>> {
+    let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allowed));
+    response
+}
+
+/// A plain-text response. `Full` bodies have a known length, so hyper frames them with
+/// `Content-Length`, never chunked.
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

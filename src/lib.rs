@@ -1,0 +1,27 @@
+//! certadns-ddns: a dynamic DNS update server on one SQLite store.
+//!
+//! Start reading at [`dyndns`]: the update endpoints routers call, and [`dyndns::update`],
+//! where an update is authenticated and written with its audit row in one transaction.
+//!
+//! Module map, dependencies pointing one way (`model` ← `store` ← {`dyndns`, `cli`} ←
+//! `daemon` ← `main`; `auth` and `config` are leaves):
+//!
+//! * [`model`]: validated names, record types, plans, the strict IP rules and audit tags.
+//! * [`auth`]: argon2id passwords, API keys (stored as SHA-256), the password-check cache.
+//! * [`config`]: the TOML configuration and its defaults.
+//! * [`store`]: the SQLite store, migrations and one file of SQL per table family.
+//! * [`dyndns`]: the dyndns2 HTTP endpoints: request parsing, update logic, answer codes.
+//! * [`net`]: the HTTP/1.1 accept loop with its limits and graceful drain.
+//! * [`daemon`]: `serve`: binds, serves, shuts down on SIGTERM/SIGINT.
+//! * [`cli`]: the admin commands (`zone`, `user`, `key`, `domain`, `history`, `serve`).
+//! * [`log`]: tracing setup.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod dyndns;
+pub mod log;
+pub mod model;
+pub mod net;
+pub mod store;

@@ -1,0 +1,338 @@
+//! DDNS domains: who owns which name, in which zone, and its current address.
+
+use std::net::IpAddr;
+
+use rusqlite::{Connection, Row, params};
+
+use super::audit::{Change, ChangeContext, insert_audit};
+use super::zones::bump_serial;
+use super::{StoreError, conflict_on_unique};
+use crate::model::{DomainName, RecordType};
+
+/// A domain row, with its owner's and zone's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    /// Row id.
+    pub id: i64,
+    /// Name.
+    pub fqdn: String,
+    /// Owner's user id.
+    pub user_id: i64,
+    /// Owner's username.
+    pub owner: String,
+    /// Zone row id.
+    pub zone_id: i64,
+    /// Zone name.
+    pub zone: String,
+    /// `A` or `AAAA`.
+    pub record_type: RecordType,
+    /// Current address, canonical text; None before the first update.
+    pub ip: Option<String>,
+    /// Creation time.
+    pub created_at: String,
+    /// Last address change.
+    pub updated_at: String,
+    /// Last authenticated update request, changed or not.
+    pub last_checked_at: Option<String>,
+}
+
+/// The select list [`domain_from_row`] reads, over `domains d` joined with `users u` and
+/// `zones z`.
+const DOMAIN_SELECT: &str =
+    "SELECT d.id, d.fqdn, d.user_id, u.username, d.zone_id, z.name, d.record_type,
+        d.ip, d.created_at, d.updated_at, d.last_checked_at
+    FROM domains d JOIN users u ON u.id = d.user_id JOIN zones z ON z.id = d.zone_id";
+
+/// Reads a [`Domain`] from a row selected with [`DOMAIN_SELECT`].
+fn domain_from_row(row: &Row<'_>) -> rusqlite::Result<Domain> {
+    let record_type: String = row.get(6)?;
+    Ok(Domain {
+        id: row.get(0)?,
+        fqdn: row.get(1)?,
+        user_id: row.get(2)?,
+        owner: row.get(3)?,
+        zone_id: row.get(4)?,
+        zone: row.get(5)?,
+        record_type: record_type.parse().map_err(|error: String| {
+            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, error.into())
+        })?,
+        ip: row.get(7)?,
+        created_at: row.get(8)?,
+        updated_at: row.get(9)?,
+        last_checked_at: row.get(10)?,
+    })
+}
+
+/// Creates a domain with no address yet. A name belongs to one user: a second record type for
+/// the same name must have the same owner.
+pub fn insert_domain(
+    conn: &Connection,
+    fqdn: &DomainName,
+    user_id: i64,
+    zone_id: i64,
+    record_type: RecordType,
+    now: &str,
+) -> Result<i64, StoreError> {
+    let other_owner: Option<String> = conn
+        .prepare_cached(
+            "SELECT u.username FROM domains d JOIN users u ON u.id = d.user_id
+             WHERE d.fqdn = ?1 AND d.user_id != ?2 LIMIT 1",
+        )?
+        .query_map(params![fqdn.as_str(), user_id], |row| row.get(0))?
+        .next()
+        .transpose()?;
+    if let Some(owner) = other_owner {
+        return Err(StoreError::Conflict(format!(
+            "{fqdn} belongs to {owner:?} already"
+        )));
+    }
+    conn.execute(
+        "INSERT INTO domains (fqdn, user_id, zone_id, record_type, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![fqdn.as_str(), user_id, zone_id, record_type.as_str(), now],
+    )
+    .map_err(|error| {
+        conflict_on_unique(error, || {
+            format!("{fqdn} already has an {record_type} domain")
+        })
+    })?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The domains (one per record type) named `fqdn` that `user_id` owns.
+pub fn find_owned_domains(
+    conn: &Connection,
+    user_id: i64,
+    fqdn: &str,
+) -> Result<Vec<Domain>, StoreError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "{DOMAIN_SELECT} WHERE d.fqdn = ?1 AND d.user_id = ?2 ORDER BY d.record_type"
+    ))?;
+    let domains = statement
+        .query_map(params![fqdn, user_id], domain_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(domains)
+}
+
+/// The domain with row id `id`.
+pub fn get_domain(conn: &Connection, id: i64) -> Result<Domain, StoreError> {
+    let mut statement = conn.prepare_cached(&format!("{DOMAIN_SELECT} WHERE d.id = ?1"))?;
+    Ok(statement.query_row([id], domain_from_row)?)
+}
+
+/// All domains, or one owner's, by name and type.
+pub fn list_domains(conn: &Connection, user_id: Option<i64>) -> Result<Vec<Domain>, StoreError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "{DOMAIN_SELECT} WHERE ?1 IS NULL OR d.user_id = ?1 ORDER BY d.fqdn, d.record_type"
+    ))?;
+    let domains = statement
+        .query_map([user_id], domain_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(domains)
+}
+
+/// Removes the domains named `fqdn` (only the `record_type` one, when given) and bumps their
+/// zone's serial. Their audit rows stay. Returns how many were removed.
+pub fn remove_domains(
+    conn: &Connection,
+    fqdn: &str,
+    record_type: Option<RecordType>,
+    now: &str,
+) -> Result<usize, StoreError> {
+    let zone_ids: Vec<i64> = conn
+        .prepare_cached(
+            "DELETE FROM domains WHERE fqdn = ?1 AND (?2 IS NULL OR record_type = ?2)
+             RETURNING zone_id",
+        )?
+        .query_map(params![fqdn, record_type.map(RecordType::as_str)], |row| {
+            row.get(0)
+        })?
+        .collect::<Result<_, _>>()?;
+    if let Some(zone_id) = zone_ids.first() {
+        bump_serial(conn, *zone_id, now)?;
+    }
+    Ok(zone_ids.len())
+}
+
+/// Notes an authenticated update request that changed nothing.
+pub fn touch_checked(conn: &Connection, domain_id: i64, now: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE domains SET last_checked_at = ?2 WHERE id = ?1")?
+        .execute(params![domain_id, now])?;
+    Ok(())
+}
+
+/// Points `domain` at `new_ip`: updates the row, bumps the zone serial and appends the audit
+/// row, all on `conn`, which the caller holds inside one transaction.
+pub fn change_address(
+    conn: &Connection,
+    domain: &Domain,
+    new_ip: IpAddr,
+    context: &ChangeContext,
+    now: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE domains SET ip = ?2, updated_at = ?3, last_checked_at = ?3 WHERE id = ?1",
+    )?
+    .execute(params![domain.id, new_ip.to_string(), now])?;
+    bump_serial(conn, domain.zone_id, now)?;
+    let change = Change {
+        domain_id: domain.id,
+        fqdn: &domain.fqdn,
+        record_type: domain.record_type.as_str(),
+        old_ip: domain.ip.as_deref(),
+        new_ip,
+    };
+    insert_audit(conn, &change, context, now)
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::model::{AuthMethod, Plan};
+    use crate::store::audit::history;
+    use crate::store::test_connection;
+    use crate::store::users::insert_user;
+    use crate::store::zones::{insert_zone, list_zones};
+
+    fn name(text: &str) -> DomainName {
+        text.parse().unwrap()
+    }
+
+    /// A zone `dyn.example` and users alice and bob; returns (zone, alice, bob) ids.
+    fn seed(conn: &Connection) -> (i64, i64, i64) {
+        let zone =
+            insert_zone(conn, &name("dyn.example"), &[name("ns.example")], None, "t").unwrap();
+        let alice =
+            insert_user(conn, "alice", "alice@example.com", "$phc", Plan::Plus, "t").unwrap();
+        let bob = insert_user(conn, "bob", "bob@example.com", "$phc", Plan::Free, "t").unwrap();
+        (zone, alice, bob)
+    }
+
+    #[test]
+    fn a_name_holds_one_a_and_one_aaaa_of_one_owner() {
+        let conn = test_connection();
+        let (zone, alice, bob) = seed(&conn);
+        insert_domain(
+            &conn,
+            &name("home.dyn.example"),
+            alice,
+            zone,
+            RecordType::A,
+            "t",
+        )
+        .unwrap();
+        insert_domain(
+            &conn,
+            &name("home.dyn.example"),
+            alice,
+            zone,
+            RecordType::Aaaa,
+            "t",
+        )
+        .unwrap();
+        let twice = insert_domain(
+            &conn,
+            &name("HOME.dyn.example"),
+            alice,
+            zone,
+            RecordType::A,
+            "t",
+        );
+        assert!(matches!(twice, Err(StoreError::Conflict(_))));
+        let stolen = insert_domain(
+            &conn,
+            &name("home.dyn.example"),
+            bob,
+            zone,
+            RecordType::A,
+            "t",
+        );
+        assert!(matches!(stolen, Err(StoreError::Conflict(_))));
+        assert_eq!(
+            find_owned_domains(&conn, alice, "home.dyn.example")
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(
+            find_owned_domains(&conn, bob, "home.dyn.example")
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_address_change_updates_bumps_the_serial_and_audits() {
+        let conn = test_connection();
+        let (zone, alice, _) = seed(&conn);
+        let id = insert_domain(
+            &conn,
+            &name("home.dyn.example"),
+            alice,
+            zone,
+            RecordType::A,
+            "t",
+        )
+        .unwrap();
+        let serial_before = list_zones(&conn).unwrap()[0].serial;
+        let context = ChangeContext {
+            source_ip: Some("192.0.2.7".parse().unwrap()),
+            peer_ip: Some("127.0.0.1".parse().unwrap()),
+            user_agent: Some("test/1.0".into()),
+            auth_method: AuthMethod::Basic,
+        };
+        let domain = get_domain(&conn, id).unwrap();
+        change_address(&conn, &domain, "10.0.0.1".parse().unwrap(), &context, "t1").unwrap();
+        let domain = get_domain(&conn, id).unwrap();
+        change_address(&conn, &domain, "192.0.2.1".parse().unwrap(), &context, "t2").unwrap();
+
+        let domain = get_domain(&conn, id).unwrap();
+        assert_eq!(domain.ip.as_deref(), Some("192.0.2.1"));
+        assert_eq!(domain.updated_at, "t2");
+        assert_eq!(list_zones(&conn).unwrap()[0].serial, serial_before + 2);
+        let rows = history(&conn, "home.dyn.example", 10).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].old_ip.as_deref(), Some("10.0.0.1"));
+        assert_eq!(rows[0].new_ip, "192.0.2.1");
+        assert_eq!(rows[0].ip_tags, ["documentation"]);
+        assert_eq!(rows[1].old_ip, None);
+        assert_eq!(rows[1].ip_tags, ["private"]);
+        assert_eq!(rows[0].auth_method, "basic");
+        assert_eq!(rows[0].source_ip.as_deref(), Some("192.0.2.7"));
+    }
+
+    #[test]
+    fn removing_keeps_the_history() {
+        let conn = test_connection();
+        let (zone, alice, _) = seed(&conn);
+        let id = insert_domain(
+            &conn,
+            &name("home.dyn.example"),
+            alice,
+            zone,
+            RecordType::A,
+            "t",
+        )
+        .unwrap();
+        let domain = get_domain(&conn, id).unwrap();
+        change_address(
+            &conn,
+            &domain,
+            "192.0.2.1".parse().unwrap(),
+            &ChangeContext::admin(),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            remove_domains(&conn, "home.dyn.example", None, "t").unwrap(),
+            1
+        );
+        assert_eq!(
+            remove_domains(&conn, "home.dyn.example", None, "t").unwrap(),
+            0
+        );
+        let rows = history(&conn, "home.dyn.example", 10).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].domain_id, None);
+    }
+}

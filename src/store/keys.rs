@@ -1,0 +1,210 @@
+//! API keys: stored as SHA-256 hashes with their scopes, prefix and usage times.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::users::{User, get_user_by_id};
+use super::{StoreError, conflict_on_unique};
+
+/// An API key row (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Row id.
+    pub id: i64,
+    /// Owner's user id.
+    pub user_id: i64,
+    /// Non-secret prefix, `ak_` and 8 characters.
+    pub prefix: String,
+    /// Scopes granted.
+    pub scopes: Vec<String>,
+    /// False once revoked.
+    pub is_active: bool,
+    /// Creation time.
+    pub created_at: String,
+    /// Last successful authentication with it.
+    pub last_used_at: Option<String>,
+}
+
+impl ApiKey {
+    /// Whether the key was granted `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|granted| granted == scope)
+    }
+}
+
+/// The columns [`key_from_row`] reads, in order, qualified for joins.
+const KEY_COLUMNS: &str =
+    "k.id, k.user_id, k.prefix, k.scopes, k.is_active, k.created_at, k.last_used_at";
+
+/// Reads an [`ApiKey`] from the first columns of a row selected with [`KEY_COLUMNS`].
+fn key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKey> {
+    let scopes: String = row.get(3)?;
+    Ok(ApiKey {
+        id: row.get(0)?,
+        user_id: row.get(1)?,
+        prefix: row.get(2)?,
+        scopes: serde_json::from_str(&scopes).map_err(|error| {
+            rusqlite::Error::FromSqlConversionFailure(
+                3,
+                rusqlite::types::Type::Text,
+                Box::new(error),
+            )
+        })?,
+        is_active: row.get(4)?,
+        created_at: row.get(5)?,
+        last_used_at: row.get(6)?,
+    })
+}
+
+/// Stores a new key for `user_id`, by prefix and hash.
+pub fn insert_key(
+    conn: &Connection,
+    user_id: i64,
+    prefix: &str,
+    hash: &str,
+    scopes: &[String],
+    now: &str,
+) -> Result<i64, StoreError> {
+    conn.execute(
+        "INSERT INTO api_keys (user_id, prefix, key_hash, scopes, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            user_id,
+            prefix,
+            hash,
+            serde_json::to_string(scopes).expect("strings serialise"),
+            now
+        ],
+    )
+    .map_err(|error| conflict_on_unique(error, || "API key collision; generate again".into()))?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The key with SHA-256 `hash` and its owner, active or not.
+pub fn find_key_by_hash(
+    conn: &Connection,
+    hash: &str,
+) -> Result<Option<(ApiKey, User)>, StoreError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.key_hash = ?1"
+    ))?;
+    let Some(key) = statement.query_row([hash], key_from_row).optional()? else {
+        return Ok(None);
+    };
+    let user = get_user_by_id(conn, key.user_id)?;
+    Ok(Some((key, user)))
+}
+
+/// Records a successful authentication with key `key_id`.
+pub fn touch_key(conn: &Connection, key_id: i64, now: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",
+        params![key_id, now],
+    )?;
+    Ok(())
+}
+
+/// Keys with their owner's username, newest first; all users' or one user's.
+pub fn list_keys(
+    conn: &Connection,
+    user_id: Option<i64>,
+) -> Result<Vec<(ApiKey, String)>, StoreError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {KEY_COLUMNS}, u.username
+         FROM api_keys k JOIN users u ON u.id = k.user_id
+         WHERE ?1 IS NULL OR k.user_id = ?1
+         ORDER BY k.id DESC"
+    ))?;
+    let keys = statement
+        .query_map([user_id], |row| Ok((key_from_row(row)?, row.get(7)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(keys)
+}
+
+/// Revokes the key whose hash is `hash` or, failing that, the one key whose prefix is `prefix`.
+/// Returns the revoked key's prefix.
+pub fn revoke_key(
+    conn: &Connection,
+    hash: &str,
+    prefix: &str,
+    now: &str,
+) -> Result<String, StoreError> {
+    let mut statement =
+        conn.prepare_cached("SELECT id, prefix FROM api_keys WHERE key_hash = ?1 OR prefix = ?2")?;
+    let matches: Vec<(i64, String)> = statement
+        .query_map([hash, prefix], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let (id, prefix) = match matches.as_slice() {
+        [] => {
+            return Err(StoreError::NotFound(format!(
+                "no API key matches {prefix:?}"
+            )));
+        }
+        [one] => one.clone(),
+        _ => {
+            return Err(StoreError::Conflict(format!(
+                "{} keys share the prefix {prefix:?}; give the whole key",
+                matches.len()
+            )));
+        }
+    };
+    conn.execute(
+        "UPDATE api_keys SET is_active = 0, revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
+        params![id, now],
+    )?;
+    Ok(prefix)
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::model::Plan;
+    use crate::store::test_connection;
+    use crate::store::users::insert_user;
+
+    #[test]
+    fn keys_are_found_by_hash_and_revoked_by_prefix_or_hash() {
+        let conn = test_connection();
+        let alice =
+            insert_user(&conn, "alice", "alice@example.com", "$phc", Plan::Plus, "t").unwrap();
+        let scopes = vec!["domains:update".to_string()];
+        insert_key(&conn, alice, "ak_aaaaaaaa", "hash-1", &scopes, "t").unwrap();
+        insert_key(&conn, alice, "ak_bbbbbbbb", "hash-2", &scopes, "t").unwrap();
+
+        let (key, owner) = find_key_by_hash(&conn, "hash-1").unwrap().unwrap();
+        assert_eq!(owner.username, "alice");
+        assert!(key.is_active && key.has_scope("domains:update") && !key.has_scope("domains:read"));
+        assert!(find_key_by_hash(&conn, "nope").unwrap().is_none());
+
+        touch_key(&conn, key.id, "t-used").unwrap();
+        assert_eq!(
+            revoke_key(&conn, "no-such-hash", "ak_aaaaaaaa", "t2").unwrap(),
+            "ak_aaaaaaaa"
+        );
+        let (key, _) = find_key_by_hash(&conn, "hash-1").unwrap().unwrap();
+        assert!(!key.is_active);
+        assert_eq!(key.last_used_at.as_deref(), Some("t-used"));
+        assert_eq!(
+            revoke_key(&conn, "hash-2", "ak_whatever", "t2").unwrap(),
+            "ak_bbbbbbbb"
+        );
+        assert!(matches!(
+            revoke_key(&conn, "x", "ak_cccccccc", "t"),
+            Err(StoreError::NotFound(_))
+        ));
+        assert_eq!(list_keys(&conn, Some(alice)).unwrap().len(), 2);
+        assert_eq!(list_keys(&conn, Some(alice + 1)).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn an_ambiguous_prefix_is_refused() {
+        let conn = test_connection();
+        let alice =
+            insert_user(&conn, "alice", "alice@example.com", "$phc", Plan::Plus, "t").unwrap();
+        insert_key(&conn, alice, "ak_same1234", "hash-1", &[], "t").unwrap();
+        insert_key(&conn, alice, "ak_same1234", "hash-2", &[], "t").unwrap();
+        assert!(matches!(
+            revoke_key(&conn, "x", "ak_same1234", "t"),
+            Err(StoreError::Conflict(_))
+        ));
+    }
+}

@@ -1,0 +1,268 @@
+//! The SQLite store: the one source of truth for zones, users, keys, domains and the audit trail.
+//!
+//! [`Store`] owns an r2d2 pool of connections, each set up with foreign keys on, a bounded busy
+//! timeout and the configured `synchronous` level; the database runs in WAL mode so that reads
+//! go on while one writer commits. Every write goes through [`Store::write`], one `BEGIN
+//! IMMEDIATE` transaction: a change and its audit row commit together or not at all.
+//!
+//! The submodules hold the SQL, one file per table family, as functions over a `&Connection`
+//! (a `Transaction` derefs to one), so they compose inside a single transaction and test on an
+//! in-memory database. The store knows nothing of HTTP or of the dyndns2 protocol.
+
+pub mod audit;
+pub mod domains;
+pub mod keys;
+mod schema;
+pub mod users;
+pub mod zones;
+
+use std::path::Path;
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use crate::config::Synchronous;
+
+pub use schema::migrate;
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused or failed (locked past the busy timeout, disk full, read-only file...).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// No connection could be had from the pool in time.
+    #[error("database connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    /// The database was written by a newer version of this program.
+    #[error(
+        "database schema version {found} is newer than this program knows ({known}); upgrade certadns-ddns"
+    )]
+    SchemaTooNew {
+        /// `user_version` found in the file.
+        found: i64,
+        /// The highest migration this build has.
+        known: i64,
+    },
+    /// A thing named by the caller does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The change would break a uniqueness or ownership rule.
+    #[error("{0}")]
+    Conflict(String),
+    /// A blocking task died (panicked or was cancelled) before finishing.
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// How to open the store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// SQLite `synchronous` level.
+    pub synchronous: Synchronous,
+    /// How long a statement waits for a lock before failing with "database is locked".
+    pub busy_timeout: Duration,
+    /// Largest number of open connections.
+    pub max_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::Normal,
+            busy_timeout: Duration::from_secs(3),
+            max_connections: 8,
+        }
+    }
+}
+
+/// A handle on the database; cheap to clone (the pool is shared).
+#[derive(Clone, Debug)]
+pub struct Store {
+    /// Connections, each initialised by [`configure_connection`].
+    pool: r2d2::Pool<SqliteConnectionManager>,
+}
+
+impl Store {
+    /// Opens (creating if missing) the database at `path`, switches it to WAL and applies any
+    /// pending migrations.
+    pub fn open(path: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
+        let busy_timeout = options.busy_timeout;
+        let synchronous = options.synchronous;
+        let manager = SqliteConnectionManager::file(path)
+            .with_init(move |conn| configure_connection(conn, busy_timeout, synchronous));
+        let pool = r2d2::Pool::builder()
+            .max_size(options.max_connections.max(1))
+            .min_idle(Some(1))
+            // Waiting longer for a pooled connection than for a lock would only hide a stall.
+            .connection_timeout(busy_timeout + Duration::from_secs(1))
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .build(manager)?;
+        let mut conn = pool.get()?;
+        // WAL is a property of the file, so setting it once is enough.
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(journal_mode = %mode, "could not switch the database to WAL");
+        }
+        migrate(&mut conn)?;
+        drop(conn);
+        Ok(Self { pool })
+    }
+
+    /// Runs `operation` on a pooled connection, outside any explicit transaction.
+    pub fn read<T>(
+        &self,
+        operation: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.pool.get()?;
+        operation(&conn)
+    }
+
+    /// Runs `operation` inside one `BEGIN IMMEDIATE` transaction and commits it. When
+    /// `operation` fails nothing it did remains.
+    ///
+    /// IMMEDIATE takes the write lock up front, so two writers never deadlock on a read-to-write
+    /// upgrade; a writer that cannot get the lock within the busy timeout fails cleanly.
+    pub fn write<T>(
+        &self,
+        operation: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = operation(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// [`Store::read`] on a blocking thread, for async callers.
+    pub async fn read_blocking<T: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read(operation))
+            .await
+            .map_err(|error| StoreError::Task(error.to_string()))?
+    }
+
+    /// [`Store::write`] on a blocking thread, for async callers.
+    pub async fn write_blocking<T: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.write(operation))
+            .await
+            .map_err(|error| StoreError::Task(error.to_string()))?
+    }
+}
+
+/// Per-connection settings: these pragmas do not persist in the file.
+fn configure_connection(
+    conn: &mut Connection,
+    busy_timeout: Duration,
+    synchronous: Synchronous,
+) -> rusqlite::Result<()> {
+    conn.busy_timeout(busy_timeout)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    let level = match synchronous {
+        Synchronous::Normal => "NORMAL",
+        Synchronous::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", level)?;
+    Ok(())
+}
+
+/// The current time as the store writes it: UTC, RFC 3339, milliseconds, `Z`.
+///
+/// The fixed width makes text order equal time order.
+pub fn timestamp() -> String {
+    use time::macros::format_description;
+    time::OffsetDateTime::now_utc()
+        .format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        ))
+        .expect("formatting a UTC time cannot fail")
+}
+
+/// Turns a UNIQUE-constraint failure into [`StoreError::Conflict`] with `message`; passes other
+/// errors through.
+fn conflict_on_unique(error: rusqlite::Error, message: impl FnOnce() -> String) -> StoreError {
+    match error {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            StoreError::Conflict(message())
+        }
+        other => StoreError::Sqlite(other),
+    }
+}
+
+/// An in-memory database with the schema applied, for the submodules' tests.
+#[cfg(test)]
+fn test_connection() -> Connection {
+    let mut conn = Connection::open_in_memory().expect("in-memory SQLite");
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    migrate(&mut conn).expect("migrations apply");
+    conn
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_fixed_width_utc() {
+        let now = timestamp();
+        assert_eq!(now.len(), "2026-11-27T11:32:15.123Z".len());
+        assert!(now.ends_with('Z'));
+        assert!(
+            time::OffsetDateTime::parse(&now, &time::format_description::well_known::Rfc3339)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn open_creates_a_wal_database_with_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path, &StoreOptions::default()).unwrap();
+        let (mode, version, foreign_keys): (String, i64, i64) = store
+            .read(|conn| {
+                Ok(conn.query_row(
+                    "SELECT (SELECT journal_mode FROM pragma_journal_mode),
+                            (SELECT user_version FROM pragma_user_version),
+                            (SELECT foreign_keys FROM pragma_foreign_keys)",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(version, 1);
+        assert_eq!(foreign_keys, 1);
+        drop(store);
+        // Opening again leaves the schema as it is.
+        Store::open(&path, &StoreOptions::default()).unwrap();
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), &StoreOptions::default()).unwrap();
+        let result: Result<(), StoreError> = store.write(|tx| {
+            tx.execute(
+                "INSERT INTO users (username, email, password_hash, created_at, updated_at)
+                 VALUES ('a', 'a@example.com', 'x', 'now', 'now')",
+                [],
+            )?;
+            Err(StoreError::Conflict("forced".into()))
+        });
+        assert!(result.is_err());
+        let count: i64 = store
+            .read(|conn| Ok(conn.query_row("SELECT count(*) FROM users", [], |row| row.get(0))?))
+            .unwrap();
+        assert_eq!(count, 0);
+    }
+}

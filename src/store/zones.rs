@@ -1,0 +1,221 @@
+//! Zones: the apexes we are authoritative for, their SOA fields and name servers.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{StoreError, conflict_on_unique};
+use crate::model::DomainName;
+
+/// A zone row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zone {
+    /// Row id.
+    pub id: i64,
+    /// Apex name.
+    pub name: String,
+    /// NS host names; the first is the SOA MNAME.
+    pub nameservers: Vec<String>,
+    /// SOA RNAME, as a DNS name.
+    pub hostmaster: String,
+    /// SOA serial.
+    pub serial: u32,
+    /// SOA refresh, seconds.
+    pub refresh: u32,
+    /// SOA retry, seconds.
+    pub retry: u32,
+    /// SOA expire, seconds.
+    pub expire: u32,
+    /// SOA minimum (negative-caching TTL), seconds.
+    pub minimum: u32,
+    /// TTL of the SOA and NS records.
+    pub ttl: u32,
+    /// Creation time.
+    pub created_at: String,
+}
+
+/// The columns [`zone_from_row`] reads, in order.
+const ZONE_COLUMNS: &str =
+    "id, name, nameservers, hostmaster, serial, refresh, retry, expire, minimum, ttl, created_at";
+
+/// Reads a [`Zone`] from a row selected with [`ZONE_COLUMNS`].
+fn zone_from_row(row: &Row<'_>) -> rusqlite::Result<Zone> {
+    let nameservers: String = row.get(2)?;
+    Ok(Zone {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        nameservers: serde_json::from_str(&nameservers).map_err(|error| {
+            rusqlite::Error::FromSqlConversionFailure(
+                2,
+                rusqlite::types::Type::Text,
+                Box::new(error),
+            )
+        })?,
+        hostmaster: row.get(3)?,
+        serial: row.get(4)?,
+        refresh: row.get(5)?,
+        retry: row.get(6)?,
+        expire: row.get(7)?,
+        minimum: row.get(8)?,
+        ttl: row.get(9)?,
+        created_at: row.get(10)?,
+    })
+}
+
+/// The first serial of a new zone: today as `YYYYMMDD01`, the usual convention, so serials of
+/// zones made on different days still sort by age. From then on each change adds one.
+pub fn initial_serial() -> u32 {
+    let today = time::OffsetDateTime::now_utc().date();
+    let date = u32::try_from(today.year()).expect("a year after 0") * 10_000
+        + u32::from(u8::from(today.month())) * 100
+        + u32::from(today.day());
+    date * 100 + 1
+}
+
+/// Creates a zone; its hostmaster defaults to `hostmaster.<zone>`.
+pub fn insert_zone(
+    conn: &Connection,
+    name: &DomainName,
+    nameservers: &[DomainName],
+    hostmaster: Option<&DomainName>,
+    now: &str,
+) -> Result<i64, StoreError> {
+    let hostmaster = hostmaster.map_or_else(|| format!("hostmaster.{name}"), ToString::to_string);
+    let nameservers: Vec<&str> = nameservers.iter().map(DomainName::as_str).collect();
+    conn.execute(
+        "INSERT INTO zones (name, nameservers, hostmaster, serial, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![
+            name.as_str(),
+            serde_json::to_string(&nameservers).expect("strings serialise"),
+            hostmaster,
+            initial_serial(),
+            now
+        ],
+    )
+    .map_err(|error| conflict_on_unique(error, || format!("zone {name} exists already")))?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// All zones, by name.
+pub fn list_zones(conn: &Connection) -> Result<Vec<Zone>, StoreError> {
+    let mut statement =
+        conn.prepare_cached(&format!("SELECT {ZONE_COLUMNS} FROM zones ORDER BY name"))?;
+    let zones = statement
+        .query_map([], zone_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(zones)
+}
+
+/// The most specific zone that `name` lies in (`a.b.example` is in `b.example` before
+/// `example`), if any.
+pub fn find_enclosing_zone(
+    conn: &Connection,
+    name: &DomainName,
+) -> Result<Option<Zone>, StoreError> {
+    let mut statement =
+        conn.prepare_cached(&format!("SELECT {ZONE_COLUMNS} FROM zones WHERE name = ?1"))?;
+    let mut suffix = name.as_str();
+    loop {
+        if let Some(zone) = statement.query_row([suffix], zone_from_row).optional()? {
+            return Ok(Some(zone));
+        }
+        match suffix.split_once('.') {
+            Some((_, parent)) => suffix = parent,
+            None => return Ok(None),
+        }
+    }
+}
+
+/// Adds one to a zone's serial: called in the transaction of every change to its records, so
+/// secondaries and caches see a new version. Wraps per RFC 1982 past 2^32 - 1.
+pub fn bump_serial(conn: &Connection, zone_id: i64, now: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE zones SET serial = CASE WHEN serial >= 4294967295 THEN 1 ELSE serial + 1 END,
+                          updated_at = ?2
+         WHERE id = ?1",
+        params![zone_id, now],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::store::test_connection;
+
+    fn name(text: &str) -> DomainName {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn zones_are_created_listed_and_unique() {
+        let conn = test_connection();
+        insert_zone(
+            &conn,
+            &name("dyn.example"),
+            &[name("ns1.example"), name("ns2.example")],
+            None,
+            "t",
+        )
+        .unwrap();
+        let zones = list_zones(&conn).unwrap();
+        assert_eq!(zones.len(), 1);
+        assert_eq!(zones[0].nameservers, ["ns1.example", "ns2.example"]);
+        assert_eq!(zones[0].hostmaster, "hostmaster.dyn.example");
+        assert_eq!(zones[0].serial % 100, 1);
+        let again = insert_zone(
+            &conn,
+            &name("DYN.example"),
+            &[name("ns1.example")],
+            None,
+            "t",
+        );
+        assert!(matches!(again, Err(StoreError::Conflict(_))));
+    }
+
+    #[test]
+    fn the_most_specific_zone_encloses() {
+        let conn = test_connection();
+        insert_zone(&conn, &name("example"), &[name("ns.example")], None, "t").unwrap();
+        insert_zone(
+            &conn,
+            &name("dyn.example"),
+            &[name("ns.example")],
+            None,
+            "t",
+        )
+        .unwrap();
+        let zone = |text: &str| {
+            find_enclosing_zone(&conn, &name(text))
+                .unwrap()
+                .map(|z| z.name)
+        };
+        assert_eq!(zone("a.dyn.example").as_deref(), Some("dyn.example"));
+        assert_eq!(zone("dyn.example").as_deref(), Some("dyn.example"));
+        assert_eq!(zone("a.other.example").as_deref(), Some("example"));
+        assert_eq!(zone("a.elsewhere"), None);
+    }
+
+    #[test]
+    fn serial_increases_and_wraps() {
+        let conn = test_connection();
+        let id = insert_zone(
+            &conn,
+            &name("dyn.example"),
+            &[name("ns.example")],
+            None,
+            "t",
+        )
+        .unwrap();
+        let serial = |conn: &Connection| -> u32 {
+            conn.query_row("SELECT serial FROM zones WHERE id = ?1", [id], |r| r.get(0))
+                .unwrap()
+        };
+        let first = serial(&conn);
+        bump_serial(&conn, id, "t2").unwrap();
+        assert_eq!(serial(&conn), first + 1);
+        conn.execute("UPDATE zones SET serial = 4294967295", [])
+            .unwrap();
+        bump_serial(&conn, id, "t3").unwrap();
+        assert_eq!(serial(&conn), 1);
+    }
+}
