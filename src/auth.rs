@@ -106,6 +106,9 @@ pub fn looks_like_api_key(text: &str) -> bool {
     text.len() > API_KEY_PREFIX_LEN && text.starts_with(API_KEY_MARKER)
 }
 
+/// A remembered check: SHA-256 of the PHC string checked against, and when.
+type CachedCheck = ([u8; 32], Instant);
+
 /// HMAC-SHA-256, the keyed hash of the cache.
 type HmacSha256 = hmac::Hmac<Sha256>;
 
@@ -123,8 +126,8 @@ pub struct PasswordCache {
     key: [u8; 32],
     /// How long an entry stays valid.
     lifetime: Duration,
-    /// Entry key → (SHA-256 of the PHC string checked against, time of the check).
-    entries: Option<Mutex<lru::LruCache<[u8; 32], ([u8; 32], Instant)>>>,
+    /// The entries; None when caching is off.
+    entries: Option<Mutex<lru::LruCache<[u8; 32], CachedCheck>>>,
 }
 
 impl PasswordCache {

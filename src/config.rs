@@ -23,8 +23,13 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not valid TOML for [`Config`] (syntax, unknown key, wrong type).
-    #[error("invalid config: {0}")]
-    Parse(#[from] toml::de::Error),
+    #[error("invalid config at line {line}: {message}")]
+    Parse {
+        /// 1-based line of the problem.
+        line: usize,
+        /// What is wrong, on one line.
+        message: String,
+    },
     /// A value is out of its range.
     #[error("invalid config: {0}")]
     Invalid(String),
@@ -108,7 +113,16 @@ impl Default for Config {
 impl Config {
     /// Parses and validates a config from TOML text.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text)?;
+        let config: Self = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            line: error
+                .span()
+                .map_or(1, |span| text[..span.start].matches('\n').count() + 1),
+            message: error
+                .message()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -185,7 +199,14 @@ mod test {
 
     #[test]
     fn unknown_keys_and_bad_values_are_rejected() {
-        assert!(Config::from_toml("lisen = \"127.0.0.1:1\"").is_err());
+        let typo = Config::from_toml("\nlisen = \"127.0.0.1:1\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            typo.starts_with("invalid config at line 2: unknown field `lisen`"),
+            "{typo}"
+        );
+        assert!(!typo.contains('\n'), "{typo}");
         assert!(Config::from_toml("busy_timeout_ms = 1").is_err());
         assert!(Config::from_toml("synchronous = \"off\"").is_err());
         assert!(Config::from_toml("max-header-bytes = 100").is_err());

@@ -248,6 +248,22 @@ mod test {
     }
 
     #[test]
+    fn synchronous_follows_the_options() {
+        let dir = tempfile::tempdir().unwrap();
+        for (synchronous, level) in [(Synchronous::Normal, 1), (Synchronous::Full, 2)] {
+            let options = StoreOptions {
+                synchronous,
+                ..StoreOptions::default()
+            };
+            let store = Store::open(&dir.path().join("t.db"), &options).unwrap();
+            let found: i64 = store
+                .read(|conn| Ok(conn.query_row("PRAGMA synchronous", [], |row| row.get(0))?))
+                .unwrap();
+            assert_eq!(found, level, "{synchronous:?}");
+        }
+    }
+
+    #[test]
     fn a_failed_write_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db"), &StoreOptions::default()).unwrap();

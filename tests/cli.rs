@@ -1,0 +1,466 @@
+//! The admin CLI through the real binary: output, exit codes, what lands in the store.
+
+mod common;
+
+use common::{BIN, PASSWORD, TestEnv};
+
+/// stderr of a failed command, asserting it failed with one line.
+#[track_caller]
+fn failure(output: std::process::Output) -> String {
+    assert!(!output.status.success(), "expected failure, got {output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one line on stderr: {stderr:?}"
+    );
+    assert!(stderr.starts_with("error: "), "{stderr:?}");
+    stderr
+}
+
+#[test]
+fn a_missing_database_is_created_from_the_schema() {
+    let env = TestEnv::new();
+    assert!(!env.db.exists());
+    env.cli_ok(&["zone", "list"]);
+    let conn = env.db();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn the_database_path_comes_from_the_environment_too() {
+    let env = TestEnv::new();
+    let path = env.dir.path().join("from-env.db");
+    let output = std::process::Command::new(BIN)
+        .args(["zone", "add", "dyn.example", "--ns", "ns1.example"])
+        .env("CERTADNS_DB", &path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(path.exists());
+}
+
+#[test]
+fn zones_are_added_listed_and_unique() {
+    let env = TestEnv::new();
+    assert_eq!(
+        env.cli_ok(&[
+            "zone",
+            "add",
+            "Dyn.Example.",
+            "--ns",
+            "ns1.example",
+            "--ns",
+            "ns2.example",
+            "--hostmaster",
+            "dns@example.org"
+        ]),
+        "added zone dyn.example\n"
+    );
+    let list = env.cli_ok(&["zone", "list"]);
+    let mut lines = list.lines();
+    assert!(lines.next().unwrap().starts_with("ZONE"));
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(row[0], "dyn.example");
+    assert!(
+        row[1].ends_with("01") && row[1].len() == 10,
+        "serial YYYYMMDD01: {row:?}"
+    );
+    assert_eq!(row[2], "ns1.example,ns2.example");
+    assert_eq!(row[3], "dns.example.org");
+
+    assert!(
+        failure(env.cli(&["zone", "add", "DYN.example", "--ns", "ns1.example"]))
+            .contains("exists already")
+    );
+    failure(env.cli(&["zone", "add", "bad..zone", "--ns", "ns1.example"]));
+    let no_ns = env.cli(&["zone", "add", "other.example"]);
+    assert!(!no_ns.status.success());
+}
+
+#[test]
+fn users_get_argon2id_hashes_and_unique_names() {
+    let env = TestEnv::new();
+    env.cli_ok_with_stdin(
+        &[
+            "user",
+            "add",
+            "Alice",
+            "--email",
+            "alice@example.com",
+            "--plan",
+            "pro",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    let (name, hash, plan): (String, String, String) = env
+        .db()
+        .query_row("SELECT username, password_hash, plan FROM users", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((name.as_str(), plan.as_str()), ("alice", "pro"));
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains(PASSWORD));
+
+    let duplicate = env.cli_with_stdin(
+        &[
+            "user",
+            "add",
+            "alice2",
+            "--email",
+            "ALICE@example.com",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    assert!(failure(duplicate).contains("exists already"));
+    let no_stdin_flag = env.cli_with_stdin(
+        &["user", "add", "carol", "--email", "carol@example.com"],
+        PASSWORD,
+    );
+    assert!(!no_stdin_flag.status.success());
+    let short = env.cli_with_stdin(
+        &[
+            "user",
+            "add",
+            "carol",
+            "--email",
+            "carol@example.com",
+            "--password-stdin",
+        ],
+        "short",
+    );
+    assert!(failure(short).contains("at least 8"));
+    failure(env.cli_with_stdin(
+        &[
+            "user",
+            "add",
+            "c@rol",
+            "--email",
+            "carol@example.com",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    ));
+    failure(env.cli_with_stdin(
+        &[
+            "user",
+            "add",
+            "carol",
+            "--email",
+            "carol",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    ));
+
+    env.cli_ok(&["user", "plan", "alice", "elite"]);
+    failure(env.cli(&["user", "plan", "nobody", "elite"]));
+    assert!(!env.cli(&["user", "plan", "alice", "gold"]).status.success());
+    let list = env.cli_ok(&["user", "list"]);
+    let row: Vec<&str> = list.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[..4], ["alice", "alice@example.com", "elite", "yes"]);
+}
+
+#[test]
+fn keys_are_printed_once_and_stored_only_as_hashes() {
+    let env = TestEnv::new();
+    env.cli_ok_with_stdin(
+        &[
+            "user",
+            "add",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--plan",
+            "plus",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    env.cli_ok_with_stdin(
+        &[
+            "user",
+            "add",
+            "bob",
+            "--email",
+            "bob@example.com",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+
+    let output = env.cli_ok(&["key", "create", "alice"]);
+    let key = output.trim();
+    assert_eq!(output, format!("{key}\n"), "the key alone on stdout");
+    assert!(key.starts_with("ak_") && key.len() >= 40, "{key}");
+
+    let stored: (String, String, String) = env
+        .db()
+        .query_row("SELECT prefix, key_hash, scopes FROM api_keys", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!(stored.0, &key[..11]);
+    assert_eq!(stored.1.len(), 64);
+    assert_eq!(stored.2, r#"["domains:update"]"#);
+    let file = std::fs::read(&env.db).unwrap();
+    let wal = std::fs::read(env.db.with_extension("db-wal")).unwrap_or_default();
+    let secret = &key.as_bytes()[11..];
+    for bytes in [&file, &wal] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret),
+            "the key is not in the database"
+        );
+    }
+
+    let list = env.cli_ok(&["key", "list", "alice"]);
+    assert!(list.contains(&key[..11]) && !list.contains(key));
+
+    let refused = failure(env.cli(&["key", "create", "bob"]));
+    assert!(refused.contains("free plan"), "{refused}");
+    failure(env.cli(&["key", "create", "alice", "--scope", "not a scope"]));
+
+    assert_eq!(
+        env.cli_ok(&["key", "revoke", &key[..11]]),
+        format!("revoked {}\n", &key[..11])
+    );
+    let active: bool = env
+        .db()
+        .query_row("SELECT is_active FROM api_keys", [], |r| r.get(0))
+        .unwrap();
+    assert!(!active);
+    failure(env.cli(&["key", "revoke", "ak_nosuchkey"]));
+}
+
+#[test]
+fn keys_can_be_revoked_by_the_whole_key() {
+    let env = TestEnv::new();
+    env.cli_ok_with_stdin(
+        &[
+            "user",
+            "add",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--plan",
+            "plus",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    let key = env.cli_ok(&["key", "create", "alice"]).trim().to_string();
+    env.cli_ok(&["key", "revoke", &key]);
+    let list = env.cli_ok(&["key", "list"]);
+    assert!(list.lines().nth(1).unwrap().contains(" no "), "{list}");
+}
+
+#[test]
+fn domains_live_inside_zones_and_belong_to_one_owner() {
+    let env = TestEnv::new();
+    env.seed();
+    failure(env.cli(&[
+        "domain",
+        "add",
+        "x.elsewhere.example",
+        "--owner",
+        "alice",
+        "--type",
+        "A",
+    ]));
+    failure(env.cli(&[
+        "domain",
+        "add",
+        "x.dyn.example",
+        "--owner",
+        "nobody",
+        "--type",
+        "A",
+    ]));
+    assert!(
+        failure(env.cli(&[
+            "domain",
+            "add",
+            "home.dyn.example",
+            "--owner",
+            "alice",
+            "--type",
+            "A"
+        ]))
+        .contains("already")
+    );
+    assert!(
+        failure(env.cli(&[
+            "domain",
+            "add",
+            "home.dyn.example",
+            "--owner",
+            "bob",
+            "--type",
+            "AAAA"
+        ]))
+        .contains("belongs to")
+    );
+    failure(env.cli(&[
+        "domain",
+        "add",
+        "x.dyn.example",
+        "--owner",
+        "alice",
+        "--type",
+        "A",
+        "--ip",
+        "2001:db8::1",
+    ]));
+    assert!(
+        !env.cli(&[
+            "domain",
+            "add",
+            "x.dyn.example",
+            "--owner",
+            "alice",
+            "--type",
+            "MX"
+        ])
+        .status
+        .success()
+    );
+
+    env.cli_ok(&[
+        "domain",
+        "add",
+        "home.dyn.example",
+        "--owner",
+        "alice",
+        "--type",
+        "AAAA",
+        "--ip",
+        "2001:DB8::7",
+    ]);
+    assert_eq!(
+        env.stored_ip("home.dyn.example", "AAAA").as_deref(),
+        Some("2001:db8::7")
+    );
+    let history = env.cli_ok(&["history", "home.dyn.example", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&history).unwrap();
+    assert_eq!(rows[0]["auth_method"], "admin");
+
+    let mine = env.cli_ok(&["domain", "list", "--owner", "alice"]);
+    assert_eq!(mine.lines().count(), 1 + 3, "{mine}");
+    assert!(!mine.contains("bob.dyn.example"));
+
+    env.cli_ok(&["domain", "remove", "home.dyn.example", "--type", "AAAA"]);
+    env.cli_ok(&["domain", "remove", "home.dyn.example"]);
+    failure(env.cli(&["domain", "remove", "home.dyn.example"]));
+    // The history outlives the domain.
+    let history = env.cli_ok(&["history", "home.dyn.example"]);
+    assert!(history.contains("2001:db8::7"), "{history}");
+}
+
+#[test]
+fn changes_bump_the_zone_serial() {
+    let env = TestEnv::new();
+    env.seed();
+    let serial = || -> i64 {
+        env.db()
+            .query_row("SELECT serial FROM zones", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = serial();
+    env.cli_ok(&[
+        "domain",
+        "add",
+        "new.dyn.example",
+        "--owner",
+        "alice",
+        "--type",
+        "A",
+        "--ip",
+        "192.0.2.1",
+    ]);
+    assert_eq!(serial(), before + 1);
+    env.cli_ok(&["domain", "remove", "new.dyn.example"]);
+    assert_eq!(serial(), before + 2);
+}
+
+#[test]
+fn history_has_a_limit_and_a_json_form() {
+    let env = TestEnv::new();
+    env.seed();
+    for ip in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
+        env.cli_ok(&["domain", "remove", "home.dyn.example"]);
+        env.cli_ok(&[
+            "domain",
+            "add",
+            "home.dyn.example",
+            "--owner",
+            "alice",
+            "--type",
+            "A",
+            "--ip",
+            ip,
+        ]);
+    }
+    let rows: serde_json::Value = serde_json::from_str(&env.cli_ok(&[
+        "history",
+        "home.dyn.example",
+        "--json",
+        "--limit",
+        "2",
+    ]))
+    .unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["new_ip"], "192.0.2.3");
+    for column in [
+        "domain_id",
+        "old_ip",
+        "new_ip",
+        "created_at",
+        "source_ip",
+        "peer_ip",
+        "country_code",
+        "ip_tags",
+        "user_agent",
+        "auth_method",
+    ] {
+        assert!(
+            rows[0].get(column).is_some(),
+            "column {column} in {}",
+            rows[0]
+        );
+    }
+    let text = env.cli_ok(&["history", "home.dyn.example"]);
+    assert!(text.starts_with("TIME"));
+    assert_eq!(text.lines().count(), 1 + 3);
+    assert_eq!(
+        env.cli_ok(&["history", "nothing.dyn.example", "--json"])
+            .trim(),
+        "[]"
+    );
+}
+
+#[test]
+fn serve_fails_loudly_on_a_bad_config_or_a_busy_port() {
+    let env = TestEnv::new();
+    let config = env.dir.path().join("bad.toml");
+    std::fs::write(&config, "lisen = \"127.0.0.1:0\"\n").unwrap();
+    let output = env.cli(&["serve", "--config", config.to_str().unwrap()]);
+    let stderr = failure(output);
+    assert!(stderr.contains("unknown field"), "{stderr}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let output = env.cli(&["serve", "--listen", &port]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot listen on"));
+}

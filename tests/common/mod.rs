@@ -1,0 +1,416 @@
+//! Test harness: a throw-away database, the real binary, and a raw HTTP/1.1 client.
+//!
+//! [`TestEnv`] owns a temporary directory with the database and config. [`Daemon`] runs
+//! `certadns-ddns serve` on a free loopback port (port 0), learns the port from its
+//! `listening on http=` log line, and on drop stops it and, when the test failed, prints its
+//! log. The HTTP client is hand-rolled on purpose: tests check the bytes on the wire
+//! (`Content-Length`, no chunking) and send requests no well-behaved client library would.
+
+#![allow(dead_code, unreachable_pub, clippy::print_stdout)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_certadns-ddns");
+
+/// The password every seeded user has: with a colon and an ampersand, as real ones do.
+pub const PASSWORD: &str = "s3cr:et&pass word";
+
+/// A temporary directory holding a database.
+pub struct TestEnv {
+    /// Removed on drop.
+    pub dir: tempfile::TempDir,
+    /// The database file.
+    pub db: PathBuf,
+}
+
+impl TestEnv {
+    /// A new, empty environment (the database is created by the first command).
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let db = dir.path().join("certadns.db");
+        Self { dir, db }
+    }
+
+    /// Runs the CLI with `--db` set, and `stdin` as standard input.
+    pub fn cli_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = Command::new(BIN)
+            .arg("--db")
+            .arg(&self.db)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the CLI");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("CLI runs")
+    }
+
+    /// Runs the CLI with `--db` set and empty standard input.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_stdin(args, "")
+    }
+
+    /// Runs the CLI and returns its stdout; panics with its stderr if it failed.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        output_ok(args, self.cli(args))
+    }
+
+    /// Like [`TestEnv::cli_ok`] with standard input.
+    pub fn cli_ok_with_stdin(&self, args: &[&str], stdin: &str) -> String {
+        output_ok(args, self.cli_with_stdin(args, stdin))
+    }
+
+    /// Seeds the common fixture:
+    /// * zone `dyn.example` served by `ns1.dyn.example`;
+    /// * `alice` (plus plan) owning `home.dyn.example` A and `v6.dyn.example` AAAA;
+    /// * `bob` (free plan) owning `bob.dyn.example` A;
+    /// * an API key of alice with scope `domains:update`.
+    pub fn seed(&self) -> Seed {
+        self.cli_ok(&["zone", "add", "dyn.example", "--ns", "ns1.dyn.example"]);
+        self.cli_ok_with_stdin(
+            &[
+                "user",
+                "add",
+                "alice",
+                "--email",
+                "Alice@Example.com",
+                "--plan",
+                "plus",
+                "--password-stdin",
+            ],
+            PASSWORD,
+        );
+        self.cli_ok_with_stdin(
+            &[
+                "user",
+                "add",
+                "bob",
+                "--email",
+                "bob@example.com",
+                "--password-stdin",
+            ],
+            PASSWORD,
+        );
+        self.cli_ok(&[
+            "domain",
+            "add",
+            "home.dyn.example",
+            "--owner",
+            "alice",
+            "--type",
+            "A",
+        ]);
+        self.cli_ok(&[
+            "domain",
+            "add",
+            "v6.dyn.example",
+            "--owner",
+            "alice",
+            "--type",
+            "AAAA",
+        ]);
+        self.cli_ok(&[
+            "domain",
+            "add",
+            "bob.dyn.example",
+            "--owner",
+            "bob",
+            "--type",
+            "A",
+        ]);
+        let alice_key = self.cli_ok(&["key", "create", "alice"]).trim().to_string();
+        Seed { alice_key }
+    }
+
+    /// Starts the daemon with this database, on a free loopback port, with `extra_config`
+    /// appended to its config file.
+    pub fn spawn(&self, extra_config: &str) -> Daemon {
+        let config = self.dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "database = {:?}\nlisten = \"127.0.0.1:0\"\nlog-level = \"debug\"\n{extra_config}\n",
+                self.db
+            ),
+        )
+        .expect("write config");
+        Daemon::spawn(&["serve", "--config", config.to_str().expect("UTF-8 path")])
+    }
+
+    /// A read-only connection to the database, for assertions.
+    pub fn db(&self) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open the database");
+        conn.busy_timeout(Duration::from_secs(5))
+            .expect("busy timeout");
+        conn
+    }
+
+    /// The current address of the `record_type` domain `fqdn`.
+    pub fn stored_ip(&self, fqdn: &str, record_type: &str) -> Option<String> {
+        self.db()
+            .query_row(
+                "SELECT ip FROM domains WHERE fqdn = ?1 AND record_type = ?2",
+                [fqdn, record_type],
+                |row| row.get(0),
+            )
+            .expect("domain exists")
+    }
+
+    /// How many audit rows there are.
+    pub fn audit_count(&self) -> i64 {
+        self.db()
+            .query_row("SELECT count(*) FROM domain_updates", [], |row| row.get(0))
+            .expect("count")
+    }
+}
+
+/// What [`TestEnv::seed`] made that tests need.
+pub struct Seed {
+    /// alice's API key.
+    pub alice_key: String,
+}
+
+/// Stdout of a successful command; panics with the command's stderr otherwise.
+fn output_ok(args: &[&str], output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "`certadns-ddns {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+/// A running `certadns-ddns serve`.
+pub struct Daemon {
+    /// The process.
+    child: Child,
+    /// Address of the update endpoints.
+    pub addr: SocketAddr,
+    /// Everything the daemon logged so far.
+    log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    /// Starts the binary with `args` and waits for its `listening on http=` line.
+    pub fn spawn(args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the daemon");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (found, addr) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on http=").nth(1) {
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    let _ = found.send(addr);
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match addr.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => addr.parse().expect("a socket address in the log"),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("daemon did not start:\n{}", log.lock().unwrap());
+            }
+        };
+        Self { child, addr, log }
+    }
+
+    /// What the daemon logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits i32"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// GET `target` (path and query) with extra `headers`.
+    pub fn get(&self, target: &str, headers: &[(&str, &str)]) -> HttpResponse {
+        self.request("GET", target, headers, None)
+    }
+
+    /// POST a form `body` to `target`.
+    pub fn post_form(&self, target: &str, headers: &[(&str, &str)], body: &str) -> HttpResponse {
+        self.request("POST", target, headers, Some(body))
+    }
+
+    /// Sends one HTTP/1.1 request with `Connection: close` and reads the answer.
+    pub fn request(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> HttpResponse {
+        let mut raw = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
+        for (name, value) in headers {
+            raw.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if let Some(body) = body {
+            raw.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+            raw.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        } else {
+            raw.push_str("\r\n");
+        }
+        send_raw(self.addr, raw.as_bytes())
+    }
+
+    /// `GET /nic/update?{query}` with Basic credentials.
+    pub fn update_basic(&self, login: &str, password: &str, query: &str) -> HttpResponse {
+        self.get(
+            &format!("/nic/update?{query}"),
+            &[("Authorization", &basic(login, password))],
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            println!("---- daemon log ----\n{}", self.log());
+        }
+    }
+}
+
+/// An `Authorization: Basic` value.
+pub fn basic(login: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{login}:{password}"))
+    )
+}
+
+/// An HTTP response as read off the wire.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header names (lower case) and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts status and body together, showing both on failure.
+    #[track_caller]
+    pub fn assert(&self, status: u16, body: &str) {
+        assert_eq!(
+            (self.status, self.body.as_str()),
+            (status, body),
+            "response: {self:?}"
+        );
+    }
+}
+
+/// Writes `raw` to a new connection and reads the whole answer (until the server closes).
+pub fn send_raw(addr: SocketAddr, raw: &[u8]) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    // The server may answer and close before reading everything (e.g. an oversized head).
+    let _ = stream.write_all(raw);
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    parse_response(&bytes)
+}
+
+/// Parses one HTTP/1.1 response framed by `Content-Length`, checking the framing.
+pub fn parse_response(bytes: &[u8]) -> HttpResponse {
+    let text = String::from_utf8_lossy(bytes);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete response head in {text:?}"));
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("status line");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    let response = HttpResponse {
+        status,
+        headers,
+        body: body.to_string(),
+    };
+    assert_eq!(response.header("transfer-encoding"), None, "never chunked");
+    let length: usize = response
+        .header("content-length")
+        .expect("Content-Length always set")
+        .parse()
+        .expect("numeric Content-Length");
+    assert_eq!(
+        length,
+        response.body.len(),
+        "Content-Length frames the body exactly"
+    );
+    response
+}
