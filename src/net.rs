@@ -63,6 +63,7 @@ pub async fn serve_http<H, F>(
             },
             () = stop_requested(&mut shutdown) => break,
         };
+        tracing::debug!(%peer, "connection accepted");
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }

@@ -692,6 +692,29 @@ fn a_client_that_sends_no_headers_is_cut_off() {
 }
 
 #[test]
+fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    let env = TestEnv::new();
+    env.seed();
+    let daemon = env.spawn("max-connections = 1\nheader-read-timeout-secs = 2");
+    // The one slot is taken by a client that says nothing until the header timeout ends it.
+    let idle = std::net::TcpStream::connect(daemon.addr).unwrap();
+    daemon.wait_for_log(&format!(
+        "connection accepted peer={}",
+        idle.local_addr().unwrap()
+    ));
+    let started = Instant::now();
+    daemon
+        .get("/domains/my-ip", &[])
+        .assert(200, r#"{"ip":"127.0.0.1"}"#);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "the second connection was served only once the first freed its slot ({:?})",
+        started.elapsed()
+    );
+    drop(idle);
+}
+
+#[test]
 fn http_1_0_clients_get_an_answer_and_a_close() {
     let (_env, _, daemon) = started();
     let raw = format!(

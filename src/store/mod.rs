@@ -32,6 +32,9 @@ pub enum StoreError {
     /// SQLite refused or failed (locked past the busy timeout, disk full, read-only file...).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The database file could not be created.
+    #[error("cannot create the database file: {0}")]
+    Create(std::io::Error),
     /// No connection could be had from the pool in time.
     #[error("database connection pool: {0}")]
     Pool(#[from] r2d2::Error),
@@ -88,6 +91,7 @@ impl Store {
     /// Opens (creating if missing) the database at `path`, switches it to WAL and applies any
     /// pending migrations.
     pub fn open(path: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
+        create_private_file(path)?;
         let busy_timeout = options.busy_timeout;
         let synchronous = options.synchronous;
         let manager = SqliteConnectionManager::file(path)
@@ -155,6 +159,22 @@ impl Store {
         tokio::task::spawn_blocking(move || store.write(operation))
             .await
             .map_err(|error| StoreError::Task(error.to_string()))?
+    }
+}
+
+/// Creates `path` empty with mode 0600 if it does not exist. The file holds password hashes;
+/// SQLite would create it 0644, and gives its `-wal` and `-shm` files the mode of the database.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(StoreError::Create(error)),
     }
 }
 
@@ -242,6 +262,9 @@ mod test {
         assert_eq!(mode, "wal");
         assert_eq!(version, 1);
         assert_eq!(foreign_keys, 1);
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the database is private to its owner");
         drop(store);
         // Opening again leaves the schema as it is.
         Store::open(&path, &StoreOptions::default()).unwrap();
