@@ -91,6 +91,22 @@ CREATE TABLE domains (
 CREATE INDEX domains_user ON domains (user_id);
 CREATE INDEX domains_zone ON domains (zone_id);
 
+-- Static records an admin keeps in a zone: the name servers' addresses, the apex, mail,
+-- delegations, TXT for verification... DDNS addresses live in `domains`; the zone's SOA and
+-- apex NS set live in `zones`. Content is stored in zone-file presentation format, as served
+-- (absolute names end with a dot, TXT is quoted, MX/SRV priority inside the content).
+CREATE TABLE records (
+    id          INTEGER PRIMARY KEY,
+    zone_id     INTEGER NOT NULL REFERENCES zones (id) ON DELETE CASCADE,
+    -- Owner name, lower case, no trailing dot; may start with `*.` (wildcard).
+    name        TEXT    NOT NULL COLLATE NOCASE,
+    type        TEXT    NOT NULL CHECK (type IN ('A', 'AAAA', 'CNAME', 'MX', 'TXT', 'NS', 'SRV', 'CAA')),
+    content     TEXT    NOT NULL,
+    ttl         INTEGER NOT NULL CHECK (ttl BETWEEN 0 AND 2147483647),
+    created_at  TEXT    NOT NULL,
+    UNIQUE (zone_id, name, type, content)
+);
+
 -- The audit trail: one row per change of a domain's address, written in the same transaction as
 -- the change. `nochg` answers write no row. Rows outlive their domain (domain_id becomes NULL, the
 -- name stays), so "who had this name, and when" can still be answered.

@@ -50,7 +50,7 @@ fn the_database_path_comes_from_the_environment_too() {
 #[test]
 fn zones_are_added_listed_and_unique() {
     let env = TestEnv::new();
-    assert_eq!(
+    assert!(
         env.cli_ok(&[
             "zone",
             "add",
@@ -61,8 +61,8 @@ fn zones_are_added_listed_and_unique() {
             "ns2.example",
             "--hostmaster",
             "dns@example.org"
-        ]),
-        "added zone dyn.example\n"
+        ])
+        .starts_with("added zone dyn.example;")
     );
     let list = env.cli_ok(&["zone", "list"]);
     let mut lines = list.lines();

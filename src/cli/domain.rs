@@ -6,7 +6,7 @@ use clap::Subcommand;
 use super::{or_dash, print_line, print_table};
 use crate::model::{DomainName, RecordType, check_family, parse_ip};
 use crate::store::audit::ChangeContext;
-use crate::store::{Store, StoreError, domains, timestamp, users, zones};
+use crate::store::{Store, StoreError, domains, records, timestamp, users, zones};
 
 /// Domain commands.
 #[derive(Debug, Subcommand)]
@@ -68,6 +68,7 @@ pub(super) fn run(store: &Store, command: DomainCommand) -> anyhow::Result<()> {
                     ))
                 })?;
                 let user = users::get_user(tx, &owner.to_ascii_lowercase())?;
+                records::check_record_fits(tx, &zone, fqdn.as_str(), record_type.as_str())?;
                 let now = timestamp();
                 let id = domains::insert_domain(tx, &fqdn, user.id, zone.id, record_type, &now)?;
                 if let Some(ip) = ip {

@@ -9,6 +9,7 @@
 mod domain;
 mod history;
 mod key;
+mod record;
 mod user;
 mod zone;
 
@@ -51,6 +52,9 @@ enum Command {
     /// DDNS domains (add, remove, list).
     #[command(subcommand)]
     Domain(domain::DomainCommand),
+    /// Static records in a zone (add, list, remove).
+    #[command(subcommand)]
+    Record(record::RecordCommand),
     /// A domain's address changes, newest first.
     History(history::HistoryArgs),
     /// Run the update service.
@@ -82,6 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::User(command) => user::run(&store, command),
         Command::Key(command) => key::run(&store, command),
         Command::Domain(command) => domain::run(&store, command),
+        Command::Record(command) => record::run(&store, command),
         Command::History(command) => history::run(&store, command),
         Command::Serve(_) => unreachable!("handled above"),
     }

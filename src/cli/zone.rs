@@ -5,6 +5,7 @@ use clap::Subcommand;
 
 use super::{print_line, print_table};
 use crate::model::DomainName;
+use crate::store::zones::SoaTimers;
 use crate::store::{Store, timestamp, zones};
 
 /// Zone commands.
@@ -21,9 +22,32 @@ pub(super) enum ZoneCommand {
         /// [default: hostmaster.<zone>].
         #[arg(long, value_name = "MAILBOX")]
         hostmaster: Option<String>,
+        /// SOA timers and the TTL of the SOA and NS records.
+        #[command(flatten)]
+        timers: TimerArgs,
     },
     /// List the zones.
     List,
+}
+
+/// SOA timer flags of `zone add`, in seconds.
+#[derive(Debug, clap::Args)]
+pub(super) struct TimerArgs {
+    /// SOA refresh: how often secondaries check the serial.
+    #[arg(long, default_value_t = SoaTimers::default().refresh)]
+    refresh: u32,
+    /// SOA retry: how soon secondaries retry a failed check.
+    #[arg(long, default_value_t = SoaTimers::default().retry)]
+    retry: u32,
+    /// SOA expire: how long secondaries serve without reaching the primary.
+    #[arg(long, default_value_t = SoaTimers::default().expire)]
+    expire: u32,
+    /// SOA minimum: how long resolvers cache "no such name" (keep it short for DDNS).
+    #[arg(long, default_value_t = SoaTimers::default().minimum)]
+    minimum: u32,
+    /// TTL of the SOA and NS records.
+    #[arg(long, default_value_t = SoaTimers::default().ttl)]
+    ttl: u32,
 }
 
 /// Runs a zone command.
@@ -33,7 +57,15 @@ pub(super) fn run(store: &Store, command: ZoneCommand) -> anyhow::Result<()> {
             name,
             nameservers,
             hostmaster,
+            timers,
         } => {
+            let timers = SoaTimers {
+                refresh: timers.refresh,
+                retry: timers.retry,
+                expire: timers.expire,
+                minimum: timers.minimum,
+                ttl: timers.ttl,
+            };
             let zone: DomainName = name
                 .parse()
                 .with_context(|| format!("invalid zone name {name:?}"))?;
@@ -46,9 +78,18 @@ pub(super) fn run(store: &Store, command: ZoneCommand) -> anyhow::Result<()> {
                 .collect::<anyhow::Result<Vec<DomainName>>>()?;
             let hostmaster = hostmaster.as_deref().map(mailbox_to_dns_name).transpose()?;
             store.write(|tx| {
-                zones::insert_zone(tx, &zone, &nameservers, hostmaster.as_ref(), &timestamp())
+                zones::insert_zone(
+                    tx,
+                    &zone,
+                    &nameservers,
+                    hostmaster.as_ref(),
+                    timers,
+                    &timestamp(),
+                )
             })?;
-            print_line(&format!("added zone {zone}"))
+            print_line(&format!(
+                "added zone {zone}; with pdns running, `pdns_control rediscover` makes it answerable now"
+            ))
         }
         ZoneCommand::List => {
             let zones = store.read(zones::list_zones)?;

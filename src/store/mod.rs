@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod domains;
 pub mod keys;
+pub mod records;
 mod schema;
 pub mod users;
 pub mod zones;

@@ -70,29 +70,78 @@ pub fn initial_serial() -> u32 {
     date * 100 + 1
 }
 
+/// The SOA timers of a zone and the TTL of its SOA and NS records, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoaTimers {
+    /// How often secondaries check the serial.
+    pub refresh: u32,
+    /// How soon secondaries retry a failed check.
+    pub retry: u32,
+    /// How long secondaries keep serving without reaching the primary.
+    pub expire: u32,
+    /// Negative-caching TTL (RFC 2308): how long resolvers remember that a name does not
+    /// exist. Short, because DDNS names appear at any time.
+    pub minimum: u32,
+    /// TTL of the SOA and NS records.
+    pub ttl: u32,
+}
+
+impl Default for SoaTimers {
+    fn default() -> Self {
+        Self {
+            refresh: 10800,
+            retry: 3600,
+            expire: 604_800,
+            minimum: 60,
+            ttl: 3600,
+        }
+    }
+}
+
 /// Creates a zone; its hostmaster defaults to `hostmaster.<zone>`.
 pub fn insert_zone(
     conn: &Connection,
     name: &DomainName,
     nameservers: &[DomainName],
     hostmaster: Option<&DomainName>,
+    timers: SoaTimers,
     now: &str,
 ) -> Result<i64, StoreError> {
     let hostmaster = hostmaster.map_or_else(|| format!("hostmaster.{name}"), ToString::to_string);
     let nameservers: Vec<&str> = nameservers.iter().map(DomainName::as_str).collect();
     conn.execute(
-        "INSERT INTO zones (name, nameservers, hostmaster, serial, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        "INSERT INTO zones (name, nameservers, hostmaster, serial, refresh, retry, expire, minimum,
+                            ttl, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
         params![
             name.as_str(),
             serde_json::to_string(&nameservers).expect("strings serialise"),
             hostmaster,
             initial_serial(),
+            timers.refresh,
+            timers.retry,
+            timers.expire,
+            timers.minimum,
+            timers.ttl,
             now
         ],
     )
     .map_err(|error| conflict_on_unique(error, || format!("zone {name} exists already")))?;
     Ok(conn.last_insert_rowid())
+}
+
+/// The zone with row id `zone_id`, if any.
+pub fn get_zone_by_id(conn: &Connection, zone_id: i64) -> Result<Option<Zone>, StoreError> {
+    let mut statement =
+        conn.prepare_cached(&format!("SELECT {ZONE_COLUMNS} FROM zones WHERE id = ?1"))?;
+    Ok(statement.query_row([zone_id], zone_from_row).optional()?)
+}
+
+/// The zone whose apex is exactly `name` (lower case, no final dot), if any.
+pub fn get_zone_by_name(conn: &Connection, name: &str) -> Result<Option<Zone>, StoreError> {
+    let mut statement =
+        conn.prepare_cached(&format!("SELECT {ZONE_COLUMNS} FROM zones WHERE name = ?1"))?;
+    Ok(statement.query_row([name], zone_from_row).optional()?)
 }
 
 /// All zones, by name.
@@ -154,6 +203,7 @@ mod test {
             &name("dyn.example"),
             &[name("ns1.example"), name("ns2.example")],
             None,
+            SoaTimers::default(),
             "t",
         )
         .unwrap();
@@ -167,6 +217,7 @@ mod test {
             &name("DYN.example"),
             &[name("ns1.example")],
             None,
+            SoaTimers::default(),
             "t",
         );
         assert!(matches!(again, Err(StoreError::Conflict(_))));
@@ -175,12 +226,21 @@ mod test {
     #[test]
     fn the_most_specific_zone_encloses() {
         let conn = test_connection();
-        insert_zone(&conn, &name("example"), &[name("ns.example")], None, "t").unwrap();
+        insert_zone(
+            &conn,
+            &name("example"),
+            &[name("ns.example")],
+            None,
+            SoaTimers::default(),
+            "t",
+        )
+        .unwrap();
         insert_zone(
             &conn,
             &name("dyn.example"),
             &[name("ns.example")],
             None,
+            SoaTimers::default(),
             "t",
         )
         .unwrap();
@@ -203,6 +263,7 @@ mod test {
             &name("dyn.example"),
             &[name("ns.example")],
             None,
+            SoaTimers::default(),
             "t",
         )
         .unwrap();

@@ -3,6 +3,8 @@
 //! Everything here is pure: no I/O, no SQL, no HTTP. A value of these types has passed its
 //! checks, so code that holds one does not check again.
 
+pub mod rdata;
+
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;

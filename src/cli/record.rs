@@ -1,0 +1,131 @@
+//! `certadns-ddns record ...`: static records an admin keeps in a zone.
+
+use anyhow::Context as _;
+use clap::Subcommand;
+
+use super::{print_line, print_table};
+use crate::model::DomainName;
+use crate::model::rdata::{StaticType, normalize_content, resolve_owner_name};
+use crate::store::zones::Zone;
+use crate::store::{Store, StoreError, records, timestamp, zones};
+
+/// Record commands.
+#[derive(Debug, Subcommand)]
+pub(super) enum RecordCommand {
+    /// Add a static record. NAME is `@` for the apex, relative to the zone (`ns1`), or absolute
+    /// (`ns1.dyn.example.net` or with a final dot); `*` labels make wildcards.
+    Add {
+        /// The zone.
+        zone: String,
+        /// Owner name.
+        name: String,
+        /// A, AAAA, CNAME, MX, TXT, NS, SRV or CAA.
+        #[arg(value_name = "TYPE")]
+        record_type: StaticType,
+        /// Content, e.g. `192.0.2.1`, `10 mail.example.net`, `"v=spf1 -all"`, `0 issue "ca.example"`.
+        content: String,
+        /// TTL in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u32,
+    },
+    /// List everything the zone serves: SOA, NS, static records and DDNS addresses.
+    List {
+        /// The zone.
+        zone: String,
+    },
+    /// Remove static records of a type at a name (only the one with CONTENT, when given).
+    Remove {
+        /// The zone.
+        zone: String,
+        /// Owner name, as for `add`.
+        name: String,
+        /// Record type.
+        #[arg(value_name = "TYPE")]
+        record_type: StaticType,
+        /// Only the record with this content.
+        content: Option<String>,
+    },
+}
+
+/// Runs a record command.
+pub(super) fn run(store: &Store, command: RecordCommand) -> anyhow::Result<()> {
+    match command {
+        RecordCommand::Add {
+            zone,
+            name,
+            record_type,
+            content,
+            ttl,
+        } => {
+            let zone_name = parse_zone(&zone)?;
+            let owner = resolve_owner_name(&zone_name, &name).map_err(anyhow::Error::msg)?;
+            let content = normalize_content(record_type, &content).map_err(anyhow::Error::msg)?;
+            anyhow::ensure!(
+                i32::try_from(ttl).is_ok(),
+                "the TTL must be at most 2147483647"
+            );
+            store.write(|tx| {
+                let zone = existing_zone(tx, &zone_name)?;
+                records::insert_record(tx, &zone, &owner, record_type, &content, ttl, &timestamp())
+            })?;
+            print_line(&format!("added {owner} {ttl} {record_type} {content}"))
+        }
+        RecordCommand::List { zone } => {
+            let zone_name = parse_zone(&zone)?;
+            let served = store.read(|conn| {
+                let zone = existing_zone(conn, &zone_name)?;
+                records::zone_records(conn, &zone)
+            })?;
+            print_table(
+                &["NAME", "TTL", "TYPE", "CONTENT", "SOURCE"],
+                served.into_iter().map(|record| {
+                    vec![
+                        record.name,
+                        record.ttl.to_string(),
+                        record.record_type,
+                        record.content,
+                        record.source.as_str().to_string(),
+                    ]
+                }),
+            )
+        }
+        RecordCommand::Remove {
+            zone,
+            name,
+            record_type,
+            content,
+        } => {
+            let zone_name = parse_zone(&zone)?;
+            let owner = resolve_owner_name(&zone_name, &name).map_err(anyhow::Error::msg)?;
+            let content = content
+                .map(|content| normalize_content(record_type, &content))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let removed = store.write(|tx| {
+                let zone = existing_zone(tx, &zone_name)?;
+                records::remove_records(
+                    tx,
+                    &zone,
+                    &owner,
+                    record_type,
+                    content.as_deref(),
+                    &timestamp(),
+                )
+            })?;
+            anyhow::ensure!(removed > 0, "no {record_type} record at {owner} matches");
+            print_line(&format!("removed {removed} record(s)"))
+        }
+    }
+}
+
+/// Parses a zone name argument.
+fn parse_zone(zone: &str) -> anyhow::Result<DomainName> {
+    zone.parse()
+        .with_context(|| format!("invalid zone name {zone:?}"))
+}
+
+/// The zone named `name`, or a NotFound error that says so.
+fn existing_zone(conn: &rusqlite::Connection, name: &DomainName) -> Result<Zone, StoreError> {
+    zones::get_zone_by_name(conn, name.as_str())?
+        .ok_or_else(|| StoreError::NotFound(format!("no zone named {name}")))
+}
