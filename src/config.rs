@@ -53,6 +53,10 @@ pub struct Config {
     pub database: PathBuf,
     /// Address of the DynDNS update endpoints.
     pub listen: SocketAddr,
+    /// Address of the PowerDNS remote backend's HTTP connector (base path `/dns`).
+    pub backend_listen: SocketAddr,
+    /// Path of the PowerDNS remote backend's unix socket; none by default.
+    pub backend_socket: Option<PathBuf>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// SQLite `synchronous` level.
@@ -84,6 +88,8 @@ impl Default for Config {
         Self {
             database: PathBuf::from("certadns.db"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            backend_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            backend_socket: None,
             trusted_proxies: [
                 "127.0.0.0/8",
                 "::1/128",

@@ -1,4 +1,5 @@
-//! The `serve` process: open the store, bind every listener, serve, and shut down cleanly.
+//! The `serve` process: open the store, bind every listener (update endpoints, PowerDNS
+//! backend over HTTP and optionally a unix socket), serve, and shut down cleanly.
 //!
 //! Listeners are bound before anything is spawned, so a bad address fails the start with a
 //! clear message instead of a half-running service. SIGTERM and SIGINT stop accepting, let
@@ -11,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::PasswordCache;
+use crate::backend::{Backend, BackendHttpService, bind_unix, serve_unix};
 use crate::config::Config;
 use crate::dyndns::update::Updater;
 use crate::dyndns::{ServiceOptions, UpdateService};
@@ -36,9 +38,25 @@ pub enum DaemonError {
         /// Why.
         source: std::io::Error,
     },
+    /// The backend's unix socket could not be bound.
+    #[error("cannot listen on unix socket {path}: {source}")]
+    BindUnix {
+        /// The socket path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),
+}
+
+/// Binds a TCP listener, returning it with the address it got (port 0 picks a free one).
+async fn bind_tcp(address: SocketAddr) -> Result<(TcpListener, SocketAddr), DaemonError> {
+    let bind_error = |source| DaemonError::Bind { address, source };
+    let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local))
 }
 
 /// Runs the service until SIGTERM or SIGINT.
@@ -58,19 +76,20 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             source,
         })?;
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| DaemonError::Bind {
-            address: config.listen,
+    // Bind everything before spawning anything: a bad address fails the start as a whole.
+    let (listener, local) = bind_tcp(config.listen).await?;
+    let (backend_listener, backend_local) = bind_tcp(config.backend_listen).await?;
+    let unix_listener = match &config.backend_socket {
+        Some(path) => Some(bind_unix(path).map_err(|source| DaemonError::BindUnix {
+            path: path.display().to_string(),
             source,
-        })?;
-    let local = listener.local_addr().map_err(|source| DaemonError::Bind {
-        address: config.listen,
-        source,
-    })?;
+        })?),
+        None => None,
+    };
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(DaemonError::Signal)?;
 
+    let backend = Backend::new(store.clone());
     let updater = Updater::new(
         store,
         PasswordCache::new(
@@ -97,16 +116,45 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         let service = service.clone();
         async move { service.handle(request, peer).await }
     };
-    let server = tokio::spawn(serve_http(listener, server_options, handler, stopped));
+    let mut servers = vec![tokio::spawn(serve_http(
+        listener,
+        server_options.clone(),
+        handler,
+        stopped.clone(),
+    ))];
     tracing::info!(database = %config.database.display(), "listening on http={local}");
+
+    let backend_http = BackendHttpService::new(backend.clone());
+    let backend_handler = move |request, _peer| {
+        let service = backend_http.clone();
+        async move { service.handle(request).await }
+    };
+    servers.push(tokio::spawn(serve_http(
+        backend_listener,
+        server_options,
+        backend_handler,
+        stopped.clone(),
+    )));
+    tracing::info!("listening on backend=http://{backend_local}/dns");
+    if let (Some(unix_listener), Some(path)) = (unix_listener, &config.backend_socket) {
+        servers.push(tokio::spawn(serve_unix(
+            unix_listener,
+            path.clone(),
+            backend,
+            stopped,
+        )));
+        tracing::info!("listening on unix={}", path.display());
+    }
 
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
     }
     let _ = stop.send(true);
-    if let Err(error) = server.await {
-        tracing::error!(%error, "HTTP server task failed");
+    for server in servers {
+        if let Err(error) = server.await {
+            tracing::error!(%error, "server task failed");
+        }
     }
     tracing::info!("stopped");
     Ok(())

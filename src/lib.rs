@@ -3,7 +3,7 @@
 //! Start reading at [`dyndns`]: the update endpoints routers call, and [`dyndns::update`],
 //! where an update is authenticated and written with its audit row in one transaction.
 //!
-//! Module map, dependencies pointing one way (`model` ← `store` ← {`dyndns`, `cli`} ←
+//! Module map, dependencies pointing one way (`model` ← `store` ← {`dyndns`, `backend`, `cli`} ←
 //! `daemon` ← `main`; `auth` and `config` are leaves):
 //!
 //! * [`model`]: validated names, record types, plans, the strict IP rules and audit tags.
@@ -11,12 +11,14 @@
 //! * [`config`]: the TOML configuration and its defaults.
 //! * [`store`]: the SQLite store, migrations and one file of SQL per table family.
 //! * [`dyndns`]: the dyndns2 HTTP endpoints: request parsing, update logic, answer codes.
+//! * [`backend`]: the PowerDNS remote backend (HTTP and unix connectors) over the same store.
 //! * [`net`]: the HTTP/1.1 accept loop with its limits and graceful drain.
 //! * [`daemon`]: `serve`: binds, serves, shuts down on SIGTERM/SIGINT.
 //! * [`cli`]: the admin commands (`zone`, `user`, `key`, `domain`, `history`, `serve`).
 //! * [`log`]: tracing setup.
 
 pub mod auth;
+pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod daemon;

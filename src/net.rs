@@ -95,7 +95,7 @@ pub async fn serve_http<H, F>(
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).
-async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
+pub(crate) async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns must not live across an await of the caller.
     let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
 }

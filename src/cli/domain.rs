@@ -62,7 +62,7 @@ pub(super) fn run(store: &Store, command: DomainCommand) -> anyhow::Result<()> {
                 })
                 .transpose()?;
             store.write(|tx| {
-                let zone = zones::find_enclosing_zone(tx, &fqdn)?.ok_or_else(|| {
+                let zone = zones::find_enclosing_zone(tx, fqdn.as_str())?.ok_or_else(|| {
                     StoreError::NotFound(format!(
                         "{fqdn} is not inside any zone; add the zone first with `certadns-ddns zone add`"
                     ))

@@ -67,6 +67,12 @@ struct ServeArgs {
     /// Address of the DynDNS update endpoints [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Address of the PowerDNS backend's HTTP connector [default: 127.0.0.1:8081].
+    #[arg(long, value_name = "ADDR")]
+    backend_listen: Option<SocketAddr>,
+    /// Path of the PowerDNS backend's unix socket [default: none].
+    #[arg(long, value_name = "PATH")]
+    backend_socket: Option<PathBuf>,
     /// TOML config file (see examples/config.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -103,6 +109,12 @@ fn run_serve(db: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(listen) = args.listen {
         config.listen = listen;
+    }
+    if let Some(backend_listen) = args.backend_listen {
+        config.backend_listen = backend_listen;
+    }
+    if let Some(backend_socket) = args.backend_socket {
+        config.backend_socket = Some(backend_socket);
     }
     crate::log::init(&config.log_level);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -154,15 +154,12 @@ pub fn list_zones(conn: &Connection) -> Result<Vec<Zone>, StoreError> {
     Ok(zones)
 }
 
-/// The most specific zone that `name` lies in (`a.b.example` is in `b.example` before
-/// `example`), if any.
-pub fn find_enclosing_zone(
-    conn: &Connection,
-    name: &DomainName,
-) -> Result<Option<Zone>, StoreError> {
+/// The most specific zone that `name` (lower case, no final dot) lies in (`a.b.example` is in
+/// `b.example` before `example`), if any.
+pub fn find_enclosing_zone(conn: &Connection, name: &str) -> Result<Option<Zone>, StoreError> {
     let mut statement =
         conn.prepare_cached(&format!("SELECT {ZONE_COLUMNS} FROM zones WHERE name = ?1"))?;
-    let mut suffix = name.as_str();
+    let mut suffix = name;
     loop {
         if let Some(zone) = statement.query_row([suffix], zone_from_row).optional()? {
             return Ok(Some(zone));
@@ -245,7 +242,7 @@ mod test {
         )
         .unwrap();
         let zone = |text: &str| {
-            find_enclosing_zone(&conn, &name(text))
+            find_enclosing_zone(&conn, name(text).as_str())
                 .unwrap()
                 .map(|z| z.name)
         };

@@ -1,0 +1,165 @@
+//! The HTTP connector: pdns's three request styles under one base path (`/dns`), decoded into
+//! a [`Query`], answered as JSON.
+//!
+//! * `post=1,post_json=1`: `POST /dns` with the request object as the body.
+//! * `post=1`: `POST /dns/<method>` with the body `parameters=<url-encoded JSON>`.
+//! * REST (default): `<verb> /dns/<method>/<segment>...`, every segment percent-encoded (even
+//!   `.` as `%2e`), lookup context in `X-RemoteBackend-*` headers; rebuilt here into the
+//!   parameters object the JSON modes send.
+//!
+//! Every answer is 200 with a JSON body framed by `Content-Length` (anything else makes pdns
+//! SERVFAIL or drop the connection); a path outside the base gets 404 with `{"result":false}`,
+//! which pdns also reads as a clean "no".
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use percent_encoding::percent_decode_str;
+use serde_json::{Map, Value};
+
+use super::Backend;
+use super::protocol::{DecodeError, Query, Reply};
+
+/// The path every pdns request lives under (`url=http://host:port/dns`).
+const BASE_PATH: &str = "/dns";
+
+/// Largest request body taken: pdns requests are a few hundred bytes.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How long a request body may take to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The HTTP face of the backend.
+#[derive(Debug, Clone)]
+pub struct BackendHttpService {
+    /// Answers the decoded queries.
+    backend: Backend,
+}
+
+impl BackendHttpService {
+    /// A service answering with `backend`.
+    pub fn new(backend: Backend) -> Self {
+        Self { backend }
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let Some(rest) = request
+            .uri()
+            .path()
+            .strip_prefix(BASE_PATH)
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+            .map(str::to_string)
+        else {
+            return json(
+                StatusCode::NOT_FOUND,
+                &Reply::refusal("certadns-ddns: not a backend path"),
+            );
+        };
+        let query = match decode(request, &rest).await {
+            Ok(query) => query,
+            Err(error) => {
+                tracing::debug!(%error, "remote backend: undecodable request");
+                return json(
+                    StatusCode::OK,
+                    &Reply::refusal(format!("certadns-ddns: {error}")),
+                );
+            }
+        };
+        json(StatusCode::OK, &self.backend.handle_blocking(query).await)
+    }
+}
+
+/// Decodes a request in whichever of the three styles it comes.
+async fn decode(request: Request<Incoming>, rest: &str) -> Result<Query, DecodeError> {
+    let segments: Vec<String> = rest
+        .split('/')
+        .skip(1)
+        .filter(|segment| !segment.is_empty())
+        .map(|segment| percent_decode_str(segment).decode_utf8_lossy().into_owned())
+        .collect();
+    let (parts, body) = request.into_parts();
+    let is_post = parts.method == Method::POST;
+    match segments.as_slice() {
+        [] if is_post => Query::from_json(&read_body(body).await?),
+        [method] if is_post && is_form(&parts.headers) => {
+            let body = read_body(body).await?;
+            let parameters = form_urlencoded::parse(&body)
+                .find(|(name, _)| name == "parameters")
+                .map(|(_, value)| value.into_owned())
+                .unwrap_or_else(|| "{}".into());
+            let parameters: Value = serde_json::from_str(&parameters)
+                .map_err(|error| DecodeError::Envelope(error.to_string()))?;
+            Query::from_method(method, &parameters)
+        }
+        [method, arguments @ ..] => {
+            Query::from_method(method, &rest_parameters(method, arguments, &parts.headers))
+        }
+        [] => Err(DecodeError::Envelope("no method".into())),
+    }
+}
+
+/// The parameters object of a REST request: path segments named per method (§2.2: they
+/// follow the parameter names, in pdns's fixed order) and the `X-RemoteBackend-*` headers.
+fn rest_parameters(method: &str, arguments: &[String], headers: &hyper::HeaderMap) -> Value {
+    let names: &[&str] = match method {
+        "lookup" => &["qname", "qtype"],
+        "list" => &["domain_id", "zonename"],
+        "getDomainInfo" | "getAllDomainMetadata" => &["name"],
+        "getDomainMetadata" => &["name", "kind"],
+        _ => &[],
+    };
+    let mut parameters: Map<String, Value> = names
+        .iter()
+        .zip(arguments)
+        .map(|(name, value)| ((*name).to_string(), Value::String(value.clone())))
+        .collect();
+    for name in ["zone-id", "remote", "local", "real-remote"] {
+        let header = format!("x-remotebackend-{name}");
+        if let Some(value) = headers
+            .get(header.as_str())
+            .and_then(|value| value.to_str().ok())
+        {
+            parameters.insert(name.to_string(), Value::String(value.to_string()));
+        }
+    }
+    Value::Object(parameters)
+}
+
+/// Whether the body is a form (`post=1` mode).
+fn is_form(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        })
+}
+
+/// Reads a request body of bounded size and time.
+async fn read_body(body: Incoming) -> Result<Bytes, DecodeError> {
+    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) => Err(DecodeError::Envelope(format!("request body: {error}"))),
+        Err(_) => Err(DecodeError::Envelope(
+            "request body not received in time".into(),
+        )),
+    }
+}
+
+/// A JSON response; `Full` bodies are framed by `Content-Length`.
+fn json(status: StatusCode, reply: &Reply) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(reply.to_json())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

@@ -1,0 +1,197 @@
+//! The PowerDNS remote backend: pdns_server (`launch=remote`) asks, the store answers.
+//!
+//! [`Backend::handle`] holds the remote-backend semantics and is transport-agnostic; `http.rs`
+//! and `unix.rs` only move bytes. There is no cache and no sync step: every answer is read from
+//! SQLite at that moment (indexed, prepared statements), so an update acknowledged `good` is
+//! what the very next lookup returns.
+//!
+//! Semantics, per `../shared/docs/pdns-remote-backend.md` (pdns 4.7.3 as observed):
+//! * `lookup` with zone-id -1 is pdns looking for the zone: a SOA comes back only for a name
+//!   that is exactly an apex, never a parent's SOA for a child name.
+//! * `ANY` returns every record at the name; other types are filtered here. Names match
+//!   case-insensitively; the reply's case does not matter to pdns.
+//! * Wildcards are returned when pdns asks for `*.zone.` itself; pdns synthesises.
+//! * "Nothing" is `{"result": false}`; so is anything unknown or malformed. A store failure is
+//!   `{"result": null}`, which pdns turns into SERVFAIL (not a cacheable "no such name").
+
+mod http;
+pub mod protocol;
+mod unix;
+
+pub use self::http::BackendHttpService;
+pub use self::unix::{bind_unix, serve_unix};
+
+use std::collections::BTreeMap;
+
+use rusqlite::Connection;
+
+use self::protocol::{DomainInfo, Outcome, Query, Record, Reply};
+use crate::store::records::{ServedRecord, records_at, zone_records};
+use crate::store::zones::{
+    Zone, find_enclosing_zone, get_zone_by_id, get_zone_by_name, list_zones,
+};
+use crate::store::{Store, StoreError};
+
+/// Answers remote-backend queries from the store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// The store.
+    store: Store,
+}
+
+impl Backend {
+    /// A backend over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Answers `query`. Blocking (SQLite): async callers use [`Backend::handle_blocking`].
+    pub fn handle(&self, query: &Query) -> Reply {
+        let answer = match query {
+            Query::Initialize => return Reply::new(Outcome::Bool(true)),
+            Query::GetAllDomainMetadata => return Reply::new(Outcome::Metadata(BTreeMap::new())),
+            Query::GetDomainMetadata => return Reply::new(Outcome::Values(Vec::new())),
+            Query::Unknown { method } => {
+                tracing::debug!(%method, "remote backend: method not implemented");
+                return Reply::new(Outcome::Bool(false));
+            }
+            Query::Lookup {
+                qname,
+                qtype,
+                zone_id,
+            } => self.store.read(|conn| lookup(conn, qname, qtype, *zone_id)),
+            Query::List { zonename } => self.store.read(|conn| list(conn, zonename)),
+            Query::GetAllDomains => self.store.read(|conn| {
+                Ok(Outcome::Domains(
+                    list_zones(conn)?.iter().map(domain_info).collect(),
+                ))
+            }),
+            Query::GetDomainInfo { name } => self.store.read(|conn| {
+                Ok(match get_zone_by_name(conn, &normalize(name))? {
+                    Some(zone) => Outcome::Domain(domain_info(&zone)),
+                    None => Outcome::Bool(false),
+                })
+            }),
+        };
+        answer.map_or_else(
+            |error| {
+                tracing::error!(%error, ?query, "remote backend: store failure");
+                Reply {
+                    outcome: Outcome::Failure,
+                    log: vec![format!("certadns-ddns: store failure: {error}")],
+                }
+            },
+            Reply::new,
+        )
+    }
+
+    /// [`Backend::handle`] on a blocking thread.
+    pub async fn handle_blocking(&self, query: Query) -> Reply {
+        let backend = self.clone();
+        tokio::task::spawn_blocking(move || backend.handle(&query))
+            .await
+            .unwrap_or_else(|error| Reply {
+                outcome: Outcome::Failure,
+                log: vec![format!("certadns-ddns: backend task failed: {error}")],
+            })
+    }
+}
+
+/// A name as the store holds it: lower case, no final dot; the root becomes "".
+fn normalize(name: &str) -> String {
+    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
+}
+
+/// `lookup`: the records at `qname` of type `qtype` (or all, for ANY).
+fn lookup(
+    conn: &Connection,
+    qname: &str,
+    qtype: &str,
+    zone_id: i64,
+) -> Result<Outcome, StoreError> {
+    let name = normalize(qname);
+    if name.is_empty() {
+        return Ok(Outcome::Bool(false));
+    }
+    let any = qtype.eq_ignore_ascii_case("ANY");
+    let zone = if zone_id >= 0 {
+        get_zone_by_id(conn, zone_id)?
+    } else if qtype.eq_ignore_ascii_case("SOA") {
+        // The SOA walk: only an exact apex has a SOA.
+        get_zone_by_name(conn, &name)?
+    } else {
+        find_enclosing_zone(conn, &name)?
+    };
+    let Some(zone) = zone.filter(|zone| is_within(&name, &zone.name)) else {
+        return Ok(Outcome::Bool(false));
+    };
+    let records: Vec<Record> = records_at(conn, &zone, &name)?
+        .into_iter()
+        .filter(|record| any || record.record_type.eq_ignore_ascii_case(qtype))
+        .map(|record| wire_record(record, zone.id))
+        .collect();
+    Ok(if records.is_empty() {
+        Outcome::Bool(false)
+    } else {
+        Outcome::Records(records)
+    })
+}
+
+/// `list`: the whole zone, SOA first, or `false` for a zone we do not have.
+fn list(conn: &Connection, zonename: &str) -> Result<Outcome, StoreError> {
+    let Some(zone) = get_zone_by_name(conn, &normalize(zonename))? else {
+        return Ok(Outcome::Bool(false));
+    };
+    let records = zone_records(conn, &zone)?
+        .into_iter()
+        .map(|record| wire_record(record, zone.id))
+        .collect();
+    Ok(Outcome::Records(records))
+}
+
+/// Whether `name` is `zone` or below it (both normalised).
+fn is_within(name: &str, zone: &str) -> bool {
+    name == zone
+        || name
+            .strip_suffix(zone)
+            .is_some_and(|head| head.ends_with('.'))
+}
+
+/// A served record as pdns wants it.
+fn wire_record(record: ServedRecord, zone_id: i64) -> Record {
+    Record {
+        qtype: record.record_type,
+        qname: format!("{}.", record.name),
+        content: record.content,
+        ttl: record.ttl,
+        domain_id: zone_id,
+        auth: 1,
+    }
+}
+
+/// A zone as pdns's DomainInfo.
+fn domain_info(zone: &Zone) -> DomainInfo {
+    DomainInfo {
+        id: zone.id,
+        zone: format!("{}.", zone.name),
+        kind: "native",
+        serial: zone.serial,
+        masters: Vec::new(),
+        last_check: 0,
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn names_normalise_and_nest_on_label_boundaries() {
+        assert_eq!(normalize("WwW.ExAmPlE.CoM."), "www.example.com");
+        assert_eq!(normalize("."), "");
+        assert!(is_within("a.example.com", "example.com"));
+        assert!(is_within("example.com", "example.com"));
+        assert!(!is_within("aexample.com", "example.com"));
+        assert!(!is_within("com", "example.com"));
+    }
+}

@@ -1,0 +1,364 @@
+//! The PowerDNS remote-backend wire format (pdns 4.7): queries in, replies out.
+//!
+//! All three transports carry the same `{"method": ..., "parameters": {...}}` object (REST
+//! mode rebuilds it from the path and headers, see `http.rs`). Numbers may arrive as JSON
+//! numbers (JSON modes) or strings (REST), so integer parameters accept both. Replies always
+//! carry `result`; `ttl` is always a JSON number, since pdns silently serves TTL 0 for a string.
+//! Reference: `docs/backends/remote.rst` at auth-4.7.3 and `../shared/docs/pdns-remote-backend.md`.
+//! Depends on nothing else in the crate.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// A request from pdns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// Sent first on every unix-socket connection; answered `true`.
+    Initialize,
+    /// Records at a name (§4 lookup).
+    Lookup {
+        /// Owner name as asked, any case, with the final dot.
+        qname: String,
+        /// `ANY`, `SOA` or another type to filter on.
+        qtype: String,
+        /// The zone's id, or -1 when pdns does not know the zone yet (the SOA walk).
+        zone_id: i64,
+    },
+    /// The whole zone, for AXFR (§4 list).
+    List {
+        /// Zone apex with the final dot.
+        zonename: String,
+    },
+    /// Every zone, for pdns's zone cache (§4 getAllDomains).
+    GetAllDomains,
+    /// One zone's DomainInfo (§4 getDomainInfo).
+    GetDomainInfo {
+        /// Zone apex with the final dot.
+        name: String,
+    },
+    /// A zone's metadata, all kinds (§4 getAllDomainMetadata): none here.
+    GetAllDomainMetadata,
+    /// A zone's metadata of one kind (§4 getDomainMetadata): none here.
+    GetDomainMetadata,
+    /// A method this backend does not implement: answered `false`.
+    Unknown {
+        /// Its name, for the log.
+        method: String,
+    },
+}
+
+/// Why a request could not be decoded. Answered `{"result": false}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not a JSON object with a string `method`.
+    #[error("not a remote-backend request: {0}")]
+    Envelope(String),
+    /// A parameter the method needs is missing or of the wrong type.
+    #[error("{method}: missing or invalid parameter {parameter:?}")]
+    Parameter {
+        /// The method.
+        method: String,
+        /// The parameter.
+        parameter: &'static str,
+    },
+}
+
+impl Query {
+    /// Decodes a request object `{"method": ..., "parameters": {...}}` (unix socket, post_json).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|error| DecodeError::Envelope(error.to_string()))?;
+        let method = value
+            .get("method")
+            .and_then(Value::as_str)
+            .ok_or_else(|| DecodeError::Envelope("no string \"method\"".into()))?;
+        let parameters = value.get("parameters").unwrap_or(&Value::Null);
+        Self::from_method(method, parameters)
+    }
+
+    /// Decodes a method name and its parameters object (all transports end here).
+    pub fn from_method(method: &str, parameters: &Value) -> Result<Self, DecodeError> {
+        let text = |parameter: &'static str| {
+            parameters
+                .get(parameter)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| DecodeError::Parameter {
+                    method: method.to_string(),
+                    parameter,
+                })
+        };
+        Ok(match method {
+            "initialize" => Self::Initialize,
+            "lookup" => Self::Lookup {
+                qname: text("qname")?,
+                qtype: text("qtype")?,
+                zone_id: parameters.get("zone-id").and_then(integer).unwrap_or(-1),
+            },
+            "list" => Self::List {
+                zonename: text("zonename")?,
+            },
+            "getAllDomains" => Self::GetAllDomains,
+            "getDomainInfo" => Self::GetDomainInfo {
+                name: text("name")?,
+            },
+            "getAllDomainMetadata" => Self::GetAllDomainMetadata,
+            "getDomainMetadata" => Self::GetDomainMetadata,
+            other => Self::Unknown {
+                method: other.to_string(),
+            },
+        })
+    }
+}
+
+/// An integer sent as a JSON number or as a decimal string (REST mode sends strings, and
+/// `setNotified` sends `2024010102.000000`).
+pub fn integer(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(number) => number.as_i64().or_else(|| number.as_f64().and_then(whole)),
+        Value::String(text) => text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .or_else(|| text.trim().parse::<f64>().ok().and_then(whole)),
+        _ => None,
+    }
+}
+
+/// A float that holds a whole number within i64, as that integer.
+fn whole(value: f64) -> Option<i64> {
+    let in_range = value.fract() == 0.0 && value >= i64::MIN as f64 && value <= i64::MAX as f64;
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "checked to be whole and in range"
+    )]
+    in_range.then_some(value as i64)
+}
+
+/// One record in a `lookup` or `list` reply (§5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Record {
+    /// Type, e.g. `A`.
+    pub qtype: String,
+    /// Owner name with the final dot.
+    pub qname: String,
+    /// Presentation-format content.
+    pub content: String,
+    /// TTL: a JSON number.
+    pub ttl: u32,
+    /// The zone's id.
+    pub domain_id: i64,
+    /// Authoritative (1); read by pdns only with remote-dnssec.
+    pub auth: u8,
+}
+
+/// A zone as pdns sees it (§6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DomainInfo {
+    /// Zone id: the `zone-id` of later lookups.
+    pub id: i64,
+    /// Apex with the final dot.
+    pub zone: String,
+    /// `native`: served from this store, no pdns-side replication.
+    pub kind: &'static str,
+    /// Current SOA serial.
+    pub serial: u32,
+    /// Primaries, for secondary zones: none.
+    pub masters: Vec<String>,
+    /// Last secondary check: never.
+    pub last_check: u32,
+}
+
+/// The `result` of a reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Outcome {
+    /// `true` (done) or `false` (a clean "no": not found, not supported).
+    Bool(bool),
+    /// Records, for lookup and list.
+    Records(Vec<Record>),
+    /// Zones, for getAllDomains.
+    Domains(Vec<DomainInfo>),
+    /// One zone, for getDomainInfo.
+    Domain(DomainInfo),
+    /// Metadata by kind, for getAllDomainMetadata.
+    Metadata(BTreeMap<String, Vec<String>>),
+    /// Metadata values, for getDomainMetadata.
+    Values(Vec<String>),
+    /// No usable result: pdns answers SERVFAIL (an exception on its side), which is right for a
+    /// store failure, where `false` would be cached as "no such name".
+    Failure,
+}
+
+/// A reply to pdns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The result.
+    pub outcome: Outcome,
+    /// Lines pdns writes to its log as `[remotebackend]: ...`.
+    pub log: Vec<String>,
+}
+
+impl Reply {
+    /// A reply with `outcome` and no log lines.
+    pub fn new(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            log: Vec::new(),
+        }
+    }
+
+    /// `{"result": false}`, with a log line for pdns's log.
+    pub fn refusal(reason: impl Into<String>) -> Self {
+        Self {
+            outcome: Outcome::Bool(false),
+            log: vec![reason.into()],
+        }
+    }
+
+    /// The reply as one JSON object, without a newline.
+    pub fn to_json(&self) -> Vec<u8> {
+        /// The object on the wire.
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            /// `null` for [`Outcome::Failure`].
+            result: Option<&'a Outcome>,
+            /// Omitted when empty.
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            log: &'a [String],
+        }
+        let result = (self.outcome != Outcome::Failure).then_some(&self.outcome);
+        serde_json::to_vec(&Wire {
+            result,
+            log: &self.log,
+        })
+        .expect("replies serialise")
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn lookups_decode_from_json_with_numbers_or_strings() {
+        let json = br#"{"method": "lookup", "parameters": {"local": "0.0.0.0", "qname": "www.example.com.", "qtype": "SOA", "real-remote": "0.0.0.0/0", "remote": "0.0.0.0", "zone-id": -1}}"#;
+        assert_eq!(
+            Query::from_json(json).unwrap(),
+            Query::Lookup {
+                qname: "www.example.com.".into(),
+                qtype: "SOA".into(),
+                zone_id: -1
+            }
+        );
+        let rest = serde_json::json!({"qname": "WwW.ExAmPlE.CoM.", "qtype": "ANY", "zone-id": "1"});
+        assert_eq!(
+            Query::from_method("lookup", &rest).unwrap(),
+            Query::Lookup {
+                qname: "WwW.ExAmPlE.CoM.".into(),
+                qtype: "ANY".into(),
+                zone_id: 1
+            }
+        );
+    }
+
+    #[test]
+    fn other_methods_decode() {
+        let list = br#"{"method": "list", "parameters": {"domain_id": 1, "include_disabled": false, "zonename": "example.com."}}"#;
+        assert_eq!(
+            Query::from_json(list).unwrap(),
+            Query::List {
+                zonename: "example.com.".into()
+            }
+        );
+        let init = br#"{"method": "initialize", "parameters": {"path": "/run/rb.sock", "timeout": "2000"}}"#;
+        assert_eq!(Query::from_json(init).unwrap(), Query::Initialize);
+        let unknown = br#"{"method": "getDomainKeys", "parameters": {"name": "example.com."}}"#;
+        assert_eq!(
+            Query::from_json(unknown).unwrap(),
+            Query::Unknown {
+                method: "getDomainKeys".into()
+            }
+        );
+        let all = br#"{"method": "getAllDomains", "parameters": {"include_disabled": true}}"#;
+        assert_eq!(Query::from_json(all).unwrap(), Query::GetAllDomains);
+    }
+
+    #[test]
+    fn malformed_requests_are_decode_errors() {
+        assert!(matches!(
+            Query::from_json(b"not json"),
+            Err(DecodeError::Envelope(_))
+        ));
+        assert!(matches!(
+            Query::from_json(b"[1,2]"),
+            Err(DecodeError::Envelope(_))
+        ));
+        assert!(matches!(
+            Query::from_json(br#"{"method": 5}"#),
+            Err(DecodeError::Envelope(_))
+        ));
+        assert!(matches!(
+            Query::from_json(br#"{"method": "lookup", "parameters": {"qname": 5}}"#),
+            Err(DecodeError::Parameter {
+                parameter: "qname",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Query::from_json(br#"{"method": "lookup"}"#),
+            Err(DecodeError::Parameter { .. })
+        ));
+    }
+
+    #[test]
+    fn integers_come_as_numbers_strings_or_whole_floats() {
+        assert_eq!(integer(&serde_json::json!(7)), Some(7));
+        assert_eq!(integer(&serde_json::json!("-1")), Some(-1));
+        assert_eq!(
+            integer(&serde_json::json!("2024010102.000000")),
+            Some(2_024_010_102)
+        );
+        assert_eq!(integer(&serde_json::json!(2.5)), None);
+        assert_eq!(integer(&serde_json::json!("x")), None);
+        assert_eq!(integer(&serde_json::json!(null)), None);
+    }
+
+    #[test]
+    fn replies_always_carry_result_and_numeric_ttls() {
+        let record = Record {
+            qtype: "A".into(),
+            qname: "www.example.com.".into(),
+            content: "192.0.2.10".into(),
+            ttl: 300,
+            domain_id: 1,
+            auth: 1,
+        };
+        assert_eq!(
+            String::from_utf8(Reply::new(Outcome::Records(vec![record])).to_json()).unwrap(),
+            r#"{"result":[{"qtype":"A","qname":"www.example.com.","content":"192.0.2.10","ttl":300,"domain_id":1,"auth":1}]}"#
+        );
+        assert_eq!(
+            Reply::new(Outcome::Bool(false)).to_json(),
+            br#"{"result":false}"#
+        );
+        assert_eq!(
+            Reply::new(Outcome::Metadata(BTreeMap::new())).to_json(),
+            br#"{"result":{}}"#
+        );
+        assert_eq!(
+            Reply::refusal("why").to_json(),
+            br#"{"result":false,"log":["why"]}"#
+        );
+        assert_eq!(
+            Reply {
+                outcome: Outcome::Failure,
+                log: vec!["store".into()]
+            }
+            .to_json(),
+            br#"{"result":null,"log":["store"]}"#
+        );
+    }
+}
