@@ -143,7 +143,8 @@ impl TestEnv {
         std::fs::write(
             &config,
             format!(
-                "database = {:?}\nlisten = \"127.0.0.1:0\"\nlog-level = \"debug\"\n{extra_config}\n",
+                "database = {:?}\nlisten = \"127.0.0.1:0\"\nbackend-listen = \"127.0.0.1:0\"\n\
+                 log-level = \"debug\"\n{extra_config}\n",
                 self.db
             ),
         )
@@ -205,12 +206,15 @@ pub struct Daemon {
     child: Child,
     /// Address of the update endpoints.
     pub addr: SocketAddr,
+    /// Address of the PowerDNS backend's HTTP connector.
+    pub backend_addr: SocketAddr,
     /// Everything the daemon logged so far.
     log: Arc<Mutex<String>>,
 }
 
 impl Daemon {
-    /// Starts the binary with `args` and waits for its `listening on http=` line.
+    /// Starts the binary with `args` and waits for its `listening on http=` and
+    /// `listening on backend=` lines.
     pub fn spawn(args: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .args(args)
@@ -227,29 +231,35 @@ impl Daemon {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on http=").nth(1) {
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    let _ = found.send(addr);
+                for marker in ["listening on http=", "listening on backend=http://"] {
+                    if let Some(rest) = line.split(marker).nth(1) {
+                        let addr = rest.split_whitespace().next().unwrap_or_default();
+                        let _ = found.send(addr.trim_end_matches("/dns").to_string());
+                    }
                 }
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
                 log.push('\n');
             }
         });
-        let addr = match addr.recv_timeout(Duration::from_secs(20)) {
-            Ok(addr) => addr.parse().expect("a socket address in the log"),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                panic!("daemon did not start:\n{}", log.lock().unwrap());
+        let mut addresses = Vec::new();
+        while addresses.len() < 2 {
+            match addr.recv_timeout(Duration::from_secs(20)) {
+                Ok(addr) => addresses.push(addr.parse::<SocketAddr>().expect("a socket address in the log")),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    std::thread::sleep(Duration::from_millis(100));
+                    panic!("daemon did not start:\n{}", log.lock().unwrap());
+                }
             }
-        };
-        Self { child, addr, log }
+        }
+        Self {
+            child,
+            addr: addresses[0],
+            backend_addr: addresses[1],
+            log,
+        }
     }
 
     /// What the daemon logged so far.
