@@ -245,7 +245,10 @@ impl Daemon {
         let mut addresses = Vec::new();
         while addresses.len() < 2 {
             match addr.recv_timeout(Duration::from_secs(20)) {
-                Ok(addr) => addresses.push(addr.parse::<SocketAddr>().expect("a socket address in the log")),
+                Ok(addr) => addresses.push(
+                    addr.parse::<SocketAddr>()
+                        .expect("a socket address in the log"),
+                ),
                 Err(_) => {
                     let _ = child.kill();
                     let _ = child.wait();

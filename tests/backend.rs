@@ -1,0 +1,546 @@
+//! The PowerDNS remote backend on the wire, without pdns: captured pdns 4.7.3 requests
+//! replayed over each connector (golden replies), and bad input that must not hurt.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{Daemon, TestEnv};
+use serde_json::{Value, json};
+
+/// One captured request and the reply pdns got for it.
+struct Exchange {
+    /// The capture's connection number: requests of one connection share one of ours.
+    connection: u64,
+    /// The exact bytes pdns sent.
+    raw: Vec<u8>,
+    /// The captured `{"result": ...}`.
+    reply: Value,
+}
+
+/// The exchanges of a capture file, in order.
+fn exchanges(name: &str) -> Vec<Exchange> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/pdns")
+        .join(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("a JSON line"))
+        .filter(|event| event.get("raw").is_some())
+        .map(|event| {
+            let raw = event["raw"].as_str().expect("raw is text");
+            // The unix captures end their line with an escaped `\n`.
+            let raw = match raw.strip_suffix("\\n") {
+                Some(line) => format!("{line}\n"),
+                None => raw.to_string(),
+            };
+            Exchange {
+                connection: event["conn"].as_u64().expect("conn"),
+                raw: raw.into_bytes(),
+                reply: event["reply"].clone(),
+            }
+        })
+        .collect()
+}
+
+/// Seeds the zone the captures were made against: `example.com` with the same SOA timers,
+/// NS set and records.
+fn seed_capture_zone(env: &TestEnv) {
+    env.cli_ok(&[
+        "zone",
+        "add",
+        "example.com",
+        "--ns",
+        "ns1.example.com",
+        "--ns",
+        "ns2.example.com",
+        "--refresh",
+        "7200",
+        "--retry",
+        "3600",
+        "--expire",
+        "1209600",
+        "--minimum",
+        "300",
+        "--ttl",
+        "3600",
+    ]);
+    for (name, record_type, content, ttl) in [
+        ("@", "MX", "10 mail.example.com", "3600"),
+        ("ns1", "A", "192.0.2.1", "3600"),
+        ("ns2", "A", "192.0.2.2", "3600"),
+        ("www", "A", "192.0.2.10", "300"),
+        ("mail", "A", "192.0.2.20", "300"),
+        ("www", "TXT", "hello world", "300"),
+    ] {
+        env.cli_ok(&[
+            "record",
+            "add",
+            "example.com",
+            name,
+            record_type,
+            content,
+            "--ttl",
+            ttl,
+        ]);
+    }
+}
+
+/// The daemon with a backend socket in the environment's directory.
+fn spawn_with_socket(env: &TestEnv) -> (Daemon, PathBuf) {
+    let socket = env.dir.path().join("backend.sock");
+    let daemon = env.spawn(&format!("backend-socket = {:?}", socket));
+    (daemon, socket)
+}
+
+/// The zone's current serial, which replaces the captured one in comparisons.
+fn serial(env: &TestEnv) -> i64 {
+    env.db()
+        .query_row("SELECT serial FROM zones", [], |row| row.get(0))
+        .unwrap()
+}
+
+/// A record reduced to what must match: type, name (any case), content, TTL, zone id.
+fn record_key(record: &Value, serial: i64) -> (String, String, String, i64, i64) {
+    let mut content = record["content"].as_str().unwrap().to_string();
+    if record["qtype"] == "SOA" {
+        let mut fields: Vec<String> = content.split(' ').map(str::to_string).collect();
+        fields[2] = serial.to_string();
+        content = fields.join(" ");
+    }
+    (
+        record["qtype"].as_str().unwrap().to_ascii_uppercase(),
+        record["qname"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('.')
+            .to_ascii_lowercase(),
+        content,
+        record["ttl"].as_i64().expect("ttl is a JSON number"),
+        record["domain_id"].as_i64().unwrap_or(-1),
+    )
+}
+
+/// Asserts that our reply means what the captured one meant.
+#[track_caller]
+fn assert_same_meaning(captured: &Value, ours: &Value, serial: i64, request: &str) {
+    let (expected, got) = (&captured["result"], &ours["result"]);
+    match expected {
+        Value::Array(domains) if domains.first().is_some_and(|d| d.get("zone").is_some()) => {
+            let got = got
+                .as_array()
+                .unwrap_or_else(|| panic!("{request}: expected zones, got {ours}"));
+            assert_eq!(got.len(), domains.len(), "{request}");
+            for (expected, got) in domains.iter().zip(got) {
+                assert_same_meaning(
+                    &json!({ "result": expected }),
+                    &json!({ "result": got }),
+                    serial,
+                    request,
+                );
+            }
+        }
+        Value::Array(records) => {
+            let got = got
+                .as_array()
+                .unwrap_or_else(|| panic!("{request}: expected records, got {ours}"));
+            let mut expected_keys: Vec<_> = records.iter().map(|r| record_key(r, serial)).collect();
+            let mut got_keys: Vec<_> = got.iter().map(|r| record_key(r, serial)).collect();
+            if expected_keys.first().is_some_and(|key| key.0 == "SOA") && records.len() > 1 {
+                assert_eq!(
+                    got_keys[0].0, "SOA",
+                    "{request}: a zone listing starts with the SOA"
+                );
+            }
+            expected_keys.sort();
+            got_keys.sort();
+            assert_eq!(got_keys, expected_keys, "{request}");
+            for record in got {
+                assert_eq!(record["auth"], 1, "{request}: auth is a number");
+            }
+        }
+        Value::Object(fields) if fields.contains_key("zone") => {
+            assert_eq!(got["zone"], fields["zone"], "{request}");
+            assert_eq!(got["id"], fields["id"], "{request}");
+            assert_eq!(got["kind"], "native", "{request}");
+            assert_eq!(got["serial"], serial, "{request}");
+        }
+        other => assert_eq!(got, other, "{request}: {ours}"),
+    }
+}
+
+/// Reads one HTTP response framed by Content-Length from a kept-alive connection.
+fn read_http_response(reader: &mut BufReader<TcpStream>) -> (u16, Value) {
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap();
+    let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        let (name, value) = line.split_once(':').unwrap();
+        if name.eq_ignore_ascii_case("content-length") {
+            length = Some(value.trim().parse::<usize>().unwrap());
+        }
+        assert!(
+            !name.eq_ignore_ascii_case("transfer-encoding"),
+            "never chunked"
+        );
+    }
+    let mut body = vec![0; length.expect("Content-Length")];
+    reader.read_exact(&mut body).unwrap();
+    (status, serde_json::from_slice(&body).expect("a JSON body"))
+}
+
+/// Replays a capture over HTTP, each captured connection on one kept-alive connection.
+fn replay_http(addr: SocketAddr, capture: &str, serial: i64) -> usize {
+    let exchanges = exchanges(capture);
+    let mut connections: BTreeMap<u64, (TcpStream, BufReader<TcpStream>)> = BTreeMap::new();
+    for exchange in &exchanges {
+        let (writer, reader) = connections.entry(exchange.connection).or_insert_with(|| {
+            let stream = TcpStream::connect(addr).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            (stream.try_clone().unwrap(), BufReader::new(stream))
+        });
+        writer.write_all(&exchange.raw).unwrap();
+        let (status, reply) = read_http_response(reader);
+        let request = String::from_utf8_lossy(&exchange.raw);
+        let request_line = request.lines().next().unwrap_or_default();
+        assert_eq!(status, 200, "{request_line}");
+        assert_same_meaning(&exchange.reply, &reply, serial, &request);
+    }
+    exchanges.len()
+}
+
+/// Replays a capture over the unix socket.
+fn replay_unix(socket: &Path, capture: &str, serial: i64) -> usize {
+    let exchanges = exchanges(capture);
+    let mut connections: BTreeMap<u64, (UnixStream, BufReader<UnixStream>)> = BTreeMap::new();
+    for exchange in &exchanges {
+        let (writer, reader) = connections.entry(exchange.connection).or_insert_with(|| {
+            let stream = UnixStream::connect(socket).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            (stream.try_clone().unwrap(), BufReader::new(stream))
+        });
+        writer.write_all(&exchange.raw).unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.ends_with('\n'), "one reply per line");
+        let reply: Value = serde_json::from_str(&line).expect("a JSON reply");
+        assert_same_meaning(
+            &exchange.reply,
+            &reply,
+            serial,
+            &String::from_utf8_lossy(&exchange.raw),
+        );
+    }
+    exchanges.len()
+}
+
+#[test]
+fn captured_pdns_requests_get_the_captured_answers_on_every_connector() {
+    let env = TestEnv::new();
+    seed_capture_zone(&env);
+    let (daemon, socket) = spawn_with_socket(&env);
+    let serial = serial(&env);
+    assert_eq!(
+        replay_http(daemon.backend_addr, "rest-caches-off.jsonl", serial),
+        45
+    );
+    assert_eq!(
+        replay_http(daemon.backend_addr, "rest-caches-default.jsonl", serial),
+        11
+    );
+    assert_eq!(
+        replay_http(daemon.backend_addr, "post-caches-off.jsonl", serial),
+        10
+    );
+    assert_eq!(
+        replay_http(daemon.backend_addr, "postjson-caches-off.jsonl", serial),
+        10
+    );
+    assert_eq!(replay_unix(&socket, "unix-caches-off.jsonl", serial), 13);
+}
+
+/// Sends one request object over a fresh unix connection and returns the reply.
+fn unix_call(socket: &Path, request: &Value) -> Value {
+    let stream = UnixStream::connect(socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    writeln!(writer, "{request}").unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap()
+}
+
+/// A lookup request object.
+fn lookup(qname: &str, qtype: &str, zone_id: i64) -> Value {
+    json!({"method": "lookup", "parameters": {"qname": qname, "qtype": qtype, "zone-id": zone_id,
+           "remote": "127.0.0.1", "local": "127.0.0.1", "real-remote": "127.0.0.1/32"}})
+}
+
+#[test]
+fn lookups_follow_the_remote_backend_rules() {
+    let env = TestEnv::new();
+    seed_capture_zone(&env);
+    env.cli_ok(&["zone", "add", "sub.example.com", "--ns", "ns1.example.com"]);
+    env.cli_ok(&["record", "add", "example.com", "*.wild", "A", "192.0.2.99"]);
+    let (_daemon, socket) = spawn_with_socket(&env);
+    let result = |request: Value| unix_call(&socket, &request)["result"].clone();
+
+    // The SOA walk: a SOA only for an exact apex, never a parent's for a child.
+    assert_eq!(result(lookup("www.example.com.", "SOA", -1)), json!(false));
+    assert_eq!(result(lookup("example.com.", "SOA", -1))[0]["qtype"], "SOA");
+    assert_eq!(result(lookup("com.", "SOA", -1)), json!(false));
+    assert_eq!(result(lookup(".", "SOA", -1)), json!(false));
+    let sub = result(lookup("SUB.Example.COM.", "SOA", -1));
+    assert_eq!(
+        sub[0]["qname"], "sub.example.com.",
+        "the child zone answers for its own apex"
+    );
+    assert_eq!(sub[0]["domain_id"], 2);
+
+    // ANY is everything at the name; other types are filtered.
+    let apex = result(lookup("example.com.", "ANY", 1));
+    let types: Vec<&str> = apex
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["qtype"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["SOA", "NS", "NS", "MX"]);
+    assert_eq!(
+        result(lookup("www.example.com.", "TXT", 1))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(result(lookup("www.example.com.", "AAAA", 1)), json!(false));
+    assert_eq!(result(lookup("nope.example.com.", "ANY", 1)), json!(false));
+    // Wildcards are served when asked for by their own name.
+    assert_eq!(
+        result(lookup("*.wild.example.com.", "ANY", 1))[0]["content"],
+        "192.0.2.99"
+    );
+    // Name-server addresses asked with zone-id -1 (NOTIFY) are found in their zone.
+    assert_eq!(
+        result(lookup("ns1.example.com.", "ANY", -1))[0]["content"],
+        "192.0.2.1"
+    );
+    // A zone id that does not hold the name answers nothing.
+    assert_eq!(result(lookup("www.example.com.", "ANY", 2)), json!(false));
+    assert_eq!(result(lookup("www.example.com.", "ANY", 99)), json!(false));
+
+    let domains =
+        result(json!({"method": "getAllDomains", "parameters": {"include_disabled": true}}));
+    let zones: Vec<&str> = domains
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["zone"].as_str().unwrap())
+        .collect();
+    assert_eq!(zones, ["example.com.", "sub.example.com."]);
+    assert_eq!(
+        result(json!({"method": "getDomainInfo", "parameters": {"name": "nope.test."}})),
+        json!(false)
+    );
+    assert_eq!(
+        result(json!({"method": "list", "parameters": {"zonename": "nope.test.", "domain_id": 9}})),
+        json!(false)
+    );
+    assert_eq!(
+        result(
+            json!({"method": "getDomainMetadata", "parameters": {"name": "example.com.", "kind": "ALSO-NOTIFY"}})
+        ),
+        json!([])
+    );
+}
+
+#[test]
+fn bad_input_on_the_unix_socket_gets_false_and_the_connection_goes_on() {
+    let env = TestEnv::new();
+    seed_capture_zone(&env);
+    let (_daemon, socket) = spawn_with_socket(&env);
+    let stream = UnixStream::connect(&socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut call = |line: &str| {
+        writer.write_all(line.as_bytes()).unwrap();
+        writer.write_all(b"\n").unwrap();
+        let mut reply = String::new();
+        reader.read_line(&mut reply).unwrap();
+        serde_json::from_str::<Value>(&reply).expect("always JSON")
+    };
+    for bad in [
+        "this is not json",
+        "[1, 2, 3]",
+        r#"{"method": 42}"#,
+        r#"{"method": "lookup"}"#,
+        r#"{"method": "lookup", "parameters": {"qname": ["x"], "qtype": "A"}}"#,
+        r#"{"method": "getDomainKeys", "parameters": {"name": "example.com."}}"#,
+        r#"{"method": "lookup", "parameters": {"qname": "\u0000\u00ff.example.com.", "qtype": "ANY", "zone-id": 1}}"#,
+    ] {
+        assert_eq!(call(bad)["result"], json!(false), "{bad}");
+    }
+    assert_eq!(
+        call(&lookup("www.example.com.", "A", 1).to_string())["result"][0]["content"],
+        "192.0.2.10"
+    );
+
+    // A line beyond the size cap is refused and the connection closed; others are unaffected.
+    let mut big = UnixStream::connect(&socket).unwrap();
+    big.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = big.write_all(&vec![b'x'; 2 * 1024 * 1024]);
+    let mut reply = String::new();
+    let _ = BufReader::new(big).read_to_string(&mut reply);
+    assert!(reply.contains("\"result\":false"), "{reply:?}");
+    assert_eq!(
+        unix_call(&socket, &lookup("www.example.com.", "A", 1))["result"][0]["content"],
+        "192.0.2.10"
+    );
+}
+
+/// Sends raw bytes to the backend's HTTP connector and returns status and JSON body.
+fn http_call(addr: SocketAddr, raw: &str) -> (u16, Value) {
+    let response = common::send_raw(addr, raw.as_bytes());
+    (
+        response.status,
+        serde_json::from_str(&response.body).expect("always JSON"),
+    )
+}
+
+#[test]
+fn bad_input_over_http_gets_json_false_never_an_error() {
+    let env = TestEnv::new();
+    seed_capture_zone(&env);
+    let daemon = env.spawn("");
+    let post = |path: &str, content_type: &str, body: &str| {
+        http_call(
+            daemon.backend_addr,
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    let get = |path: &str| {
+        http_call(
+            daemon.backend_addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        )
+    };
+
+    for (status, reply) in [
+        post("/dns", "text/javascript", "not json"),
+        post("/dns", "text/javascript", ""),
+        post(
+            "/dns",
+            "text/javascript",
+            r#"{"method": "nosuchmethod", "parameters": {}}"#,
+        ),
+        post(
+            "/dns/lookup",
+            "application/x-www-form-urlencoded",
+            "parameters=%7bbroken",
+        ),
+        post(
+            "/dns/lookup",
+            "application/x-www-form-urlencoded",
+            "nothing=here",
+        ),
+        get("/dns/lookup/www%2eexample%2ecom%2e"),
+        get("/dns/getDomainKeys/example%2ecom%2e"),
+        get("/dns"),
+        get("/dns/lookup/%ff%fe/ANY"),
+    ] {
+        assert_eq!((status, &reply["result"]), (200, &json!(false)), "{reply}");
+    }
+    let (status, reply) = get("/elsewhere");
+    assert_eq!((status, &reply["result"]), (404, &json!(false)));
+    let (status, reply) = get("/dnsx/lookup/a/ANY");
+    assert_eq!((status, &reply["result"]), (404, &json!(false)));
+
+    let (status, reply) = post(
+        "/dns",
+        "text/javascript",
+        &lookup("www.example.com.", "A", 1).to_string(),
+    );
+    assert_eq!(
+        (status, reply["result"][0]["content"].as_str()),
+        (200, Some("192.0.2.10"))
+    );
+}
+
+#[test]
+fn many_concurrent_keep_alive_connections_are_served() {
+    let env = TestEnv::new();
+    seed_capture_zone(&env);
+    let daemon = env.spawn("");
+    let addr = daemon.backend_addr;
+    let body = lookup("www.example.com.", "ANY", 1).to_string();
+    let threads: Vec<_> = (0..32)
+        .map(|_| {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let stream = TcpStream::connect(addr).unwrap();
+                stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = BufReader::new(stream);
+                for _ in 0..50 {
+                    write!(
+                        writer,
+                        "POST /dns HTTP/1.1\r\nHost: x\r\nConnection: Keep-Alive\r\nContent-Type: text/javascript; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .unwrap();
+                    let (status, reply) = read_http_response(&mut reader);
+                    assert_eq!(status, 200);
+                    assert_eq!(reply["result"].as_array().map(Vec::len), Some(2));
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("every connection got its answers");
+    }
+}
+
+#[test]
+fn the_socket_is_private_to_the_group_and_removed_on_shutdown() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = TestEnv::new();
+    let (mut daemon, socket) = spawn_with_socket(&env);
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o660);
+    assert_eq!(daemon.terminate(), Some(0));
+    assert!(!socket.exists(), "the socket file is removed on shutdown");
+
+    // A stale socket file (left by a crash) is replaced at the next start.
+    let stale = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    drop(stale);
+    assert!(socket.exists());
+    let (_daemon, socket) = spawn_with_socket(&env);
+    assert_eq!(
+        unix_call(&socket, &json!({"method": "initialize", "parameters": {}}))["result"],
+        true
+    );
+}
