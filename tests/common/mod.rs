@@ -439,3 +439,215 @@ pub fn parse_response(bytes: &[u8]) -> HttpResponse {
     );
     response
 }
+
+/// Whether an external tool needed by end-to-end tests is on PATH. When it is missing the test
+/// is skipped with a message, unless `REQUIRE_E2E=1` (CI sets it), which makes it a failure.
+pub fn require_tool(name: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()));
+    if !found {
+        assert!(
+            std::env::var("REQUIRE_E2E").as_deref() != Ok("1"),
+            "{name} not found and REQUIRE_E2E=1: install pdns-server, pdns-backend-remote and dnsutils"
+        );
+        println!(
+            "skipping: {name} not found (install pdns-server, pdns-backend-remote and dnsutils)"
+        );
+    }
+    found
+}
+
+/// A loopback port that is free for both UDP and TCP right now.
+pub fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+        let port = udp.local_addr().expect("local address").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// One resource record from dig's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigRecord {
+    /// Owner name as printed (with the final dot).
+    pub name: String,
+    /// TTL.
+    pub ttl: u32,
+    /// Type.
+    pub record_type: String,
+    /// Data as printed.
+    pub data: String,
+}
+
+/// What dig saw.
+#[derive(Debug, Clone)]
+pub struct DigAnswer {
+    /// Response code: NOERROR, NXDOMAIN, REFUSED, SERVFAIL...
+    pub status: String,
+    /// Answer section.
+    pub answers: Vec<DigRecord>,
+    /// Authority section.
+    pub authority: Vec<DigRecord>,
+}
+
+impl DigAnswer {
+    /// The data of the answers of `record_type`.
+    pub fn data(&self, record_type: &str) -> Vec<String> {
+        self.answers
+            .iter()
+            .filter(|record| record.record_type == record_type)
+            .map(|record| record.data.clone())
+            .collect()
+    }
+}
+
+/// Runs `dig @127.0.0.1 -p PORT +norec NAME TYPE` (plus `extra` options) and parses it.
+pub fn dig(port: u16, name: &str, record_type: &str, extra: &[&str]) -> DigAnswer {
+    let output = Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "+norec",
+            "+time=3",
+            "+tries=1",
+        ])
+        .args(["+noall", "+comments", "+answer", "+authority"])
+        .args(extra)
+        .args([name, record_type])
+        .output()
+        .expect("run dig");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let status = text
+        .split("status: ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or("NO-ANSWER")
+        .to_string();
+    let mut answer = DigAnswer {
+        status,
+        answers: Vec::new(),
+        authority: Vec::new(),
+    };
+    let mut section = "";
+    for line in text.lines() {
+        if line.starts_with(";; ANSWER SECTION") {
+            section = "answer";
+        } else if line.starts_with(";; AUTHORITY SECTION") {
+            section = "authority";
+        } else if line.starts_with(';') || line.trim().is_empty() {
+            if line.starts_with(";;") && !line.contains("SECTION") {
+                section = "";
+            }
+        } else {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() >= 5 && fields[2] == "IN" {
+                let record = DigRecord {
+                    name: fields[0].to_string(),
+                    ttl: fields[1].parse().unwrap_or(0),
+                    record_type: fields[3].to_string(),
+                    data: fields[4..].join(" "),
+                };
+                match section {
+                    "authority" => answer.authority.push(record),
+                    _ => answer.answers.push(record),
+                }
+            }
+        }
+    }
+    answer
+}
+
+/// A running `pdns_server` on a free loopback port, configured from a `pdns-conf/` file.
+pub struct Pdns {
+    /// The process.
+    child: Child,
+    /// The DNS port (UDP and TCP) on 127.0.0.1.
+    pub port: u16,
+    /// Its socket directory (for pdns_control).
+    socket_dir: PathBuf,
+    /// Its log file.
+    log: PathBuf,
+}
+
+impl Pdns {
+    /// Starts pdns with `pdns-conf/{conf}` as shipped, overriding only the listen address and
+    /// port, the socket directory and `remote-connection-string`; waits until it answers a SOA
+    /// query for `zone`.
+    pub fn spawn(dir: &std::path::Path, conf: &str, connection_string: &str, zone: &str) -> Self {
+        let config_dir = dir.join(format!("pdns-{}", free_port()));
+        std::fs::create_dir_all(&config_dir).expect("pdns config dir");
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("pdns-conf")
+            .join(conf);
+        std::fs::copy(&shipped, config_dir.join("pdns.conf")).expect("copy the shipped pdns.conf");
+        let port = free_port();
+        let log = config_dir.join("pdns.log");
+        let child = Command::new("pdns_server")
+            .arg(format!("--config-dir={}", config_dir.display()))
+            .arg(format!("--socket-dir={}", config_dir.display()))
+            .arg("--local-address=127.0.0.1")
+            .arg(format!("--local-port={port}"))
+            .arg(format!("--remote-connection-string={connection_string}"))
+            .args([
+                "--daemon=no",
+                "--guardian=no",
+                "--disable-syslog",
+                "--write-pid=no",
+            ])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("pdns log"))
+            .stderr(Stdio::from(
+                std::fs::File::options()
+                    .append(true)
+                    .open(&log)
+                    .expect("pdns log"),
+            ))
+            .spawn()
+            .expect("start pdns_server");
+        let pdns = Self {
+            child,
+            port,
+            socket_dir: config_dir,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while dig(port, zone, "SOA", &[]).status != "NOERROR" {
+            assert!(
+                Instant::now() < deadline,
+                "pdns never answered:\n{}",
+                pdns.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        pdns
+    }
+
+    /// Runs `pdns_control` against this instance; returns its output.
+    pub fn control(&self, args: &[&str]) -> String {
+        let output = Command::new("pdns_control")
+            .arg(format!("--socket-dir={}", self.socket_dir.display()))
+            .args(args)
+            .output()
+            .expect("run pdns_control");
+        assert!(output.status.success(), "pdns_control {args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// pdns's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Pdns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            println!("---- pdns log ----\n{}", self.log());
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! End to end: a real `pdns_server` on our backend, queried with `dig`, for the unix connector
+//! and each HTTP mode. The same battery runs on every connector.
+//!
+//! Needs `pdns_server` (Debian pdns-server + pdns-backend-remote) and `dig` (dnsutils): without
+//! them each test prints why and passes, unless `REQUIRE_E2E=1`, as in CI.
+
+mod common;
+
+use common::{Daemon, DigAnswer, PASSWORD, Pdns, TestEnv, dig, require_tool};
+
+/// How pdns reaches the backend.
+#[derive(Debug, Clone, Copy)]
+enum Connector {
+    /// `unix:path=...` (pdns-conf/pdns.unix.conf).
+    Unix,
+    /// `http:...,post=1,post_json=1` (pdns-conf/pdns.http.conf as shipped).
+    HttpJson,
+    /// `http:...,post=1`.
+    HttpPost,
+    /// `http:...` (REST).
+    HttpRest,
+}
+
+/// The `remote-connection-string` of the shipped config for `connector`, with our address.
+fn connection_string(
+    connector: Connector,
+    daemon: &Daemon,
+    socket: &std::path::Path,
+) -> (String, &'static str) {
+    let conf = match connector {
+        Connector::Unix => "pdns.unix.conf",
+        _ => "pdns.http.conf",
+    };
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("pdns-conf")
+            .join(conf),
+    )
+    .expect("shipped config");
+    let line = shipped
+        .lines()
+        .find_map(|line| line.strip_prefix("remote-connection-string="))
+        .expect("the shipped config sets remote-connection-string");
+    let string = match connector {
+        Connector::Unix => line.replace(
+            "/run/certadns-ddns/backend.sock",
+            socket.to_str().expect("UTF-8"),
+        ),
+        _ => {
+            let with_address = line.replace("127.0.0.1:8081", &daemon.backend_addr.to_string());
+            match connector {
+                Connector::HttpPost => with_address.replace(",post_json=1", ""),
+                Connector::HttpRest => with_address.replace(",post=1,post_json=1", ""),
+                _ => with_address,
+            }
+        }
+    };
+    (string, conf)
+}
+
+/// The zone every battery runs on: `dyn.example` with static records, alice (plus) owning
+/// `home` A+AAAA, bob (free) owning `bob` A.
+fn seed(env: &TestEnv) -> String {
+    env.cli_ok(&[
+        "zone",
+        "add",
+        "dyn.example",
+        "--ns",
+        "ns1.dyn.example",
+        "--ns",
+        "ns2.dyn.example",
+    ]);
+    for (name, record_type, content) in [
+        ("ns1", "A", "192.0.2.53"),
+        ("ns2", "AAAA", "2001:db8::53"),
+        ("@", "MX", "10 mail.dyn.example"),
+        ("mail", "A", "192.0.2.25"),
+        ("@", "TXT", "v=spf1 mx -all"),
+        ("www", "CNAME", "home.dyn.example"),
+    ] {
+        env.cli_ok(&["record", "add", "dyn.example", name, record_type, content]);
+    }
+    env.cli_ok_with_stdin(
+        &[
+            "user",
+            "add",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--plan",
+            "plus",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    env.cli_ok_with_stdin(
+        &[
+            "user",
+            "add",
+            "bob",
+            "--email",
+            "bob@example.com",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    env.cli_ok(&[
+        "domain",
+        "add",
+        "home.dyn.example",
+        "--owner",
+        "alice",
+        "--type",
+        "A",
+        "--ip",
+        "192.0.2.1",
+    ]);
+    env.cli_ok(&[
+        "domain",
+        "add",
+        "home.dyn.example",
+        "--owner",
+        "alice",
+        "--type",
+        "AAAA",
+    ]);
+    env.cli_ok(&[
+        "domain",
+        "add",
+        "bob.dyn.example",
+        "--owner",
+        "bob",
+        "--type",
+        "A",
+        "--ip",
+        "198.51.100.1",
+    ]);
+    env.cli_ok(&["key", "create", "alice"]).trim().to_string()
+}
+
+/// The zone serial in the store.
+fn stored_serial(env: &TestEnv) -> u32 {
+    env.db()
+        .query_row(
+            "SELECT serial FROM zones WHERE name = 'dyn.example'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// The serial in a SOA answer.
+fn soa_serial(answer: &DigAnswer) -> u32 {
+    let soa = answer.data("SOA");
+    soa.first()
+        .expect("a SOA")
+        .split(' ')
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Asserts a negative answer (NODATA or NXDOMAIN) with the zone's SOA in authority.
+#[track_caller]
+fn assert_negative(answer: &DigAnswer, status: &str) {
+    assert_eq!(answer.status, status, "{answer:?}");
+    assert!(answer.answers.is_empty(), "{answer:?}");
+    assert_eq!(answer.authority.len(), 1, "{answer:?}");
+    assert_eq!(answer.authority[0].record_type, "SOA", "{answer:?}");
+    assert_eq!(answer.authority[0].name, "dyn.example.");
+}
+
+/// Everything pdns must serve from our store, through `connector`.
+fn battery(connector: Connector) {
+    if !require_tool("pdns_server") || !require_tool("dig") || !require_tool("pdns_control") {
+        return;
+    }
+    let env = TestEnv::new();
+    let key = seed(&env);
+    let socket = env.dir.path().join("backend.sock");
+    let daemon = env.spawn(&format!("backend-socket = {socket:?}"));
+    let (connection, conf) = connection_string(connector, &daemon, &socket);
+    let pdns = Pdns::spawn(env.dir.path(), conf, &connection, "dyn.example");
+    let port = pdns.port;
+
+    // SOA and NS at the apex, the serial as stored.
+    let soa = dig(port, "dyn.example", "SOA", &[]);
+    assert_eq!(soa.status, "NOERROR");
+    assert_eq!(soa_serial(&soa), stored_serial(&env));
+    assert!(
+        soa.data("SOA")[0].starts_with("ns1.dyn.example. hostmaster.dyn.example. "),
+        "{soa:?}"
+    );
+    let mut ns = dig(port, "dyn.example", "NS", &[]).data("NS");
+    ns.sort();
+    assert_eq!(ns, ["ns1.dyn.example.", "ns2.dyn.example."]);
+
+    // Static records.
+    assert_eq!(
+        dig(port, "ns1.dyn.example", "A", &[]).data("A"),
+        ["192.0.2.53"]
+    );
+    assert_eq!(
+        dig(port, "ns2.dyn.example", "AAAA", &[]).data("AAAA"),
+        ["2001:db8::53"]
+    );
+    assert_eq!(
+        dig(port, "dyn.example", "MX", &[]).data("MX"),
+        ["10 mail.dyn.example."]
+    );
+    assert_eq!(
+        dig(port, "dyn.example", "TXT", &[]).data("TXT"),
+        ["\"v=spf1 mx -all\""]
+    );
+    let via_cname = dig(port, "www.dyn.example", "A", &[]);
+    assert_eq!(via_cname.data("CNAME"), ["home.dyn.example."]);
+    assert_eq!(
+        via_cname.data("A"),
+        ["192.0.2.1"],
+        "pdns follows the in-zone CNAME"
+    );
+
+    // An update answered `good` is what the very next query returns, every time.
+    let bearer = format!("Bearer {key}");
+    for round in 2..12 {
+        let ip = format!("192.0.2.{round}");
+        daemon
+            .get(
+                &format!("/nic/update?hostname=home.dyn.example&myip={ip}"),
+                &[("Authorization", &bearer)],
+            )
+            .assert(200, &format!("good {ip}"));
+        assert_eq!(
+            dig(port, "home.dyn.example", "A", &[]).data("A"),
+            [ip],
+            "round {round}"
+        );
+    }
+    daemon
+        .update_basic(
+            "alice",
+            PASSWORD,
+            "hostname=home.dyn.example&myip=2001:db8::77",
+        )
+        .assert(200, "good 2001:db8::77");
+    assert_eq!(
+        dig(port, "home.dyn.example", "AAAA", &[]).data("AAAA"),
+        ["2001:db8::77"]
+    );
+    assert_eq!(
+        soa_serial(&dig(port, "dyn.example", "SOA", &[])),
+        stored_serial(&env),
+        "the served serial follows"
+    );
+
+    // NODATA and NXDOMAIN carry the SOA; names outside our zones are REFUSED.
+    assert_negative(&dig(port, "home.dyn.example", "MX", &[]), "NOERROR");
+    assert_negative(&dig(port, "nope.dyn.example", "A", &[]), "NXDOMAIN");
+    assert_eq!(dig(port, "www.other.test", "A", &[]).status, "REFUSED");
+
+    // Names match whatever their case.
+    let mixed = dig(port, "HoMe.DyN.ExAmPlE", "A", &[]);
+    assert_eq!(mixed.data("A"), ["192.0.2.11"]);
+
+    // TTL by plan, and a plan change applies at once.
+    assert_eq!(dig(port, "home.dyn.example", "A", &[]).answers[0].ttl, 60);
+    assert_eq!(dig(port, "bob.dyn.example", "A", &[]).answers[0].ttl, 3600);
+    env.cli_ok(&["user", "plan", "bob", "pro"]);
+    assert_eq!(dig(port, "bob.dyn.example", "A", &[]).answers[0].ttl, 60);
+
+    // AXFR lists the zone, SOA first and last.
+    let axfr = dig(port, "dyn.example", "AXFR", &[]);
+    let types: Vec<&str> = axfr
+        .answers
+        .iter()
+        .map(|r| r.record_type.as_str())
+        .collect();
+    assert_eq!(types.first(), Some(&"SOA"), "{axfr:?}");
+    assert_eq!(types.last(), Some(&"SOA"), "{axfr:?}");
+    let listed = |name: &str, record_type: &str| {
+        axfr.answers
+            .iter()
+            .any(|r| r.name == name && r.record_type == record_type)
+    };
+    for (name, record_type) in [
+        ("dyn.example.", "NS"),
+        ("dyn.example.", "MX"),
+        ("ns1.dyn.example.", "A"),
+        ("www.dyn.example.", "CNAME"),
+        ("home.dyn.example.", "A"),
+        ("home.dyn.example.", "AAAA"),
+        ("bob.dyn.example.", "A"),
+    ] {
+        assert!(
+            listed(name, record_type),
+            "AXFR lists {name} {record_type}: {axfr:?}"
+        );
+    }
+
+    // A zone added while pdns runs: refused until pdns rediscovers its zones, then served.
+    env.cli_ok(&["zone", "add", "new.example", "--ns", "ns1.dyn.example"]);
+    assert_eq!(dig(port, "new.example", "SOA", &[]).status, "REFUSED");
+    assert_eq!(pdns.control(&["rediscover"]).trim(), "Ok");
+    assert_eq!(dig(port, "new.example", "SOA", &[]).status, "NOERROR");
+}
+
+#[test]
+fn pdns_serves_the_store_over_the_unix_socket() {
+    battery(Connector::Unix);
+}
+
+#[test]
+fn pdns_serves_the_store_over_http_json_post() {
+    battery(Connector::HttpJson);
+}
+
+#[test]
+fn pdns_serves_the_store_over_http_form_post() {
+    battery(Connector::HttpPost);
+}
+
+#[test]
+fn pdns_serves_the_store_over_http_rest() {
+    battery(Connector::HttpRest);
+}
