@@ -100,6 +100,9 @@ impl Store {
         let pool = r2d2::Pool::builder()
             .max_size(options.max_connections.max(1))
             .min_idle(Some(1))
+            // A checkout test is a statement per call on the hot path; a broken SQLite
+            // connection shows as an error on first use anyway.
+            .test_on_check_out(false)
             // Waiting longer for a pooled connection than for a lock would only hide a stall.
             .connection_timeout(busy_timeout + Duration::from_secs(1))
             .error_handler(Box::new(r2d2::NopErrorHandler))
