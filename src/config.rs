@@ -59,6 +59,21 @@ pub struct Config {
     pub backend_socket: Option<PathBuf>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Answer every dyndns2 code with HTTP 200 (ddclient ignores non-2xx answers but 401).
+    #[serde(rename = "always-200")]
+    pub always_200: bool,
+    /// Update requests for one host closer together than this (ms) start a cool-down; 0: off.
+    pub abuse_min_interval_ms: u64,
+    /// How long a host in cool-down is answered `abuse`, in seconds.
+    pub abuse_cooldown_secs: u64,
+    /// Authentication failures within the window that make a client or login throttled; 0: off.
+    pub auth_failure_limit: u32,
+    /// The window authentication failures are counted in, in seconds.
+    pub auth_failure_window_secs: u64,
+    /// How long a throttled client or login is refused without checking passwords, in seconds.
+    pub auth_failure_cooldown_secs: u64,
+    /// Public base URL of the update endpoints, as clients reach them (for `help`).
+    pub public_url: Option<String>,
     /// SQLite `synchronous` level.
     pub synchronous: Synchronous,
     /// How long a write waits for the database lock before answering `dnserr`, in ms.
@@ -101,6 +116,13 @@ impl Default for Config {
             .iter()
             .map(|net| net.parse().expect("valid default CIDR"))
             .collect(),
+            always_200: false,
+            abuse_min_interval_ms: 1000,
+            abuse_cooldown_secs: 60,
+            auth_failure_limit: 10,
+            auth_failure_window_secs: 60,
+            auth_failure_cooldown_secs: 300,
+            public_url: None,
             synchronous: Synchronous::Normal,
             busy_timeout_ms: 3000,
             max_connections: 1024,

@@ -14,7 +14,8 @@ use tokio::sync::watch;
 use crate::auth::PasswordCache;
 use crate::backend::{Backend, BackendHttpService, bind_unix, serve_unix};
 use crate::config::Config;
-use crate::dyndns::update::Updater;
+use crate::dyndns::abuse::{AuthThrottle, UpdateRateGuard};
+use crate::dyndns::update::{Guards, Updater};
 use crate::dyndns::{ServiceOptions, UpdateService};
 use crate::net::{ServerOptions, serve_http};
 use crate::store::{Store, StoreError, StoreOptions};
@@ -92,10 +93,21 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let backend = Backend::new(store.clone());
     let updater = Updater::new(
         store,
-        PasswordCache::new(
-            config.password_cache_size,
-            Duration::from_secs(config.password_cache_ttl_secs),
-        ),
+        Guards {
+            password_cache: PasswordCache::new(
+                config.password_cache_size,
+                Duration::from_secs(config.password_cache_ttl_secs),
+            ),
+            rate_guard: UpdateRateGuard::new(
+                Duration::from_millis(config.abuse_min_interval_ms),
+                Duration::from_secs(config.abuse_cooldown_secs),
+            ),
+            auth_throttle: AuthThrottle::new(
+                config.auth_failure_limit,
+                Duration::from_secs(config.auth_failure_window_secs),
+                Duration::from_secs(config.auth_failure_cooldown_secs),
+            ),
+        },
     );
     let service = UpdateService::new(
         updater,
@@ -103,6 +115,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             trusted_proxies: config.trusted_proxies.clone(),
             max_body_bytes: config.max_body_bytes,
             body_read_timeout: Duration::from_secs(config.body_read_timeout_secs),
+            always_200: config.always_200,
         },
     );
     let server_options = ServerOptions {

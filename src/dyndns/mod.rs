@@ -4,6 +4,7 @@
 //! [`request`] (parsing), [`update`] (authentication and the write) and [`response`] (codes);
 //! this file only adapts hyper requests to them and their results to hyper responses.
 
+pub mod abuse;
 pub mod request;
 pub mod response;
 pub mod update;
@@ -19,7 +20,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use ipnet::IpNet;
 
 use self::request::{ClientAddress, Endpoint, detect_client, parse_update_request};
-use self::response::ReturnCode;
+use self::response::Answer;
 use self::update::Updater;
 
 /// Limits and trust settings of the update endpoints.
@@ -31,6 +32,9 @@ pub struct ServiceOptions {
     pub max_body_bytes: usize,
     /// Time allowed to receive the body.
     pub body_read_timeout: Duration,
+    /// Answer every dyndns2 code with status 200 (for ddclient, which ignores the body of any
+    /// non-2xx answer but 401).
+    pub always_200: bool,
 }
 
 /// The HTTP face of the update endpoints.
@@ -111,12 +115,12 @@ impl UpdateService {
             body.as_deref(),
             header_text(header::USER_AGENT),
         );
-        let hostname = update.hostname.clone().unwrap_or_default();
+        let hostname = update.hostnames.clone().unwrap_or_default();
         let span = tracing::info_span!("update", %path, %hostname, client = %client.source);
-        let code =
+        let answer =
             tracing::Instrument::instrument(self.updater.apply(update, client), span.clone()).await;
-        span.in_scope(|| tracing::info!(outcome = code.label(), "update answered"));
-        answer(code)
+        span.in_scope(|| tracing::info!(outcome = %answer.labels(), "update answered"));
+        respond(&answer, self.options.always_200)
     }
 
     /// Reads a form body, if the request has one. Bodies of other content types are ignored
@@ -183,13 +187,17 @@ fn my_ip(method: &Method, client: ClientAddress) -> Response<Full<Bytes>> {
     response
 }
 
-/// The HTTP answer of a dyndns2 code: its status, the code as one line of text and, for
-/// `badauth`, a Basic challenge (clients that wait for a challenge before sending credentials
-/// need it).
-fn answer(code: ReturnCode) -> Response<Full<Bytes>> {
-    let status = StatusCode::from_u16(code.status()).expect("dyndns2 statuses are valid");
-    let mut response = text(status, &code.body());
-    if code == ReturnCode::Badauth {
+/// The HTTP answer of dyndns2 codes: their status (or 200 with `always_200`), one line per
+/// code and, for `badauth`, a Basic challenge (clients that wait for a challenge before
+/// sending credentials need it).
+fn respond(answer: &Answer, always_200: bool) -> Response<Full<Bytes>> {
+    let status = if always_200 {
+        StatusCode::OK
+    } else {
+        StatusCode::from_u16(answer.status()).expect("dyndns2 statuses are valid")
+    };
+    let mut response = text(status, &answer.body());
+    if answer.is_badauth() {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"certadns-ddns\", charset=\"UTF-8\""),

@@ -9,7 +9,7 @@ use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use ipnet::IpNet;
 
-use crate::model::AuthMethod;
+use crate::model::{AuthMethod, IpError, parse_ip};
 
 /// Which family of endpoint was called: they differ only in the credentials they accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,13 +55,29 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// Most hostnames one request may name (Dyn's limit); more is `numhost`.
+pub const MAX_HOSTNAMES: usize = 20;
+
+/// The request parameters that carry addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressParameter {
+    /// `myip`: one address of either family, or `v4,v6` (Dyn, No-IP, ddclient >= 3.11).
+    MyIp,
+    /// `ip`: as `myip` (deSEC, dynv6).
+    Ip,
+    /// `myipv4` or `ipv4`: the IPv4 address (deSEC, dynu, OpenWRT templates).
+    Ipv4,
+    /// `myipv6` or `ipv6`: the IPv6 address.
+    Ipv6,
+}
+
 /// Everything the update logic needs from a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpdateRequest {
-    /// `hostname` as sent (trimmed), if any.
-    pub hostname: Option<String>,
-    /// `myip` as sent, if present and not empty.
-    pub myip: Option<String>,
+    /// `hostname` as sent (trimmed): one FQDN or a comma-separated list.
+    pub hostnames: Option<String>,
+    /// The non-empty address parameters, in request order.
+    pub addresses: Vec<(AddressParameter, String)>,
     /// The credentials, if any method was present.
     pub credentials: Option<Credentials>,
     /// `User-Agent`, if sent.
@@ -82,17 +98,31 @@ pub fn parse_update_request(
     user_agent: Option<&str>,
 ) -> UpdateRequest {
     let mut hostname = None;
-    let mut myip = None;
+    let mut addresses = Vec::new();
     let mut username = None;
     let mut password = None;
     let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .chain(form_urlencoded::parse(form_body.unwrap_or_default()));
     for (name, value) in pairs {
+        let address_parameter = match name.as_ref() {
+            "myip" => Some(AddressParameter::MyIp),
+            "ip" => Some(AddressParameter::Ip),
+            "myipv4" | "ipv4" => Some(AddressParameter::Ipv4),
+            "myipv6" | "ipv6" => Some(AddressParameter::Ipv6),
+            _ => None,
+        };
+        if let Some(parameter) = address_parameter {
+            if !value.is_empty() {
+                addresses.push((parameter, value.into_owned()));
+            }
+            continue;
+        }
         let slot = match name.as_ref() {
             "hostname" => &mut hostname,
-            "myip" => &mut myip,
             "username" => &mut username,
             "password" => &mut password,
+            // Legacy and unsupported parameters (system, wildcard, mx, backmx, offline...) are
+            // ignored, as clients send them by default.
             _ => continue,
         };
         if slot.is_none() {
@@ -111,13 +141,113 @@ pub fn parse_update_request(
     });
 
     UpdateRequest {
-        hostname: hostname
+        hostnames: hostname
             .map(|name| name.trim().to_string())
             .filter(|name| !name.is_empty()),
-        myip: myip.filter(|ip| !ip.is_empty()),
+        addresses,
         credentials,
         user_agent: user_agent.map(str::to_string),
     }
+}
+
+/// What to do with one address family of a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Point the record at this address.
+    Set(IpAddr),
+    /// Leave the record as it is (`preserve`).
+    Preserve,
+}
+
+/// The addresses a request asks for, by family, and the order the client gave them in.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AddressPlan {
+    /// The IPv4 target, if any.
+    pub v4: Option<Target>,
+    /// The IPv6 target, if any.
+    pub v6: Option<Target>,
+    /// Families in the order they first appeared (`true` for IPv6).
+    pub order: Vec<bool>,
+}
+
+impl AddressPlan {
+    /// Whether no parameter named any address (not even `preserve`): detect the client's.
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_none() && self.v6.is_none()
+    }
+
+    /// The plan for a detected client address.
+    pub fn detected(ip: IpAddr) -> Self {
+        let mut plan = Self::default();
+        plan.put(ip.is_ipv6(), Target::Set(ip));
+        plan
+    }
+
+    /// The addresses to set, in the client's order.
+    pub fn to_set(&self) -> Vec<IpAddr> {
+        self.order
+            .iter()
+            .filter_map(|&is_v6| match if is_v6 { self.v6 } else { self.v4 } {
+                Some(Target::Set(ip)) => Some(ip),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Sets the target of a family unless one is set already (the first one wins).
+    fn put(&mut self, is_v6: bool, target: Target) {
+        let slot = if is_v6 { &mut self.v6 } else { &mut self.v4 };
+        if slot.is_none() {
+            *slot = Some(target);
+            self.order.push(is_v6);
+        }
+    }
+}
+
+/// Turns the address parameters into a plan, strictly: every value must parse (or be
+/// `preserve`); `myipv4`/`myipv6` must hold their family; `myip` and `ip` take one address or
+/// a `v4,v6` pair. Family-specific parameters win over `myip`/`ip`.
+pub fn plan_addresses(parameters: &[(AddressParameter, String)]) -> Result<AddressPlan, IpError> {
+    let mut plan = AddressPlan::default();
+    let is_preserve = |value: &str| value.eq_ignore_ascii_case("preserve");
+    for (parameter, value) in parameters {
+        let is_v6 = match parameter {
+            AddressParameter::Ipv4 => false,
+            AddressParameter::Ipv6 => true,
+            AddressParameter::MyIp | AddressParameter::Ip => continue,
+        };
+        if is_preserve(value) {
+            plan.put(is_v6, Target::Preserve);
+            continue;
+        }
+        let ip = parse_ip(value)?.to_canonical();
+        match (is_v6, ip) {
+            (false, IpAddr::V6(_)) => return Err(IpError::Ipv4Required),
+            (true, IpAddr::V4(_)) => return Err(IpError::Ipv6Required),
+            _ => plan.put(is_v6, Target::Set(ip)),
+        }
+    }
+    for (parameter, value) in parameters {
+        if !matches!(parameter, AddressParameter::MyIp | AddressParameter::Ip) || is_preserve(value)
+        {
+            continue;
+        }
+        let mut seen = (false, false);
+        for item in value.split(',') {
+            let ip = parse_ip(item)?.to_canonical();
+            let family_seen = if ip.is_ipv6() {
+                &mut seen.1
+            } else {
+                &mut seen.0
+            };
+            if std::mem::replace(family_seen, true) {
+                // Two addresses of one family: a record holds one.
+                return Err(IpError::Invalid);
+            }
+            plan.put(ip.is_ipv6(), Target::Set(ip));
+        }
+    }
+    Ok(plan)
 }
 
 /// Base64 as browsers and routers send it: standard alphabet, padding optional.
@@ -216,8 +346,11 @@ mod test {
             Some(b"myip=192.0.2.1&hostname=ignored.example"),
             Some("ddclient/3.10"),
         );
-        assert_eq!(request.hostname.as_deref(), Some("Home.Dyn.Example"));
-        assert_eq!(request.myip.as_deref(), Some("192.0.2.1"));
+        assert_eq!(request.hostnames.as_deref(), Some("Home.Dyn.Example"));
+        assert_eq!(
+            request.addresses,
+            [(AddressParameter::MyIp, "192.0.2.1".to_string())]
+        );
         assert_eq!(request.credentials, None);
         assert_eq!(request.user_agent.as_deref(), Some("ddclient/3.10"));
     }
@@ -225,8 +358,82 @@ mod test {
     #[test]
     fn empty_myip_and_hostname_count_as_absent() {
         let request = parse(Endpoint::Nic, None, "hostname=%20&myip=");
-        assert_eq!(request.hostname, None);
-        assert_eq!(request.myip, None);
+        assert_eq!(request.hostnames, None);
+        assert_eq!(request.addresses, []);
+    }
+
+    fn plan(query: &str) -> Result<AddressPlan, IpError> {
+        plan_addresses(&parse(Endpoint::Nic, None, query).addresses)
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn address_forms_clients_send() {
+        let v4 = plan("myip=192.0.2.1").unwrap();
+        assert_eq!((v4.v4, v4.v6), (Some(Target::Set(ip("192.0.2.1"))), None));
+        let raw_v6 = plan("myip=2001:db8::1").unwrap();
+        assert_eq!(raw_v6.v6, Some(Target::Set(ip("2001:db8::1"))));
+        let encoded_v6 = plan("myip=2001%3adb8%3a%3a1").unwrap();
+        assert_eq!(encoded_v6.v6, Some(Target::Set(ip("2001:db8::1"))));
+        let pair = plan("myip=192.0.2.1,2001:db8::1").unwrap();
+        assert_eq!(pair.to_set(), [ip("192.0.2.1"), ip("2001:db8::1")]);
+        let reversed = plan("myip=2001:db8::1,192.0.2.1").unwrap();
+        assert_eq!(
+            reversed.to_set(),
+            [ip("2001:db8::1"), ip("192.0.2.1")],
+            "the client's order"
+        );
+        for query in [
+            "myipv4=192.0.2.1&myipv6=2001:db8::1",
+            "ipv4=192.0.2.1&ipv6=2001:db8::1",
+            "ip=192.0.2.1,2001:db8::1",
+        ] {
+            assert_eq!(
+                plan(query).unwrap().to_set(),
+                [ip("192.0.2.1"), ip("2001:db8::1")],
+                "{query}"
+            );
+        }
+    }
+
+    #[test]
+    fn preserve_and_absent_families_are_left_alone() {
+        let only_v6 = plan("myipv4=preserve&myipv6=2001:db8::1").unwrap();
+        assert_eq!(only_v6.v4, Some(Target::Preserve));
+        assert_eq!(only_v6.to_set(), [ip("2001:db8::1")]);
+        assert!(!only_v6.is_empty());
+        assert!(plan("system=dyndns").unwrap().is_empty());
+        assert!(
+            plan("myip=").unwrap().is_empty(),
+            "ddclient 3.10 sends an empty myip for IPv6"
+        );
+        assert_eq!(
+            AddressPlan::detected(ip("192.0.2.9")).to_set(),
+            [ip("192.0.2.9")]
+        );
+    }
+
+    #[test]
+    fn family_parameters_win_over_myip() {
+        let plan = plan("myip=192.0.2.1&myipv4=198.51.100.1").unwrap();
+        assert_eq!(plan.v4, Some(Target::Set(ip("198.51.100.1"))));
+    }
+
+    #[test]
+    fn bad_address_forms_are_refused() {
+        assert_eq!(plan("myip=1.2.3"), Err(IpError::Invalid));
+        assert_eq!(plan("myip=192.0.2.1,192.0.2.2"), Err(IpError::Invalid));
+        assert_eq!(plan("myip=192.0.2.1,"), Err(IpError::Invalid));
+        assert_eq!(
+            plan("myip=192.0.2.1%2C%202001:db8::1"),
+            Err(IpError::Invalid)
+        );
+        assert_eq!(plan("myipv4=2001:db8::1"), Err(IpError::Ipv4Required));
+        assert_eq!(plan("myipv6=192.0.2.1"), Err(IpError::Ipv6Required));
+        assert_eq!(plan("ipv6=bogus"), Err(IpError::Invalid));
     }
 
     #[test]
@@ -244,7 +451,10 @@ mod test {
                 password: "p:ss&w+rd".into()
             })
         );
-        assert_eq!(request.myip.as_deref(), Some("2001:db8::1"));
+        assert_eq!(
+            request.addresses,
+            [(AddressParameter::MyIp, "2001:db8::1".to_string())]
+        );
     }
 
     #[test]

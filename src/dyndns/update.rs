@@ -1,19 +1,24 @@
-//! Applying an update: authenticate, find the caller's domain, validate the address, then
-//! write the change and its audit row in one transaction.
+//! Applying an update: authenticate, check the hosts and addresses, then write every change
+//! with its audit row in one transaction.
 //!
 //! No hyper types here: [`Updater::apply`] takes a parsed [`UpdateRequest`] and the client's
-//! addresses and returns a [`ReturnCode`]. Store failures become `dnserr` here, logged with
-//! their cause; the detail never reaches the client.
+//! addresses and returns an [`Answer`]. Store failures become `dnserr` here, logged with their
+//! cause; the detail never reaches the client.
+//!
+//! Order, as the product spec gives it: credentials (`badauth`, once), the host list
+//! (`notfqdn`/`numhost` once when unusable), the addresses (400 once when malformed), then per
+//! host: name (`notfqdn`), pace (`abuse`), ownership (`nohost`), family (400), the write.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::request::{ClientAddress, Credentials, UpdateRequest};
-use super::response::ReturnCode;
-use crate::auth::{self, PasswordCache};
-use crate::model::{
-    AuthMethod, DomainName, RecordType, SCOPE_DOMAINS_UPDATE, check_family, parse_ip,
+use super::abuse::{AuthThrottle, FailureKey, UpdateRateGuard};
+use super::request::{
+    AddressPlan, ClientAddress, Credentials, MAX_HOSTNAMES, Target, UpdateRequest, plan_addresses,
 };
+use super::response::{AddressList, Answer, ReturnCode};
+use crate::auth::{self, PasswordCache};
+use crate::model::{AuthMethod, DomainName, RecordType, SCOPE_DOMAINS_UPDATE, check_family};
 use crate::store::audit::ChangeContext;
 use crate::store::keys::{ApiKey, find_key_by_hash, touch_key};
 use crate::store::users::{User, find_user_by_login};
@@ -30,47 +35,94 @@ struct Principal {
     method: AuthMethod,
 }
 
+/// One requested host, after the checks that need no store.
+#[derive(Debug, Clone)]
+enum HostRequest {
+    /// Valid and admitted: to be looked up and written.
+    Pending(DomainName),
+    /// Already answered (`notfqdn`, `abuse`).
+    Answered(ReturnCode),
+}
+
+/// The in-memory guards of an [`Updater`].
+#[derive(Debug)]
+pub struct Guards {
+    /// Recent successful password checks.
+    pub password_cache: PasswordCache,
+    /// Update pace per host.
+    pub rate_guard: UpdateRateGuard,
+    /// Authentication failures per client and login.
+    pub auth_throttle: AuthThrottle,
+}
+
 /// Applies updates against the store. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Updater {
     /// The store.
     store: Store,
-    /// Recent successful password checks.
-    password_cache: Arc<PasswordCache>,
+    /// The in-memory guards, shared by all clones.
+    guards: Arc<Guards>,
 }
 
 impl Updater {
-    /// An updater over `store`, remembering password checks in `password_cache`.
-    pub fn new(store: Store, password_cache: PasswordCache) -> Self {
+    /// An updater over `store` with `guards`.
+    pub fn new(store: Store, guards: Guards) -> Self {
         Self {
             store,
-            password_cache: Arc::new(password_cache),
+            guards: Arc::new(guards),
         }
     }
 
     /// Runs one update request to its answer.
-    ///
-    /// Order, as the product spec gives it: credentials (`badauth`), hostname (`notfqdn`),
-    /// address form (`invalid IP address`), ownership (`nohost`), family (400), then the write.
-    pub async fn apply(&self, request: UpdateRequest, client: ClientAddress) -> ReturnCode {
-        let principal = match self.authenticate(request.credentials).await {
+    pub async fn apply(&self, request: UpdateRequest, client: ClientAddress) -> Answer {
+        let principal = match self.authenticate(request.credentials, client).await {
             Ok(principal) => principal,
-            Err(code) => return code,
+            Err(code) => return Answer::once(code),
         };
-        let Some(hostname) = request
-            .hostname
-            .as_deref()
-            .and_then(|name| name.parse::<DomainName>().ok())
-        else {
-            return ReturnCode::Notfqdn;
+        let Some(list) = request.hostnames else {
+            return Answer::once(ReturnCode::Notfqdn);
         };
-        let ip = match request.myip.as_deref() {
-            Some(text) => match parse_ip(text) {
-                Ok(ip) => ip.to_canonical(),
-                Err(error) => return ReturnCode::BadAddress(error),
-            },
-            None => client.source,
+        let names: Vec<&str> = list.split(',').map(str::trim).collect();
+        if names.iter().all(|name| name.is_empty()) {
+            return Answer::once(ReturnCode::Notfqdn);
+        }
+        if names.len() > MAX_HOSTNAMES {
+            return Answer::once(ReturnCode::Numhost);
+        }
+        let plan = match plan_addresses(&request.addresses) {
+            Ok(plan) => with_detected_address(plan, client.source),
+            Err(error) => return Answer::once(ReturnCode::BadAddress(error)),
         };
+        let hosts: Vec<HostRequest> = names
+            .iter()
+            .map(|name| match name.parse::<DomainName>() {
+                Err(_) => HostRequest::Answered(ReturnCode::Notfqdn),
+                Ok(host)
+                    if !self
+                        .guards
+                        .rate_guard
+                        .admit(principal.user_id, host.as_str()) =>
+                {
+                    HostRequest::Answered(ReturnCode::Abuse)
+                }
+                Ok(host) => HostRequest::Pending(host),
+            })
+            .collect();
+        if !hosts
+            .iter()
+            .any(|host| matches!(host, HostRequest::Pending(_)))
+        {
+            // Nothing to look up: answer without touching the store, so floods stay cheap.
+            return Answer::per_host(
+                hosts
+                    .into_iter()
+                    .map(|host| match host {
+                        HostRequest::Answered(code) => code,
+                        HostRequest::Pending(_) => unreachable!("none pending"),
+                    })
+                    .collect(),
+            );
+        }
         let context = ChangeContext {
             source_ip: Some(client.source),
             peer_ip: Some(client.peer),
@@ -79,54 +131,80 @@ impl Updater {
         };
         let result = self
             .store
-            .write_blocking(move |tx| write_update(tx, &principal, &hostname, ip, &context))
+            .write_blocking(move |tx| write_updates(tx, &principal, &hosts, &plan, &context))
             .await;
-        result.unwrap_or_else(|error| {
-            tracing::error!(%error, "update not applied: store failure");
-            ReturnCode::Dnserr
-        })
+        match result {
+            Ok(codes) => Answer::per_host(codes),
+            Err(error) => {
+                tracing::error!(%error, "update not applied: store failure");
+                Answer::once(ReturnCode::Dnserr)
+            }
+        }
     }
 
     /// Checks the credentials: `Err` holds the answer for a failure.
     async fn authenticate(
         &self,
         credentials: Option<Credentials>,
+        client: ClientAddress,
     ) -> Result<Principal, ReturnCode> {
+        let throttle = &self.guards.auth_throttle;
+        let client_key = FailureKey::Client(client.source);
         match credentials {
-            None | Some(Credentials::Malformed) => Err(ReturnCode::Badauth),
+            None => Err(ReturnCode::Badauth),
+            Some(Credentials::Malformed) => {
+                throttle.record_failure(client_key);
+                Err(ReturnCode::Badauth)
+            }
             Some(Credentials::Bearer(key)) => {
-                if !auth::looks_like_api_key(&key) {
-                    return Err(ReturnCode::Badauth);
-                }
-                let hash = auth::hash_api_key(&key);
-                let found = self
-                    .store
-                    .read_blocking(move |conn| find_key_by_hash(conn, &hash))
-                    .await
-                    .map_err(store_failure)?;
+                let hash = auth::looks_like_api_key(&key).then(|| auth::hash_api_key(&key));
+                let found = match hash {
+                    Some(hash) => self
+                        .store
+                        .read_blocking(move |conn| find_key_by_hash(conn, &hash))
+                        .await
+                        .map_err(store_failure)?,
+                    None => None,
+                };
                 match found {
                     Some((key, user)) if key_may_update(&key, &user) => Ok(Principal {
                         user_id: user.id,
                         key_id: Some(key.id),
                         method: AuthMethod::Bearer,
                     }),
-                    _ => Err(ReturnCode::Badauth),
+                    _ => {
+                        throttle.record_failure(client_key);
+                        Err(ReturnCode::Badauth)
+                    }
                 }
             }
             Some(Credentials::Password {
                 method,
                 login,
                 password,
-            }) => self.authenticate_password(method, login, password).await,
+            }) => {
+                let login_key = FailureKey::Login(login.to_ascii_lowercase());
+                let result = self
+                    .authenticate_password(method, login, password, &[&client_key, &login_key])
+                    .await;
+                if matches!(result, Err(ReturnCode::Badauth)) {
+                    throttle.record_failure(client_key);
+                    throttle.record_failure(login_key);
+                }
+                result
+            }
         }
     }
 
-    /// Checks a login with an account password or one of that user's API keys.
+    /// Checks a login with an account password or one of that user's API keys. While the
+    /// client or the login is throttled, only a remembered (cached) password gets through:
+    /// no argon2 runs for them.
     async fn authenticate_password(
         &self,
         method: AuthMethod,
         login: String,
         password: String,
+        throttle_keys: &[&FailureKey],
     ) -> Result<Principal, ReturnCode> {
         let key_hash = auth::looks_like_api_key(&password).then(|| auth::hash_api_key(&password));
         let (user, key) = self
@@ -141,10 +219,15 @@ impl Updater {
             })
             .await
             .map_err(store_failure)?;
+        let throttled = throttle_keys
+            .iter()
+            .any(|key| self.guards.auth_throttle.is_blocked(key));
 
         let Some(user) = user.filter(|user| user.is_active) else {
-            // Spend the same time as a real check, so that unknown users cannot be told apart.
-            run_blocking(move || auth::verify_password_of_nobody(&password)).await?;
+            if !throttled {
+                // Spend the time of a real check, so that unknown users cannot be told apart.
+                run_blocking(move || auth::verify_password_of_nobody(&password)).await?;
+            }
             return Err(ReturnCode::Badauth);
         };
         if let Some((key, owner)) = key.filter(|(key, _)| key.user_id == user.id) {
@@ -163,17 +246,20 @@ impl Updater {
             key_id: None,
             method,
         };
-        if self
-            .password_cache
-            .contains(user.id, &password, &user.password_hash)
-        {
+        let cache = &self.guards.password_cache;
+        if cache.contains(user.id, &password, &user.password_hash) {
             return Ok(principal);
         }
-        let cache = Arc::clone(&self.password_cache);
+        if throttled {
+            return Err(ReturnCode::Badauth);
+        }
+        let guards = Arc::clone(&self.guards);
         let verified = run_blocking(move || {
             let verified = auth::verify_password(&password, &user.password_hash);
             if verified {
-                cache.insert(user.id, &password, &user.password_hash);
+                guards
+                    .password_cache
+                    .insert(user.id, &password, &user.password_hash);
             }
             verified
         })
@@ -186,6 +272,24 @@ impl Updater {
     }
 }
 
+/// The plan, completed with the client's own address when it names none to set: its family
+/// is updated unless the client asked to `preserve` it.
+fn with_detected_address(plan: AddressPlan, detected: IpAddr) -> AddressPlan {
+    if !plan.to_set().is_empty() {
+        return plan;
+    }
+    let preserved = if detected.is_ipv6() { plan.v6 } else { plan.v4 } == Some(Target::Preserve);
+    if preserved {
+        plan
+    } else {
+        let mut completed = AddressPlan::detected(detected);
+        // Keep the other family's `preserve`, which changes nothing either way.
+        completed.v4 = completed.v4.or(plan.v4);
+        completed.v6 = completed.v6.or(plan.v6);
+        completed
+    }
+}
+
 /// Whether `key`, owned by `owner`, may update domains: active key, active owner on a plan that
 /// allows keys, scope `domains:update`.
 fn key_may_update(key: &ApiKey, owner: &User) -> bool {
@@ -195,37 +299,92 @@ fn key_may_update(key: &ApiKey, owner: &User) -> bool {
         && key.has_scope(SCOPE_DOMAINS_UPDATE)
 }
 
-/// The write transaction of an authenticated update.
-fn write_update(
+/// The write transaction of an authenticated update: one code per requested host.
+fn write_updates(
     tx: &rusqlite::Transaction<'_>,
     principal: &Principal,
-    hostname: &DomainName,
-    ip: IpAddr,
+    hosts: &[HostRequest],
+    plan: &AddressPlan,
     context: &ChangeContext,
-) -> Result<ReturnCode, StoreError> {
+) -> Result<Vec<ReturnCode>, StoreError> {
     let now = timestamp();
     if let Some(key_id) = principal.key_id {
         touch_key(tx, key_id, &now)?;
     }
-    let owned = domains::find_owned_domains(tx, principal.user_id, hostname.as_str())?;
-    let Some(domain) = owned
-        .iter()
-        .find(|domain| domain.record_type == RecordType::of(ip))
-    else {
-        return Ok(match owned.first() {
-            None => ReturnCode::Nohost,
-            Some(other) => ReturnCode::BadAddress(
-                check_family(other.record_type, ip).expect_err("no domain of the address's family"),
-            ),
-        });
-    };
-    let ip_text = ip.to_string();
-    if domain.ip.as_deref() == Some(ip_text.as_str()) {
-        domains::touch_checked(tx, domain.id, &now)?;
-        return Ok(ReturnCode::Nochg(ip));
+    let addresses = plan.to_set();
+    let mut codes = Vec::with_capacity(hosts.len());
+    for host in hosts {
+        let host = match host {
+            HostRequest::Answered(code) => {
+                codes.push(*code);
+                continue;
+            }
+            HostRequest::Pending(host) => host,
+        };
+        codes.push(update_host(
+            tx,
+            principal.user_id,
+            host,
+            &addresses,
+            context,
+            &now,
+        )?);
     }
-    domains::change_address(tx, domain, ip, context, &now)?;
-    Ok(ReturnCode::Good(ip))
+    Ok(codes)
+}
+
+/// Updates one host of `user_id` to `addresses` (at most one per family), all or nothing.
+fn update_host(
+    tx: &rusqlite::Transaction<'_>,
+    user_id: i64,
+    host: &DomainName,
+    addresses: &[IpAddr],
+    context: &ChangeContext,
+    now: &str,
+) -> Result<ReturnCode, StoreError> {
+    let owned = domains::find_owned_domains(tx, user_id, host.as_str())?;
+    let Some(first) = owned.first() else {
+        return Ok(ReturnCode::Nohost);
+    };
+    // Every address needs a record of its family; otherwise nothing of this host changes.
+    for ip in addresses {
+        if !owned
+            .iter()
+            .any(|domain| domain.record_type == RecordType::of(*ip))
+        {
+            let error = check_family(first.record_type, *ip)
+                .expect_err("no domain of the address's family");
+            return Ok(ReturnCode::BadAddress(error));
+        }
+    }
+    let mut changed = false;
+    for ip in addresses {
+        let domain = owned
+            .iter()
+            .find(|domain| domain.record_type == RecordType::of(*ip))
+            .expect("checked above");
+        if domain.ip.as_deref() == Some(ip.to_string().as_str()) {
+            domains::touch_checked(tx, domain.id, now)?;
+        } else {
+            domains::change_address(tx, domain, *ip, context, now)?;
+            changed = true;
+        }
+    }
+    let shown: Vec<IpAddr> = if addresses.is_empty() {
+        // Everything preserved: show what the host has.
+        owned
+            .iter()
+            .filter_map(|domain| domain.ip.as_deref()?.parse().ok())
+            .collect()
+    } else {
+        addresses.to_vec()
+    };
+    let list = AddressList::of(&shown).expect("at most one address per family");
+    Ok(if changed {
+        ReturnCode::Good(list)
+    } else {
+        ReturnCode::Nochg(list)
+    })
 }
 
 /// Logs a store failure during authentication and answers `dnserr`.
@@ -242,4 +401,42 @@ async fn run_blocking<T: Send + 'static>(
         tracing::error!(%error, "password check task failed");
         ReturnCode::Dnserr
     })
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn the_detected_address_fills_an_empty_plan_unless_its_family_is_preserved() {
+        let detected = ip("192.0.2.9");
+        assert_eq!(
+            with_detected_address(AddressPlan::default(), detected).to_set(),
+            [detected]
+        );
+        let v6_given = AddressPlan::detected(ip("2001:db8::1"));
+        assert_eq!(with_detected_address(v6_given.clone(), detected), v6_given);
+        let v4_preserved = AddressPlan {
+            v4: Some(Target::Preserve),
+            v6: None,
+            order: vec![false],
+        };
+        assert!(
+            with_detected_address(v4_preserved, detected)
+                .to_set()
+                .is_empty()
+        );
+        let v6_preserved = AddressPlan {
+            v4: None,
+            v6: Some(Target::Preserve),
+            order: vec![true],
+        };
+        let completed = with_detected_address(v6_preserved, detected);
+        assert_eq!(completed.to_set(), [detected]);
+        assert_eq!(completed.v6, Some(Target::Preserve));
+    }
 }

@@ -138,17 +138,27 @@ impl TestEnv {
 
     /// Starts the daemon with this database, on a free loopback port, with `extra_config`
     /// appended to its config file.
+    ///
+    /// Tests update the same host many times a second on purpose, so the abuse guards are off
+    /// unless `extra_config` sets their keys.
     pub fn spawn(&self, extra_config: &str) -> Daemon {
         let config = self.dir.path().join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "database = {:?}\nlisten = \"127.0.0.1:0\"\nbackend-listen = \"127.0.0.1:0\"\n\
-                 log-level = \"debug\"\n{extra_config}\n",
-                self.db
-            ),
-        )
-        .expect("write config");
+        let mut text = format!("database = {:?}\n{extra_config}\n", self.db);
+        for (key, value) in [
+            ("listen", "\"127.0.0.1:0\""),
+            ("backend-listen", "\"127.0.0.1:0\""),
+            ("log-level", "\"debug\""),
+            ("abuse-min-interval-ms", "0"),
+            ("auth-failure-limit", "0"),
+        ] {
+            let overridden = extra_config
+                .lines()
+                .any(|line| line.trim_start().starts_with(&format!("{key} ")));
+            if !overridden {
+                text.push_str(&format!("{key} = {value}\n"));
+            }
+        }
+        std::fs::write(&config, text).expect("write config");
         Daemon::spawn(&["serve", "--config", config.to_str().expect("UTF-8 path")])
     }
 
