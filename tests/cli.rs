@@ -464,3 +464,35 @@ fn serve_fails_loudly_on_a_bad_config_or_a_busy_port() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot listen on"));
 }
+
+#[test]
+fn help_prints_commands_and_router_settings_for_a_domain() {
+    let env = TestEnv::new();
+    env.seed();
+    let config = env.dir.path().join("config.toml");
+    std::fs::write(&config, "public-url = \"https://ddns.example.net/\"\n").unwrap();
+    let text = env.cli_ok(&[
+        "help",
+        "home.dyn.example",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert!(text.contains("curl -H \"Authorization: Bearer ak_YOUR_API_KEY\" \"https://ddns.example.net/nic/update?hostname=home.dyn.example&myip=203.0.113.7\""), "{text}");
+    assert!(
+        text.contains("Server / Hostname    ddns.example.net"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Update URL / Path    /nic/update?hostname=%h&myip=%i"),
+        "{text}"
+    );
+
+    let free = env.cli_ok(&["help", "bob.dyn.example"]);
+    assert!(
+        free.contains("free plan") && free.contains("http://127.0.0.1:8080/nic/update"),
+        "{free}"
+    );
+    assert!(failure(env.cli(&["help", "nothing.dyn.example"])).contains("no domain named"));
+    // `--help` still works for every command.
+    assert!(env.cli_ok(&["zone", "--help"]).contains("Usage"));
+}

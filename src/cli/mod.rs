@@ -7,6 +7,7 @@
 //! line on stderr (printed by `main`) and a non-zero exit.
 
 mod domain;
+mod help;
 mod history;
 mod key;
 mod record;
@@ -25,7 +26,7 @@ use crate::store::{Store, StoreOptions};
 
 /// Dynamic DNS update server (dyndns2) with a PowerDNS-ready SQLite store.
 #[derive(Debug, Parser)]
-#[command(name = "certadns-ddns", version, about)]
+#[command(name = "certadns-ddns", version, about, disable_help_subcommand = true)]
 pub struct Args {
     /// SQLite database file; created from schema.sql when missing [default: ./certadns.db,
     /// or `database` in the --config file of `serve`].
@@ -57,6 +58,8 @@ enum Command {
     Record(record::RecordCommand),
     /// A domain's address changes, newest first.
     History(history::HistoryArgs),
+    /// How to update a domain: cURL commands, router settings, compatible routers.
+    Help(help::HelpArgs),
     /// Run the update service.
     Serve(ServeArgs),
 }
@@ -94,6 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Domain(command) => domain::run(&store, command),
         Command::Record(command) => record::run(&store, command),
         Command::History(command) => history::run(&store, command),
+        Command::Help(command) => help::run(&store, command),
         Command::Serve(_) => unreachable!("handled above"),
     }
 }
