@@ -238,7 +238,10 @@ mod test {
             "http://127.0.0.1:8080",
         );
         assert!(free.contains("use the account password"));
-        assert!(!free.contains("Authorization: Bearer"), "no Bearer command for a free plan");
+        assert!(
+            !free.contains("Authorization: Bearer"),
+            "no Bearer command for a free plan"
+        );
         assert!(free.contains("alice:YOUR_PASSWORD"));
         let keyless = render(
             &subject(Plan::Pro, &[], &[RecordType::Aaaa]),
