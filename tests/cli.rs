@@ -174,30 +174,8 @@ fn users_get_argon2id_hashes_and_unique_names() {
 #[test]
 fn keys_are_printed_once_and_stored_only_as_hashes() {
     let env = TestEnv::new();
-    env.cli_ok_with_stdin(
-        &[
-            "user",
-            "add",
-            "alice",
-            "--email",
-            "alice@example.com",
-            "--plan",
-            "plus",
-            "--password-stdin",
-        ],
-        PASSWORD,
-    );
-    env.cli_ok_with_stdin(
-        &[
-            "user",
-            "add",
-            "bob",
-            "--email",
-            "bob@example.com",
-            "--password-stdin",
-        ],
-        PASSWORD,
-    );
+    env.add_user("alice", "alice@example.com", "plus");
+    env.add_user("bob", "bob@example.com", "free");
 
     let output = env.cli_ok(&["key", "create", "alice"]);
     let key = output.trim();
@@ -245,19 +223,7 @@ fn keys_are_printed_once_and_stored_only_as_hashes() {
 #[test]
 fn keys_can_be_revoked_by_the_whole_key() {
     let env = TestEnv::new();
-    env.cli_ok_with_stdin(
-        &[
-            "user",
-            "add",
-            "alice",
-            "--email",
-            "alice@example.com",
-            "--plan",
-            "plus",
-            "--password-stdin",
-        ],
-        PASSWORD,
-    );
+    env.add_user("alice", "alice@example.com", "plus");
     let key = env.cli_ok(&["key", "create", "alice"]).trim().to_string();
     env.cli_ok(&["key", "revoke", &key]);
     let list = env.cli_ok(&["key", "list"]);
@@ -335,17 +301,7 @@ fn domains_live_inside_zones_and_belong_to_one_owner() {
         .success()
     );
 
-    env.cli_ok(&[
-        "domain",
-        "add",
-        "home.dyn.example",
-        "--owner",
-        "alice",
-        "--type",
-        "AAAA",
-        "--ip",
-        "2001:DB8::7",
-    ]);
+    env.add_domain("home.dyn.example", "alice", "AAAA", Some("2001:DB8::7"));
     assert_eq!(
         env.stored_ip("home.dyn.example", "AAAA").as_deref(),
         Some("2001:db8::7")
@@ -376,17 +332,7 @@ fn changes_bump_the_zone_serial() {
             .unwrap()
     };
     let before = serial();
-    env.cli_ok(&[
-        "domain",
-        "add",
-        "new.dyn.example",
-        "--owner",
-        "alice",
-        "--type",
-        "A",
-        "--ip",
-        "192.0.2.1",
-    ]);
+    env.add_domain("new.dyn.example", "alice", "A", Some("192.0.2.1"));
     assert_eq!(serial(), before + 1);
     env.cli_ok(&["domain", "remove", "new.dyn.example"]);
     assert_eq!(serial(), before + 2);
@@ -398,17 +344,7 @@ fn history_has_a_limit_and_a_json_form() {
     env.seed();
     for ip in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
         env.cli_ok(&["domain", "remove", "home.dyn.example"]);
-        env.cli_ok(&[
-            "domain",
-            "add",
-            "home.dyn.example",
-            "--owner",
-            "alice",
-            "--type",
-            "A",
-            "--ip",
-            ip,
-        ]);
+        env.add_domain("home.dyn.example", "alice", "A", Some(ip));
     }
     let rows: serde_json::Value = serde_json::from_str(&env.cli_ok(&[
         "history",

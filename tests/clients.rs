@@ -20,39 +20,11 @@ const CLIENT_PASSWORD: &str = "testpass:w/ colon&amp";
 /// owning host1..3 (A) and host6 (AAAA); returns an API key of testuser.
 fn seed(env: &TestEnv) -> String {
     env.cli_ok(&["zone", "add", "example.com", "--ns", "ns1.example.com"]);
-    env.cli_ok_with_stdin(
-        &[
-            "user",
-            "add",
-            "testuser",
-            "--email",
-            "testuser@example.net",
-            "--plan",
-            "plus",
-            "--password-stdin",
-        ],
-        CLIENT_PASSWORD,
-    );
+    env.add_user_with_password("testuser", "testuser@example.net", "plus", CLIENT_PASSWORD);
     for host in ["host1", "host2", "host3"] {
-        env.cli_ok(&[
-            "domain",
-            "add",
-            &format!("{host}.example.com"),
-            "--owner",
-            "testuser",
-            "--type",
-            "A",
-        ]);
+        env.add_domain(&format!("{host}.example.com"), "testuser", "A", None);
     }
-    env.cli_ok(&[
-        "domain",
-        "add",
-        "host6.example.com",
-        "--owner",
-        "testuser",
-        "--type",
-        "AAAA",
-    ]);
+    env.add_domain("host6.example.com", "testuser", "AAAA", None);
     env.cli_ok(&["key", "create", "testuser"])
         .trim()
         .to_string()

@@ -12,24 +12,8 @@ use common::{Daemon, PASSWORD, TestEnv, basic, send_raw};
 fn started(extra_config: &str) -> (TestEnv, Daemon) {
     let env = TestEnv::new();
     env.seed();
-    env.cli_ok(&[
-        "domain",
-        "add",
-        "dual.dyn.example",
-        "--owner",
-        "alice",
-        "--type",
-        "A",
-    ]);
-    env.cli_ok(&[
-        "domain",
-        "add",
-        "dual.dyn.example",
-        "--owner",
-        "alice",
-        "--type",
-        "AAAA",
-    ]);
+    env.add_domain("dual.dyn.example", "alice", "A", None);
+    env.add_domain("dual.dyn.example", "alice", "AAAA", None);
     let daemon = env.spawn(extra_config);
     (env, daemon)
 }

@@ -80,61 +80,11 @@ fn seed(env: &TestEnv) -> String {
     ] {
         env.cli_ok(&["record", "add", "dyn.example", name, record_type, content]);
     }
-    env.cli_ok_with_stdin(
-        &[
-            "user",
-            "add",
-            "alice",
-            "--email",
-            "alice@example.com",
-            "--plan",
-            "plus",
-            "--password-stdin",
-        ],
-        PASSWORD,
-    );
-    env.cli_ok_with_stdin(
-        &[
-            "user",
-            "add",
-            "bob",
-            "--email",
-            "bob@example.com",
-            "--password-stdin",
-        ],
-        PASSWORD,
-    );
-    env.cli_ok(&[
-        "domain",
-        "add",
-        "home.dyn.example",
-        "--owner",
-        "alice",
-        "--type",
-        "A",
-        "--ip",
-        "192.0.2.1",
-    ]);
-    env.cli_ok(&[
-        "domain",
-        "add",
-        "home.dyn.example",
-        "--owner",
-        "alice",
-        "--type",
-        "AAAA",
-    ]);
-    env.cli_ok(&[
-        "domain",
-        "add",
-        "bob.dyn.example",
-        "--owner",
-        "bob",
-        "--type",
-        "A",
-        "--ip",
-        "198.51.100.1",
-    ]);
+    env.add_user("alice", "alice@example.com", "plus");
+    env.add_user("bob", "bob@example.com", "free");
+    env.add_domain("home.dyn.example", "alice", "A", Some("192.0.2.1"));
+    env.add_domain("home.dyn.example", "alice", "AAAA", None);
+    env.add_domain("bob.dyn.example", "bob", "A", Some("198.51.100.1"));
     env.cli_ok(&["key", "create", "alice"]).trim().to_string()
 }
 

@@ -74,6 +74,45 @@ impl TestEnv {
         output_ok(args, self.cli_with_stdin(args, stdin))
     }
 
+    /// Adds a user with the shared test [`PASSWORD`] on `plan`.
+    pub fn add_user(&self, name: &str, email: &str, plan: &str) {
+        self.add_user_with_password(name, email, plan, PASSWORD);
+    }
+
+    /// Adds a user with `password` on `plan`.
+    pub fn add_user_with_password(&self, name: &str, email: &str, plan: &str, password: &str) {
+        self.cli_ok_with_stdin(
+            &[
+                "user",
+                "add",
+                name,
+                "--email",
+                email,
+                "--plan",
+                plan,
+                "--password-stdin",
+            ],
+            password,
+        );
+    }
+
+    /// Adds a DDNS domain of `owner`, of `record_type`, with a first address if given.
+    pub fn add_domain(&self, fqdn: &str, owner: &str, record_type: &str, ip: Option<&str>) {
+        let mut args = vec![
+            "domain",
+            "add",
+            fqdn,
+            "--owner",
+            owner,
+            "--type",
+            record_type,
+        ];
+        if let Some(ip) = ip {
+            args.extend(["--ip", ip]);
+        }
+        self.cli_ok(&args);
+    }
+
     /// Seeds the common fixture:
     /// * zone `dyn.example` served by `ns1.dyn.example`;
     /// * `alice` (plus plan) owning `home.dyn.example` A and `v6.dyn.example` AAAA;
@@ -81,57 +120,11 @@ impl TestEnv {
     /// * an API key of alice with scope `domains:update`.
     pub fn seed(&self) -> Seed {
         self.cli_ok(&["zone", "add", "dyn.example", "--ns", "ns1.dyn.example"]);
-        self.cli_ok_with_stdin(
-            &[
-                "user",
-                "add",
-                "alice",
-                "--email",
-                "Alice@Example.com",
-                "--plan",
-                "plus",
-                "--password-stdin",
-            ],
-            PASSWORD,
-        );
-        self.cli_ok_with_stdin(
-            &[
-                "user",
-                "add",
-                "bob",
-                "--email",
-                "bob@example.com",
-                "--password-stdin",
-            ],
-            PASSWORD,
-        );
-        self.cli_ok(&[
-            "domain",
-            "add",
-            "home.dyn.example",
-            "--owner",
-            "alice",
-            "--type",
-            "A",
-        ]);
-        self.cli_ok(&[
-            "domain",
-            "add",
-            "v6.dyn.example",
-            "--owner",
-            "alice",
-            "--type",
-            "AAAA",
-        ]);
-        self.cli_ok(&[
-            "domain",
-            "add",
-            "bob.dyn.example",
-            "--owner",
-            "bob",
-            "--type",
-            "A",
-        ]);
+        self.add_user("alice", "Alice@Example.com", "plus");
+        self.add_user("bob", "bob@example.com", "free");
+        self.add_domain("home.dyn.example", "alice", "A", None);
+        self.add_domain("v6.dyn.example", "alice", "AAAA", None);
+        self.add_domain("bob.dyn.example", "bob", "A", None);
         let alice_key = self.cli_ok(&["key", "create", "alice"]).trim().to_string();
         Seed { alice_key }
     }
