@@ -22,6 +22,12 @@ CREATE TABLE zones (
     hostmaster  TEXT    NOT NULL,
     -- SOA serial. Increases by one with every change to the zone's records, DDNS updates included.
     serial      INTEGER NOT NULL CHECK (serial BETWEEN 1 AND 4294967295),
+    -- The serial secondaries were last notified of (pdns's setNotified). A zone whose serial
+    -- differs is returned by getUpdatedMasters, and pdns sends NOTIFY for it.
+    notified_serial INTEGER NOT NULL DEFAULT 0,
+    -- Secondaries to notify besides the NS set, JSON array of `ip` or `ip:port` (`[v6]:port`);
+    -- served as ALSO-NOTIFY metadata, and their addresses may transfer the zone (ALLOW-AXFR-FROM).
+    also_notify TEXT    NOT NULL DEFAULT '[]' CHECK (json_valid(also_notify)),
     -- SOA timers, in seconds.
     refresh     INTEGER NOT NULL DEFAULT 10800,
     retry       INTEGER NOT NULL DEFAULT 3600,

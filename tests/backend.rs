@@ -168,7 +168,10 @@ fn assert_same_meaning(captured: &Value, ours: &Value, serial: i64, request: &st
         Value::Object(fields) if fields.contains_key("zone") => {
             assert_eq!(got["zone"], fields["zone"], "{request}");
             assert_eq!(got["id"], fields["id"], "{request}");
-            assert_eq!(got["kind"], "native", "{request}");
+            assert_eq!(
+                got["kind"], "master",
+                "{request}: we are the primary of every zone"
+            );
             assert_eq!(got["serial"], serial, "{request}");
         }
         other => assert_eq!(got, other, "{request}: {ours}"),
@@ -543,4 +546,74 @@ fn the_socket_is_private_to_the_group_and_removed_on_shutdown() {
         unix_call(&socket, &json!({"method": "initialize", "parameters": {}}))["result"],
         true
     );
+}
+
+#[test]
+fn zones_are_primaries_notified_once_per_serial() {
+    let env = TestEnv::new();
+    seed_capture_zone(&env);
+    env.cli_ok(&[
+        "zone",
+        "set",
+        "example.com",
+        "--also-notify",
+        "127.0.0.1:5300",
+        "--also-notify",
+        "[::1]:5301",
+    ]);
+    let (daemon, socket) = spawn_with_socket(&env);
+    let call = |request: Value| unix_call(&socket, &request)["result"].clone();
+    let updated = || call(json!({"method": "getUpdatedMasters", "parameters": {}}));
+
+    // A new zone has never been notified.
+    let zones = updated();
+    assert_eq!(zones[0]["zone"], "example.com.");
+    assert_eq!(zones[0]["kind"], "master");
+    assert_eq!(zones[0]["notified_serial"], 0);
+    let serial = zones[0]["serial"].as_i64().unwrap();
+
+    // setNotified, as the REST connector sends it: a PATCH with `serial=<double>`.
+    let body = format!("serial={serial}%2e000000");
+    let raw = format!(
+        "PATCH /dns/setNotified/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, reply) = http_call(daemon.backend_addr, &raw);
+    assert_eq!((status, &reply["result"]), (200, &json!(true)));
+    assert_eq!(
+        updated(),
+        json!([]),
+        "nothing to notify until the next change"
+    );
+
+    // A change bumps the serial, and the zone needs a NOTIFY again.
+    env.cli_ok(&["record", "add", "example.com", "new", "A", "192.0.2.77"]);
+    let zones = updated();
+    assert_eq!(zones[0]["serial"], serial + 1);
+    assert_eq!(
+        call(json!({"method": "setNotified", "parameters": {"id": 1, "serial": serial + 1}})),
+        json!(true)
+    );
+    assert_eq!(updated(), json!([]));
+    assert_eq!(
+        call(json!({"method": "setNotified", "parameters": {"id": 99, "serial": 1}})),
+        json!(false)
+    );
+
+    // Secondaries: notified besides the NS set, and allowed to transfer the zone.
+    let metadata =
+        call(json!({"method": "getAllDomainMetadata", "parameters": {"name": "example.com."}}));
+    assert_eq!(
+        metadata["ALSO-NOTIFY"],
+        json!(["127.0.0.1:5300", "[::1]:5301"])
+    );
+    assert_eq!(metadata["ALLOW-AXFR-FROM"], json!(["127.0.0.1", "::1"]));
+    let kind = |kind: &str| {
+        call(
+            json!({"method": "getDomainMetadata", "parameters": {"name": "example.com.", "kind": kind}}),
+        )
+    };
+    assert_eq!(kind("ALSO-NOTIFY"), json!(["127.0.0.1:5300", "[::1]:5301"]));
+    assert_eq!(kind("TSIG-ALLOW-AXFR"), json!([]));
 }

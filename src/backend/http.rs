@@ -97,7 +97,17 @@ async fn decode(request: Request<Incoming>, rest: &str) -> Result<Query, DecodeE
             Query::from_method(method, &parameters)
         }
         [method, arguments @ ..] => {
-            Query::from_method(method, &rest_parameters(method, arguments, &parts.headers))
+            let mut parameters = rest_parameters(method, arguments, &parts.headers);
+            // Verbs with a body (setNotified's PATCH) send form fields: `serial=...`.
+            if is_form(&parts.headers) {
+                let body = read_body(body).await?;
+                for (name, value) in form_urlencoded::parse(&body) {
+                    parameters
+                        .entry(name.into_owned())
+                        .or_insert_with(|| Value::String(value.into_owned()));
+                }
+            }
+            Query::from_method(method, &Value::Object(parameters))
         }
         [] => Err(DecodeError::Envelope("no method".into())),
     }
@@ -105,12 +115,17 @@ async fn decode(request: Request<Incoming>, rest: &str) -> Result<Query, DecodeE
 
 /// The parameters object of a REST request: path segments named per method (§2.2: they
 /// follow the parameter names, in pdns's fixed order) and the `X-RemoteBackend-*` headers.
-fn rest_parameters(method: &str, arguments: &[String], headers: &hyper::HeaderMap) -> Value {
+fn rest_parameters(
+    method: &str,
+    arguments: &[String],
+    headers: &hyper::HeaderMap,
+) -> Map<String, Value> {
     let names: &[&str] = match method {
         "lookup" => &["qname", "qtype"],
         "list" => &["domain_id", "zonename"],
         "getDomainInfo" | "getAllDomainMetadata" => &["name"],
         "getDomainMetadata" => &["name", "kind"],
+        "setNotified" => &["id"],
         _ => &[],
     };
     let mut parameters: Map<String, Value> = names
@@ -127,7 +142,7 @@ fn rest_parameters(method: &str, arguments: &[String], headers: &hyper::HeaderMa
             parameters.insert(name.to_string(), Value::String(value.to_string()));
         }
     }
-    Value::Object(parameters)
+    parameters
 }
 
 /// Whether the body is a form (`post=1` mode).

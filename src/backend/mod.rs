@@ -26,9 +26,11 @@ use std::collections::BTreeMap;
 use rusqlite::Connection;
 
 use self::protocol::{DomainInfo, Outcome, Query, Record, Reply};
+use crate::model::parse_notify_target;
 use crate::store::records::{ServedRecord, records_at, zone_records};
 use crate::store::zones::{
-    Zone, find_enclosing_zone, get_zone_by_id, get_zone_by_name, list_zones,
+    Zone, find_enclosing_zone, get_zone_by_id, get_zone_by_name, list_updated_zones, list_zones,
+    set_notified,
 };
 use crate::store::{Store, StoreError};
 
@@ -49,8 +51,27 @@ impl Backend {
     pub fn handle(&self, query: &Query) -> Reply {
         let answer = match query {
             Query::Initialize => return Reply::new(Outcome::Bool(true)),
-            Query::GetAllDomainMetadata => return Reply::new(Outcome::Metadata(BTreeMap::new())),
-            Query::GetDomainMetadata => return Reply::new(Outcome::Values(Vec::new())),
+            Query::GetAllDomainMetadata { name } => self.store.read(|conn| {
+                let metadata =
+                    get_zone_by_name(conn, &normalize(name))?.map(|zone| zone_metadata(&zone));
+                Ok(Outcome::Metadata(metadata.unwrap_or_default()))
+            }),
+            Query::GetDomainMetadata { name, kind } => self.store.read(|conn| {
+                let metadata =
+                    get_zone_by_name(conn, &normalize(name))?.map(|zone| zone_metadata(&zone));
+                let values = metadata.and_then(|mut metadata| metadata.remove(kind.as_str()));
+                Ok(Outcome::Values(values.unwrap_or_default()))
+            }),
+            Query::GetUpdatedMasters => self.store.read(|conn| {
+                Ok(Outcome::Domains(
+                    list_updated_zones(conn)?.iter().map(domain_info).collect(),
+                ))
+            }),
+            Query::SetNotified { id, serial } => {
+                let (id, serial) = (*id, *serial);
+                self.store
+                    .write(|tx| Ok(Outcome::Bool(set_notified(tx, id, serial)?)))
+            }
             Query::Unknown { method } => {
                 tracing::debug!(%method, "remote backend: method not implemented");
                 return Reply::new(Outcome::Bool(false));
@@ -174,11 +195,30 @@ fn domain_info(zone: &Zone) -> DomainInfo {
     DomainInfo {
         id: zone.id,
         zone: format!("{}.", zone.name),
-        kind: "native",
+        kind: "master",
         serial: zone.serial,
+        notified_serial: zone.notified_serial,
         masters: Vec::new(),
         last_check: 0,
     }
+}
+
+/// A zone's metadata as pdns reads it: `ALSO-NOTIFY` (the secondaries to notify besides the
+/// NS set) and `ALLOW-AXFR-FROM` (their addresses, which may then transfer the zone whatever
+/// pdns's `allow-axfr-ips` says). Empty kinds are left out.
+fn zone_metadata(zone: &Zone) -> BTreeMap<String, Vec<String>> {
+    let mut metadata = BTreeMap::new();
+    if !zone.also_notify.is_empty() {
+        let allowed = zone
+            .also_notify
+            .iter()
+            .filter_map(|target| parse_notify_target(target).ok())
+            .map(|(ip, _)| ip.to_string())
+            .collect();
+        metadata.insert("ALSO-NOTIFY".to_string(), zone.also_notify.clone());
+        metadata.insert("ALLOW-AXFR-FROM".to_string(), allowed);
+    }
+    metadata
 }
 
 #[cfg(test)]

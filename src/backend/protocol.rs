@@ -38,10 +38,27 @@ pub enum Query {
         /// Zone apex with the final dot.
         name: String,
     },
-    /// A zone's metadata, all kinds (§4 getAllDomainMetadata): none here.
-    GetAllDomainMetadata,
-    /// A zone's metadata of one kind (§4 getDomainMetadata): none here.
-    GetDomainMetadata,
+    /// A zone's metadata, all kinds (§4 getAllDomainMetadata).
+    GetAllDomainMetadata {
+        /// Zone apex with the final dot.
+        name: String,
+    },
+    /// A zone's metadata of one kind (§4 getDomainMetadata).
+    GetDomainMetadata {
+        /// Zone apex with the final dot.
+        name: String,
+        /// The kind, e.g. `ALSO-NOTIFY`.
+        kind: String,
+    },
+    /// The zones whose serial changed since their secondaries were notified (§4 primary).
+    GetUpdatedMasters,
+    /// Secondaries of zone `id` were notified of `serial` (§4 primary).
+    SetNotified {
+        /// Zone id.
+        id: i64,
+        /// The serial notified (REST sends it as `2024010102.000000`).
+        serial: u32,
+    },
     /// A method this backend does not implement: answered `false`.
     Unknown {
         /// Its name, for the log.
@@ -104,8 +121,33 @@ impl Query {
             "getDomainInfo" => Self::GetDomainInfo {
                 name: text("name")?,
             },
-            "getAllDomainMetadata" => Self::GetAllDomainMetadata,
-            "getDomainMetadata" => Self::GetDomainMetadata,
+            "getAllDomainMetadata" => Self::GetAllDomainMetadata {
+                name: text("name")?,
+            },
+            "getDomainMetadata" => Self::GetDomainMetadata {
+                name: text("name")?,
+                kind: text("kind")?,
+            },
+            "getUpdatedMasters" => Self::GetUpdatedMasters,
+            "setNotified" => {
+                let number = |parameter: &'static str| {
+                    parameters.get(parameter).and_then(integer).ok_or_else(|| {
+                        DecodeError::Parameter {
+                            method: method.to_string(),
+                            parameter,
+                        }
+                    })
+                };
+                Self::SetNotified {
+                    id: number("id")?,
+                    serial: u32::try_from(number("serial")?).map_err(|_| {
+                        DecodeError::Parameter {
+                            method: method.to_string(),
+                            parameter: "serial",
+                        }
+                    })?,
+                }
+            }
             other => Self::Unknown {
                 method: other.to_string(),
             },
@@ -161,10 +203,12 @@ pub struct DomainInfo {
     pub id: i64,
     /// Apex with the final dot.
     pub zone: String,
-    /// `native`: served from this store, no pdns-side replication.
+    /// `master`: pdns is the primary of every zone we serve, and notifies secondaries.
     pub kind: &'static str,
     /// Current SOA serial.
     pub serial: u32,
+    /// The serial secondaries were last notified of.
+    pub notified_serial: u32,
     /// Primaries, for secondary zones: none.
     pub masters: Vec<String>,
     /// Last secondary check: never.
@@ -275,6 +319,31 @@ mod test {
         );
         let init = br#"{"method": "initialize", "parameters": {"path": "/run/rb.sock", "timeout": "2000"}}"#;
         assert_eq!(Query::from_json(init).unwrap(), Query::Initialize);
+        let notified =
+            br#"{"method": "setNotified", "parameters": {"id": 1, "serial": 2024010102}}"#;
+        assert_eq!(
+            Query::from_json(notified).unwrap(),
+            Query::SetNotified {
+                id: 1,
+                serial: 2_024_010_102
+            }
+        );
+        let rest_form = serde_json::json!({"id": "1", "serial": "2024010102.000000"});
+        assert_eq!(
+            Query::from_method("setNotified", &rest_form).unwrap(),
+            Query::SetNotified {
+                id: 1,
+                serial: 2_024_010_102
+            }
+        );
+        let metadata = br#"{"method": "getDomainMetadata", "parameters": {"name": "example.com.", "kind": "ALSO-NOTIFY"}}"#;
+        assert_eq!(
+            Query::from_json(metadata).unwrap(),
+            Query::GetDomainMetadata {
+                name: "example.com.".into(),
+                kind: "ALSO-NOTIFY".into()
+            }
+        );
         let unknown = br#"{"method": "getDomainKeys", "parameters": {"name": "example.com."}}"#;
         assert_eq!(
             Query::from_json(unknown).unwrap(),

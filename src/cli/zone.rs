@@ -4,9 +4,9 @@ use anyhow::Context as _;
 use clap::Subcommand;
 
 use super::{print_line, print_table};
-use crate::model::DomainName;
+use crate::model::{DomainName, format_notify_target, parse_notify_target};
 use crate::store::zones::SoaTimers;
-use crate::store::{Store, timestamp, zones};
+use crate::store::{Store, StoreError, timestamp, zones};
 
 /// Zone commands.
 #[derive(Debug, Subcommand)]
@@ -25,6 +25,25 @@ pub(super) enum ZoneCommand {
         /// SOA timers and the TTL of the SOA and NS records.
         #[command(flatten)]
         timers: TimerArgs,
+        /// A secondary to notify of changes besides the NS set, as IP or IP:PORT ([v6]:PORT);
+        /// it may also transfer the zone (repeat for several).
+        #[arg(long, value_name = "IP[:PORT]")]
+        also_notify: Vec<String>,
+    },
+    /// Change a zone's secondaries.
+    Set {
+        /// The zone.
+        name: String,
+        /// The secondaries to notify besides the NS set (replaces the list; repeat for several).
+        #[arg(
+            long,
+            value_name = "IP[:PORT]",
+            required_unless_present = "clear_also_notify"
+        )]
+        also_notify: Vec<String>,
+        /// Remove every secondary.
+        #[arg(long, conflicts_with = "also_notify")]
+        clear_also_notify: bool,
     },
     /// List the zones.
     List,
@@ -58,7 +77,9 @@ pub(super) fn run(store: &Store, command: ZoneCommand) -> anyhow::Result<()> {
             nameservers,
             hostmaster,
             timers,
+            also_notify,
         } => {
+            let also_notify = notify_targets(&also_notify)?;
             let timers = SoaTimers {
                 refresh: timers.refresh,
                 retry: timers.retry,
@@ -78,34 +99,67 @@ pub(super) fn run(store: &Store, command: ZoneCommand) -> anyhow::Result<()> {
                 .collect::<anyhow::Result<Vec<DomainName>>>()?;
             let hostmaster = hostmaster.as_deref().map(mailbox_to_dns_name).transpose()?;
             store.write(|tx| {
-                zones::insert_zone(
-                    tx,
-                    &zone,
-                    &nameservers,
-                    hostmaster.as_ref(),
-                    timers,
-                    &timestamp(),
-                )
+                let now = timestamp();
+                let id =
+                    zones::insert_zone(tx, &zone, &nameservers, hostmaster.as_ref(), timers, &now)?;
+                zones::set_also_notify(tx, id, &also_notify, &now)
             })?;
             print_line(&format!(
                 "added zone {zone}; with pdns running, `pdns_control rediscover` makes it answerable now"
             ))
         }
+        ZoneCommand::Set {
+            name, also_notify, ..
+        } => {
+            let zone: DomainName = name
+                .parse()
+                .with_context(|| format!("invalid zone name {name:?}"))?;
+            let also_notify = notify_targets(&also_notify)?;
+            store.write(|tx| {
+                let found = zones::get_zone_by_name(tx, zone.as_str())?
+                    .ok_or_else(|| StoreError::NotFound(format!("no zone named {zone}")))?;
+                zones::set_also_notify(tx, found.id, &also_notify, &timestamp())
+            })?;
+            print_line(&format!(
+                "zone {zone}: secondaries to notify: {}",
+                if also_notify.is_empty() {
+                    "none".to_string()
+                } else {
+                    also_notify.join(", ")
+                }
+            ))
+        }
         ZoneCommand::List => {
             let zones = store.read(zones::list_zones)?;
             print_table(
-                &["ZONE", "SERIAL", "NAMESERVERS", "HOSTMASTER"],
+                &["ZONE", "SERIAL", "NAMESERVERS", "HOSTMASTER", "ALSO_NOTIFY"],
                 zones.into_iter().map(|zone| {
                     vec![
                         zone.name,
                         zone.serial.to_string(),
                         zone.nameservers.join(","),
                         zone.hostmaster,
+                        if zone.also_notify.is_empty() {
+                            "-".into()
+                        } else {
+                            zone.also_notify.join(",")
+                        },
                     ]
                 }),
             )
         }
     }
+}
+
+/// Validates NOTIFY targets and puts them in canonical form.
+fn notify_targets(targets: &[String]) -> anyhow::Result<Vec<String>> {
+    targets
+        .iter()
+        .map(|target| {
+            let (ip, port) = parse_notify_target(target).map_err(anyhow::Error::msg)?;
+            Ok(format_notify_target(ip, port))
+        })
+        .collect()
 }
 
 /// Turns `hostmaster@example.net` into the SOA RNAME `hostmaster.example.net`; a name already

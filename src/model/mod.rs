@@ -280,6 +280,26 @@ impl fmt::Display for AuthMethod {
     }
 }
 
+/// Parses a NOTIFY target as pdns's ALSO-NOTIFY takes it: `192.0.2.1`, `192.0.2.1:5300`,
+/// `2001:db8::1` or `[2001:db8::1]:5300`. Returns the address and the port, if given.
+pub fn parse_notify_target(text: &str) -> Result<(IpAddr, Option<u16>), String> {
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok((ip, None));
+    }
+    text.parse::<std::net::SocketAddr>()
+        .map(|address| (address.ip(), Some(address.port())))
+        .map_err(|_| format!("not an address or address:port: {text:?}"))
+}
+
+/// The canonical form of a NOTIFY target: `ip`, `ip:port`, or `[v6]:port`.
+pub fn format_notify_target(ip: IpAddr, port: Option<u16>) -> String {
+    match (ip, port) {
+        (ip, None) => ip.to_string(),
+        (IpAddr::V4(ip), Some(port)) => format!("{ip}:{port}"),
+        (IpAddr::V6(ip), Some(port)) => format!("[{ip}]:{port}"),
+    }
+}
+
 /// Why an address from a client was refused. The `Display` text is the body of the 400 answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum IpError {
@@ -491,6 +511,18 @@ mod test {
         assert_eq!(tags("2001:db8::1"), ["documentation"]);
         assert_eq!(tags("fd00::1"), ["unique-local"]);
         assert_eq!(tags("::ffff:10.0.0.1"), ["ipv4-mapped"]);
+    }
+
+    #[test]
+    fn notify_targets_parse_with_and_without_port() {
+        let parse =
+            |text: &str| parse_notify_target(text).map(|(ip, port)| format_notify_target(ip, port));
+        assert_eq!(parse("192.0.2.1").unwrap(), "192.0.2.1");
+        assert_eq!(parse("192.0.2.1:5300").unwrap(), "192.0.2.1:5300");
+        assert_eq!(parse("2001:DB8::1").unwrap(), "2001:db8::1");
+        assert_eq!(parse("[2001:db8::1]:5300").unwrap(), "[2001:db8::1]:5300");
+        assert!(parse("ns1.example.net").is_err());
+        assert!(parse("192.0.2.1:99999").is_err());
     }
 
     #[test]

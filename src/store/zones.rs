@@ -30,15 +30,21 @@ pub struct Zone {
     pub ttl: u32,
     /// Creation time.
     pub created_at: String,
+    /// The serial secondaries were last notified of.
+    pub notified_serial: u32,
+    /// Secondaries to notify besides the NS set: `ip` or `ip:port` (`[v6]:port`).
+    pub also_notify: Vec<String>,
 }
 
 /// The columns [`zone_from_row`] reads, in order.
 const ZONE_COLUMNS: &str =
-    "id, name, nameservers, hostmaster, serial, refresh, retry, expire, minimum, ttl, created_at";
+    "id, name, nameservers, hostmaster, serial, refresh, retry, expire, minimum, ttl,
+    created_at, notified_serial, also_notify";
 
 /// Reads a [`Zone`] from a row selected with [`ZONE_COLUMNS`].
 fn zone_from_row(row: &Row<'_>) -> rusqlite::Result<Zone> {
     let nameservers: String = row.get(2)?;
+    let also_notify: String = row.get(12)?;
     Ok(Zone {
         id: row.get(0)?,
         name: row.get(1)?,
@@ -57,6 +63,14 @@ fn zone_from_row(row: &Row<'_>) -> rusqlite::Result<Zone> {
         minimum: row.get(8)?,
         ttl: row.get(9)?,
         created_at: row.get(10)?,
+        notified_serial: row.get(11)?,
+        also_notify: serde_json::from_str(&also_notify).map_err(|error| {
+            rusqlite::Error::FromSqlConversionFailure(
+                12,
+                rusqlite::types::Type::Text,
+                Box::new(error),
+            )
+        })?,
     })
 }
 
@@ -142,6 +156,45 @@ pub fn get_zone_by_name(conn: &Connection, name: &str) -> Result<Option<Zone>, S
     let mut statement =
         conn.prepare_cached(&format!("SELECT {ZONE_COLUMNS} FROM zones WHERE name = ?1"))?;
     Ok(statement.query_row([name], zone_from_row).optional()?)
+}
+
+/// The zones whose serial changed since secondaries were last notified (pdns's
+/// getUpdatedMasters).
+pub fn list_updated_zones(conn: &Connection) -> Result<Vec<Zone>, StoreError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {ZONE_COLUMNS} FROM zones WHERE serial != notified_serial ORDER BY name"
+    ))?;
+    let zones = statement
+        .query_map([], zone_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(zones)
+}
+
+/// Records that secondaries of zone `zone_id` were notified of `serial` (pdns's setNotified).
+/// Returns false when there is no such zone.
+pub fn set_notified(conn: &Connection, zone_id: i64, serial: u32) -> Result<bool, StoreError> {
+    let changed = conn
+        .prepare_cached("UPDATE zones SET notified_serial = ?2 WHERE id = ?1")?
+        .execute(params![zone_id, serial])?;
+    Ok(changed > 0)
+}
+
+/// Replaces the zone's list of secondaries to notify (already validated).
+pub fn set_also_notify(
+    conn: &Connection,
+    zone_id: i64,
+    also_notify: &[String],
+    now: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE zones SET also_notify = ?2, updated_at = ?3 WHERE id = ?1",
+        params![
+            zone_id,
+            serde_json::to_string(also_notify).expect("strings serialise"),
+            now
+        ],
+    )?;
+    Ok(())
 }
 
 /// All zones, by name.
