@@ -580,20 +580,38 @@ impl Pdns {
     /// port, the socket directory and `remote-connection-string`; waits until it answers a SOA
     /// query for `zone`.
     pub fn spawn(dir: &std::path::Path, conf: &str, connection_string: &str, zone: &str) -> Self {
-        let config_dir = dir.join(format!("pdns-{}", free_port()));
-        std::fs::create_dir_all(&config_dir).expect("pdns config dir");
         let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("pdns-conf")
             .join(conf);
-        std::fs::copy(&shipped, config_dir.join("pdns.conf")).expect("copy the shipped pdns.conf");
-        let port = free_port();
+        let text = std::fs::read_to_string(&shipped).expect("read the shipped pdns.conf");
+        let args = [format!("--remote-connection-string={connection_string}")];
+        Self::spawn_with(dir, &text, &args, free_port(), zone)
+    }
+
+    /// Starts pdns with `conf_text` as its pdns.conf and `args` on top, on 127.0.0.1:`port`;
+    /// waits until it answers a SOA query for `zone`.
+    ///
+    /// Whatever the config says, pdns here talks to loopback only: NOTIFY goes only to
+    /// 127.0.0.0/8 (NS addresses in test zones are documentation addresses), and the security
+    /// poll (a DNS query to the outside) is off.
+    pub fn spawn_with(
+        dir: &std::path::Path,
+        conf_text: &str,
+        args: &[String],
+        port: u16,
+        zone: &str,
+    ) -> Self {
+        let config_dir = dir.join(format!("pdns-{port}"));
+        std::fs::create_dir_all(&config_dir).expect("pdns config dir");
+        std::fs::write(config_dir.join("pdns.conf"), conf_text).expect("write pdns.conf");
         let log = config_dir.join("pdns.log");
         let child = Command::new("pdns_server")
             .arg(format!("--config-dir={}", config_dir.display()))
             .arg(format!("--socket-dir={}", config_dir.display()))
             .arg("--local-address=127.0.0.1")
             .arg(format!("--local-port={port}"))
-            .arg(format!("--remote-connection-string={connection_string}"))
+            .args(["--only-notify=127.0.0.0/8", "--security-poll-suffix="])
+            .args(args)
             .args([
                 "--daemon=no",
                 "--guardian=no",
