@@ -45,6 +45,35 @@ pub enum Synchronous {
     Full,
 }
 
+/// A pdns front-end to purge, as configured under `[[pdns]]`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PdnsApi {
+    /// Base URL of its webserver/API, e.g. `http://127.0.0.1:8082`.
+    pub api_url: String,
+    /// Its `api-key`.
+    pub api_key: String,
+    /// Its server id in API paths (pdns's is always `localhost`).
+    #[serde(default = "default_server_id")]
+    pub server_id: String,
+}
+
+impl std::fmt::Debug for PdnsApi {
+    /// Never prints the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PdnsApi")
+            .field("api_url", &self.api_url)
+            .field("api_key", &"<redacted>")
+            .field("server_id", &self.server_id)
+            .finish()
+    }
+}
+
+/// pdns's server id.
+fn default_server_id() -> String {
+    "localhost".into()
+}
+
 /// Every option of the service.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
@@ -74,6 +103,10 @@ pub struct Config {
     pub auth_failure_cooldown_secs: u64,
     /// Public base URL of the update endpoints, as clients reach them (for `help`).
     pub public_url: Option<String>,
+    /// pdns front-ends whose caches are purged after each change (`[[pdns]]` tables).
+    pub pdns: Vec<PdnsApi>,
+    /// How long an update's answer waits for the purge of pdns's caches, in ms.
+    pub purge_wait_ms: u64,
     /// SQLite `synchronous` level.
     pub synchronous: Synchronous,
     /// How long a write waits for the database lock before answering `dnserr`, in ms.
@@ -123,6 +156,8 @@ impl Default for Config {
             auth_failure_window_secs: 60,
             auth_failure_cooldown_secs: 300,
             public_url: None,
+            pdns: Vec::new(),
+            purge_wait_ms: 1000,
             synchronous: Synchronous::Normal,
             busy_timeout_ms: 3000,
             max_connections: 1024,
@@ -223,6 +258,18 @@ mod test {
         );
         assert_eq!(config.synchronous, Synchronous::Full);
         assert_eq!(config.busy_timeout(), Duration::from_millis(250));
+        let with_pdns = Config::from_toml(
+            "[[pdns]]\napi-url = \"http://127.0.0.1:8082\"\napi-key = \"k\"\n\
+             [[pdns]]\napi-url = \"http://10.0.0.2:8082\"\napi-key = \"k2\"\nserver-id = \"other\"\n",
+        )
+        .unwrap();
+        assert_eq!(with_pdns.pdns.len(), 2);
+        assert_eq!(with_pdns.pdns[0].server_id, "localhost");
+        assert_eq!(with_pdns.pdns[1].server_id, "other");
+        assert!(
+            Config::from_toml("[[pdns]]\napi-url = \"http://x\"\n").is_err(),
+            "the key is required"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::dyndns::abuse::{AuthThrottle, UpdateRateGuard};
 use crate::dyndns::update::{Guards, Updater};
 use crate::dyndns::{ServiceOptions, UpdateService};
 use crate::net::{ServerOptions, serve_http};
+use crate::purge::Purger;
 use crate::store::{Store, StoreError, StoreOptions};
 
 /// Why the daemon could not start or run.
@@ -109,6 +110,16 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             ),
         },
     );
+    let updater = match Purger::new(&config.pdns) {
+        Some(purger) => {
+            tracing::info!(
+                front_ends = config.pdns.len(),
+                "purging pdns caches after changes"
+            );
+            updater.with_purger(purger, Duration::from_millis(config.purge_wait_ms))
+        }
+        None => updater,
+    };
     let service = UpdateService::new(
         updater,
         ServiceOptions {

@@ -13,6 +13,7 @@
 //! * [`dyndns`]: the dyndns2 HTTP endpoints: request parsing, update logic, answer codes.
 //! * [`backend`]: the PowerDNS remote backend (HTTP and unix connectors) over the same store.
 //! * [`net`]: the HTTP/1.1 accept loop with its limits and graceful drain.
+//! * [`purge`]: asking pdns front-ends (HTTP API) to drop cached answers for changed names.
 //! * [`daemon`]: `serve`: binds, serves, shuts down on SIGTERM/SIGINT.
 //! * [`cli`]: the admin commands (`zone`, `user`, `key`, `domain`, `history`, `serve`).
 //! * [`log`]: tracing setup.
@@ -26,4 +27,5 @@ pub mod dyndns;
 pub mod log;
 pub mod model;
 pub mod net;
+pub mod purge;
 pub mod store;

@@ -405,7 +405,7 @@ fn serve_fails_loudly_on_a_bad_config_or_a_busy_port() {
 fn help_prints_commands_and_router_settings_for_a_domain() {
     let env = TestEnv::new();
     env.seed();
-    let config = env.dir.path().join("config.toml");
+    let config = env.dir.path().join("help.toml");
     std::fs::write(&config, "public-url = \"https://ddns.example.net/\"\n").unwrap();
     let text = env.cli_ok(&[
         "help",

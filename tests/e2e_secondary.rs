@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{PASSWORD, Pdns, TestEnv, dig, free_port, require_tool};
+use common::{PASSWORD, Pdns, PdnsApiEndpoint, TestEnv, dig, free_port, require_tool};
 
 /// The schema Debian ships for the gsqlite3 backend.
 const GSQLITE3_SCHEMA: &str = "/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql";
@@ -77,7 +77,11 @@ fn an_update_reaches_a_secondary_by_notify_and_axfr_within_seconds() {
     env.add_user("alice", "alice@example.com", "plus");
     env.add_domain("home.dyn.example", "alice", "A", Some("192.0.2.1"));
     let socket = env.dir.path().join("backend.sock");
-    let daemon = env.spawn(&format!("backend-socket = {socket:?}"));
+    let api = PdnsApiEndpoint::new();
+    let daemon = env.spawn(&format!(
+        "backend-socket = {socket:?}\n{}",
+        api.daemon_config()
+    ));
 
     // The primary: pdns-conf/pdns.unix.conf as shipped (primary=yes), checking for changes every
     // second, and allowing AXFR by the zone's ALLOW-AXFR-FROM only: no allow-axfr-ips match.
@@ -89,10 +93,14 @@ fn an_update_reaches_a_secondary_by_notify_and_axfr_within_seconds() {
         env.dir.path(),
         &shipped,
         &[
-            format!("--remote-connection-string=unix:path={}", socket.display()),
-            "--xfr-cycle-interval=1".into(),
-            "--allow-axfr-ips=192.0.2.255/32".into(),
-        ],
+            vec![
+                format!("--remote-connection-string=unix:path={}", socket.display()),
+                "--xfr-cycle-interval=1".into(),
+                "--allow-axfr-ips=192.0.2.255/32".into(),
+            ],
+            api.pdns_args(),
+        ]
+        .concat(),
         primary_port,
         "dyn.example",
     );

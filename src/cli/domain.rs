@@ -3,10 +3,10 @@
 use anyhow::Context as _;
 use clap::Subcommand;
 
-use super::{or_dash, print_line, print_table};
+use super::{Admin, or_dash, print_line, print_table};
 use crate::model::{DomainName, RecordType, check_family, parse_ip};
 use crate::store::audit::ChangeContext;
-use crate::store::{Store, StoreError, domains, records, timestamp, users, zones};
+use crate::store::{StoreError, domains, records, timestamp, users, zones};
 
 /// Domain commands.
 #[derive(Debug, Subcommand)]
@@ -42,7 +42,8 @@ pub(super) enum DomainCommand {
 }
 
 /// Runs a domain command.
-pub(super) fn run(store: &Store, command: DomainCommand) -> anyhow::Result<()> {
+pub(super) fn run(admin: &Admin, command: DomainCommand) -> anyhow::Result<()> {
+    let store = &admin.store;
     match command {
         DomainCommand::Add {
             fqdn,
@@ -61,7 +62,7 @@ pub(super) fn run(store: &Store, command: DomainCommand) -> anyhow::Result<()> {
                     anyhow::Ok(ip)
                 })
                 .transpose()?;
-            store.write(|tx| {
+            let zone_name = store.write(|tx| {
                 let zone = zones::find_enclosing_zone(tx, fqdn.as_str())?.ok_or_else(|| {
                     StoreError::NotFound(format!(
                         "{fqdn} is not inside any zone; add the zone first with `certadns-ddns zone add`"
@@ -75,18 +76,24 @@ pub(super) fn run(store: &Store, command: DomainCommand) -> anyhow::Result<()> {
                     let domain = domains::get_domain(tx, id)?;
                     domains::change_address(tx, &domain, ip, &ChangeContext::admin(), &now)?;
                 }
-                Ok(())
+                Ok(zone.name)
             })?;
+            // A new name: drop the zone's cached negative answers.
+            admin.purge(vec![zone_name]);
             print_line(&format!("added {record_type} domain {fqdn} for {owner}"))
         }
         DomainCommand::Remove { fqdn, record_type } => {
             let fqdn: DomainName = fqdn
                 .parse()
                 .with_context(|| format!("invalid name {fqdn:?}"))?;
-            let removed = store.write(|tx| {
-                domains::remove_domains(tx, fqdn.as_str(), record_type, &timestamp())
+            let (removed, zone) = store.write(|tx| {
+                let zone = zones::find_enclosing_zone(tx, fqdn.as_str())?;
+                let removed =
+                    domains::remove_domains(tx, fqdn.as_str(), record_type, &timestamp())?;
+                Ok((removed, zone))
             })?;
             anyhow::ensure!(removed > 0, "no such domain: {fqdn}");
+            admin.purge(zone.map(|zone| zone.name).into_iter().collect());
             print_line(&format!("removed {removed} domain(s) named {fqdn}"))
         }
         DomainCommand::List { owner } => {

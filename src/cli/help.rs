@@ -1,8 +1,6 @@
 //! `certadns-ddns help FQDN`: the product spec's "Update Help" modal as a command: ready-to-paste
 //! cURL commands, the router settings, and the list of compatible routers, for one domain.
 
-use std::path::PathBuf;
-
 use anyhow::Context as _;
 
 use super::print_line;
@@ -13,11 +11,8 @@ use crate::store::{Store, StoreError, domains, keys, users};
 /// Arguments of `help`.
 #[derive(Debug, clap::Args)]
 pub(super) struct HelpArgs {
-    /// The domain to explain.
+    /// The domain to explain (`public-url` comes from --config, else http://<listen>).
     fqdn: String,
-    /// The service's config file, for `public-url` (else http://<listen>).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
 }
 
 /// Routers known to speak dyndns2 with a custom server (product spec §6).
@@ -45,15 +40,11 @@ struct Subject {
 }
 
 /// Runs `help`.
-pub(super) fn run(store: &Store, args: HelpArgs) -> anyhow::Result<()> {
+pub(super) fn run(store: &Store, config: &Config, args: HelpArgs) -> anyhow::Result<()> {
     let fqdn: DomainName = args
         .fqdn
         .parse()
         .with_context(|| format!("invalid name {:?}", args.fqdn))?;
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
     let base = config
         .public_url
         .clone()

@@ -22,16 +22,22 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
+use crate::purge::Purger;
 use crate::store::{Store, StoreOptions};
 
 /// Dynamic DNS update server (dyndns2) with a PowerDNS-ready SQLite store.
 #[derive(Debug, Parser)]
 #[command(name = "certadns-ddns", version, about, disable_help_subcommand = true)]
 pub struct Args {
-    /// SQLite database file; created from schema.sql when missing [default: ./certadns.db,
-    /// or `database` in the --config file of `serve`].
+    /// SQLite database file; created from schema.sql when missing [default: `database` of
+    /// the --config file, else ./certadns.db].
     #[arg(long, global = true, env = "CERTADNS_DB", value_name = "PATH")]
     db: Option<PathBuf>,
+
+    /// TOML config file (see examples/config.toml). `serve` runs with it; admin commands take
+    /// the database and the pdns front-ends to purge after changes from it.
+    #[arg(long, global = true, env = "CERTADNS_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
 
     /// What to do.
     #[command(subcommand)]
@@ -76,41 +82,70 @@ struct ServeArgs {
     /// Path of the PowerDNS backend's unix socket [default: none].
     #[arg(long, value_name = "PATH")]
     backend_socket: Option<PathBuf>,
-    /// TOML config file (see examples/config.toml).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+}
+
+/// What admin commands work with: the store, and the pdns front-ends whose caches are purged
+/// after a change to what DNS serves.
+pub(super) struct Admin {
+    /// The store.
+    store: Store,
+    /// The config (for `help`'s public URL).
+    config: Config,
+    /// Purges pdns's caches; None when no `[[pdns]]` is configured.
+    purger: Option<Purger>,
+}
+
+impl Admin {
+    /// Asks every configured pdns to drop its cached answers for `names` (and below), retrying
+    /// failed calls a few times. A failure is reported as a warning, never as an error: the
+    /// change is committed, and pdns's cache TTL bounds how long the old answer can last.
+    fn purge(&self, names: Vec<String>) {
+        let Some(purger) = &self.purger else { return };
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(purger.purge_with_retries(names)),
+            Err(error) => tracing::warn!(%error, "cannot purge pdns caches"),
+        }
+    }
 }
 
 /// Runs the parsed command line.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if let Command::Serve(serve) = args.command {
-        return run_serve(args.db, serve);
-    }
-    crate::log::init("warn");
-    let path = args.db.unwrap_or_else(|| Config::default().database);
-    let store = Store::open(&path, &StoreOptions::default())
-        .with_context(|| format!("cannot open database {}", path.display()))?;
-    match args.command {
-        Command::Zone(command) => zone::run(&store, command),
-        Command::User(command) => user::run(&store, command),
-        Command::Key(command) => key::run(&store, command),
-        Command::Domain(command) => domain::run(&store, command),
-        Command::Record(command) => record::run(&store, command),
-        Command::History(command) => history::run(&store, command),
-        Command::Help(command) => help::run(&store, command),
-        Command::Serve(_) => unreachable!("handled above"),
-    }
-}
-
-/// `serve`: loads the config, applies the flags, runs the daemon on a multi-threaded runtime.
-fn run_serve(db: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    if let Some(db) = db {
+    if let Some(db) = args.db {
         config.database = db;
     }
+    if let Command::Serve(serve) = args.command {
+        return run_serve(config, serve);
+    }
+    crate::log::init("warn");
+    let path = config.database.clone();
+    let store = Store::open(&path, &StoreOptions::default())
+        .with_context(|| format!("cannot open database {}", path.display()))?;
+    let admin = Admin {
+        store,
+        purger: Purger::new(&config.pdns),
+        config,
+    };
+    match args.command {
+        Command::Zone(command) => zone::run(&admin, command),
+        Command::User(command) => user::run(&admin, command),
+        Command::Key(command) => key::run(&admin.store, command),
+        Command::Domain(command) => domain::run(&admin, command),
+        Command::Record(command) => record::run(&admin, command),
+        Command::History(command) => history::run(&admin.store, command),
+        Command::Help(command) => help::run(&admin.store, &admin.config, command),
+        Command::Serve(_) => unreachable!("handled above"),
+    }
+}
+
+/// `serve`: applies the flags to the config, runs the daemon on a multi-threaded runtime.
+fn run_serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }

@@ -3,11 +3,11 @@
 use anyhow::Context as _;
 use clap::Subcommand;
 
-use super::{print_line, print_table};
+use super::{Admin, print_line, print_table};
 use crate::model::DomainName;
 use crate::model::rdata::{StaticType, normalize_content, resolve_owner_name};
 use crate::store::zones::Zone;
-use crate::store::{Store, StoreError, records, timestamp, zones};
+use crate::store::{StoreError, records, timestamp, zones};
 
 /// Record commands.
 #[derive(Debug, Subcommand)]
@@ -48,7 +48,8 @@ pub(super) enum RecordCommand {
 }
 
 /// Runs a record command.
-pub(super) fn run(store: &Store, command: RecordCommand) -> anyhow::Result<()> {
+pub(super) fn run(admin: &Admin, command: RecordCommand) -> anyhow::Result<()> {
+    let store = &admin.store;
     match command {
         RecordCommand::Add {
             zone,
@@ -68,6 +69,8 @@ pub(super) fn run(store: &Store, command: RecordCommand) -> anyhow::Result<()> {
                 let zone = existing_zone(tx, &zone_name)?;
                 records::insert_record(tx, &zone, &owner, record_type, &content, ttl, &timestamp())
             })?;
+            // Names may appear (negative caching): drop the zone's cached answers.
+            admin.purge(vec![zone_name.to_string()]);
             print_line(&format!("added {owner} {ttl} {record_type} {content}"))
         }
         RecordCommand::List { zone } => {
@@ -113,6 +116,7 @@ pub(super) fn run(store: &Store, command: RecordCommand) -> anyhow::Result<()> {
                 )
             })?;
             anyhow::ensure!(removed > 0, "no {record_type} record at {owner} matches");
+            admin.purge(vec![zone_name.to_string()]);
             print_line(&format!("removed {removed} record(s)"))
         }
     }

@@ -2,10 +2,10 @@
 
 use clap::Subcommand;
 
-use super::{print_line, print_table, read_password_stdin};
+use super::{Admin, print_line, print_table, read_password_stdin};
 use crate::auth;
 use crate::model::{Plan, normalize_email, normalize_username};
-use crate::store::{Store, timestamp, users};
+use crate::store::{Store, domains, timestamp, users};
 
 /// User commands.
 #[derive(Debug, Subcommand)]
@@ -54,7 +54,8 @@ pub(super) enum UserCommand {
 }
 
 /// Runs a user command.
-pub(super) fn run(store: &Store, command: UserCommand) -> anyhow::Result<()> {
+pub(super) fn run(admin: &Admin, command: UserCommand) -> anyhow::Result<()> {
+    let store = &admin.store;
     match command {
         UserCommand::Add {
             name, email, plan, ..
@@ -68,10 +69,17 @@ pub(super) fn run(store: &Store, command: UserCommand) -> anyhow::Result<()> {
             print_line(&format!("added user {username} ({plan})"))
         }
         UserCommand::Plan { name, plan } => {
-            store.write(|tx| {
+            let names = store.write(|tx| {
                 let user = users::get_user(tx, &name.to_ascii_lowercase())?;
-                users::set_plan(tx, user.id, plan, &timestamp())
+                users::set_plan(tx, user.id, plan, &timestamp())?;
+                let domains = domains::list_domains(tx, Some(user.id))?;
+                Ok(domains
+                    .into_iter()
+                    .map(|domain| domain.fqdn)
+                    .collect::<Vec<_>>())
             })?;
+            // The TTL of the user's records follows the plan: drop their cached answers.
+            admin.purge(names);
             print_line(&format!("user {name} is now on the {plan} plan"))
         }
         UserCommand::Password { name, .. } => {

@@ -3,10 +3,10 @@
 use anyhow::Context as _;
 use clap::Subcommand;
 
-use super::{print_line, print_table};
+use super::{Admin, print_line, print_table};
 use crate::model::{DomainName, format_notify_target, parse_notify_target};
 use crate::store::zones::SoaTimers;
-use crate::store::{Store, StoreError, timestamp, zones};
+use crate::store::{StoreError, timestamp, zones};
 
 /// Zone commands.
 #[derive(Debug, Subcommand)]
@@ -70,7 +70,8 @@ pub(super) struct TimerArgs {
 }
 
 /// Runs a zone command.
-pub(super) fn run(store: &Store, command: ZoneCommand) -> anyhow::Result<()> {
+pub(super) fn run(admin: &Admin, command: ZoneCommand) -> anyhow::Result<()> {
+    let store = &admin.store;
     match command {
         ZoneCommand::Add {
             name,
@@ -104,9 +105,14 @@ pub(super) fn run(store: &Store, command: ZoneCommand) -> anyhow::Result<()> {
                     zones::insert_zone(tx, &zone, &nameservers, hostmaster.as_ref(), timers, &now)?;
                 zones::set_also_notify(tx, id, &also_notify, &now)
             })?;
-            print_line(&format!(
-                "added zone {zone}; with pdns running, `pdns_control rediscover` makes it answerable now"
-            ))
+            // A purge of the new zone also makes pdns add it to its zone cache.
+            admin.purge(vec![zone.to_string()]);
+            let hint = if admin.purger.is_some() {
+                ""
+            } else {
+                "; with pdns running, `pdns_control rediscover` makes it answerable now"
+            };
+            print_line(&format!("added zone {zone}{hint}"))
         }
         ZoneCommand::Set {
             name, also_notify, ..

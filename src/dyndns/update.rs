@@ -11,6 +11,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::abuse::{AuthThrottle, FailureKey, UpdateRateGuard};
 use super::request::{
@@ -19,6 +20,7 @@ use super::request::{
 use super::response::{AddressList, Answer, ReturnCode};
 use crate::auth::{self, PasswordCache};
 use crate::model::{AuthMethod, DomainName, RecordType, SCOPE_DOMAINS_UPDATE, check_family};
+use crate::purge::Purger;
 use crate::store::audit::ChangeContext;
 use crate::store::keys::{ApiKey, find_key_by_hash, touch_key};
 use crate::store::users::{User, find_user_by_login};
@@ -62,6 +64,8 @@ pub struct Updater {
     store: Store,
     /// The in-memory guards, shared by all clones.
     guards: Arc<Guards>,
+    /// Purges pdns's caches after changes, and how long an answer waits for it.
+    purging: Option<(Purger, Duration)>,
 }
 
 impl Updater {
@@ -70,7 +74,15 @@ impl Updater {
         Self {
             store,
             guards: Arc::new(guards),
+            purging: None,
         }
+    }
+
+    /// Purges pdns's caches with `purger` after each change; an answer waits for the purge's
+    /// first attempt at most `wait`.
+    pub fn with_purger(mut self, purger: Purger, wait: Duration) -> Self {
+        self.purging = Some((purger, wait));
+        self
     }
 
     /// Runs one update request to its answer.
@@ -134,7 +146,13 @@ impl Updater {
             .write_blocking(move |tx| write_updates(tx, &principal, &hosts, &plan, &context))
             .await;
         match result {
-            Ok(codes) => Answer::per_host(codes),
+            Ok((codes, changed_names)) => {
+                if let Some((purger, wait)) = &self.purging {
+                    // The purge goes on in the background if it takes longer than `wait`.
+                    let _ = tokio::time::timeout(*wait, purger.purge(changed_names)).await;
+                }
+                Answer::per_host(codes)
+            }
             Err(error) => {
                 tracing::error!(%error, "update not applied: store failure");
                 Answer::once(ReturnCode::Dnserr)
@@ -299,20 +317,22 @@ fn key_may_update(key: &ApiKey, owner: &User) -> bool {
         && key.has_scope(SCOPE_DOMAINS_UPDATE)
 }
 
-/// The write transaction of an authenticated update: one code per requested host.
+/// The write transaction of an authenticated update: one code per requested host, and the
+/// names whose cached answers are now stale (see [`update_host`]).
 fn write_updates(
     tx: &rusqlite::Transaction<'_>,
     principal: &Principal,
     hosts: &[HostRequest],
     plan: &AddressPlan,
     context: &ChangeContext,
-) -> Result<Vec<ReturnCode>, StoreError> {
+) -> Result<(Vec<ReturnCode>, Vec<String>), StoreError> {
     let now = timestamp();
     if let Some(key_id) = principal.key_id {
         touch_key(tx, key_id, &now)?;
     }
     let addresses = plan.to_set();
     let mut codes = Vec::with_capacity(hosts.len());
+    let mut stale = Vec::new();
     for host in hosts {
         let host = match host {
             HostRequest::Answered(code) => {
@@ -328,12 +348,19 @@ fn write_updates(
             &addresses,
             context,
             &now,
+            &mut stale,
         )?);
     }
-    Ok(codes)
+    stale.sort();
+    stale.dedup();
+    Ok((codes, stale))
 }
 
 /// Updates one host of `user_id` to `addresses` (at most one per family), all or nothing.
+///
+/// Adds to `stale` what pdns may have cached wrongly now: the host's name for a changed
+/// address; the whole zone when a record gets its first address, since the name may have been
+/// cached as nonexistent (negative caching) and the zone's SOA serial moved.
 fn update_host(
     tx: &rusqlite::Transaction<'_>,
     user_id: i64,
@@ -341,6 +368,7 @@ fn update_host(
     addresses: &[IpAddr],
     context: &ChangeContext,
     now: &str,
+    stale: &mut Vec<String>,
 ) -> Result<ReturnCode, StoreError> {
     let owned = domains::find_owned_domains(tx, user_id, host.as_str())?;
     let Some(first) = owned.first() else {
@@ -367,6 +395,11 @@ fn update_host(
             domains::touch_checked(tx, domain.id, now)?;
         } else {
             domains::change_address(tx, domain, *ip, context, now)?;
+            stale.push(if domain.ip.is_none() {
+                domain.zone.clone()
+            } else {
+                domain.fqdn.clone()
+            });
             changed = true;
         }
     }

@@ -39,9 +39,19 @@ impl TestEnv {
         Self { dir, db }
     }
 
-    /// Runs the CLI with `--db` set, and `stdin` as standard input.
+    /// The config file [`TestEnv::spawn`] writes for the daemon.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    /// Runs the CLI with `--db` set (and, once the daemon's config exists, `--config`, so
+    /// changes purge pdns's caches as an admin's would), and `stdin` as standard input.
     pub fn cli_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        if self.config_path().exists() {
+            command.arg("--config").arg(self.config_path());
+        }
+        let mut child = command
             .arg("--db")
             .arg(&self.db)
             .args(args)
@@ -62,6 +72,17 @@ impl TestEnv {
     /// Runs the CLI with `--db` set and empty standard input.
     pub fn cli(&self, args: &[&str]) -> Output {
         self.cli_with_stdin(args, "")
+    }
+
+    /// Runs the CLI with `--db` only (no config: no pdns purges), and returns its stdout.
+    pub fn cli_ok_without_config(&self, args: &[&str]) -> String {
+        let output = Command::new(BIN)
+            .arg("--db")
+            .arg(&self.db)
+            .args(args)
+            .output()
+            .expect("CLI runs");
+        output_ok(args, output)
     }
 
     /// Runs the CLI and returns its stdout; panics with its stderr if it failed.
@@ -135,8 +156,8 @@ impl TestEnv {
     /// Tests update the same host many times a second on purpose, so the abuse guards are off
     /// unless `extra_config` sets their keys.
     pub fn spawn(&self, extra_config: &str) -> Daemon {
-        let config = self.dir.path().join("config.toml");
-        let mut text = format!("database = {:?}\n{extra_config}\n", self.db);
+        let config = self.config_path();
+        let mut text = format!("database = {:?}\n", self.db);
         for (key, value) in [
             ("listen", "\"127.0.0.1:0\""),
             ("backend-listen", "\"127.0.0.1:0\""),
@@ -151,6 +172,9 @@ impl TestEnv {
                 text.push_str(&format!("{key} = {value}\n"));
             }
         }
+        // Last, as it may end with tables ([[pdns]]) that top-level keys cannot follow.
+        text.push_str(extra_config);
+        text.push('\n');
         std::fs::write(&config, text).expect("write config");
         Daemon::spawn(&["serve", "--config", config.to_str().expect("UTF-8 path")])
     }
@@ -579,12 +603,19 @@ impl Pdns {
     /// Starts pdns with `pdns-conf/{conf}` as shipped, overriding only the listen address and
     /// port, the socket directory and `remote-connection-string`; waits until it answers a SOA
     /// query for `zone`.
-    pub fn spawn(dir: &std::path::Path, conf: &str, connection_string: &str, zone: &str) -> Self {
+    pub fn spawn(
+        dir: &std::path::Path,
+        conf: &str,
+        connection_string: &str,
+        api: &PdnsApiEndpoint,
+        zone: &str,
+    ) -> Self {
         let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("pdns-conf")
             .join(conf);
         let text = std::fs::read_to_string(&shipped).expect("read the shipped pdns.conf");
-        let args = [format!("--remote-connection-string={connection_string}")];
+        let mut args = vec![format!("--remote-connection-string={connection_string}")];
+        args.extend(api.pdns_args());
         Self::spawn_with(dir, &text, &args, free_port(), zone)
     }
 
@@ -670,5 +701,42 @@ impl Drop for Pdns {
         if std::thread::panicking() {
             println!("---- pdns log ----\n{}", self.log());
         }
+    }
+}
+
+/// Where a test pdns serves its HTTP API (for cache purges), chosen before either pdns or the
+/// daemon starts, since each needs it in its config.
+pub struct PdnsApiEndpoint {
+    /// The webserver port on 127.0.0.1.
+    pub port: u16,
+    /// The api-key.
+    pub key: String,
+}
+
+impl PdnsApiEndpoint {
+    /// A free port and a fresh key.
+    pub fn new() -> Self {
+        let port = free_port();
+        Self {
+            port,
+            key: format!("test-key-{port}-{}", std::process::id()),
+        }
+    }
+
+    /// The daemon's `[[pdns]]` table for it.
+    pub fn daemon_config(&self) -> String {
+        format!(
+            "[[pdns]]\napi-url = \"http://127.0.0.1:{}\"\napi-key = \"{}\"\n",
+            self.port, self.key
+        )
+    }
+
+    /// The pdns_server arguments that put its API there.
+    pub fn pdns_args(&self) -> Vec<String> {
+        vec![
+            "--webserver-address=127.0.0.1".into(),
+            format!("--webserver-port={}", self.port),
+            format!("--api-key={}", self.key),
+        ]
     }
 }
