@@ -125,15 +125,14 @@ impl Updater {
             .any(|host| matches!(host, HostRequest::Pending(_)))
         {
             // Nothing to look up: answer without touching the store, so floods stay cheap.
-            return Answer::per_host(
-                hosts
-                    .into_iter()
-                    .map(|host| match host {
-                        HostRequest::Answered(code) => code,
-                        HostRequest::Pending(_) => unreachable!("none pending"),
-                    })
-                    .collect(),
-            );
+            let codes = hosts
+                .into_iter()
+                .filter_map(|host| match host {
+                    HostRequest::Answered(code) => Some(code),
+                    HostRequest::Pending(_) => None,
+                })
+                .collect();
+            return Answer::per_host(codes);
         }
         let context = ChangeContext {
             source_ip: Some(client.source),
