@@ -776,3 +776,48 @@ fn sigterm_stops_the_service_cleanly() {
         "the port is closed"
     );
 }
+
+#[test]
+fn a_dead_pdns_api_never_turns_good_into_an_error() {
+    let env = TestEnv::new();
+    env.seed();
+    // Nobody listens on this port: every purge fails at once.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let daemon = env.spawn(&format!(
+        "purge-wait-ms = 1000\n[[pdns]]\napi-url = \"http://{dead}\"\napi-key = \"k\"\n"
+    ));
+    let started = Instant::now();
+    daemon
+        .update_basic(
+            "alice",
+            PASSWORD,
+            "hostname=home.dyn.example&myip=192.0.2.1",
+        )
+        .assert(200, "good 192.0.2.1");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the answer waited at most purge-wait-ms"
+    );
+    assert_eq!(
+        env.stored_ip("home.dyn.example", "A").as_deref(),
+        Some("192.0.2.1")
+    );
+    daemon.wait_for_log("pdns cache purge failed after retries");
+
+    // The admin CLI (which reads the same config) commits, warns, and succeeds.
+    let output = env.cli(&[
+        "domain",
+        "add",
+        "new.dyn.example",
+        "--owner",
+        "alice",
+        "--type",
+        "A",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("pdns cache purge failed"));
+    assert!(env.stored_ip("new.dyn.example", "A").is_none());
+}
