@@ -1,0 +1,463 @@
+#!/usr/bin/env python3
+"""The certadns-ddns benchmark suite: every table in BENCHMARKS.md, by one command.
+
+    python3 benches/run.py [--seconds 10] [--runs 3] [--sections dns,updates,scale,freshness]
+
+Needs (Debian): pdns-server pdns-backend-remote pdns-backend-sqlite3 dnsutils dnsperf wrk.
+Everything binds to 127.0.0.1 on free ports, under a temporary directory, and is stopped at
+the end. Each figure is the median of --runs runs, with min and max; every ratio compares
+setups measured in the same run of this script. Results are printed as Markdown.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ZONE = "dyn.example"
+API_KEY_PDNS = "bench-pdns-api-key"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build():
+    """Builds the release binary and the bench programs; returns their paths."""
+    out = subprocess.run(
+        ["cargo", "build", "--release", "--bins", "--benches", "--message-format=json"],
+        cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    paths = {}
+    for line in out.splitlines():
+        message = json.loads(line)
+        if message.get("reason") == "compiler-artifact" and message.get("executable"):
+            target = message["target"]
+            # The real binary, not main.rs built as a test harness for --benches.
+            if (target["kind"] == ["bin"] and not message["profile"]["test"]) or target["name"] in ("ceiling", "floor"):
+                paths[target["name"]] = message["executable"]
+    return paths["certadns-ddns"], paths["ceiling"], paths["floor"]
+
+
+def ip_of(host):
+    return f"10.{host >> 16 & 255}.{host >> 8 & 255}.{host & 255}"
+
+
+STORES = {}
+
+
+def make_store(binary, directory, hosts):
+    """Our store with `hosts` DDNS domains host0..host{N-1} (plus plan), and an API key; made
+    once per size and run."""
+    if hosts in STORES:
+        return STORES[hosts]
+    db = directory / f"store-{hosts}.db"
+    env = {**os.environ, "CERTADNS_DB": str(db)}
+    run = lambda *args, stdin=None: subprocess.run(
+        [binary, *args], env=env, input=stdin, check=True, capture_output=True, text=True).stdout
+    run("zone", "add", ZONE, "--ns", f"ns1.{ZONE}", "--minimum", "60")
+    run("user", "add", "bench", "--email", "bench@example.net", "--plan", "plus",
+        "--password-stdin", stdin="bench password")
+    key = run("key", "create", "bench").strip()
+    conn = sqlite3.connect(db)
+    now = "2026-01-01T00:00:00.000Z"
+    conn.executemany(
+        "INSERT INTO domains (fqdn, user_id, zone_id, record_type, ip, created_at, updated_at)"
+        " VALUES (?, 1, 1, 'A', ?, ?, ?)",
+        ((f"host{h}.{ZONE}", ip_of(h), now, now) for h in range(hosts)))
+    conn.commit()
+    conn.close()
+    STORES[hosts] = (db, key)
+    return db, key
+
+
+def make_gsqlite3(directory, hosts):
+    """pdns's own gsqlite3 database with the same records."""
+    db = directory / f"gsqlite3-{hosts}.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(Path("/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql").read_text())
+    conn.execute("INSERT INTO domains (id, name, type) VALUES (1, ?, 'NATIVE')", (ZONE,))
+    rows = [(ZONE, "SOA", f"ns1.{ZONE} hostmaster.{ZONE} 2026010101 10800 3600 604800 60", 3600),
+            (ZONE, "NS", f"ns1.{ZONE}", 3600)]
+    rows += [(f"host{h}.{ZONE}", "A", ip_of(h), 60) for h in range(hosts)]
+    conn.executemany(
+        "INSERT INTO records (domain_id, name, type, content, ttl, prio, disabled, auth)"
+        " VALUES (1, ?, ?, ?, ?, 0, 0, 1)", rows)
+    conn.commit()
+    conn.close()
+    return db
+
+
+@contextmanager
+def process(args, log, env=None, ready=None, timeout=60):
+    """Runs a server; `ready()` must turn true before the body runs. Stops it afterwards."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.time() + timeout
+        while ready and not ready():
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"{args[0]} did not start:\n{Path(log).read_text()[-3000:]}")
+            time.sleep(0.05)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def dig_status(port, name, qtype="SOA"):
+    out = subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "+norec", "+time=1", "+tries=1",
+                          name, qtype], capture_output=True, text=True).stdout
+    match = re.search(r"status: (\w+)", out)
+    return match.group(1) if match else None
+
+
+def dig_a(port, name):
+    return subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "+norec", "+short", "+time=1",
+                           "+tries=1", name, "A"], capture_output=True, text=True).stdout.strip()
+
+
+def pdns_config(directory, name, launch_lines, caches):
+    """A pdns.conf from pdns-conf/pdns.unix.conf as shipped, with the backend replaced and the
+    caches off or at the shipped defaults."""
+    text = (ROOT / "pdns-conf/pdns.unix.conf").read_text()
+    text = re.sub(r"^(launch|remote-connection-string)=.*$", "", text, flags=re.M)
+    text += "\n" + "\n".join(launch_lines) + "\n"
+    if caches == "off":
+        text += "cache-ttl=0\nquery-cache-ttl=0\nnegquery-cache-ttl=0\n"
+    config_dir = directory / f"pdns-{name}-{caches}"
+    config_dir.mkdir(exist_ok=True)
+    (config_dir / "pdns.conf").write_text(text)
+    return config_dir
+
+
+@contextmanager
+def pdns(config_dir, port, api_port):
+    args = ["pdns_server", f"--config-dir={config_dir}", f"--socket-dir={config_dir}",
+            "--local-address=127.0.0.1", f"--local-port={port}", "--only-notify=127.0.0.0/8",
+            "--security-poll-suffix=", f"--webserver-port={api_port}", f"--api-key={API_KEY_PDNS}",
+            "--daemon=no", "--guardian=no", "--disable-syslog", "--write-pid=no"]
+    with process(args, config_dir / "pdns.log", ready=lambda: dig_status(port, ZONE) == "NOERROR") as proc:
+        yield proc
+
+
+@contextmanager
+def ours(binary, directory, db, extra=""):
+    """certadns-ddns serve on free ports with a unix socket; yields (http port, backend port, socket)."""
+    http, backend = free_port(), free_port()
+    sock = directory / f"ours-{http}.sock"
+    config = directory / f"ours-{http}.toml"
+    config.write_text(f'database = "{db}"\nlisten = "127.0.0.1:{http}"\n'
+                      f'backend-listen = "127.0.0.1:{backend}"\nbackend-socket = "{sock}"\n{extra}')
+    log = directory / f"ours-{http}.log"
+    with process([binary, "--config", str(config), "serve"], log,
+                 ready=lambda: sock.exists()) as proc:
+        yield http, backend, sock, proc
+
+
+def summary(values, unit=""):
+    values = sorted(values)
+    return f"{statistics.median(values):,.0f}{unit} ({values[0]:,.0f}–{values[-1]:,.0f})"
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def dnsperf(port, queries, seconds):
+    out = subprocess.run(["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries),
+                          "-c", "8", "-l", str(seconds), "-q", "1000"],
+                         capture_output=True, text=True).stdout
+    qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
+    latency = float(re.search(r"Average Latency \(s\):\s+([\d.]+)", out).group(1)) * 1e6
+    return qps, latency
+
+
+def query_files(directory, hosts):
+    hot = directory / "hot.txt"
+    hot.write_text(f"host1.{ZONE} A\n")
+    rand = directory / "random.txt"
+    rng = random.Random(1)
+    rand.write_text("".join(f"host{rng.randrange(hosts)}.{ZONE} A\n" for _ in range(1_000_000)))
+    nx = directory / "nx.txt"
+    nx.write_text("".join(f"nx{i}.{ZONE} A\n" for i in range(1_000_000)))
+    return {"hot": hot, "random": rand, "NX": nx}
+
+
+def section_dns(binary, ceiling, directory, seconds, runs):
+    hosts = 100_000
+    db, _ = make_store(binary, directory, hosts)
+    gdb = make_gsqlite3(directory, hosts)
+    files = query_files(directory, hosts)
+    lines = []
+    for caches in ("off", "default"):
+        results = {}  # (setup, workload) -> [qps]
+        latencies = {}
+        setups = ["gsqlite3", "ceiling (unix)", "ours (unix)", "ours (HTTP post_json)"]
+        for setup in setups:
+            port, api = free_port(), free_port()
+            if setup == "gsqlite3":
+                launch = ["launch=gsqlite3", f"gsqlite3-database={gdb}"]
+                backend = None
+            elif setup.startswith("ceiling"):
+                sock = directory / f"ceiling-{port}.sock"
+                launch = ["launch=remote", f"remote-connection-string=unix:path={sock},timeout=2000"]
+                backend = ([ceiling, "--hosts", str(hosts), "--unix", str(sock)], sock)
+            else:
+                launch = None
+                backend = "ours"
+            with maybe_backend(binary, directory, db, backend) as endpoints:
+                if setup == "ours (unix)":
+                    launch = ["launch=remote", f"remote-connection-string=unix:path={endpoints[2]},timeout=2000"]
+                elif setup == "ours (HTTP post_json)":
+                    launch = ["launch=remote", "remote-connection-string=http:url=http://127.0.0.1:"
+                              f"{endpoints[1]}/dns,post=1,post_json=1,timeout=2000"]
+                config_dir = pdns_config(directory, re.sub(r"\W", "", setup), launch, caches)
+                with pdns(config_dir, port, api):
+                    for workload, queries in files.items():
+                        for _ in range(runs):
+                            qps, latency = dnsperf(port, queries, seconds)
+                            results.setdefault((setup, workload), []).append(qps)
+                            latencies.setdefault((setup, workload), []).append(latency)
+        title = "caches off (cache-ttl=0 query-cache-ttl=0 negquery-cache-ttl=0)" if caches == "off" \
+            else "caches at pdns's defaults (as pdns-conf/ ships)"
+        lines += [f"### pdns {title}", "",
+                  "| workload | " + " | ".join(f"{s} QPS" for s in setups)
+                  + " | ours unix / gsqlite3 | ours unix / ceiling | ours HTTP / ours unix |",
+                  "|---|" + "---|" * (len(setups) + 3)]
+        for workload in files:
+            cells = [summary(results[(s, workload)]) for s in setups]
+            m = {s: median(results[(s, workload)]) for s in setups}
+            lines.append(f"| {workload} | " + " | ".join(cells)
+                         + f" | {m['ours (unix)'] / m['gsqlite3']:.2f} | {m['ours (unix)'] / m['ceiling (unix)']:.2f}"
+                         + f" | {m['ours (HTTP post_json)'] / m['ours (unix)']:.3f} |")
+        lines += ["", "Average latency (µs, median of runs): " + "; ".join(
+            f"{s} {workload} {median(latencies[(s, workload)]):,.0f}" for s in setups for workload in files), ""]
+    return lines
+
+
+@contextmanager
+def maybe_backend(binary, directory, db, backend):
+    if backend is None:
+        yield None
+    elif backend == "ours":
+        with ours(binary, directory, db, 'log-level = "warn"\n') as endpoints:
+            yield endpoints
+    else:
+        args, sock = backend
+        with process(args, directory / f"{sock.name}.log", ready=lambda: sock.exists()):
+            yield None
+
+
+WRK_SCRIPT = """
+local hosts = {hosts}
+local mode = "{mode}"
+local counter = 0
+wrk.headers["Authorization"] = "{auth}"
+request = function()
+  counter = counter + 1
+  local h = counter % hosts
+  local ip
+  if mode == "good" then
+    ip = string.format("172.16.%d.%d", (counter / 256) % 2, counter % 250)
+  else
+    ip = string.format("10.%d.%d.%d", math.floor(h / 65536) % 256, math.floor(h / 256) % 256, h % 256)
+  end
+  return wrk.format("GET", "/nic/update?hostname=host" .. h .. ".{zone}&myip=" .. ip)
+end
+"""
+
+
+def wrk(port, seconds, script=None, directory=None, name="floor"):
+    args = ["wrk", "-t1", "-c64", f"-d{seconds}s", "--latency"]
+    if script:
+        path = directory / f"{name}.lua"
+        path.write_text(script)
+        args += ["-s", str(path)]
+    out = subprocess.run(args + [f"http://127.0.0.1:{port}/nic/update?hostname=host1.{ZONE}&myip=10.0.0.1"],
+                         capture_output=True, text=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    def percentile(p):
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rate, percentile(50), percentile(99), int(non2xx.group(1)) if non2xx else 0
+
+
+def section_updates(binary, floor, directory, seconds, runs):
+    import base64
+    hosts = 100_000
+    db, key = make_store(binary, directory, hosts)
+    basic = "Basic " + base64.b64encode(b"bench:bench password").decode()
+    wrong = "Basic " + base64.b64encode(b"bench:wrong password").decode()
+    fport = free_port()
+    rows = {}
+    with process([floor, "--listen", f"127.0.0.1:{fport}"], directory / "floor.log",
+                 ready=lambda: connectable(fport)):
+        with ours(binary, directory, db, "abuse-min-interval-ms = 0\n") as (http, _, _, _):
+            cases = {
+                "floor (bare hyper, fixed answer)": (fport, None),
+                "(a) nochg, API key": (http, WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=f"Bearer {key}", zone=ZONE)),
+                "(b) good, API key, every request commits": (http, WRK_SCRIPT.format(hosts=hosts, mode="good", auth=f"Bearer {key}", zone=ZONE)),
+                "(c) nochg, same user's password": (http, WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=basic, zone=ZONE)),
+            }
+            for name, (port, script) in cases.items():
+                for _ in range(runs):
+                    rows.setdefault(name, []).append(wrk(port, seconds, script, directory, name[:3].strip("()")))
+            # (d): a flood of wrong passwords, with (a) measured during it.
+            flood_script = WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=wrong, zone=ZONE)
+            for _ in range(runs):
+                (directory / "d.lua").write_text(flood_script)
+                flood = subprocess.Popen(["wrk", "-t1", "-c64", f"-d{seconds + 2}s", "-s", str(directory / "d.lua"),
+                                          f"http://127.0.0.1:{http}/nic/update"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(1)
+                rows.setdefault("(a) during (d), a wrong-password flood", []).append(
+                    wrk(http, seconds, cases["(a) nochg, API key"][1], directory, "ad"))
+                flood.wait()
+    floor_rate = median([r[0] for r in rows["floor (bare hyper, fixed answer)"]])
+    lines = ["| case | requests/s | p50 (µs) | p99 (µs) | ratio to floor | non-2xx |", "|---|---|---|---|---|---|"]
+    for name, results in rows.items():
+        rate = median([r[0] for r in results])
+        lines.append(f"| {name} | {summary([r[0] for r in results])} | {summary([r[1] for r in results])}"
+                     f" | {summary([r[2] for r in results])} | {rate / floor_rate:.2f} | {max(r[3] for r in results)} |")
+    return lines + [""]
+
+
+def unix_lookups(sock, names, count):
+    """Sends `count` lookups of random `names` over one unix connection; µs per call (client
+    included: compare with the ceiling's figure from the same client)."""
+    rng = random.Random(2)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(sock))
+        f = s.makefile("rwb")
+        f.write(b'{"method":"initialize","parameters":{}}\n')
+        f.flush()
+        f.readline()
+        requests = [json.dumps({"method": "lookup", "parameters": {
+            "qname": f"{rng.choice(names)}.", "qtype": "ANY", "zone-id": 1}}).encode() + b"\n"
+            for _ in range(count)]
+        started = time.perf_counter()
+        for request in requests:
+            f.write(request)
+            f.flush()
+            f.readline()
+        return (time.perf_counter() - started) / count * 1e6
+
+
+def rss_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def section_scale(binary, ceiling, directory, seconds, runs):
+    lines = ["| domains | start-up (ms) | RSS after 20k lookups (MB) | lookup, ours (µs/call) |"
+             " lookup, ceiling (µs/call) | committed updates/s, case (b) |", "|---|---|---|---|---|---|"]
+    for hosts in (10_000, 100_000, 1_000_000):
+        db, key = make_store(binary, directory, hosts)
+        names = [f"host{random.Random(hosts).randrange(hosts)}.{ZONE}" for _ in range(1000)]
+        startups, rss, ours_us, ceiling_us, rates = [], [], [], [], []
+        for _ in range(runs):
+            started = time.perf_counter()
+            with ours(binary, directory, db, 'log-level = "warn"\nabuse-min-interval-ms = 0\n') as (http, _, sock, proc):
+                startups.append((time.perf_counter() - started) * 1000)
+                ours_us.append(unix_lookups(sock, names, 20_000))
+                rss.append(rss_mb(proc.pid))
+                script = WRK_SCRIPT.format(hosts=hosts, mode="good", auth=f"Bearer {key}", zone=ZONE)
+                rates.append(wrk(http, seconds, script, directory, f"scale{hosts}")[0])
+            sock = directory / f"ceiling-scale-{hosts}.sock"
+            with process([ceiling, "--hosts", str(hosts), "--unix", str(sock)], directory / "ceiling-scale.log",
+                         ready=lambda: sock.exists()):
+                ceiling_us.append(unix_lookups(sock, names, 20_000))
+        lines.append(f"| {hosts:,} | {summary(startups)} | {summary(rss)} | {summary(ours_us)} |"
+                     f" {summary(ceiling_us)} | {summary(rates)} |")
+    return lines + [""]
+
+
+def section_freshness(binary, directory, runs):
+    """Time from the `good` answer to `dig` returning the new address, caches off and on."""
+    hosts = 100
+    db, key = make_store(binary, directory, hosts)
+    lines = ["| pdns caches | updates | good → dig sees it: median | p99 | max | stale first answers |",
+             "|---|---|---|---|---|---|"]
+    for caches in ("off", "default"):
+        port, api = free_port(), free_port()
+        extra = (f'abuse-min-interval-ms = 0\n[[pdns]]\napi-url = "http://127.0.0.1:{api}"\n'
+                 f'api-key = "{API_KEY_PDNS}"\n')
+        with ours(binary, directory, db, extra) as (http, _, sock, _):
+            launch = ["launch=remote", f"remote-connection-string=unix:path={sock},timeout=2000"]
+            with pdns(pdns_config(directory, "fresh", launch, caches), port, api):
+                delays, stale = [], 0
+                for i in range(100 * runs):
+                    host = f"host{i % hosts}.{ZONE}"
+                    dig_a(port, host)  # warm the caches with the old answer
+                    second = 17 if caches == "off" else 18  # distinct per mode: always a change
+                    ip = f"172.{second}.{i // 250 % 250}.{i % 250}"
+                    request = urllib.request.Request(
+                        f"http://127.0.0.1:{http}/nic/update?hostname={host}&myip={ip}",
+                        headers={"Authorization": f"Bearer {key}"})
+                    assert urllib.request.urlopen(request).read().decode().startswith("good")
+                    answered = time.perf_counter()
+                    first = True
+                    while dig_a(port, host) != ip:
+                        stale += first
+                        first = False
+                    delays.append((time.perf_counter() - answered) * 1e3)
+                delays.sort()
+                lines.append(f"| {caches} | {len(delays)} | {median(delays):.1f} ms | "
+                             f"{delays[int(len(delays) * 0.99) - 1]:.1f} ms | {delays[-1]:.1f} ms | {stale} |")
+    return lines + ["", "The delay includes one `dig` process (a few ms): the first query after `good` "
+                    "already returns the new address when \"stale first answers\" is 0.", ""]
+
+
+def connectable(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sections", default="dns,updates,scale,freshness")
+    args = parser.parse_args()
+    binary, ceiling, floor = build()
+    sections = args.sections.split(",")
+    with tempfile.TemporaryDirectory(prefix="certadns-bench-") as tmp:
+        directory = Path(tmp)
+        emit = lambda lines: print("\n".join(lines), flush=True)
+        emit([f"<!-- python3 benches/run.py --seconds {args.seconds} --runs {args.runs} --sections {args.sections} -->", ""])
+        if "dns" in sections:
+            emit(["## DNS through pdns_server (dnsperf -c 8 -l %d, 100,000 names)" % args.seconds, ""]
+                 + section_dns(binary, ceiling, directory, args.seconds, args.runs))
+        if "updates" in sections:
+            emit(["## The update path (wrk -t1 -c64 -d%ds, 100,000 domains)" % args.seconds, ""]
+                 + section_updates(binary, floor, directory, args.seconds, args.runs))
+        if "scale" in sections:
+            emit(["## Scale: 10k, 100k and 1M domains", ""]
+                 + section_scale(binary, ceiling, directory, args.seconds, args.runs))
+        if "freshness" in sections:
+            emit(["## Freshness: from `good` to the new address in `dig`", ""]
+                 + section_freshness(binary, directory, args.runs))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
