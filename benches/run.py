@@ -384,6 +384,7 @@ def section_scale(binary, ceiling, directory, seconds, runs):
                 script = WRK_SCRIPT.format(hosts=hosts, mode="good", auth=f"Bearer {key}", zone=ZONE)
                 rates.append(wrk(http, seconds, script, directory, f"scale{hosts}")[0])
             sock = directory / f"ceiling-scale-{hosts}.sock"
+            sock.unlink(missing_ok=True)  # else the last run's file passes the readiness check
             with process([ceiling, "--hosts", str(hosts), "--unix", str(sock)], directory / "ceiling-scale.log",
                          ready=lambda: sock.exists()):
                 ceiling_us.append(unix_lookups(sock, names, 20_000))
