@@ -323,6 +323,62 @@ fn domains_live_inside_zones_and_belong_to_one_owner() {
 }
 
 #[test]
+fn zone_secondaries_are_set_validated_and_cleared() {
+    let env = TestEnv::new();
+    env.cli_ok(&[
+        "zone",
+        "add",
+        "dyn.example",
+        "--ns",
+        "ns1.example",
+        "--also-notify",
+        "192.0.2.53",
+    ]);
+    env.cli_ok(&[
+        "zone",
+        "set",
+        "dyn.example",
+        "--also-notify",
+        "2001:DB8::53",
+        "--also-notify",
+        "[2001:db8::54]:5300",
+    ]);
+    let stored: String = env
+        .db()
+        .query_row("SELECT also_notify FROM zones", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        stored, r#"["2001:db8::53","[2001:db8::54]:5300"]"#,
+        "replaced, in canonical form"
+    );
+    assert!(
+        failure(env.cli(&["zone", "set", "dyn.example", "--also-notify", "ns2.example"]))
+            .contains("not an address")
+    );
+    assert!(
+        failure(env.cli(&["zone", "set", "nope.example", "--also-notify", "192.0.2.1"]))
+            .contains("no zone named")
+    );
+    assert!(
+        !env.cli(&["zone", "set", "dyn.example"]).status.success(),
+        "something to set is required"
+    );
+    env.cli_ok(&["zone", "set", "dyn.example", "--clear-also-notify"]);
+    let stored: String = env
+        .db()
+        .query_row("SELECT also_notify FROM zones", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, "[]");
+    assert!(
+        env.cli_ok(&["zone", "list"])
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with('-')
+    );
+}
+
+#[test]
 fn changes_bump_the_zone_serial() {
     let env = TestEnv::new();
     env.seed();

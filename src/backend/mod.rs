@@ -226,6 +226,53 @@ mod test {
     use super::*;
 
     #[test]
+    fn a_store_failure_is_a_null_result_not_a_cacheable_no() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("t.db"),
+            &crate::store::StoreOptions::default(),
+        )
+        .unwrap();
+        let backend = Backend::new(store.clone());
+        let zone: crate::model::DomainName = "example.com".parse().unwrap();
+        let ns: crate::model::DomainName = "ns1.example.com".parse().unwrap();
+        store
+            .write(|tx| {
+                let timers = crate::store::zones::SoaTimers::default();
+                crate::store::zones::insert_zone(tx, &zone, &[ns], None, timers, "t")
+            })
+            .unwrap();
+        let lookup = Query::Lookup {
+            qname: "www.example.com.".into(),
+            qtype: "ANY".into(),
+            zone_id: 1,
+        };
+        assert_eq!(
+            backend.handle(&lookup).to_json(),
+            br#"{"result":false}"#,
+            "no such name: a clean no"
+        );
+        // Break the store under the backend: every lookup now fails in SQLite.
+        store
+            .write(|tx| Ok(tx.execute_batch("DROP TABLE records")?))
+            .unwrap();
+        let reply = backend.handle(&lookup);
+        assert_eq!(reply.outcome, Outcome::Failure);
+        let json: serde_json::Value = serde_json::from_slice(&reply.to_json()).unwrap();
+        assert_eq!(
+            json["result"],
+            serde_json::Value::Null,
+            "pdns turns this into SERVFAIL"
+        );
+        assert!(json["log"][0].as_str().unwrap().contains("store failure"));
+        // Methods that need no store still answer.
+        assert_eq!(
+            backend.handle(&Query::Initialize).to_json(),
+            br#"{"result":true}"#
+        );
+    }
+
+    #[test]
     fn names_normalise_and_nest_on_label_boundaries() {
         assert_eq!(normalize("WwW.ExAmPlE.CoM."), "www.example.com");
         assert_eq!(normalize("."), "");
