@@ -429,6 +429,34 @@ def section_freshness(binary, directory, runs):
                     "already returns the new address when \"stale first answers\" is 0.", ""]
 
 
+def section_http(binary, directory, seconds, runs):
+    """pdns over HTTP (post_json), caches off: the backend keeping connections alive against
+    closing each after its answer, next to the unix socket."""
+    hosts = 100_000
+    db, _ = make_store(binary, directory, hosts)
+    files = query_files(directory, hosts)
+    lines = ["| workload | HTTP keep-alive QPS | HTTP close QPS | unix QPS | close / keep-alive | close / unix |",
+             "|---|---|---|---|---|---|"]
+    results = {}
+    for label, extra in (("keep-alive", "backend-http-keep-alive = true\n"),
+                         ("close", "backend-http-keep-alive = false\n"), ("unix", "")):
+        with ours(binary, directory, db, 'log-level = "warn"\n' + extra) as (_, backend, sock, _):
+            if label == "unix":
+                launch = ["launch=remote", f"remote-connection-string=unix:path={sock},timeout=2000"]
+            else:
+                launch = ["launch=remote", "remote-connection-string=http:url=http://127.0.0.1:"
+                          f"{backend}/dns,post=1,post_json=1,timeout=2000"]
+            port, api = free_port(), free_port()
+            with pdns(pdns_config(directory, f"http{label}", launch, "off"), port, api):
+                for workload in ("hot", "random"):
+                    results[(label, workload)] = [dnsperf(port, files[workload], seconds)[0] for _ in range(runs)]
+    for workload in ("hot", "random"):
+        m = {label: median(results[(label, workload)]) for label in ("keep-alive", "close", "unix")}
+        lines.append(f"| {workload} | {summary(results[('keep-alive', workload)])} | {summary(results[('close', workload)])}"
+                     f" | {summary(results[('unix', workload)])} | {m['close'] / m['keep-alive']:.2f} | {m['close'] / m['unix']:.2f} |")
+    return lines + [""]
+
+
 def connectable(port):
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -438,7 +466,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--sections", default="dns,updates,scale,freshness")
+    parser.add_argument("--sections", default="dns,updates,http,scale,freshness")
     args = parser.parse_args()
     binary, ceiling, floor = build()
     sections = args.sections.split(",")
@@ -452,6 +480,9 @@ def main():
         if "updates" in sections:
             emit(["## The update path (wrk -t1 -c64 -d%ds, 100,000 domains)" % args.seconds, ""]
                  + section_updates(binary, floor, directory, args.seconds, args.runs))
+        if "http" in sections:
+            emit(["## HTTP connector: keep-alive or close after each answer (caches off)", ""]
+                 + section_http(binary, directory, args.seconds, args.runs))
         if "scale" in sections:
             emit(["## Scale: 10k, 100k and 1M domains", ""]
                  + section_scale(binary, ceiling, directory, args.seconds, args.runs))

@@ -134,6 +134,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
         max_header_bytes: config.max_header_bytes,
         shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+        keep_alive: true,
     };
     let (stop, stopped) = watch::channel(false);
     let handler = move |request, peer| {
@@ -153,9 +154,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         let service = backend_http.clone();
         async move { service.handle(request).await }
     };
+    let backend_options = ServerOptions {
+        keep_alive: config.backend_http_keep_alive,
+        ..server_options
+    };
     servers.push(tokio::spawn(serve_http(
         backend_listener,
-        server_options,
+        backend_options,
         backend_handler,
         stopped.clone(),
     )));

@@ -31,6 +31,9 @@ pub struct ServerOptions {
     pub max_header_bytes: usize,
     /// How long in-flight requests may take after shutdown is asked.
     pub shutdown_grace: Duration,
+    /// Keep connections open between requests (HTTP/1.1 keep-alive); when false, every answer
+    /// carries `Connection: close` and the connection ends after it.
+    pub keep_alive: bool,
 }
 
 /// Serves HTTP on `listener` until `shutdown` turns true, then stops accepting and waits up to
@@ -76,6 +79,7 @@ pub async fn serve_http<H, F>(
             .timer(TokioTimer::new())
             .header_read_timeout(options.header_read_timeout)
             .max_buf_size(options.max_header_bytes)
+            .keep_alive(options.keep_alive)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

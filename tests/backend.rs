@@ -92,10 +92,13 @@ fn seed_capture_zone(env: &TestEnv) {
     }
 }
 
-/// The daemon with a backend socket in the environment's directory.
+/// The daemon with a backend socket in the environment's directory, and HTTP keep-alive on
+/// (pdns's captured traffic reuses its connections).
 fn spawn_with_socket(env: &TestEnv) -> (Daemon, PathBuf) {
     let socket = env.dir.path().join("backend.sock");
-    let daemon = env.spawn(&format!("backend-socket = {:?}", socket));
+    let daemon = env.spawn(&format!(
+        "backend-socket = {socket:?}\nbackend-http-keep-alive = true"
+    ));
     (daemon, socket)
 }
 
@@ -497,7 +500,7 @@ fn bad_input_over_http_gets_json_false_never_an_error() {
 fn many_concurrent_keep_alive_connections_are_served() {
     let env = TestEnv::new();
     seed_capture_zone(&env);
-    let daemon = env.spawn("");
+    let daemon = env.spawn("backend-http-keep-alive = true");
     let addr = daemon.backend_addr;
     let body = lookup("www.example.com.", "ANY", 1).to_string();
     let threads: Vec<_> = (0..32)
@@ -616,4 +619,27 @@ fn zones_are_primaries_notified_once_per_serial() {
     };
     assert_eq!(kind("ALSO-NOTIFY"), json!(["127.0.0.1:5300", "[::1]:5301"]));
     assert_eq!(kind("TSIG-ALLOW-AXFR"), json!([]));
+}
+
+#[test]
+fn by_default_each_backend_answer_closes_its_connection() {
+    let env = TestEnv::new();
+    seed_capture_zone(&env);
+    let daemon = env.spawn("");
+    let body = lookup("www.example.com.", "A", 1).to_string();
+    let request = format!(
+        "POST /dns HTTP/1.1\r\nHost: x\r\nConnection: Keep-Alive\r\nContent-Type: text/javascript\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // Two requests on one connection, as pdns would send them: the first is answered, with
+    // `Connection: close`, and the connection ends (pdns then reconnects at once).
+    let response = common::send_raw(
+        daemon.backend_addr,
+        format!("{request}{request}").as_bytes(),
+    );
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("connection"), Some("close"));
+    let reply: Value = serde_json::from_str(&response.body).unwrap();
+    assert_eq!(reply["result"][0]["content"], "192.0.2.10");
 }
