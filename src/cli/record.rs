@@ -6,8 +6,7 @@ use clap::Subcommand;
 use super::{Admin, print_line, print_table};
 use crate::model::DomainName;
 use crate::model::rdata::{StaticType, normalize_content, resolve_owner_name};
-use crate::store::zones::Zone;
-use crate::store::{StoreError, records, timestamp, zones};
+use crate::store::{records, timestamp, zones};
 
 /// Record commands.
 #[derive(Debug, Subcommand)]
@@ -66,7 +65,7 @@ pub(super) fn run(admin: &Admin, command: RecordCommand) -> anyhow::Result<()> {
                 "the TTL must be at most 2147483647"
             );
             store.write(|tx| {
-                let zone = existing_zone(tx, &zone_name)?;
+                let zone = zones::get_zone(tx, &zone_name)?;
                 records::insert_record(tx, &zone, &owner, record_type, &content, ttl, &timestamp())
             })?;
             // Names may appear (negative caching): drop the zone's cached answers.
@@ -76,7 +75,7 @@ pub(super) fn run(admin: &Admin, command: RecordCommand) -> anyhow::Result<()> {
         RecordCommand::List { zone } => {
             let zone_name = parse_zone(&zone)?;
             let served = store.read(|conn| {
-                let zone = existing_zone(conn, &zone_name)?;
+                let zone = zones::get_zone(conn, &zone_name)?;
                 records::zone_records(conn, &zone)
             })?;
             print_table(
@@ -105,7 +104,7 @@ pub(super) fn run(admin: &Admin, command: RecordCommand) -> anyhow::Result<()> {
                 .transpose()
                 .map_err(anyhow::Error::msg)?;
             let removed = store.write(|tx| {
-                let zone = existing_zone(tx, &zone_name)?;
+                let zone = zones::get_zone(tx, &zone_name)?;
                 records::remove_records(
                     tx,
                     &zone,
@@ -126,10 +125,4 @@ pub(super) fn run(admin: &Admin, command: RecordCommand) -> anyhow::Result<()> {
 fn parse_zone(zone: &str) -> anyhow::Result<DomainName> {
     zone.parse()
         .with_context(|| format!("invalid zone name {zone:?}"))
-}
-
-/// The zone named `name`, or a NotFound error that says so.
-fn existing_zone(conn: &rusqlite::Connection, name: &DomainName) -> Result<Zone, StoreError> {
-    zones::get_zone_by_name(conn, name.as_str())?
-        .ok_or_else(|| StoreError::NotFound(format!("no zone named {name}")))
 }

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use super::{Admin, print_line, print_table};
 use crate::model::{DomainName, format_notify_target, parse_notify_target};
 use crate::store::zones::SoaTimers;
-use crate::store::{StoreError, timestamp, zones};
+use crate::store::{timestamp, zones};
 
 /// Zone commands.
 #[derive(Debug, Subcommand)]
@@ -122,8 +122,7 @@ pub(super) fn run(admin: &Admin, command: ZoneCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("invalid zone name {name:?}"))?;
             let also_notify = notify_targets(&also_notify)?;
             store.write(|tx| {
-                let found = zones::get_zone_by_name(tx, zone.as_str())?
-                    .ok_or_else(|| StoreError::NotFound(format!("no zone named {zone}")))?;
+                let found = zones::get_zone(tx, &zone)?;
                 zones::set_also_notify(tx, found.id, &also_notify, &timestamp())
             })?;
             print_line(&format!(

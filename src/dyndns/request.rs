@@ -171,11 +171,6 @@ pub struct AddressPlan {
 }
 
 impl AddressPlan {
-    /// Whether no parameter named any address (not even `preserve`): detect the client's.
-    pub fn is_empty(&self) -> bool {
-        self.v4.is_none() && self.v6.is_none()
-    }
-
     /// The plan for a detected client address.
     pub fn detected(ip: IpAddr) -> Self {
         let mut plan = Self::default();
@@ -404,10 +399,10 @@ mod test {
         let only_v6 = plan("myipv4=preserve&myipv6=2001:db8::1").unwrap();
         assert_eq!(only_v6.v4, Some(Target::Preserve));
         assert_eq!(only_v6.to_set(), [ip("2001:db8::1")]);
-        assert!(!only_v6.is_empty());
-        assert!(plan("system=dyndns").unwrap().is_empty());
+        assert_ne!(only_v6, AddressPlan::default());
+        assert_eq!(plan("system=dyndns").unwrap(), AddressPlan::default());
         assert!(
-            plan("myip=").unwrap().is_empty(),
+            plan("myip=").unwrap() == AddressPlan::default(),
             "ddclient 3.10 sends an empty myip for IPv6"
         );
         assert_eq!(

@@ -141,11 +141,6 @@ impl Answer {
         Self { codes }
     }
 
-    /// The codes, in order.
-    pub fn codes(&self) -> &[ReturnCode] {
-        &self.codes
-    }
-
     /// The body: the lines joined by `\n`, no blank line, no trailing newline.
     pub fn body(&self) -> String {
         self.codes

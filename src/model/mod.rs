@@ -49,11 +49,6 @@ impl DomainName {
                 && self.0.ends_with(zone.0.as_str())
                 && self.0.as_bytes()[self.0.len() - zone.0.len() - 1] == b'.')
     }
-
-    /// Number of labels, e.g. 3 for `home.dyn.example`.
-    pub fn label_count(&self) -> usize {
-        self.0.split('.').count()
-    }
 }
 
 impl FromStr for DomainName {
@@ -387,7 +382,6 @@ mod test {
     fn domain_names_are_lower_cased_and_lose_the_trailing_dot() {
         let name: DomainName = "Home.DYN.Example.NET.".parse().unwrap();
         assert_eq!(name.as_str(), "home.dyn.example.net");
-        assert_eq!(name.label_count(), 4);
     }
 
     #[test]

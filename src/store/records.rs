@@ -158,7 +158,7 @@ fn dynamic_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ServedRecord> {
 }
 
 /// The record types already at `name` in `zone_id`, static and DDNS together.
-pub fn types_at(conn: &Connection, zone_id: i64, name: &str) -> Result<Vec<String>, StoreError> {
+fn types_at(conn: &Connection, zone_id: i64, name: &str) -> Result<Vec<String>, StoreError> {
     let mut statement = conn.prepare_cached(
         "SELECT type FROM records WHERE zone_id = ?1 AND name = ?2
          UNION ALL

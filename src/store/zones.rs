@@ -158,6 +158,12 @@ pub fn get_zone_by_name(conn: &Connection, name: &str) -> Result<Option<Zone>, S
     Ok(statement.query_row([name], zone_from_row).optional()?)
 }
 
+/// The zone named `name`, or [`StoreError::NotFound`] saying so.
+pub fn get_zone(conn: &Connection, name: &DomainName) -> Result<Zone, StoreError> {
+    get_zone_by_name(conn, name.as_str())?
+        .ok_or_else(|| StoreError::NotFound(format!("no zone named {name}")))
+}
+
 /// The zones whose serial changed since secondaries were last notified (pdns's
 /// getUpdatedMasters).
 pub fn list_updated_zones(conn: &Connection) -> Result<Vec<Zone>, StoreError> {
