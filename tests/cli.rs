@@ -488,3 +488,44 @@ fn help_prints_commands_and_router_settings_for_a_domain() {
     // `--help` still works for every command.
     assert!(env.cli_ok(&["zone", "--help"]).contains("Usage"));
 }
+
+#[test]
+fn record_commands_refuse_bad_input_with_one_line() {
+    let env = TestEnv::new();
+    env.cli_ok(&["zone", "add", "dyn.example", "--ns", "ns1.dyn.example"]);
+    assert!(
+        failure(env.cli(&["record", "add", "nope.example", "www", "A", "192.0.2.1"]))
+            .contains("no zone named")
+    );
+    assert!(
+        failure(env.cli(&["record", "add", "dyn.example", "www", "A", "2001:db8::1"]))
+            .contains("IPv4")
+    );
+    assert!(
+        failure(env.cli(&[
+            "record",
+            "add",
+            "dyn.example",
+            "www.other.example.",
+            "A",
+            "192.0.2.1"
+        ]))
+        .contains("not inside zone")
+    );
+    assert!(
+        !env.cli(&["record", "add", "dyn.example", "www", "PTR", "x.example."])
+            .status
+            .success()
+    );
+    env.cli_ok(&["record", "add", "dyn.example", "www", "TXT", "hello"]);
+    assert!(
+        failure(env.cli(&["record", "add", "dyn.example", "www", "TXT", "\"hello\""]))
+            .contains("exists already")
+    );
+    assert!(
+        failure(env.cli(&["record", "remove", "dyn.example", "www", "A"])).contains("no A record")
+    );
+    env.cli_ok(&["record", "remove", "dyn.example", "www", "TXT", "hello"]);
+    let listed = env.cli_ok(&["record", "list", "dyn.example"]);
+    assert!(!listed.contains("www"), "{listed}");
+}
