@@ -69,14 +69,16 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         max_connections: 8,
     };
     let path = config.database.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&path, &store_options))
-        .await
-        .map_err(|error| StoreError::Task(error.to_string()))
-        .and_then(|result| result)
-        .map_err(|source| DaemonError::Store {
-            path: config.database.display().to_string(),
-            source,
-        })?;
+    let store = tokio::task::spawn_blocking(move || {
+        Store::open(&path, &store_options).and_then(Store::with_served_index)
+    })
+    .await
+    .map_err(|error| StoreError::Task(error.to_string()))
+    .and_then(|result| result)
+    .map_err(|source| DaemonError::Store {
+        path: config.database.display().to_string(),
+        source,
+    })?;
 
     // Bind everything before spawning anything: a bad address fails the start as a whole.
     let (listener, local) = bind_tcp(config.listen).await?;

@@ -643,3 +643,49 @@ fn by_default_each_backend_answer_closes_its_connection() {
     let reply: Value = serde_json::from_str(&response.body).unwrap();
     assert_eq!(reply["result"][0]["content"], "192.0.2.10");
 }
+
+/// `serve` answers lookups from an in-memory index of the store (`store::served`). Whoever
+/// commits, the very next lookup must see it: the daemon's own updates, and the admin CLI,
+/// another process writing the same file.
+#[test]
+fn every_commit_is_seen_by_the_next_lookup_whoever_wrote_it() {
+    let env = TestEnv::new();
+    seed_capture_zone(&env);
+    env.add_user("alice", "alice@example.com", "plus");
+    env.add_domain("home.example.com", "alice", "A", None);
+    let (daemon, socket) = spawn_with_socket(&env);
+    let answer = |name: &str| unix_call(&socket, &lookup(name, "ANY", 1))["result"].clone();
+    let soa_serial = || {
+        let apex = answer("example.com.");
+        let soa = apex[0]["content"].as_str().unwrap().to_string();
+        soa.split(' ').nth(2).unwrap().parse::<i64>().unwrap()
+    };
+    assert_eq!(answer("home.example.com."), json!(false), "no address yet");
+    for round in 1..=8 {
+        // The daemon's own write: the address and the SOA serial move together.
+        let ip = format!("192.0.2.{}", 100 + round);
+        let response = daemon.update_basic(
+            "alice",
+            common::PASSWORD,
+            &format!("hostname=home.example.com&myip={ip}"),
+        );
+        assert_eq!(response.body, format!("good {ip}"));
+        assert_eq!(answer("home.example.com.")[0]["content"], ip.as_str());
+        assert_eq!(soa_serial(), serial(&env));
+
+        // The admin CLI's writes, from another process: a new record, then one removed.
+        let name = format!("r{round}");
+        let content = format!("198.51.100.{round}");
+        env.cli_ok(&["record", "add", "example.com", &name, "A", &content]);
+        assert_eq!(
+            answer(&format!("{name}.example.com."))[0]["content"],
+            content.as_str()
+        );
+        assert_eq!(soa_serial(), serial(&env));
+        env.cli_ok(&["record", "remove", "example.com", &name, "A"]);
+        assert_eq!(answer(&format!("{name}.example.com.")), json!(false));
+    }
+    // A plan change (another process) changes the TTL of the user's addresses at once.
+    env.cli_ok(&["user", "plan", "alice", "free"]);
+    assert_eq!(answer("home.example.com.")[0]["ttl"], 3600);
+}

@@ -1,9 +1,9 @@
 //! The PowerDNS remote backend: pdns_server (`launch=remote`) asks, the store answers.
 //!
 //! [`Backend::handle`] holds the remote-backend semantics and is transport-agnostic; `http.rs`
-//! and `unix.rs` only move bytes. There is no cache and no sync step: every answer is read from
-//! SQLite at that moment (indexed, prepared statements), so an update acknowledged `good` is
-//! what the very next lookup returns.
+//! and `unix.rs` only move bytes. There is no sync step: `lookup` reads the store's served index
+//! (an in-memory read model that is never behind a commit, see `store::served`) or SQLite
+//! itself, so an update acknowledged `good` is what the very next lookup returns.
 //!
 //! Semantics, per `../shared/docs/pdns-remote-backend.md` (pdns 4.7.3 as observed):
 //! * `lookup` with zone-id -1 is pdns looking for the zone: a SOA comes back only for a name
@@ -27,11 +27,9 @@ use rusqlite::Connection;
 
 use self::protocol::{DomainInfo, Outcome, Query, Record, Reply};
 use crate::model::parse_notify_target;
-use crate::store::records::{ServedRecord, records_at, zone_records};
-use crate::store::zones::{
-    Zone, find_enclosing_zone, get_zone_by_id, get_zone_by_name, list_updated_zones, list_zones,
-    set_notified,
-};
+use crate::store::records::{ServedRecord, zone_records};
+use crate::store::served::ServedView;
+use crate::store::zones::{Zone, get_zone_by_name, list_updated_zones, list_zones, set_notified};
 use crate::store::{Store, StoreError};
 
 /// Answers remote-backend queries from the store. Cheap to clone.
@@ -80,7 +78,9 @@ impl Backend {
                 qname,
                 qtype,
                 zone_id,
-            } => self.store.read(|conn| lookup(conn, qname, qtype, *zone_id)),
+            } => self
+                .store
+                .read_served(|view| lookup(view, qname, qtype, *zone_id)),
             Query::List { zonename } => self.store.read(|conn| list(conn, zonename)),
             Query::GetAllDomains => self.store.read(|conn| {
                 Ok(Outcome::Domains(
@@ -125,7 +125,7 @@ fn normalize(name: &str) -> String {
 
 /// `lookup`: the records at `qname` of type `qtype` (or all, for ANY).
 fn lookup(
-    conn: &Connection,
+    view: &dyn ServedView,
     qname: &str,
     qtype: &str,
     zone_id: i64,
@@ -136,17 +136,18 @@ fn lookup(
     }
     let any = qtype.eq_ignore_ascii_case("ANY");
     let zone = if zone_id >= 0 {
-        get_zone_by_id(conn, zone_id)?
+        view.zone_by_id(zone_id)?
     } else if qtype.eq_ignore_ascii_case("SOA") {
         // The SOA walk: only an exact apex has a SOA.
-        get_zone_by_name(conn, &name)?
+        view.zone_by_name(&name)?
     } else {
-        find_enclosing_zone(conn, &name)?
+        view.enclosing_zone(&name)?
     };
     let Some(zone) = zone.filter(|zone| is_within(&name, &zone.name)) else {
         return Ok(Outcome::Bool(false));
     };
-    let records: Vec<Record> = records_at(conn, &zone, &name)?
+    let records: Vec<Record> = view
+        .records_at(&zone, &name)?
         .into_iter()
         .filter(|record| any || record.record_type.eq_ignore_ascii_case(qtype))
         .map(|record| wire_record(record, zone.id))

@@ -14,10 +14,12 @@ pub mod domains;
 pub mod keys;
 pub mod records;
 mod schema;
+pub mod served;
 pub mod users;
 pub mod zones;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -26,6 +28,8 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use crate::config::Synchronous;
 
 pub use schema::migrate;
+
+use self::served::{ServedIndex, ServedView, Touches};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +90,14 @@ impl Default for StoreOptions {
 pub struct Store {
     /// Connections, each initialised by [`configure_connection`].
     pool: r2d2::Pool<SqliteConnectionManager>,
+    /// The database file.
+    path: PathBuf,
+    /// How connections are set up.
+    options: StoreOptions,
+    /// The rows each write touches, for the served index.
+    touches: Arc<Touches>,
+    /// The in-memory served records, in `serve` (see [`served`]).
+    index: Option<Arc<ServedIndex>>,
 }
 
 impl Store {
@@ -95,8 +107,12 @@ impl Store {
         create_private_file(path)?;
         let busy_timeout = options.busy_timeout;
         let synchronous = options.synchronous;
-        let manager = SqliteConnectionManager::file(path)
-            .with_init(move |conn| configure_connection(conn, busy_timeout, synchronous));
+        let touches = Arc::new(Touches::default());
+        let watched = Arc::clone(&touches);
+        let manager = SqliteConnectionManager::file(path).with_init(move |conn| {
+            configure_connection(conn, busy_timeout, synchronous)?;
+            watched.watch(conn)
+        });
         let pool = r2d2::Pool::builder()
             .max_size(options.max_connections.max(1))
             .min_idle(Some(1))
@@ -115,7 +131,46 @@ impl Store {
         }
         migrate(&mut conn)?;
         drop(conn);
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            path: path.to_path_buf(),
+            options: options.clone(),
+            touches,
+            index: None,
+        })
+    }
+
+    /// Loads the served index (`serve` does; the CLI does not): lookups through
+    /// [`Store::read_served`] then come from memory. Without a WAL index to watch, it warns and
+    /// lookups keep reading SQLite.
+    pub fn with_served_index(mut self) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(&self.path)?;
+        configure_connection(
+            &mut conn,
+            self.options.busy_timeout,
+            self.options.synchronous,
+        )?;
+        match ServedIndex::open(&self.path, conn, Arc::clone(&self.touches)) {
+            Ok(index) => self.index = Some(Arc::new(index)),
+            Err(StoreError::Create(error)) => {
+                tracing::warn!(%error, "no served index: lookups read SQLite");
+            }
+            Err(error) => return Err(error),
+        }
+        Ok(self)
+    }
+
+    /// Runs `operation` on what lookups read: the served index when it is current, else a
+    /// pooled connection.
+    pub fn read_served<T>(
+        &self,
+        operation: impl FnOnce(&dyn ServedView) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if let Some(state) = self.index.as_ref().and_then(ServedIndex::snapshot) {
+            return operation(&*state);
+        }
+        let conn = self.pool.get()?;
+        operation(&*conn)
     }
 
     /// Runs `operation` on a pooled connection, outside any explicit transaction.
@@ -137,6 +192,9 @@ impl Store {
         operation: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.pool.get()?;
+        if let Some(index) = &self.index {
+            return index.write(&mut conn, operation);
+        }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = operation(&tx)?;
         tx.commit()?;

@@ -61,7 +61,7 @@ impl Zone {
     }
 
     /// The records the zone row itself holds: the SOA, then the apex NS set.
-    fn apex_records(&self) -> Vec<ServedRecord> {
+    pub(super) fn apex_records(&self) -> Vec<ServedRecord> {
         let record = |record_type: &str, content: String| ServedRecord {
             name: self.name.clone(),
             record_type: record_type.to_string(),
@@ -91,10 +91,23 @@ pub fn records_at(
     } else {
         Vec::new()
     };
+    records.extend(stored_records_at(conn, zone.id, name)?);
+    Ok(records)
+}
+
+/// The records at `name` in zone `zone_id` that rows of their own hold: static records (in the
+/// order they were added), then DDNS addresses (by type). The apex SOA and NS come from the
+/// zone row, see [`records_at`].
+pub(super) fn stored_records_at(
+    conn: &Connection,
+    zone_id: i64,
+    name: &str,
+) -> Result<Vec<ServedRecord>, StoreError> {
+    let mut records = Vec::new();
     let mut statics = conn.prepare_cached(
         "SELECT name, type, content, ttl FROM records WHERE zone_id = ?1 AND name = ?2 ORDER BY id",
     )?;
-    for record in statics.query_map(params![zone.id, name], static_from_row)? {
+    for record in statics.query_map(params![zone_id, name], static_from_row)? {
         records.push(record?);
     }
     let mut dynamic = conn.prepare_cached(
@@ -103,7 +116,7 @@ pub fn records_at(
          WHERE d.zone_id = ?1 AND d.fqdn = ?2 AND d.ip IS NOT NULL
          ORDER BY d.record_type",
     )?;
-    for record in dynamic.query_map(params![zone.id, name], dynamic_from_row)? {
+    for record in dynamic.query_map(params![zone_id, name], dynamic_from_row)? {
         records.push(record?);
     }
     Ok(records)
@@ -132,7 +145,7 @@ pub fn zone_records(conn: &Connection, zone: &Zone) -> Result<Vec<ServedRecord>,
 }
 
 /// Reads a static record row (`name, type, content, ttl`).
-fn static_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ServedRecord> {
+pub(super) fn static_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ServedRecord> {
     Ok(ServedRecord {
         name: row.get(0)?,
         record_type: row.get(1)?,
@@ -143,7 +156,7 @@ fn static_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ServedRecord> {
 }
 
 /// Reads a DDNS row (`fqdn, record_type, ip, plan`); the TTL follows the plan.
-fn dynamic_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ServedRecord> {
+pub(super) fn dynamic_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ServedRecord> {
     let plan: String = row.get(3)?;
     let plan: Plan = plan.parse().map_err(|error: String| {
         rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, error.into())

@@ -1,0 +1,777 @@
+//! The served index: what the PowerDNS backend's `lookup` answers, held in memory, and never
+//! behind what SQLite has committed.
+//!
+//! Why: pdns asks three or four lookups per DNS query when its caches are off, and three
+//! SQLite statements per lookup cost more than the rest of the remote-backend round trip
+//! together (BENCHMARKS.md). So `serve` keeps the zones and every record at a name in a hash
+//! map, loaded at start-up, and answers lookups from it. SQLite stays the one source of truth;
+//! the index is a read model of it, and only lookups read it.
+//!
+//! How it stays exact, with writers in this process and in others (the admin CLI, `sqlite3`):
+//! * SQLite counts commits in the WAL-index header (`iChange`, offset 8 of the `-shm` file,
+//!   documented in <https://sqlite.org/walformat.html>, written before a commit returns). The
+//!   index maps that word and remembers the count it reflects (`validated`). A lookup first
+//!   compares the two: one memory read.
+//! * Writes of this process go through [`ServedIndex::write`]: under one mutex, it notes the
+//!   count after `BEGIN IMMEDIATE` (no one else can commit until we do), lets the operation
+//!   run, reads back from inside the transaction the rows it touched (an SQLite update hook
+//!   names them), commits, and applies that to the map before the caller can answer anyone.
+//!   If the count moved by exactly our commit, the map is current again.
+//! * Any other commit (the CLI, a hand edit, a write that bypassed this path) leaves the count
+//!   ahead of `validated`: lookups then read SQLite directly, which is always current, while a
+//!   background thread reloads the whole index; once it is swapped in, lookups use it again.
+//!
+//! If the `-shm` file cannot be read as a WAL index (no WAL on this file system), there is no
+//! index and every lookup reads SQLite.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use rusqlite::hooks::Action;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::StoreError;
+use super::records::{
+    RecordSource, ServedRecord, dynamic_from_row, records_at, static_from_row, stored_records_at,
+};
+use super::zones::{Zone, find_enclosing_zone, get_zone_by_id, get_zone_by_name, list_zones};
+use crate::model::rdata::StaticType;
+
+/// What a lookup reads: zones and the records at a name. Implemented by a SQLite connection
+/// (always current) and by the in-memory [`ServedState`].
+pub trait ServedView {
+    /// The zone with row id `id`.
+    fn zone_by_id(&self, id: i64) -> Result<Option<Cow<'_, Zone>>, StoreError>;
+    /// The zone whose apex is exactly `name` (lower case, no final dot).
+    fn zone_by_name(&self, name: &str) -> Result<Option<Cow<'_, Zone>>, StoreError>;
+    /// The most specific zone `name` lies in.
+    fn enclosing_zone(&self, name: &str) -> Result<Option<Cow<'_, Zone>>, StoreError>;
+    /// Every record at `name` in `zone`, as [`records_at`] orders them.
+    fn records_at(&self, zone: &Zone, name: &str) -> Result<Vec<ServedRecord>, StoreError>;
+}
+
+impl ServedView for Connection {
+    fn zone_by_id(&self, id: i64) -> Result<Option<Cow<'_, Zone>>, StoreError> {
+        Ok(get_zone_by_id(self, id)?.map(Cow::Owned))
+    }
+
+    fn zone_by_name(&self, name: &str) -> Result<Option<Cow<'_, Zone>>, StoreError> {
+        Ok(get_zone_by_name(self, name)?.map(Cow::Owned))
+    }
+
+    fn enclosing_zone(&self, name: &str) -> Result<Option<Cow<'_, Zone>>, StoreError> {
+        Ok(find_enclosing_zone(self, name)?.map(Cow::Owned))
+    }
+
+    fn records_at(&self, zone: &Zone, name: &str) -> Result<Vec<ServedRecord>, StoreError> {
+        records_at(self, zone, name)
+    }
+}
+
+/// One record in the index; its owner name is the map key.
+#[derive(Debug, Clone)]
+struct Entry {
+    /// Record type; the known ones are static strings, not allocations.
+    record_type: Cow<'static, str>,
+    /// Presentation content.
+    content: Box<str>,
+    /// TTL in seconds.
+    ttl: u32,
+    /// Static record or DDNS address.
+    source: RecordSource,
+}
+
+impl Entry {
+    fn from_record(record: ServedRecord) -> Self {
+        let record_type = match record.record_type.parse::<StaticType>() {
+            Ok(known) => Cow::Borrowed(known.as_str()),
+            Err(_) => Cow::Owned(record.record_type),
+        };
+        Self {
+            record_type,
+            content: record.content.into_boxed_str(),
+            ttl: record.ttl,
+            source: record.source,
+        }
+    }
+
+    fn to_record(&self, name: &str) -> ServedRecord {
+        ServedRecord {
+            name: name.to_string(),
+            record_type: self.record_type.to_string(),
+            content: self.content.to_string(),
+            ttl: self.ttl,
+            source: self.source,
+        }
+    }
+}
+
+/// One zone in the index: its row and the records below it.
+#[derive(Debug)]
+struct ZoneEntry {
+    zone: Zone,
+    names: HashMap<Box<str>, Box<[Entry]>>,
+}
+
+/// The index's content: every zone and every stored record, by name.
+#[derive(Debug, Default)]
+pub struct ServedState {
+    /// Zones by row id.
+    zones: HashMap<i64, ZoneEntry>,
+    /// Zone row ids by apex name.
+    ids: HashMap<String, i64>,
+}
+
+impl ServedState {
+    /// Reads everything in one read transaction of `conn`.
+    fn load(conn: &Connection) -> Result<Self, StoreError> {
+        let tx = conn.unchecked_transaction()?;
+        let mut state = Self::default();
+        for zone in list_zones(&tx)? {
+            state.ids.insert(zone.name.clone(), zone.id);
+            state.zones.insert(
+                zone.id,
+                ZoneEntry {
+                    zone,
+                    names: HashMap::new(),
+                },
+            );
+        }
+        let mut names: HashMap<i64, HashMap<Box<str>, Vec<Entry>>> = HashMap::new();
+        let mut add = |zone_id: i64, record: ServedRecord| {
+            let name = record.name.clone().into_boxed_str();
+            names
+                .entry(zone_id)
+                .or_default()
+                .entry(name)
+                .or_default()
+                .push(Entry::from_record(record));
+        };
+        {
+            let mut statics =
+                tx.prepare("SELECT name, type, content, ttl, zone_id FROM records ORDER BY id")?;
+            let mut rows = statics.query([])?;
+            while let Some(row) = rows.next()? {
+                add(row.get(4)?, static_from_row(row)?);
+            }
+        }
+        {
+            let mut dynamic = tx.prepare(
+                "SELECT d.fqdn, d.record_type, d.ip, u.plan, d.zone_id
+                 FROM domains d JOIN users u ON u.id = d.user_id WHERE d.ip IS NOT NULL",
+            )?;
+            let mut rows = dynamic.query([])?;
+            while let Some(row) = rows.next()? {
+                add(row.get(4)?, dynamic_from_row(row)?);
+            }
+        }
+        tx.commit()?;
+        for (zone_id, by_name) in names {
+            let Some(entry) = state.zones.get_mut(&zone_id) else {
+                continue;
+            };
+            entry.names = by_name
+                .into_iter()
+                .map(|(name, mut entries)| {
+                    // As records_at orders them: statics by id (loaded so), then DDNS by type.
+                    entries.sort_by(|a, b| {
+                        let key = |e: &Entry| match e.source {
+                            RecordSource::Dynamic => (1, e.record_type.clone()),
+                            _ => (0, Cow::Borrowed("")),
+                        };
+                        key(a).cmp(&key(b))
+                    });
+                    (name, entries.into_boxed_slice())
+                })
+                .collect();
+        }
+        Ok(state)
+    }
+
+    /// How many names hold records, over all zones.
+    fn name_count(&self) -> usize {
+        self.zones.values().map(|zone| zone.names.len()).sum()
+    }
+
+    /// Applies what a write of this process changed.
+    fn apply(&mut self, delta: Delta) {
+        for zone in delta.zones {
+            if let Some(entry) = self.zones.get_mut(&zone.id) {
+                entry.zone = zone;
+            }
+        }
+        for (zone_id, name, records) in delta.names {
+            let Some(entry) = self.zones.get_mut(&zone_id) else {
+                continue;
+            };
+            if records.is_empty() {
+                entry.names.remove(name.as_str());
+            } else {
+                let entries = records.into_iter().map(Entry::from_record).collect();
+                entry.names.insert(name.into_boxed_str(), entries);
+            }
+        }
+    }
+}
+
+impl ServedView for ServedState {
+    fn zone_by_id(&self, id: i64) -> Result<Option<Cow<'_, Zone>>, StoreError> {
+        Ok(self.zones.get(&id).map(|entry| Cow::Borrowed(&entry.zone)))
+    }
+
+    fn zone_by_name(&self, name: &str) -> Result<Option<Cow<'_, Zone>>, StoreError> {
+        Ok(self.ids.get(name).and_then(|id| self.zone_by_id(*id).ok()?))
+    }
+
+    fn enclosing_zone(&self, name: &str) -> Result<Option<Cow<'_, Zone>>, StoreError> {
+        let mut suffix = name;
+        loop {
+            if let Some(zone) = self.zone_by_name(suffix)? {
+                return Ok(Some(zone));
+            }
+            match suffix.split_once('.') {
+                Some((_, parent)) => suffix = parent,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    fn records_at(&self, zone: &Zone, name: &str) -> Result<Vec<ServedRecord>, StoreError> {
+        let mut records = if name == zone.name {
+            zone.apex_records()
+        } else {
+            Vec::new()
+        };
+        if let Some(entries) = self
+            .zones
+            .get(&zone.id)
+            .and_then(|entry| entry.names.get(name))
+        {
+            records.extend(entries.iter().map(|entry| entry.to_record(name)));
+        }
+        Ok(records)
+    }
+}
+
+/// A row changed by the current write, as SQLite's update hook reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Touch {
+    /// A `domains` row inserted or updated: the records at its name may have changed.
+    Domain(i64),
+    /// A `zones` row updated: its SOA (serial) may have changed.
+    Zone(i64),
+    /// A row of a table lookups never read (API keys, the audit trail).
+    Unserved,
+    /// Anything else (a deletion, a static record, a user's plan): reload everything.
+    Other,
+}
+
+impl Touch {
+    fn of(action: Action, table: &str, rowid: i64) -> Self {
+        let changed = matches!(action, Action::SQLITE_INSERT | Action::SQLITE_UPDATE);
+        match table {
+            "api_keys" | "domain_updates" => Self::Unserved,
+            "domains" if changed => Self::Domain(rowid),
+            "zones" if action == Action::SQLITE_UPDATE => Self::Zone(rowid),
+            _ => Self::Other,
+        }
+    }
+}
+
+/// The rows changed by the write in progress, filled by the update hook of every pooled
+/// connection while an index is attached. Writes are serialised by [`ServedIndex::write`], so
+/// one list serves all connections.
+#[derive(Debug, Default)]
+pub(super) struct Touches {
+    enabled: AtomicBool,
+    list: Mutex<Vec<Touch>>,
+}
+
+impl Touches {
+    /// Installs the hook on `conn`.
+    pub(super) fn watch(self: &Arc<Self>, conn: &Connection) -> rusqlite::Result<()> {
+        let touches = Arc::clone(self);
+        conn.update_hook(Some(
+            move |action: Action, _db: &str, table: &str, rowid: i64| {
+                if touches.enabled.load(Ordering::Relaxed) {
+                    lock(&touches.list).push(Touch::of(action, table, rowid));
+                }
+            },
+        ))
+    }
+
+    fn take(&self) -> Vec<Touch> {
+        std::mem::take(&mut *lock(&self.list))
+    }
+}
+
+/// What a write changed, read back inside its transaction.
+#[derive(Debug, Default)]
+struct Delta {
+    zones: Vec<Zone>,
+    names: Vec<(i64, String, Vec<ServedRecord>)>,
+}
+
+impl Delta {
+    /// Reads the current rows behind `touches`; `None` when only a full reload will do.
+    fn read(tx: &Transaction<'_>, touches: &[Touch]) -> Result<Option<Self>, StoreError> {
+        let mut delta = Self::default();
+        let mut zone_ids = Vec::new();
+        let mut names: Vec<(i64, String)> = Vec::new();
+        for touch in touches {
+            match *touch {
+                Touch::Unserved => {}
+                Touch::Other => return Ok(None),
+                Touch::Zone(id) => zone_ids.push(id),
+                Touch::Domain(id) => {
+                    let row = tx
+                        .prepare_cached("SELECT zone_id, fqdn FROM domains WHERE id = ?1")?
+                        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .optional()?;
+                    match row {
+                        Some(name) => names.push(name),
+                        None => return Ok(None),
+                    }
+                }
+            }
+        }
+        zone_ids.sort_unstable();
+        zone_ids.dedup();
+        for id in zone_ids {
+            match get_zone_by_id(tx, id)? {
+                Some(zone) => delta.zones.push(zone),
+                None => return Ok(None),
+            }
+        }
+        names.sort_unstable();
+        names.dedup();
+        for (zone_id, name) in names {
+            let records = stored_records_at(tx, zone_id, &name)?;
+            delta.names.push((zone_id, name, records));
+        }
+        Ok(Some(delta))
+    }
+}
+
+/// The commit counter SQLite keeps in the WAL-index header, read from a shared mapping of the
+/// `-shm` file.
+#[derive(Debug)]
+struct ChangeCounter {
+    map: memmap2::MmapRaw,
+    /// Never closed: closing any descriptor of a file drops every POSIX lock this process holds
+    /// on it, SQLite's included. Without SQLite's lock on the `-shm` file, the next process to
+    /// open the database would re-initialise it under our connections (counter back to 0).
+    _file: std::mem::ManuallyDrop<std::fs::File>,
+}
+
+impl ChangeCounter {
+    /// The first bytes of the WAL-index header: version 3007000 (the only one SQLite has used).
+    const VERSION: u32 = 3_007_000;
+    /// Offset of `iChange` in the first copy of the header, which SQLite writes last.
+    const CHANGE_OFFSET: usize = 8;
+    const MAP_LEN: usize = 4096;
+
+    fn open(database: &Path) -> std::io::Result<Self> {
+        let mut shm = database.as_os_str().to_owned();
+        shm.push("-shm");
+        let file = std::mem::ManuallyDrop::new(std::fs::File::open(PathBuf::from(shm))?);
+        if file.metadata()?.len() < Self::MAP_LEN as u64 {
+            return Err(std::io::Error::other(
+                "the -shm file is too short for a WAL index",
+            ));
+        }
+        let map = memmap2::MmapOptions::new()
+            .len(Self::MAP_LEN)
+            .map_raw_read_only(&*file)?;
+        let counter = Self { map, _file: file };
+        if counter.word(0) != Self::VERSION {
+            return Err(std::io::Error::other("the -shm file holds no WAL index"));
+        }
+        Ok(counter)
+    }
+
+    fn word(&self, offset: usize) -> u32 {
+        assert!(offset + 4 <= Self::MAP_LEN && offset % 4 == 0);
+        // SAFETY: the mapping is MAP_LEN bytes, page-aligned, and lives as long as `self`;
+        // the read is in bounds and aligned. Other processes write this memory, so the read is
+        // volatile and followed by an acquire fence, as SQLite's own readers do.
+        let value = unsafe { std::ptr::read_volatile(self.map.as_ptr().add(offset).cast::<u32>()) };
+        std::sync::atomic::fence(Ordering::Acquire);
+        value
+    }
+
+    fn get(&self) -> u64 {
+        u64::from(self.word(Self::CHANGE_OFFSET))
+    }
+}
+
+/// No commit count: `expected` when no write of ours is in flight.
+const NONE: u64 = u64::MAX;
+
+/// The in-memory read model of the served records; see the module docs.
+#[derive(Debug)]
+pub struct ServedIndex {
+    state: RwLock<ServedState>,
+    counter: ChangeCounter,
+    /// The commit count `state` reflects.
+    validated: AtomicU64,
+    /// The count our in-flight commit will produce: the state is not stale for it, since no
+    /// one has been answered about that write yet.
+    expected: AtomicU64,
+    /// Serialises this process's writes with each other and with reloads.
+    writer: Mutex<()>,
+    /// A reload thread is running.
+    reloading: AtomicBool,
+    /// The rows each write touches.
+    touches: Arc<Touches>,
+    /// A connection of the index's own, for reloads. Also keeps the `-shm` file open, and with
+    /// it the mapping's meaning.
+    conn: Mutex<Connection>,
+}
+
+impl ServedIndex {
+    /// Loads the index from `conn` (a connection to `database`, kept for reloads).
+    pub(super) fn open(
+        database: &Path,
+        conn: Connection,
+        touches: Arc<Touches>,
+    ) -> Result<Self, StoreError> {
+        // A read makes SQLite create and initialise the -shm file before we map it.
+        conn.query_row("SELECT count(*) FROM zones", [], |_| Ok(()))?;
+        let counter = ChangeCounter::open(database).map_err(StoreError::Create)?;
+        let index = Self {
+            state: RwLock::new(ServedState::default()),
+            counter,
+            validated: AtomicU64::new(NONE),
+            expected: AtomicU64::new(NONE),
+            writer: Mutex::new(()),
+            reloading: AtomicBool::new(false),
+            touches,
+            conn: Mutex::new(conn),
+        };
+        // Hooks first: a write that starts after the load must be recorded.
+        index.touches.enabled.store(true, Ordering::Relaxed);
+        let started = Instant::now();
+        index.reload()?;
+        let state = index.state.read().unwrap_or_else(PoisonError::into_inner);
+        tracing::info!(
+            zones = state.zones.len(),
+            names = state.name_count(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "served index loaded"
+        );
+        drop(state);
+        Ok(index)
+    }
+
+    /// The index's state if it reflects every commit so far, else `None` (read SQLite) after
+    /// asking for a reload.
+    pub(super) fn snapshot(self: &Arc<Self>) -> Option<RwLockReadGuard<'_, ServedState>> {
+        let count = self.counter.get();
+        if count == self.validated.load(Ordering::Acquire)
+            || count == self.expected.load(Ordering::Acquire)
+        {
+            return Some(self.state.read().unwrap_or_else(PoisonError::into_inner));
+        }
+        self.request_reload();
+        None
+    }
+
+    /// Starts a background reload unless one is running.
+    fn request_reload(self: &Arc<Self>) {
+        if self.reloading.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let index = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("served-reload".into())
+            .spawn(move || {
+                if let Err(error) = index.reload() {
+                    tracing::error!(%error, "served index: reload failed; lookups read SQLite");
+                    // Do not retry in a tight loop; lookups are answered from SQLite meanwhile.
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                index.reloading.store(false, Ordering::Release);
+            });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "served index: cannot start a reload thread");
+            self.reloading.store(false, Ordering::Release);
+        }
+    }
+
+    /// Reloads everything, holding off this process's writes meanwhile.
+    fn reload(&self) -> Result<(), StoreError> {
+        let _writer = lock(&self.writer);
+        let started = Instant::now();
+        // Read before the snapshot: whatever commits later shows as a newer count.
+        let count = self.counter.get();
+        let state = ServedState::load(&lock(&self.conn))?;
+        *self.state.write().unwrap_or_else(PoisonError::into_inner) = state;
+        self.validated.store(count, Ordering::Release);
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "served index reloaded after a change by another writer"
+        );
+        Ok(())
+    }
+
+    /// Runs `operation` in one `BEGIN IMMEDIATE` transaction on `conn`, commits it, and brings
+    /// the index up to date before returning.
+    pub(super) fn write<T>(
+        self: &Arc<Self>,
+        conn: &mut Connection,
+        operation: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _writer = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // We hold SQLite's write lock: the count cannot move until our commit.
+        let before = self.counter.get();
+        let in_step = before == self.validated.load(Ordering::Acquire);
+        self.touches.take();
+        let value = operation(&tx)?;
+        let touches = self.touches.take();
+        let delta = if in_step {
+            Delta::read(&tx, &touches)?
+        } else {
+            None
+        };
+        if delta.is_some() {
+            self.expected.store(
+                u64::from((before as u32).wrapping_add(1)),
+                Ordering::Release,
+            );
+        }
+        let committed = tx.commit();
+        let after = self.counter.get();
+        match delta {
+            Some(delta) if committed.is_ok() => {
+                if after == before {
+                    // Nothing was written.
+                } else if after == u64::from((before as u32).wrapping_add(1)) {
+                    self.state
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .apply(delta);
+                    self.validated.store(after, Ordering::Release);
+                }
+                // Else someone else committed right after us: the count is ahead and the
+                // next lookup asks for a reload.
+            }
+            _ => {}
+        }
+        self.expected.store(NONE, Ordering::Release);
+        committed?;
+        Ok(value)
+    }
+}
+
+/// Locks `mutex`, ignoring poisoning: the data behind these mutexes stays consistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::model::DomainName;
+    use crate::store::zones::{SoaTimers, insert_zone};
+    use crate::store::{Store, StoreOptions};
+
+    fn name(text: &str) -> DomainName {
+        text.parse().unwrap()
+    }
+
+    fn add_zone(store: &Store, zone: &str) -> i64 {
+        store
+            .write(|tx| {
+                insert_zone(
+                    tx,
+                    &name(zone),
+                    &[name("ns1.example.net")],
+                    None,
+                    SoaTimers::default(),
+                    "t",
+                )
+            })
+            .unwrap()
+    }
+
+    fn zone_known(store: &Store, zone: &str) -> bool {
+        store
+            .read_served(|view| Ok(view.zone_by_name(zone)?.is_some()))
+            .unwrap()
+    }
+
+    /// A store with the index, zone `dyn.example` with static records, and a user with two
+    /// DDNS domains at one name.
+    fn seeded() -> (tempfile::TempDir, Store) {
+        use crate::model::{Plan, RecordType};
+        use crate::store::domains::insert_domain;
+        use crate::store::records::insert_record;
+        use crate::store::users::insert_user;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), &StoreOptions::default()).unwrap();
+        let zone = add_zone(&store, "dyn.example");
+        store
+            .write(|tx| {
+                let user = insert_user(tx, "alice", "a@example.com", "$phc", Plan::Plus, "t")?;
+                for record_type in [RecordType::Aaaa, RecordType::A] {
+                    insert_domain(tx, &name("home.dyn.example"), user, zone, record_type, "t")?;
+                }
+                tx.execute(
+                    "UPDATE domains SET ip = '2001:db8::1' WHERE record_type = 'AAAA'",
+                    [],
+                )?;
+                tx.execute(
+                    "UPDATE domains SET ip = '192.0.2.1' WHERE record_type = 'A'",
+                    [],
+                )?;
+                let zone = get_zone_by_id(tx, zone)?.unwrap();
+                insert_record(
+                    tx,
+                    &zone,
+                    "home.dyn.example",
+                    StaticType::Txt,
+                    "\"b\"",
+                    300,
+                    "t",
+                )?;
+                insert_record(
+                    tx,
+                    &zone,
+                    "home.dyn.example",
+                    StaticType::Mx,
+                    "10 mx.example.net.",
+                    300,
+                    "t",
+                )?;
+                insert_record(
+                    tx,
+                    &zone,
+                    "dyn.example",
+                    StaticType::Mx,
+                    "5 mx.example.net.",
+                    300,
+                    "t",
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        (dir, store.with_served_index().unwrap())
+    }
+
+    #[test]
+    fn the_index_answers_exactly_what_sqlite_answers() {
+        let (_dir, store) = seeded();
+        let index = store.index.as_ref().unwrap();
+        let state = index.snapshot().expect("current after loading");
+        let conn = store.pool.get().unwrap();
+        for asked in [
+            "dyn.example",
+            "home.dyn.example",
+            "nothing.dyn.example",
+            "x.home.dyn.example",
+        ] {
+            let zone = conn.enclosing_zone(asked).unwrap().unwrap();
+            assert_eq!(state.enclosing_zone(asked).unwrap().unwrap(), zone);
+            assert_eq!(
+                state.records_at(&zone, asked).unwrap(),
+                conn.records_at(&zone, asked).unwrap(),
+                "{asked}"
+            );
+        }
+        let home = state.records_at(&state.zone_by_id(1).unwrap().unwrap(), "home.dyn.example");
+        let types: Vec<String> = home.unwrap().into_iter().map(|r| r.record_type).collect();
+        assert_eq!(
+            types,
+            ["TXT", "MX", "A", "AAAA"],
+            "statics as added, then DDNS by type"
+        );
+        assert!(state.zone_by_name("example").unwrap().is_none());
+        assert!(state.enclosing_zone("other.test").unwrap().is_none());
+    }
+
+    #[test]
+    fn the_daemons_own_writes_keep_the_index_current_without_a_reload() {
+        use crate::model::AuthMethod;
+        use crate::store::audit::ChangeContext;
+        use crate::store::domains::{change_address, find_owned_domains};
+        let (_dir, store) = seeded();
+        let index = store.index.as_ref().unwrap();
+        let context = ChangeContext {
+            source_ip: None,
+            peer_ip: None,
+            user_agent: None,
+            auth_method: AuthMethod::Bearer,
+        };
+        for last in 2..5 {
+            let ip: std::net::IpAddr = format!("192.0.2.{last}").parse().unwrap();
+            store
+                .write(|tx| {
+                    let owned = find_owned_domains(tx, 1, "home.dyn.example")?;
+                    let a = owned
+                        .iter()
+                        .find(|d| d.record_type.as_str() == "A")
+                        .unwrap();
+                    change_address(tx, a, ip, &context, "t")
+                })
+                .unwrap();
+            let state = index.snapshot().expect("in step: no reload, no SQL");
+            let zone = state.zone_by_id(1).unwrap().unwrap();
+            let records = state.records_at(&zone, "home.dyn.example").unwrap();
+            assert!(records.iter().any(|r| r.content == ip.to_string()));
+            let serial: u32 = store
+                .read(|conn| Ok(conn.query_row("SELECT serial FROM zones", [], |r| r.get(0))?))
+                .unwrap();
+            assert_eq!(zone.serial, serial, "the SOA serial follows");
+        }
+    }
+
+    #[test]
+    fn a_write_around_the_index_is_noticed_and_reloaded() {
+        let (_dir, store) = seeded();
+        let index = store.index.as_ref().unwrap();
+        // A statement on a pooled connection, not through Store::write: the index cannot know
+        // what changed, only that something did.
+        store
+            .read(|conn| Ok(conn.execute("DELETE FROM records WHERE type = 'MX'", [])?))
+            .unwrap();
+        assert!(index.snapshot().is_none(), "stale: lookups read SQLite");
+        let fresh = store
+            .read_served(|view| {
+                let zone = view.zone_by_id(1)?.unwrap();
+                view.records_at(&zone, "dyn.example")
+            })
+            .unwrap();
+        assert!(fresh.iter().all(|r| r.record_type != "MX"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let state = loop {
+            if let Some(state) = index.snapshot() {
+                break state;
+            }
+            assert!(Instant::now() < deadline, "the reload never finished");
+            std::thread::yield_now();
+        };
+        let zone = state.zone_by_id(1).unwrap().unwrap();
+        let records = state.records_at(&zone, "dyn.example").unwrap();
+        assert!(records.iter().all(|r| r.record_type != "MX"));
+    }
+
+    #[test]
+    fn another_writers_commit_is_seen_by_the_next_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let served = Store::open(&path, &StoreOptions::default())
+            .unwrap()
+            .with_served_index()
+            .unwrap();
+        assert!(served.index.is_some());
+        let cli = Store::open(&path, &StoreOptions::default()).unwrap();
+        add_zone(&cli, "a.example");
+        assert!(zone_known(&served, "a.example"));
+    }
+}
