@@ -178,8 +178,7 @@ impl Updater {
                 let found = match hash {
                     Some(hash) => self
                         .store
-                        .read_blocking(move |conn| find_key_by_hash(conn, &hash))
-                        .await
+                        .read(|conn| find_key_by_hash(conn, &hash))
                         .map_err(store_failure)?,
                     None => None,
                 };
@@ -226,7 +225,7 @@ impl Updater {
         let key_hash = auth::looks_like_api_key(&password).then(|| auth::hash_api_key(&password));
         let (user, key) = self
             .store
-            .read_blocking(move |conn| {
+            .read(|conn| {
                 let user = find_user_by_login(conn, &login)?;
                 let key = match key_hash {
                     Some(hash) => find_key_by_hash(conn, &hash)?,
@@ -234,7 +233,6 @@ impl Updater {
                 };
                 Ok((user, key))
             })
-            .await
             .map_err(store_failure)?;
         let throttled = throttle_keys
             .iter()

@@ -10,6 +10,7 @@
 //! in-memory database. The store knows nothing of HTTP or of the dyndns2 protocol.
 
 pub mod audit;
+mod batch;
 pub mod domains;
 pub mod keys;
 pub mod records;
@@ -29,6 +30,7 @@ use crate::config::Synchronous;
 
 pub use schema::migrate;
 
+use self::batch::GroupCommit;
 use self::served::{ServedIndex, ServedView, Touches};
 
 /// Everything that can go wrong in the store.
@@ -59,6 +61,9 @@ pub enum StoreError {
     /// The change would break a uniqueness or ownership rule.
     #[error("{0}")]
     Conflict(String),
+    /// The shared transaction of a group commit failed, so this write was not kept either.
+    #[error("the write was not committed: {0}")]
+    Commit(String),
     /// A blocking task died (panicked or was cancelled) before finishing.
     #[error("database task failed: {0}")]
     Task(String),
@@ -98,6 +103,8 @@ pub struct Store {
     touches: Arc<Touches>,
     /// The in-memory served records, in `serve` (see [`served`]).
     index: Option<Arc<ServedIndex>>,
+    /// Concurrent [`Store::write_blocking`] calls commit together (see [`batch`]).
+    group: Arc<GroupCommit>,
 }
 
 impl Store {
@@ -137,6 +144,7 @@ impl Store {
             options: options.clone(),
             touches,
             index: None,
+            group: Arc::default(),
         })
     }
 
@@ -174,6 +182,10 @@ impl Store {
     }
 
     /// Runs `operation` on a pooled connection, outside any explicit transaction.
+    ///
+    /// Async code may call this directly for indexed point reads: in WAL mode a reader never
+    /// waits for the writer, so a read takes microseconds, less than a hand-off to a blocking
+    /// thread and back.
     pub fn read<T>(
         &self,
         operation: impl FnOnce(&Connection) -> Result<T, StoreError>,
@@ -201,26 +213,14 @@ impl Store {
         Ok(value)
     }
 
-    /// [`Store::read`] on a blocking thread, for async callers.
-    pub async fn read_blocking<T: Send + 'static>(
-        &self,
-        operation: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.read(operation))
-            .await
-            .map_err(|error| StoreError::Task(error.to_string()))?
-    }
-
-    /// [`Store::write`] on a blocking thread, for async callers.
+    /// [`Store::write`] for async callers, on the store's writer thread: writes that arrive
+    /// together share one transaction and one commit, each in a savepoint of its own (see
+    /// [`batch`]). Each returns after the commit that holds it.
     pub async fn write_blocking<T: Send + 'static>(
         &self,
         operation: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.write(operation))
-            .await
-            .map_err(|error| StoreError::Task(error.to_string()))?
+        self.group.write(self, operation).await
     }
 }
 

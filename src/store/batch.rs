@@ -1,0 +1,253 @@
+//! Group commit: the daemon's writes go to one writer thread, which commits whatever has
+//! queued up in one transaction.
+//!
+//! A commit costs more than the statements of one update (WAL append, locks), only one writer
+//! can run at a time anyway, and handing each request to a pool thread costs more again in
+//! wake-ups. So async callers queue their operation for a single writer thread and await its
+//! answer. The writer takes every queued operation, runs each in a savepoint of one `BEGIN
+//! IMMEDIATE` transaction, commits once, and answers each. An operation that fails rolls back
+//! its savepoint only; a failed commit fails them all, and nothing of any of them remains.
+//! Every caller still gets its answer only after the commit that holds its write.
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use rusqlite::Transaction;
+use tokio::sync::oneshot;
+
+use super::{Store, StoreError};
+
+/// Most operations in one transaction: bounds the time the write lock is held.
+const MAX_BATCH: usize = 256;
+
+/// Delivers one operation's result once the batch's fate is known (`Some` commit error).
+type Finish = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+/// One queued operation and the caller waiting for it.
+struct Pending<T, F> {
+    operation: F,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+/// A queued operation, whatever its result type.
+trait Job: Send {
+    /// Runs in the batch's transaction; returns how to deliver the result after the commit.
+    /// An error here fails the whole batch (and is also this caller's answer).
+    fn run(self: Box<Self>, tx: &Transaction<'_>) -> Result<Finish, StoreError>;
+    /// The batch failed before this operation ran.
+    fn fail(self: Box<Self>, error: &StoreError);
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send,
+{
+    fn run(self: Box<Self>, tx: &Transaction<'_>) -> Result<Finish, StoreError> {
+        let Self { operation, reply } = *self;
+        let outcome = match in_savepoint(tx, operation) {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                let _ = reply.send(Err(StoreError::Commit(error.to_string())));
+                return Err(error);
+            }
+        };
+        Ok(Box::new(move |commit_error: Option<&StoreError>| {
+            let result = match (outcome, commit_error) {
+                (Ok(_), Some(error)) => Err(StoreError::Commit(error.to_string())),
+                (outcome, _) => outcome,
+            };
+            // The caller may have gone (its request was cancelled); the write stands.
+            let _ = reply.send(result);
+        }))
+    }
+
+    fn fail(self: Box<Self>, error: &StoreError) {
+        let _ = self.reply.send(Err(StoreError::Commit(error.to_string())));
+    }
+}
+
+/// The queue to the writer thread, started on first use.
+#[derive(Default)]
+pub(super) struct GroupCommit {
+    queue: OnceLock<Mutex<Sender<Box<dyn Job>>>>,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit").finish_non_exhaustive()
+    }
+}
+
+impl GroupCommit {
+    /// Queues `operation` for the writer thread of `store` and waits for its commit.
+    pub(super) async fn write<T: Send + 'static>(
+        &self,
+        store: &Store,
+        operation: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, receiver) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(Pending { operation, reply });
+        let queue = self.queue.get_or_init(|| Mutex::new(start_writer(store)));
+        queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(job)
+            .map_err(|_| StoreError::Task("the writer thread has stopped".into()))?;
+        receiver
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Commit("the batch was abandoned".into())))
+    }
+}
+
+/// Starts the writer thread over a copy of `store` without a queue of its own, so the thread
+/// ends when the last handle on the original queue is dropped.
+fn start_writer(store: &Store) -> Sender<Box<dyn Job>> {
+    let (sender, receiver) = channel();
+    let store = Store {
+        group: Default::default(),
+        ..store.clone()
+    };
+    std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || run_writer(&store, &receiver))
+        .expect("the writer thread starts");
+    sender
+}
+
+/// Commits batches until every sender is gone.
+fn run_writer(store: &Store, receiver: &Receiver<Box<dyn Job>>) {
+    while let Ok(first) = receiver.recv() {
+        let mut jobs = vec![first];
+        jobs.extend(receiver.try_iter().take(MAX_BATCH - 1));
+        let mut jobs = jobs.into_iter();
+        let mut finishers = Vec::with_capacity(jobs.len());
+        let outcome = store.write(|tx| {
+            for job in jobs.by_ref() {
+                finishers.push(job.run(tx)?);
+            }
+            Ok(())
+        });
+        let error = outcome.err();
+        if let Some(error) = &error {
+            tracing::error!(%error, "group commit failed: none of its writes was kept");
+            // Those the batch did not reach get the same answer.
+            for job in jobs {
+                job.fail(error);
+            }
+        }
+        for finish in finishers {
+            finish(error.as_ref());
+        }
+    }
+}
+
+/// Runs `operation` in a savepoint of `tx`: kept on success, undone on failure.
+fn in_savepoint<T>(
+    tx: &Transaction<'_>,
+    operation: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+) -> Result<Result<T, StoreError>, StoreError> {
+    tx.execute_batch("SAVEPOINT job")?;
+    match operation(tx) {
+        Ok(value) => {
+            tx.execute_batch("RELEASE job")?;
+            Ok(Ok(value))
+        }
+        Err(error) => {
+            tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            Ok(Err(error))
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use std::time::Duration;
+
+    use crate::model::Plan;
+    use crate::store::users::insert_user;
+    use crate::store::{Store, StoreError, StoreOptions};
+
+    fn user_count(store: &Store, name: &str) -> i64 {
+        store
+            .read(|conn| {
+                Ok(conn.query_row(
+                    "SELECT count(*) FROM users WHERE username = ?1",
+                    [name],
+                    |row| row.get(0),
+                )?)
+            })
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_commit_together_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), &StoreOptions::default()).unwrap();
+        let writes = (0..100).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let name = format!("user{i}");
+                let written = name.clone();
+                let result = store
+                    .write_blocking(move |tx| {
+                        insert_user(
+                            tx,
+                            &written,
+                            &format!("{written}@example.com"),
+                            "$x",
+                            Plan::Free,
+                            "t",
+                        )?;
+                        if i % 5 == 0 {
+                            return Err(StoreError::Conflict("refused on purpose".into()));
+                        }
+                        Ok(i)
+                    })
+                    .await;
+                // Answered only after the commit: another connection sees the row already.
+                (i, result.is_ok(), user_count(&store, &name))
+            })
+        });
+        for write in writes.collect::<Vec<_>>() {
+            let (i, ok, rows) = write.await.unwrap();
+            assert_eq!(ok, i % 5 != 0, "write {i}");
+            assert_eq!(
+                rows,
+                i64::from(ok),
+                "write {i}: kept exactly when it succeeded"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_commit_fails_every_write_in_it_and_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            busy_timeout: Duration::from_millis(50),
+            ..StoreOptions::default()
+        };
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path, &options).unwrap();
+        let blocker = rusqlite::Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let add = |name: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .write_blocking(move |tx| {
+                        insert_user(tx, name, "x@example.com", "$x", Plan::Free, "t")
+                    })
+                    .await
+            }
+        };
+        let error = add("alice").await.unwrap_err();
+        assert!(error.to_string().contains("locked"), "{error}");
+        blocker.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(user_count(&store, "alice"), 0);
+        add("bob")
+            .await
+            .expect("the writer goes on after a failed batch");
+        assert_eq!(user_count(&store, "bob"), 1);
+    }
+}
