@@ -94,6 +94,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         .map_err(DaemonError::Signal)?;
 
     let backend = Backend::new(store.clone());
+    let seen_store = store.clone();
     let updater = Updater::new(
         store,
         Guards {
@@ -139,6 +140,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         keep_alive: true,
     };
     let (stop, stopped) = watch::channel(false);
+    let flusher = tokio::spawn(flush_seen_until_stopped(
+        seen_store.clone(),
+        stopped.clone(),
+    ));
     let handler = move |request, peer| {
         let service = service.clone();
         async move { service.handle(request, peer).await }
@@ -187,6 +192,31 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             tracing::error!(%error, "server task failed");
         }
     }
+    if let Err(error) = flusher.await {
+        tracing::error!(%error, "last-seen flush task failed");
+    }
+    // The servers have answered their last requests: write what they noted.
+    if let Err(error) = seen_store.flush_seen().await {
+        tracing::warn!(%error, "could not write last-seen times at shutdown");
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the "last seen" times of unchanged updates reach the database.
+const SEEN_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Flushes the "last seen" write-behind every [`SEEN_FLUSH_INTERVAL`] until the stop.
+async fn flush_seen_until_stopped(store: Store, mut stopped: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(SEEN_FLUSH_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = crate::net::stop_requested(&mut stopped) => return,
+        }
+        if let Err(error) = store.flush_seen().await {
+            tracing::warn!(%error, "could not write last-seen times; will retry");
+        }
+    }
 }

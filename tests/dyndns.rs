@@ -18,7 +18,7 @@ fn started() -> (TestEnv, common::Seed, Daemon) {
 
 #[test]
 fn good_then_nochg_with_basic_password() {
-    let (env, _, daemon) = started();
+    let (env, _, mut daemon) = started();
     let response = daemon.update_basic(
         "alice",
         PASSWORD,
@@ -44,15 +44,36 @@ fn good_then_nochg_with_basic_password() {
     );
     again.assert(200, "nochg 192.0.2.1");
     assert_eq!(env.audit_count(), 1, "nochg writes no audit row");
-    let checked: Option<String> = env
-        .db()
-        .query_row(
-            "SELECT last_checked_at FROM domains WHERE fqdn = 'home.dyn.example'",
-            [],
-            |r| r.get(0),
+    // The check time of a nochg is written behind (within a second), not before the answer.
+    let checked = || -> String {
+        env.db()
+            .query_row(
+                "SELECT last_checked_at FROM domains WHERE fqdn = 'home.dyn.example'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let after_good = checked();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while checked() <= after_good {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nochg never touched last_checked_at"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Stopping the daemon writes what is still pending: a nochg right before SIGTERM.
+    let before_stop = checked();
+    daemon
+        .update_basic(
+            "alice",
+            PASSWORD,
+            "hostname=home.dyn.example&myip=192.0.2.1",
         )
-        .unwrap();
-    assert!(checked.is_some(), "nochg touches last_checked_at");
+        .assert(200, "nochg 192.0.2.1");
+    daemon.terminate();
+    assert!(checked() > before_stop, "flushed at shutdown");
 }
 
 #[test]

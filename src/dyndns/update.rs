@@ -134,6 +134,18 @@ impl Updater {
                 .collect();
             return Answer::per_host(codes);
         }
+        // Most requests change nothing (a router repeating its address): answer those from a
+        // read, leaving the "last seen" times to the write-behind. A read that fails, or a host
+        // that needs a change, goes to the writer, which decides again inside its transaction.
+        let addresses = plan.to_set();
+        if let Ok(Some((codes, checked))) = self
+            .store
+            .read(|conn| answer_unchanged(conn, principal.user_id, &hosts, &addresses))
+        {
+            self.store
+                .note_seen(principal.key_id, &checked, &timestamp());
+            return Answer::per_host(codes);
+        }
         let context = ChangeContext {
             source_ip: Some(client.source),
             peer_ip: Some(client.peer),
@@ -353,7 +365,92 @@ fn write_updates(
     Ok((codes, stale))
 }
 
-/// Updates one host of `user_id` to `addresses` (at most one per family), all or nothing.
+/// What an update of one host comes to, decided from its domains as they are.
+struct HostPlan<'a> {
+    /// The answer for the host.
+    code: ReturnCode,
+    /// Domains to point at a new address.
+    changes: Vec<(&'a domains::Domain, IpAddr)>,
+    /// Domains that already have the address asked for.
+    unchanged: Vec<i64>,
+}
+
+/// Decides the update of a host owned as `owned` to `addresses` (at most one per family):
+/// every address needs a domain of its family, otherwise nothing of this host changes.
+fn plan_host<'a>(owned: &'a [domains::Domain], addresses: &[IpAddr]) -> HostPlan<'a> {
+    let nothing = |code| HostPlan {
+        code,
+        changes: Vec::new(),
+        unchanged: Vec::new(),
+    };
+    let Some(first) = owned.first() else {
+        return nothing(ReturnCode::Nohost);
+    };
+    let mut plan = nothing(ReturnCode::Nohost);
+    for ip in addresses {
+        let Some(domain) = owned
+            .iter()
+            .find(|domain| domain.record_type == RecordType::of(*ip))
+        else {
+            let error = check_family(first.record_type, *ip)
+                .expect_err("no domain of the address's family");
+            return nothing(ReturnCode::BadAddress(error));
+        };
+        if domain.ip.as_deref() == Some(ip.to_string().as_str()) {
+            plan.unchanged.push(domain.id);
+        } else {
+            plan.changes.push((domain, *ip));
+        }
+    }
+    let shown: Vec<IpAddr> = if addresses.is_empty() {
+        // Everything preserved: show what the host has.
+        owned
+            .iter()
+            .filter_map(|domain| domain.ip.as_deref()?.parse().ok())
+            .collect()
+    } else {
+        addresses.to_vec()
+    };
+    let list = AddressList::of(&shown).expect("at most one address per family");
+    plan.code = if plan.changes.is_empty() {
+        ReturnCode::Nochg(list)
+    } else {
+        ReturnCode::Good(list)
+    };
+    plan
+}
+
+/// A request's answers (one per host) and the domains it checked without changing them.
+type Unchanged = (Vec<ReturnCode>, Vec<i64>);
+
+/// The answers to a request that changes nothing, read without the writer: `None` as soon as
+/// one host needs a change. Also returns the domains checked, for the write-behind.
+fn answer_unchanged(
+    conn: &rusqlite::Connection,
+    user_id: i64,
+    hosts: &[HostRequest],
+    addresses: &[IpAddr],
+) -> Result<Option<Unchanged>, StoreError> {
+    let mut codes = Vec::with_capacity(hosts.len());
+    let mut checked = Vec::new();
+    for host in hosts {
+        match host {
+            HostRequest::Answered(code) => codes.push(*code),
+            HostRequest::Pending(host) => {
+                let owned = domains::find_owned_domains(conn, user_id, host.as_str())?;
+                let plan = plan_host(&owned, addresses);
+                if !plan.changes.is_empty() {
+                    return Ok(None);
+                }
+                checked.extend(plan.unchanged);
+                codes.push(plan.code);
+            }
+        }
+    }
+    Ok(Some((codes, checked)))
+}
+
+/// Updates one host of `user_id` to `addresses`, all or nothing (see [`plan_host`]).
 ///
 /// Adds to `stale` what pdns may have cached wrongly now: the host's name for a changed
 /// address; the whole zone when a record gets its first address, since the name may have been
@@ -368,53 +465,19 @@ fn update_host(
     stale: &mut Vec<String>,
 ) -> Result<ReturnCode, StoreError> {
     let owned = domains::find_owned_domains(tx, user_id, host.as_str())?;
-    let Some(first) = owned.first() else {
-        return Ok(ReturnCode::Nohost);
-    };
-    // Every address needs a record of its family; otherwise nothing of this host changes.
-    for ip in addresses {
-        if !owned
-            .iter()
-            .any(|domain| domain.record_type == RecordType::of(*ip))
-        {
-            let error = check_family(first.record_type, *ip)
-                .expect_err("no domain of the address's family");
-            return Ok(ReturnCode::BadAddress(error));
-        }
+    let plan = plan_host(&owned, addresses);
+    for domain_id in plan.unchanged {
+        domains::touch_checked(tx, domain_id, now)?;
     }
-    let mut changed = false;
-    for ip in addresses {
-        let domain = owned
-            .iter()
-            .find(|domain| domain.record_type == RecordType::of(*ip))
-            .expect("checked above");
-        if domain.ip.as_deref() == Some(ip.to_string().as_str()) {
-            domains::touch_checked(tx, domain.id, now)?;
+    for (domain, ip) in plan.changes {
+        domains::change_address(tx, domain, ip, context, now)?;
+        stale.push(if domain.ip.is_none() {
+            domain.zone.clone()
         } else {
-            domains::change_address(tx, domain, *ip, context, now)?;
-            stale.push(if domain.ip.is_none() {
-                domain.zone.clone()
-            } else {
-                domain.fqdn.clone()
-            });
-            changed = true;
-        }
+            domain.fqdn.clone()
+        });
     }
-    let shown: Vec<IpAddr> = if addresses.is_empty() {
-        // Everything preserved: show what the host has.
-        owned
-            .iter()
-            .filter_map(|domain| domain.ip.as_deref()?.parse().ok())
-            .collect()
-    } else {
-        addresses.to_vec()
-    };
-    let list = AddressList::of(&shown).expect("at most one address per family");
-    Ok(if changed {
-        ReturnCode::Good(list)
-    } else {
-        ReturnCode::Nochg(list)
-    })
+    Ok(plan.code)
 }
 
 /// Logs a store failure during authentication and answers `dnserr`.

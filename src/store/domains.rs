@@ -154,10 +154,13 @@ pub fn remove_domains(
     Ok(zone_ids.len())
 }
 
-/// Notes an authenticated update request that changed nothing.
+/// Notes an authenticated update request that changed nothing; never moves the time back.
 pub fn touch_checked(conn: &Connection, domain_id: i64, now: &str) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE domains SET last_checked_at = ?2 WHERE id = ?1")?
-        .execute(params![domain_id, now])?;
+    conn.prepare_cached(
+        "UPDATE domains SET last_checked_at = ?2
+         WHERE id = ?1 AND (last_checked_at IS NULL OR last_checked_at < ?2)",
+    )?
+    .execute(params![domain_id, now])?;
     Ok(())
 }
 

@@ -94,12 +94,13 @@ pub fn find_key_by_hash(
     Ok(Some((key, user)))
 }
 
-/// Records a successful authentication with key `key_id`.
+/// Records a successful authentication with key `key_id` at `now`; never moves the time back.
 pub fn touch_key(conn: &Connection, key_id: i64, now: &str) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",
-        params![key_id, now],
-    )?;
+    conn.prepare_cached(
+        "UPDATE api_keys SET last_used_at = ?2
+         WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+    )?
+    .execute(params![key_id, now])?;
     Ok(())
 }
 

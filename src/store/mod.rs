@@ -15,6 +15,7 @@ pub mod domains;
 pub mod keys;
 pub mod records;
 mod schema;
+mod seen;
 pub mod served;
 pub mod users;
 pub mod zones;
@@ -31,6 +32,7 @@ use crate::config::Synchronous;
 pub use schema::migrate;
 
 use self::batch::GroupCommit;
+use self::seen::Seen;
 use self::served::{ServedIndex, ServedView, Touches};
 
 /// Everything that can go wrong in the store.
@@ -105,6 +107,8 @@ pub struct Store {
     index: Option<Arc<ServedIndex>>,
     /// Concurrent [`Store::write_blocking`] calls commit together (see [`batch`]).
     group: Arc<GroupCommit>,
+    /// "Last seen" times waiting for [`Store::flush_seen`] (see [`seen`]).
+    seen: Arc<Seen>,
 }
 
 impl Store {
@@ -145,6 +149,7 @@ impl Store {
             touches,
             index: None,
             group: Arc::default(),
+            seen: Arc::default(),
         })
     }
 
@@ -213,6 +218,27 @@ impl Store {
         Ok(value)
     }
 
+    /// Notes that API key `key_id` (if any) was used and `domain_ids` were checked at `now`,
+    /// for the next [`Store::flush_seen`].
+    pub fn note_seen(&self, key_id: Option<i64>, domain_ids: &[i64], now: &str) {
+        self.seen.note(key_id, domain_ids, now);
+    }
+
+    /// Writes the noted "last seen" times in one transaction; on failure they stay noted.
+    pub async fn flush_seen(&self) -> Result<(), StoreError> {
+        let Some(pending) = self.seen.take() else {
+            return Ok(());
+        };
+        let pending = Arc::new(pending);
+        let written = Arc::clone(&pending);
+        let result = self.write_blocking(move |tx| written.write(tx)).await;
+        if result.is_err() {
+            self.seen
+                .restore(Arc::into_inner(pending).unwrap_or_default());
+        }
+        result
+    }
+
     /// [`Store::write`] for async callers, on the store's writer thread: writes that arrive
     /// together share one transaction and one commit, each in a savepoint of its own (see
     /// [`batch`]). Each returns after the commit that holds it.
@@ -240,6 +266,9 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// Upper bound of SQLite's memory-mapped I/O per connection (address space, not memory).
+const MMAP_BYTES: i64 = 1 << 30;
+
 /// Per-connection settings: these pragmas do not persist in the file.
 fn configure_connection(
     conn: &mut Connection,
@@ -253,6 +282,9 @@ fn configure_connection(
         Synchronous::Full => "FULL",
     };
     conn.pragma_update(None, "synchronous", level)?;
+    // Read pages through a shared mapping instead of a pread() and a copy per page miss;
+    // SQLite maps at most the file's size, up to this bound.
+    conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
     Ok(())
 }
 

@@ -1,0 +1,77 @@
+//! Write-behind for "last seen" times: `domains.last_checked_at` and `api_keys.last_used_at`.
+//!
+//! Most update requests change nothing: a router sends the address it already has. Those are
+//! answered from a read, and the times they leave behind are noted here and written by
+//! [`Store::flush_seen`](super::Store::flush_seen) in one transaction (`serve` flushes every
+//! second and at shutdown). A crash can lose up to that much of these times, never an address
+//! or an audit row: every change of an address is written before it is answered.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use rusqlite::Connection;
+
+use super::StoreError;
+use super::domains::touch_checked;
+use super::keys::touch_key;
+
+/// The times noted since the last flush.
+#[derive(Debug, Default)]
+pub(super) struct Seen {
+    pending: Mutex<Pending>,
+}
+
+/// Newest time per row.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    keys: HashMap<i64, String>,
+    domains: HashMap<i64, String>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.domains.is_empty()
+    }
+
+    /// Writes the times on `conn` (inside the caller's transaction). The statements never
+    /// move a time backwards, so a flush after a newer direct write changes nothing.
+    pub(super) fn write(&self, conn: &Connection) -> Result<(), StoreError> {
+        for (key_id, at) in &self.keys {
+            touch_key(conn, *key_id, at)?;
+        }
+        for (domain_id, at) in &self.domains {
+            touch_checked(conn, *domain_id, at)?;
+        }
+        Ok(())
+    }
+}
+
+impl Seen {
+    /// Notes that `key_id` (if any) and `domain_ids` were used or checked at `now`.
+    pub(super) fn note(&self, key_id: Option<i64>, domain_ids: &[i64], now: &str) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(key_id) = key_id {
+            pending.keys.insert(key_id, now.to_string());
+        }
+        for domain_id in domain_ids {
+            pending.domains.insert(*domain_id, now.to_string());
+        }
+    }
+
+    /// Takes everything noted so far; `None` when there is nothing.
+    pub(super) fn take(&self) -> Option<Pending> {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        (!pending.is_empty()).then(|| std::mem::take(&mut *pending))
+    }
+
+    /// Puts back what a failed flush took, keeping newer times noted meanwhile.
+    pub(super) fn restore(&self, taken: Pending) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        for (id, at) in taken.keys {
+            pending.keys.entry(id).or_insert(at);
+        }
+        for (id, at) in taken.domains {
+            pending.domains.entry(id).or_insert(at);
+        }
+    }
+}
