@@ -133,10 +133,11 @@ def dig_a(port, name):
                            "+tries=1", name, "A"], capture_output=True, text=True).stdout.strip()
 
 
-def pdns_config(directory, name, launch_lines, caches):
-    """A pdns.conf from pdns-conf/pdns.unix.conf as shipped, with the backend replaced and the
-    caches off or at the shipped defaults."""
-    text = (ROOT / "pdns-conf/pdns.unix.conf").read_text()
+def pdns_config(directory, name, launch_lines, caches, base="pdns.unix.conf"):
+    """A pdns.conf from pdns-conf/`base` as shipped (the unix one for unix sockets and
+    gsqlite3, the HTTP one for HTTP), with the backend replaced and the caches off or at the
+    shipped defaults."""
+    text = (ROOT / "pdns-conf" / base).read_text()
     text = re.sub(r"^(launch|remote-connection-string)=.*$", "", text, flags=re.M)
     text += "\n" + "\n".join(launch_lines) + "\n"
     if caches == "off":
@@ -228,7 +229,8 @@ def section_dns(binary, ceiling, directory, seconds, runs):
                 elif setup == "ours (HTTP post_json)":
                     launch = ["launch=remote", "remote-connection-string=http:url=http://127.0.0.1:"
                               f"{endpoints[1]}/dns,post=1,post_json=1,timeout=2000"]
-                config_dir = pdns_config(directory, re.sub(r"\W", "", setup), launch, caches)
+                base = "pdns.http.conf" if "HTTP" in setup else "pdns.unix.conf"
+                config_dir = pdns_config(directory, re.sub(r"\W", "", setup), launch, caches, base)
                 with pdns(config_dir, port, api):
                     for workload, queries in files.items():
                         for _ in range(runs):
@@ -447,7 +449,8 @@ def section_http(binary, directory, seconds, runs):
                 launch = ["launch=remote", "remote-connection-string=http:url=http://127.0.0.1:"
                           f"{backend}/dns,post=1,post_json=1,timeout=2000"]
             port, api = free_port(), free_port()
-            with pdns(pdns_config(directory, f"http{label}", launch, "off"), port, api):
+            base = "pdns.unix.conf" if label == "unix" else "pdns.http.conf"
+            with pdns(pdns_config(directory, f"http{label}", launch, "off", base), port, api):
                 for workload in ("hot", "random"):
                     results[(label, workload)] = [dnsperf(port, files[workload], seconds)[0] for _ in range(runs)]
     for workload in ("hot", "random"):

@@ -70,7 +70,7 @@ impl BackendHttpService {
                 );
             }
         };
-        json(StatusCode::OK, &self.backend.handle_blocking(query).await)
+        json(StatusCode::OK, &self.backend.handle_async(query).await)
     }
 }
 

@@ -45,7 +45,7 @@ impl Backend {
         Self { store }
     }
 
-    /// Answers `query`. Blocking (SQLite): async callers use [`Backend::handle_blocking`].
+    /// Answers `query`. Blocking (SQLite): async callers use [`Backend::handle_async`].
     pub fn handle(&self, query: &Query) -> Reply {
         let answer = match query {
             Query::Initialize => return Reply::new(Outcome::Bool(true)),
@@ -106,8 +106,14 @@ impl Backend {
         )
     }
 
-    /// [`Backend::handle`] on a blocking thread.
-    pub async fn handle_blocking(&self, query: Query) -> Reply {
+    /// [`Backend::handle`] for async callers. Lookups and the other point reads run inline:
+    /// they come from the served index or an indexed read that never waits for the writer,
+    /// cheaper than a hand-off to a blocking thread. `list` (a whole zone, for AXFR) and the
+    /// writes go to a blocking thread.
+    pub async fn handle_async(&self, query: Query) -> Reply {
+        if !matches!(query, Query::List { .. } | Query::SetNotified { .. }) {
+            return self.handle(&query);
+        }
         let backend = self.clone();
         tokio::task::spawn_blocking(move || backend.handle(&query))
             .await
