@@ -9,7 +9,8 @@
 //! * [`model`]: validated names, record types, plans, the strict IP rules and audit tags.
 //! * [`auth`]: argon2id passwords, API keys (stored as SHA-256), the password-check cache.
 //! * [`config`]: the TOML configuration and its defaults.
-//! * [`store`]: the SQLite store, migrations and one file of SQL per table family.
+//! * [`store`]: the SQLite store, migrations and one file of SQL per table family; the served
+//!   index, group commit and last-seen write-behind of `serve`.
 //! * [`dyndns`]: the dyndns2 HTTP endpoints: request parsing, update logic, answer codes.
 //! * [`backend`]: the PowerDNS remote backend (HTTP and unix connectors) over the same store.
 //! * [`net`]: the HTTP/1.1 accept loop with its limits and graceful drain.

@@ -119,7 +119,15 @@ impl UpdateService {
         let span = tracing::info_span!("update", %path, %hostname, client = %client.source);
         let answer =
             tracing::Instrument::instrument(self.updater.apply(update, client), span.clone()).await;
-        span.in_scope(|| tracing::info!(outcome = %answer.labels(), "update answered"));
+        span.in_scope(|| {
+            // A router repeating its address is most of the traffic and changes nothing:
+            // debug. Changes and refusals: info.
+            if answer.changes_nothing() {
+                tracing::debug!(outcome = %answer.labels(), "update answered");
+            } else {
+                tracing::info!(outcome = %answer.labels(), "update answered");
+            }
+        });
         respond(&answer, self.options.always_200)
     }
 

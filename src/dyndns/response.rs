@@ -171,7 +171,14 @@ impl Answer {
         self.codes == [ReturnCode::Badauth]
     }
 
-    /// The labels, comma-separated, for logs.
+    /// Whether every line is `nochg`.
+    pub fn changes_nothing(&self) -> bool {
+        self.codes
+            .iter()
+            .all(|code| matches!(code, ReturnCode::Nochg(_)))
+    }
+
+    /// The codes' labels, comma-separated, for the log.
     pub fn labels(&self) -> String {
         self.codes
             .iter()

@@ -8,6 +8,10 @@
 //! The submodules hold the SQL, one file per table family, as functions over a `&Connection`
 //! (a `Transaction` derefs to one), so they compose inside a single transaction and test on an
 //! in-memory database. The store knows nothing of HTTP or of the dyndns2 protocol.
+//!
+//! What `serve` adds for speed, none of which can show a client anything older than the last
+//! commit: [`served`], the in-memory index that backend lookups read; [`batch`], group commit
+//! of concurrent writes on one writer thread; [`seen`], the write-behind for "last seen" times.
 
 pub mod audit;
 mod batch;
@@ -163,6 +167,9 @@ impl Store {
             self.options.busy_timeout,
             self.options.synchronous,
         )?;
+        // Loads read the whole file: through a mapping, every page would stay in the
+        // process's resident memory on top of the index.
+        conn.pragma_update(None, "mmap_size", 0)?;
         match ServedIndex::open(&self.path, conn, Arc::clone(&self.touches)) {
             Ok(index) => self.index = Some(Arc::new(index)),
             Err(StoreError::Create(error)) => {

@@ -26,6 +26,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
@@ -72,13 +73,35 @@ impl ServedView for Connection {
     }
 }
 
-/// One record in the index; its owner name is the map key.
+/// A record type: the known ones take no allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Known(StaticType),
+    Other(Box<str>),
+}
+
+impl Kind {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Known(known) => known.as_str(),
+            Self::Other(other) => other,
+        }
+    }
+}
+
+/// Record content: addresses inline (most of the index), anything else as text.
+#[derive(Debug, Clone)]
+enum Content {
+    Ip(IpAddr),
+    Text(Box<str>),
+}
+
+/// One record in the index; its owner name is the map key. Kept small: a million names are
+/// a million of these.
 #[derive(Debug, Clone)]
 struct Entry {
-    /// Record type; the known ones are static strings, not allocations.
-    record_type: Cow<'static, str>,
-    /// Presentation content.
-    content: Box<str>,
+    record_type: Kind,
+    content: Content,
     /// TTL in seconds.
     ttl: u32,
     /// Static record or DDNS address.
@@ -88,12 +111,17 @@ struct Entry {
 impl Entry {
     fn from_record(record: ServedRecord) -> Self {
         let record_type = match record.record_type.parse::<StaticType>() {
-            Ok(known) => Cow::Borrowed(known.as_str()),
-            Err(_) => Cow::Owned(record.record_type),
+            Ok(known) => Kind::Known(known),
+            Err(_) => Kind::Other(record.record_type.into_boxed_str()),
+        };
+        // Inline only when the text comes back exactly as stored.
+        let content = match record.content.parse::<IpAddr>() {
+            Ok(ip) if ip.to_string() == record.content => Content::Ip(ip),
+            _ => Content::Text(record.content.into_boxed_str()),
         };
         Self {
             record_type,
-            content: record.content.into_boxed_str(),
+            content,
             ttl: record.ttl,
             source: record.source,
         }
@@ -102,8 +130,11 @@ impl Entry {
     fn to_record(&self, name: &str) -> ServedRecord {
         ServedRecord {
             name: name.to_string(),
-            record_type: self.record_type.to_string(),
-            content: self.content.to_string(),
+            record_type: self.record_type.as_str().to_string(),
+            content: match &self.content {
+                Content::Ip(ip) => ip.to_string(),
+                Content::Text(text) => text.to_string(),
+            },
             ttl: self.ttl,
             source: self.source,
         }
@@ -114,7 +145,7 @@ impl Entry {
 #[derive(Debug)]
 struct ZoneEntry {
     zone: Zone,
-    names: HashMap<Box<str>, Box<[Entry]>>,
+    names: HashMap<Box<str>, Vec<Entry>>,
 }
 
 /// The index's content: every zone and every stored record, by name.
@@ -128,6 +159,10 @@ pub struct ServedState {
 
 impl ServedState {
     /// Reads everything in one read transaction of `conn`.
+    ///
+    /// Built in place, in the final maps, with one-element vectors for the usual one record
+    /// per name: building twice or letting vectors grow would double the peak at a million
+    /// names, and the allocator keeps the peak.
     fn load(conn: &Connection) -> Result<Self, StoreError> {
         let tx = conn.unchecked_transaction()?;
         let mut state = Self::default();
@@ -141,15 +176,32 @@ impl ServedState {
                 },
             );
         }
-        let mut names: HashMap<i64, HashMap<Box<str>, Vec<Entry>>> = HashMap::new();
-        let mut add = |zone_id: i64, record: ServedRecord| {
-            let name = record.name.clone().into_boxed_str();
-            names
-                .entry(zone_id)
-                .or_default()
-                .entry(name)
-                .or_default()
-                .push(Entry::from_record(record));
+        let mut counts: HashMap<i64, i64> = HashMap::new();
+        {
+            let mut per_zone =
+                tx.prepare("SELECT zone_id, count(*) FROM domains GROUP BY zone_id")?;
+            let mut rows = per_zone.query([])?;
+            while let Some(row) = rows.next()? {
+                counts.insert(row.get(0)?, row.get(1)?);
+            }
+        }
+        for (zone_id, entry) in &mut state.zones {
+            let count = counts.get(zone_id).copied().unwrap_or(0);
+            entry.names.reserve(usize::try_from(count).unwrap_or(0));
+        }
+        let mut add = |zone_id: i64, mut record: ServedRecord| {
+            let Some(zone) = state.zones.get_mut(&zone_id) else {
+                return;
+            };
+            let name = std::mem::take(&mut record.name);
+            let entry = Entry::from_record(record);
+            match zone.names.get_mut(name.as_str()) {
+                Some(entries) => entries.push(entry),
+                None => {
+                    // Exactly one slot: the usual one record per name.
+                    zone.names.insert(name.into_boxed_str(), vec![entry]);
+                }
+            }
         };
         {
             let mut statics =
@@ -170,24 +222,20 @@ impl ServedState {
             }
         }
         tx.commit()?;
-        for (zone_id, by_name) in names {
-            let Some(entry) = state.zones.get_mut(&zone_id) else {
-                continue;
-            };
-            entry.names = by_name
-                .into_iter()
-                .map(|(name, mut entries)| {
-                    // As records_at orders them: statics by id (loaded so), then DDNS by type.
-                    entries.sort_by(|a, b| {
-                        let key = |e: &Entry| match e.source {
-                            RecordSource::Dynamic => (1, e.record_type.clone()),
-                            _ => (0, Cow::Borrowed("")),
-                        };
-                        key(a).cmp(&key(b))
-                    });
-                    (name, entries.into_boxed_slice())
-                })
-                .collect();
+        for zone in state.zones.values_mut() {
+            for entries in zone.names.values_mut().filter(|entries| entries.len() > 1) {
+                // As records_at orders them: statics by id (loaded so), then DDNS by type.
+                entries.sort_by(|a, b| {
+                    fn key(e: &Entry) -> (u8, &str) {
+                        match e.source {
+                            RecordSource::Dynamic => (1, e.record_type.as_str()),
+                            _ => (0, ""),
+                        }
+                    }
+                    key(a).cmp(&key(b))
+                });
+                entries.shrink_to_fit();
+            }
         }
         Ok(state)
     }
