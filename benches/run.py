@@ -211,7 +211,9 @@ def section_dns(binary, ceiling, directory, seconds, runs):
         results = {}  # (setup, workload) -> [qps]
         latencies = {}
         setups = ["gsqlite3", "ceiling (unix)", "ours (unix)", "ours (HTTP post_json)"]
-        for setup in setups:
+        # Rounds: every setup once per round, so that drift over the minutes of a run (CPU
+        # frequency, neighbours) falls on all setups alike, not on whichever ran last.
+        for setup in [s for _ in range(runs) for s in setups]:
             port, api = free_port(), free_port()
             if setup == "gsqlite3":
                 launch = ["launch=gsqlite3", f"gsqlite3-database={gdb}"]
@@ -233,10 +235,9 @@ def section_dns(binary, ceiling, directory, seconds, runs):
                 config_dir = pdns_config(directory, re.sub(r"\W", "", setup), launch, caches, base)
                 with pdns(config_dir, port, api):
                     for workload, queries in files.items():
-                        for _ in range(runs):
-                            qps, latency = dnsperf(port, queries, seconds)
-                            results.setdefault((setup, workload), []).append(qps)
-                            latencies.setdefault((setup, workload), []).append(latency)
+                        qps, latency = dnsperf(port, queries, seconds)
+                        results.setdefault((setup, workload), []).append(qps)
+                        latencies.setdefault((setup, workload), []).append(latency)
         title = "caches off (cache-ttl=0 query-cache-ttl=0 negquery-cache-ttl=0)" if caches == "off" \
             else "caches at pdns's defaults (as pdns-conf/ ships)"
         lines += [f"### pdns {title}", "",
@@ -319,8 +320,8 @@ def section_updates(binary, floor, directory, seconds, runs):
                 "(b) good, API key, every request commits": (http, WRK_SCRIPT.format(hosts=hosts, mode="good", auth=f"Bearer {key}", zone=ZONE)),
                 "(c) nochg, same user's password": (http, WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=basic, zone=ZONE)),
             }
-            for name, (port, script) in cases.items():
-                for _ in range(runs):
+            for _ in range(runs):  # rounds, as in section_dns
+                for name, (port, script) in cases.items():
                     rows.setdefault(name, []).append(wrk(port, seconds, script, directory, name[:3].strip("()")))
             # (d): a flood of wrong passwords, with (a) measured during it.
             flood_script = WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=wrong, zone=ZONE)
