@@ -432,32 +432,51 @@ def section_freshness(binary, directory, runs):
                     "already returns the new address when \"stale first answers\" is 0.", ""]
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def section_http(binary, directory, seconds, runs):
     """pdns over HTTP (post_json), caches off: the backend keeping connections alive against
-    closing each after its answer, next to the unix socket."""
+    closing each after its answer, next to the unix socket; with the CPU each side spends per
+    DNS query, which shows what bounds the HTTP connector."""
     hosts = 100_000
     db, _ = make_store(binary, directory, hosts)
     files = query_files(directory, hosts)
     lines = ["| workload | HTTP keep-alive QPS | HTTP close QPS | unix QPS | close / keep-alive | close / unix |",
              "|---|---|---|---|---|---|"]
-    results = {}
-    for label, extra in (("keep-alive", "backend-http-keep-alive = true\n"),
-                         ("close", "backend-http-keep-alive = false\n"), ("unix", "")):
-        with ours(binary, directory, db, 'log-level = "warn"\n' + extra) as (_, backend, sock, _):
-            if label == "unix":
-                launch = ["launch=remote", f"remote-connection-string=unix:path={sock},timeout=2000"]
-            else:
-                launch = ["launch=remote", "remote-connection-string=http:url=http://127.0.0.1:"
-                          f"{backend}/dns,post=1,post_json=1,timeout=2000"]
-            port, api = free_port(), free_port()
-            base = "pdns.unix.conf" if label == "unix" else "pdns.http.conf"
-            with pdns(pdns_config(directory, f"http{label}", launch, "off", base), port, api):
-                for workload in ("hot", "random"):
-                    results[(label, workload)] = [dnsperf(port, files[workload], seconds)[0] for _ in range(runs)]
+    results, cpu = {}, {}
+    labels = ("keep-alive", "close", "unix")
+    for _ in range(runs):  # rounds, as in section_dns
+        for label, extra in (("keep-alive", "backend-http-keep-alive = true\n"),
+                             ("close", "backend-http-keep-alive = false\n"), ("unix", "")):
+            with ours(binary, directory, db, 'log-level = "warn"\n' + extra) as (_, backend, sock, proc):
+                if label == "unix":
+                    launch = ["launch=remote", f"remote-connection-string=unix:path={sock},timeout=2000"]
+                else:
+                    launch = ["launch=remote", "remote-connection-string=http:url=http://127.0.0.1:"
+                              f"{backend}/dns,post=1,post_json=1,timeout=2000"]
+                port, api = free_port(), free_port()
+                base = "pdns.unix.conf" if label == "unix" else "pdns.http.conf"
+                with pdns(pdns_config(directory, f"http{label}", launch, "off", base), port, api) as server:
+                    for workload in ("hot", "random"):
+                        before = (cpu_seconds(server.pid), cpu_seconds(proc.pid))
+                        qps = dnsperf(port, files[workload], seconds)[0]
+                        after = (cpu_seconds(server.pid), cpu_seconds(proc.pid))
+                        queries = qps * seconds
+                        results.setdefault((label, workload), []).append(qps)
+                        cpu.setdefault((label, "pdns"), []).append((after[0] - before[0]) / queries * 1e6)
+                        cpu.setdefault((label, "ours"), []).append((after[1] - before[1]) / queries * 1e6)
     for workload in ("hot", "random"):
-        m = {label: median(results[(label, workload)]) for label in ("keep-alive", "close", "unix")}
+        m = {label: median(results[(label, workload)]) for label in labels}
         lines.append(f"| {workload} | {summary(results[('keep-alive', workload)])} | {summary(results[('close', workload)])}"
                      f" | {summary(results[('unix', workload)])} | {m['close'] / m['keep-alive']:.2f} | {m['close'] / m['unix']:.2f} |")
+    lines += ["", "CPU per DNS query (µs, both workloads; from /proc during the dnsperf runs):", "",
+              "| connector | pdns_server | certadns-ddns |", "|---|---|---|"]
+    for label in labels:
+        lines.append(f"| {label} | {summary(cpu[(label, 'pdns')])} | {summary(cpu[(label, 'ours')])} |")
     return lines + [""]
 
 
