@@ -122,12 +122,17 @@ fn run_writer(store: &Store, receiver: &Receiver<Box<dyn Job>>) {
         jobs.extend(receiver.try_iter().take(MAX_BATCH - 1));
         let mut jobs = jobs.into_iter();
         let mut finishers = Vec::with_capacity(jobs.len());
-        let outcome = store.write(|tx| {
-            for job in jobs.by_ref() {
-                finishers.push(job.run(tx)?);
-            }
-            Ok(())
-        });
+        // A panicking operation must not take the writer thread down with it: the transaction
+        // rolls back as the panic unwinds, and the batch fails like any other failed batch.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.write(|tx| {
+                for job in jobs.by_ref() {
+                    finishers.push(job.run(tx)?);
+                }
+                Ok(())
+            })
+        }))
+        .unwrap_or_else(|_| Err(StoreError::Task("a write panicked".into())));
         let error = outcome.err();
         if let Some(error) = &error {
             tracing::error!(%error, "group commit failed: none of its writes was kept");
@@ -218,6 +223,25 @@ mod test {
                 "write {i}: kept exactly when it succeeded"
             );
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_write_fails_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), &StoreOptions::default()).unwrap();
+        let panicking = store
+            .write_blocking(|tx| -> Result<(), StoreError> {
+                insert_user(tx, "ghost", "g@example.com", "$x", Plan::Free, "t")?;
+                panic!("a bug in an operation")
+            })
+            .await;
+        assert!(panicking.is_err());
+        assert_eq!(user_count(&store, "ghost"), 0, "rolled back");
+        store
+            .write_blocking(|tx| insert_user(tx, "carol", "c@example.com", "$x", Plan::Free, "t"))
+            .await
+            .expect("the writer thread survived");
+        assert_eq!(user_count(&store, "carol"), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -679,33 +679,13 @@ mod test {
                     [],
                 )?;
                 let zone = get_zone_by_id(tx, zone)?.unwrap();
-                insert_record(
-                    tx,
-                    &zone,
-                    "home.dyn.example",
-                    StaticType::Txt,
-                    "\"b\"",
-                    300,
-                    "t",
-                )?;
-                insert_record(
-                    tx,
-                    &zone,
-                    "home.dyn.example",
-                    StaticType::Mx,
-                    "10 mx.example.net.",
-                    300,
-                    "t",
-                )?;
-                insert_record(
-                    tx,
-                    &zone,
-                    "dyn.example",
-                    StaticType::Mx,
-                    "5 mx.example.net.",
-                    300,
-                    "t",
-                )?;
+                for (name, record_type, content) in [
+                    ("home.dyn.example", StaticType::Txt, "\"b\""),
+                    ("home.dyn.example", StaticType::Mx, "10 mx.example.net."),
+                    ("dyn.example", StaticType::Mx, "5 mx.example.net."),
+                ] {
+                    insert_record(tx, &zone, name, record_type, content, 300, "t")?;
+                }
                 Ok(())
             })
             .unwrap();
