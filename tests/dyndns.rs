@@ -842,3 +842,53 @@ fn a_dead_pdns_api_never_turns_good_into_an_error() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("pdns cache purge failed"));
     assert!(env.stored_ip("new.dyn.example", "A").is_none());
 }
+
+/// In `serve`, the reads behind an unchanged update (the key, the host's domains) are
+/// memoised while nothing else changes. Every change must show at the next request: the
+/// daemon's own updates, and the admin CLI's changes from another process, both while the
+/// daemon has yet to notice them and after it has reloaded.
+#[test]
+fn memoised_reads_follow_every_change() {
+    let (env, seed, daemon) = started();
+    let bearer = format!("Bearer {}", seed.alice_key);
+    let update = |ip: &str| {
+        daemon.get(
+            &format!("/nic/update?hostname=home.dyn.example&myip={ip}"),
+            &[("Authorization", &bearer)],
+        )
+    };
+    let reloads = || daemon.log().matches("served index reloaded").count();
+    // After a change by the CLI: the first request finds the daemon's index stale (and reads
+    // SQLite); once the reload is done, requests use the memos again. Both must be right.
+    let after_cli_change = |expected: (u16, &str)| {
+        let before = reloads();
+        update("192.0.2.1").assert(expected.0, expected.1);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while reloads() == before {
+            assert!(Instant::now() < deadline, "the daemon never reloaded");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        update("192.0.2.1").assert(expected.0, expected.1);
+    };
+    update("192.0.2.1").assert(200, "good 192.0.2.1");
+
+    env.cli_ok(&["user", "disable", "alice"]);
+    after_cli_change((401, "badauth"));
+    env.cli_ok(&["user", "enable", "alice"]);
+    after_cli_change((200, "nochg 192.0.2.1"));
+
+    // The daemon's own changes.
+    update("192.0.2.2").assert(200, "good 192.0.2.2");
+    update("192.0.2.1").assert(200, "good 192.0.2.1");
+    update("192.0.2.1").assert(200, "nochg 192.0.2.1");
+    assert_eq!(
+        env.audit_count(),
+        3,
+        "one audit row per change, none per nochg"
+    );
+
+    env.cli_ok(&["domain", "remove", "home.dyn.example"]);
+    after_cli_change((404, "nohost"));
+    env.cli_ok(&["key", "revoke", &seed.alice_key[..11]]);
+    after_cli_change((401, "badauth"));
+}

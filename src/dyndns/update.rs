@@ -138,9 +138,8 @@ impl Updater {
         // read, leaving the "last seen" times to the write-behind. A read that fails, or a host
         // that needs a change, goes to the writer, which decides again inside its transaction.
         let addresses = plan.to_set();
-        if let Ok(Some((codes, checked))) = self
-            .store
-            .read(|conn| answer_unchanged(conn, principal.user_id, &hosts, &addresses))
+        if let Ok(Some((codes, checked))) =
+            answer_unchanged(&self.store, principal.user_id, &hosts, &addresses)
         {
             self.store
                 .note_seen(principal.key_id, &checked, &timestamp());
@@ -188,10 +187,7 @@ impl Updater {
             Some(Credentials::Bearer(key)) => {
                 let hash = auth::looks_like_api_key(&key).then(|| auth::hash_api_key(&key));
                 let found = match hash {
-                    Some(hash) => self
-                        .store
-                        .read(|conn| find_key_by_hash(conn, &hash))
-                        .map_err(store_failure)?,
+                    Some(hash) => self.store.find_key(&hash).map_err(store_failure)?,
                     None => None,
                 };
                 match found {
@@ -426,7 +422,7 @@ type Unchanged = (Vec<ReturnCode>, Vec<i64>);
 /// The answers to a request that changes nothing, read without the writer: `None` as soon as
 /// one host needs a change. Also returns the domains checked, for the write-behind.
 fn answer_unchanged(
-    conn: &rusqlite::Connection,
+    store: &Store,
     user_id: i64,
     hosts: &[HostRequest],
     addresses: &[IpAddr],
@@ -437,7 +433,7 @@ fn answer_unchanged(
         match host {
             HostRequest::Answered(code) => codes.push(*code),
             HostRequest::Pending(host) => {
-                let owned = domains::find_owned_domains(conn, user_id, host.as_str())?;
+                let owned = store.owned_domains(user_id, host.as_str())?;
                 let plan = plan_host(&owned, addresses);
                 if !plan.changes.is_empty() {
                     return Ok(None);

@@ -17,6 +17,7 @@ pub mod audit;
 mod batch;
 pub mod domains;
 pub mod keys;
+mod memo;
 pub mod records;
 mod schema;
 mod seen;
@@ -36,8 +37,12 @@ use crate::config::Synchronous;
 pub use schema::migrate;
 
 use self::batch::GroupCommit;
+use self::domains::Domain;
+use self::keys::ApiKey;
+use self::memo::Memos;
 use self::seen::Seen;
 use self::served::{ServedIndex, ServedView, Touches};
+use self::users::User;
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +118,8 @@ pub struct Store {
     group: Arc<GroupCommit>,
     /// "Last seen" times waiting for [`Store::flush_seen`] (see [`seen`]).
     seen: Arc<Seen>,
+    /// The update path's reads, memoised while the served index is current (see [`memo`]).
+    memos: Arc<Memos>,
 }
 
 impl Store {
@@ -154,6 +161,7 @@ impl Store {
             index: None,
             group: Arc::default(),
             seen: Arc::default(),
+            memos: Arc::default(),
         })
     }
 
@@ -223,6 +231,35 @@ impl Store {
         let value = operation(&tx)?;
         tx.commit()?;
         Ok(value)
+    }
+
+    /// The API key with hash `hash` and its owner ([`keys::find_key_by_hash`]), memoised in
+    /// `serve`.
+    pub fn find_key(&self, hash: &str) -> Result<Option<(ApiKey, User)>, StoreError> {
+        let stamp = self.index.as_ref().and_then(ServedIndex::stamp);
+        if let Some(hit) = stamp.and_then(|stamp| self.memos.keys.get(&hash.to_string(), stamp)) {
+            return Ok(Some(hit));
+        }
+        let found = self.read(|conn| keys::find_key_by_hash(conn, hash))?;
+        if let (Some(stamp), Some(found)) = (stamp, &found) {
+            self.memos.keys.put(hash.to_string(), stamp, found.clone());
+        }
+        Ok(found)
+    }
+
+    /// The domains of `user_id` at `fqdn` ([`domains::find_owned_domains`]), memoised in
+    /// `serve`. For decisions that a write re-checks inside its transaction.
+    pub fn owned_domains(&self, user_id: i64, fqdn: &str) -> Result<Vec<Domain>, StoreError> {
+        let stamp = self.index.as_ref().and_then(ServedIndex::stamp);
+        let key = (user_id, fqdn.to_string());
+        if let Some(hit) = stamp.and_then(|stamp| self.memos.owned.get(&key, stamp)) {
+            return Ok(hit);
+        }
+        let found = self.read(|conn| domains::find_owned_domains(conn, user_id, fqdn))?;
+        if let Some(stamp) = stamp {
+            self.memos.owned.put(key, stamp, found.clone());
+        }
+        Ok(found)
     }
 
     /// Notes that API key `key_id` (if any) was used and `domain_ids` were checked at `now`,

@@ -457,6 +457,10 @@ impl ChangeCounter {
     }
 }
 
+/// What memoised reads are checked against (see `store::memo`): the number of reloads, and of
+/// this process's writes that touched a domain, both as of a moment the index was current.
+pub(super) type Stamp = (u64, u64);
+
 /// No commit count: `expected` when no write of ours is in flight.
 const NONE: u64 = u64::MAX;
 
@@ -474,6 +478,10 @@ pub struct ServedIndex {
     writer: Mutex<()>,
     /// A reload thread is running.
     reloading: AtomicBool,
+    /// Reloads so far: each may follow any change by another writer.
+    reloads: AtomicU64,
+    /// Writes of this process that touched a `domains` row.
+    domain_writes: AtomicU64,
     /// The rows each write touches.
     touches: Arc<Touches>,
     /// A connection of the index's own, for reloads. Also keeps the `-shm` file open, and with
@@ -498,6 +506,8 @@ impl ServedIndex {
             expected: AtomicU64::new(NONE),
             writer: Mutex::new(()),
             reloading: AtomicBool::new(false),
+            reloads: AtomicU64::new(0),
+            domain_writes: AtomicU64::new(0),
             touches,
             conn: Mutex::new(conn),
         };
@@ -524,6 +534,22 @@ impl ServedIndex {
             || count == self.expected.load(Ordering::Acquire)
         {
             return Some(self.state.read().unwrap_or_else(PoisonError::into_inner));
+        }
+        self.request_reload();
+        None
+    }
+
+    /// The stamp for memoised reads if the index is current, else `None` (read SQLite) after
+    /// asking for a reload. Taken before the read it vouches for.
+    pub(super) fn stamp(self: &Arc<Self>) -> Option<Stamp> {
+        let count = self.counter.get();
+        if count == self.validated.load(Ordering::Acquire)
+            || count == self.expected.load(Ordering::Acquire)
+        {
+            return Some((
+                self.reloads.load(Ordering::Acquire),
+                self.domain_writes.load(Ordering::Acquire),
+            ));
         }
         self.request_reload();
         None
@@ -559,6 +585,8 @@ impl ServedIndex {
         let count = self.counter.get();
         let state = ServedState::load(&lock(&self.conn))?;
         *self.state.write().unwrap_or_else(PoisonError::into_inner) = state;
+        // Before `validated`: whoever sees the index current again sees the new stamp.
+        self.reloads.fetch_add(1, Ordering::AcqRel);
         self.validated.store(count, Ordering::Release);
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -595,6 +623,13 @@ impl ServedIndex {
         }
         let committed = tx.commit();
         let after = self.counter.get();
+        if touches
+            .iter()
+            .any(|touch| matches!(touch, Touch::Domain(_)))
+        {
+            // Before `validated`, as in `reload`.
+            self.domain_writes.fetch_add(1, Ordering::AcqRel);
+        }
         match delta {
             Some(delta) if committed.is_ok() => {
                 if after == before {
