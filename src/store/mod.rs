@@ -10,9 +10,9 @@
 //! in-memory database. The store knows nothing of HTTP or of the dyndns2 protocol.
 //!
 //! What `serve` adds for speed, none of which can show a client anything older than the last
-//! commit: [`served`], the in-memory index that backend lookups read; [`memo`], the update
-//! path's reads, remembered under the index's stamp; [`batch`], group commit of concurrent
-//! writes on one writer thread; [`seen`], the write-behind for "last seen" times.
+//! commit: [`served`], the in-memory index that backend lookups read; `memo`, the update
+//! path's reads, remembered under the index's stamp; `batch`, group commit of concurrent
+//! writes on one writer thread; `seen`, the write-behind for "last seen" times.
 
 pub mod audit;
 mod batch;
@@ -286,7 +286,7 @@ impl Store {
 
     /// [`Store::write`] for async callers, on the store's writer thread: writes that arrive
     /// together share one transaction and one commit, each in a savepoint of its own (see
-    /// [`batch`]). Each returns after the commit that holds it.
+    /// `batch`). Each returns after the commit that holds it.
     pub async fn write_blocking<T: Send + 'static>(
         &self,
         operation: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,

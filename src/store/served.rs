@@ -12,7 +12,7 @@
 //!   documented in <https://sqlite.org/walformat.html>, written before a commit returns). The
 //!   index maps that word and remembers the count it reflects (`validated`). A lookup first
 //!   compares the two: one memory read.
-//! * Writes of this process go through [`ServedIndex::write`]: under one mutex, it notes the
+//! * Writes of this process go through `ServedIndex::write`: under one mutex, it notes the
 //!   count after `BEGIN IMMEDIATE` (no one else can commit until we do), lets the operation
 //!   run, reads back from inside the transaction the rows it touched (an SQLite update hook
 //!   names them), commits, and applies that to the map before the caller can answer anyone.
