@@ -60,12 +60,20 @@ impl TestEnv {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the CLI");
-        child
+        let written = child
             .stdin
             .take()
             .expect("piped stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
+            .write_all(stdin.as_bytes());
+        // A CLI that refuses its arguments exits without reading its input: a broken pipe
+        // here is that refusal, which the caller checks in the output.
+        if let Err(error) = written {
+            assert_eq!(
+                error.kind(),
+                std::io::ErrorKind::BrokenPipe,
+                "write stdin: {error}"
+            );
+        }
         child.wait_with_output().expect("CLI runs")
     }
 
