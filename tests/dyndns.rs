@@ -63,8 +63,10 @@ fn good_then_nochg_with_basic_password() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    // Stopping the daemon writes what is still pending: a nochg right before SIGTERM.
+    // Stopping the daemon writes what is still pending: a nochg right before SIGTERM (2 ms
+    // on, so that its time differs from the last one written at millisecond precision).
     let before_stop = checked();
+    std::thread::sleep(std::time::Duration::from_millis(2));
     daemon
         .update_basic(
             "alice",
