@@ -75,3 +75,73 @@ impl Seen {
         }
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::store::test_connection;
+
+    #[test]
+    fn a_failed_flush_keeps_its_times_without_overwriting_newer_ones() {
+        let seen = Seen::default();
+        seen.note(Some(1), &[10, 11], "2026-01-01T00:00:01.000Z");
+        let taken = seen.take().expect("something noted");
+        assert!(seen.take().is_none(), "taken means emptied");
+        seen.note(None, &[10], "2026-01-01T00:00:02.000Z");
+        seen.restore(taken);
+        let pending = seen.take().unwrap();
+        assert_eq!(pending.keys[&1], "2026-01-01T00:00:01.000Z");
+        assert_eq!(
+            pending.domains[&10], "2026-01-01T00:00:02.000Z",
+            "newer kept"
+        );
+        assert_eq!(pending.domains[&11], "2026-01-01T00:00:01.000Z");
+    }
+
+    #[test]
+    fn writing_never_moves_a_time_back() {
+        use crate::model::{DomainName, Plan, RecordType};
+        use crate::store::domains::insert_domain;
+        use crate::store::users::insert_user;
+        use crate::store::zones::{SoaTimers, insert_zone};
+        let conn = test_connection();
+        let name = |text: &str| text.parse::<DomainName>().unwrap();
+        let zone = insert_zone(
+            &conn,
+            &name("dyn.example"),
+            &[name("ns.example")],
+            None,
+            SoaTimers::default(),
+            "t",
+        )
+        .unwrap();
+        let user = insert_user(&conn, "alice", "a@example.com", "$phc", Plan::Plus, "t").unwrap();
+        let domain = insert_domain(
+            &conn,
+            &name("h.dyn.example"),
+            user,
+            zone,
+            RecordType::A,
+            "t",
+        )
+        .unwrap();
+        let checked = || -> String {
+            conn.query_row(
+                "SELECT last_checked_at FROM domains WHERE id = ?1",
+                [domain],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let at = |time: &str| {
+            let seen = Seen::default();
+            seen.note(None, &[domain], time);
+            seen.take().unwrap().write(&conn).unwrap();
+        };
+        at("2026-01-01T00:00:05.000Z");
+        at("2026-01-01T00:00:03.000Z");
+        assert_eq!(checked(), "2026-01-01T00:00:05.000Z");
+        at("2026-01-01T00:00:07.000Z");
+        assert_eq!(checked(), "2026-01-01T00:00:07.000Z");
+    }
+}
