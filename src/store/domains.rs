@@ -195,7 +195,7 @@ mod test {
     use crate::store::audit::history;
     use crate::store::test_connection;
     use crate::store::users::insert_user;
-    use crate::store::zones::{SoaTimers, insert_zone, list_zones};
+    use crate::store::zones::list_zones;
 
     fn name(text: &str) -> DomainName {
         text.parse().unwrap()
@@ -203,15 +203,7 @@ mod test {
 
     /// A zone `dyn.example` and users alice and bob; returns (zone, alice, bob) ids.
     fn seed(conn: &Connection) -> (i64, i64, i64) {
-        let zone = insert_zone(
-            conn,
-            &name("dyn.example"),
-            &[name("ns.example")],
-            None,
-            SoaTimers::default(),
-            "t",
-        )
-        .unwrap();
+        let zone = crate::store::test_zone(conn);
         let alice =
             insert_user(conn, "alice", "alice@example.com", "$phc", Plan::Plus, "t").unwrap();
         let bob = insert_user(conn, "bob", "bob@example.com", "$phc", Plan::Free, "t").unwrap();

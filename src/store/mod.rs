@@ -367,6 +367,25 @@ fn test_connection() -> Connection {
     conn
 }
 
+/// Zone `dyn.example` (name server `ns.example`, default timers) on `conn`, for the
+/// submodules' tests; returns its id.
+#[cfg(test)]
+fn test_zone(conn: &Connection) -> i64 {
+    let name = |text: &str| {
+        text.parse::<crate::model::DomainName>()
+            .expect("a valid name")
+    };
+    zones::insert_zone(
+        conn,
+        &name("dyn.example"),
+        &[name("ns.example")],
+        None,
+        zones::SoaTimers::default(),
+        "t",
+    )
+    .expect("the zone is added")
+}
+
 #[cfg(test)]
 mod test {
     use super::*;

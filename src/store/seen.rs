@@ -102,19 +102,11 @@ mod test {
     fn writing_never_moves_a_time_back() {
         use crate::model::{DomainName, Plan, RecordType};
         use crate::store::domains::insert_domain;
+        use crate::store::test_zone;
         use crate::store::users::insert_user;
-        use crate::store::zones::{SoaTimers, insert_zone};
         let conn = test_connection();
         let name = |text: &str| text.parse::<DomainName>().unwrap();
-        let zone = insert_zone(
-            &conn,
-            &name("dyn.example"),
-            &[name("ns.example")],
-            None,
-            SoaTimers::default(),
-            "t",
-        )
-        .unwrap();
+        let zone = test_zone(&conn);
         let user = insert_user(&conn, "alice", "a@example.com", "$phc", Plan::Plus, "t").unwrap();
         let domain = insert_domain(
             &conn,

@@ -246,6 +246,7 @@ pub fn bump_serial(conn: &Connection, zone_id: i64, now: &str) -> Result<(), Sto
 mod test {
     use super::*;
     use crate::store::test_connection;
+    use crate::store::test_zone;
 
     fn name(text: &str) -> DomainName {
         text.parse().unwrap()
@@ -291,15 +292,7 @@ mod test {
             "t",
         )
         .unwrap();
-        insert_zone(
-            &conn,
-            &name("dyn.example"),
-            &[name("ns.example")],
-            None,
-            SoaTimers::default(),
-            "t",
-        )
-        .unwrap();
+        test_zone(&conn);
         let zone = |text: &str| {
             find_enclosing_zone(&conn, name(text).as_str())
                 .unwrap()
@@ -314,15 +307,7 @@ mod test {
     #[test]
     fn serial_increases_and_wraps() {
         let conn = test_connection();
-        let id = insert_zone(
-            &conn,
-            &name("dyn.example"),
-            &[name("ns.example")],
-            None,
-            SoaTimers::default(),
-            "t",
-        )
-        .unwrap();
+        let id = test_zone(&conn);
         let serial = |conn: &Connection| -> u32 {
             conn.query_row("SELECT serial FROM zones WHERE id = ?1", [id], |r| r.get(0))
                 .unwrap()
