@@ -106,19 +106,21 @@ fn render(subject: &Subject, base: &str) -> String {
     ));
     line(String::new());
     line("cURL / script".into());
+    let credential = if uses_keys {
+        "an API key"
+    } else {
+        "your account password"
+    };
+    line(format!(
+        "  With {credential}, Basic auth, and an explicit address:"
+    ));
+    line(format!(
+        "    curl -u \"{owner}:{secret}\" \"{base}/nic/update?hostname={fqdn}&myip={example_ip}\""
+    ));
     if uses_keys {
-        line("  With an API key, Basic auth, and an explicit address:".into());
-        line(format!(
-            "    curl -u \"{owner}:{secret}\" \"{base}/nic/update?hostname={fqdn}&myip={example_ip}\""
-        ));
         line("  With an API key as Bearer token:".into());
         line(format!(
             "    curl -H \"Authorization: Bearer {secret}\" \"{base}/nic/update?hostname={fqdn}&myip={example_ip}\""
-        ));
-    } else {
-        line("  With your account password, Basic auth, and an explicit address:".into());
-        line(format!(
-            "    curl -u \"{owner}:{secret}\" \"{base}/nic/update?hostname={fqdn}&myip={example_ip}\""
         ));
     }
     line("  Detecting the address (leave out myip; the address you connect from is used):".into());

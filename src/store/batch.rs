@@ -10,12 +10,12 @@
 //! Every caller still gets its answer only after the commit that holds its write.
 
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock};
 
 use rusqlite::Transaction;
 use tokio::sync::oneshot;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, lock};
 
 /// Most operations in one transaction: bounds the time the write lock is held.
 const MAX_BATCH: usize = 256;
@@ -89,9 +89,7 @@ impl GroupCommit {
         let (reply, receiver) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(Pending { operation, reply });
         let queue = self.queue.get_or_init(|| Mutex::new(start_writer(store)));
-        queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(queue)
             .send(job)
             .map_err(|_| StoreError::Task("the writer thread has stopped".into()))?;
         receiver

@@ -10,12 +10,13 @@
 
 use std::hash::Hash;
 use std::num::NonZeroUsize;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use super::domains::Domain;
 use super::keys::ApiKey;
 use super::served::Stamp;
 use super::users::User;
+use super::{StoreError, lock};
 
 /// Entries kept per memo: the routers active in the last few minutes, roughly.
 const CAPACITY: NonZeroUsize = NonZeroUsize::new(16_384).expect("not zero");
@@ -33,27 +34,36 @@ impl<K: Hash + Eq, V: Clone> Memo<K, V> {
         }
     }
 
-    /// The value read under `stamp`, if any.
-    pub(super) fn get(&self, key: &K, stamp: Stamp) -> Option<V> {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        match entries.get(key) {
-            Some((read_under, value)) if *read_under == stamp => Some(value.clone()),
-            _ => None,
+    /// The value for `key`: remembered if it was read under `stamp`, else `read` (and then
+    /// remembered under `stamp` if `keep` says so). Without a stamp, always `read`.
+    pub(super) fn get_or_read(
+        &self,
+        key: K,
+        stamp: Option<Stamp>,
+        read: impl FnOnce() -> Result<V, StoreError>,
+        keep: impl FnOnce(&V) -> bool,
+    ) -> Result<V, StoreError> {
+        let Some(stamp) = stamp else {
+            return read();
+        };
+        if let Some((read_under, value)) = lock(&self.entries).get(&key) {
+            if *read_under == stamp {
+                return Ok(value.clone());
+            }
         }
-    }
-
-    /// Remembers `value`, read after `stamp` was taken.
-    pub(super) fn put(&self, key: K, stamp: Stamp, value: V) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.put(key, (stamp, value));
+        let value = read()?;
+        if keep(&value) {
+            lock(&self.entries).put(key, (stamp, value.clone()));
+        }
+        Ok(value)
     }
 }
 
 /// The store's memos.
 #[derive(Debug)]
 pub(super) struct Memos {
-    /// API keys (with their owner) by key hash; unknown hashes are not kept.
-    pub(super) keys: Memo<String, (ApiKey, User)>,
+    /// API keys (with their owner) by key hash.
+    pub(super) keys: Memo<String, Option<(ApiKey, User)>>,
     /// A user's domains at a name, by (user id, name).
     pub(super) owned: Memo<(i64, String), Vec<Domain>>,
 }

@@ -27,7 +27,7 @@ pub mod users;
 pub mod zones;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -235,32 +235,31 @@ impl Store {
     }
 
     /// The API key with hash `hash` and its owner ([`keys::find_key_by_hash`]), memoised in
-    /// `serve`.
+    /// `serve` (unknown hashes are not kept).
     pub fn find_key(&self, hash: &str) -> Result<Option<(ApiKey, User)>, StoreError> {
-        let stamp = self.index.as_ref().and_then(ServedIndex::stamp);
-        if let Some(hit) = stamp.and_then(|stamp| self.memos.keys.get(&hash.to_string(), stamp)) {
-            return Ok(Some(hit));
-        }
-        let found = self.read(|conn| keys::find_key_by_hash(conn, hash))?;
-        if let (Some(stamp), Some(found)) = (stamp, &found) {
-            self.memos.keys.put(hash.to_string(), stamp, found.clone());
-        }
-        Ok(found)
+        self.memos.keys.get_or_read(
+            hash.to_string(),
+            self.memo_stamp(),
+            || self.read(|conn| keys::find_key_by_hash(conn, hash)),
+            Option::is_some,
+        )
     }
 
     /// The domains of `user_id` at `fqdn` ([`domains::find_owned_domains`]), memoised in
     /// `serve`. For decisions that a write re-checks inside its transaction.
     pub fn owned_domains(&self, user_id: i64, fqdn: &str) -> Result<Vec<Domain>, StoreError> {
-        let stamp = self.index.as_ref().and_then(ServedIndex::stamp);
-        let key = (user_id, fqdn.to_string());
-        if let Some(hit) = stamp.and_then(|stamp| self.memos.owned.get(&key, stamp)) {
-            return Ok(hit);
-        }
-        let found = self.read(|conn| domains::find_owned_domains(conn, user_id, fqdn))?;
-        if let Some(stamp) = stamp {
-            self.memos.owned.put(key, stamp, found.clone());
-        }
-        Ok(found)
+        self.memos.owned.get_or_read(
+            (user_id, fqdn.to_string()),
+            self.memo_stamp(),
+            || self.read(|conn| domains::find_owned_domains(conn, user_id, fqdn)),
+            |_| true,
+        )
+    }
+
+    /// The served index's stamp for memoised reads; `None` without an index or while it is
+    /// not current.
+    fn memo_stamp(&self) -> Option<served::Stamp> {
+        self.index.as_ref().and_then(ServedIndex::stamp)
     }
 
     /// Notes that API key `key_id` (if any) was used and `domain_ids` were checked at `now`,
@@ -293,6 +292,12 @@ impl Store {
     ) -> Result<T, StoreError> {
         self.group.write(self, operation).await
     }
+}
+
+/// Locks `mutex`, ignoring poisoning: the store's in-memory state behind mutexes (queues, maps
+/// of times or memos) stays consistent even if a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Creates `path` empty with mode 0600 if it does not exist. The file holds password hashes;

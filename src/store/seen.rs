@@ -7,13 +7,13 @@
 //! or an audit row: every change of an address is written before it is answered.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use rusqlite::Connection;
 
-use super::StoreError;
 use super::domains::touch_checked;
 use super::keys::touch_key;
+use super::{StoreError, lock};
 
 /// The times noted since the last flush.
 #[derive(Debug, Default)]
@@ -49,7 +49,7 @@ impl Pending {
 impl Seen {
     /// Notes that `key_id` (if any) and `domain_ids` were used or checked at `now`.
     pub(super) fn note(&self, key_id: Option<i64>, domain_ids: &[i64], now: &str) {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pending = lock(&self.pending);
         if let Some(key_id) = key_id {
             pending.keys.insert(key_id, now.to_string());
         }
@@ -60,13 +60,13 @@ impl Seen {
 
     /// Takes everything noted so far; `None` when there is nothing.
     pub(super) fn take(&self) -> Option<Pending> {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pending = lock(&self.pending);
         (!pending.is_empty()).then(|| std::mem::take(&mut *pending))
     }
 
     /// Puts back what a failed flush took, keeping newer times noted meanwhile.
     pub(super) fn restore(&self, taken: Pending) {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pending = lock(&self.pending);
         for (id, at) in taken.keys {
             pending.keys.entry(id).or_insert(at);
         }

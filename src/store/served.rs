@@ -29,17 +29,19 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use rusqlite::hooks::Action;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::StoreError;
 use super::records::{
     RecordSource, ServedRecord, dynamic_from_row, records_at, static_from_row, stored_records_at,
 };
-use super::zones::{Zone, find_enclosing_zone, get_zone_by_id, get_zone_by_name, list_zones};
+use super::zones::{
+    Zone, find_enclosing_zone, get_zone_by_id, get_zone_by_name, list_zones, nearest_suffix,
+};
+use super::{StoreError, lock};
 use crate::model::rdata::StaticType;
 
 /// What a lookup reads: zones and the records at a name. Implemented by a SQLite connection
@@ -276,16 +278,7 @@ impl ServedView for ServedState {
     }
 
     fn enclosing_zone(&self, name: &str) -> Result<Option<Cow<'_, Zone>>, StoreError> {
-        let mut suffix = name;
-        loop {
-            if let Some(zone) = self.zone_by_name(suffix)? {
-                return Ok(Some(zone));
-            }
-            match suffix.split_once('.') {
-                Some((_, parent)) => suffix = parent,
-                None => return Ok(None),
-            }
-        }
+        nearest_suffix(name, |suffix| self.zone_by_name(suffix))
     }
 
     fn records_at(&self, zone: &Zone, name: &str) -> Result<Vec<ServedRecord>, StoreError> {
@@ -526,33 +519,33 @@ impl ServedIndex {
         Ok(index)
     }
 
-    /// The index's state if it reflects every commit so far, else `None` (read SQLite) after
-    /// asking for a reload.
-    pub(super) fn snapshot(self: &Arc<Self>) -> Option<RwLockReadGuard<'_, ServedState>> {
+    /// Whether the index reflects every commit so far (or all but our own commit in flight,
+    /// which no one has been answered about yet). If not, asks for a reload.
+    fn is_current(self: &Arc<Self>) -> bool {
         let count = self.counter.get();
-        if count == self.validated.load(Ordering::Acquire)
-            || count == self.expected.load(Ordering::Acquire)
-        {
-            return Some(self.state.read().unwrap_or_else(PoisonError::into_inner));
+        let current = count == self.validated.load(Ordering::Acquire)
+            || count == self.expected.load(Ordering::Acquire);
+        if !current {
+            self.request_reload();
         }
-        self.request_reload();
-        None
+        current
     }
 
-    /// The stamp for memoised reads if the index is current, else `None` (read SQLite) after
-    /// asking for a reload. Taken before the read it vouches for.
+    /// The index's state if it is current, else `None` (read SQLite).
+    pub(super) fn snapshot(self: &Arc<Self>) -> Option<RwLockReadGuard<'_, ServedState>> {
+        self.is_current()
+            .then(|| self.state.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The stamp for memoised reads if the index is current, else `None` (read SQLite). Taken
+    /// before the read it vouches for.
     pub(super) fn stamp(self: &Arc<Self>) -> Option<Stamp> {
-        let count = self.counter.get();
-        if count == self.validated.load(Ordering::Acquire)
-            || count == self.expected.load(Ordering::Acquire)
-        {
-            return Some((
+        self.is_current().then(|| {
+            (
                 self.reloads.load(Ordering::Acquire),
                 self.domain_writes.load(Ordering::Acquire),
-            ));
-        }
-        self.request_reload();
-        None
+            )
+        })
     }
 
     /// Starts a background reload unless one is running.
@@ -650,11 +643,6 @@ impl ServedIndex {
         committed?;
         Ok(value)
     }
-}
-
-/// Locks `mutex`, ignoring poisoning: the data behind these mutexes stays consistent.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

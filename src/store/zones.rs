@@ -218,10 +218,20 @@ pub fn list_zones(conn: &Connection) -> Result<Vec<Zone>, StoreError> {
 pub fn find_enclosing_zone(conn: &Connection, name: &str) -> Result<Option<Zone>, StoreError> {
     let mut statement =
         conn.prepare_cached(&format!("SELECT {ZONE_COLUMNS} FROM zones WHERE name = ?1"))?;
+    nearest_suffix(name, |suffix| {
+        Ok(statement.query_row([suffix], zone_from_row).optional()?)
+    })
+}
+
+/// The first of `name` and its parents, nearest first, for which `find` finds something.
+pub(super) fn nearest_suffix<T>(
+    name: &str,
+    mut find: impl FnMut(&str) -> Result<Option<T>, StoreError>,
+) -> Result<Option<T>, StoreError> {
     let mut suffix = name;
     loop {
-        if let Some(zone) = statement.query_row([suffix], zone_from_row).optional()? {
-            return Ok(Some(zone));
+        if let Some(found) = find(suffix)? {
+            return Ok(Some(found));
         }
         match suffix.split_once('.') {
             Some((_, parent)) => suffix = parent,
