@@ -86,10 +86,12 @@ pub struct Config {
     pub backend_listen: SocketAddr,
     /// Path of the PowerDNS remote backend's unix socket; none by default.
     pub backend_socket: Option<PathBuf>,
-    /// Keep pdns's HTTP connections to the backend open between calls. Off by default: pdns
-    /// waits 1 ms before reusing a kept-alive connection, and a closed one ends that wait at
-    /// once (2.7x the queries per second in BENCHMARKS.md).
-    pub backend_http_keep_alive: bool,
+    /// Address of the backend's line-JSON TCP listener, which `certadns-ddns relay` (pdns's
+    /// `pipe` connector on another host) connects to; none by default.
+    pub backend_tcp_listen: Option<SocketAddr>,
+    /// Networks allowed to connect to the backend's network listeners (HTTP and TCP); unset
+    /// means loopback only, and then both listeners must be on loopback.
+    pub backend_allow_from: Option<Vec<IpNet>>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Answer every dyndns2 code with HTTP 200 (ddclient ignores non-2xx answers but 401).
@@ -142,7 +144,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             backend_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             backend_socket: None,
-            backend_http_keep_alive: false,
+            backend_tcp_listen: None,
+            backend_allow_from: None,
             trusted_proxies: [
                 "127.0.0.0/8",
                 "::1/128",
@@ -221,7 +224,29 @@ impl Config {
                 "read timeouts must be at least 1 second".into(),
             ));
         }
+        if self.backend_allow_from.is_none() {
+            let exposed = std::iter::once(self.backend_listen)
+                .chain(self.backend_tcp_listen)
+                .find(|address| !address.ip().is_loopback());
+            if let Some(address) = exposed {
+                return Err(ConfigError::Invalid(format!(
+                    "the backend listens on {address}, beyond loopback, but backend-allow-from \
+                     is not set: list the networks of your pdns servers (the backend serves \
+                     every zone in full to whoever connects)"
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// Who may connect to the backend's network listeners: `backend-allow-from`, or loopback.
+    pub fn backend_allowed(&self) -> Vec<IpNet> {
+        self.backend_allow_from.clone().unwrap_or_else(|| {
+            ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .map(|net| net.parse().expect("valid loopback CIDR"))
+                .collect()
+        })
     }
 
     /// [`Config::busy_timeout_ms`] as a duration.
@@ -291,5 +316,31 @@ mod test {
         assert!(Config::from_toml("synchronous = \"off\"").is_err());
         assert!(Config::from_toml("max-header-bytes = 100").is_err());
         assert!(Config::from_toml("trusted-proxies = [\"not a net\"]").is_err());
+    }
+
+    #[test]
+    fn a_backend_beyond_loopback_needs_an_explicit_allow_list() {
+        let defaults = Config::default();
+        assert!(
+            defaults
+                .backend_allowed()
+                .iter()
+                .all(|net| net.addr().is_loopback())
+        );
+        for exposed in [
+            "backend-listen = \"0.0.0.0:8081\"",
+            "backend-listen = \"[::]:8081\"",
+            "backend-tcp-listen = \"192.0.2.1:8083\"",
+        ] {
+            let error = Config::from_toml(exposed).unwrap_err().to_string();
+            assert!(error.contains("backend-allow-from"), "{exposed}: {error}");
+            let allowed = format!("{exposed}\nbackend-allow-from = [\"192.0.2.0/24\"]");
+            let config = Config::from_toml(&allowed).unwrap();
+            assert_eq!(
+                config.backend_allowed(),
+                ["192.0.2.0/24".parse::<IpNet>().unwrap()]
+            );
+        }
+        assert!(Config::from_toml("backend-tcp-listen = \"127.0.0.1:8083\"").is_ok());
     }
 }

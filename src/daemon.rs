@@ -1,23 +1,25 @@
 //! The `serve` process: open the store, bind every listener (update endpoints, PowerDNS
-//! backend over HTTP and optionally a unix socket), serve, and shut down cleanly.
+//! backend over HTTP, and optionally a unix socket and a line-JSON TCP listener for relays),
+//! serve, and shut down cleanly.
 //!
 //! Listeners are bound before anything is spawned, so a bad address fails the start with a
 //! clear message instead of a half-running service. SIGTERM and SIGINT stop accepting, let
 //! in-flight requests finish (bounded by `shutdown-grace-secs`) and exit 0.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::PasswordCache;
-use crate::backend::{Backend, BackendHttpService, bind_unix, serve_unix};
+use crate::backend::{Backend, BackendHttpService, bind_unix, serve_tcp, serve_unix};
 use crate::config::Config;
 use crate::dyndns::abuse::{AuthThrottle, UpdateRateGuard};
 use crate::dyndns::update::{Guards, Updater};
 use crate::dyndns::{ServiceOptions, UpdateService};
-use crate::net::{ServerOptions, serve_http};
+use crate::net::{AllowList, ServerOptions, serve_http};
 use crate::purge::Purger;
 use crate::store::{Store, StoreError, StoreOptions};
 
@@ -83,6 +85,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     // Bind everything before spawning anything: a bad address fails the start as a whole.
     let (listener, local) = bind_tcp(config.listen).await?;
     let (backend_listener, backend_local) = bind_tcp(config.backend_listen).await?;
+    let tcp_listener = match config.backend_tcp_listen {
+        Some(address) => Some(bind_tcp(address).await?),
+        None => None,
+    };
     let unix_listener = match &config.backend_socket {
         Some(path) => Some(bind_unix(path).map_err(|source| DaemonError::BindUnix {
             path: path.display().to_string(),
@@ -134,10 +140,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     );
     let server_options = ServerOptions {
         max_connections: config.max_connections,
-        header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+        header_read_timeout: Some(Duration::from_secs(config.header_read_timeout_secs)),
+        first_byte_timeout: None,
         max_header_bytes: config.max_header_bytes,
         shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
-        keep_alive: true,
+        allow_from: None,
+        tcp_keepalive: false,
     };
     let (stop, stopped) = watch::channel(false);
     let flusher = tokio::spawn(flush_seen_until_stopped(
@@ -161,8 +169,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         let service = backend_http.clone();
         async move { service.handle(request).await }
     };
+    let backend_allowed = Arc::new(AllowList::new(config.backend_allowed(), "backend"));
+    // pdns reuses its connections and must never find one closed under it (see net.rs): no
+    // idle limit once a connection has spoken, keepalive probes instead.
     let backend_options = ServerOptions {
-        keep_alive: config.backend_http_keep_alive,
+        header_read_timeout: None,
+        first_byte_timeout: Some(Duration::from_secs(config.header_read_timeout_secs)),
+        allow_from: Some(Arc::clone(&backend_allowed)),
+        tcp_keepalive: true,
         ..server_options
     };
     servers.push(tokio::spawn(serve_http(
@@ -172,6 +186,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         stopped.clone(),
     )));
     tracing::info!("listening on backend=http://{backend_local}/dns");
+    if let Some((tcp_listener, tcp_local)) = tcp_listener {
+        servers.push(tokio::spawn(serve_tcp(
+            tcp_listener,
+            backend_allowed,
+            backend.clone(),
+            stopped.clone(),
+        )));
+        tracing::info!("listening on backend=tcp://{tcp_local}");
+    }
     if let (Some(unix_listener), Some(path)) = (unix_listener, &config.backend_socket) {
         servers.push(tokio::spawn(serve_unix(
             unix_listener,

@@ -12,10 +12,13 @@
 //! * [`store`]: the SQLite store, migrations and one file of SQL per table family; the served
 //!   index, group commit and last-seen write-behind of `serve`.
 //! * [`dyndns`]: the dyndns2 HTTP endpoints: request parsing, update logic, answer codes.
-//! * [`backend`]: the PowerDNS remote backend (HTTP and unix connectors) over the same store.
+//! * [`backend`]: the PowerDNS remote backend (HTTP, unix socket, and TCP for relays) over the
+//!   same store.
 //! * [`net`]: the HTTP/1.1 accept loop with its limits and graceful drain.
 //! * [`purge`]: asking pdns front-ends (HTTP API) to drop cached answers for changed names.
 //! * [`daemon`]: `serve`: binds, serves, shuts down on SIGTERM/SIGINT.
+//! * [`relay`]: `relay`: pdns's `pipe` connector on another host, carried to the backend over
+//!   TCP.
 //! * [`cli`]: the admin commands (`zone`, `user`, `key`, `domain`, `history`, `serve`).
 //! * [`log`]: tracing setup.
 
@@ -29,4 +32,5 @@ pub mod log;
 pub mod model;
 pub mod net;
 pub mod purge;
+pub mod relay;
 pub mod store;

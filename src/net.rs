@@ -1,13 +1,22 @@
-//! The one HTTP/1.1 accept loop: connection cap, header timeout, head-size cap, graceful drain.
+//! The one HTTP/1.1 accept loop: connection cap, allow list, header timeout, head-size cap,
+//! graceful drain; and the allow list the backend's other network listener shares.
 //!
 //! Knows nothing of what it serves: it hands each request and its TCP peer to a handler.
 //! HTTP/1 only, because every dyndns2 client (and pdns's HTTP connector) speaks HTTP/1.x.
+//!
+//! Connections are always kept alive between requests. pdns's HTTP connector depends on it:
+//! before reusing a connection it waits 1 ms for a sign that the server closed it, and when
+//! our close arrives later than that it writes its next request into a dead connection and
+//! fails the query (or, in its communicator thread, exits). So a listener serving pdns never
+//! closes a connection by itself: no header timeout once the first byte came (`header_read_timeout:
+//! None`), only TCP keepalive to notice a peer that vanished.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -17,7 +26,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use ipnet::IpNet;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 /// Limits of the accept loop.
@@ -25,15 +35,99 @@ use tokio::sync::{Semaphore, watch};
 pub struct ServerOptions {
     /// Most connections open at once; further ones wait in the listen backlog.
     pub max_connections: usize,
-    /// Time allowed for each request head to arrive, which also bounds idle keep-alive.
-    pub header_read_timeout: Duration,
+    /// Time allowed for each request head to arrive, which also bounds idle keep-alive; None
+    /// for no limit (a listener serving pdns must never close an idle connection itself).
+    pub header_read_timeout: Option<Duration>,
+    /// Time allowed from accepting a connection to its first byte; None for no limit.
+    pub first_byte_timeout: Option<Duration>,
     /// Largest request head, in bytes (hyper's read buffer; at least 8192).
     pub max_header_bytes: usize,
     /// How long in-flight requests may take after shutdown is asked.
     pub shutdown_grace: Duration,
-    /// Keep connections open between requests (HTTP/1.1 keep-alive); when false, every answer
-    /// carries `Connection: close` and the connection ends after it.
-    pub keep_alive: bool,
+    /// Only these peers are served; others are closed as soon as accepted. None: everyone.
+    pub allow_from: Option<Arc<AllowList>>,
+    /// Send TCP keepalive probes on idle connections, so that a peer gone without a word
+    /// (host down, network cut) frees its connection.
+    pub tcp_keepalive: bool,
+}
+
+/// The networks a listener serves, and a refusal log that cannot be flooded.
+#[derive(Debug)]
+pub struct AllowList {
+    /// The allowed networks.
+    networks: Vec<IpNet>,
+    /// What the listener is, for the log (`backend`).
+    listener: &'static str,
+    /// The second (Unix time) of the last refusal logged.
+    last_logged: AtomicU64,
+    /// Refusals not logged since then.
+    unlogged: AtomicU64,
+}
+
+impl AllowList {
+    /// Serves peers in `networks`; `listener` names the listener in log lines.
+    pub fn new(networks: Vec<IpNet>, listener: &'static str) -> Self {
+        Self {
+            networks,
+            listener,
+            last_logged: AtomicU64::new(0),
+            unlogged: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether `peer` may connect (an IPv4-mapped IPv6 peer counts as its IPv4 address).
+    pub fn permits(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.networks.iter().any(|network| network.contains(&peer))
+    }
+
+    /// Checks `peer`; a refusal is logged at warn, at most one line a second (the line says
+    /// how many were refused since the last one), so a flood of refused connections cannot
+    /// flood the log.
+    pub fn check(&self, peer: SocketAddr) -> bool {
+        if self.permits(peer.ip()) {
+            return true;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let last = self.last_logged.load(Ordering::Relaxed);
+        if now > last
+            && self
+                .last_logged
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let also = self.unlogged.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                %peer,
+                listener = self.listener,
+                refused_since_last_line = also,
+                "connection refused: the peer is not in backend-allow-from"
+            );
+        } else {
+            self.unlogged.fetch_add(1, Ordering::Relaxed);
+        }
+        false
+    }
+}
+
+/// Prepares an accepted TCP connection: no Nagle delay on small answers, and keepalive
+/// probes when asked (an idle connection of a peer that vanished is closed after about
+/// 90 s of silence: 60 s idle, then 3 probes 10 s apart).
+pub(crate) fn tune_stream(stream: &TcpStream, tcp_keepalive: bool) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "could not set TCP_NODELAY");
+    }
+    if tcp_keepalive {
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(60))
+            .with_interval(Duration::from_secs(10))
+            .with_retries(3);
+        if let Err(error) = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive) {
+            tracing::debug!(%error, "could not set TCP keepalive");
+        }
+    }
 }
 
 /// Serves HTTP on `listener` until `shutdown` turns true, then stops accepting and waits up to
@@ -66,23 +160,44 @@ pub async fn serve_http<H, F>(
             },
             () = stop_requested(&mut shutdown) => break,
         };
-        tracing::debug!(%peer, "connection accepted");
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
+        if let Some(allow_from) = &options.allow_from {
+            if !allow_from.check(peer) {
+                continue;
+            }
         }
+        tracing::debug!(%peer, "connection accepted");
+        tune_stream(&stream, options.tcp_keepalive);
         let handler = handler.clone();
         let service = service_fn(move |request| {
             let handler = handler.clone();
             async move { Ok::<_, Infallible>(handler(request, peer).await) }
         });
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(options.header_read_timeout)
-            .max_buf_size(options.max_header_bytes)
-            .keep_alive(options.keep_alive)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let first_byte_timeout = options.first_byte_timeout;
+        let builder = {
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(options.header_read_timeout)
+                .max_buf_size(options.max_header_bytes)
+                .keep_alive(true);
+            builder
+        };
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
+            // hyper's header timeout, when set, runs from accept; without it, this bounds how
+            // long a connection may be held open without a word.
+            if let Some(limit) = first_byte_timeout {
+                // `peek` waits for real data (or the peer's close); `readable` may wake early.
+                let mut first = [0_u8; 1];
+                if tokio::time::timeout(limit, stream.peek(&mut first))
+                    .await
+                    .is_err()
+                {
+                    tracing::debug!(%peer, "no request within the first-byte timeout; closing");
+                    return;
+                }
+            }
+            let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
             if let Err(error) = connection.await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Daemon, TestEnv};
 use serde_json::{Value, json};
@@ -92,12 +92,12 @@ fn seed_capture_zone(env: &TestEnv) {
     }
 }
 
-/// The daemon with a backend socket in the environment's directory, and HTTP keep-alive on
-/// (pdns's captured traffic reuses its connections).
+/// The daemon with a backend socket in the environment's directory, and the line-JSON TCP
+/// listener for relays.
 fn spawn_with_socket(env: &TestEnv) -> (Daemon, PathBuf) {
     let socket = env.dir.path().join("backend.sock");
     let daemon = env.spawn(&format!(
-        "backend-socket = {socket:?}\nbackend-http-keep-alive = true"
+        "backend-socket = {socket:?}\nbackend-tcp-listen = \"127.0.0.1:0\""
     ));
     (daemon, socket)
 }
@@ -229,18 +229,45 @@ fn replay_http(addr: SocketAddr, capture: &str, serial: i64) -> usize {
     exchanges.len()
 }
 
+/// One end of a line-JSON connection: where requests go, and where answers come from.
+type LineConnection = (Box<dyn Write>, BufReader<Box<dyn Read>>);
+
 /// Replays a capture over the unix socket.
 fn replay_unix(socket: &Path, capture: &str, serial: i64) -> usize {
+    replay_lines(capture, serial, || {
+        let stream = UnixStream::connect(socket).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        (
+            Box::new(stream.try_clone().unwrap()),
+            BufReader::new(Box::new(stream)),
+        )
+    })
+}
+
+/// Replays a capture (of the unix connector) over the line-JSON TCP listener.
+fn replay_tcp(addr: SocketAddr, capture: &str, serial: i64) -> usize {
+    replay_lines(capture, serial, || {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        (
+            Box::new(stream.try_clone().unwrap()),
+            BufReader::new(Box::new(stream)),
+        )
+    })
+}
+
+/// Replays a line-JSON capture, each captured connection on one from `connect`.
+fn replay_lines(capture: &str, serial: i64, connect: impl Fn() -> LineConnection) -> usize {
     let exchanges = exchanges(capture);
-    let mut connections: BTreeMap<u64, (UnixStream, BufReader<UnixStream>)> = BTreeMap::new();
+    let mut connections: BTreeMap<u64, LineConnection> = BTreeMap::new();
     for exchange in &exchanges {
-        let (writer, reader) = connections.entry(exchange.connection).or_insert_with(|| {
-            let stream = UnixStream::connect(socket).unwrap();
-            stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            (stream.try_clone().unwrap(), BufReader::new(stream))
-        });
+        let (writer, reader) = connections
+            .entry(exchange.connection)
+            .or_insert_with(&connect);
         writer.write_all(&exchange.raw).unwrap();
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
@@ -279,6 +306,10 @@ fn captured_pdns_requests_get_the_captured_answers_on_every_connector() {
         10
     );
     assert_eq!(replay_unix(&socket, "unix-caches-off.jsonl", serial), 13);
+    assert_eq!(
+        replay_tcp(daemon.tcp_backend_addr(), "unix-caches-off.jsonl", serial),
+        13
+    );
 }
 
 /// Sends one request object over a fresh unix connection and returns the reply.
@@ -500,7 +531,7 @@ fn bad_input_over_http_gets_json_false_never_an_error() {
 fn many_concurrent_keep_alive_connections_are_served() {
     let env = TestEnv::new();
     seed_capture_zone(&env);
-    let daemon = env.spawn("backend-http-keep-alive = true");
+    let daemon = env.spawn("");
     let addr = daemon.backend_addr;
     let body = lookup("www.example.com.", "ANY", 1).to_string();
     let threads: Vec<_> = (0..32)
@@ -621,27 +652,154 @@ fn zones_are_primaries_notified_once_per_serial() {
     assert_eq!(kind("TSIG-ALLOW-AXFR"), json!([]));
 }
 
-#[test]
-fn by_default_each_backend_answer_closes_its_connection() {
-    let env = TestEnv::new();
-    seed_capture_zone(&env);
-    let daemon = env.spawn("");
-    let body = lookup("www.example.com.", "A", 1).to_string();
-    let request = format!(
+/// A TCP connection from `source` (a loopback address) to `target`.
+fn connect_from(source: [u8; 4], target: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from((source, 0)).into())
+        .expect("bind a loopback source address");
+    socket.connect(&target.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// A `post_json` request as pdns sends it.
+fn post_json(body: &str) -> String {
+    format!(
         "POST /dns HTTP/1.1\r\nHost: x\r\nConnection: Keep-Alive\r\nContent-Type: text/javascript\r\n\
          Content-Length: {}\r\n\r\n{body}",
         body.len()
+    )
+}
+
+/// pdns reuses its HTTP connections after a 1 ms look for a close; a close that arrives later
+/// fails its next query (or ends pdns). So the backend keeps every connection that has spoken
+/// open, idle for however long, and answers without `Connection: close`; only a connection
+/// that never says a word is closed, after the first-byte timeout.
+#[test]
+fn backend_connections_stay_open_however_long_they_idle() {
+    let env = TestEnv::new();
+    seed_capture_zone(&env);
+    let daemon = env.spawn("header-read-timeout-secs = 1");
+    let request = post_json(&lookup("www.example.com.", "A", 1).to_string());
+    let stream = TcpStream::connect(daemon.backend_addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    for round in 0..3 {
+        writer.write_all(request.as_bytes()).unwrap();
+        let (status, reply) = read_http_response(&mut reader);
+        assert_eq!(status, 200, "round {round}");
+        assert_eq!(reply["result"][0]["content"], "192.0.2.10", "round {round}");
+        // Idle for longer than the header timeout of the update listener.
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+
+    let mut silent = TcpStream::connect(daemon.backend_addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buffer = [0; 16];
+    assert_eq!(silent.read(&mut buffer).unwrap_or(0), 0, "closed, no bytes");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// The backend serves every zone in full and takes `setNotified`: only `backend-allow-from`
+/// may connect, on the HTTP listener and on the TCP one alike.
+#[test]
+fn only_allowed_peers_reach_the_backend() {
+    let env = TestEnv::new();
+    seed_capture_zone(&env);
+    let daemon =
+        env.spawn("backend-tcp-listen = \"127.0.0.1:0\"\nbackend-allow-from = [\"127.0.0.2/32\"]");
+    let tcp = daemon.tcp_backend_addr();
+    let notified = || -> i64 {
+        env.db()
+            .query_row("SELECT notified_serial FROM zones", [], |row| row.get(0))
+            .unwrap()
+    };
+    let before = notified();
+    let list =
+        json!({"method": "list", "parameters": {"zonename": "example.com.", "domain_id": 1}});
+    let set =
+        json!({"method": "setNotified", "parameters": {"id": 1, "serial": 4_000_000_000_u32}});
+    for source in [[127, 0, 0, 1], [127, 0, 0, 3]] {
+        for request in [&list, &set] {
+            let mut http = connect_from(source, daemon.backend_addr);
+            let _ = http.write_all(post_json(&request.to_string()).as_bytes());
+            let mut received = Vec::new();
+            let _ = http.read_to_end(&mut received);
+            assert!(received.is_empty(), "HTTP from {source:?}: {received:?}");
+
+            let mut line = connect_from(source, tcp);
+            let _ = line.write_all(format!("{request}\n").as_bytes());
+            let mut received = Vec::new();
+            let _ = line.read_to_end(&mut received);
+            assert!(received.is_empty(), "TCP from {source:?}: {received:?}");
+        }
+    }
+    assert_eq!(
+        notified(),
+        before,
+        "no refused peer changed notified_serial"
     );
-    // Two requests on one connection, as pdns would send them: the first is answered, with
-    // `Connection: close`, and the connection ends (pdns then reconnects at once).
-    let response = common::send_raw(
-        daemon.backend_addr,
-        format!("{request}{request}").as_bytes(),
+    daemon.wait_for_log("connection refused: the peer is not in backend-allow-from");
+
+    // The allowed address is served on both.
+    let mut http = connect_from([127, 0, 0, 2], daemon.backend_addr);
+    http.write_all(post_json(&list.to_string()).as_bytes())
+        .unwrap();
+    let (status, reply) = read_http_response(&mut BufReader::new(http));
+    assert_eq!(status, 200);
+    assert!(
+        reply["result"]
+            .as_array()
+            .is_some_and(|records| records.len() > 2),
+        "{reply}"
     );
-    assert_eq!(response.status, 200);
-    assert_eq!(response.header("connection"), Some("close"));
-    let reply: Value = serde_json::from_str(&response.body).unwrap();
-    assert_eq!(reply["result"][0]["content"], "192.0.2.10");
+    let line = connect_from([127, 0, 0, 2], tcp);
+    let mut writer = line.try_clone().unwrap();
+    writer.write_all(format!("{set}\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    BufReader::new(line).read_line(&mut answer).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&answer).unwrap()["result"],
+        true
+    );
+    assert_eq!(notified(), 4_000_000_000);
+}
+
+/// A backend beyond loopback with nobody named as allowed is a start-up error.
+#[test]
+fn a_backend_beyond_loopback_without_an_allow_list_does_not_start() {
+    let env = TestEnv::new();
+    std::fs::write(
+        env.config_path(),
+        format!("database = {:?}\nbackend-listen = \"0.0.0.0:0\"\n", env.db),
+    )
+    .unwrap();
+    let output = std::process::Command::new(common::BIN)
+        .args(["serve", "--config"])
+        .arg(env.config_path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("backend-allow-from"), "{stderr}");
+    let flag = std::process::Command::new(common::BIN)
+        .args(["--db"])
+        .arg(&env.db)
+        .args(["serve", "--backend-listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!flag.status.success());
+    assert!(String::from_utf8_lossy(&flag.stderr).contains("backend-allow-from"));
 }
 
 /// `serve` answers lookups from an in-memory index of the store (`store::served`). Whoever

@@ -21,6 +21,8 @@ enum Connector {
     HttpPost,
     /// `http:...` (REST).
     HttpRest,
+    /// `pipe:command=... relay --connect ...` (pdns-conf/pdns.relay.conf).
+    Relay,
 }
 
 /// The `remote-connection-string` of the shipped config for `connector`, with our address.
@@ -31,6 +33,7 @@ fn connection_string(
 ) -> (String, &'static str) {
     let conf = match connector {
         Connector::Unix => "pdns.unix.conf",
+        Connector::Relay => "pdns.relay.conf",
         _ => "pdns.http.conf",
     };
     let shipped = std::fs::read_to_string(
@@ -48,6 +51,9 @@ fn connection_string(
             "/run/certadns-ddns/backend.sock",
             socket.to_str().expect("UTF-8"),
         ),
+        Connector::Relay => line
+            .replace("/usr/bin/certadns-ddns", common::BIN)
+            .replace("192.0.2.10:8083", &daemon.tcp_backend_addr().to_string()),
         _ => {
             let with_address = line.replace("127.0.0.1:8081", &daemon.backend_addr.to_string());
             match connector {
@@ -133,7 +139,7 @@ fn battery(connector: Connector) {
     let socket = env.dir.path().join("backend.sock");
     let api = PdnsApiEndpoint::new();
     let daemon = env.spawn(&format!(
-        "backend-socket = {socket:?}\n{}",
+        "backend-socket = {socket:?}\nbackend-tcp-listen = \"127.0.0.1:0\"\n{}",
         api.daemon_config()
     ));
     let (connection, conf) = connection_string(connector, &daemon, &socket);
@@ -291,4 +297,9 @@ fn pdns_serves_the_store_over_http_form_post() {
 #[test]
 fn pdns_serves_the_store_over_http_rest() {
     battery(Connector::HttpRest);
+}
+
+#[test]
+fn pdns_on_another_host_serves_the_store_through_the_relay() {
+    battery(Connector::Relay);
 }

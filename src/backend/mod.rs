@@ -1,7 +1,7 @@
 //! The PowerDNS remote backend: pdns_server (`launch=remote`) asks, the store answers.
 //!
-//! [`Backend::handle`] holds the remote-backend semantics and is transport-agnostic; `http.rs`
-//! and `unix.rs` only move bytes. There is no sync step: `lookup` reads the store's served index
+//! [`Backend::handle`] holds the remote-backend semantics and is transport-agnostic; `http.rs`,
+//! `unix.rs` and `tcp.rs` (the last two through `lines.rs`) only move bytes. There is no sync step: `lookup` reads the store's served index
 //! (an in-memory read model that is never behind a commit, see `store::served`) or SQLite
 //! itself, so an update acknowledged `good` is what the very next lookup returns.
 //!
@@ -15,10 +15,13 @@
 //!   `{"result": null}`, which pdns turns into SERVFAIL (not a cacheable "no such name").
 
 mod http;
+mod lines;
 pub mod protocol;
+mod tcp;
 mod unix;
 
 pub use self::http::BackendHttpService;
+pub use self::tcp::serve_tcp;
 pub use self::unix::{bind_unix, serve_unix};
 
 use std::collections::BTreeMap;

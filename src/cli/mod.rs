@@ -68,6 +68,20 @@ enum Command {
     Help(help::HelpArgs),
     /// Run the update service.
     Serve(ServeArgs),
+    /// Carry pdns's `pipe` connector to a backend on another host (see pdns-conf/).
+    Relay(RelayArgs),
+}
+
+/// Options of `relay`.
+#[derive(Debug, clap::Args)]
+struct RelayArgs {
+    /// `backend-tcp-listen` of the `serve` to relay to, as HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    connect: String,
+    /// How long a request may wait for the backend (retrying) before pdns gets an error
+    /// [default: three quarters of the pdns connector's timeout].
+    #[arg(long, value_name = "MS")]
+    wait_ms: Option<u64>,
 }
 
 /// Options of `serve`; each overrides the config file.
@@ -120,9 +134,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(db) = args.db {
         config.database = db;
     }
-    if let Command::Serve(serve) = args.command {
-        return run_serve(config, serve);
-    }
+    let command = match args.command {
+        Command::Serve(serve) => return run_serve(config, serve),
+        Command::Relay(relay) => {
+            return crate::relay::run(&crate::relay::RelayOptions {
+                connect: relay.connect,
+                wait: relay.wait_ms.map(std::time::Duration::from_millis),
+            })
+            .context("relay failed");
+        }
+        command => command,
+    };
     crate::log::init("warn");
     let path = config.database.clone();
     let store = Store::open(&path, &StoreOptions::default())
@@ -132,7 +154,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         purger: Purger::new(&config.pdns),
         config,
     };
-    match args.command {
+    match command {
         Command::Zone(command) => zone::run(&admin, command),
         Command::User(command) => user::run(&admin, command),
         Command::Key(command) => key::run(&admin.store, command),
@@ -140,7 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Record(command) => record::run(&admin, command),
         Command::History(command) => history::run(&admin.store, command),
         Command::Help(command) => help::run(&admin.store, &admin.config, command),
-        Command::Serve(_) => unreachable!("handled above"),
+        Command::Serve(_) | Command::Relay(_) => unreachable!("handled above"),
     }
 }
 
@@ -155,6 +177,8 @@ fn run_serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(backend_socket) = args.backend_socket {
         config.backend_socket = Some(backend_socket);
     }
+    // The flags may have moved a listener beyond loopback.
+    config.validate()?;
     crate::log::init(&config.log_level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

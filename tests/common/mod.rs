@@ -317,6 +317,28 @@ impl Daemon {
         }
     }
 
+    /// The address the daemon logged after `marker` (e.g. `listening on backend=tcp://`),
+    /// waiting (bounded) for the line.
+    pub fn logged_address(&self, marker: &str) -> SocketAddr {
+        self.wait_for_log(marker);
+        let log = self.log();
+        let rest = log.split(marker).nth(1).expect("the marker is logged");
+        rest.split_whitespace()
+            .next()
+            .and_then(|address| address.parse().ok())
+            .unwrap_or_else(|| panic!("no address after {marker:?} in:\n{log}"))
+    }
+
+    /// The line-JSON TCP listener for relays (`backend-tcp-listen`), once logged.
+    pub fn tcp_backend_addr(&self) -> SocketAddr {
+        self.logged_address("listening on backend=tcp://")
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM and waits (bounded) for the exit; returns the exit code.
     pub fn terminate(&mut self) -> Option<i32> {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits i32"));
@@ -700,6 +722,24 @@ impl Pdns {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// How pdns exited, if it has.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("ask for pdns's status")
+    }
+
+    /// Waits (bounded) until pdns's log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "pdns never logged {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Pdns {
@@ -743,6 +783,7 @@ impl PdnsApiEndpoint {
     pub fn pdns_args(&self) -> Vec<String> {
         vec![
             "--webserver-address=127.0.0.1".into(),
+            "--webserver-allow-from=127.0.0.1,::1".into(),
             format!("--webserver-port={}", self.port),
             format!("--api-key={}", self.key),
         ]

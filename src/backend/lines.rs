@@ -1,0 +1,106 @@
+//! The line-JSON connector, shared by the unix socket and the TCP listener: one JSON object per
+//! line each way, strictly one request in flight per connection, `initialize` first on every
+//! connection (answered like any other request).
+//!
+//! pdns keeps a handful of these connections open (one per distributor thread, plus short
+//! ones for AXFR and the zone cache) and waits on each answer, so each connection gets its own
+//! thread doing blocking reads, SQLite and writes: no hop between runtimes on the hot path.
+//! A connection is never closed from this side while its peer keeps it: pdns (and the relay)
+//! reuse them for as long as they live.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::Backend;
+use super::protocol::{Query, Reply};
+
+/// Largest request line taken; pdns's are a few hundred bytes.
+const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// Most connections served at once by one listener; pdns opens about five per instance.
+const MAX_CONNECTIONS: usize = 256;
+
+/// Counts a listener's open connections and starts a thread for each new one.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ConnectionThreads {
+    /// Connections open now.
+    open: Arc<AtomicUsize>,
+}
+
+impl ConnectionThreads {
+    /// Serves one connection (`reader`, `writer`: its two halves) on a thread of its own;
+    /// refuses it (closes it at once) when [`MAX_CONNECTIONS`] are open.
+    pub(super) fn spawn<R, W>(&self, reader: R, writer: W, backend: &Backend, listener: &str)
+    where
+        R: Read + Send + 'static,
+        W: Write + Send + 'static,
+    {
+        if self.open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+            tracing::warn!(
+                listener,
+                "backend: too many connections; closing the new one"
+            );
+            return;
+        }
+        self.open.fetch_add(1, Ordering::Relaxed);
+        let backend = backend.clone();
+        let open = Arc::clone(&self.open);
+        let listener_name = listener.to_string();
+        let spawned = std::thread::Builder::new()
+            .name(format!("{listener}-backend"))
+            .spawn(move || {
+                if let Err(error) = serve_lines(reader, writer, &backend) {
+                    tracing::debug!(%error, listener = listener_name, "backend: connection ended with an error");
+                }
+                open.fetch_sub(1, Ordering::Relaxed);
+            });
+        if let Err(error) = spawned {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!(%error, listener, "backend: cannot start a connection thread");
+        }
+    }
+}
+
+/// Answers requests on one connection until the peer closes it.
+fn serve_lines(
+    reader: impl Read,
+    mut writer: impl Write,
+    backend: &Backend,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(reader);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)?;
+        if read == 0 {
+            return Ok(());
+        }
+        if line.len() > MAX_LINE_BYTES {
+            writer.write_all(&reply_line(&Reply::refusal(
+                "certadns-ddns: request too long",
+            )))?;
+            return Ok(());
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let reply = match Query::from_json(&line) {
+            Ok(query) => backend.handle(&query),
+            Err(error) => {
+                tracing::debug!(%error, "backend: undecodable request");
+                Reply::refusal(format!("certadns-ddns: {error}"))
+            }
+        };
+        writer.write_all(&reply_line(&reply))?;
+    }
+}
+
+/// A reply as one line.
+fn reply_line(reply: &Reply) -> Vec<u8> {
+    let mut bytes = reply.to_json();
+    bytes.push(b'\n');
+    bytes
+}

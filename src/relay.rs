@@ -1,0 +1,339 @@
+//! `certadns-ddns relay`: how a pdns on another host reaches the one backend.
+//!
+//! pdns runs this as the coprocess of its `pipe` connector
+//! (`remote-connection-string=pipe:command=/usr/bin/certadns-ddns relay --connect HOST:PORT`),
+//! one per pdns backend instance, and speaks line JSON on its stdin and stdout, as over the
+//! unix socket. The relay carries each line over one TCP connection to `serve`'s
+//! `backend-tcp-listen` and the answer back. Why not pdns's HTTP connector: before every call
+//! on a kept-alive connection it waits 1 ms (under 1,000 calls a second per pdns thread), and
+//! it cannot survive a connection closed under it; the pipe has neither limit.
+//!
+//! What it guarantees pdns:
+//! * **An answer to every request, in time.** A request is retried on a new connection
+//!   (every method the backend implements is idempotent) until it is answered or the wait
+//!   runs out: `--wait-ms`, by default three quarters of the `timeout` pdns passes in
+//!   `initialize`. A restart of `serve` within that wait is invisible to pdns.
+//! * **pdns never exits because the backend is away.** pdns's communicator thread (NOTIFY to
+//!   secondaries) ends the whole process on any backend error. When the backend stays
+//!   unreachable, the calls it makes get a clean "nothing" (`getUpdatedMasters`: `[]`,
+//!   metadata and `setNotified`: `false`), and only the calls that answer DNS queries, AXFR
+//!   and the zone cache (`lookup`, `list`, `getAllDomains`, `getDomainInfo`) get an error
+//!   (`"result": null`): a SERVFAIL, never a "no such name" that pdns would cache, nor an
+//!   empty zone list. pdns then replaces this process, and the next one reconnects.
+//!
+//! Nothing but answers ever goes to stdout; messages go to stderr (pdns's log).
+
+use std::io::{BufRead, BufReader, Read as _, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
+use std::time::{Duration, Instant};
+
+/// Largest request line taken; pdns's are a few hundred bytes.
+const MAX_LINE_BYTES: u64 = 1024 * 1024;
+
+/// The wait when pdns sets no timeout (`timeout=0`) and `--wait-ms` is not given.
+const DEFAULT_WAIT: Duration = Duration::from_millis(1500);
+
+/// The pause between two connection attempts while the backend is away.
+const RETRY_PAUSE: Duration = Duration::from_millis(25);
+
+/// How the relay reaches the backend.
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    /// `HOST:PORT` of `serve`'s `backend-tcp-listen`; resolved at every connection attempt.
+    pub connect: String,
+    /// How long one request may wait for the backend; None: three quarters of pdns's
+    /// `timeout`.
+    pub wait: Option<Duration>,
+}
+
+/// Relays standard input to the backend and its answers to standard output until standard
+/// input ends (pdns closed the pipe).
+pub fn run(options: &RelayOptions) -> std::io::Result<()> {
+    let mut relay = Relay {
+        options: options.clone(),
+        wait: options.wait.unwrap_or(DEFAULT_WAIT),
+        upstream: None,
+        last_error: None,
+    };
+    let mut input = std::io::stdin().lock();
+    let mut output = std::io::stdout().lock();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = (&mut input)
+            .take(MAX_LINE_BYTES + 1)
+            .read_until(b'\n', &mut line)?;
+        if read == 0 {
+            return Ok(());
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let mut reply = relay.answer(&line);
+        if reply.last() != Some(&b'\n') {
+            reply.push(b'\n');
+        }
+        output.write_all(&reply)?;
+        output.flush()?;
+    }
+}
+
+/// The relay's state: one connection to the backend, made when needed.
+struct Relay {
+    /// What it was started with.
+    options: RelayOptions,
+    /// How long a request may wait for the backend.
+    wait: Duration,
+    /// The connection, while it works.
+    upstream: Option<Upstream>,
+    /// Why the last attempt failed, for the message when the wait runs out.
+    last_error: Option<String>,
+}
+
+/// A connection to the backend.
+struct Upstream {
+    /// Answers, read line by line.
+    reader: BufReader<TcpStream>,
+    /// Requests are written here (the same socket).
+    writer: TcpStream,
+}
+
+impl Relay {
+    /// The answer line to one request line.
+    fn answer(&mut self, line: &[u8]) -> Vec<u8> {
+        let method = method_of(line);
+        if method.as_deref() == Some("initialize") {
+            // Answered here, so that pdns starts even while the backend is away. The options
+            // of the connection string come as strings; `timeout` (ms) sets the wait.
+            if self.options.wait.is_none() {
+                if let Some(timeout) = timeout_of(line) {
+                    self.wait = if timeout.is_zero() {
+                        DEFAULT_WAIT
+                    } else {
+                        timeout * 3 / 4
+                    };
+                }
+            }
+            return br#"{"result":true}"#.to_vec();
+        }
+        let deadline = Instant::now() + self.wait;
+        loop {
+            if let Some(reply) = self.try_once(line, deadline) {
+                return reply;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return self.unanswered(method.as_deref().unwrap_or("?"));
+            }
+            std::thread::sleep(RETRY_PAUSE.min(deadline - now));
+        }
+    }
+
+    /// One attempt: (re)connect if needed, send, read the answer by `deadline`.
+    fn try_once(&mut self, line: &[u8], deadline: Instant) -> Option<Vec<u8>> {
+        let fresh = self.upstream.is_none();
+        if fresh {
+            match self.connect(deadline) {
+                Ok(upstream) => self.upstream = Some(upstream),
+                Err(error) => {
+                    self.last_error = Some(error.to_string());
+                    return None;
+                }
+            }
+        }
+        let upstream = self.upstream.as_mut().expect("connected above");
+        match exchange(upstream, line, deadline) {
+            Ok(reply) => {
+                if self.last_error.take().is_some() {
+                    eprintln!(
+                        "certadns-ddns relay: backend {} reachable again",
+                        self.options.connect
+                    );
+                }
+                Some(reply)
+            }
+            Err(error) => {
+                // The connection is unusable (closed by a restart, or a late answer would
+                // now be out of step): drop it. An old connection is retried at once.
+                self.upstream = None;
+                self.last_error = Some(error.to_string());
+                if fresh {
+                    None
+                } else {
+                    self.try_once(line, deadline)
+                }
+            }
+        }
+    }
+
+    /// Connects to the backend, trying each address the name resolves to.
+    fn connect(&self, deadline: Instant) -> std::io::Result<Upstream> {
+        let addresses: Vec<SocketAddr> = self.options.connect.to_socket_addrs()?.collect();
+        let mut last = std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the name resolves to no address",
+        );
+        for address in addresses {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            match TcpStream::connect_timeout(&address, remaining) {
+                Ok(stream) => {
+                    stream.set_nodelay(true)?;
+                    let keepalive = socket2::TcpKeepalive::new()
+                        .with_time(Duration::from_secs(60))
+                        .with_interval(Duration::from_secs(10))
+                        .with_retries(3);
+                    socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
+                    return Ok(Upstream {
+                        reader: BufReader::new(stream.try_clone()?),
+                        writer: stream,
+                    });
+                }
+                Err(error) => last = error,
+            }
+        }
+        Err(last)
+    }
+
+    /// The answer when the backend could not be reached in time (see the module doc).
+    fn unanswered(&self, method: &str) -> Vec<u8> {
+        let why = self.last_error.as_deref().unwrap_or("no answer");
+        let fails = matches!(
+            method,
+            "lookup" | "list" | "getAllDomains" | "getDomainInfo"
+        );
+        eprintln!(
+            "certadns-ddns relay: backend {} not reachable within {} ms ({why}); {method} {}",
+            self.options.connect,
+            self.wait.as_millis(),
+            if fails {
+                "answered with an error (SERVFAIL)"
+            } else {
+                "answered with nothing"
+            }
+        );
+        let reason = serde_json::to_string(&format!(
+            "certadns-ddns relay: backend {} unreachable: {why}",
+            self.options.connect
+        ))
+        .expect("a string serialises");
+        let result = match method {
+            _ if fails => "null",
+            "getUpdatedMasters" | "getUnfreshSlaveInfos" => "[]",
+            _ => "false",
+        };
+        format!(r#"{{"result":{result},"log":[{reason}]}}"#).into_bytes()
+    }
+}
+
+/// Sends one request line and reads one answer line, both by `deadline`.
+fn exchange(upstream: &mut Upstream, line: &[u8], deadline: Instant) -> std::io::Result<Vec<u8>> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return Err(std::io::ErrorKind::TimedOut.into());
+    }
+    upstream.writer.set_write_timeout(Some(remaining))?;
+    upstream.writer.set_read_timeout(Some(remaining))?;
+    if line.last() == Some(&b'\n') {
+        upstream.writer.write_all(line)?;
+    } else {
+        let mut terminated = line.to_vec();
+        terminated.push(b'\n');
+        upstream.writer.write_all(&terminated)?;
+    }
+    let mut reply = Vec::new();
+    let read = (&mut upstream.reader)
+        .take(MAX_LINE_BYTES)
+        .read_until(b'\n', &mut reply)?;
+    if read == 0 || reply.last() != Some(&b'\n') {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the backend closed the connection",
+        ));
+    }
+    Ok(reply)
+}
+
+/// The `method` of a request line, if it is a JSON object with one.
+fn method_of(line: &[u8]) -> Option<String> {
+    /// Only the field the relay looks at.
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        /// The remote-backend method.
+        method: String,
+    }
+    serde_json::from_slice::<Envelope>(line)
+        .ok()
+        .map(|envelope| envelope.method)
+}
+
+/// The `timeout` option (ms, as a string) of an `initialize` request.
+fn timeout_of(line: &[u8]) -> Option<Duration> {
+    let request: serde_json::Value = serde_json::from_slice(line).ok()?;
+    let timeout = &request["parameters"]["timeout"];
+    let millis = match timeout {
+        serde_json::Value::String(text) => text.trim().parse().ok()?,
+        other => other.as_u64()?,
+    };
+    Some(Duration::from_millis(millis))
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn relay() -> Relay {
+        Relay {
+            options: RelayOptions {
+                // Port 1 on loopback: nothing listens there.
+                connect: "127.0.0.1:1".into(),
+                wait: None,
+            },
+            wait: DEFAULT_WAIT,
+            upstream: None,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn initialize_is_answered_here_and_sets_the_wait_from_pdns_timeout() {
+        let mut relay = relay();
+        let answer = relay.answer(
+            br#"{"method": "initialize", "parameters": {"command": "/x relay", "timeout": "2000"}}"#,
+        );
+        assert_eq!(answer, br#"{"result":true}"#);
+        assert_eq!(relay.wait, Duration::from_millis(1500));
+        relay.answer(br#"{"method": "initialize", "parameters": {"timeout": "0"}}"#);
+        assert_eq!(relay.wait, DEFAULT_WAIT);
+    }
+
+    #[test]
+    fn an_absent_backend_fails_only_what_answers_dns() {
+        let mut relay = relay();
+        relay.wait = Duration::from_millis(60);
+        for (method, result) in [
+            ("lookup", serde_json::Value::Null),
+            ("list", serde_json::Value::Null),
+            ("getAllDomains", serde_json::Value::Null),
+            ("getDomainInfo", serde_json::Value::Null),
+            ("getUpdatedMasters", serde_json::json!([])),
+            ("getUnfreshSlaveInfos", serde_json::json!([])),
+            ("setNotified", serde_json::json!(false)),
+            ("getDomainMetadata", serde_json::json!(false)),
+            ("getAllDomainMetadata", serde_json::json!(false)),
+        ] {
+            let started = Instant::now();
+            let answer =
+                relay.answer(format!(r#"{{"method": "{method}", "parameters": {{}}}}"#).as_bytes());
+            assert!(started.elapsed() >= Duration::from_millis(60), "{method}");
+            let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+            assert_eq!(answer["result"], result, "{method}");
+            assert!(
+                answer["log"][0].as_str().unwrap().contains("127.0.0.1:1"),
+                "{answer}"
+            );
+        }
+    }
+}
