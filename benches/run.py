@@ -153,6 +153,7 @@ def pdns(config_dir, port, api_port):
     args = ["pdns_server", f"--config-dir={config_dir}", f"--socket-dir={config_dir}",
             "--local-address=127.0.0.1", f"--local-port={port}", "--only-notify=127.0.0.0/8",
             "--security-poll-suffix=", f"--webserver-port={api_port}", f"--api-key={API_KEY_PDNS}",
+            "--webserver-address=127.0.0.1", "--webserver-allow-from=127.0.0.1,::1",
             "--daemon=no", "--guardian=no", "--disable-syslog", "--write-pid=no"]
     with process(args, config_dir / "pdns.log", ready=lambda: dig_status(port, ZONE) == "NOERROR") as proc:
         yield proc
@@ -210,7 +211,7 @@ def section_dns(binary, ceiling, directory, seconds, runs):
     for caches in ("off", "default"):
         results = {}  # (setup, workload) -> [qps]
         latencies = {}
-        setups = ["gsqlite3", "ceiling (unix)", "ours (unix)", "ours (HTTP post_json)"]
+        setups = ["gsqlite3", "ceiling (unix)", "ours (unix)", "ours (relay)", "ours (HTTP post_json)"]
         # Rounds: every setup once per round, so that drift over the minutes of a run (CPU
         # frequency, neighbours) falls on all setups alike, not on whichever ran last.
         for setup in [s for _ in range(runs) for s in setups]:
@@ -225,13 +226,18 @@ def section_dns(binary, ceiling, directory, seconds, runs):
             else:
                 launch = None
                 backend = "ours"
-            with maybe_backend(binary, directory, db, backend) as endpoints:
+            tcp = free_port()
+            with maybe_backend(binary, directory, db, backend, tcp) as endpoints:
                 if setup == "ours (unix)":
                     launch = ["launch=remote", f"remote-connection-string=unix:path={endpoints[2]},timeout=2000"]
+                elif setup == "ours (relay)":
+                    launch = ["launch=remote", f"remote-connection-string=pipe:command={binary} relay "
+                              f"--connect 127.0.0.1:{tcp} --wait-ms 1500,timeout=0"]
                 elif setup == "ours (HTTP post_json)":
                     launch = ["launch=remote", "remote-connection-string=http:url=http://127.0.0.1:"
                               f"{endpoints[1]}/dns,post=1,post_json=1,timeout=2000"]
-                base = "pdns.http.conf" if "HTTP" in setup else "pdns.unix.conf"
+                base = "pdns.http.conf" if "HTTP" in setup else "pdns.relay.conf" if "relay" in setup \
+                    else "pdns.unix.conf"
                 config_dir = pdns_config(directory, re.sub(r"\W", "", setup), launch, caches, base)
                 with pdns(config_dir, port, api):
                     for workload, queries in files.items():
@@ -242,25 +248,26 @@ def section_dns(binary, ceiling, directory, seconds, runs):
             else "caches at pdns's defaults (as pdns-conf/ ships)"
         lines += [f"### pdns {title}", "",
                   "| workload | " + " | ".join(f"{s} QPS" for s in setups)
-                  + " | ours unix / gsqlite3 | ours unix / ceiling | ours HTTP / ours unix |",
-                  "|---|" + "---|" * (len(setups) + 3)]
+                  + " | ours unix / gsqlite3 | ours unix / ceiling | ours relay / ours unix | ours HTTP / ours unix |",
+                  "|---|" + "---|" * (len(setups) + 4)]
         for workload in files:
             cells = [summary(results[(s, workload)]) for s in setups]
             m = {s: median(results[(s, workload)]) for s in setups}
             lines.append(f"| {workload} | " + " | ".join(cells)
                          + f" | {m['ours (unix)'] / m['gsqlite3']:.2f} | {m['ours (unix)'] / m['ceiling (unix)']:.2f}"
-                         + f" | {m['ours (HTTP post_json)'] / m['ours (unix)']:.3f} |")
+                         + f" | {m['ours (relay)'] / m['ours (unix)']:.2f}"
+                         + f" | {m['ours (HTTP post_json)'] / m['ours (unix)']:.2f} |")
         lines += ["", "Average latency (µs, median of runs): " + "; ".join(
             f"{s} {workload} {median(latencies[(s, workload)]):,.0f}" for s in setups for workload in files), ""]
     return lines
 
 
 @contextmanager
-def maybe_backend(binary, directory, db, backend):
+def maybe_backend(binary, directory, db, backend, tcp):
     if backend is None:
         yield None
     elif backend == "ours":
-        with ours(binary, directory, db, 'log-level = "warn"\n') as endpoints:
+        with ours(binary, directory, db, f'log-level = "warn"\nbackend-tcp-listen = "127.0.0.1:{tcp}"\n') as endpoints:
             yield endpoints
     else:
         args, sock = backend
@@ -438,45 +445,78 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children_cpu_seconds(pid):
+    """User + system CPU time so far of the live child processes of `pid` (pdns's relays)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+# The connectors compared by section_http: label -> (pdns-conf file, connection string template,
+# settings added to the file). Unlabelled variations are the files as shipped.
+# {backend}: our HTTP backend port, {sock}: our unix socket, {tcp}: our line-JSON TCP port,
+# {bin}: our binary.
+CONNECTORS = {
+    "HTTP, 8 threads": ("pdns.http.conf",
+                        "http:url=http://127.0.0.1:{backend}/dns,post=1,post_json=1,timeout=2000",
+                        ["distributor-threads=8"]),
+    "HTTP": ("pdns.http.conf",
+             "http:url=http://127.0.0.1:{backend}/dns,post=1,post_json=1,timeout=2000", []),
+    "relay, pdns timeout=2000": ("pdns.relay.conf",
+                                 "pipe:command={bin} relay --connect 127.0.0.1:{tcp},timeout=2000", []),
+    "relay": ("pdns.relay.conf", "pipe:command={bin} relay --connect 127.0.0.1:{tcp} --wait-ms 1500,timeout=0", []),
+    "unix": ("pdns.unix.conf", "unix:path={sock},timeout=2000", []),
+}
+
+
 def section_http(binary, directory, seconds, runs):
-    """pdns over HTTP (post_json), caches off: the backend keeping connections alive against
-    closing each after its answer, next to the unix socket; with the CPU each side spends per
-    DNS query, which shows what bounds the HTTP connector."""
+    """How pdns reaches the backend, caches off: HTTP (kept alive, the only safe mode), the
+    relay through pdns's pipe connector (for pdns on another host) and the unix socket; with
+    the CPU each side spends per DNS query."""
     hosts = 100_000
     db, _ = make_store(binary, directory, hosts)
     files = query_files(directory, hosts)
-    lines = ["| workload | HTTP keep-alive QPS | HTTP close QPS | unix QPS | close / keep-alive | close / unix |",
-             "|---|---|---|---|---|---|"]
+    labels = list(CONNECTORS)
     results, cpu = {}, {}
-    labels = ("keep-alive", "close", "unix")
     for _ in range(runs):  # rounds, as in section_dns
-        for label, extra in (("keep-alive", "backend-http-keep-alive = true\n"),
-                             ("close", "backend-http-keep-alive = false\n"), ("unix", "")):
-            with ours(binary, directory, db, 'log-level = "warn"\n' + extra) as (_, backend, sock, proc):
-                if label == "unix":
-                    launch = ["launch=remote", f"remote-connection-string=unix:path={sock},timeout=2000"]
-                else:
-                    launch = ["launch=remote", "remote-connection-string=http:url=http://127.0.0.1:"
-                              f"{backend}/dns,post=1,post_json=1,timeout=2000"]
+        for label, (base, template, settings) in CONNECTORS.items():
+            tcp = free_port()
+            extra = f'log-level = "warn"\nbackend-tcp-listen = "127.0.0.1:{tcp}"\n'
+            with ours(binary, directory, db, extra) as (_, backend, sock, proc):
+                launch = ["launch=remote", "remote-connection-string="
+                          + template.format(backend=backend, sock=sock, tcp=tcp, bin=binary), *settings]
                 port, api = free_port(), free_port()
-                base = "pdns.unix.conf" if label == "unix" else "pdns.http.conf"
-                with pdns(pdns_config(directory, f"http{label}", launch, "off", base), port, api) as server:
+                with pdns(pdns_config(directory, re.sub(r"\W", "", label), launch, "off", base), port, api) as server:
                     for workload in ("hot", "random"):
-                        before = (cpu_seconds(server.pid), cpu_seconds(proc.pid))
+                        before = (cpu_seconds(server.pid), cpu_seconds(proc.pid), children_cpu_seconds(server.pid))
                         qps = dnsperf(port, files[workload], seconds)[0]
-                        after = (cpu_seconds(server.pid), cpu_seconds(proc.pid))
+                        after = (cpu_seconds(server.pid), cpu_seconds(proc.pid), children_cpu_seconds(server.pid))
                         queries = qps * seconds
                         results.setdefault((label, workload), []).append(qps)
-                        cpu.setdefault((label, "pdns"), []).append((after[0] - before[0]) / queries * 1e6)
-                        cpu.setdefault((label, "ours"), []).append((after[1] - before[1]) / queries * 1e6)
+                        for side, index in (("pdns", 0), ("ours", 1), ("relay", 2)):
+                            cpu.setdefault((label, side), []).append((after[index] - before[index]) / queries * 1e6)
+    lines = ["| workload | " + " | ".join(f"{label} QPS" for label in labels)
+             + " | " + " | ".join(f"{label} / unix" for label in labels[:-1]) + " |",
+             "|---|" + "---|" * (2 * len(labels) - 1)]
     for workload in ("hot", "random"):
         m = {label: median(results[(label, workload)]) for label in labels}
-        lines.append(f"| {workload} | {summary(results[('keep-alive', workload)])} | {summary(results[('close', workload)])}"
-                     f" | {summary(results[('unix', workload)])} | {m['close'] / m['keep-alive']:.2f} | {m['close'] / m['unix']:.2f} |")
-    lines += ["", "CPU per DNS query (µs, both workloads; from /proc during the dnsperf runs):", "",
-              "| connector | pdns_server | certadns-ddns |", "|---|---|---|"]
+        lines.append(f"| {workload} | " + " | ".join(summary(results[(label, workload)]) for label in labels)
+                     + " | " + " | ".join(f"{m[label] / m['unix']:.2f}" for label in labels[:-1]) + " |")
+    lines += ["", "CPU per DNS query (µs, both workloads; from /proc during the dnsperf runs; relay: all of "
+              "pdns's relay processes together):", "",
+              "| connector | pdns_server | certadns-ddns serve | relay | total |", "|---|---|---|---|---|"]
     for label in labels:
-        lines.append(f"| {label} | {summary(cpu[(label, 'pdns')])} | {summary(cpu[(label, 'ours')])} |")
+        total = [sum(values) for values in zip(*(cpu[(label, side)] for side in ("pdns", "ours", "relay")))]
+        lines.append(f"| {label} | {summary(cpu[(label, 'pdns')])} | {summary(cpu[(label, 'ours')])}"
+                     f" | {summary(cpu[(label, 'relay')])} | {summary(total)} |")
     return lines + [""]
 
 
@@ -504,7 +544,7 @@ def main():
             emit(["## The update path (wrk -t1 -c64 -d%ds, 100,000 domains)" % args.seconds, ""]
                  + section_updates(binary, floor, directory, args.seconds, args.runs))
         if "http" in sections:
-            emit(["## HTTP connector: keep-alive or close after each answer (caches off)", ""]
+            emit(["## Connectors: HTTP, the relay and the unix socket (caches off)", ""]
                  + section_http(binary, directory, args.seconds, args.runs))
         if "scale" in sections:
             emit(["## Scale: 10k, 100k and 1M domains", ""]

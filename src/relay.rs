@@ -96,13 +96,16 @@ struct Upstream {
     reader: BufReader<TcpStream>,
     /// Requests are written here (the same socket).
     writer: TcpStream,
+    /// The socket's read and write timeouts as last set: set again only when a request's
+    /// remaining time differs (a retry), not with two system calls on every request.
+    timeout: Duration,
 }
 
 impl Relay {
     /// The answer line to one request line.
     fn answer(&mut self, line: &[u8]) -> Vec<u8> {
-        let method = method_of(line);
-        if method.as_deref() == Some("initialize") {
+        // Only `initialize` is answered here: a cheap look for its name first, then a parse.
+        if contains(line, br#""initialize""#) && method_of(line).as_deref() == Some("initialize") {
             // Answered here, so that pdns starts even while the backend is away. The options
             // of the connection string come as strings; `timeout` (ms) sets the wait.
             if self.options.wait.is_none() {
@@ -123,7 +126,7 @@ impl Relay {
             }
             let now = Instant::now();
             if now >= deadline {
-                return self.unanswered(method.as_deref().unwrap_or("?"));
+                return self.unanswered(method_of(line).as_deref().unwrap_or("?"));
             }
             std::thread::sleep(RETRY_PAUSE.min(deadline - now));
         }
@@ -181,6 +184,8 @@ impl Relay {
             match TcpStream::connect_timeout(&address, remaining) {
                 Ok(stream) => {
                     stream.set_nodelay(true)?;
+                    stream.set_read_timeout(Some(self.wait))?;
+                    stream.set_write_timeout(Some(self.wait))?;
                     let keepalive = socket2::TcpKeepalive::new()
                         .with_time(Duration::from_secs(60))
                         .with_interval(Duration::from_secs(10))
@@ -189,6 +194,7 @@ impl Relay {
                     return Ok(Upstream {
                         reader: BufReader::new(stream.try_clone()?),
                         writer: stream,
+                        timeout: self.wait,
                     });
                 }
                 Err(error) => last = error,
@@ -234,8 +240,13 @@ fn exchange(upstream: &mut Upstream, line: &[u8], deadline: Instant) -> std::io:
     if remaining.is_zero() {
         return Err(std::io::ErrorKind::TimedOut.into());
     }
-    upstream.writer.set_write_timeout(Some(remaining))?;
-    upstream.writer.set_read_timeout(Some(remaining))?;
+    // A fresh request has (nearly) the whole wait left: the timeouts already set fit it.
+    // Never more than what remains, and never more than 5 ms less.
+    if remaining < upstream.timeout || remaining - upstream.timeout > Duration::from_millis(5) {
+        upstream.writer.set_write_timeout(Some(remaining))?;
+        upstream.writer.set_read_timeout(Some(remaining))?;
+        upstream.timeout = remaining;
+    }
     if line.last() == Some(&b'\n') {
         upstream.writer.write_all(line)?;
     } else {
@@ -254,6 +265,13 @@ fn exchange(upstream: &mut Upstream, line: &[u8], deadline: Instant) -> std::io:
         ));
     }
     Ok(reply)
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }
 
 /// The `method` of a request line, if it is a JSON object with one.

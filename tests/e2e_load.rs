@@ -239,10 +239,12 @@ fn pdns_on_the_relay_rides_out_a_restart_and_survives_an_outage() {
     let connection = shipped_connection("pdns.relay.conf")
         .replace("/usr/bin/certadns-ddns", common::BIN)
         .replace("192.0.2.10:8083", &format!("127.0.0.1:{tcp_port}"));
+    let mut args = vec![format!("--remote-connection-string={connection}")];
+    args.extend(PdnsApiEndpoint::new().pdns_args());
     let mut pdns = Pdns::spawn_with(
         env.dir.path(),
         &pdns_conf("pdns.relay.conf", true),
-        &[format!("--remote-connection-string={connection}")],
+        &args,
         free_port(),
         "dyn.example",
     );
