@@ -119,6 +119,11 @@ pub struct Config {
     pub busy_timeout_ms: u64,
     /// Most connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections one client (an IPv4 address or an IPv6 /64) may hold open on the update
+    /// listener; `trusted-proxies` are exempt. 0: no cap.
+    pub max_connections_per_client: usize,
+    /// Time allowed from a connection's opening to its first byte, in seconds.
+    pub first_byte_timeout_secs: u64,
     /// Time allowed for a client to send the request headers, in seconds.
     pub header_read_timeout_secs: u64,
     /// Time allowed for a client to send the request body, in seconds.
@@ -127,6 +132,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Largest request head (request line and headers) accepted, in bytes (at least 8192).
     pub max_header_bytes: usize,
+    /// Password checks (argon2id, about 19 MiB each) run at once; 0: one per CPU core.
+    pub password_check_concurrency: usize,
+    /// Password checks that may wait for one of those places; beyond them, `911` (503).
+    pub password_check_queue: usize,
     /// How many recent successful password checks to remember (0 turns the cache off).
     pub password_cache_size: usize,
     /// How long a remembered password check stays valid, in seconds.
@@ -169,10 +178,14 @@ impl Default for Config {
             synchronous: Synchronous::Normal,
             busy_timeout_ms: 3000,
             max_connections: 1024,
+            max_connections_per_client: 64,
+            first_byte_timeout_secs: 5,
             header_read_timeout_secs: 10,
             body_read_timeout_secs: 10,
             max_body_bytes: 16 * 1024,
             max_header_bytes: 16 * 1024,
+            password_check_concurrency: 0,
+            password_check_queue: 64,
             password_cache_size: 10_000,
             password_cache_ttl_secs: 300,
             shutdown_grace_secs: 10,
@@ -219,10 +232,22 @@ impl Config {
                 "max-connections must be at least 1".into(),
             ));
         }
-        if self.header_read_timeout_secs == 0 || self.body_read_timeout_secs == 0 {
+        if self.header_read_timeout_secs == 0
+            || self.body_read_timeout_secs == 0
+            || self.first_byte_timeout_secs == 0
+        {
             return Err(ConfigError::Invalid(
                 "read timeouts must be at least 1 second".into(),
             ));
+        }
+        for pdns in &self.pdns {
+            if !pdns.api_url.starts_with("http://") {
+                return Err(ConfigError::Invalid(format!(
+                    "[[pdns]] api-url {:?}: only http:// is supported (pdns's API on loopback \
+                     or a private network; for another network, tunnel it)",
+                    pdns.api_url
+                )));
+            }
         }
         if self.backend_allow_from.is_none() {
             let exposed = std::iter::once(self.backend_listen)
@@ -300,6 +325,10 @@ mod test {
             Config::from_toml("[[pdns]]\napi-url = \"http://x\"\n").is_err(),
             "the key is required"
         );
+        let https = Config::from_toml("[[pdns]]\napi-url = \"https://x:8082\"\napi-key = \"k\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(https.contains("only http://"), "{https}");
     }
 
     #[test]

@@ -17,9 +17,9 @@ use crate::auth::PasswordCache;
 use crate::backend::{Backend, BackendHttpService, bind_unix, serve_tcp, serve_unix};
 use crate::config::Config;
 use crate::dyndns::abuse::{AuthThrottle, UpdateRateGuard};
-use crate::dyndns::update::{Guards, Updater};
+use crate::dyndns::update::{Guards, PasswordChecks, Updater};
 use crate::dyndns::{ServiceOptions, UpdateService};
-use crate::net::{AllowList, ServerOptions, serve_http};
+use crate::net::{AllowList, PerClientLimit, ServerOptions, serve_http};
 use crate::purge::Purger;
 use crate::store::{Store, StoreError, StoreOptions};
 
@@ -112,10 +112,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 Duration::from_millis(config.abuse_min_interval_ms),
                 Duration::from_secs(config.abuse_cooldown_secs),
             ),
-            auth_throttle: AuthThrottle::new(
+            auth_throttle: Arc::new(AuthThrottle::new(
                 config.auth_failure_limit,
                 Duration::from_secs(config.auth_failure_window_secs),
                 Duration::from_secs(config.auth_failure_cooldown_secs),
+            )),
+            password_checks: PasswordChecks::new(
+                config.password_check_concurrency,
+                config.password_check_queue,
             ),
         },
     );
@@ -141,11 +145,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let server_options = ServerOptions {
         max_connections: config.max_connections,
         header_read_timeout: Some(Duration::from_secs(config.header_read_timeout_secs)),
-        first_byte_timeout: None,
+        first_byte_timeout: Some(Duration::from_secs(config.first_byte_timeout_secs)),
         max_header_bytes: config.max_header_bytes,
         shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
         allow_from: None,
         tcp_keepalive: false,
+        per_client: (config.max_connections_per_client > 0).then(|| PerClientLimit {
+            limit: config.max_connections_per_client,
+            exempt: config.trusted_proxies.clone(),
+        }),
     };
     let (stop, stopped) = watch::channel(false);
     let flusher = tokio::spawn(flush_seen_until_stopped(
@@ -177,6 +185,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         first_byte_timeout: Some(Duration::from_secs(config.header_read_timeout_secs)),
         allow_from: Some(Arc::clone(&backend_allowed)),
         tcp_keepalive: true,
+        per_client: None,
         ..server_options
     };
     servers.push(tokio::spawn(serve_http(

@@ -19,3 +19,56 @@ pub fn init(default_filter: &str) {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
+
+/// A client-supplied string made safe for a log line: control characters, quotes and
+/// backslashes escaped (so no one can end a line and forge the next), everything beyond
+/// `limit` characters cut and counted.
+#[derive(Debug, Clone, Copy)]
+pub struct Untrusted<'a> {
+    /// The text as received.
+    text: &'a str,
+    /// The most characters shown.
+    limit: usize,
+}
+
+impl<'a> Untrusted<'a> {
+    /// `text`, shown up to 128 characters.
+    pub fn new(text: &'a str) -> Self {
+        Self { text, limit: 128 }
+    }
+}
+
+impl std::fmt::Display for Untrusted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (shown, (index, character)) in self.text.char_indices().enumerate() {
+            if shown == self.limit {
+                return write!(f, "...(+{} bytes)", self.text.len() - index);
+            }
+            if character.is_control() || matches!(character, '"' | '\\') {
+                write!(f, "{}", character.escape_default())?;
+            } else {
+                write!(f, "{character}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn untrusted_text_cannot_break_a_line_or_fill_the_log() {
+        let forged = "x.zone\n2026-01-01T00:00:00Z  INFO forged line\r\u{1b}[31m";
+        let shown = Untrusted::new(forged).to_string();
+        assert!(!shown.contains('\n') && !shown.contains('\r') && !shown.contains('\u{1b}'));
+        assert!(shown.starts_with("x.zone\\n2026"), "{shown}");
+        let long = "a".repeat(10_000);
+        assert_eq!(
+            Untrusted::new(&long).to_string(),
+            format!("{}...(+9872 bytes)", "a".repeat(128))
+        );
+        assert_eq!(Untrusted::new("héllo").to_string(), "héllo");
+    }
+}

@@ -49,6 +49,81 @@ pub struct ServerOptions {
     /// Send TCP keepalive probes on idle connections, so that a peer gone without a word
     /// (host down, network cut) frees its connection.
     pub tcp_keepalive: bool,
+    /// At most this many connections open at once from one client (an IPv4 address, or an
+    /// IPv6 /64: one subscriber's network); further ones are closed as soon as accepted.
+    pub per_client: Option<PerClientLimit>,
+}
+
+/// The per-client connection cap of a listener, and the peers exempt from it.
+#[derive(Debug, Clone)]
+pub struct PerClientLimit {
+    /// Connections one client may hold open.
+    pub limit: usize,
+    /// Peers never capped: reverse proxies (`trusted-proxies`), which carry every client
+    /// (fairness among those is the proxy's job, e.g. nginx `limit_conn`).
+    pub exempt: Vec<IpNet>,
+}
+
+/// Open connections per client of one listener.
+#[derive(Debug, Default)]
+struct ClientCounts {
+    /// Count by client (see [`client_of`]); an entry leaves when its count reaches zero.
+    open: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+}
+
+/// One open connection of a client; counted until dropped.
+struct ClientSlot {
+    /// The counts.
+    counts: Arc<ClientCounts>,
+    /// The client.
+    client: IpAddr,
+}
+
+impl ClientCounts {
+    /// A slot for `client`, unless it already holds `limit` connections.
+    fn take(self: &Arc<Self>, client: IpAddr, limit: usize) -> Option<ClientSlot> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = open.entry(client).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot {
+            counts: Arc::clone(self),
+            client,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .counts
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = open.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// Who a peer counts as for the per-client cap: its IPv4 address, or its IPv6 /64 (a
+/// subscriber gets a /64 or more, and can pick any address in it).
+fn client_of(peer: IpAddr) -> IpAddr {
+    match peer.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1_u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
 }
 
 /// The networks a listener serves, and a refusal log that cannot be flooded.
@@ -143,6 +218,7 @@ pub async fn serve_http<H, F>(
 {
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(options.max_connections));
+    let client_counts = Arc::new(ClientCounts::default());
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&permits).acquire_owned() => permit.expect("the semaphore is never closed"),
@@ -165,6 +241,23 @@ pub async fn serve_http<H, F>(
                 continue;
             }
         }
+        let slot = match &options.per_client {
+            Some(cap)
+                if !cap
+                    .exempt
+                    .iter()
+                    .any(|net| net.contains(&peer.ip().to_canonical())) =>
+            {
+                match client_counts.take(client_of(peer.ip()), cap.limit) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        tracing::debug!(%peer, "too many connections from this client; closing");
+                        continue;
+                    }
+                }
+            }
+            _ => None,
+        };
         tracing::debug!(%peer, "connection accepted");
         tune_stream(&stream, options.tcp_keepalive);
         let handler = handler.clone();
@@ -201,6 +294,7 @@ pub async fn serve_http<H, F>(
             if let Err(error) = connection.await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
+            drop(slot);
             drop(permit);
         });
     }
@@ -217,4 +311,30 @@ pub async fn serve_http<H, F>(
 pub(crate) async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns must not live across an await of the caller.
     let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn a_client_is_an_ipv4_address_or_an_ipv6_slash_64() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert_eq!(client_of(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_of(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_of(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        let counts = Arc::new(ClientCounts::default());
+        let held: Vec<_> = (0..3)
+            .map(|_| counts.take(ip("192.0.2.7"), 3).unwrap())
+            .collect();
+        assert!(counts.take(ip("192.0.2.7"), 3).is_none());
+        assert!(counts.take(ip("192.0.2.8"), 3).is_some());
+        drop(held);
+        assert!(counts.take(ip("192.0.2.7"), 3).is_some());
+        assert_eq!(
+            counts.open.lock().unwrap().len(),
+            0,
+            "entries leave at zero"
+        );
+    }
 }

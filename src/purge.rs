@@ -11,8 +11,16 @@
 //! bounded number of times in the background. The caller waits only for the first attempt, and
 //! at most a bounded time (`purge-wait-ms`), so a client's next query is fresh while a slow or
 //! dead pdns API cannot hold its answer.
+//!
+//! In the daemon, each front-end has one queue and one task: names to purge are merged into
+//! a set (a name asked again while it waits is purged once), at most [`MAX_PENDING`] of them
+//! (beyond that, the whole cache is flushed instead), and the task calls the API one call at a
+//! time on one kept-alive connection. So an update flood against a dead or black-holed API
+//! holds one task, one socket and a bounded set per front-end; when a call fails, the rest of
+//! that batch waits for the retry instead of each timing out in turn.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::PdnsApi;
@@ -34,6 +42,12 @@ const RETRY_DELAYS: [Duration; 3] = [
 /// Time allowed for one API call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Most names waiting for one front-end; past that its whole cache is flushed (`.`).
+const MAX_PENDING: usize = 10_000;
+
+/// Most callers waiting on one front-end's next attempt; later ones do not wait.
+const MAX_WAITERS: usize = 4_096;
+
 /// Purges names on every configured pdns. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Purger {
@@ -41,6 +55,30 @@ pub struct Purger {
     targets: Arc<Vec<PdnsApi>>,
     /// A pooled HTTP/1.1 client (keep-alive to each API).
     client: Client<HttpConnector, Empty<Bytes>>,
+    /// One queue per front-end, in the order of `targets` (the daemon's path).
+    queues: Arc<Vec<Queue>>,
+}
+
+/// What waits for one front-end's task.
+#[derive(Debug, Default)]
+struct Queue {
+    /// Names and waiters not yet taken by the task.
+    pending: Mutex<Pending>,
+    /// Wakes the task.
+    wake: tokio::sync::Notify,
+    /// The task has been started.
+    started: std::sync::atomic::AtomicBool,
+}
+
+/// Names waiting to be purged on one front-end.
+#[derive(Debug, Default)]
+struct Pending {
+    /// The names (merged).
+    names: BTreeSet<String>,
+    /// Too many names came: flush everything instead.
+    everything: bool,
+    /// Told when the attempt that takes these names is over.
+    waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Purger {
@@ -54,28 +92,118 @@ impl Purger {
         connector.set_connect_timeout(Some(CALL_TIMEOUT));
         Some(Self {
             targets: Arc::new(targets.to_vec()),
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(1)
+                .build(connector),
+            queues: Arc::new(targets.iter().map(|_| Queue::default()).collect()),
         })
     }
 
     /// Purges `names` (lower case, no final dot; each with everything below it) on every
-    /// front-end. Resolves when each front-end's first attempt is over, whatever its outcome;
-    /// failed ones go on being retried in the background. Never fails.
+    /// front-end, through its queue. Resolves when each front-end's attempt that takes these
+    /// names is over, whatever its outcome; failed names go on being retried in the
+    /// background. Never fails. Must run inside a tokio runtime (it starts the queues' tasks).
     pub async fn purge(&self, names: Vec<String>) {
         if names.is_empty() {
             return;
         }
-        let names = Arc::new(names);
-        let mut first_attempts = Vec::new();
-        for target in 0..self.targets.len() {
-            let (done, first_attempt) = tokio::sync::oneshot::channel();
-            let purger = self.clone();
-            let names = Arc::clone(&names);
-            tokio::spawn(async move { purger.purge_target(target, &names, done).await });
-            first_attempts.push(first_attempt);
+        let mut attempts = Vec::new();
+        for (target, queue) in self.queues.iter().enumerate() {
+            {
+                let mut pending = queue
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if !pending.everything {
+                    pending.names.extend(names.iter().cloned());
+                    if pending.names.len() > MAX_PENDING {
+                        pending.names.clear();
+                        pending.everything = true;
+                    }
+                }
+                if pending.waiters.len() < MAX_WAITERS {
+                    let (done, attempt) = tokio::sync::oneshot::channel();
+                    pending.waiters.push(done);
+                    attempts.push(attempt);
+                }
+            }
+            if !queue
+                .started
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+            {
+                let purger = self.clone();
+                tokio::spawn(async move { purger.run_queue(target).await });
+            }
+            queue.wake.notify_one();
         }
-        for first_attempt in first_attempts {
-            let _ = first_attempt.await;
+        for attempt in attempts {
+            let _ = attempt.await;
+        }
+    }
+
+    /// The task of front-end number `target`: takes what is pending, one batch at a time.
+    async fn run_queue(&self, target: usize) {
+        let queue = &self.queues[target];
+        let api = &self.targets[target];
+        // Names that failed, with the number of attempts they had.
+        let mut retries: Vec<(String, usize)> = Vec::new();
+        loop {
+            if retries.is_empty() {
+                queue.wake.notified().await;
+            } else {
+                let attempts = retries
+                    .iter()
+                    .map(|(_, attempts)| *attempts)
+                    .min()
+                    .unwrap_or(1);
+                let delay = RETRY_DELAYS[(attempts - 1).min(RETRY_DELAYS.len() - 1)];
+                let _ = tokio::time::timeout(delay, queue.wake.notified()).await;
+            }
+            let taken = std::mem::take(
+                &mut *queue
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            );
+            let mut batch: Vec<(String, usize)> = if taken.everything {
+                retries.clear();
+                vec![(String::new(), 0)]
+            } else {
+                taken.names.into_iter().map(|name| (name, 0)).collect()
+            };
+            for (name, attempts) in retries.drain(..) {
+                if !batch.iter().any(|(queued, _)| *queued == name) {
+                    batch.push((name, attempts));
+                }
+            }
+            let mut failed = None;
+            for (name, attempts) in batch {
+                if failed.is_none() {
+                    match self.flush(api, &name).await {
+                        Ok(()) => continue,
+                        Err(error) => failed = Some(error),
+                    }
+                }
+                // After a failure, the rest of the batch waits for the retry: a dead API
+                // costs one timeout per batch, not one per name.
+                let error = failed.as_deref().unwrap_or_default();
+                if attempts < RETRY_DELAYS.len() {
+                    retries.push((name, attempts + 1));
+                } else {
+                    tracing::warn!(
+                        api = %api.api_url,
+                        name = if name.is_empty() { "." } else { name.as_str() },
+                        %error,
+                        "pdns cache purge failed after retries; the old answer may be served until pdns's cache TTL passes"
+                    );
+                }
+            }
+            if let Some(error) = &failed {
+                tracing::debug!(api = %api.api_url, %error, waiting = retries.len(), "pdns cache purge failed; will retry");
+            }
+            for waiter in taken.waiters {
+                let _ = waiter.send(());
+            }
         }
     }
 

@@ -28,7 +28,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
 use std::time::{Duration, Instant};
 
 /// Largest request line taken; pdns's are a few hundred bytes.
-const MAX_LINE_BYTES: u64 = 1024 * 1024;
+const MAX_LINE_BYTES: u64 = 64 * 1024;
 
 /// The wait when pdns sets no timeout (`timeout=0`) and `--wait-ms` is not given.
 const DEFAULT_WAIT: Duration = Duration::from_millis(1500);

@@ -27,8 +27,9 @@ use super::protocol::{DecodeError, Query, Reply};
 /// The path every pdns request lives under (`url=http://host:port/dns`).
 const BASE_PATH: &str = "/dns";
 
-/// Largest request body taken: pdns requests are a few hundred bytes.
-const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest request body taken: pdns requests are a few hundred bytes (the largest, a
+/// `replaceRRSet`, a few KB).
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// How long a request body may take to arrive.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);

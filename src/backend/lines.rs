@@ -11,15 +11,46 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use super::Backend;
 use super::protocol::{Query, Reply};
 
 /// Largest request line taken; pdns's are a few hundred bytes.
-const MAX_LINE_BYTES: usize = 1024 * 1024;
+const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// Most connections served at once by one listener; pdns opens about five per instance.
 const MAX_CONNECTIONS: usize = 256;
+
+/// Time a new connection has to send its first request; after that, none (pdns keeps its
+/// connections idle for as long as it likes, and must never find one closed under it).
+const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connected socket of a line-JSON listener (unix or TCP).
+pub(super) trait LineStream: Read + Write + Send + Sized + 'static {
+    /// `UnixStream::set_read_timeout` / `TcpStream::set_read_timeout`.
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()>;
+    /// A second handle on the same socket.
+    fn try_clone(&self) -> std::io::Result<Self>;
+}
+
+impl LineStream for std::os::unix::net::UnixStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        Self::set_read_timeout(self, timeout)
+    }
+    fn try_clone(&self) -> std::io::Result<Self> {
+        Self::try_clone(self)
+    }
+}
+
+impl LineStream for std::net::TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        Self::set_read_timeout(self, timeout)
+    }
+    fn try_clone(&self) -> std::io::Result<Self> {
+        Self::try_clone(self)
+    }
+}
 
 /// Counts a listener's open connections and starts a thread for each new one.
 #[derive(Debug, Clone, Default)]
@@ -29,13 +60,9 @@ pub(super) struct ConnectionThreads {
 }
 
 impl ConnectionThreads {
-    /// Serves one connection (`reader`, `writer`: its two halves) on a thread of its own;
-    /// refuses it (closes it at once) when [`MAX_CONNECTIONS`] are open.
-    pub(super) fn spawn<R, W>(&self, reader: R, writer: W, backend: &Backend, listener: &str)
-    where
-        R: Read + Send + 'static,
-        W: Write + Send + 'static,
-    {
+    /// Serves one connection on a thread of its own; refuses it (closes it at once) when
+    /// [`MAX_CONNECTIONS`] are open.
+    pub(super) fn spawn(&self, stream: impl LineStream, backend: &Backend, listener: &str) {
         if self.open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
             tracing::warn!(
                 listener,
@@ -50,7 +77,7 @@ impl ConnectionThreads {
         let spawned = std::thread::Builder::new()
             .name(format!("{listener}-backend"))
             .spawn(move || {
-                if let Err(error) = serve_lines(reader, writer, &backend) {
+                if let Err(error) = serve_lines(stream, &backend) {
                     tracing::debug!(%error, listener = listener_name, "backend: connection ended with an error");
                 }
                 open.fetch_sub(1, Ordering::Relaxed);
@@ -62,14 +89,14 @@ impl ConnectionThreads {
     }
 }
 
-/// Answers requests on one connection until the peer closes it.
-fn serve_lines(
-    reader: impl Read,
-    mut writer: impl Write,
-    backend: &Backend,
-) -> std::io::Result<()> {
-    let mut reader = BufReader::new(reader);
+/// Answers requests on one connection until the peer closes it (or, before its first
+/// request, stays silent for [`FIRST_REQUEST_TIMEOUT`]).
+fn serve_lines(stream: impl LineStream, backend: &Backend) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(FIRST_REQUEST_TIMEOUT))?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
+    let mut first = true;
     loop {
         line.clear();
         let read = (&mut reader)
@@ -77,6 +104,10 @@ fn serve_lines(
             .read_until(b'\n', &mut line)?;
         if read == 0 {
             return Ok(());
+        }
+        if first {
+            first = false;
+            reader.get_ref().set_read_timeout(None)?;
         }
         if line.len() > MAX_LINE_BYTES {
             writer.write_all(&reply_line(&Reply::refusal(

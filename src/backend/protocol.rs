@@ -80,7 +80,43 @@ pub enum DecodeError {
         /// The parameter.
         parameter: &'static str,
     },
+    /// A name no DNS message can carry (pdns never sends one).
+    #[error("{method}: {parameter:?} is not a DNS name: {reason}")]
+    Name {
+        /// The method.
+        method: String,
+        /// The parameter.
+        parameter: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
+
+/// Checks that `name` (presentation form, final dot optional) fits a DNS message: at most
+/// 255 octets on the wire, labels of 1 to 63 octets. Every later step (zone walk, index) is
+/// then bounded by these lengths, whatever a peer sends.
+pub fn check_dns_name(name: &str) -> Result<(), &'static str> {
+    if name == "." {
+        return Ok(());
+    }
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    // Wire form: a length octet per label, the labels, the root's zero octet.
+    if bare.len() + 2 > 255 {
+        return Err("longer than 255 octets");
+    }
+    for label in bare.split('.') {
+        if label.is_empty() {
+            return Err("an empty label");
+        }
+        if label.len() > 63 {
+            return Err("a label longer than 63 octets");
+        }
+    }
+    Ok(())
+}
+
+/// Longest `qtype` or metadata `kind` taken (pdns's longest type name is 10 octets).
+const MAX_TOKEN_BYTES: usize = 64;
 
 impl Query {
     /// Decodes a request object `{"method": ..., "parameters": {...}}` (unix socket, post_json).
@@ -107,26 +143,45 @@ impl Query {
                     parameter,
                 })
         };
+        let name = |parameter: &'static str| {
+            let name = text(parameter)?;
+            check_dns_name(&name).map_err(|reason| DecodeError::Name {
+                method: method.to_string(),
+                parameter,
+                reason,
+            })?;
+            Ok::<_, DecodeError>(name)
+        };
+        let token = |parameter: &'static str| {
+            let token = text(parameter)?;
+            if token.len() > MAX_TOKEN_BYTES {
+                return Err(DecodeError::Parameter {
+                    method: method.to_string(),
+                    parameter,
+                });
+            }
+            Ok(token)
+        };
         Ok(match method {
             "initialize" => Self::Initialize,
             "lookup" => Self::Lookup {
-                qname: text("qname")?,
-                qtype: text("qtype")?,
+                qname: name("qname")?,
+                qtype: token("qtype")?,
                 zone_id: parameters.get("zone-id").and_then(integer).unwrap_or(-1),
             },
             "list" => Self::List {
-                zonename: text("zonename")?,
+                zonename: name("zonename")?,
             },
             "getAllDomains" => Self::GetAllDomains,
             "getDomainInfo" => Self::GetDomainInfo {
-                name: text("name")?,
+                name: name("name")?,
             },
             "getAllDomainMetadata" => Self::GetAllDomainMetadata {
-                name: text("name")?,
+                name: name("name")?,
             },
             "getDomainMetadata" => Self::GetDomainMetadata {
-                name: text("name")?,
-                kind: text("kind")?,
+                name: name("name")?,
+                kind: token("kind")?,
             },
             "getUpdatedMasters" => Self::GetUpdatedMasters,
             "setNotified" => {
@@ -285,6 +340,47 @@ impl Reply {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn names_beyond_dns_limits_are_refused_at_decode() {
+        let longest_label = "a".repeat(63);
+        let longest = format!("{0}.{0}.{0}.{1}.", longest_label, "b".repeat(61));
+        assert_eq!(
+            longest.len(),
+            254,
+            "253 octets and the final dot: 255 on the wire"
+        );
+        for fine in [".", "example.com.", "example.com", longest.as_str()] {
+            assert_eq!(check_dns_name(fine), Ok(()), "{fine}");
+        }
+        let too_long = format!("c{longest}");
+        let long_label = format!("{}.example.", "a".repeat(64));
+        let huge = "a.".repeat(100_000);
+        for bad in [
+            too_long.as_str(),
+            long_label.as_str(),
+            "a..b.",
+            "",
+            huge.as_str(),
+        ] {
+            assert!(
+                check_dns_name(bad).is_err(),
+                "{}",
+                &bad[..bad.len().min(20)]
+            );
+            let request = serde_json::json!({"method": "lookup",
+                "parameters": {"qname": bad, "qtype": "ANY", "zone-id": 1}});
+            assert!(matches!(
+                Query::from_json(request.to_string().as_bytes()),
+                Err(DecodeError::Name { .. })
+            ));
+        }
+        let list = serde_json::json!({"method": "list", "parameters": {"zonename": huge}});
+        assert!(Query::from_json(list.to_string().as_bytes()).is_err());
+        let long_type = serde_json::json!({"method": "lookup",
+            "parameters": {"qname": "a.", "qtype": "A".repeat(65)}});
+        assert!(Query::from_json(long_type.to_string().as_bytes()).is_err());
+    }
 
     #[test]
     fn lookups_decode_from_json_with_numbers_or_strings() {

@@ -41,12 +41,12 @@ pub async fn serve_tcp(
         }
         tracing::debug!(%peer, "tcp backend: connection accepted");
         tune_stream(&stream, true);
-        let halves = stream.into_std().and_then(|stream| {
+        let stream = stream.into_std().and_then(|stream| {
             stream.set_nonblocking(false)?;
-            Ok((stream.try_clone()?, stream))
+            Ok(stream)
         });
-        match halves {
-            Ok((reader, writer)) => threads.spawn(reader, writer, &backend, "tcp"),
+        match stream {
+            Ok(stream) => threads.spawn(stream, &backend, "tcp"),
             Err(error) => tracing::warn!(%error, %peer, "tcp backend: cannot use the connection"),
         }
     }

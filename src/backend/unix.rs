@@ -3,7 +3,7 @@
 //! The socket file is created with mode 0660 (owner and group: put pdns in the service's
 //! group) and removed on shutdown.
 
-use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, FileTypeExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use tokio::net::UnixListener;
@@ -13,7 +13,9 @@ use super::Backend;
 use super::lines::ConnectionThreads;
 
 /// Binds the socket at `path`: replaces a stale socket file left by a crash, refuses one that
-/// a live process still listens on, and sets mode 0660.
+/// a live process still listens on. The socket appears at `path` with mode 0660 already: it
+/// is bound in a private (0700) directory beside `path`, given its mode there, then renamed
+/// into place, so no one can connect to it while it has the umask's mode.
 pub fn bind_unix(path: &Path) -> std::io::Result<UnixListener> {
     if let Ok(metadata) = std::fs::symlink_metadata(path) {
         if !metadata.file_type().is_socket() {
@@ -30,9 +32,21 @@ pub fn bind_unix(path: &Path) -> std::io::Result<UnixListener> {
         }
         std::fs::remove_file(path)?;
     }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    Ok(listener)
+    let parent = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let private = parent.join(format!(".certadns-socket-{}", std::process::id()));
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let bound = (|| {
+        let staged = private.join("backend.sock");
+        let listener = UnixListener::bind(&staged)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o660))?;
+        std::fs::rename(&staged, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    bound
 }
 
 /// Serves connections on `listener` until `shutdown` turns true, then removes the socket file.
@@ -48,14 +62,14 @@ pub async fn serve_unix(
             accepted = listener.accept() => accepted,
             () = crate::net::stop_requested(&mut shutdown) => break,
         };
-        let halves = accepted
+        let stream = accepted
             .and_then(|(stream, _)| stream.into_std())
             .and_then(|stream| {
                 stream.set_nonblocking(false)?;
-                Ok((stream.try_clone()?, stream))
+                Ok(stream)
             });
-        match halves {
-            Ok((reader, writer)) => threads.spawn(reader, writer, &backend, "unix"),
+        match stream {
+            Ok(stream) => threads.spawn(stream, &backend, "unix"),
             Err(error) => {
                 tracing::warn!(%error, "unix backend: accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;

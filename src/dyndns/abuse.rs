@@ -10,13 +10,20 @@
 //!   host, so nobody can get another user's host blocked. A router's dummy-then-real update
 //!   (pfSense, OpenWRT: about 10 s apart) is well within the default of one per second.
 //! * [`AuthThrottle`]: repeated authentication failures from one client address, or for one
-//!   login, are answered `badauth` without running argon2 until a cool-down passes.
+//!   login, are answered `badauth` without running argon2 until a cool-down passes. Checks
+//!   still running count as failures-to-be ([`AuthThrottle::begin`]), so a burst of
+//!   simultaneous guesses is throttled before its hashes run, not after. Logins are kept only
+//!   as a keyed hash of fixed size ([`FailureKey::login`]): a flood of long junk logins costs
+//!   the same few bytes each, and no login as typed (a password typed into the username
+//!   field) ever reaches memory dumps or the log.
 
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use hmac::{KeyInit, Mac};
 
 /// How many keys each limiter remembers.
 const CAPACITY: usize = 100_000;
@@ -123,12 +130,44 @@ impl UpdateRateGuard {
 }
 
 /// Who authentication failures are counted against.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum FailureKey {
     /// A client address.
     Client(IpAddr),
-    /// A login (username or email, lower case).
-    Login(String),
+    /// A login: a keyed hash of it (see [`FailureKey::login`]).
+    Login([u8; 16]),
+}
+
+impl FailureKey {
+    /// The key of a login (username or email, any case): HMAC-SHA-256 of its lower-case form
+    /// under a key of this process, cut to 16 bytes. Fixed size, whatever the login's length,
+    /// and never the login itself.
+    pub fn login(login: &str) -> Self {
+        /// The per-process HMAC key.
+        static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+        let key = KEY.get_or_init(rand::random);
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+        mac.update(login.to_ascii_lowercase().as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut short = [0; 16];
+        short.copy_from_slice(&digest[..16]);
+        Self::Login(short)
+    }
+}
+
+impl std::fmt::Debug for FailureKey {
+    /// A client shows its address; a login only the start of its hash.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Client(address) => write!(f, "client {address}"),
+            Self::Login(hash) => write!(
+                f,
+                "login #{:02x}{:02x}{:02x}{:02x}",
+                hash[0], hash[1], hash[2], hash[3]
+            ),
+        }
+    }
 }
 
 /// Failures of one key.
@@ -136,10 +175,53 @@ pub enum FailureKey {
 struct FailureState {
     /// Failures in the current window.
     count: u32,
+    /// Checks of this key running now (each counts toward the limit until it ends).
+    in_flight: u32,
     /// Start of the current window.
     window_start: Instant,
     /// End of the current block, if any.
     blocked_until: Option<Instant>,
+}
+
+impl FailureState {
+    /// A key with no failures.
+    fn new(now: Instant) -> Self {
+        Self {
+            count: 0,
+            in_flight: 0,
+            window_start: now,
+            blocked_until: None,
+        }
+    }
+}
+
+/// A password check under way: counts toward its keys' limits until dropped.
+#[derive(Debug)]
+#[must_use = "the attempt counts only while it is held"]
+pub struct Attempt {
+    /// The throttle, to give the count back.
+    throttle: Arc<AuthThrottle>,
+    /// The keys it counts against.
+    keys: Vec<FailureKey>,
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if self.throttle.limit == 0 {
+            return;
+        }
+        let mut entries = self
+            .throttle
+            .states
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for key in &self.keys {
+            if let Some(state) = entries.peek_mut(key) {
+                state.in_flight = state.in_flight.saturating_sub(1);
+            }
+        }
+    }
 }
 
 /// Refuses cheaply after repeated authentication failures.
@@ -164,6 +246,43 @@ impl AuthThrottle {
             cooldown,
             states: Bounded::new(),
         }
+    }
+
+    /// Starts a password check against `keys`, unless one of them is blocked, or would reach
+    /// the limit if every check under way failed: then None, and the caller answers without
+    /// checking. The returned [`Attempt`] holds its place until dropped; a failure is counted
+    /// with [`AuthThrottle::record_failure`] as before.
+    pub fn begin(self: &Arc<Self>, keys: &[FailureKey]) -> Option<Attempt> {
+        let attempt = Attempt {
+            throttle: Arc::clone(self),
+            keys: keys.to_vec(),
+        };
+        if self.limit == 0 {
+            return Some(attempt);
+        }
+        let now = Instant::now();
+        let mut entries = self
+            .states
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let full = keys.iter().any(|key| {
+            entries.peek(key).is_some_and(|state| {
+                state.blocked_until.is_some_and(|until| now < until)
+                    || (now.duration_since(state.window_start) <= self.window
+                        && state.count + state.in_flight >= self.limit)
+                    || state.in_flight >= self.limit
+            })
+        });
+        if full {
+            return None;
+        }
+        for key in keys {
+            entries
+                .get_or_insert_mut(key.clone(), || FailureState::new(now))
+                .in_flight += 1;
+        }
+        Some(attempt)
     }
 
     /// Whether `key` is blocked now.
@@ -191,11 +310,7 @@ impl AuthThrottle {
         let now = Instant::now();
         let started = self.states.with(
             key.clone(),
-            || FailureState {
-                count: 0,
-                window_start: now,
-                blocked_until: None,
-            },
+            || FailureState::new(now),
             |state| {
                 if state.blocked_until.is_some_and(|until| now < until) {
                     return false;
@@ -204,9 +319,8 @@ impl AuthThrottle {
                     || now.duration_since(state.window_start) > self.window
                 {
                     *state = FailureState {
-                        count: 0,
-                        window_start: now,
-                        blocked_until: None,
+                        in_flight: state.in_flight,
+                        ..FailureState::new(now)
                     };
                 }
                 state.count += 1;
@@ -231,6 +345,52 @@ impl AuthThrottle {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn checks_under_way_count_toward_the_limit_before_they_fail() {
+        let throttle = Arc::new(AuthThrottle::new(
+            3,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        ));
+        let client = FailureKey::Client("192.0.2.1".parse().unwrap());
+        let keys = |login: &str| [client.clone(), FailureKey::login(login)];
+        let running: Vec<Attempt> = (0..3)
+            .map(|n| {
+                throttle
+                    .begin(&keys(&format!("user{n}")))
+                    .expect("under the limit")
+            })
+            .collect();
+        assert!(
+            throttle.begin(&keys("user9")).is_none(),
+            "a fourth simultaneous check from the client waits for none: refused"
+        );
+        drop(running);
+        let attempt = throttle
+            .begin(&keys("user9"))
+            .expect("the three ended well");
+        throttle.record_failure(client.clone());
+        drop(attempt);
+        assert!(
+            throttle
+                .begin(&[FailureKey::Client("192.0.2.2".parse().unwrap())])
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn login_keys_are_fixed_size_case_blind_and_never_the_login() {
+        let long = "x".repeat(8000);
+        assert_eq!(FailureKey::login("Alice"), FailureKey::login("alice"));
+        assert_ne!(FailureKey::login("alice"), FailureKey::login("bob"));
+        assert_eq!(
+            std::mem::size_of_val(&FailureKey::login(&long)),
+            std::mem::size_of::<FailureKey>()
+        );
+        let shown = format!("{:?}", FailureKey::login("hunter2-typed-as-login"));
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
 
     #[test]
     fn a_second_update_within_the_interval_starts_a_cool_down() {
@@ -268,7 +428,7 @@ mod test {
         assert!(!throttle.is_blocked(&client));
         throttle.record_failure(client.clone());
         assert!(throttle.is_blocked(&client));
-        assert!(!throttle.is_blocked(&FailureKey::Login("alice".into())));
+        assert!(!throttle.is_blocked(&FailureKey::login("alice")));
         std::thread::sleep(Duration::from_millis(50));
         assert!(!throttle.is_blocked(&client));
         throttle.record_failure(client.clone());

@@ -22,6 +22,7 @@ use ipnet::IpNet;
 use self::request::{ClientAddress, Endpoint, detect_client, parse_update_request};
 use self::response::Answer;
 use self::update::Updater;
+use crate::log::Untrusted;
 
 /// Limits and trust settings of the update endpoints.
 #[derive(Debug, Clone)]
@@ -116,7 +117,12 @@ impl UpdateService {
             header_text(header::USER_AGENT),
         );
         let hostname = update.hostnames.clone().unwrap_or_default();
-        let span = tracing::info_span!("update", %path, %hostname, client = %client.source);
+        let span = tracing::info_span!(
+            "update",
+            path = %Untrusted::new(&path),
+            hostname = %Untrusted::new(&hostname),
+            client = %client.source
+        );
         let answer =
             tracing::Instrument::instrument(self.updater.apply(update, client), span.clone()).await;
         span.in_scope(|| {

@@ -75,6 +75,9 @@ pub enum ReturnCode {
     BadAddress(IpError),
     /// The store could not be read or written; nothing changed.
     Dnserr,
+    /// Too many password checks are waiting; nothing was checked or changed. Retry later
+    /// (ddclient and inadyn both do, on `911` with 503).
+    Busy,
 }
 
 impl ReturnCode {
@@ -87,6 +90,7 @@ impl ReturnCode {
             Self::Nohost => 404,
             Self::Abuse => 429,
             Self::Dnserr => 500,
+            Self::Busy => 503,
         }
     }
 
@@ -117,6 +121,7 @@ impl ReturnCode {
             Self::Abuse => "abuse",
             Self::BadAddress(_) => "badaddress",
             Self::Dnserr => "dnserr",
+            Self::Busy => "911",
         }
     }
 }

@@ -54,7 +54,70 @@ pub struct Guards {
     /// Update pace per host.
     pub rate_guard: UpdateRateGuard,
     /// Authentication failures per client and login.
-    pub auth_throttle: AuthThrottle,
+    pub auth_throttle: Arc<AuthThrottle>,
+    /// The argon2 runs allowed at once, and the queue before them.
+    pub password_checks: PasswordChecks,
+}
+
+/// Logins longer than this are refused before any lookup: an email address has at most 254
+/// octets (RFC 5321), and a username fewer.
+const MAX_LOGIN_BYTES: usize = 254;
+
+/// Passwords longer than this are refused before any hashing.
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Bounds the password checks (argon2id: about 19 MiB and 15 ms of CPU each): at most
+/// `concurrency` run at once, at most `queue` more wait, and a request beyond that is answered
+/// `911` (503) at once, which ddclient and inadyn treat as "retry later". Only checks that
+/// need argon2 come here: API keys and remembered passwords never wait behind it.
+#[derive(Debug)]
+pub struct PasswordChecks {
+    /// One permit per check allowed to run.
+    permits: tokio::sync::Semaphore,
+    /// Checks waiting for a permit now.
+    waiting: std::sync::atomic::AtomicUsize,
+    /// The most that may wait.
+    queue: usize,
+}
+
+impl PasswordChecks {
+    /// `concurrency` checks at once (0: one per CPU core), `queue` waiting at most.
+    pub fn new(concurrency: usize, queue: usize) -> Self {
+        let concurrency = if concurrency == 0 {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        } else {
+            concurrency
+        };
+        Self {
+            permits: tokio::sync::Semaphore::new(concurrency),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            queue,
+        }
+    }
+
+    /// Runs `check` (argon2) on a blocking thread once a permit is free; `Busy` when the
+    /// queue is full.
+    async fn run<T: Send + 'static>(
+        &self,
+        check: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ReturnCode> {
+        use std::sync::atomic::Ordering;
+        let permit = match self.permits.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Err(ReturnCode::Busy);
+                }
+                let permit = self.permits.acquire().await;
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                permit.expect("the semaphore is never closed")
+            }
+        };
+        let result = run_blocking(check).await;
+        drop(permit);
+        result
+    }
 }
 
 /// Applies updates against the store. Cheap to clone.
@@ -207,28 +270,28 @@ impl Updater {
                 login,
                 password,
             }) => {
-                let login_key = FailureKey::Login(login.to_ascii_lowercase());
-                let result = self
-                    .authenticate_password(method, login, password, &[&client_key, &login_key])
-                    .await;
-                if matches!(result, Err(ReturnCode::Badauth)) {
+                if login.len() > MAX_LOGIN_BYTES || password.len() > MAX_PASSWORD_BYTES {
                     throttle.record_failure(client_key);
-                    throttle.record_failure(login_key);
+                    return Err(ReturnCode::Badauth);
                 }
-                result
+                let login_key = FailureKey::login(&login);
+                self.authenticate_password(method, login, password, [client_key, login_key])
+                    .await
             }
         }
     }
 
-    /// Checks a login with an account password or one of that user's API keys. While the
-    /// client or the login is throttled, only a remembered (cached) password gets through:
-    /// no argon2 runs for them.
+    /// Checks a login with an account password or one of that user's API keys. A remembered
+    /// (cached) password gets through at once; any other check that needs argon2 first takes
+    /// its place in the failure throttle (refused without hashing while the client or the
+    /// login is throttled, counting the checks already under way), then waits for a place in
+    /// [`PasswordChecks`]. Failures are counted against both keys.
     async fn authenticate_password(
         &self,
         method: AuthMethod,
         login: String,
         password: String,
-        throttle_keys: &[&FailureKey],
+        throttle_keys: [FailureKey; 2],
     ) -> Result<Principal, ReturnCode> {
         let key_hash = auth::looks_like_api_key(&password).then(|| auth::hash_api_key(&password));
         let (user, key) = self
@@ -242,16 +305,23 @@ impl Updater {
                 Ok((user, key))
             })
             .map_err(store_failure)?;
-        let throttled = throttle_keys
-            .iter()
-            .any(|key| self.guards.auth_throttle.is_blocked(key));
+        let throttle = &self.guards.auth_throttle;
+        let fail = || {
+            for key in &throttle_keys {
+                throttle.record_failure(key.clone());
+            }
+            Err(ReturnCode::Badauth)
+        };
 
         let Some(user) = user.filter(|user| user.is_active) else {
-            if !throttled {
-                // Spend the time of a real check, so that unknown users cannot be told apart.
-                run_blocking(move || auth::verify_password_of_nobody(&password)).await?;
+            // Spend the time of a real check, so that unknown users cannot be told apart.
+            if let Some(_attempt) = throttle.begin(&throttle_keys) {
+                self.guards
+                    .password_checks
+                    .run(move || auth::verify_password_of_nobody(&password))
+                    .await?;
             }
-            return Err(ReturnCode::Badauth);
+            return fail();
         };
         if let Some((key, owner)) = key.filter(|(key, _)| key.user_id == user.id) {
             return if key_may_update(&key, &owner) {
@@ -261,7 +331,7 @@ impl Updater {
                     method,
                 })
             } else {
-                Err(ReturnCode::Badauth)
+                fail()
             };
         }
         let principal = Principal {
@@ -269,29 +339,31 @@ impl Updater {
             key_id: None,
             method,
         };
-        let cache = &self.guards.password_cache;
-        if cache.contains(user.id, &password, &user.password_hash) {
+        if self
+            .guards
+            .password_cache
+            .contains(user.id, &password, &user.password_hash)
+        {
             return Ok(principal);
         }
-        if throttled {
-            return Err(ReturnCode::Badauth);
-        }
+        let Some(_attempt) = throttle.begin(&throttle_keys) else {
+            return fail();
+        };
         let guards = Arc::clone(&self.guards);
-        let verified = run_blocking(move || {
-            let verified = auth::verify_password(&password, &user.password_hash);
-            if verified {
-                guards
-                    .password_cache
-                    .insert(user.id, &password, &user.password_hash);
-            }
-            verified
-        })
-        .await?;
-        if verified {
-            Ok(principal)
-        } else {
-            Err(ReturnCode::Badauth)
-        }
+        let verified = self
+            .guards
+            .password_checks
+            .run(move || {
+                let verified = auth::verify_password(&password, &user.password_hash);
+                if verified {
+                    guards
+                        .password_cache
+                        .insert(user.id, &password, &user.password_hash);
+                }
+                verified
+            })
+            .await?;
+        if verified { Ok(principal) } else { fail() }
     }
 }
 

@@ -310,13 +310,23 @@ pub enum IpError {
 }
 
 /// Parses an address strictly: no leading zeros, no zone index (`%eth0`), no spaces, no
-/// brackets.
+/// brackets; and one a host can have: not unspecified (`0.0.0.0`, `::`), not the limited
+/// broadcast `255.255.255.255`, not multicast (also not as an IPv4-mapped IPv6 address).
+/// Private, loopback and documentation addresses are allowed: people point names at LAN hosts.
 ///
 /// The standard library's parser is already this strict; this function exists to name the rule
 /// and to give the 400 reason. IPv6 comes back as an `Ipv6Addr`, whose `Display` is the
 /// canonical RFC 5952 form, which is what we store and compare.
 pub fn parse_ip(text: &str) -> Result<IpAddr, IpError> {
-    text.parse().map_err(|_| IpError::Invalid)
+    let ip: IpAddr = text.parse().map_err(|_| IpError::Invalid)?;
+    let canonical = ip.to_canonical();
+    let impossible = canonical.is_unspecified()
+        || canonical.is_multicast()
+        || canonical == IpAddr::from([255, 255, 255, 255]);
+    if impossible {
+        return Err(IpError::Invalid);
+    }
+    Ok(ip)
 }
 
 /// Checks that `ip` fits a record of type `record_type`.
@@ -439,6 +449,16 @@ mod test {
     #[test]
     fn ip_parsing_is_strict_and_canonical() {
         assert_eq!(parse_ip("192.0.2.1").unwrap().to_string(), "192.0.2.1");
+        for lan in [
+            "10.0.0.1",
+            "192.168.1.2",
+            "127.0.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            assert!(parse_ip(lan).is_ok(), "{lan} stays allowed");
+        }
         assert_eq!(
             parse_ip("2001:DB8:0::1").unwrap().to_string(),
             "2001:db8::1"
@@ -461,6 +481,14 @@ mod test {
             "",
             "example.com",
             "1.2.3.4/32",
+            "0.0.0.0",
+            "::",
+            "::ffff:0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "239.255.255.250",
+            "ff02::1",
+            "::ffff:224.0.0.1",
         ] {
             assert_eq!(
                 parse_ip(bad),

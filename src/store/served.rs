@@ -10,8 +10,9 @@
 //! How it stays exact, with writers in this process and in others (the admin CLI, `sqlite3`):
 //! * SQLite counts commits in the WAL-index header (`iChange`, offset 8 of the `-shm` file,
 //!   documented in <https://sqlite.org/walformat.html>, written before a commit returns). The
-//!   index maps that word and remembers the count it reflects (`validated`). A lookup first
-//!   compares the two: one memory read.
+//!   index reads that word (`pread`, never a mapping a truncated file could turn into SIGBUS)
+//!   and remembers the count it reflects (`validated`). A lookup first compares the two: one
+//!   system call.
 //! * Writes of this process go through `ServedIndex::write`: under one mutex, it notes the
 //!   count after `BEGIN IMMEDIATE` (no one else can commit until we do), lets the operation
 //!   run, reads back from inside the transaction the rows it touched (an SQLite update hook
@@ -398,15 +399,25 @@ impl Delta {
     }
 }
 
-/// The commit counter SQLite keeps in the WAL-index header, read from a shared mapping of the
-/// `-shm` file.
+/// The commit counter SQLite keeps in the WAL-index header, read from the `-shm` file with
+/// `pread`. Not through a memory map: a mapped file truncated under us (by hand, or by a
+/// tool) turns the next read into SIGBUS and ends the process; a `pread` of a short file just
+/// comes back short. Any read that does not find a WAL-index header of the known version
+/// counts as "not current": lookups read SQLite, and the index reloads once the header is back.
 #[derive(Debug)]
 struct ChangeCounter {
-    map: memmap2::MmapRaw,
     /// Never closed: closing any descriptor of a file drops every POSIX lock this process holds
     /// on it, SQLite's included. Without SQLite's lock on the `-shm` file, the next process to
     /// open the database would re-initialise it under our connections (counter back to 0).
-    _file: std::mem::ManuallyDrop<std::fs::File>,
+    file: std::mem::ManuallyDrop<std::fs::File>,
+    /// Where the file is, to notice it being deleted or replaced.
+    path: PathBuf,
+    /// When the path was last compared with the open file (seconds since `opened`).
+    checked_at: AtomicU64,
+    /// When the counter was opened.
+    opened: Instant,
+    /// The path no longer names the open file: the counter cannot be trusted again.
+    replaced: AtomicBool,
 }
 
 impl ChangeCounter {
@@ -414,39 +425,69 @@ impl ChangeCounter {
     const VERSION: u32 = 3_007_000;
     /// Offset of `iChange` in the first copy of the header, which SQLite writes last.
     const CHANGE_OFFSET: usize = 8;
-    const MAP_LEN: usize = 4096;
+    /// How often (seconds) the path is compared with the open file.
+    const CHECK_EVERY_SECS: u64 = 1;
 
     fn open(database: &Path) -> std::io::Result<Self> {
         let mut shm = database.as_os_str().to_owned();
         shm.push("-shm");
-        let file = std::mem::ManuallyDrop::new(std::fs::File::open(PathBuf::from(shm))?);
-        if file.metadata()?.len() < Self::MAP_LEN as u64 {
-            return Err(std::io::Error::other(
-                "the -shm file is too short for a WAL index",
-            ));
-        }
-        let map = memmap2::MmapOptions::new()
-            .len(Self::MAP_LEN)
-            .map_raw_read_only(&*file)?;
-        let counter = Self { map, _file: file };
-        if counter.word(0) != Self::VERSION {
+        let path = PathBuf::from(shm);
+        let file = std::mem::ManuallyDrop::new(std::fs::File::open(&path)?);
+        let counter = Self {
+            file,
+            path,
+            checked_at: AtomicU64::new(0),
+            opened: Instant::now(),
+            replaced: AtomicBool::new(false),
+        };
+        if counter.get().is_none() {
             return Err(std::io::Error::other("the -shm file holds no WAL index"));
         }
         Ok(counter)
     }
 
-    fn word(&self, offset: usize) -> u32 {
-        assert!(offset + 4 <= Self::MAP_LEN && offset % 4 == 0);
-        // SAFETY: the mapping is MAP_LEN bytes, page-aligned, and lives as long as `self`;
-        // the read is in bounds and aligned. Other processes write this memory, so the read is
-        // volatile and followed by an acquire fence, as SQLite's own readers do.
-        let value = unsafe { std::ptr::read_volatile(self.map.as_ptr().add(offset).cast::<u32>()) };
-        std::sync::atomic::fence(Ordering::Acquire);
-        value
+    /// SQLite's commit count, or None when the file holds no readable WAL-index header (or is
+    /// no longer the file SQLite uses).
+    fn get(&self) -> Option<u64> {
+        use std::os::unix::fs::FileExt as _;
+        self.check_path();
+        if self.replaced.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut header = [0_u8; Self::CHANGE_OFFSET + 4];
+        self.file.read_exact_at(&mut header, 0).ok()?;
+        let word = |offset: usize| {
+            u32::from_ne_bytes(header[offset..offset + 4].try_into().expect("four bytes"))
+        };
+        (word(0) == Self::VERSION).then(|| u64::from(word(Self::CHANGE_OFFSET)))
     }
 
-    fn get(&self) -> u64 {
-        u64::from(self.word(Self::CHANGE_OFFSET))
+    /// At most once a second: whether the path still names the open file. A `-shm` file
+    /// deleted or replaced under a running SQLite is a broken database set-up; the index then
+    /// stops trusting the counter for good, and lookups read SQLite.
+    fn check_path(&self) {
+        use std::os::unix::fs::MetadataExt as _;
+        let now = self.opened.elapsed().as_secs();
+        let last = self.checked_at.load(Ordering::Relaxed);
+        if now < last + Self::CHECK_EVERY_SECS
+            || self
+                .checked_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let same = match (self.file.metadata(), std::fs::metadata(&self.path)) {
+            (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+            _ => false,
+        };
+        if !same && !self.replaced.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                path = %self.path.display(),
+                "the -shm file was deleted or replaced while the service ran; the served index \
+                 is off and lookups read SQLite until a restart"
+            );
+        }
     }
 }
 
@@ -522,9 +563,10 @@ impl ServedIndex {
     /// Whether the index reflects every commit so far (or all but our own commit in flight,
     /// which no one has been answered about yet). If not, asks for a reload.
     fn is_current(self: &Arc<Self>) -> bool {
-        let count = self.counter.get();
-        let current = count == self.validated.load(Ordering::Acquire)
-            || count == self.expected.load(Ordering::Acquire);
+        let current = self.counter.get().is_some_and(|count| {
+            count == self.validated.load(Ordering::Acquire)
+                || count == self.expected.load(Ordering::Acquire)
+        });
         if !current {
             self.request_reload();
         }
@@ -574,8 +616,13 @@ impl ServedIndex {
     fn reload(&self) -> Result<(), StoreError> {
         let _writer = lock(&self.writer);
         let started = Instant::now();
-        // Read before the snapshot: whatever commits later shows as a newer count.
-        let count = self.counter.get();
+        // Read before the snapshot: whatever commits later shows as a newer count. No count,
+        // no index: lookups keep reading SQLite, and the next one asks again.
+        let count = self.counter.get().ok_or_else(|| {
+            StoreError::Create(std::io::Error::other(
+                "the -shm file holds no readable WAL-index header",
+            ))
+        })?;
         let state = ServedState::load(&lock(&self.conn))?;
         *self.state.write().unwrap_or_else(PoisonError::into_inner) = state;
         // Before `validated`: whoever sees the index current again sees the new stamp.
@@ -598,8 +645,10 @@ impl ServedIndex {
         let _writer = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // We hold SQLite's write lock: the count cannot move until our commit.
+        // No count (the -shm file unreadable): not in step, so no delta; lookups read SQLite.
         let before = self.counter.get();
-        let in_step = before == self.validated.load(Ordering::Acquire);
+        let in_step = before.is_some_and(|before| before == self.validated.load(Ordering::Acquire));
+        let before = before.unwrap_or(NONE);
         self.touches.take();
         let value = operation(&tx)?;
         let touches = self.touches.take();
@@ -615,7 +664,7 @@ impl ServedIndex {
             );
         }
         let committed = tx.commit();
-        let after = self.counter.get();
+        let after = self.counter.get().unwrap_or(NONE);
         if touches
             .iter()
             .any(|touch| matches!(touch, Touch::Domain(_)))
@@ -625,8 +674,8 @@ impl ServedIndex {
         }
         match delta {
             Some(delta) if committed.is_ok() => {
-                if after == before {
-                    // Nothing was written.
+                if after == before || after == NONE {
+                    // Nothing was written, or the count cannot be read.
                 } else if after == u64::from((before as u32).wrapping_add(1)) {
                     self.state
                         .write()
