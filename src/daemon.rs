@@ -200,6 +200,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             tcp_listener,
             backend_allowed,
             backend.clone(),
+            Duration::from_secs(config.header_read_timeout_secs),
             stopped.clone(),
         )));
         tracing::info!("listening on backend=tcp://{tcp_local}");
@@ -209,6 +210,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             unix_listener,
             path.clone(),
             backend,
+            Duration::from_secs(config.header_read_timeout_secs),
             stopped,
         )));
         tracing::info!("listening on unix={}", path.display());

@@ -22,10 +22,6 @@ const MAX_LINE_BYTES: usize = 64 * 1024;
 /// Most connections served at once by one listener; pdns opens about five per instance.
 const MAX_CONNECTIONS: usize = 256;
 
-/// Time a new connection has to send its first request; after that, none (pdns keeps its
-/// connections idle for as long as it likes, and must never find one closed under it).
-const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// A connected socket of a line-JSON listener (unix or TCP).
 pub(super) trait LineStream: Read + Write + Send + Sized + 'static {
     /// `UnixStream::set_read_timeout` / `TcpStream::set_read_timeout`.
@@ -53,13 +49,24 @@ impl LineStream for std::net::TcpStream {
 }
 
 /// Counts a listener's open connections and starts a thread for each new one.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(super) struct ConnectionThreads {
     /// Connections open now.
     open: Arc<AtomicUsize>,
+    /// Time a new connection has to send its first request; after that, none (pdns keeps
+    /// its connections idle for as long as it likes, and must never find one closed under it).
+    first_request_timeout: Duration,
 }
 
 impl ConnectionThreads {
+    /// No connection yet; each new one must speak within `first_request_timeout`.
+    pub(super) fn new(first_request_timeout: Duration) -> Self {
+        Self {
+            open: Arc::default(),
+            first_request_timeout,
+        }
+    }
+
     /// Serves one connection on a thread of its own; refuses it (closes it at once) when
     /// [`MAX_CONNECTIONS`] are open.
     pub(super) fn spawn(&self, stream: impl LineStream, backend: &Backend, listener: &str) {
@@ -74,10 +81,11 @@ impl ConnectionThreads {
         let backend = backend.clone();
         let open = Arc::clone(&self.open);
         let listener_name = listener.to_string();
+        let first_request_timeout = self.first_request_timeout;
         let spawned = std::thread::Builder::new()
             .name(format!("{listener}-backend"))
             .spawn(move || {
-                if let Err(error) = serve_lines(stream, &backend) {
+                if let Err(error) = serve_lines(stream, &backend, first_request_timeout) {
                     tracing::debug!(%error, listener = listener_name, "backend: connection ended with an error");
                 }
                 open.fetch_sub(1, Ordering::Relaxed);
@@ -90,9 +98,13 @@ impl ConnectionThreads {
 }
 
 /// Answers requests on one connection until the peer closes it (or, before its first
-/// request, stays silent for [`FIRST_REQUEST_TIMEOUT`]).
-fn serve_lines(stream: impl LineStream, backend: &Backend) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(FIRST_REQUEST_TIMEOUT))?;
+/// request, stays silent for `first_request_timeout`).
+fn serve_lines(
+    stream: impl LineStream,
+    backend: &Backend,
+    first_request_timeout: Duration,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(first_request_timeout))?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();

@@ -20,9 +20,10 @@ pub async fn serve_tcp(
     listener: TcpListener,
     allow_from: Arc<AllowList>,
     backend: Backend,
+    first_request_timeout: std::time::Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let threads = ConnectionThreads::default();
+    let threads = ConnectionThreads::new(first_request_timeout);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,

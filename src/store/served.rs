@@ -404,6 +404,13 @@ impl Delta {
 /// tool) turns the next read into SIGBUS and ends the process; a `pread` of a short file just
 /// comes back short. Any read that does not find a WAL-index header of the known version
 /// counts as "not current": lookups read SQLite, and the index reloads once the header is back.
+///
+/// SQLite itself maps the `-shm` file, so a truncated one would crash it on its next access.
+/// A short read therefore also puts the file back to its length (zeros: an invalid header,
+/// from which SQLite rebuilds the WAL index itself). Every lookup and every write of `serve`
+/// reads the counter before it uses SQLite, and the length is also checked once a second, so
+/// the window in which SQLite could touch a truncated file is as short as it can be made from
+/// outside SQLite.
 #[derive(Debug)]
 struct ChangeCounter {
     /// Never closed: closing any descriptor of a file drops every POSIX lock this process holds
@@ -412,6 +419,8 @@ struct ChangeCounter {
     file: std::mem::ManuallyDrop<std::fs::File>,
     /// Where the file is, to notice it being deleted or replaced.
     path: PathBuf,
+    /// The longest the file has been seen: what a truncated file is put back to.
+    len: AtomicU64,
     /// When the path was last compared with the open file (seconds since `opened`).
     checked_at: AtomicU64,
     /// When the counter was opened.
@@ -432,10 +441,18 @@ impl ChangeCounter {
         let mut shm = database.as_os_str().to_owned();
         shm.push("-shm");
         let path = PathBuf::from(shm);
-        let file = std::mem::ManuallyDrop::new(std::fs::File::open(&path)?);
+        // Read-write, to put back the length of a file truncated under SQLite.
+        let file = std::mem::ManuallyDrop::new(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)?,
+        );
+        let len = file.metadata()?.len();
         let counter = Self {
             file,
             path,
+            len: AtomicU64::new(len),
             checked_at: AtomicU64::new(0),
             opened: Instant::now(),
             replaced: AtomicBool::new(false),
@@ -455,11 +472,33 @@ impl ChangeCounter {
             return None;
         }
         let mut header = [0_u8; Self::CHANGE_OFFSET + 4];
-        self.file.read_exact_at(&mut header, 0).ok()?;
+        if self.file.read_exact_at(&mut header, 0).is_err() {
+            self.restore_length();
+            return None;
+        }
         let word = |offset: usize| {
             u32::from_ne_bytes(header[offset..offset + 4].try_into().expect("four bytes"))
         };
         (word(0) == Self::VERSION).then(|| u64::from(word(Self::CHANGE_OFFSET)))
+    }
+
+    /// Puts a truncated file back to the longest length seen (see the type's docs).
+    fn restore_length(&self) {
+        let len = self.len.load(Ordering::Relaxed);
+        match self.file.metadata() {
+            Ok(metadata) if metadata.len() < len => {
+                let restored = self.file.set_len(len);
+                tracing::error!(
+                    path = %self.path.display(),
+                    from = metadata.len(),
+                    to = len,
+                    ok = restored.is_ok(),
+                    "the -shm file was truncated while the service ran; its length is put back \
+                     (SQLite rebuilds its contents) and lookups read SQLite until the index reloads"
+                );
+            }
+            _ => {}
+        }
     }
 
     /// At most once a second: whether the path still names the open file. A `-shm` file
@@ -478,7 +517,14 @@ impl ChangeCounter {
             return;
         }
         let same = match (self.file.metadata(), std::fs::metadata(&self.path)) {
-            (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+            (Ok(open), Ok(named)) => {
+                if open.len() < self.len.load(Ordering::Relaxed) {
+                    self.restore_length();
+                } else {
+                    self.len.fetch_max(open.len(), Ordering::Relaxed);
+                }
+                open.dev() == named.dev() && open.ino() == named.ino()
+            }
             _ => false,
         };
         if !same && !self.replaced.swap(true, Ordering::Relaxed) {
@@ -563,10 +609,15 @@ impl ServedIndex {
     /// Whether the index reflects every commit so far (or all but our own commit in flight,
     /// which no one has been answered about yet). If not, asks for a reload.
     fn is_current(self: &Arc<Self>) -> bool {
-        let current = self.counter.get().is_some_and(|count| {
-            count == self.validated.load(Ordering::Acquire)
-                || count == self.expected.load(Ordering::Acquire)
-        });
+        let Some(count) = self.counter.get() else {
+            // The header was unreadable: whatever count comes back once SQLite rebuilds it
+            // says nothing about what the index holds. Only a reload can vouch for it again.
+            self.validated.store(NONE, Ordering::Release);
+            self.request_reload();
+            return false;
+        };
+        let current = count == self.validated.load(Ordering::Acquire)
+            || count == self.expected.load(Ordering::Acquire);
         if !current {
             self.request_reload();
         }
@@ -616,14 +667,23 @@ impl ServedIndex {
     fn reload(&self) -> Result<(), StoreError> {
         let _writer = lock(&self.writer);
         let started = Instant::now();
-        // Read before the snapshot: whatever commits later shows as a newer count. No count,
-        // no index: lookups keep reading SQLite, and the next one asks again.
-        let count = self.counter.get().ok_or_else(|| {
-            StoreError::Create(std::io::Error::other(
-                "the -shm file holds no readable WAL-index header",
-            ))
-        })?;
-        let state = ServedState::load(&lock(&self.conn))?;
+        let conn = lock(&self.conn);
+        // Read before the snapshot: whatever commits later shows as a newer count. An
+        // unreadable header (a -shm file put back after a truncation) is rebuilt by SQLite at
+        // its next read; no count even then, no index: lookups keep reading SQLite.
+        let count = match self.counter.get() {
+            Some(count) => count,
+            None => {
+                conn.query_row("SELECT count(*) FROM zones", [], |_| Ok(()))?;
+                self.counter.get().ok_or_else(|| {
+                    StoreError::Create(std::io::Error::other(
+                        "the -shm file holds no readable WAL-index header",
+                    ))
+                })?
+            }
+        };
+        let state = ServedState::load(&conn)?;
+        drop(conn);
         *self.state.write().unwrap_or_else(PoisonError::into_inner) = state;
         // Before `validated`: whoever sees the index current again sees the new stamp.
         self.reloads.fetch_add(1, Ordering::AcqRel);
@@ -643,6 +703,11 @@ impl ServedIndex {
         operation: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let _writer = lock(&self.writer);
+        // Before SQLite touches the -shm file: a truncated one is put back first, and the
+        // index stops vouching for itself until a reload.
+        if self.counter.get().is_none() {
+            self.validated.store(NONE, Ordering::Release);
+        }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // We hold SQLite's write lock: the count cannot move until our commit.
         // No count (the -shm file unreadable): not in step, so no delta; lookups read SQLite.
