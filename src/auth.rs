@@ -221,8 +221,9 @@ impl PasswordCache {
             .put(entry_key, value);
     }
 
-    /// The HMAC of user id and password under this process's key.
-    fn entry_key(&self, user_id: i64, password: &str) -> [u8; 32] {
+    /// The HMAC of user id and password under this process's key: what identifies a check
+    /// (also for coalescing identical checks under way), never the password itself.
+    pub fn entry_key(&self, user_id: i64, password: &str) -> [u8; 32] {
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         mac.update(&user_id.to_be_bytes());
         mac.update(password.as_bytes());

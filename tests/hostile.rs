@@ -714,3 +714,26 @@ fn a_black_holed_pdns_api_holds_no_answer_and_no_resources() {
     );
     let _ = timed_key_update(&daemon, &key, "192.0.2.200");
 }
+
+#[test]
+fn a_burst_with_the_right_password_is_one_check_and_every_request_passes() {
+    let env = TestEnv::new();
+    seed(&env);
+    let daemon = env.spawn(&format!("{CLIENTS}\nauth-failure-limit = 10"));
+    let addr = daemon.addr;
+    let raw = get(
+        "/nic/update?hostname=home.dyn.example&myip=192.0.2.1",
+        &[("Authorization", &basic("alice", common::PASSWORD))],
+    );
+    let statuses: Vec<Option<u16>> = std::thread::scope(|scope| {
+        let requests: Vec<_> = (0..64)
+            .map(|_| scope.spawn(|| request_from([127, 0, 3, 1], addr, &raw).map(|r| r.status)))
+            .collect();
+        requests.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert!(
+        statuses.iter().all(|status| *status == Some(200)),
+        "a cold cache and 64 identical requests at once: {statuses:?}"
+    );
+    assert!(!daemon.log().contains("repeated authentication failures"));
+}

@@ -85,6 +85,11 @@ pub struct PasswordChecks {
     queue: usize,
     /// Hands checks to the threads.
     jobs: std::sync::mpsc::Sender<PasswordJob>,
+    /// Checks under way, by [`PasswordCache::entry_key`]: the same user and password asked
+    /// again meanwhile (a router's A and AAAA requests, a script's burst) waits for that one
+    /// result instead of hashing again, or counting as another guess.
+    under_way:
+        std::sync::Mutex<std::collections::HashMap<[u8; 32], Arc<tokio::sync::OnceCell<bool>>>>,
 }
 
 /// A password check for one of the check threads.
@@ -129,7 +134,37 @@ impl PasswordChecks {
             waiting: std::sync::atomic::AtomicUsize::new(0),
             queue,
             jobs,
+            under_way: std::sync::Mutex::default(),
         }
+    }
+
+    /// The result of the check identified by `key`, running `check` only if no identical
+    /// check is under way (else waiting for that one's result). Errors are not shared: each
+    /// waiter whose check could not run gets its own.
+    async fn coalesced<F>(&self, key: [u8; 32], check: F) -> Result<bool, ReturnCode>
+    where
+        F: std::future::Future<Output = Result<bool, ReturnCode>>,
+    {
+        let cell = Arc::clone(
+            self.under_way
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(key)
+                .or_default(),
+        );
+        let result = cell.get_or_try_init(|| check).await.copied();
+        let mut under_way = self
+            .under_way
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if under_way
+            .get(&key)
+            .is_some_and(|current| Arc::ptr_eq(current, &cell))
+            && cell.initialized()
+        {
+            under_way.remove(&key);
+        }
+        result
     }
 
     /// Runs `check` (argon2) on a check thread once a place is free; `Busy` when the queue
@@ -394,21 +429,26 @@ impl Updater {
         {
             return Ok(principal);
         }
-        let Some(_attempt) = throttle.begin(&throttle_keys) else {
-            return fail();
-        };
+        let checks = &self.guards.password_checks;
+        let check_key = self.guards.password_cache.entry_key(user.id, &password);
         let guards = Arc::clone(&self.guards);
-        let verified = self
-            .guards
-            .password_checks
-            .run(move || {
-                let verified = auth::verify_password(&password, &user.password_hash);
-                if verified {
-                    guards
-                        .password_cache
-                        .insert(user.id, &password, &user.password_hash);
-                }
-                verified
+        let verified = checks
+            .coalesced(check_key, async {
+                // Only the check that runs takes a place in the throttle.
+                let Some(_attempt) = throttle.begin(&throttle_keys) else {
+                    return Ok(false);
+                };
+                checks
+                    .run(move || {
+                        let verified = auth::verify_password(&password, &user.password_hash);
+                        if verified {
+                            guards
+                                .password_cache
+                                .insert(user.id, &password, &user.password_hash);
+                        }
+                        verified
+                    })
+                    .await
             })
             .await?;
         if verified { Ok(principal) } else { fail() }

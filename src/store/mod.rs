@@ -198,7 +198,7 @@ impl Store {
         if let Some(state) = self.index.as_ref().and_then(ServedIndex::snapshot) {
             return operation(&*state);
         }
-        let conn = self.pool.get()?;
+        let conn = self.pool.get_timeout(POOL_WAIT)?;
         operation(&*conn)
     }
 
@@ -206,12 +206,14 @@ impl Store {
     ///
     /// Async code may call this directly for indexed point reads: in WAL mode a reader never
     /// waits for the writer, so a read takes microseconds, less than a hand-off to a blocking
-    /// thread and back.
+    /// thread and back. The wait for a pooled connection is short ([`POOL_WAIT`]): a pool that
+    /// stays exhausted longer is a stall, better answered as an error than waited out on an
+    /// async worker.
     pub fn read<T>(
         &self,
         operation: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let conn = self.pool.get()?;
+        let conn = self.pool.get_timeout(POOL_WAIT)?;
         operation(&conn)
     }
 
@@ -316,8 +318,8 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
     }
 }
 
-/// Upper bound of SQLite's memory-mapped I/O per connection (address space, not memory).
-const MMAP_BYTES: i64 = 1 << 30;
+/// The longest a read waits for a pooled connection (reads run inline on async workers).
+const POOL_WAIT: Duration = Duration::from_millis(250);
 
 /// Per-connection settings: these pragmas do not persist in the file.
 fn configure_connection(
@@ -332,9 +334,12 @@ fn configure_connection(
         Synchronous::Full => "FULL",
     };
     conn.pragma_update(None, "synchronous", level)?;
-    // Read pages through a shared mapping instead of a pread() and a copy per page miss;
-    // SQLite maps at most the file's size, up to this bound.
-    conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
+    // No memory-mapped I/O: a database file truncated under a mapping (a botched restore, a
+    // full disk's cleanup) turns SQLite's next read into SIGBUS and ends the process, DNS
+    // with it; with pread() it is an I/O error, answered `dnserr` or SERVFAIL. Lookups come
+    // from the served index, and the update path's reads are memoised, so the page copies
+    // this costs are off the hot paths (BENCHMARKS.md).
+    conn.pragma_update(None, "mmap_size", 0)?;
     Ok(())
 }
 
