@@ -609,6 +609,13 @@ impl ServedIndex {
     /// Whether the index reflects every commit so far (or all but our own commit in flight,
     /// which no one has been answered about yet). If not, asks for a reload.
     fn is_current(self: &Arc<Self>) -> bool {
+        // What the index vouched for before the count is read, and again after: a write of
+        // ours that completes in between moves `validated` past the count just read, and the
+        // count then matches the value from before. (The read is a system call, after which
+        // the thread may be preempted for a while; comparing only with the later value made
+        // update floods look like outside writers and reload the index again and again.)
+        let validated_before = self.validated.load(Ordering::Acquire);
+        let expected_before = self.expected.load(Ordering::Acquire);
         let Some(count) = self.counter.get() else {
             // The header was unreadable: whatever count comes back once SQLite rebuilds it
             // says nothing about what the index holds. Only a reload can vouch for it again.
@@ -616,7 +623,9 @@ impl ServedIndex {
             self.request_reload();
             return false;
         };
-        let current = count == self.validated.load(Ordering::Acquire)
+        let current = count == validated_before
+            || count == expected_before
+            || count == self.validated.load(Ordering::Acquire)
             || count == self.expected.load(Ordering::Acquire);
         if !current {
             self.request_reload();

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Before and after: another build of certadns-ddns against this checkout's, in the same run.
+
+    git worktree add /tmp/before <commit>
+    (cd /tmp/before && CARGO_TARGET_DIR=/tmp/before-target cargo build --release --bins)
+    python3 benches/compare.py --before /tmp/before-target/release/certadns-ddns [--rounds 3]
+
+Throughput on a shared 2-core machine drifts by tens of percent between rounds, so the two
+binaries alternate within each round (the one to go first alternating too), and besides
+requests per second the script reports what each request costs the server in CPU (from /proc),
+the steadier figure: update-path cases (a) `nochg` with an API key and (b) `good`, every
+request a commit, of benches/run.py, and a lookup over the unix socket. Printed as Markdown.
+Uses the helpers of benches/run.py; everything on 127.0.0.1, stopped at the end.
+"""
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as R  # noqa: E402
+
+
+def update_case(binary, directory, db, script, seconds):
+    """(requests/s, server CPU µs per request) of one wrk run against `binary`."""
+    with R.ours(binary, directory, db, 'log-level = "warn"\nabuse-min-interval-ms = 0\n') as (http, _, _, proc):
+        before = R.cpu_seconds(proc.pid)
+        rate = R.wrk(http, seconds, script, directory, "compare")[0]
+        return rate, (R.cpu_seconds(proc.pid) - before) / (rate * seconds) * 1e6
+
+
+def lookup_case(binary, directory, db, names):
+    """(µs per lookup round trip, server CPU µs per lookup) over the unix socket."""
+    with R.ours(binary, directory, db, 'log-level = "warn"\n') as (_, _, sock, proc):
+        R.unix_lookups(sock, names, 5000)  # warm up
+        before = R.cpu_seconds(proc.pid)
+        round_trip = R.unix_lookups(sock, names, 40_000)
+        return round_trip, (R.cpu_seconds(proc.pid) - before) / 40_000 * 1e6
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--before", required=True, help="the other build's certadns-ddns binary")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5)
+    args = parser.parse_args()
+    after, _, _ = R.build()
+    binaries = {"before": args.before, "after": after}
+    with tempfile.TemporaryDirectory(prefix="certadns-compare-") as tmp:
+        directory = Path(tmp)
+        db, key = R.make_store(after, directory, 100_000)
+        names = [f"host{random.Random(7).randrange(100_000)}.{R.ZONE}" for _ in range(1000)]
+        cases = {
+            "(a) nochg, API key": R.WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=f"Bearer {key}", zone=R.ZONE),
+            "(b) good, every request commits": R.WRK_SCRIPT.format(hosts=100_000, mode="good", auth=f"Bearer {key}", zone=R.ZONE),
+        }
+        results = {}
+        for round_number in range(args.rounds * 2):
+            order = ["before", "after"] if round_number % 2 == 0 else ["after", "before"]
+            for label in order:
+                for case, script in cases.items():
+                    results.setdefault((case, label), []).append(
+                        update_case(binaries[label], directory, db, script, args.seconds))
+                results.setdefault(("lookup over the unix socket", label), []).append(
+                    lookup_case(binaries[label], directory, db, names))
+    print(f"<!-- python3 benches/compare.py --before {args.before} --rounds {args.rounds} --seconds {args.seconds} -->\n")
+    print("| case | before: rate | after: rate | before: server CPU µs | after: server CPU µs | CPU after / before |")
+    print("|---|---|---|---|---|---|")
+    for case in list(cases) + ["lookup over the unix socket"]:
+        before, after_ = results[(case, "before")], results[(case, "after")]
+        cpu_before = statistics.median(cpu for _, cpu in before)
+        cpu_after = statistics.median(cpu for _, cpu in after_)
+        unit = " µs/call" if case.startswith("lookup") else " req/s"
+        print(f"| {case} | {R.summary([r for r, _ in before], unit)} | {R.summary([r for r, _ in after_], unit)}"
+              f" | {cpu_before:.1f} | {cpu_after:.1f} | {cpu_after / cpu_before:.3f} |")
+    print("\nFor lookups the rate column is the round trip in µs (lower is better).")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
