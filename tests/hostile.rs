@@ -519,17 +519,7 @@ fn a_truncated_or_deleted_shm_file_never_crashes_or_goes_stale() {
         "192.0.2.11"
     );
     // Another writer, then deletion of the file.
-    env.cli_ok(&[
-        "domain",
-        "add",
-        "new.dyn.example",
-        "--owner",
-        "alice",
-        "--type",
-        "A",
-        "--ip",
-        "192.0.2.12",
-    ]);
+    env.add_domain("new.dyn.example", "alice", "A", Some("192.0.2.12"));
     assert_eq!(
         content(&unix_lookup(&socket, "new.dyn.example.")),
         "192.0.2.12"
@@ -564,17 +554,7 @@ fn a_truncated_or_deleted_shm_file_never_crashes_or_goes_stale() {
     // A deleted -shm file splits SQLite itself: a process opening the database now makes a
     // new one, which this process's connections never see (SQLite's own limit; the log says
     // to restart). Nothing crashes, and a restart serves everything.
-    env.cli_ok(&[
-        "domain",
-        "add",
-        "newer.dyn.example",
-        "--owner",
-        "alice",
-        "--type",
-        "A",
-        "--ip",
-        "192.0.2.14",
-    ]);
+    env.add_domain("newer.dyn.example", "alice", "A", Some("192.0.2.14"));
     let _ = unix_lookup(&socket, "newer.dyn.example.");
     assert_eq!(
         daemon.terminate(),

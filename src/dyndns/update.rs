@@ -24,7 +24,7 @@ use crate::purge::Purger;
 use crate::store::audit::ChangeContext;
 use crate::store::keys::{ApiKey, find_key_by_hash, touch_key};
 use crate::store::users::{User, find_user_by_login};
-use crate::store::{Store, StoreError, domains, timestamp};
+use crate::store::{ReadStamp, Store, StoreError, domains, timestamp};
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -233,7 +233,9 @@ impl Updater {
 
     /// Runs one update request to its answer.
     pub async fn apply(&self, request: UpdateRequest, client: ClientAddress) -> Answer {
-        let principal = match self.authenticate(request.credentials, client).await {
+        // One look at the store's currency for all of this request's memoised reads.
+        let stamp = self.store.read_stamp();
+        let principal = match self.authenticate(request.credentials, client, stamp).await {
             Ok(principal) => principal,
             Err(code) => return Answer::once(code),
         };
@@ -285,7 +287,7 @@ impl Updater {
         // that needs a change, goes to the writer, which decides again inside its transaction.
         let addresses = plan.to_set();
         if let Ok(Some((codes, checked))) =
-            answer_unchanged(&self.store, principal.user_id, &hosts, &addresses)
+            answer_unchanged(&self.store, stamp, principal.user_id, &hosts, &addresses)
         {
             self.store
                 .note_seen(principal.key_id, &checked, &timestamp());
@@ -321,6 +323,7 @@ impl Updater {
         &self,
         credentials: Option<Credentials>,
         client: ClientAddress,
+        stamp: ReadStamp,
     ) -> Result<Principal, ReturnCode> {
         let throttle = &self.guards.auth_throttle;
         let client_key = FailureKey::Client(client.source);
@@ -333,7 +336,7 @@ impl Updater {
             Some(Credentials::Bearer(key)) => {
                 let hash = auth::looks_like_api_key(&key).then(|| auth::hash_api_key(&key));
                 let found = match hash {
-                    Some(hash) => self.store.find_key(&hash).map_err(store_failure)?,
+                    Some(hash) => self.store.find_key(&hash, stamp).map_err(store_failure)?,
                     None => None,
                 };
                 match found {
@@ -583,6 +586,7 @@ type Unchanged = (Vec<ReturnCode>, Vec<i64>);
 /// one host needs a change. Also returns the domains checked, for the write-behind.
 fn answer_unchanged(
     store: &Store,
+    stamp: ReadStamp,
     user_id: i64,
     hosts: &[HostRequest],
     addresses: &[IpAddr],
@@ -593,7 +597,7 @@ fn answer_unchanged(
         match host {
             HostRequest::Answered(code) => codes.push(*code),
             HostRequest::Pending(host) => {
-                let owned = store.owned_domains(user_id, host.as_str())?;
+                let owned = store.owned_domains(user_id, host.as_str(), stamp)?;
                 let plan = plan_host(&owned, addresses);
                 if !plan.changes.is_empty() {
                     return Ok(None);

@@ -236,12 +236,24 @@ impl Store {
         Ok(value)
     }
 
+    /// A stamp for the memoised reads of one request ([`Store::find_key`],
+    /// [`Store::owned_domains`]), taken before them: one look at SQLite's commit counter
+    /// (a system call) per request instead of one per read. The reads it vouches for are as
+    /// of the moment it was taken; a change committed later is concurrent with the request.
+    pub fn read_stamp(&self) -> ReadStamp {
+        ReadStamp(self.memo_stamp())
+    }
+
     /// The API key with hash `hash` and its owner ([`keys::find_key_by_hash`]), memoised in
     /// `serve` (unknown hashes are not kept).
-    pub fn find_key(&self, hash: &str) -> Result<Option<(ApiKey, User)>, StoreError> {
+    pub fn find_key(
+        &self,
+        hash: &str,
+        stamp: ReadStamp,
+    ) -> Result<Option<(ApiKey, User)>, StoreError> {
         self.memos.keys.get_or_read(
             hash.to_string(),
-            self.memo_stamp(),
+            stamp.0,
             || self.read(|conn| keys::find_key_by_hash(conn, hash)),
             Option::is_some,
         )
@@ -249,10 +261,15 @@ impl Store {
 
     /// The domains of `user_id` at `fqdn` ([`domains::find_owned_domains`]), memoised in
     /// `serve`. For decisions that a write re-checks inside its transaction.
-    pub fn owned_domains(&self, user_id: i64, fqdn: &str) -> Result<Vec<Domain>, StoreError> {
+    pub fn owned_domains(
+        &self,
+        user_id: i64,
+        fqdn: &str,
+        stamp: ReadStamp,
+    ) -> Result<Vec<Domain>, StoreError> {
         self.memos.owned.get_or_read(
             (user_id, fqdn.to_string()),
-            self.memo_stamp(),
+            stamp.0,
             || self.read(|conn| domains::find_owned_domains(conn, user_id, fqdn)),
             |_| true,
         )
@@ -317,6 +334,10 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
         Err(error) => Err(StoreError::Create(error)),
     }
 }
+
+/// See [`Store::read_stamp`]: what one request's memoised reads are checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadStamp(Option<served::Stamp>);
 
 /// The longest a read waits for a pooled connection (reads run inline on async workers).
 const POOL_WAIT: Duration = Duration::from_millis(250);
