@@ -155,17 +155,10 @@ impl Default for Config {
             backend_socket: None,
             backend_tcp_listen: None,
             backend_allow_from: None,
-            trusted_proxies: [
-                "127.0.0.0/8",
-                "::1/128",
-                "10.0.0.0/8",
-                "172.16.0.0/12",
-                "192.168.0.0/16",
-                "fc00::/7",
-            ]
-            .iter()
-            .map(|net| net.parse().expect("valid default CIDR"))
-            .collect(),
+            trusted_proxies: ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .map(|net| net.parse().expect("valid default CIDR"))
+                .collect(),
             always_200: false,
             abuse_min_interval_ms: 1000,
             abuse_cooldown_secs: 60,

@@ -503,13 +503,14 @@ fn the_address_is_detected_when_myip_is_absent() {
     daemon
         .update_basic("alice", PASSWORD, "hostname=home.dyn.example&myip=")
         .assert(200, "nochg 127.0.0.1");
-    // From a trusted proxy (loopback is trusted by default) X-Forwarded-For wins.
+    // From a trusted proxy (loopback is trusted by default) X-Forwarded-For wins: with an
+    // appending proxy, the rightmost untrusted entry, never the client's own claim.
     let auth = basic("alice", PASSWORD);
     let response = daemon.get(
         "/nic/update?hostname=home.dyn.example",
         &[
             ("Authorization", &auth),
-            ("X-Forwarded-For", "203.0.113.50, 10.0.0.1"),
+            ("X-Forwarded-For", "6.6.6.6, 203.0.113.50"),
         ],
     );
     response.assert(200, "good 203.0.113.50");
@@ -535,6 +536,15 @@ fn the_address_is_detected_when_myip_is_absent() {
     daemon
         .get("/domains/my-ip", &[("X-Forwarded-For", "2001:db8::5")])
         .assert(200, r#"{"ip":"2001:db8::5"}"#);
+    daemon
+        .get(
+            "/domains/my-ip",
+            &[
+                ("X-Forwarded-For", "6.6.6.6"),
+                ("X-Forwarded-For", "2001:db8::6"),
+            ],
+        )
+        .assert(200, r#"{"ip":"2001:db8::6"}"#);
 }
 
 #[test]

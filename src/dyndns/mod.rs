@@ -63,7 +63,8 @@ impl UpdateService {
             peer,
             request
                 .headers()
-                .get("x-forwarded-for")
+                .get_all("x-forwarded-for")
+                .iter()
                 .map(HeaderValue::as_bytes),
             &self.options.trusted_proxies,
         );
