@@ -107,6 +107,9 @@ pub struct Config {
     pub auth_failure_window_secs: u64,
     /// How long a throttled client or login is refused without checking passwords, in seconds.
     pub auth_failure_cooldown_secs: u64,
+    /// How long (days) a client address that authenticated as a login stays exempt from that
+    /// login's failure throttle; 0: no exemption.
+    pub auth_known_client_days: u64,
     /// Public base URL of the update endpoints, as clients reach them (for `help`).
     pub public_url: Option<String>,
     /// pdns front-ends whose caches are purged after each change (`[[pdns]]` tables).
@@ -165,6 +168,7 @@ impl Default for Config {
             auth_failure_limit: 10,
             auth_failure_window_secs: 60,
             auth_failure_cooldown_secs: 300,
+            auth_known_client_days: 30,
             public_url: None,
             pdns: Vec::new(),
             purge_wait_ms: 1000,

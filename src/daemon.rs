@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use crate::auth::PasswordCache;
 use crate::backend::{Backend, BackendHttpService, bind_unix, serve_tcp, serve_unix};
 use crate::config::Config;
-use crate::dyndns::abuse::{AuthThrottle, UpdateRateGuard};
+use crate::dyndns::abuse::{AuthThrottle, KnownClients, UpdateRateGuard};
 use crate::dyndns::update::{Guards, PasswordChecks, Updater};
 use crate::dyndns::{ServiceOptions, UpdateService};
 use crate::net::{AllowList, PerClientLimit, ServerOptions, serve_http};
@@ -121,6 +121,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 config.password_check_concurrency,
                 config.password_check_queue,
             ),
+            known_clients: KnownClients::new(Duration::from_secs(
+                config.auth_known_client_days * 24 * 3600,
+            )),
         },
     );
     let updater = match Purger::new(&config.pdns) {

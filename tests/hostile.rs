@@ -717,3 +717,38 @@ fn a_burst_with_the_right_password_is_one_check_and_every_request_passes() {
     );
     assert!(!daemon.log().contains("repeated authentication failures"));
 }
+
+#[test]
+fn guessing_a_password_from_elsewhere_never_locks_the_owners_router_out() {
+    let env = TestEnv::new();
+    env.seed();
+    let daemon = env.spawn(&format!("{CLIENTS}\nauth-failure-limit = 10"));
+    let addr = daemon.addr;
+    let update = |source: [u8; 4], password: &str, ip: &str| {
+        let raw = get(
+            &format!("/nic/update?hostname=bob.dyn.example&myip={ip}"),
+            &[("Authorization", &basic("bob", password))],
+        );
+        request_from(source, addr, &raw).expect("an answer")
+    };
+    let router = [127, 0, 5, 1];
+    update(router, common::PASSWORD, "192.0.2.1").assert(200, "good 192.0.2.1");
+    // Someone guesses bob's password from other addresses until the login is throttled.
+    for attempt in 0..12 {
+        update([127, 0, 6, attempt + 1], "guess", "192.0.2.66");
+    }
+    daemon.wait_for_log("repeated authentication failures");
+    // The owner changes the password (no cached check left). An unknown client, even with
+    // the right password, waits out the login's throttle (no argon2 runs for it)...
+    env.cli_ok_with_stdin(
+        &["user", "password", "bob", "--password-stdin"],
+        "a new long password",
+    );
+    update([127, 0, 7, 1], "a new long password", "192.0.2.3").assert(401, "badauth");
+    // ...while the router, from the address it always uses, gets through at once.
+    update(router, "a new long password", "192.0.2.2").assert(200, "good 192.0.2.2");
+    assert_eq!(
+        env.stored_ip("bob.dyn.example", "A").as_deref(),
+        Some("192.0.2.2")
+    );
+}

@@ -195,6 +195,54 @@ impl FailureState {
     }
 }
 
+/// Client addresses that authenticated successfully as a login, for a while (days): such a
+/// client is exempt from that login's failure throttle, so that someone guessing the
+/// password from elsewhere cannot lock the owner's router out. The per-address throttle
+/// still applies to it, and an unknown client still gets the cheap `badauth` while the login
+/// is under attack. Bounded like the other limiters; logins only as their keyed hash.
+#[derive(Debug)]
+pub struct KnownClients {
+    /// How long a success is remembered; zero turns the exemption off.
+    lifetime: Duration,
+    /// When each (login, client address) pair last authenticated.
+    entries: Bounded<(FailureKey, IpAddr), Instant>,
+}
+
+impl KnownClients {
+    /// Remembers successes for `lifetime` (zero: never).
+    pub fn new(lifetime: Duration) -> Self {
+        Self {
+            lifetime,
+            entries: Bounded::new(),
+        }
+    }
+
+    /// Notes that `client` authenticated as `login` just now.
+    pub fn remember(&self, login: &FailureKey, client: IpAddr) {
+        if self.lifetime.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        self.entries
+            .with((login.clone(), client), || now, |seen| *seen = now);
+    }
+
+    /// Whether `client` authenticated as `login` within the lifetime.
+    pub fn knows(&self, login: &FailureKey, client: IpAddr) -> bool {
+        if self.lifetime.is_zero() {
+            return false;
+        }
+        let entries = self
+            .entries
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries
+            .peek(&(login.clone(), client))
+            .is_some_and(|seen| seen.elapsed() < self.lifetime)
+    }
+}
+
 /// A password check under way: counts toward its keys' limits until dropped.
 #[derive(Debug)]
 #[must_use = "the attempt counts only while it is held"]
@@ -377,6 +425,23 @@ mod test {
                 .begin(&[FailureKey::Client("192.0.2.2".parse().unwrap())])
                 .is_some()
         );
+    }
+
+    #[test]
+    fn clients_that_authenticated_are_known_for_a_while() {
+        let known = KnownClients::new(Duration::from_millis(40));
+        let bob = FailureKey::login("bob");
+        let router: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(!known.knows(&bob, router));
+        known.remember(&bob, router);
+        assert!(known.knows(&bob, router));
+        assert!(!known.knows(&bob, "192.0.2.2".parse().unwrap()));
+        assert!(!known.knows(&FailureKey::login("alice"), router));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!known.knows(&bob, router), "forgotten after the lifetime");
+        let off = KnownClients::new(Duration::ZERO);
+        off.remember(&bob, router);
+        assert!(!off.knows(&bob, router));
     }
 
     #[test]

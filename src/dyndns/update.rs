@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::abuse::{AuthThrottle, FailureKey, UpdateRateGuard};
+use super::abuse::{AuthThrottle, FailureKey, KnownClients, UpdateRateGuard};
 use super::request::{
     AddressPlan, ClientAddress, Credentials, MAX_HOSTNAMES, Target, UpdateRequest, plan_addresses,
 };
@@ -57,6 +57,8 @@ pub struct Guards {
     pub auth_throttle: Arc<AuthThrottle>,
     /// The argon2 runs allowed at once, and the queue before them.
     pub password_checks: PasswordChecks,
+    /// Clients that authenticated as a login before: exempt from its failure throttle.
+    pub known_clients: KnownClients,
 }
 
 /// Logins longer than this are refused before any lookup: an email address has at most 254
@@ -361,8 +363,16 @@ impl Updater {
                     return Err(ReturnCode::Badauth);
                 }
                 let login_key = FailureKey::login(&login);
-                self.authenticate_password(method, login, password, [client_key, login_key])
-                    .await
+                let known = self.guards.known_clients.knows(&login_key, client.source);
+                let result = self
+                    .authenticate_password(method, login, password, &login_key, known, client_key)
+                    .await;
+                if result.is_ok() {
+                    self.guards
+                        .known_clients
+                        .remember(&login_key, client.source);
+                }
+                result
             }
         }
     }
@@ -371,14 +381,24 @@ impl Updater {
     /// (cached) password gets through at once; any other check that needs argon2 first takes
     /// its place in the failure throttle (refused without hashing while the client or the
     /// login is throttled, counting the checks already under way), then waits for a place in
-    /// [`PasswordChecks`]. Failures are counted against both keys.
+    /// [`PasswordChecks`]. Failures are counted against both keys. A `known` client (one that
+    /// authenticated as this login before, see [`KnownClients`]) is held only to its own
+    /// address's throttle, not the login's.
     async fn authenticate_password(
         &self,
         method: AuthMethod,
         login: String,
         password: String,
-        throttle_keys: [FailureKey; 2],
+        login_key: &FailureKey,
+        known: bool,
+        client_key: FailureKey,
     ) -> Result<Principal, ReturnCode> {
+        let failure_keys = [client_key.clone(), login_key.clone()];
+        let throttle_keys: &[FailureKey] = if known {
+            std::slice::from_ref(&failure_keys[0])
+        } else {
+            &failure_keys
+        };
         let key_hash = auth::looks_like_api_key(&password).then(|| auth::hash_api_key(&password));
         let (user, key) = self
             .store
@@ -393,7 +413,7 @@ impl Updater {
             .map_err(store_failure)?;
         let throttle = &self.guards.auth_throttle;
         let fail = || {
-            for key in &throttle_keys {
+            for key in &failure_keys {
                 throttle.record_failure(key.clone());
             }
             Err(ReturnCode::Badauth)
@@ -401,7 +421,7 @@ impl Updater {
 
         let Some(user) = user.filter(|user| user.is_active) else {
             // Spend the time of a real check, so that unknown users cannot be told apart.
-            if let Some(_attempt) = throttle.begin(&throttle_keys) {
+            if let Some(_attempt) = throttle.begin(throttle_keys) {
                 self.guards
                     .password_checks
                     .run(move || auth::verify_password_of_nobody(&password))
@@ -438,7 +458,7 @@ impl Updater {
         let verified = checks
             .coalesced(check_key, async {
                 // Only the check that runs takes a place in the throttle.
-                let Some(_attempt) = throttle.begin(&throttle_keys) else {
+                let Some(_attempt) = throttle.begin(throttle_keys) else {
                     return Ok(false);
                 };
                 checks
