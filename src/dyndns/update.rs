@@ -94,6 +94,33 @@ pub struct PasswordChecks {
         std::sync::Mutex<std::collections::HashMap<[u8; 32], Arc<tokio::sync::OnceCell<bool>>>>,
 }
 
+/// Takes a check's entry out of [`PasswordChecks::under_way`] when dropped, unless a newer
+/// check already took its place.
+struct UnderWayEntry<'a> {
+    /// Where the entry is.
+    checks: &'a PasswordChecks,
+    /// Its key.
+    key: [u8; 32],
+    /// The cell this request shared.
+    cell: Arc<tokio::sync::OnceCell<bool>>,
+}
+
+impl Drop for UnderWayEntry<'_> {
+    fn drop(&mut self) {
+        let mut under_way = self
+            .checks
+            .under_way
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if under_way
+            .get(&self.key)
+            .is_some_and(|current| Arc::ptr_eq(current, &self.cell))
+        {
+            under_way.remove(&self.key);
+        }
+    }
+}
+
 /// A password check for one of the check threads.
 type PasswordJob = Box<dyn FnOnce() + Send>;
 
@@ -154,19 +181,15 @@ impl PasswordChecks {
                 .entry(key)
                 .or_default(),
         );
-        let result = cell.get_or_try_init(|| check).await.copied();
-        let mut under_way = self
-            .under_way
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if under_way
-            .get(&key)
-            .is_some_and(|current| Arc::ptr_eq(current, &cell))
-            && cell.initialized()
-        {
-            under_way.remove(&key);
-        }
-        result
+        // The entry leaves when this request is done with it, however it ends (a result, an
+        // error such as a full queue, or the client gone and this future dropped): the map
+        // holds only checks under way. A request arriving after that starts a check of its own.
+        let _leave = UnderWayEntry {
+            checks: self,
+            key,
+            cell: Arc::clone(&cell),
+        };
+        cell.get_or_try_init(|| check).await.copied()
     }
 
     /// Runs `check` (argon2) on a check thread once a place is free; `Busy` when the queue
@@ -669,6 +692,37 @@ fn store_failure(error: StoreError) -> ReturnCode {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[tokio::test]
+    async fn identical_checks_share_one_run_and_leave_nothing_behind() {
+        let checks = PasswordChecks::new(1, 0);
+        let runs = std::sync::atomic::AtomicUsize::new(0);
+        let check = || async {
+            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(true)
+        };
+        let (first, second) = tokio::join!(
+            checks.coalesced([1; 32], check()),
+            checks.coalesced([1; 32], check())
+        );
+        assert_eq!((first, second), (Ok(true), Ok(true)));
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // A failed check (a full queue) and an abandoned one leave no entry either.
+        assert_eq!(
+            checks
+                .coalesced([2; 32], async { Err(ReturnCode::Busy) })
+                .await,
+            Err(ReturnCode::Busy)
+        );
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(5),
+            checks.coalesced([3; 32], std::future::pending()),
+        )
+        .await;
+        assert!(abandoned.is_err());
+        assert!(checks.under_way.lock().unwrap().is_empty());
+    }
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
