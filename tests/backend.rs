@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, TestEnv};
+use common::{Daemon, TestEnv, connect_from, unix_call};
 use serde_json::{Value, json};
 
 /// One captured request and the reply pdns got for it.
@@ -310,19 +310,6 @@ fn captured_pdns_requests_get_the_captured_answers_on_every_connector() {
         replay_tcp(daemon.tcp_backend_addr(), "unix-caches-off.jsonl", serial),
         13
     );
-}
-
-/// Sends one request object over a fresh unix connection and returns the reply.
-fn unix_call(socket: &Path, request: &Value) -> Value {
-    let stream = UnixStream::connect(socket).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    writeln!(writer, "{request}").unwrap();
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).unwrap();
-    serde_json::from_str(&line).unwrap()
 }
 
 /// A lookup request object.
@@ -652,20 +639,6 @@ fn zones_are_primaries_notified_once_per_serial() {
     assert_eq!(kind("TSIG-ALLOW-AXFR"), json!([]));
 }
 
-/// A TCP connection from `source` (a loopback address) to `target`.
-fn connect_from(source: [u8; 4], target: SocketAddr) -> TcpStream {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&SocketAddr::from((source, 0)).into())
-        .expect("bind a loopback source address");
-    socket.connect(&target.into()).unwrap();
-    let stream: TcpStream = socket.into();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-}
-
 /// A `post_json` request as pdns sends it.
 fn post_json(body: &str) -> String {
     format!(
@@ -731,13 +704,13 @@ fn only_allowed_peers_reach_the_backend() {
         json!({"method": "setNotified", "parameters": {"id": 1, "serial": 4_000_000_000_u32}});
     for source in [[127, 0, 0, 1], [127, 0, 0, 3]] {
         for request in [&list, &set] {
-            let mut http = connect_from(source, daemon.backend_addr);
+            let mut http = connect_from(source, daemon.backend_addr).unwrap();
             let _ = http.write_all(post_json(&request.to_string()).as_bytes());
             let mut received = Vec::new();
             let _ = http.read_to_end(&mut received);
             assert!(received.is_empty(), "HTTP from {source:?}: {received:?}");
 
-            let mut line = connect_from(source, tcp);
+            let mut line = connect_from(source, tcp).unwrap();
             let _ = line.write_all(format!("{request}\n").as_bytes());
             let mut received = Vec::new();
             let _ = line.read_to_end(&mut received);
@@ -752,7 +725,7 @@ fn only_allowed_peers_reach_the_backend() {
     daemon.wait_for_log("connection refused: the peer is not in backend-allow-from");
 
     // The allowed address is served on both.
-    let mut http = connect_from([127, 0, 0, 2], daemon.backend_addr);
+    let mut http = connect_from([127, 0, 0, 2], daemon.backend_addr).unwrap();
     http.write_all(post_json(&list.to_string()).as_bytes())
         .unwrap();
     let (status, reply) = read_http_response(&mut BufReader::new(http));
@@ -763,7 +736,7 @@ fn only_allowed_peers_reach_the_backend() {
             .is_some_and(|records| records.len() > 2),
         "{reply}"
     );
-    let line = connect_from([127, 0, 0, 2], tcp);
+    let line = connect_from([127, 0, 0, 2], tcp).unwrap();
     let mut writer = line.try_clone().unwrap();
     writer.write_all(format!("{set}\n").as_bytes()).unwrap();
     let mut answer = String::new();

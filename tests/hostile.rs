@@ -13,20 +13,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, HttpResponse, TestEnv, basic, parse_response};
+use common::{Daemon, HttpResponse, TestEnv, basic, connect_from, parse_response, unix_call};
 
 /// Config for tests with several clients: only 127.0.0.1 is a proxy.
 const CLIENTS: &str = "trusted-proxies = [\"127.0.0.1/32\"]";
-
-/// A connection to `target` from the loopback address `source`.
-fn connect_from(source: [u8; 4], target: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-    socket.bind(&SocketAddr::from((source, 0)).into())?;
-    socket.connect(&target.into())?;
-    let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    Ok(stream)
-}
 
 /// Sends `raw` from `source` and reads the answer until the server closes.
 fn request_from(source: [u8; 4], target: SocketAddr, raw: &str) -> Option<HttpResponse> {
@@ -457,20 +447,10 @@ fn impossible_addresses_are_refused_and_change_nothing() {
 
 /// Sends one lookup over the unix socket; returns the reply.
 fn unix_lookup(socket: &std::path::Path, name: &str) -> serde_json::Value {
-    let stream = UnixStream::connect(socket).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    writeln!(
-        writer,
-        "{}",
-        serde_json::json!({"method": "lookup", "parameters": {"qname": name, "qtype": "ANY", "zone-id": 1}})
+    unix_call(
+        socket,
+        &serde_json::json!({"method": "lookup", "parameters": {"qname": name, "qtype": "ANY", "zone-id": 1}}),
     )
-    .unwrap();
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).unwrap();
-    serde_json::from_str(&line).unwrap()
 }
 
 #[test]

@@ -5,12 +5,14 @@
 //! numbers (JSON modes) or strings (REST), so integer parameters accept both. Replies always
 //! carry `result`; `ttl` is always a JSON number, since pdns silently serves TTL 0 for a string.
 //! Reference: `docs/backends/remote.rst` at auth-4.7.3 and `../shared/docs/pdns-remote-backend.md`.
-//! Depends on nothing else in the crate.
+//! Depends only on `model`, for the length rules of DNS names.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::model::{DomainNameError, check_name_lengths};
 
 /// A request from pdns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,31 +90,18 @@ pub enum DecodeError {
         /// The parameter.
         parameter: &'static str,
         /// What is wrong with it.
-        reason: &'static str,
+        reason: DomainNameError,
     },
 }
 
-/// Checks that `name` (presentation form, final dot optional) fits a DNS message: at most
-/// 255 octets on the wire, labels of 1 to 63 octets. Every later step (zone walk, index) is
-/// then bounded by these lengths, whatever a peer sends.
-pub fn check_dns_name(name: &str) -> Result<(), &'static str> {
+/// Checks that `name` (presentation form, final dot optional, the root `.` included) fits a
+/// DNS message ([`check_name_lengths`]). Every later step (zone walk, index) is then bounded
+/// by these lengths, whatever a peer sends.
+pub fn check_dns_name(name: &str) -> Result<(), DomainNameError> {
     if name == "." {
         return Ok(());
     }
-    let bare = name.strip_suffix('.').unwrap_or(name);
-    // Wire form: a length octet per label, the labels, the root's zero octet.
-    if bare.len() + 2 > 255 {
-        return Err("longer than 255 octets");
-    }
-    for label in bare.split('.') {
-        if label.is_empty() {
-            return Err("an empty label");
-        }
-        if label.len() > 63 {
-            return Err("a label longer than 63 octets");
-        }
-    }
-    Ok(())
+    check_name_lengths(name.strip_suffix('.').unwrap_or(name))
 }
 
 /// Longest `qtype` or metadata `kind` taken (pdns's longest type name is 10 octets).

@@ -45,6 +45,15 @@ impl<K: Hash + Eq, V> Bounded<K, V> {
         }
     }
 
+    /// Runs `read` on the state of `key`, if there is one, without touching its recency.
+    fn peek<T>(&self, key: &K, read: impl FnOnce(&V) -> T) -> Option<T> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .peek(key)
+            .map(read)
+    }
+
     /// Runs `update` on the state of `key`, created with `default` if missing.
     fn with<T>(&self, key: K, default: impl FnOnce() -> V, update: impl FnOnce(&mut V) -> T) -> T {
         let mut entries = self
@@ -232,14 +241,11 @@ impl KnownClients {
         if self.lifetime.is_zero() {
             return false;
         }
-        let entries = self
-            .entries
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries
-            .peek(&(login.clone(), client))
-            .is_some_and(|seen| seen.elapsed() < self.lifetime)
+        self.entries
+            .peek(&(login.clone(), client), |seen| {
+                seen.elapsed() < self.lifetime
+            })
+            .unwrap_or(false)
     }
 }
 
@@ -339,15 +345,11 @@ impl AuthThrottle {
             return false;
         }
         let now = Instant::now();
-        let entries = self
-            .states
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries
-            .peek(key)
-            .and_then(|state| state.blocked_until)
-            .is_some_and(|until| now < until)
+        self.states
+            .peek(key, |state| {
+                state.blocked_until.is_some_and(|until| now < until)
+            })
+            .unwrap_or(false)
     }
 
     /// Counts a failure against `key`, starting a block when the limit is reached.

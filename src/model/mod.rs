@@ -56,16 +56,8 @@ impl FromStr for DomainName {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let name = text.strip_suffix('.').unwrap_or(text);
-        if name.is_empty() {
-            return Err(DomainNameError::Empty);
-        }
-        if name.len() > 253 {
-            return Err(DomainNameError::TooLong);
-        }
+        check_name_lengths(name)?;
         for label in name.split('.') {
-            if label.is_empty() || label.len() > 63 {
-                return Err(DomainNameError::BadLabelLength);
-            }
             let valid_chars = label
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
@@ -75,6 +67,25 @@ impl FromStr for DomainName {
         }
         Ok(Self(name.to_ascii_lowercase()))
     }
+}
+
+/// Checks the lengths DNS allows a name (without its final dot), whatever its characters:
+/// at most 253 octets (255 on the wire), labels of 1 to 63 octets. Hostnames
+/// ([`DomainName`]) and the names pdns sends to the backend (wildcards included) both obey it.
+pub fn check_name_lengths(name: &str) -> Result<(), DomainNameError> {
+    if name.is_empty() {
+        return Err(DomainNameError::Empty);
+    }
+    if name.len() > 253 {
+        return Err(DomainNameError::TooLong);
+    }
+    if name
+        .split('.')
+        .any(|label| label.is_empty() || label.len() > 63)
+    {
+        return Err(DomainNameError::BadLabelLength);
+    }
+    Ok(())
 }
 
 impl fmt::Display for DomainName {

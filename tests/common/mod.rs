@@ -448,6 +448,32 @@ impl HttpResponse {
     }
 }
 
+/// A TCP connection to `target` from the loopback address `source` (127.0.0.2, ...): a
+/// distinct client, as the service counts clients. Reads time out after 30 s.
+pub fn connect_from(source: [u8; 4], target: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&SocketAddr::from((source, 0)).into())?;
+    socket.connect(&target.into())?;
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    Ok(stream)
+}
+
+/// Sends one remote-backend request object over a fresh unix connection; returns the reply.
+pub fn unix_call(socket: &std::path::Path, request: &serde_json::Value) -> serde_json::Value {
+    let stream = std::os::unix::net::UnixStream::connect(socket).expect("connect the socket");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut writer = stream.try_clone().expect("clone the socket");
+    writeln!(writer, "{request}").expect("send the request");
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .expect("read the reply");
+    serde_json::from_str(&line).expect("a JSON reply")
+}
+
 /// Writes `raw` to a new connection and reads the whole answer (until the server closes).
 pub fn send_raw(addr: SocketAddr, raw: &[u8]) -> HttpResponse {
     let mut stream = TcpStream::connect(addr).expect("connect");
