@@ -314,6 +314,57 @@ mod test {
         assert!(Purger::new(&[]).is_none());
     }
 
+    /// A pdns API that answers 200 to everything and records each request line.
+    async fn recording_api() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let record = Arc::clone(&record);
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = tokio::io::BufReader::new(read).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        if line.starts_with("PUT ") {
+                            record.lock().unwrap().push(line);
+                        } else if line.is_empty() {
+                            let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+                            if write.write_all(ok).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn names_are_merged_and_too_many_become_one_whole_cache_flush() {
+        let (api_url, seen) = recording_api().await;
+        let purger = Purger::new(&[PdnsApi {
+            api_url,
+            api_key: "k".into(),
+            server_id: "localhost".into(),
+        }])
+        .unwrap();
+        purger
+            .purge(vec!["a.dyn.example".into(), "a.dyn.example".into()])
+            .await;
+        assert_eq!(seen.lock().unwrap().len(), 1, "{:?}", seen.lock().unwrap());
+        let flood: Vec<String> = (0..=MAX_PENDING)
+            .map(|n| format!("h{n}.dyn.example"))
+            .collect();
+        purger.purge(flood).await;
+        let requests = seen.lock().unwrap().clone();
+        assert_eq!(requests.len(), 2, "{requests:?}");
+        assert!(requests[1].contains("domain=%2E "), "{requests:?}");
+    }
+
     #[tokio::test]
     async fn a_dead_api_does_not_hold_the_caller_beyond_the_first_attempt() {
         // A port nobody listens on: the first attempt fails at once (connection refused).
