@@ -1,8 +1,9 @@
--- certadns-ddns schema of record: migration 1.
+-- certadns-ddns schema of record: every migration, oldest first.
 --
 -- Applied by src/store/schema.rs inside one exclusive transaction and tracked in
--- `PRAGMA user_version`. Released migrations are never edited: a change to the schema
--- is a new migration appended in src/store/schema.rs.
+-- `PRAGMA user_version`. The text up to the first `-- migration N: ...` line is migration 1;
+-- each such line starts migration N. Released migrations are never edited (databases in the
+-- field ran them): a change to the schema is a new migration appended at the end.
 --
 -- Conventions, so that `sqlite3 certadns.db` reads naturally:
 -- * Times are UTC, RFC 3339 with milliseconds (`2026-11-27T11:32:15.123Z`): they sort as text.
@@ -140,3 +141,26 @@ CREATE TABLE domain_updates (
 );
 CREATE INDEX domain_updates_domain ON domain_updates (domain_id);
 CREATE INDEX domain_updates_fqdn ON domain_updates (fqdn, id);
+
+-- migration 2: abuse episodes
+
+-- Hosts flagged for sustained excess of update requests (README, "Abuse"): one row per episode,
+-- from the request that started it until the host has been quiet for the cool-down. While
+-- `clears_at` is in the future the host answers `abuse` (429) and its records stay as they are.
+-- Written behind by the service (within about a second), only for hosts the user owns.
+CREATE TABLE abuse_episodes (
+    id              INTEGER PRIMARY KEY,
+    user_id         INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    -- The host, as in `domains.fqdn` (a name may have an A and an AAAA domain: one episode).
+    fqdn            TEXT    NOT NULL COLLATE NOCASE,
+    -- The first request refused.
+    started_at      TEXT    NOT NULL,
+    -- The last request refused so far.
+    last_refused_at TEXT    NOT NULL,
+    -- Requests refused in this episode.
+    refused         INTEGER NOT NULL CHECK (refused >= 1),
+    -- When the flag lifts if no more requests come above the rate; each one moves it on.
+    clears_at       TEXT    NOT NULL,
+    UNIQUE (user_id, fqdn, started_at)
+);
+CREATE INDEX abuse_episodes_fqdn ON abuse_episodes (fqdn, started_at);

@@ -26,7 +26,7 @@ import run as R  # noqa: E402
 
 def update_case(binary, directory, db, script, seconds):
     """(requests/s, server CPU µs per request) of one wrk run against `binary`."""
-    with R.ours(binary, directory, db, 'log-level = "warn"\nabuse-min-interval-ms = 0\n') as (http, _, _, proc):
+    with R.ours(binary, directory, db, 'log-level = "warn"\nabuse-detection = false\n') as (http, _, _, proc):
         before = R.cpu_seconds(proc.pid)
         rate = R.wrk(http, seconds, script, directory, "compare")[0]
         return rate, (R.cpu_seconds(proc.pid) - before) / (rate * seconds) * 1e6

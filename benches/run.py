@@ -320,7 +320,7 @@ def section_updates(binary, floor, directory, seconds, runs):
     rows = {}
     with process([floor, "--listen", f"127.0.0.1:{fport}"], directory / "floor.log",
                  ready=lambda: connectable(fport)):
-        with ours(binary, directory, db, "abuse-min-interval-ms = 0\n") as (http, _, _, _):
+        with ours(binary, directory, db, "abuse-detection = false\n") as (http, _, _, _):
             cases = {
                 "floor (bare hyper, fixed answer)": (fport, None),
                 "(a) nochg, API key": (http, WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=f"Bearer {key}", zone=ZONE)),
@@ -387,7 +387,7 @@ def section_scale(binary, ceiling, directory, seconds, runs):
         startups, rss, ours_us, ceiling_us, rates = [], [], [], [], []
         for _ in range(runs):
             started = time.perf_counter()
-            with ours(binary, directory, db, 'log-level = "warn"\nabuse-min-interval-ms = 0\n') as (http, _, sock, proc):
+            with ours(binary, directory, db, 'log-level = "warn"\nabuse-detection = false\n') as (http, _, sock, proc):
                 startups.append((time.perf_counter() - started) * 1000)
                 ours_us.append(unix_lookups(sock, names, 20_000))
                 rss.append(rss_mb(proc.pid))
@@ -411,7 +411,7 @@ def section_freshness(binary, directory, runs):
              "|---|---|---|---|---|---|"]
     for caches in ("off", "default"):
         port, api = free_port(), free_port()
-        extra = (f'abuse-min-interval-ms = 0\n[[pdns]]\napi-url = "http://127.0.0.1:{api}"\n'
+        extra = (f'abuse-detection = false\n[[pdns]]\napi-url = "http://127.0.0.1:{api}"\n'
                  f'api-key = "{API_KEY_PDNS}"\n')
         with ours(binary, directory, db, extra) as (http, _, sock, _):
             launch = ["launch=remote", f"remote-connection-string=unix:path={sock},timeout=2000"]

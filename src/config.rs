@@ -74,6 +74,13 @@ fn default_server_id() -> String {
     "localhost".into()
 }
 
+/// Keys of earlier versions, and what to use instead.
+const REPLACED_KEYS: &[(&str, &str)] = &[(
+    "abuse-min-interval-ms",
+    "flagging now needs a sustained excess, set with abuse-burst, abuse-refill-ms and \
+     abuse-flag-after-secs (see examples/config.toml)",
+)];
+
 /// Every option of the service.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
@@ -97,9 +104,15 @@ pub struct Config {
     /// Answer every dyndns2 code with HTTP 200 (ddclient ignores non-2xx answers but 401).
     #[serde(rename = "always-200")]
     pub always_200: bool,
-    /// Update requests for one host closer together than this (ms) start a cool-down; 0: off.
-    pub abuse_min_interval_ms: u64,
-    /// How long a host in cool-down is answered `abuse`, in seconds.
+    /// Flag hosts whose update requests stay above the allowed rate (`abuse`, 429).
+    pub abuse_detection: bool,
+    /// Update requests for one host of one user that may come at once.
+    pub abuse_burst: u32,
+    /// One more request is allowed every this many ms (1000: the spec's once a second).
+    pub abuse_refill_ms: u64,
+    /// How long requests must stay above that rate before the host is flagged, in seconds.
+    pub abuse_flag_after_secs: u64,
+    /// How long a flagged host must stay under the rate before the flag lifts, in seconds.
     pub abuse_cooldown_secs: u64,
     /// Authentication failures within the window that make a client or login throttled; 0: off.
     pub auth_failure_limit: u32,
@@ -163,7 +176,10 @@ impl Default for Config {
                 .map(|net| net.parse().expect("valid default CIDR"))
                 .collect(),
             always_200: false,
-            abuse_min_interval_ms: 1000,
+            abuse_detection: true,
+            abuse_burst: 5,
+            abuse_refill_ms: 1000,
+            abuse_flag_after_secs: 5,
             abuse_cooldown_secs: 60,
             auth_failure_limit: 10,
             auth_failure_window_secs: 60,
@@ -194,15 +210,24 @@ impl Default for Config {
 impl Config {
     /// Parses and validates a config from TOML text.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text).map_err(|error| ConfigError::Parse {
-            line: error
-                .span()
-                .map_or(1, |span| text[..span.start].matches('\n').count() + 1),
-            message: error
+        let config: Self = toml::from_str(text).map_err(|error| {
+            let mut message = error
                 .message()
                 .split_whitespace()
                 .collect::<Vec<_>>()
-                .join(" "),
+                .join(" ");
+            if let Some((old, new)) = REPLACED_KEYS
+                .iter()
+                .find(|(old, _)| message.starts_with(&format!("unknown field `{old}`")))
+            {
+                message = format!("`{old}` was replaced: {new}");
+            }
+            ConfigError::Parse {
+                line: error
+                    .span()
+                    .map_or(1, |span| text[..span.start].matches('\n').count() + 1),
+                message,
+            }
         })?;
         config.validate()?;
         Ok(config)
@@ -222,6 +247,13 @@ impl Config {
         if self.max_header_bytes < 8192 {
             return Err(ConfigError::Invalid(
                 "max-header-bytes must be at least 8192".into(),
+            ));
+        }
+        if self.abuse_burst == 0 || self.abuse_refill_ms == 0 || self.abuse_flag_after_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "abuse-burst, abuse-refill-ms and abuse-flag-after-secs must be at least 1 \
+                 (abuse-detection = false turns flagging off)"
+                    .into(),
             ));
         }
         if self.max_connections == 0 {
@@ -342,6 +374,14 @@ mod test {
         assert!(Config::from_toml("synchronous = \"off\"").is_err());
         assert!(Config::from_toml("max-header-bytes = 100").is_err());
         assert!(Config::from_toml("trusted-proxies = [\"not a net\"]").is_err());
+        assert!(Config::from_toml("abuse-burst = 0").is_err());
+        let replaced = Config::from_toml("abuse-min-interval-ms = 1000")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            replaced.contains("was replaced") && replaced.contains("abuse-burst"),
+            "{replaced}"
+        );
     }
 
     #[test]

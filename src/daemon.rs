@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use crate::auth::PasswordCache;
 use crate::backend::{Backend, BackendHttpService, bind_unix, serve_tcp, serve_unix};
 use crate::config::Config;
-use crate::dyndns::abuse::{AuthThrottle, KnownClients, UpdateRateGuard};
+use crate::dyndns::abuse::{AuthThrottle, KnownClients, PaceRules, UpdateRateGuard};
 use crate::dyndns::update::{Guards, PasswordChecks, Updater};
 use crate::dyndns::{ServiceOptions, UpdateService};
 use crate::net::{AllowList, PerClientLimit, ServerOptions, serve_http};
@@ -108,10 +108,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 config.password_cache_size,
                 Duration::from_secs(config.password_cache_ttl_secs),
             ),
-            rate_guard: UpdateRateGuard::new(
-                Duration::from_millis(config.abuse_min_interval_ms),
-                Duration::from_secs(config.abuse_cooldown_secs),
-            ),
+            rate_guard: UpdateRateGuard::new(config.abuse_detection.then(|| PaceRules {
+                burst: config.abuse_burst,
+                refill: Duration::from_millis(config.abuse_refill_ms),
+                flag_after: Duration::from_secs(config.abuse_flag_after_secs),
+                cooldown: Duration::from_secs(config.abuse_cooldown_secs),
+            })),
             auth_throttle: Arc::new(AuthThrottle::new(
                 config.auth_failure_limit,
                 Duration::from_secs(config.auth_failure_window_secs),

@@ -392,3 +392,53 @@ fn the_shipped_inadyn_example_works() {
         run.output
     );
 }
+
+#[test]
+fn ddclient_twice_then_inadyn_on_the_same_hosts_all_succeed_with_abuse_detection_on() {
+    if !require_tool("ddclient") || !require_tool("inadyn") {
+        return;
+    }
+    let env = TestEnv::new();
+    seed(&env);
+    // The service's defaults: abuse detection on (the other tests run without it).
+    let daemon = env.spawn("abuse-detection = true");
+    let config = fixture("ddclient-multi.conf", &daemon, CLIENT_PASSWORD);
+    let first = ddclient(&env, &config);
+    assert_eq!(first.code, Some(0), "{}", first.output);
+    // The same run again at once (a new cache, so it sends again): the addresses are there.
+    let second = ddclient(&env, &config);
+    assert_eq!(second.code, Some(0), "{}", second.output);
+    for host in ["host1", "host2", "host3"] {
+        let good =
+            format!("SUCCESS:  updating {host}.example.com: good: IP address set to 1.2.3.4");
+        assert!(first.output.contains(&good), "{good}\n{}", first.output);
+        // ddclient reports `nochg` as a warning, and counts it a success.
+        let nochg = format!("updating {host}.example.com: nochg: No update required");
+        assert!(second.output.contains(&nochg), "{nochg}\n{}", second.output);
+    }
+    assert!(!second.output.contains("abuse\n") && !second.output.contains("FAILED"));
+    // Then inadyn moves two of them to a new address, right after.
+    let run = inadyn(
+        &env,
+        &fixture("inadyn-custom.conf", &daemon, CLIENT_PASSWORD)
+            .replace("echo 1.2.3.4", "echo 1.2.3.5"),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    for host in ["host1", "host2"] {
+        let line =
+            format!("Successful alias table update for {host}.example.com => new IP# 1.2.3.5");
+        assert!(run.output.contains(&line), "{line}\n{}", run.output);
+    }
+    for (host, ip) in [
+        ("host1", "1.2.3.5"),
+        ("host2", "1.2.3.5"),
+        ("host3", "1.2.3.4"),
+    ] {
+        assert_eq!(
+            env.stored_ip(&format!("{host}.example.com"), "A")
+                .as_deref(),
+            Some(ip)
+        );
+    }
+    assert!(!daemon.log().contains("answering abuse"));
+}

@@ -1,12 +1,14 @@
 //! `certadns-ddns domain ...`: DDNS domains and their owners.
 
+use std::collections::HashSet;
+
 use anyhow::Context as _;
 use clap::Subcommand;
 
 use super::{Admin, or_dash, print_line, print_table};
 use crate::model::{DomainName, RecordType, check_family, parse_ip};
 use crate::store::audit::ChangeContext;
-use crate::store::{StoreError, domains, records, timestamp, users, zones};
+use crate::store::{StoreError, abuse, domains, records, timestamp, users, zones};
 
 /// Domain commands.
 #[derive(Debug, Subcommand)]
@@ -33,7 +35,7 @@ pub(super) enum DomainCommand {
         #[arg(long = "type", value_name = "A|AAAA")]
         record_type: Option<RecordType>,
     },
-    /// List domains, all or one owner's.
+    /// List domains, all or one owner's; FLAG says `abuse` for a host answered `abuse` now.
     List {
         /// Only this user's domains.
         #[arg(long, value_name = "USER")]
@@ -97,12 +99,14 @@ pub(super) fn run(admin: &Admin, command: DomainCommand) -> anyhow::Result<()> {
             print_line(&format!("removed {removed} domain(s) named {fqdn}"))
         }
         DomainCommand::List { owner } => {
-            let domains = store.read(|conn| {
+            let (domains, flagged) = store.read(|conn| {
                 let user_id = match &owner {
                     Some(name) => Some(users::get_user(conn, &name.to_ascii_lowercase())?.id),
                     None => None,
                 };
-                domains::list_domains(conn, user_id)
+                let flagged: HashSet<(i64, String)> =
+                    abuse::flagged(conn, &timestamp())?.into_iter().collect();
+                Ok((domains::list_domains(conn, user_id)?, flagged))
             })?;
             print_table(
                 &[
@@ -113,8 +117,15 @@ pub(super) fn run(admin: &Admin, command: DomainCommand) -> anyhow::Result<()> {
                     "ZONE",
                     "UPDATED",
                     "LAST_CHECKED",
+                    "FLAG",
                 ],
                 domains.into_iter().map(|domain| {
+                    // Hosts whose requests stay above the rate: answered `abuse` for now.
+                    let flag = if flagged.contains(&(domain.user_id, domain.fqdn.to_lowercase())) {
+                        "abuse"
+                    } else {
+                        "-"
+                    };
                     vec![
                         domain.fqdn,
                         domain.record_type.to_string(),
@@ -123,6 +134,7 @@ pub(super) fn run(admin: &Admin, command: DomainCommand) -> anyhow::Result<()> {
                         domain.zone,
                         domain.updated_at,
                         or_dash(domain.last_checked_at.as_deref()),
+                        flag.to_string(),
                     ]
                 }),
             )

@@ -4,9 +4,9 @@ use std::io::Write as _;
 
 use anyhow::Context as _;
 
-use super::{or_dash, print_table};
+use super::{or_dash, print_line, print_table};
 use crate::model::DomainName;
-use crate::store::{Store, audit};
+use crate::store::{Store, abuse, audit};
 
 /// Arguments of `history`.
 #[derive(Debug, clap::Args)]
@@ -16,7 +16,8 @@ pub(super) struct HistoryArgs {
     /// At most this many changes, newest first.
     #[arg(long, default_value_t = 20)]
     limit: u32,
-    /// Print a JSON array of objects with the audit columns.
+    /// Print a JSON array of events, newest first: `"event": "change"` with the audit columns,
+    /// `"event": "abuse"` for an episode of refused requests.
     #[arg(long)]
     json: bool,
 }
@@ -27,13 +28,51 @@ pub(super) fn run(store: &Store, args: HistoryArgs) -> anyhow::Result<()> {
         .fqdn
         .parse()
         .with_context(|| format!("invalid name {:?}", args.fqdn))?;
-    let rows = store.read(|conn| audit::history(conn, fqdn.as_str(), args.limit))?;
+    let (rows, episodes) = store.read(|conn| {
+        Ok((
+            audit::history(conn, fqdn.as_str(), args.limit)?,
+            abuse::episodes(conn, fqdn.as_str(), args.limit)?,
+        ))
+    })?;
     if args.json {
+        let mut events: Vec<(String, serde_json::Value)> = Vec::new();
+        for row in rows {
+            let time = row.created_at.clone();
+            events.push((time, event("change", &row)?));
+        }
+        for episode in episodes {
+            let time = episode.started_at.clone();
+            events.push((time, event("abuse", &episode)?));
+        }
+        // Newest first; a change and an episode at the same millisecond keep this order.
+        events.sort_by(|a, b| b.0.cmp(&a.0));
+        let events: Vec<serde_json::Value> = events.into_iter().map(|(_, event)| event).collect();
         let mut stdout = std::io::stdout();
-        serde_json::to_writer_pretty(&mut stdout, &rows)?;
+        serde_json::to_writer_pretty(&mut stdout, &events)?;
         writeln!(stdout)?;
         return Ok(());
     }
+    print_changes(rows)?;
+    if !episodes.is_empty() {
+        print_line("")?;
+        print_episodes(episodes)?;
+    }
+    Ok(())
+}
+
+/// `value` as a JSON object with `"event": kind` first.
+fn event(kind: &str, value: &impl serde::Serialize) -> anyhow::Result<serde_json::Value> {
+    let mut object = serde_json::Map::new();
+    object.insert("event".into(), kind.into());
+    match serde_json::to_value(value)? {
+        serde_json::Value::Object(fields) => object.extend(fields),
+        other => anyhow::bail!("not an object: {other}"),
+    }
+    Ok(serde_json::Value::Object(object))
+}
+
+/// The address changes, as a table.
+fn print_changes(rows: Vec<audit::AuditRecord>) -> anyhow::Result<()> {
     print_table(
         &[
             "TIME",
@@ -59,6 +98,23 @@ pub(super) fn run(store: &Store, args: HistoryArgs) -> anyhow::Result<()> {
                     row.ip_tags.join(",")
                 },
                 or_dash(row.user_agent.as_deref()),
+            ]
+        }),
+    )
+}
+
+/// The abuse episodes, as a table: when the host was flagged, how many requests were refused,
+/// and until when (a time in the future: still flagged).
+fn print_episodes(episodes: Vec<abuse::EpisodeRecord>) -> anyhow::Result<()> {
+    print_table(
+        &["ABUSE_FROM", "LAST_REFUSED", "REFUSED", "UNTIL", "USER"],
+        episodes.into_iter().map(|episode| {
+            vec![
+                episode.started_at,
+                episode.last_refused_at,
+                episode.refused.to_string(),
+                episode.clears_at,
+                episode.username,
             ]
         }),
     )

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::abuse::{AuthThrottle, FailureKey, KnownClients, UpdateRateGuard};
+use super::abuse::{AuthThrottle, FailureKey, KnownClients, Pace, UpdateRateGuard};
 use super::request::{
     AddressPlan, ClientAddress, Credentials, MAX_HOSTNAMES, Target, UpdateRequest, plan_addresses,
 };
@@ -51,7 +51,7 @@ enum HostRequest {
 pub struct Guards {
     /// Recent successful password checks.
     pub password_cache: PasswordCache,
-    /// Update pace per host.
+    /// Update pace per user and host.
     pub rate_guard: UpdateRateGuard,
     /// Authentication failures per client and login.
     pub auth_throttle: Arc<AuthThrottle>,
@@ -282,15 +282,18 @@ impl Updater {
             .iter()
             .map(|name| match name.parse::<DomainName>() {
                 Err(_) => HostRequest::Answered(ReturnCode::Notfqdn),
-                Ok(host)
-                    if !self
-                        .guards
-                        .rate_guard
-                        .admit(principal.user_id, host.as_str()) =>
+                Ok(host) => match self
+                    .guards
+                    .rate_guard
+                    .admit(principal.user_id, host.as_str())
                 {
-                    HostRequest::Answered(ReturnCode::Abuse)
-                }
-                Ok(host) => HostRequest::Pending(host),
+                    Pace::Admitted => HostRequest::Pending(host),
+                    Pace::Refused(episode) => {
+                        self.store
+                            .note_abuse(principal.user_id, host.as_str(), &episode);
+                        HostRequest::Answered(ReturnCode::Abuse)
+                    }
+                },
             })
             .collect();
         if !hosts

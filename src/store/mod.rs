@@ -14,6 +14,7 @@
 //! path's reads, remembered under the index's stamp; `batch`, group commit of concurrent
 //! writes on one writer thread; `seen`, the write-behind for "last seen" times.
 
+pub mod abuse;
 pub mod audit;
 mod batch;
 pub mod domains;
@@ -287,7 +288,14 @@ impl Store {
         self.seen.note(key_id, domain_ids, now);
     }
 
-    /// Writes the noted "last seen" times in one transaction; on failure they stay noted.
+    /// Notes the state of an abuse episode of `user_id`'s `host`, for the next
+    /// [`Store::flush_seen`] (a flood of refused requests costs one row write a second).
+    pub fn note_abuse(&self, user_id: i64, host: &str, episode: &abuse::Episode) {
+        self.seen.note_abuse(user_id, host, episode);
+    }
+
+    /// Writes the noted "last seen" times and abuse episodes in one transaction; on failure
+    /// they stay noted.
     pub async fn flush_seen(&self) -> Result<(), StoreError> {
         let Some(pending) = self.seen.take() else {
             return Ok(());
@@ -368,8 +376,13 @@ fn configure_connection(
 ///
 /// The fixed width makes text order equal time order.
 pub fn timestamp() -> String {
+    timestamp_at(std::time::SystemTime::now())
+}
+
+/// `at` as the store writes times (see [`timestamp`]).
+pub fn timestamp_at(at: std::time::SystemTime) -> String {
     use time::macros::format_description;
-    time::OffsetDateTime::now_utc()
+    time::OffsetDateTime::from(at)
         .format(format_description!(
             "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
         ))
@@ -449,7 +462,7 @@ mod test {
             })
             .unwrap();
         assert_eq!(mode, "wal");
-        assert_eq!(version, 1);
+        assert_eq!(version, 2, "every migration of schema.sql");
         assert_eq!(foreign_keys, 1);
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();

@@ -1,16 +1,20 @@
-//! Write-behind for "last seen" times: `domains.last_checked_at` and `api_keys.last_used_at`.
+//! Write-behind for "last seen" times (`domains.last_checked_at`, `api_keys.last_used_at`) and
+//! for the state of abuse episodes (`abuse_episodes`).
 //!
 //! Most update requests change nothing: a router sends the address it already has. Those are
 //! answered from a read, and the times they leave behind are noted here and written by
 //! [`Store::flush_seen`](super::Store::flush_seen) in one transaction (`serve` flushes every
 //! second and at shutdown). A crash can lose up to that much of these times, never an address
-//! or an audit row: every change of an address is written before it is answered.
+//! or an audit row: every change of an address is written before it is answered. An abuse
+//! episode's refusals come in floods, so they are noted here too: one row write per flagged
+//! host a second, whatever the flood's rate.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use rusqlite::Connection;
 
+use super::abuse::{Episode, record_episode};
 use super::domains::touch_checked;
 use super::keys::touch_key;
 use super::{StoreError, lock};
@@ -26,11 +30,13 @@ pub(super) struct Seen {
 pub(super) struct Pending {
     keys: HashMap<i64, String>,
     domains: HashMap<i64, String>,
+    /// Newest state per (user id, host, start of the episode).
+    episodes: HashMap<(i64, String, String), Episode>,
 }
 
 impl Pending {
     fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.domains.is_empty()
+        self.keys.is_empty() && self.domains.is_empty() && self.episodes.is_empty()
     }
 
     /// Writes the times on `conn` (inside the caller's transaction). The statements never
@@ -41,6 +47,9 @@ impl Pending {
         }
         for (domain_id, at) in &self.domains {
             touch_checked(conn, *domain_id, at)?;
+        }
+        for ((user_id, host, _), episode) in &self.episodes {
+            record_episode(conn, *user_id, host, episode)?;
         }
         Ok(())
     }
@@ -58,6 +67,14 @@ impl Seen {
         }
     }
 
+    /// Notes the newest state of an abuse episode.
+    pub(super) fn note_abuse(&self, user_id: i64, host: &str, episode: &Episode) {
+        lock(&self.pending).episodes.insert(
+            (user_id, host.to_string(), episode.started_at.clone()),
+            episode.clone(),
+        );
+    }
+
     /// Takes everything noted so far; `None` when there is nothing.
     pub(super) fn take(&self) -> Option<Pending> {
         let mut pending = lock(&self.pending);
@@ -72,6 +89,9 @@ impl Seen {
         }
         for (id, at) in taken.domains {
             pending.domains.entry(id).or_insert(at);
+        }
+        for (key, episode) in taken.episodes {
+            pending.episodes.entry(key).or_insert(episode);
         }
     }
 }

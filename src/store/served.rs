@@ -316,7 +316,7 @@ impl Touch {
     fn of(action: Action, table: &str, rowid: i64) -> Self {
         let changed = matches!(action, Action::SQLITE_INSERT | Action::SQLITE_UPDATE);
         match table {
-            "api_keys" | "domain_updates" => Self::Unserved,
+            "api_keys" | "domain_updates" | "abuse_episodes" => Self::Unserved,
             "domains" if changed => Self::Domain(rowid),
             "zones" if action == Action::SQLITE_UPDATE => Self::Zone(rowid),
             _ => Self::Other,

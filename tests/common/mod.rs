@@ -170,7 +170,7 @@ impl TestEnv {
             ("listen", "\"127.0.0.1:0\""),
             ("backend-listen", "\"127.0.0.1:0\""),
             ("log-level", "\"debug\""),
-            ("abuse-min-interval-ms", "0"),
+            ("abuse-detection", "false"),
             ("auth-failure-limit", "0"),
         ] {
             let overridden = extra_config
