@@ -320,10 +320,14 @@ def section_updates(binary, floor, directory, seconds, runs):
     rows = {}
     with process([floor, "--listen", f"127.0.0.1:{fport}"], directory / "floor.log",
                  ready=lambda: connectable(fport)):
-        with ours(binary, directory, db, "abuse-detection = false\n") as (http, _, _, _):
+        # Abuse detection is off (every host here is updated far above its rate), but for (a'):
+        # the guard's cost with the hosts above the rate and never flagged.
+        with ours(binary, directory, db, "abuse-detection = false\n") as (http, _, _, _), \
+                ours(binary, directory, db, "abuse-flag-after-secs = 100000000\n") as (guarded, _, _, _):
             cases = {
                 "floor (bare hyper, fixed answer)": (fport, None),
                 "(a) nochg, API key": (http, WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=f"Bearer {key}", zone=ZONE)),
+                "(a') = (a) with abuse detection on": (guarded, WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=f"Bearer {key}", zone=ZONE)),
                 "(b) good, API key, every request commits": (http, WRK_SCRIPT.format(hosts=hosts, mode="good", auth=f"Bearer {key}", zone=ZONE)),
                 "(c) nochg, same user's password": (http, WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=basic, zone=ZONE)),
             }
