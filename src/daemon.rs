@@ -69,6 +69,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         synchronous: config.synchronous,
         busy_timeout: config.busy_timeout(),
         max_connections: 8,
+        check_integrity: true,
     };
     let path = config.database.clone();
     let store = tokio::task::spawn_blocking(move || {

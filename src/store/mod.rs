@@ -55,6 +55,27 @@ pub enum StoreError {
     /// The database file could not be created.
     #[error("cannot create the database file: {0}")]
     Create(std::io::Error),
+    /// The file is there but cannot be written: SQLite would open it read-only, or not at all
+    /// in WAL mode, and every update would fail.
+    #[error(
+        "{path} cannot be written ({source}); the service needs to write the database file \
+         and create `-wal` and `-shm` files beside it: make the file and its directory \
+         writable by this user"
+    )]
+    NotWritable {
+        /// The file or directory that is not writable.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not an SQLite database, or is damaged; it is left as it is.
+    #[error("not a usable SQLite database ({detail}); the file was left as it is")]
+    NotADatabase {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// No connection could be had from the pool in time.
     #[error("database connection pool: {0}")]
     Pool(#[from] r2d2::Error),
@@ -91,6 +112,9 @@ pub struct StoreOptions {
     pub busy_timeout: Duration,
     /// Largest number of open connections.
     pub max_connections: u32,
+    /// Run `PRAGMA quick_check` when opening (`serve` does, before it loads anything): a
+    /// damaged file is refused at start rather than failing later, page by page.
+    pub check_integrity: bool,
 }
 
 impl Default for StoreOptions {
@@ -99,6 +123,7 @@ impl Default for StoreOptions {
             synchronous: Synchronous::Normal,
             busy_timeout: Duration::from_secs(3),
             max_connections: 8,
+            check_integrity: false,
         }
     }
 }
@@ -129,8 +154,38 @@ impl Store {
     /// pending migrations.
     pub fn open(path: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
         create_private_file(path)?;
+        check_file(path)?;
         let busy_timeout = options.busy_timeout;
         let synchronous = options.synchronous;
+        // One connection first: its failure is SQLite's own, at once, where the pool would
+        // only report that it timed out waiting for one.
+        {
+            let mut conn = Connection::open(path)?;
+            configure_connection(&mut conn, busy_timeout, synchronous)
+                .map_err(|error| not_a_database(path, error))?;
+            // WAL is a property of the file, so setting it once is enough.
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+                .map_err(|error| not_a_database(path, error))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                tracing::warn!(journal_mode = %mode, "could not switch the database to WAL");
+            }
+            if options.check_integrity {
+                let verdict: String = conn
+                    .query_row("PRAGMA quick_check(1)", [], |row| row.get(0))
+                    .map_err(|error| not_a_database(path, error))?;
+                if verdict != "ok" {
+                    return Err(StoreError::NotADatabase {
+                        path: path.to_path_buf(),
+                        detail: format!(
+                            "quick_check: {}",
+                            verdict.split_whitespace().collect::<Vec<_>>().join(" ")
+                        ),
+                    });
+                }
+            }
+            migrate(&mut conn)?;
+        }
         let touches = Arc::new(Touches::default());
         let watched = Arc::clone(&touches);
         let manager = SqliteConnectionManager::file(path).with_init(move |conn| {
@@ -147,14 +202,6 @@ impl Store {
             .connection_timeout(busy_timeout + Duration::from_secs(1))
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build(manager)?;
-        let mut conn = pool.get()?;
-        // WAL is a property of the file, so setting it once is enough.
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(journal_mode = %mode, "could not switch the database to WAL");
-        }
-        migrate(&mut conn)?;
-        drop(conn);
         Ok(Self {
             pool,
             path: path.to_path_buf(),
@@ -340,6 +387,70 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
         Ok(_) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(error) => Err(StoreError::Create(error)),
+    }
+}
+
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Refuses, before SQLite touches it, a file that is not an SQLite database (an empty file is
+/// a new one) or that cannot be written, with the file or directory at fault named.
+fn check_file(path: &Path) -> Result<(), StoreError> {
+    use std::io::Read as _;
+    let not_writable = |path: &Path, source| StoreError::NotWritable {
+        path: path.to_path_buf(),
+        source,
+    };
+    // Opening for writing changes nothing; it fails on a read-only file or file system, for
+    // root too (EROFS).
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|error| not_writable(path, error))?;
+    let mut header = Vec::with_capacity(16);
+    (&mut file)
+        .take(16)
+        .read_to_end(&mut header)
+        .map_err(StoreError::Create)?;
+    if !header.is_empty() && header.as_slice() != SQLITE_HEADER {
+        return Err(StoreError::NotADatabase {
+            path: path.to_path_buf(),
+            detail: "no SQLite header".into(),
+        });
+    }
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    // The -wal and -shm files are created beside the database.
+    for name in ["-wal", "-shm"] {
+        let mut companion = path.as_os_str().to_owned();
+        companion.push(name);
+        let companion = PathBuf::from(companion);
+        match std::fs::OpenOptions::new().write(true).open(&companion) {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                // access(2) asks without creating anything; EROFS holds for root too.
+                nix::unistd::access(directory, nix::unistd::AccessFlags::W_OK)
+                    .map_err(|errno| not_writable(directory, errno.into()))?;
+            }
+            Err(error) => return Err(not_writable(&companion, error)),
+        }
+    }
+    Ok(())
+}
+
+/// An SQLite error met while opening: "not a database" and corruption name the file.
+fn not_a_database(path: &Path, error: rusqlite::Error) -> StoreError {
+    match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            StoreError::NotADatabase {
+                path: path.to_path_buf(),
+                detail: error.to_string(),
+            }
+        }
+        _ => StoreError::Sqlite(error),
     }
 }
 

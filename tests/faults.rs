@@ -1,0 +1,480 @@
+//! Faults, as integration tests on the real binary: the process killed mid-load, the disk full,
+//! the database read-only, missing or not a database. The promise under test is the store's:
+//! an answer `good` means the change is committed with its audit row; a failed write answers
+//! `dnserr` with nothing changed; and the process goes on serving.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Daemon, TestEnv, unix_call};
+use serde_json::json;
+
+/// Hosts written by the crash test; each by one writer only, one request at a time.
+const HOSTS: usize = 48;
+
+/// Concurrent writers (one connection each at a time, a new connection per request).
+const WRITERS: usize = 16;
+
+/// What one host was sent: every address in order, each with whether it was acknowledged
+/// `good` (requests to one host go one at a time: an unacknowledged one was cut off by a kill,
+/// and may or may not have been committed).
+#[derive(Debug, Default, Clone)]
+struct Sent {
+    addresses: Vec<(String, bool)>,
+}
+
+/// A seeded store with [`HOSTS`] A domains of `alice`; returns alice's API key.
+fn seed(env: &TestEnv) -> String {
+    env.seed();
+    for host in 0..HOSTS {
+        env.add_domain(&format!("c{host}.dyn.example"), "alice", "A", None);
+    }
+    env.cli_ok(&["key", "create", "alice"]).trim().to_string()
+}
+
+/// Starts the daemon with a unix backend socket; returns it with the socket's path.
+fn spawn(env: &TestEnv) -> (Daemon, std::path::PathBuf) {
+    let socket = env.dir.path().join("backend.sock");
+    let _ = std::fs::remove_file(&socket);
+    let daemon = env.spawn(&format!("backend-socket = {socket:?}"));
+    // The socket is bound before the daemon reports it is listening.
+    (daemon, socket)
+}
+
+/// The n-th address of writer `writer` in `round`: unique across the test.
+fn address(writer: usize, round: usize, n: usize) -> String {
+    let n = round * 20_000 + n;
+    format!("10.{writer}.{}.{}", n / 250, 1 + n % 250)
+}
+
+/// Runs [`WRITERS`] writers against `daemon` until it goes away, recording what they sent;
+/// `counter` counts the acknowledged updates.
+fn load(
+    daemon: &Daemon,
+    key: &str,
+    round: usize,
+    sent: &Arc<Mutex<Vec<Sent>>>,
+    counter: &Arc<AtomicUsize>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..WRITERS)
+        .map(|writer| {
+            let addr = daemon.addr;
+            let key = key.to_string();
+            let sent = Arc::clone(sent);
+            let counter = Arc::clone(counter);
+            std::thread::spawn(move || {
+                for n in 0.. {
+                    // Writer w owns hosts w, w + WRITERS, ...: one request per host at a time.
+                    let host = writer + WRITERS * (n % (HOSTS / WRITERS));
+                    let ip = address(writer, round, n);
+                    sent.lock().unwrap()[host]
+                        .addresses
+                        .push((ip.clone(), false));
+                    let request = format!(
+                        "GET /nic/update?hostname=c{host}.dyn.example&myip={ip} HTTP/1.1\r\n\
+                         Host: x\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+                    );
+                    let Some((status, body)) = try_send(addr, request.as_bytes()) else {
+                        // The daemon is gone: this request's fate is unknown.
+                        return;
+                    };
+                    assert_eq!(
+                        (status, body.as_str()),
+                        (200, format!("good {ip}").as_str())
+                    );
+                    sent.lock().unwrap()[host]
+                        .addresses
+                        .last_mut()
+                        .expect("pushed above")
+                        .1 = true;
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect()
+}
+
+/// One HTTP exchange on a new connection: the status and body, or None if the connection
+/// fails or ends before a whole answer.
+fn try_send(addr: std::net::SocketAddr, request: &[u8]) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    stream.write_all(request).ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let length: usize = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())?
+    })?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    (body.len() == length).then(|| (status, body.to_string()))
+}
+
+/// Checks the store against what was sent and acknowledged, and the served index against the
+/// store, through the backend's unix socket.
+fn check(env: &TestEnv, socket: &std::path::Path, sent: &[Sent]) {
+    let conn = env.db();
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    let audited: HashMap<String, String> = conn
+        .prepare("SELECT new_ip, fqdn FROM domain_updates")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (host, host_sent) in sent.iter().enumerate() {
+        let fqdn = format!("c{host}.dyn.example");
+        let stored = env.stored_ip(&fqdn, "A");
+        // Every acknowledged change is stored with its audit row...
+        for (ip, _) in host_sent.addresses.iter().filter(|(_, acked)| *acked) {
+            assert_eq!(
+                audited.get(ip),
+                Some(&fqdn),
+                "acknowledged {ip} of {fqdn} has no audit row"
+            );
+        }
+        // ...and the stored address is the last acknowledged one, or one sent after it to the
+        // same host (committed, the answer lost with the process).
+        let last_acknowledged = host_sent.addresses.iter().rposition(|(_, acked)| *acked);
+        let allowed: Vec<&String> = host_sent.addresses[last_acknowledged.unwrap_or(0)..]
+            .iter()
+            .map(|(ip, _)| ip)
+            .collect();
+        match &stored {
+            Some(ip) => assert!(
+                allowed.contains(&ip),
+                "{fqdn} holds {ip}, neither acknowledged last nor sent after: {allowed:?}"
+            ),
+            None => assert!(last_acknowledged.is_none(), "{fqdn} lost its address"),
+        }
+        // An unacknowledged address that was stored has its audit row too.
+        if let Some(ip) = &stored {
+            assert_eq!(
+                audited.get(ip),
+                Some(&fqdn),
+                "{fqdn}: {ip} stored without audit row"
+            );
+        }
+        // The served index says what SQLite says.
+        assert_eq!(
+            served_a(socket, &fqdn),
+            stored.clone().into_iter().collect::<Vec<_>>(),
+            "{fqdn} served"
+        );
+    }
+}
+
+#[test]
+fn acknowledged_updates_survive_sigkill_mid_load_with_their_audit_rows() {
+    let env = TestEnv::new();
+    let key = seed(&env);
+    let sent = Arc::new(Mutex::new(vec![Sent::default(); HOSTS]));
+    let mut acknowledged_in_all = 0;
+    for round in 0..3 {
+        let (daemon, socket) = spawn(&env);
+        if round > 0 {
+            // After the previous kill: what the restarted service has and serves.
+            check(&env, &socket, &sent.lock().unwrap());
+        }
+        let counter = Arc::new(AtomicUsize::new(0));
+        let writers = load(&daemon, &key, round, &sent, &counter);
+        // Kill once the load is well under way, at a point the writers do not know.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while counter.load(Ordering::SeqCst) < 1500 + round * 250 {
+            assert!(Instant::now() < deadline, "the load never got going");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(daemon.pid()).unwrap()),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        for writer in writers {
+            writer.join().expect("no writer saw a wrong answer");
+        }
+        acknowledged_in_all += counter.load(Ordering::SeqCst);
+        drop(daemon);
+    }
+    let (_daemon, socket) = spawn(&env);
+    check(&env, &socket, &sent.lock().unwrap());
+    assert!(acknowledged_in_all >= 4500, "{acknowledged_in_all}");
+}
+
+/// Runs `serve` with `config` appended to a loopback config, expecting it to refuse to start:
+/// its exit code and what it printed.
+fn refused_start(env: &TestEnv, config: &str) -> (Option<i32>, String) {
+    let path = env.config_path();
+    std::fs::write(
+        &path,
+        format!(
+            "database = {:?}\nlisten = \"127.0.0.1:0\"\nbackend-listen = \"127.0.0.1:0\"\n{config}",
+            env.db
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(common::BIN)
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve started on a database it should refuse");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+#[test]
+fn a_file_that_is_not_a_database_or_is_damaged_is_refused_at_start_and_left_as_it_is() {
+    let env = TestEnv::new();
+    let mut junk = vec![0u8; 64 * 1024];
+    for (index, byte) in junk.iter_mut().enumerate() {
+        *byte = u8::try_from(index * 7919 % 251).unwrap();
+    }
+    // A random file, a text file (a config given as the database), an empty-looking header.
+    for content in [junk.clone(), b"database = \"x\"\n".to_vec()] {
+        std::fs::write(&env.db, &content).unwrap();
+        let (code, output) = refused_start(&env, "");
+        assert_eq!(code, Some(1), "{output}");
+        assert!(
+            output.contains(&env.db.display().to_string())
+                && output.contains("not a usable SQLite database"),
+            "{output}"
+        );
+        assert_eq!(std::fs::read(&env.db).unwrap(), content, "left as it is");
+        let cli = env.cli(&["zone", "list"]);
+        assert!(!cli.status.success());
+        assert_eq!(std::fs::read(&env.db).unwrap(), content, "left as it is");
+    }
+    // A real database with pages overwritten: SQLite's header is intact, its tables are not.
+    std::fs::remove_file(&env.db).unwrap();
+    env.seed();
+    let mut damaged = std::fs::read(&env.db).unwrap();
+    assert!(damaged.len() > 8 * 4096);
+    damaged[3 * 4096..7 * 4096].fill(0x55);
+    std::fs::write(&env.db, &damaged).unwrap();
+    let (code, output) = refused_start(&env, "");
+    assert_eq!(code, Some(1), "{output}");
+    assert!(output.contains("quick_check"), "{output}");
+    assert_eq!(
+        output.trim_end().lines().count(),
+        1,
+        "one line says it all: {output}"
+    );
+    assert_eq!(std::fs::read(&env.db).unwrap(), damaged, "left as it is");
+}
+
+/// A small tmpfs the test mounts (as root) for the database; unmounted when dropped.
+struct Mount {
+    dir: std::path::PathBuf,
+}
+
+impl Mount {
+    /// Mounts a tmpfs of `size` (e.g. `2m`) on `dir`; None (the test then passes, saying
+    /// why) when mounting is not permitted here, unless `REQUIRE_E2E=1` as in CI.
+    fn tmpfs(dir: &std::path::Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(dir).unwrap();
+        let output = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output();
+        match output {
+            Ok(output) if output.status.success() => Some(Self {
+                dir: dir.to_path_buf(),
+            }),
+            other => {
+                let why = format!("cannot mount a tmpfs (needs root): {other:?}");
+                assert!(
+                    std::env::var_os("REQUIRE_E2E").is_none_or(|value| value != "1"),
+                    "{why}"
+                );
+                eprintln!("skipped: {why}");
+                None
+            }
+        }
+    }
+
+    /// Remounts read-only (`ro`) or writable (`rw`).
+    fn remount(&self, mode: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&self.dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount {mode}");
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// A lookup of `fqdn`'s A records through the backend's unix socket.
+fn served_a(socket: &std::path::Path, fqdn: &str) -> Vec<String> {
+    let answer = unix_call(
+        socket,
+        &json!({"method": "lookup", "parameters": {"qname": format!("{fqdn}."), "qtype": "A",
+                "zone-id": -1, "remote": "127.0.0.1", "local": "127.0.0.1",
+                "real-remote": "127.0.0.1/32"}}),
+    );
+    answer["result"]
+        .as_array()
+        .map(|records| {
+            records
+                .iter()
+                .map(|record| record["content"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The zone's serial, the stored address and the audit rows of home.dyn.example.
+fn state(env: &TestEnv) -> (i64, Option<String>, i64) {
+    let conn = env.db();
+    let serial: i64 = conn
+        .query_row(
+            "SELECT serial FROM zones WHERE name = 'dyn.example'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let audit: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM domain_updates WHERE fqdn = 'home.dyn.example'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    (serial, env.stored_ip("home.dyn.example", "A"), audit)
+}
+
+#[test]
+fn a_read_only_database_is_refused_at_start_naming_the_file_and_why() {
+    let mut env = TestEnv::new();
+    let Some(mount) = Mount::tmpfs(&env.dir.path().join("data"), "8m") else {
+        return;
+    };
+    env.db = mount.dir.join("certadns.db");
+    env.seed();
+    // Read-only for root too: a read-only file system (as after an ext4 error, or a
+    // read-only bind mount of the state directory).
+    mount.remount("ro");
+    let (code, output) = refused_start(&env, "");
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains(&env.db.display().to_string()) && output.contains("Read-only file system"),
+        "{output}"
+    );
+    // Writable again: it starts, and updates are served at once.
+    mount.remount("rw");
+    let (daemon, socket) = spawn(&env);
+    daemon
+        .update_basic(
+            "alice",
+            common::PASSWORD,
+            "hostname=home.dyn.example&myip=192.0.2.1",
+        )
+        .assert(200, "good 192.0.2.1");
+    assert_eq!(served_a(&socket, "home.dyn.example"), ["192.0.2.1"]);
+}
+
+#[test]
+fn a_full_disk_answers_dnserr_keeps_serving_and_recovers_when_space_is_freed() {
+    let mut env = TestEnv::new();
+    let Some(mount) = Mount::tmpfs(&env.dir.path().join("data"), "4m") else {
+        return;
+    };
+    env.db = mount.dir.join("certadns.db");
+    env.seed();
+    let (daemon, socket) = spawn(&env);
+    let update = |ip: &str| {
+        daemon.update_basic(
+            "alice",
+            common::PASSWORD,
+            &format!("hostname=home.dyn.example&myip={ip}"),
+        )
+    };
+    update("192.0.2.1").assert(200, "good 192.0.2.1");
+    // Fill the file system to the last byte.
+    let filler = mount.dir.join("filler");
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.write_all(&[0u8; 1]);
+    }
+    // Updates go on until the WAL needs space it cannot have: then `dnserr`, and each
+    // answered `good` before that is really there.
+    let mut failed_at = None;
+    for n in 0..5000 {
+        let ip = format!("10.0.{}.{}", n / 250, 1 + n % 250);
+        let before = state(&env);
+        let response = update(&ip);
+        if response.status == 500 {
+            assert_eq!(response.body, "dnserr");
+            assert_eq!(
+                state(&env),
+                before,
+                "nothing half-written by the failed update"
+            );
+            failed_at = Some(ip);
+            break;
+        }
+        response.assert(200, &format!("good {ip}"));
+        assert_eq!(served_a(&socket, "home.dyn.example"), [ip.as_str()]);
+    }
+    let failed = failed_at.expect("a full disk makes some update fail");
+    let (_, stored, _) = state(&env);
+    let stored = stored.unwrap();
+    assert_ne!(stored, failed);
+    // Still serving DNS and `nochg` for the address it has.
+    assert_eq!(served_a(&socket, "home.dyn.example"), [stored.as_str()]);
+    update(&stored).assert(200, &format!("nochg {stored}"));
+    update(&failed).assert(500, "dnserr");
+    std::fs::remove_file(&filler).unwrap();
+    update(&failed).assert(200, &format!("good {failed}"));
+    assert_eq!(served_a(&socket, "home.dyn.example"), [failed.as_str()]);
+    let integrity: String = env
+        .db()
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+}
