@@ -75,21 +75,40 @@ impl BackendHttpService {
     }
 }
 
-/// Decodes a request in whichever of the three styles it comes.
+/// Decodes a request in whichever of the three styles it comes, reading its body only when
+/// that style has one.
 async fn decode(request: Request<Incoming>, rest: &str) -> Result<Query, DecodeError> {
+    let (parts, body) = request.into_parts();
+    let body = if parts.method == Method::POST || is_form(&parts.headers) {
+        read_body(body).await?
+    } else {
+        Bytes::new()
+    };
+    decode_request(&parts.method, rest, &parts.headers, &body)
+}
+
+/// Decodes one request of pdns's HTTP connector: `rest` is the path after the base path
+/// (`/lookup/www.example.com./A`, or empty), `body` the request body (empty when it has none).
+/// Three styles: a JSON object posted to the base path (`post_json`), a form posted to
+/// `/{method}` (`post`), or REST (`/{method}/{arguments...}` with `X-RemoteBackend-*` headers
+/// and, for PATCH, form fields).
+pub fn decode_request(
+    method: &Method,
+    rest: &str,
+    headers: &hyper::HeaderMap,
+    body: &[u8],
+) -> Result<Query, DecodeError> {
     let segments: Vec<String> = rest
         .split('/')
         .skip(1)
         .filter(|segment| !segment.is_empty())
         .map(|segment| percent_decode_str(segment).decode_utf8_lossy().into_owned())
         .collect();
-    let (parts, body) = request.into_parts();
-    let is_post = parts.method == Method::POST;
+    let is_post = method == Method::POST;
     match segments.as_slice() {
-        [] if is_post => Query::from_json(&read_body(body).await?),
-        [method] if is_post && is_form(&parts.headers) => {
-            let body = read_body(body).await?;
-            let parameters = form_urlencoded::parse(&body)
+        [] if is_post => Query::from_json(body),
+        [method] if is_post && is_form(headers) => {
+            let parameters = form_urlencoded::parse(body)
                 .find(|(name, _)| name == "parameters")
                 .map(|(_, value)| value.into_owned())
                 .unwrap_or_else(|| "{}".into());
@@ -98,11 +117,10 @@ async fn decode(request: Request<Incoming>, rest: &str) -> Result<Query, DecodeE
             Query::from_method(method, &parameters)
         }
         [method, arguments @ ..] => {
-            let mut parameters = rest_parameters(method, arguments, &parts.headers);
+            let mut parameters = rest_parameters(method, arguments, headers);
             // Verbs with a body (setNotified's PATCH) send form fields: `serial=...`.
-            if is_form(&parts.headers) {
-                let body = read_body(body).await?;
-                for (name, value) in form_urlencoded::parse(&body) {
+            if is_form(headers) {
+                for (name, value) in form_urlencoded::parse(body) {
                     parameters
                         .entry(name.into_owned())
                         .or_insert_with(|| Value::String(value.into_owned()));

@@ -110,34 +110,68 @@ fn serve_lines(
     let mut line = Vec::new();
     let mut first = true;
     loop {
-        line.clear();
-        let read = (&mut reader)
-            .take(MAX_LINE_BYTES as u64 + 1)
-            .read_until(b'\n', &mut line)?;
-        if read == 0 {
-            return Ok(());
-        }
-        if first {
+        let request = read_request_line(&mut reader, &mut line)?;
+        if first && request != RequestLine::End {
             first = false;
             reader.get_ref().set_read_timeout(None)?;
         }
-        if line.len() > MAX_LINE_BYTES {
-            writer.write_all(&reply_line(&Reply::refusal(
-                "certadns-ddns: request too long",
-            )))?;
-            return Ok(());
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let reply = match Query::from_json(&line) {
-            Ok(query) => backend.handle(&query),
-            Err(error) => {
-                tracing::debug!(%error, "backend: undecodable request");
-                Reply::refusal(format!("certadns-ddns: {error}"))
+        let reply = match request {
+            RequestLine::End => return Ok(()),
+            RequestLine::TooLong => {
+                writer.write_all(&reply_line(&Reply::refusal(
+                    "certadns-ddns: request too long",
+                )))?;
+                return Ok(());
             }
+            RequestLine::Blank => continue,
+            RequestLine::Request => answer_line(backend, &line),
         };
         writer.write_all(&reply_line(&reply))?;
+    }
+}
+
+/// What [`read_request_line`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestLine {
+    /// The peer closed the connection.
+    End,
+    /// More than [`MAX_LINE_BYTES`] without a newline: the connection is answered and closed.
+    TooLong,
+    /// Only whitespace: skipped.
+    Blank,
+    /// A request, in the line buffer.
+    Request,
+}
+
+/// Reads the next request line into `line` (cleared first), reading at most
+/// [`MAX_LINE_BYTES`] + 1 bytes whatever the peer sends.
+pub fn read_request_line(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+) -> std::io::Result<RequestLine> {
+    line.clear();
+    let read = reader
+        .take(MAX_LINE_BYTES as u64 + 1)
+        .read_until(b'\n', line)?;
+    Ok(if read == 0 {
+        RequestLine::End
+    } else if line.len() > MAX_LINE_BYTES {
+        RequestLine::TooLong
+    } else if line.iter().all(u8::is_ascii_whitespace) {
+        RequestLine::Blank
+    } else {
+        RequestLine::Request
+    })
+}
+
+/// The reply to one request line.
+pub fn answer_line(backend: &Backend, line: &[u8]) -> Reply {
+    match Query::from_json(line) {
+        Ok(query) => backend.handle(&query),
+        Err(error) => {
+            tracing::debug!(%error, "backend: undecodable request");
+            Reply::refusal(format!("certadns-ddns: {error}"))
+        }
     }
 }
 

@@ -20,7 +20,8 @@ pub mod protocol;
 mod tcp;
 mod unix;
 
-pub use self::http::BackendHttpService;
+pub use self::http::{BackendHttpService, decode_request};
+pub use self::lines::{RequestLine, answer_line, read_request_line};
 pub use self::tcp::serve_tcp;
 pub use self::unix::{bind_unix, serve_unix};
 

@@ -1,0 +1,65 @@
+//! An update request as a router or an attacker may send it: the credentials header (Bearer,
+//! Basic with any bytes), query string, form body, User-Agent and X-Forwarded-For lines, through
+//! the parsing, the address plan, the host names and the client-address walk.
+//!
+//! Input: fields separated by NUL bytes: flags (first byte: bit 0 the `/domains/update`
+//! endpoint, bit 1 an untrusted peer), `Authorization`, query, body, `User-Agent`, then any
+//! number of `X-Forwarded-For` lines (`fuzz/seed.py` writes seeds in this form).
+#![no_main]
+
+use std::net::{IpAddr, SocketAddr};
+
+use certadns_ddns::dyndns::request::{
+    Endpoint, detect_client, parse_update_request, plan_addresses,
+};
+use certadns_ddns::model::DomainName;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let mut fields = data.split(|byte| *byte == 0);
+    let flags = fields
+        .next()
+        .and_then(|flags| flags.first().copied())
+        .unwrap_or(0);
+    let authorization = fields.next().filter(|field| !field.is_empty());
+    let query = fields
+        .next()
+        .and_then(|field| std::str::from_utf8(field).ok());
+    let body = fields.next().filter(|field| !field.is_empty());
+    let user_agent = fields
+        .next()
+        .and_then(|field| std::str::from_utf8(field).ok());
+    let forwarded_for: Vec<&[u8]> = fields.collect();
+
+    let endpoint = if flags & 1 == 1 {
+        Endpoint::Basic
+    } else {
+        Endpoint::Nic
+    };
+    let request = parse_update_request(endpoint, authorization, query, body, user_agent);
+    if let Ok(plan) = plan_addresses(&request.addresses) {
+        let set = plan.to_set();
+        assert!(set.len() <= 2, "at most one address per family: {set:?}");
+    }
+    if let Some(names) = &request.hostnames {
+        for name in names.split(',').map(str::trim) {
+            if let Ok(name) = name.parse::<DomainName>() {
+                assert!(name.as_str().len() <= 253, "DNS's length limit");
+                assert_eq!(name.as_str(), name.as_str().to_ascii_lowercase());
+            }
+        }
+    }
+    let peer: IpAddr = if flags & 2 == 2 {
+        [203, 0, 113, 7].into()
+    } else {
+        [127, 0, 0, 1].into()
+    };
+    let trusted = [
+        "127.0.0.0/8".parse().unwrap(),
+        "10.0.0.0/8".parse().unwrap(),
+    ];
+    let client = detect_client(SocketAddr::new(peer, 443), forwarded_for, &trusted);
+    if flags & 2 == 2 {
+        assert_eq!(client.source, peer, "only a trusted peer is believed");
+    }
+});

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz targets from the test fixtures: the captured pdns
+traffic (tests/fixtures/pdns/), the client requests and records the tests use, and the example
+config. Usage: python3 fuzz/seed.py [corpus directory, default fuzz/corpus]."""
+
+import hashlib
+import json
+import sys
+import urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "fuzz" / "corpus"
+
+
+def write(target, data):
+    directory = OUT / target
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / hashlib.sha1(data).hexdigest()).write_bytes(data)
+
+
+def captured():
+    """(file name, connection, raw request bytes) of every captured request."""
+    for path in sorted((ROOT / "tests" / "fixtures" / "pdns").glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            event = json.loads(line)
+            if "raw" in event:
+                yield path.name, event.get("conn"), event["raw"].encode("latin-1")
+
+
+def http_seed(raw):
+    """A captured HTTP request in backend_http's form."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    method, target, _ = lines[0].split(b" ", 2)
+    flags = {b"GET": 0, b"POST": 1, b"PATCH": 2, b"DELETE": 3}.get(method, 0)
+    headers = [line for line in lines[1:] if line.lower().startswith(b"x-remotebackend-")]
+    if any(b"x-www-form-urlencoded" in line.lower() for line in lines[1:]):
+        flags |= 4
+    rest = target[len(b"/dns"):] if target.startswith(b"/dns") else target
+    return b"\0".join([bytes([flags]), rest, body] + headers)
+
+
+connections = {}
+for name, conn, raw in captured():
+    if raw.startswith((b"GET ", b"POST ", b"PATCH ", b"DELETE ")):
+        write("backend_http", http_seed(raw))
+        body = raw.partition(b"\r\n\r\n")[2]
+        if body.startswith(b"{"):
+            write("backend_json", body)
+    else:
+        line = raw.replace(b"\\n", b"\n")
+        write("backend_json", line.strip())
+        connections.setdefault((name, conn), []).append(line)
+for lines in connections.values():
+    write("backend_lines", b"".join(lines))
+write("backend_lines", b'{"method":"initialize","parameters":{}}\n\n  \n{"method":"lookup"}\n')
+
+# Update requests: what ddclient, inadyn, a FRITZ!Box, OpenWRT and the spec's cURL examples
+# send (tests/clients.rs, tests/compat.rs, ../shared/docs/dyndns2-clients.md).
+basic = b"Basic dGVzdHVzZXI6dGVzdHBhc3M6dy8gY29sb24mYW1w"  # testuser:testpass:w/ colon&amp
+for flags, authorization, query, body, agent, forwarded in [
+    (0, basic, b"system=dyndns&hostname=host1.example.com,host2.example.com&myip=1.2.3.4", b"", b"ddclient/3.10.0", []),
+    (0, basic, b"hostname=host6.example.com&myip=2001:db8::6", b"", b"inadyn/2.10.0", []),
+    (0, basic, b"hostname=home.dyn.example&myip=192.0.2.7", b"", b"Fritz!Box", [b"198.51.100.1"]),
+    (0, basic, b"hostname=home.dyn.example&myipv6=2001%3Adb8%3A%3A7", b"", b"Fritz!Box", []),
+    (0, b"Bearer ak_0123456789abcdef0123456789abcdef", b"hostname=myserver.certadns.com", b"", b"curl/8.5", []),
+    (1, b"", b"hostname=myserver.certadns.com&username=user&password=pass", b"", b"", []),
+    (0, b"", b"", b"hostname=home.dyn.example&myip=192.0.2.1,2001:db8::1&username=alice%40example.com&password=x", b"", [b"203.0.113.9, 10.0.0.2", b"10.0.0.1"]),
+    (2, basic, b"hostname=a.example,b.example&myip=preserve&myipv6=::1", b"", b"", [b"garbage, 1.2.3.4"]),
+]:
+    write("update_request", b"\0".join([bytes([flags]), authorization, query, body, agent] + forwarded))
+
+types = {"A": 0, "AAAA": 1, "CNAME": 2, "MX": 3, "TXT": 4, "NS": 5, "SRV": 6, "CAA": 7}
+for record_type, content, owner in [
+    ("A", "192.0.2.9", "*.wild"),
+    ("AAAA", "2001:db8::1", "www"),
+    ("CNAME", "target.example.net.", "alias"),
+    ("MX", "10 mail.example.com.", "@"),
+    ("TXT", '"v=spf1 -all" "second string"', "@"),
+    ("NS", "ns1.sub.example.com.", "sub"),
+    ("SRV", "10 5 5060 sip.example.com.", "_sip._udp"),
+    ("CAA", '0 issue "letsencrypt.org"', "example.com."),
+]:
+    write("record_content", b"\0".join([bytes([types[record_type]]), content.encode(), owner.encode()]))
+
+write("config", (ROOT / "examples" / "config.toml").read_bytes())
+for snippet in [
+    'listen = "0.0.0.0:80"\ntrusted-proxies = ["203.0.113.0/24"]\nsynchronous = "full"\n',
+    '[[pdns]]\napi-url = "http://127.0.0.1:8082"\napi-key = "k"\n',
+    'backend-listen = "0.0.0.0:8081"\nbackend-allow-from = ["192.0.2.0/24"]\n',
+    'abuse-min-interval-ms = 1000\n',
+]:
+    write("config", snippet.encode())
+print(f"seeds written under {OUT}")
