@@ -16,6 +16,7 @@ import random
 import re
 import socket
 import sqlite3
+import shutil
 import statistics
 import subprocess
 import sys
@@ -321,19 +322,27 @@ def section_updates(binary, floor, directory, seconds, runs):
     with process([floor, "--listen", f"127.0.0.1:{fport}"], directory / "floor.log",
                  ready=lambda: connectable(fport)):
         # Abuse detection is off (every host here is updated far above its rate), but for (a'):
-        # the guard's cost with the hosts above the rate and never flagged.
+        # the guard's cost with the hosts above the rate and never flagged. (a') and (b') run on
+        # copies of the store: a server seeing another's commits would reload its index.
+        copies = []
+        for name in ("guarded", "full"):
+            copy = directory / f"store-{hosts}-{name}.db"
+            shutil.copyfile(db, copy)
+            copies.append(copy)
         with ours(binary, directory, db, "abuse-detection = false\n") as (http, _, _, _), \
-                ours(binary, directory, db, "abuse-flag-after-secs = 100000000\n") as (guarded, _, _, _):
+                ours(binary, directory, copies[0], "abuse-flag-after-secs = 100000000\n") as (guarded, _, _, _), \
+                ours(binary, directory, copies[1], 'abuse-detection = false\nsynchronous = "full"\n') as (full, _, _, _):
             cases = {
                 "floor (bare hyper, fixed answer)": (fport, None),
                 "(a) nochg, API key": (http, WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=f"Bearer {key}", zone=ZONE)),
                 "(a') = (a) with abuse detection on": (guarded, WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=f"Bearer {key}", zone=ZONE)),
                 "(b) good, API key, every request commits": (http, WRK_SCRIPT.format(hosts=hosts, mode="good", auth=f"Bearer {key}", zone=ZONE)),
+                "(b') = (b) with synchronous = \"full\"": (full, WRK_SCRIPT.format(hosts=hosts, mode="good", auth=f"Bearer {key}", zone=ZONE)),
                 "(c) nochg, same user's password": (http, WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=basic, zone=ZONE)),
             }
             for _ in range(runs):  # rounds, as in section_dns
                 for name, (port, script) in cases.items():
-                    rows.setdefault(name, []).append(wrk(port, seconds, script, directory, name[:3].strip("()")))
+                    rows.setdefault(name, []).append(wrk(port, seconds, script, directory, name[:4].strip("() ")))
             # (d): a flood of wrong passwords, with (a) measured during it.
             flood_script = WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=wrong, zone=ZONE)
             for _ in range(runs):

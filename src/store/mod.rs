@@ -161,6 +161,12 @@ impl Store {
         // only report that it timed out waiting for one.
         {
             let mut conn = Connection::open(path)?;
+            // A file refused below is left as it is: no checkpoint of its -wal into it when
+            // this connection closes.
+            conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )?;
             configure_connection(&mut conn, busy_timeout, synchronous)
                 .map_err(|error| not_a_database(path, error))?;
             // WAL is a property of the file, so setting it once is enough.
@@ -184,6 +190,10 @@ impl Store {
                     });
                 }
             }
+            conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                false,
+            )?;
             migrate(&mut conn)?;
         }
         let touches = Arc::new(Touches::default());

@@ -164,6 +164,11 @@ impl TestEnv {
     /// Tests update the same host many times a second on purpose, so the abuse guards are off
     /// unless `extra_config` sets their keys.
     pub fn spawn(&self, extra_config: &str) -> Daemon {
+        self.spawn_with_env(extra_config, &[])
+    }
+
+    /// [`TestEnv::spawn`] with extra environment variables for the daemon.
+    pub fn spawn_with_env(&self, extra_config: &str, envs: &[(&str, &std::ffi::OsStr)]) -> Daemon {
         let config = self.config_path();
         let mut text = format!("database = {:?}\n", self.db);
         for (key, value) in [
@@ -184,7 +189,10 @@ impl TestEnv {
         text.push_str(extra_config);
         text.push('\n');
         std::fs::write(&config, text).expect("write config");
-        Daemon::spawn(&["serve", "--config", config.to_str().expect("UTF-8 path")])
+        Daemon::spawn_with_env(
+            &["serve", "--config", config.to_str().expect("UTF-8 path")],
+            envs,
+        )
     }
 
     /// A read-only connection to the database, for assertions.
@@ -251,8 +259,14 @@ impl Daemon {
     /// Starts the binary with `args` and waits for its `listening on http=` and
     /// `listening on backend=` lines.
     pub fn spawn(args: &[&str]) -> Self {
+        Self::spawn_with_env(args, &[])
+    }
+
+    /// [`Daemon::spawn`] with extra environment variables (a fault-injection shim's).
+    pub fn spawn_with_env(args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> Self {
         let mut child = Command::new(BIN)
             .args(args)
+            .envs(envs.iter().copied())
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
