@@ -325,19 +325,19 @@ def section_updates(binary, floor, directory, seconds, runs):
         # the guard's cost with the hosts above the rate and never flagged. (a') and (b') run on
         # copies of the store: a server seeing another's commits would reload its index.
         copies = []
-        for name in ("guarded", "full"):
+        for name in ("guarded", "normal"):
             copy = directory / f"store-{hosts}-{name}.db"
             shutil.copyfile(db, copy)
             copies.append(copy)
         with ours(binary, directory, db, "abuse-detection = false\n") as (http, _, _, _), \
                 ours(binary, directory, copies[0], "abuse-flag-after-secs = 100000000\n") as (guarded, _, _, _), \
-                ours(binary, directory, copies[1], 'abuse-detection = false\nsynchronous = "full"\n') as (full, _, _, _):
+                ours(binary, directory, copies[1], 'abuse-detection = false\nsynchronous = "normal"\n') as (normal, _, _, _):
             cases = {
                 "floor (bare hyper, fixed answer)": (fport, None),
                 "(a) nochg, API key": (http, WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=f"Bearer {key}", zone=ZONE)),
                 "(a') = (a) with abuse detection on": (guarded, WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=f"Bearer {key}", zone=ZONE)),
                 "(b) good, API key, every request commits": (http, WRK_SCRIPT.format(hosts=hosts, mode="good", auth=f"Bearer {key}", zone=ZONE)),
-                "(b') = (b) with synchronous = \"full\"": (full, WRK_SCRIPT.format(hosts=hosts, mode="good", auth=f"Bearer {key}", zone=ZONE)),
+                "(b') = (b) with synchronous = \"normal\"": (normal, WRK_SCRIPT.format(hosts=hosts, mode="good", auth=f"Bearer {key}", zone=ZONE)),
                 "(c) nochg, same user's password": (http, WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=basic, zone=ZONE)),
             }
             for _ in range(runs):  # rounds, as in section_dns

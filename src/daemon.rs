@@ -53,6 +53,16 @@ pub enum DaemonError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),
+    /// The database's `-shm` file was deleted or replaced while running: stopped, so that a
+    /// restart (systemd's `Restart=on-failure`) opens the database consistently again.
+    #[error(
+        "stopped: the -shm file of {path} was deleted or replaced while the service ran; \
+         restart it (never delete -wal or -shm files of a database in use)"
+    )]
+    ShmReplaced {
+        /// The database file.
+        path: String,
+    },
 }
 
 /// Binds a TCP listener, returning it with the address it got (port 0 picks a free one).
@@ -162,9 +172,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         }),
     };
     let (stop, stopped) = watch::channel(false);
+    let (broken, store_broken) = tokio::sync::oneshot::channel();
     let flusher = tokio::spawn(flush_seen_until_stopped(
         seen_store.clone(),
         stopped.clone(),
+        broken,
     ));
     let handler = move |request, peer| {
         let service = service.clone();
@@ -222,9 +234,16 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         tracing::info!("listening on unix={}", path.display());
     }
 
+    let mut outcome = Ok(());
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+        Ok(()) = store_broken => {
+            tracing::error!("the database's -shm file was replaced: shutting down to be restarted");
+            outcome = Err(DaemonError::ShmReplaced {
+                path: config.database.display().to_string(),
+            });
+        }
     }
     let _ = stop.send(true);
     for server in servers {
@@ -240,16 +259,22 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         tracing::warn!(%error, "could not write last-seen times at shutdown");
     }
     tracing::info!("stopped");
-    Ok(())
+    outcome
 }
 
 /// How often the "last seen" times of unchanged updates reach the database.
 const SEEN_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Flushes the "last seen" write-behind every [`SEEN_FLUSH_INTERVAL`] until the stop.
-async fn flush_seen_until_stopped(store: Store, mut stopped: watch::Receiver<bool>) {
+/// Flushes the "last seen" write-behind every [`SEEN_FLUSH_INTERVAL`] until the stop, and
+/// tells `broken` if the store's `-shm` file is found replaced (see [`Store::shm_replaced`]).
+async fn flush_seen_until_stopped(
+    store: Store,
+    mut stopped: watch::Receiver<bool>,
+    broken: tokio::sync::oneshot::Sender<()>,
+) {
     let mut ticks = tokio::time::interval(SEEN_FLUSH_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut broken = Some(broken);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -257,6 +282,11 @@ async fn flush_seen_until_stopped(store: Store, mut stopped: watch::Receiver<boo
         }
         if let Err(error) = store.flush_seen().await {
             tracing::warn!(%error, "could not write last-seen times; will retry");
+        }
+        if store.shm_replaced() {
+            if let Some(broken) = broken.take() {
+                let _ = broken.send(());
+            }
         }
     }
 }

@@ -39,6 +39,9 @@ const RETRY_DELAYS: [Duration; 3] = [
     Duration::from_secs(2),
 ];
 
+/// After a purge was given up, how often a whole-cache flush is tried until one succeeds.
+const RECOVERY_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Time allowed for one API call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -142,13 +145,22 @@ impl Purger {
     }
 
     /// The task of front-end number `target`: takes what is pending, one batch at a time.
+    ///
+    /// A name given up after its retries (the API down for seconds) leaves the front-end's
+    /// cache possibly stale: from then on the task tries a whole-cache flush every
+    /// [`RECOVERY_INTERVAL`] (and instead of any batch) until one succeeds, so purges resume,
+    /// and nothing cached during the outage survives it, as soon as the API is back.
     async fn run_queue(&self, target: usize) {
         let queue = &self.queues[target];
         let api = &self.targets[target];
         // Names that failed, with the number of attempts they had.
         let mut retries: Vec<(String, usize)> = Vec::new();
+        // A purge was given up: the next call flushes everything.
+        let mut lost = false;
         loop {
-            if retries.is_empty() {
+            if retries.is_empty() && lost {
+                let _ = tokio::time::timeout(RECOVERY_INTERVAL, queue.wake.notified()).await;
+            } else if retries.is_empty() {
                 queue.wake.notified().await;
             } else {
                 let attempts = retries
@@ -165,9 +177,11 @@ impl Purger {
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner()),
             );
-            let mut batch: Vec<(String, usize)> = if taken.everything {
+            let mut batch: Vec<(String, usize)> = if taken.everything || lost {
                 retries.clear();
-                vec![(String::new(), 0)]
+                // Given up already: one attempt per interval, no retries of its own.
+                let attempts = if lost { RETRY_DELAYS.len() } else { 0 };
+                vec![(String::new(), attempts)]
             } else {
                 taken.names.into_iter().map(|name| (name, 0)).collect()
             };
@@ -180,7 +194,13 @@ impl Purger {
             for (name, attempts) in batch {
                 if failed.is_none() {
                     match self.flush(api, &name).await {
-                        Ok(()) => continue,
+                        Ok(()) => {
+                            if lost && name.is_empty() {
+                                lost = false;
+                                tracing::info!(api = %api.api_url, "pdns API answers again; its whole cache was flushed for the purges given up meanwhile");
+                            }
+                            continue;
+                        }
                         Err(error) => failed = Some(error),
                     }
                 }
@@ -189,12 +209,13 @@ impl Purger {
                 let error = failed.as_deref().unwrap_or_default();
                 if attempts < RETRY_DELAYS.len() {
                     retries.push((name, attempts + 1));
-                } else {
+                } else if !lost {
+                    lost = true;
                     tracing::warn!(
                         api = %api.api_url,
                         name = if name.is_empty() { "." } else { name.as_str() },
                         %error,
-                        "pdns cache purge failed after retries; the old answer may be served until pdns's cache TTL passes"
+                        "pdns cache purge failed after retries; old answers may be served until pdns's cache TTL passes or its API answers again (then its whole cache is flushed)"
                     );
                 }
             }

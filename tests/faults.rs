@@ -665,7 +665,7 @@ fn power_cut(dir: &std::path::Path, undo: &std::path::Path) -> usize {
 
 /// Runs the writers under the shim, cuts the power mid-load, restarts on what is left and
 /// checks it against what was acknowledged; returns the acknowledged updates that were lost.
-fn load_then_power_cut(synchronous: &str) -> usize {
+fn load_then_power_cut(synchronous: Option<&str>) -> usize {
     let mut env = TestEnv::new();
     let data = env.dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
@@ -679,7 +679,7 @@ fn load_then_power_cut(synchronous: &str) -> usize {
     {
         let (daemon, _) = spawn_with(
             &env,
-            &format!("synchronous = \"{synchronous}\""),
+            &synchronous.map_or_else(String::new, |level| format!("synchronous = \"{level}\"")),
             &shim_env(&data, &control, Some(&undo)),
         );
         let writers = load(&daemon, &key, 0, &sent, &counter);
@@ -719,7 +719,7 @@ fn load_then_power_cut(synchronous: &str) -> usize {
         check_acknowledged(&env, &sent);
     }
     eprintln!(
-        "synchronous = {synchronous}: {} updates acknowledged, {undone} writes undone by the \
+        "synchronous = {synchronous:?}: {} updates acknowledged, {undone} writes undone by the \
          power cut, {lost} of {HOSTS} hosts lost their acknowledged address",
         counter.load(Ordering::SeqCst)
     );
@@ -727,9 +727,9 @@ fn load_then_power_cut(synchronous: &str) -> usize {
 }
 
 #[test]
-fn with_synchronous_full_acknowledged_updates_survive_a_power_cut() {
+fn with_the_default_synchronous_full_acknowledged_updates_survive_a_power_cut() {
     assert_eq!(
-        load_then_power_cut("full"),
+        load_then_power_cut(None),
         0,
         "hosts whose acknowledged address was lost"
     );
@@ -739,9 +739,214 @@ fn with_synchronous_full_acknowledged_updates_survive_a_power_cut() {
 fn with_synchronous_normal_a_power_cut_loses_acknowledged_updates_but_nothing_is_half_written() {
     // What `normal` promises less of, shown by the same simulation (and proof that it does
     // drop what was not synced): acknowledged updates since the last checkpoint are gone.
-    let lost = load_then_power_cut("normal");
+    let lost = load_then_power_cut(Some("normal"));
     assert!(
         lost > 0,
         "the simulated power cut lost nothing: is the shim loaded?"
     );
+}
+
+/// A stand-in for pdns's HTTP API: answers every request with 500 while `failing`, else 200,
+/// recording each request's target; keep-alive, as hyper's client uses it.
+struct FakeApi {
+    addr: std::net::SocketAddr,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+    seen: Arc<Mutex<Vec<String>>>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl FakeApi {
+    fn start() -> Self {
+        use std::io::{BufRead as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let api = Self {
+            addr: listener.local_addr().unwrap(),
+            failing: Arc::default(),
+            seen: Arc::default(),
+            connections: Arc::default(),
+        };
+        let (failing, seen, connections) = (
+            Arc::clone(&api.failing),
+            Arc::clone(&api.seen),
+            Arc::clone(&api.connections),
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                connections.fetch_add(1, Ordering::SeqCst);
+                let (failing, seen) = (Arc::clone(&failing), Arc::clone(&seen));
+                std::thread::spawn(move || {
+                    let mut writer = stream.try_clone().unwrap();
+                    let mut reader = std::io::BufReader::new(stream);
+                    loop {
+                        let mut request_line = String::new();
+                        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        loop {
+                            let mut header = String::new();
+                            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if header == "\r\n" {
+                                break;
+                            }
+                        }
+                        let target = request_line.split(' ').nth(1).unwrap_or_default();
+                        seen.lock().unwrap().push(target.to_string());
+                        let answer = if failing.load(Ordering::SeqCst) {
+                            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\n\r\nbroke"
+                                .to_string()
+                        } else {
+                            let body = r#"{"count": 1, "result": "Flushed cache."}"#;
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                        };
+                        if writer.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        api
+    }
+
+    /// The flushes asked for since the last call, as `domain` values.
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+            .into_iter()
+            .map(|target| {
+                let domain = target.split("domain=").nth(1).unwrap_or_default();
+                domain.replace("%2E", ".").replace("%2e", ".")
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_failing_pdns_api_delays_no_update_and_its_cache_is_flushed_when_it_answers_again() {
+    let env = TestEnv::new();
+    let key = seed(&env);
+    let api = FakeApi::start();
+    let daemon = env.spawn(&format!(
+        "purge-wait-ms = 300\n[[pdns]]\napi-url = \"http://{}\"\napi-key = \"k\"\n",
+        api.addr
+    ));
+    let update = |host: usize, ip: &str| {
+        let started = Instant::now();
+        daemon
+            .get(
+                &format!("/nic/update?hostname=c{host}.dyn.example&myip={ip}"),
+                &[("Authorization", &format!("Bearer {key}"))],
+            )
+            .assert(200, &format!("good {ip}"));
+        started.elapsed()
+    };
+    // A first address purges the zone (the name may be cached as nonexistent), a change the
+    // name.
+    update(0, "192.0.2.1");
+    update(0, "192.0.2.2");
+    assert_eq!(api.take(), ["dyn.example.", "c0.dyn.example."]);
+
+    // The API fails while updates flood in (8 clients, 4 s): each is answered within the
+    // purge wait, and the API sees one connection, not one per update.
+    api.failing.store(true, Ordering::SeqCst);
+    let connections_before = api.connections.load(Ordering::SeqCst);
+    let slowest = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|worker| {
+                let update = &update;
+                scope.spawn(move || {
+                    let started = Instant::now();
+                    let mut slowest = Duration::ZERO;
+                    let mut n = 0;
+                    while started.elapsed() < Duration::from_secs(4) {
+                        n += 1;
+                        let ip = format!("10.{worker}.{}.{}", n / 250, 1 + n % 250);
+                        slowest = slowest.max(update(worker, &ip));
+                    }
+                    slowest
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().unwrap())
+            .max()
+            .unwrap()
+    });
+    assert!(
+        slowest < Duration::from_millis(1500),
+        "slowest answer {slowest:?}"
+    );
+    assert!(
+        api.connections.load(Ordering::SeqCst) <= connections_before + 1,
+        "one kept-alive connection to the API"
+    );
+    assert!(
+        daemon
+            .log()
+            .contains("pdns cache purge failed after retries"),
+        "the lost purges are logged"
+    );
+    api.take();
+
+    // The API answers again: the whole cache is flushed (what was cached meanwhile may be
+    // stale), then purges go by name as before.
+    api.failing.store(false, Ordering::SeqCst);
+    update(0, "192.0.2.9");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !api.take().iter().any(|domain| domain == ".") {
+        assert!(
+            Instant::now() < deadline,
+            "no whole-cache flush after the API came back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    daemon.wait_for_log("pdns API answers again");
+    update(0, "192.0.2.10");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let flushed = api.take();
+        if flushed.iter().any(|domain| domain == "c0.dyn.example.") {
+            assert!(!flushed.iter().any(|domain| domain == "."), "{flushed:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "purges by name did not resume");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_deleted_shm_file_stops_the_service_for_a_restart_instead_of_splitting_the_database() {
+    let env = TestEnv::new();
+    env.seed();
+    let (mut daemon, _) = spawn(&env);
+    daemon
+        .update_basic(
+            "alice",
+            common::PASSWORD,
+            "hostname=home.dyn.example&myip=192.0.2.1",
+        )
+        .assert(200, "good 192.0.2.1");
+    // Deleted by hand or by a tool: the next process (the CLI, sqlite3) would make a new one
+    // that this one's connections never see, and writers would no longer exclude each other.
+    let mut shm = env.db.as_os_str().to_owned();
+    shm.push("-shm");
+    std::fs::remove_file(&shm).unwrap();
+    assert_eq!(daemon.wait_exit(Duration::from_secs(10)), Some(1));
+    let log = daemon.log();
+    assert!(log.contains("-shm file of"), "{log}");
+    // A restart joins the others again: the change is there, and updates go on.
+    let (daemon, socket) = spawn(&env);
+    assert_eq!(served_a(&socket, "home.dyn.example"), ["192.0.2.1"]);
+    daemon
+        .update_basic(
+            "alice",
+            common::PASSWORD,
+            "hostname=home.dyn.example&myip=192.0.2.2",
+        )
+        .assert(200, "good 192.0.2.2");
 }

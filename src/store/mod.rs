@@ -120,7 +120,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
-            synchronous: Synchronous::Normal,
+            synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(3),
             max_connections: 8,
             check_integrity: false,
@@ -335,6 +335,17 @@ impl Store {
 
     /// The served index's stamp for memoised reads; `None` without an index or while it is
     /// not current.
+    /// Whether this process's view of the database is broken beyond repair while it runs: its
+    /// `-shm` file was deleted or replaced (by hand, or a tool), so other processes (the CLI,
+    /// `sqlite3`) open another one. Their commits would then go unseen here, and writers on
+    /// both sides would no longer exclude each other: only closing every connection (a
+    /// restart) joins the others again. `serve` checks this every second.
+    pub fn shm_replaced(&self) -> bool {
+        self.index
+            .as_ref()
+            .is_some_and(|index| index.shm_replaced())
+    }
+
     fn memo_stamp(&self) -> Option<served::Stamp> {
         self.index.as_ref().and_then(ServedIndex::stamp)
     }

@@ -531,7 +531,7 @@ impl ChangeCounter {
             tracing::error!(
                 path = %self.path.display(),
                 "the -shm file was deleted or replaced while the service ran; the served index \
-                 is off and lookups read SQLite until a restart"
+                 is off and lookups read SQLite until the restart `serve` now does"
             );
         }
     }
@@ -641,6 +641,14 @@ impl ServedIndex {
 
     /// The stamp for memoised reads if the index is current, else `None` (read SQLite). Taken
     /// before the read it vouches for.
+    /// Whether the `-shm` file was deleted or replaced under this process (checked now, at
+    /// most once a second): its SQLite connections then share a WAL index no other process
+    /// sees, so they can neither see others' commits nor keep a writer out.
+    pub(super) fn shm_replaced(&self) -> bool {
+        self.counter.check_path();
+        self.counter.replaced.load(Ordering::Relaxed)
+    }
+
     pub(super) fn stamp(self: &Arc<Self>) -> Option<Stamp> {
         self.is_current().then(|| {
             (

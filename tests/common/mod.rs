@@ -370,6 +370,18 @@ impl Daemon {
         }
     }
 
+    /// Waits (bounded) for the process to exit by itself; its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "the daemon did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// GET `target` (path and query) with extra `headers`.
     pub fn get(&self, target: &str, headers: &[(&str, &str)]) -> HttpResponse {
         self.request("GET", target, headers, None)
