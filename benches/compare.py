@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as R  # noqa: E402
 
 
-def update_case(binary, directory, db, script, seconds):
+def update_case(binary, directory, db, script, seconds, extra):
     """(requests/s, server CPU µs per request) of one wrk run against `binary`."""
-    with R.ours(binary, directory, db, 'log-level = "warn"\nabuse-detection = false\n') as (http, _, _, proc):
+    with R.ours(binary, directory, db, f'log-level = "warn"\n{extra}') as (http, _, _, proc):
         before = R.cpu_seconds(proc.pid)
         rate = R.wrk(http, seconds, script, directory, "compare")[0]
         return rate, (R.cpu_seconds(proc.pid) - before) / (rate * seconds) * 1e6
@@ -46,12 +46,25 @@ def main():
     parser.add_argument("--before", required=True, help="the other build's certadns-ddns binary")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--before-config", default="abuse-detection = false",
+                        help="config lines for the update cases of the other build (its keys "
+                             "may differ: before issue 12, `abuse-min-interval-ms = 0`)")
+    parser.add_argument("--after-config", default="abuse-detection = false",
+                        help="config lines for the update cases of this build")
     args = parser.parse_args()
     after, _, _ = R.build()
     binaries = {"before": args.before, "after": after}
+    extra = {"before": args.before_config.replace("\\n", "\n") + "\n",
+             "after": args.after_config.replace("\\n", "\n") + "\n"}
     with tempfile.TemporaryDirectory(prefix="certadns-compare-") as tmp:
         directory = Path(tmp)
-        db, key = R.make_store(after, directory, 100_000)
+        # Each build gets a store made by itself: a newer schema is refused by an older build.
+        stores = {}
+        for label, binary in binaries.items():
+            (directory / label).mkdir()
+            R.STORES.clear()
+            stores[label] = R.make_store(binary, directory / label, 100_000)
+        key = stores["after"][1]
         names = [f"host{random.Random(7).randrange(100_000)}.{R.ZONE}" for _ in range(1000)]
         cases = {
             "(a) nochg, API key": R.WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=f"Bearer {key}", zone=R.ZONE),
@@ -61,12 +74,15 @@ def main():
         for round_number in range(args.rounds * 2):
             order = ["before", "after"] if round_number % 2 == 0 else ["after", "before"]
             for label in order:
+                db, label_key = stores[label]
                 for case, script in cases.items():
                     results.setdefault((case, label), []).append(
-                        update_case(binaries[label], directory, db, script, args.seconds))
+                        update_case(binaries[label], directory, db, script.replace(key, label_key),
+                                    args.seconds, extra[label]))
                 results.setdefault(("lookup over the unix socket", label), []).append(
                     lookup_case(binaries[label], directory, db, names))
-    print(f"<!-- python3 benches/compare.py --before {args.before} --rounds {args.rounds} --seconds {args.seconds} -->\n")
+    print(f"<!-- python3 benches/compare.py --before {args.before} --rounds {args.rounds} --seconds {args.seconds}"
+          f" --before-config '{args.before_config}' --after-config '{args.after_config}' -->\n")
     print("| case | before: rate | after: rate | before: server CPU µs | after: server CPU µs | CPU after / before |")
     print("|---|---|---|---|---|---|")
     for case in list(cases) + ["lookup over the unix socket"]:

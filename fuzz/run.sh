@@ -4,7 +4,8 @@
 # (over 10 s for one input) or out-of-memory (over 2 GB) stops it with the input saved under
 # fuzz/artifacts/TARGET/ and a non-zero exit.
 #
-#   fuzz/run.sh [SECONDS [RUNS]]     # CI: fuzz/run.sh 10; before resolving: fuzz/run.sh 1800 10000000
+#   fuzz/run.sh [SECONDS [RUNS [TARGET...]]]
+#   CI: fuzz/run.sh 10; the long runs (fuzz/README.md): fuzz/run.sh 1800 10000000
 #
 # cargo fuzz needs nightly's -Z flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain take them.
 set -euo pipefail
@@ -14,7 +15,11 @@ runs=${2:-100000000}
 export RUSTC_BOOTSTRAP=1
 python3 seed.py corpus
 cargo fuzz build -O
-for target in update_request backend_json backend_http backend_lines record_content config; do
+targets=("${@:3}")
+if [ ${#targets[@]} -eq 0 ]; then
+    targets=(update_request backend_json backend_http backend_lines record_content config)
+fi
+for target in "${targets[@]}"; do
     log=$(mktemp)
     if ! cargo fuzz run -O "$target" "corpus/$target" -- \
         -max_total_time="$seconds" -runs="$runs" -timeout=10 -rss_limit_mb=2048 \
