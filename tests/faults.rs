@@ -107,6 +107,34 @@ fn load(
         .collect()
 }
 
+/// Runs the writers against `daemon` until `acknowledged` updates were answered `good`, then
+/// kills it with SIGKILL at that point, which the writers do not know; waits for them. Returns
+/// how many updates were acknowledged in all.
+fn kill_mid_load(
+    daemon: &Daemon,
+    key: &str,
+    round: usize,
+    sent: &Arc<Mutex<Vec<Sent>>>,
+    acknowledged: usize,
+) -> usize {
+    let counter = Arc::new(AtomicUsize::new(0));
+    let writers = load(daemon, key, round, sent, &counter);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counter.load(Ordering::SeqCst) < acknowledged {
+        assert!(Instant::now() < deadline, "the load never got going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(daemon.pid()).unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    for writer in writers {
+        writer.join().expect("no writer saw a wrong answer");
+    }
+    counter.load(Ordering::SeqCst)
+}
+
 /// One HTTP exchange on a new connection: the status and body, or None if the connection
 /// fails or ends before a whole answer.
 fn try_send(addr: std::net::SocketAddr, request: &[u8]) -> Option<(u16, String)> {
@@ -221,23 +249,7 @@ fn acknowledged_updates_survive_sigkill_mid_load_with_their_audit_rows() {
             // After the previous kill: what the restarted service has and serves.
             check(&env, &socket, &sent.lock().unwrap());
         }
-        let counter = Arc::new(AtomicUsize::new(0));
-        let writers = load(&daemon, &key, round, &sent, &counter);
-        // Kill once the load is well under way, at a point the writers do not know.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while counter.load(Ordering::SeqCst) < 1500 + round * 250 {
-            assert!(Instant::now() < deadline, "the load never got going");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(i32::try_from(daemon.pid()).unwrap()),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
-        for writer in writers {
-            writer.join().expect("no writer saw a wrong answer");
-        }
-        acknowledged_in_all += counter.load(Ordering::SeqCst);
+        acknowledged_in_all += kill_mid_load(&daemon, &key, round, &sent, 1500 + round * 250);
         drop(daemon);
     }
     let (_daemon, socket) = spawn(&env);
@@ -675,27 +687,14 @@ fn load_then_power_cut(synchronous: Option<&str>) -> usize {
     std::fs::create_dir(&undo).unwrap();
     let control = env.dir.path().join("no-fault");
     let sent = Arc::new(Mutex::new(vec![Sent::default(); HOSTS]));
-    let counter = Arc::new(AtomicUsize::new(0));
+    let acknowledged;
     {
         let (daemon, _) = spawn_with(
             &env,
             &synchronous.map_or_else(String::new, |level| format!("synchronous = \"{level}\"")),
             &shim_env(&data, &control, Some(&undo)),
         );
-        let writers = load(&daemon, &key, 0, &sent, &counter);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while counter.load(Ordering::SeqCst) < 1000 {
-            assert!(Instant::now() < deadline, "the load never got going");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(i32::try_from(daemon.pid()).unwrap()),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
-        for writer in writers {
-            writer.join().expect("no writer saw a wrong answer");
-        }
+        acknowledged = kill_mid_load(&daemon, &key, 0, &sent, 1000);
     }
     let undone = power_cut(&data, &undo);
     let (_daemon, socket) = spawn(&env);
@@ -719,9 +718,8 @@ fn load_then_power_cut(synchronous: Option<&str>) -> usize {
         check_acknowledged(&env, &sent);
     }
     eprintln!(
-        "synchronous = {synchronous:?}: {} updates acknowledged, {undone} writes undone by the \
-         power cut, {lost} of {HOSTS} hosts lost their acknowledged address",
-        counter.load(Ordering::SeqCst)
+        "synchronous = {synchronous:?}: {acknowledged} updates acknowledged, {undone} writes \
+         undone by the power cut, {lost} of {HOSTS} hosts lost their acknowledged address"
     );
     lost
 }

@@ -13,11 +13,7 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut fields = data.split(|byte| *byte == 0);
-    let flags = fields
-        .next()
-        .and_then(|flags| flags.first().copied())
-        .unwrap_or(0);
+    let (flags, mut fields) = certadns_ddns_fuzz::fields(data);
     let Some(rest) = fields
         .next()
         .and_then(|field| std::str::from_utf8(field).ok())

@@ -21,11 +21,7 @@ const TYPES: [StaticType; 8] = [
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let mut fields = data.split(|byte| *byte == 0);
-    let which = fields
-        .next()
-        .and_then(|field| field.first().copied())
-        .unwrap_or(0);
+    let (which, mut fields) = certadns_ddns_fuzz::fields(data);
     let record_type = TYPES[usize::from(which) % TYPES.len()];
     let content = String::from_utf8_lossy(fields.next().unwrap_or_default());
     let owner = String::from_utf8_lossy(fields.next().unwrap_or_default());

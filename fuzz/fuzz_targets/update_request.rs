@@ -16,11 +16,7 @@ use certadns_ddns::model::DomainName;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut fields = data.split(|byte| *byte == 0);
-    let flags = fields
-        .next()
-        .and_then(|flags| flags.first().copied())
-        .unwrap_or(0);
+    let (flags, mut fields) = certadns_ddns_fuzz::fields(data);
     let authorization = fields.next().filter(|field| !field.is_empty());
     let query = fields
         .next()

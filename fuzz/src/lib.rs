@@ -1,5 +1,6 @@
-//! What the fuzz targets share: a real store with a zone in it, for the backend targets to
-//! answer from (decoding alone would leave `Backend::handle` unfuzzed).
+//! What the fuzz targets share: the input format of the structured targets, and a real store
+//! with a zone in it, for the backend targets to answer from (decoding alone would leave
+//! `Backend::handle` unfuzzed).
 
 use std::sync::OnceLock;
 
@@ -8,6 +9,17 @@ use certadns_ddns::model::rdata::StaticType;
 use certadns_ddns::model::{DomainName, Plan, RecordType};
 use certadns_ddns::store::audit::ChangeContext;
 use certadns_ddns::store::{Store, StoreOptions, domains, records, users, zones};
+
+/// Splits a structured target's input: fields separated by NUL bytes, the first byte of the
+/// first field being flags (0 when missing). `fuzz/seed.py` writes seeds in this form.
+pub fn fields(data: &[u8]) -> (u8, impl Iterator<Item = &[u8]>) {
+    let mut fields = data.split(|byte| *byte == 0);
+    let flags = fields
+        .next()
+        .and_then(|flags| flags.first().copied())
+        .unwrap_or(0);
+    (flags, fields)
+}
 
 /// A backend over a store in a temporary directory (kept for the process's life), holding
 /// zone `example.com` with a DDNS domain of each type, a wildcard and static records, and a
