@@ -414,6 +414,25 @@ impl Drop for Mount {
     }
 }
 
+/// A seeded environment whose database lives on a tmpfs of `size` of its own (None: mounting
+/// is not permitted here, see [`Mount::tmpfs`]).
+fn seeded_on_tmpfs(size: &str) -> Option<(TestEnv, Mount)> {
+    let mut env = TestEnv::new();
+    let mount = Mount::tmpfs(&env.dir.path().join("data"), size)?;
+    env.db = mount.dir.join("certadns.db");
+    env.seed();
+    Some((env, mount))
+}
+
+/// alice's update of home.dyn.example to `ip`.
+fn update_home(daemon: &Daemon, ip: &str) -> common::HttpResponse {
+    daemon.update_basic(
+        "alice",
+        common::PASSWORD,
+        &format!("hostname=home.dyn.example&myip={ip}"),
+    )
+}
+
 /// A lookup of `fqdn`'s A records through the backend's unix socket.
 fn served_a(socket: &std::path::Path, fqdn: &str) -> Vec<String> {
     let answer = unix_call(
@@ -455,12 +474,9 @@ fn state(env: &TestEnv) -> (i64, Option<String>, i64) {
 
 #[test]
 fn a_read_only_database_is_refused_at_start_naming_the_file_and_why() {
-    let mut env = TestEnv::new();
-    let Some(mount) = Mount::tmpfs(&env.dir.path().join("data"), "8m") else {
+    let Some((env, mount)) = seeded_on_tmpfs("8m") else {
         return;
     };
-    env.db = mount.dir.join("certadns.db");
-    env.seed();
     // Read-only for root too: a read-only file system (as after an ext4 error, or a
     // read-only bind mount of the state directory).
     mount.remount("ro");
@@ -473,32 +489,17 @@ fn a_read_only_database_is_refused_at_start_naming_the_file_and_why() {
     // Writable again: it starts, and updates are served at once.
     mount.remount("rw");
     let (daemon, socket) = spawn(&env);
-    daemon
-        .update_basic(
-            "alice",
-            common::PASSWORD,
-            "hostname=home.dyn.example&myip=192.0.2.1",
-        )
-        .assert(200, "good 192.0.2.1");
+    update_home(&daemon, "192.0.2.1").assert(200, "good 192.0.2.1");
     assert_eq!(served_a(&socket, "home.dyn.example"), ["192.0.2.1"]);
 }
 
 #[test]
 fn a_full_disk_answers_dnserr_keeps_serving_and_recovers_when_space_is_freed() {
-    let mut env = TestEnv::new();
-    let Some(mount) = Mount::tmpfs(&env.dir.path().join("data"), "4m") else {
+    let Some((env, mount)) = seeded_on_tmpfs("4m") else {
         return;
     };
-    env.db = mount.dir.join("certadns.db");
-    env.seed();
     let (daemon, socket) = spawn(&env);
-    let update = |ip: &str| {
-        daemon.update_basic(
-            "alice",
-            common::PASSWORD,
-            &format!("hostname=home.dyn.example&myip={ip}"),
-        )
-    };
+    let update = |ip: &str| update_home(&daemon, ip);
     update("192.0.2.1").assert(200, "good 192.0.2.1");
     // Fill the file system to the last byte.
     let filler = mount.dir.join("filler");
@@ -592,13 +593,7 @@ fn write_errors_while_running_answer_dnserr_keep_serving_and_recover() {
     env.seed();
     let control = env.dir.path().join("fault");
     let (daemon, socket) = spawn_with(&env, "", &shim_env(&data, &control, None));
-    let update = |ip: &str| {
-        daemon.update_basic(
-            "alice",
-            common::PASSWORD,
-            &format!("hostname=home.dyn.example&myip={ip}"),
-        )
-    };
+    let update = |ip: &str| update_home(&daemon, ip);
     update("192.0.2.1").assert(200, "good 192.0.2.1");
     // The file system goes read-only under the running service (as ext4 does after an I/O
     // error), then fails outright, then fills up: each write is refused by the kernel.

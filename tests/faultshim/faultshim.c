@@ -154,26 +154,22 @@ int ftruncate64(int fd, off64_t length) {
 
 int ftruncate(int fd, off_t length) { return ftruncate64(fd, length); }
 
+/* fsync and fdatasync: fail while faulting; on success, the file's undo log is emptied. */
+static int sync_call(int fd, int (*real)(int)) {
+    if (!watched(fd)) return real(fd);
+    int error = fault();
+    if (error) { errno = error; return -1; }
+    int result = real(fd);
+    if (result == 0) synced(fd);
+    return result;
+}
+
 int fsync(int fd) {
     init();
-    if (watched(fd)) {
-        int error = fault();
-        if (error) { errno = error; return -1; }
-        int result = real_fsync(fd);
-        if (result == 0) synced(fd);
-        return result;
-    }
-    return real_fsync(fd);
+    return sync_call(fd, real_fsync);
 }
 
 int fdatasync(int fd) {
     init();
-    if (watched(fd)) {
-        int error = fault();
-        if (error) { errno = error; return -1; }
-        int result = real_fdatasync(fd);
-        if (result == 0) synced(fd);
-        return result;
-    }
-    return real_fdatasync(fd);
+    return sync_call(fd, real_fdatasync);
 }
