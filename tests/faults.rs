@@ -495,12 +495,35 @@ fn a_read_only_database_is_refused_at_start_naming_the_file_and_why() {
 
 #[test]
 fn a_full_disk_answers_dnserr_keeps_serving_and_recovers_when_space_is_freed() {
+    if !common::require_tool("pdns_server") || !common::require_tool("dig") {
+        return;
+    }
     let Some((env, mount)) = seeded_on_tmpfs("4m") else {
         return;
     };
-    let (daemon, socket) = spawn(&env);
+    // A real pdns in front, on the unix socket, its caches on and purged as shipped.
+    let api = common::PdnsApiEndpoint::new();
+    let (daemon, socket) = spawn_with(&env, &api.daemon_config(), &[]);
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pdns-conf/pdns.unix.conf"),
+    )
+    .unwrap();
+    let connection = shipped
+        .lines()
+        .find_map(|line| line.strip_prefix("remote-connection-string="))
+        .unwrap()
+        .replace("/run/certadns-ddns/backend.sock", socket.to_str().unwrap());
+    let pdns = common::Pdns::spawn(
+        env.dir.path(),
+        "pdns.unix.conf",
+        &connection,
+        &api,
+        "dyn.example",
+    );
+    let dig_home = || common::dig(pdns.port, "home.dyn.example", "A", &[]).data("A");
     let update = |ip: &str| update_home(&daemon, ip);
     update("192.0.2.1").assert(200, "good 192.0.2.1");
+    assert_eq!(dig_home(), ["192.0.2.1"]);
     // Fill the file system to the last byte.
     let filler = mount.dir.join("filler");
     {
@@ -536,11 +559,13 @@ fn a_full_disk_answers_dnserr_keeps_serving_and_recovers_when_space_is_freed() {
     assert_ne!(stored, failed);
     // Still serving DNS and `nochg` for the address it has.
     assert_eq!(served_a(&socket, "home.dyn.example"), [stored.as_str()]);
+    assert_eq!(dig_home(), [stored.as_str()]);
     update(&stored).assert(200, &format!("nochg {stored}"));
     update(&failed).assert(500, "dnserr");
     std::fs::remove_file(&filler).unwrap();
     update(&failed).assert(200, &format!("good {failed}"));
     assert_eq!(served_a(&socket, "home.dyn.example"), [failed.as_str()]);
+    assert_eq!(dig_home(), [failed.as_str()]);
     let integrity: String = env
         .db()
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))
