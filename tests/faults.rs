@@ -433,6 +433,31 @@ fn update_home(daemon: &Daemon, ip: &str) -> common::HttpResponse {
     )
 }
 
+/// A real pdns in front of the daemon's unix `socket`, from the shipped `pdns.unix.conf`
+/// (caches on, purged through `api`).
+fn pdns_on_unix(
+    env: &TestEnv,
+    socket: &std::path::Path,
+    api: &common::PdnsApiEndpoint,
+) -> common::Pdns {
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pdns-conf/pdns.unix.conf"),
+    )
+    .unwrap();
+    let connection = shipped
+        .lines()
+        .find_map(|line| line.strip_prefix("remote-connection-string="))
+        .unwrap()
+        .replace("/run/certadns-ddns/backend.sock", socket.to_str().unwrap());
+    common::Pdns::spawn(
+        env.dir.path(),
+        "pdns.unix.conf",
+        &connection,
+        api,
+        "dyn.example",
+    )
+}
+
 /// A lookup of `fqdn`'s A records through the backend's unix socket.
 fn served_a(socket: &std::path::Path, fqdn: &str) -> Vec<String> {
     let answer = unix_call(
@@ -504,22 +529,7 @@ fn a_full_disk_answers_dnserr_keeps_serving_and_recovers_when_space_is_freed() {
     // A real pdns in front, on the unix socket, its caches on and purged as shipped.
     let api = common::PdnsApiEndpoint::new();
     let (daemon, socket) = spawn_with(&env, &api.daemon_config(), &[]);
-    let shipped = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pdns-conf/pdns.unix.conf"),
-    )
-    .unwrap();
-    let connection = shipped
-        .lines()
-        .find_map(|line| line.strip_prefix("remote-connection-string="))
-        .unwrap()
-        .replace("/run/certadns-ddns/backend.sock", socket.to_str().unwrap());
-    let pdns = common::Pdns::spawn(
-        env.dir.path(),
-        "pdns.unix.conf",
-        &connection,
-        &api,
-        "dyn.example",
-    );
+    let pdns = pdns_on_unix(&env, &socket, &api);
     let dig_home = || common::dig(pdns.port, "home.dyn.example", "A", &[]).data("A");
     let update = |ip: &str| update_home(&daemon, ip);
     update("192.0.2.1").assert(200, "good 192.0.2.1");
@@ -611,15 +621,22 @@ fn shim_env<'a>(
 
 #[test]
 fn write_errors_while_running_answer_dnserr_keep_serving_and_recover() {
+    if !common::require_tool("pdns_server") || !common::require_tool("dig") {
+        return;
+    }
     let mut env = TestEnv::new();
     let data = env.dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     env.db = data.join("certadns.db");
     env.seed();
     let control = env.dir.path().join("fault");
-    let (daemon, socket) = spawn_with(&env, "", &shim_env(&data, &control, None));
+    let api = common::PdnsApiEndpoint::new();
+    let (daemon, socket) = spawn_with(&env, &api.daemon_config(), &shim_env(&data, &control, None));
+    let pdns = pdns_on_unix(&env, &socket, &api);
+    let dig_home = || common::dig(pdns.port, "home.dyn.example", "A", &[]).data("A");
     let update = |ip: &str| update_home(&daemon, ip);
     update("192.0.2.1").assert(200, "good 192.0.2.1");
+    assert_eq!(dig_home(), ["192.0.2.1"]);
     // The file system goes read-only under the running service (as ext4 does after an I/O
     // error), then fails outright, then fills up: each write is refused by the kernel.
     for (fault, ip) in [
@@ -634,11 +651,13 @@ fn write_errors_while_running_answer_dnserr_keep_serving_and_recover() {
         // Still serving: DNS, and a router repeating the address it has.
         update("192.0.2.1").assert(200, "nochg 192.0.2.1");
         assert_eq!(served_a(&socket, "home.dyn.example"), ["192.0.2.1"]);
+        assert_eq!(dig_home(), ["192.0.2.1"]);
         std::fs::remove_file(&control).unwrap();
         assert_eq!(state(&env), before, "{fault}: nothing half-written");
     }
     update("192.0.2.5").assert(200, "good 192.0.2.5");
     assert_eq!(served_a(&socket, "home.dyn.example"), ["192.0.2.5"]);
+    assert_eq!(dig_home(), ["192.0.2.5"]);
     assert!(
         daemon.log().contains("store failure"),
         "the cause is logged"
