@@ -260,6 +260,11 @@ fn acknowledged_updates_survive_sigkill_mid_load_with_their_audit_rows() {
 /// Runs `serve` with `config` appended to a loopback config, expecting it to refuse to start:
 /// its exit code and what it printed.
 fn refused_start(env: &TestEnv, config: &str) -> (Option<i32>, String) {
+    refused_start_as(env, config, &[])
+}
+
+/// [`refused_start`], run through `wrapper` (e.g. `setpriv` to another user).
+fn refused_start_as(env: &TestEnv, config: &str, wrapper: &[&str]) -> (Option<i32>, String) {
     let path = env.config_path();
     std::fs::write(
         &path,
@@ -269,7 +274,15 @@ fn refused_start(env: &TestEnv, config: &str) -> (Option<i32>, String) {
         ),
     )
     .unwrap();
-    let mut child = std::process::Command::new(common::BIN)
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = std::process::Command::new(program);
+            command.args(args).arg(common::BIN);
+            command
+        }
+        None => std::process::Command::new(common::BIN),
+    };
+    let mut child = command
         .args(["serve", "--config", path.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -356,6 +369,61 @@ fn a_file_that_is_not_a_database_or_is_damaged_is_refused_at_start_and_left_as_i
         digest(&damaged),
         "left as it is"
     );
+}
+
+#[test]
+fn a_database_or_directory_this_user_cannot_write_is_refused_naming_which() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if !nix::unistd::geteuid().is_root() {
+        // Switching to another user needs root; as any other user, chmod alone shows it.
+        assert!(
+            std::env::var_os("REQUIRE_E2E").is_none_or(|value| value != "1"),
+            "needs root to run serve as another user"
+        );
+        eprintln!("skipped: needs root to run serve as another user");
+        return;
+    }
+    let mut env = TestEnv::new();
+    let data = env.dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    env.db = data.join("certadns.db");
+    env.seed();
+    // Checkpointed and closed: no -wal or -shm left beside it.
+    drop(rusqlite::Connection::open(&env.db).unwrap());
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    mode(env.dir.path(), 0o755);
+    mode(&data, 0o755);
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+    ];
+    // The file is root's, read-only for others.
+    mode(&env.db, 0o644);
+    std::fs::write(env.config_path(), "").unwrap();
+    mode(&env.config_path(), 0o644);
+    let (code, output) = refused_start_as(&env, "", &nobody);
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains(&format!("{} cannot be written", env.db.display()))
+            && output.contains("Permission denied"),
+        "{output}"
+    );
+    // The file is writable by all, but its directory is not: no -wal could be created.
+    mode(&env.db, 0o666);
+    let (code, output) = refused_start_as(&env, "", &nobody);
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains(&format!("{} cannot be written", data.display()))
+            && output.contains("Permission denied"),
+        "{output}"
+    );
+    mode(&data, 0o777);
+    mode(&env.db, 0o600);
 }
 
 /// A small tmpfs the test mounts (as root) for the database; unmounted when dropped.
