@@ -110,6 +110,16 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(DaemonError::Signal)?;
 
+    // Flags live in memory: a host flagged before this start is not any more.
+    let now = crate::store::timestamp();
+    match store
+        .write_blocking(move |tx| crate::store::abuse::lift_all(tx, &now))
+        .await
+    {
+        Ok(0) => {}
+        Ok(lifted) => tracing::info!(lifted, "abuse flags of the previous run lifted"),
+        Err(error) => tracing::warn!(%error, "could not lift the abuse flags of the previous run"),
+    }
     let backend = Backend::new(store.clone());
     let seen_store = store.clone();
     let updater = Updater::new(

@@ -394,6 +394,12 @@ fn a_sustained_flood_is_flagged_shown_to_admins_and_changes_nothing_while_flagge
     // Logged once per episode, not once per refused request.
     let log = daemon.log();
     assert_eq!(log.matches("flagged, answering abuse").count(), 1, "{log}");
+    // Flags live in the service's memory: after a restart the host is not flagged, and the
+    // store says so too.
+    drop(daemon);
+    let daemon = env.spawn(ABUSE_DEFAULTS);
+    assert!(listed(&env, "home.dyn.example").ends_with('-'));
+    update(&daemon, "hostname=home.dyn.example&myip=192.0.2.6").assert(200, "good 192.0.2.6");
 }
 
 #[test]

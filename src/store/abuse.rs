@@ -94,6 +94,15 @@ pub fn episodes(
     Ok(rows)
 }
 
+/// Ends every episode still flagged at `now` (the service starts with no host flagged, its
+/// buckets being in memory): returns how many. So `domain list` never shows a flag that
+/// nothing enforces.
+pub fn lift_all(conn: &Connection, now: &str) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached("UPDATE abuse_episodes SET clears_at = ?1 WHERE clears_at > ?1")?
+        .execute([now])?)
+}
+
 /// The (user id, lower-case host) pairs flagged at `now`: an episode not yet cleared.
 pub fn flagged(conn: &Connection, now: &str) -> Result<Vec<(i64, String)>, StoreError> {
     let mut statement = conn.prepare_cached(
@@ -162,5 +171,11 @@ mod test {
             [(alice, "h.dyn.example".to_string())]
         );
         assert!(flagged(&conn, "T9").unwrap().is_empty());
+        assert_eq!(lift_all(&conn, "T5").unwrap(), 1);
+        assert!(flagged(&conn, "T5").unwrap().is_empty());
+        assert_eq!(
+            episodes(&conn, "h.dyn.example", 1).unwrap()[0].clears_at,
+            "T5"
+        );
     }
 }
