@@ -119,6 +119,10 @@ pub enum Pace {
 /// [`PaceRules::cooldown`]. A router polling at its usual pace meanwhile is refused but does
 /// not extend the episode.
 ///
+/// What this does not flag, by design: a client that pauses between bursts long enough to earn
+/// a request back (say 8 requests every 4 s) is above the rate on average but never for
+/// [`PaceRules::flag_after`] on end. The flag is for floods that would otherwise go on.
+///
 /// Keyed by user as well as host, so nobody can get another user's host flagged; another host
 /// of the same user is unaffected. `nochg` and changing requests count alike.
 #[derive(Debug)]
