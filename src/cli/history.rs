@@ -35,18 +35,10 @@ pub(super) fn run(store: &Store, args: HistoryArgs) -> anyhow::Result<()> {
         ))
     })?;
     if args.json {
-        let mut events: Vec<(String, serde_json::Value)> = Vec::new();
-        for row in rows {
-            let time = row.created_at.clone();
-            events.push((time, event("change", &row)?));
-        }
-        for episode in episodes {
-            let time = episode.started_at.clone();
-            events.push((time, event("abuse", &episode)?));
-        }
-        // Newest first; a change and an episode at the same millisecond keep this order.
-        events.sort_by(|a, b| b.0.cmp(&a.0));
-        let events: Vec<serde_json::Value> = events.into_iter().map(|(_, event)| event).collect();
+        let mut events: Vec<Event> = rows.into_iter().map(Event::Change).collect();
+        events.extend(episodes.into_iter().map(Event::Abuse));
+        // Newest first (stable: a change and an episode of the same millisecond keep this order).
+        events.sort_by(|a, b| b.time().cmp(a.time()));
         let mut stdout = std::io::stdout();
         serde_json::to_writer_pretty(&mut stdout, &events)?;
         writeln!(stdout)?;
@@ -60,15 +52,24 @@ pub(super) fn run(store: &Store, args: HistoryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `value` as a JSON object with `"event": kind` first.
-fn event(kind: &str, value: &impl serde::Serialize) -> anyhow::Result<serde_json::Value> {
-    let mut object = serde_json::Map::new();
-    object.insert("event".into(), kind.into());
-    match serde_json::to_value(value)? {
-        serde_json::Value::Object(fields) => object.extend(fields),
-        other => anyhow::bail!("not an object: {other}"),
+/// One entry of `history --json`: its fields, with `"event": "change"` or `"abuse"` first.
+#[derive(serde::Serialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+enum Event {
+    /// An address change (an audit row).
+    Change(audit::AuditRecord),
+    /// An abuse episode.
+    Abuse(abuse::EpisodeRecord),
+}
+
+impl Event {
+    /// When it happened (started).
+    fn time(&self) -> &str {
+        match self {
+            Self::Change(row) => &row.created_at,
+            Self::Abuse(episode) => &episode.started_at,
+        }
     }
-    Ok(serde_json::Value::Object(object))
 }
 
 /// The address changes, as a table.

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant, SystemTime};
 use hmac::{KeyInit, Mac};
 
 use crate::store::abuse::Episode;
-use crate::store::timestamp_at;
 
 /// How many keys each limiter remembers.
 const CAPACITY: usize = 100_000;
@@ -73,7 +72,7 @@ impl<K: Hash + Eq, V> Bounded<K, V> {
 pub struct PaceRules {
     /// Requests that may come at once: the bucket's size.
     pub burst: u32,
-    /// One more request is allowed per this much time: the bucket's refill.
+    /// One more request is allowed per this much time: the bucket's refill (not zero).
     pub refill: Duration,
     /// How long requests must stay above the rate before the host is flagged.
     pub flag_after: Duration,
@@ -163,47 +162,43 @@ impl UpdateRateGuard {
                 episode: None,
             },
             |state| {
-                let earned = if rules.refill.is_zero() {
-                    burst
-                } else {
-                    now.saturating_duration_since(state.at).as_secs_f64()
-                        / rules.refill.as_secs_f64()
-                };
+                let earned = now.saturating_duration_since(state.at).as_secs_f64()
+                    / rules.refill.as_secs_f64();
                 state.tokens = (state.tokens + earned).min(burst);
                 state.at = now;
                 let quiet_since_last = state
                     .last_over
                     .is_none_or(|last| now.saturating_duration_since(last) >= rules.cooldown);
-                if state.tokens >= 1.0 {
-                    state.tokens -= 1.0;
-                    state.over_since = None;
-                } else {
+                let above_rate = state.tokens < 1.0;
+                if above_rate {
                     state.tokens = 0.0;
                     state.over_since.get_or_insert(now);
                     state.last_over = Some(now);
+                } else {
+                    state.tokens -= 1.0;
+                    state.over_since = None;
                 }
-                let above_rate = state.last_over == Some(now);
                 if let Some(episode) = &mut state.episode {
                     if !above_rate && quiet_since_last {
                         state.episode = None;
                         return (Pace::Admitted, false);
                     }
                     episode.refused += 1;
-                    episode.last_refused_at = timestamp_at(wall);
+                    episode.last_refused_at = wall;
                     if above_rate {
-                        episode.clears_at = timestamp_at(wall + rules.cooldown);
+                        episode.clears_at = wall + rules.cooldown;
                     }
-                    return (Pace::Refused(episode.clone()), false);
+                    return (Pace::Refused(*episode), false);
                 }
                 match state.over_since {
                     Some(since) if now.saturating_duration_since(since) >= rules.flag_after => {
                         let episode = Episode {
-                            started_at: timestamp_at(wall),
-                            last_refused_at: timestamp_at(wall),
+                            started_at: wall,
+                            last_refused_at: wall,
                             refused: 1,
-                            clears_at: timestamp_at(wall + rules.cooldown),
+                            clears_at: wall + rules.cooldown,
                         };
-                        state.episode = Some(episode.clone());
+                        state.episode = Some(episode);
                         (Pace::Refused(episode), true)
                     }
                     _ => (Pace::Admitted, false),

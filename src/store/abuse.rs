@@ -4,22 +4,25 @@
 //! what admins see of it afterwards: when an episode started, when it last refused a request,
 //! how many it refused, and when the flag lifts if the host stays quiet.
 
+use std::time::SystemTime;
+
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
-use super::StoreError;
+use super::{StoreError, timestamp_at};
 
-/// The state of one episode, as the update path knows it. Times as [`super::timestamp`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The state of one episode, as the update path knows it: plain times, formatted only when
+/// written (a flood refuses many requests a second, the row is written once a second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Episode {
     /// The first refused request.
-    pub started_at: String,
+    pub started_at: SystemTime,
     /// The last refused request so far.
-    pub last_refused_at: String,
+    pub last_refused_at: SystemTime,
     /// Requests refused so far.
     pub refused: u64,
     /// When the flag lifts unless more requests come above the rate.
-    pub clears_at: String,
+    pub clears_at: SystemTime,
 }
 
 /// Writes the state of an episode of `user_id`'s `host`, if the user owns a domain of that
@@ -43,10 +46,10 @@ pub fn record_episode(
     .execute(params![
         user_id,
         host,
-        episode.started_at,
-        episode.last_refused_at,
+        timestamp_at(episode.started_at),
+        timestamp_at(episode.last_refused_at),
         i64::try_from(episode.refused).unwrap_or(i64::MAX),
-        episode.clears_at,
+        timestamp_at(episode.clears_at),
     ])?;
     Ok(())
 }
@@ -122,12 +125,17 @@ mod test {
     use crate::store::users::insert_user;
     use crate::store::{test_connection, test_zone};
 
-    fn episode(started: &str, last: &str, refused: u64, clears: &str) -> Episode {
+    /// 2026-01-01T00:00:00.000Z plus `seconds`.
+    fn at(seconds: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600 + seconds)
+    }
+
+    fn episode(started: u64, last: u64, refused: u64, clears: u64) -> Episode {
         Episode {
-            started_at: started.into(),
-            last_refused_at: last.into(),
+            started_at: at(started),
+            last_refused_at: at(last),
             refused,
-            clears_at: clears.into(),
+            clears_at: at(clears),
         }
     }
 
@@ -140,19 +148,9 @@ mod test {
         insert_domain(&conn, &host, alice, zone, RecordType::A, "t").unwrap();
         insert_domain(&conn, &host, alice, zone, RecordType::Aaaa, "t").unwrap();
 
-        let first = episode(
-            "2026-01-01T00:00:05.000Z",
-            "2026-01-01T00:00:05.000Z",
-            1,
-            "T1",
-        );
+        let first = episode(5, 5, 1, 6);
         record_episode(&conn, alice, "h.dyn.example", &first).unwrap();
-        let later = episode(
-            "2026-01-01T00:00:05.000Z",
-            "2026-01-01T00:00:09.000Z",
-            80,
-            "T9",
-        );
+        let later = episode(5, 9, 80, 69);
         record_episode(&conn, alice, "h.dyn.example", &later).unwrap();
         // A late write of an older state.
         record_episode(&conn, alice, "h.dyn.example", &first).unwrap();
@@ -165,17 +163,18 @@ mod test {
         assert_eq!(rows[0].username, "alice");
         assert_eq!(rows[0].refused, 80);
         assert_eq!(rows[0].last_refused_at, "2026-01-01T00:00:09.000Z");
-        assert_eq!(rows[0].clears_at, "T9");
+        assert_eq!(rows[0].clears_at, "2026-01-01T00:01:09.000Z");
+        let time = |seconds| timestamp_at(at(seconds));
         assert_eq!(
-            flagged(&conn, "T5").unwrap(),
+            flagged(&conn, &time(30)).unwrap(),
             [(alice, "h.dyn.example".to_string())]
         );
-        assert!(flagged(&conn, "T9").unwrap().is_empty());
-        assert_eq!(lift_all(&conn, "T5").unwrap(), 1);
-        assert!(flagged(&conn, "T5").unwrap().is_empty());
+        assert!(flagged(&conn, &time(69)).unwrap().is_empty());
+        assert_eq!(lift_all(&conn, &time(30)).unwrap(), 1);
+        assert!(flagged(&conn, &time(30)).unwrap().is_empty());
         assert_eq!(
             episodes(&conn, "h.dyn.example", 1).unwrap()[0].clears_at,
-            "T5"
+            time(30)
         );
     }
 }

@@ -68,11 +68,10 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
-    /// The file is not an SQLite database, or is damaged; it is left as it is.
+    /// The file is not an SQLite database, or is damaged; it is left as it is. (The caller
+    /// names the file.)
     #[error("not a usable SQLite database ({detail}); the file was left as it is")]
     NotADatabase {
-        /// The file.
-        path: PathBuf,
         /// What is wrong with it.
         detail: String,
     },
@@ -167,22 +166,20 @@ impl Store {
                 rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
                 true,
             )?;
-            configure_connection(&mut conn, busy_timeout, synchronous)
-                .map_err(|error| not_a_database(path, error))?;
+            configure_connection(&mut conn, busy_timeout, synchronous).map_err(not_a_database)?;
             // WAL is a property of the file, so setting it once is enough.
             let mode: String = conn
                 .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-                .map_err(|error| not_a_database(path, error))?;
+                .map_err(not_a_database)?;
             if !mode.eq_ignore_ascii_case("wal") {
                 tracing::warn!(journal_mode = %mode, "could not switch the database to WAL");
             }
             if options.check_integrity {
                 let verdict: String = conn
                     .query_row("PRAGMA quick_check(1)", [], |row| row.get(0))
-                    .map_err(|error| not_a_database(path, error))?;
+                    .map_err(not_a_database)?;
                 if verdict != "ok" {
                     return Err(StoreError::NotADatabase {
-                        path: path.to_path_buf(),
                         detail: format!(
                             "quick_check: {}",
                             verdict.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -234,9 +231,6 @@ impl Store {
             self.options.busy_timeout,
             self.options.synchronous,
         )?;
-        // Loads read the whole file: through a mapping, every page would stay in the
-        // process's resident memory on top of the index.
-        conn.pragma_update(None, "mmap_size", 0)?;
         match ServedIndex::open(&self.path, conn, Arc::clone(&self.touches)) {
             Ok(index) => self.index = Some(Arc::new(index)),
             Err(StoreError::Create(error)) => {
@@ -333,8 +327,6 @@ impl Store {
         )
     }
 
-    /// The served index's stamp for memoised reads; `None` without an index or while it is
-    /// not current.
     /// Whether this process's view of the database is broken beyond repair while it runs: its
     /// `-shm` file was deleted or replaced (by hand, or a tool), so other processes (the CLI,
     /// `sqlite3`) open another one. Their commits would then go unseen here, and writers on
@@ -346,6 +338,8 @@ impl Store {
             .is_some_and(|index| index.shm_replaced())
     }
 
+    /// The served index's stamp for memoised reads; `None` without an index or while it is
+    /// not current.
     fn memo_stamp(&self) -> Option<served::Stamp> {
         self.index.as_ref().and_then(ServedIndex::stamp)
     }
@@ -436,7 +430,6 @@ fn check_file(path: &Path) -> Result<(), StoreError> {
         .map_err(StoreError::Create)?;
     if !header.is_empty() && header.as_slice() != SQLITE_HEADER {
         return Err(StoreError::NotADatabase {
-            path: path.to_path_buf(),
             detail: "no SQLite header".into(),
         });
     }
@@ -462,12 +455,12 @@ fn check_file(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// An SQLite error met while opening: "not a database" and corruption name the file.
-fn not_a_database(path: &Path, error: rusqlite::Error) -> StoreError {
+/// An SQLite error met while opening: "not a database" and corruption become
+/// [`StoreError::NotADatabase`].
+fn not_a_database(error: rusqlite::Error) -> StoreError {
     match error.sqlite_error_code() {
         Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
             StoreError::NotADatabase {
-                path: path.to_path_buf(),
                 detail: error.to_string(),
             }
         }

@@ -31,7 +31,7 @@ pub(super) struct Pending {
     keys: HashMap<i64, String>,
     domains: HashMap<i64, String>,
     /// Newest state per (user id, host, start of the episode).
-    episodes: HashMap<(i64, String, String), Episode>,
+    episodes: HashMap<(i64, String, std::time::SystemTime), Episode>,
 }
 
 impl Pending {
@@ -69,10 +69,9 @@ impl Seen {
 
     /// Notes the newest state of an abuse episode.
     pub(super) fn note_abuse(&self, user_id: i64, host: &str, episode: &Episode) {
-        lock(&self.pending).episodes.insert(
-            (user_id, host.to_string(), episode.started_at.clone()),
-            episode.clone(),
-        );
+        lock(&self.pending)
+            .episodes
+            .insert((user_id, host.to_string(), episode.started_at), *episode);
     }
 
     /// Takes everything noted so far; `None` when there is nothing.
