@@ -29,11 +29,11 @@ struct Sent {
 
 /// A seeded store with [`HOSTS`] A domains of `alice`; returns alice's API key.
 fn seed(env: &TestEnv) -> String {
-    env.seed();
+    let key = env.seed().alice_key;
     for host in 0..HOSTS {
         env.add_domain(&format!("c{host}.dyn.example"), "alice", "A", None);
     }
-    env.cli_ok(&["key", "create", "alice"]).trim().to_string()
+    key
 }
 
 /// Starts the daemon with a unix backend socket; returns it with the socket's path.
@@ -375,18 +375,10 @@ fn a_file_that_is_not_a_database_or_is_damaged_is_refused_at_start_and_left_as_i
 fn a_database_or_directory_this_user_cannot_write_is_refused_naming_which() {
     use std::os::unix::fs::PermissionsExt as _;
     if !nix::unistd::geteuid().is_root() {
-        // Switching to another user needs root; as any other user, chmod alone shows it.
-        assert!(
-            std::env::var_os("REQUIRE_E2E").is_none_or(|value| value != "1"),
-            "needs root to run serve as another user"
-        );
-        eprintln!("skipped: needs root to run serve as another user");
+        common::skip("needs root to run serve as another user");
         return;
     }
-    let mut env = TestEnv::new();
-    let data = env.dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    env.db = data.join("certadns.db");
+    let (env, data) = env_in_data_dir();
     env.seed();
     // Checkpointed and closed: no -wal or -shm left beside it.
     drop(rusqlite::Connection::open(&env.db).unwrap());
@@ -451,12 +443,7 @@ impl Mount {
                 dir: dir.to_path_buf(),
             }),
             other => {
-                let why = format!("cannot mount a tmpfs (needs root): {other:?}");
-                assert!(
-                    std::env::var_os("REQUIRE_E2E").is_none_or(|value| value != "1"),
-                    "{why}"
-                );
-                eprintln!("skipped: {why}");
+                common::skip(&format!("cannot mount a tmpfs (needs root): {other:?}"));
                 None
             }
         }
@@ -482,12 +469,21 @@ impl Drop for Mount {
     }
 }
 
+/// An environment whose database lives in a directory of its own (`data/`, returned), for
+/// what the tests do to that directory; not seeded yet.
+fn env_in_data_dir() -> (TestEnv, std::path::PathBuf) {
+    let mut env = TestEnv::new();
+    let data = env.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    env.db = data.join("certadns.db");
+    (env, data)
+}
+
 /// A seeded environment whose database lives on a tmpfs of `size` of its own (None: mounting
 /// is not permitted here, see [`Mount::tmpfs`]).
 fn seeded_on_tmpfs(size: &str) -> Option<(TestEnv, Mount)> {
-    let mut env = TestEnv::new();
-    let mount = Mount::tmpfs(&env.dir.path().join("data"), size)?;
-    env.db = mount.dir.join("certadns.db");
+    let (env, data) = env_in_data_dir();
+    let mount = Mount::tmpfs(&data, size)?;
     env.seed();
     Some((env, mount))
 }
@@ -692,10 +688,7 @@ fn write_errors_while_running_answer_dnserr_keep_serving_and_recover() {
     if !common::require_tool("pdns_server") || !common::require_tool("dig") {
         return;
     }
-    let mut env = TestEnv::new();
-    let data = env.dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    env.db = data.join("certadns.db");
+    let (env, data) = env_in_data_dir();
     env.seed();
     let control = env.dir.path().join("fault");
     let api = common::PdnsApiEndpoint::new();
@@ -785,10 +778,7 @@ fn power_cut(dir: &std::path::Path, undo: &std::path::Path) -> usize {
 /// Runs the writers under the shim, cuts the power mid-load, restarts on what is left and
 /// checks it against what was acknowledged; returns the acknowledged updates that were lost.
 fn load_then_power_cut(synchronous: Option<&str>) -> usize {
-    let mut env = TestEnv::new();
-    let data = env.dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    env.db = data.join("certadns.db");
+    let (env, data) = env_in_data_dir();
     let key = seed(&env);
     let undo = env.dir.path().join("undo");
     std::fs::create_dir(&undo).unwrap();
@@ -942,10 +932,7 @@ fn a_failing_pdns_api_delays_no_update_and_its_cache_is_flushed_when_it_answers_
     let update = |host: usize, ip: &str| {
         let started = Instant::now();
         daemon
-            .get(
-                &format!("/nic/update?hostname=c{host}.dyn.example&myip={ip}"),
-                &[("Authorization", &format!("Bearer {key}"))],
-            )
+            .update_bearer(&key, &format!("hostname=c{host}.dyn.example&myip={ip}"))
             .assert(200, &format!("good {ip}"));
         started.elapsed()
     };

@@ -57,10 +57,7 @@ fn seed(env: &TestEnv) -> String {
 fn timed_key_update(daemon: &Daemon, key: &str, ip: &str) -> Duration {
     let started = Instant::now();
     daemon
-        .get(
-            &format!("/nic/update?hostname=home.dyn.example&myip={ip}"),
-            &[("Authorization", &format!("Bearer {key}"))],
-        )
+        .update_bearer(key, &format!("hostname=home.dyn.example&myip={ip}"))
         .assert(200, &format!("good {ip}"));
     started.elapsed()
 }

@@ -176,26 +176,15 @@ impl Case {
 
     /// What SQLite says name `name` has, as (type, content), SOA aside; and the serial.
     fn in_sqlite(&self, conn: &rusqlite::Connection, name: &str) -> BTreeSet<(String, String)> {
-        let mut found = BTreeSet::new();
-        let mut domains = conn
-            .prepare("SELECT record_type, ip FROM domains WHERE fqdn = ?1 AND ip IS NOT NULL")
-            .unwrap();
-        for row in domains
-            .query_map([name], |row| Ok((row.get(0)?, row.get(1)?)))
-            .unwrap()
-        {
-            found.insert(row.unwrap());
-        }
-        let mut records = conn
-            .prepare("SELECT type, content FROM records WHERE name = ?1")
-            .unwrap();
-        for row in records
-            .query_map([name], |row| Ok((row.get(0)?, row.get(1)?)))
-            .unwrap()
-        {
-            found.insert(row.unwrap());
-        }
-        found
+        conn.prepare(
+            "SELECT record_type, ip FROM domains WHERE fqdn = ?1 AND ip IS NOT NULL
+             UNION ALL SELECT type, content FROM records WHERE name = ?1",
+        )
+        .unwrap()
+        .query_map([name], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
     }
 
     /// Every name through the backend equals SQLite, and so does the zone's serial.

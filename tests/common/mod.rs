@@ -416,6 +416,14 @@ impl Daemon {
         send_raw(self.addr, raw.as_bytes())
     }
 
+    /// `GET /nic/update?{query}` with `Authorization: Bearer {key}`.
+    pub fn update_bearer(&self, key: &str, query: &str) -> HttpResponse {
+        self.get(
+            &format!("/nic/update?{query}"),
+            &[("Authorization", &format!("Bearer {key}"))],
+        )
+    }
+
     /// `GET /nic/update?{query}` with Basic credentials.
     pub fn update_basic(&self, login: &str, password: &str, query: &str) -> HttpResponse {
         self.get(
@@ -555,15 +563,18 @@ pub fn require_tool(name: &str) -> bool {
     let found = std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()));
     if !found {
-        assert!(
-            std::env::var("REQUIRE_E2E").as_deref() != Ok("1"),
-            "{name} not found and REQUIRE_E2E=1: install pdns-server, pdns-backend-remote and dnsutils"
-        );
-        println!(
-            "skipping: {name} not found (install pdns-server, pdns-backend-remote and dnsutils)"
-        );
+        skip(&format!("{name} not found (.ci/run lists the packages)"));
     }
     found
+}
+
+/// Says why a test passes without running: a failure instead with `REQUIRE_E2E=1` (CI).
+pub fn skip(why: &str) {
+    assert!(
+        std::env::var("REQUIRE_E2E").as_deref() != Ok("1"),
+        "{why}, and REQUIRE_E2E=1"
+    );
+    println!("skipping: {why}");
 }
 
 /// A loopback port that is free for both UDP and TCP right now.
