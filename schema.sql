@@ -164,3 +164,74 @@ CREATE TABLE abuse_episodes (
     UNIQUE (user_id, fqdn, started_at)
 );
 CREATE INDEX abuse_episodes_fqdn ON abuse_episodes (fqdn, started_at);
+
+-- migration 3: the served-change log
+
+-- What changed in what DNS answers, written by the triggers below in the transaction of the
+-- change itself, whoever makes it: the service, the admin CLI, `sqlite3`. The service reads the
+-- rows after the last one it applied and refreshes only those names in its in-memory index
+-- (ARCHITECTURE.md), then deletes what it has applied. A row names a zone and an owner name
+-- whose records may have changed, or (name NULL) the zone row itself: its SOA, NS set, or the
+-- zone added or removed. AUTOINCREMENT: a sequence number is never reused, even after the
+-- rows before it are deleted, so "the rows after N" always means the changes after N.
+CREATE TABLE served_changes (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    zone_id INTEGER NOT NULL,
+    name    TEXT
+);
+
+CREATE TRIGGER served_zone_added AFTER INSERT ON zones
+BEGIN
+    INSERT INTO served_changes (zone_id, name) VALUES (new.id, NULL);
+END;
+CREATE TRIGGER served_zone_changed AFTER UPDATE ON zones
+BEGIN
+    INSERT INTO served_changes (zone_id, name) VALUES (old.id, NULL);
+    INSERT INTO served_changes (zone_id, name) SELECT new.id, NULL WHERE new.id IS NOT old.id;
+END;
+CREATE TRIGGER served_zone_removed AFTER DELETE ON zones
+BEGIN
+    INSERT INTO served_changes (zone_id, name) VALUES (old.id, NULL);
+END;
+
+CREATE TRIGGER served_record_added AFTER INSERT ON records
+BEGIN
+    INSERT INTO served_changes (zone_id, name) VALUES (new.zone_id, new.name);
+END;
+CREATE TRIGGER served_record_changed AFTER UPDATE ON records
+BEGIN
+    INSERT INTO served_changes (zone_id, name) VALUES (old.zone_id, old.name);
+    INSERT INTO served_changes (zone_id, name) SELECT new.zone_id, new.name
+        WHERE new.zone_id IS NOT old.zone_id OR new.name IS NOT old.name;
+END;
+CREATE TRIGGER served_record_removed AFTER DELETE ON records
+BEGIN
+    INSERT INTO served_changes (zone_id, name) VALUES (old.zone_id, old.name);
+END;
+
+-- A domain is served once it has an address; `last_checked_at` and `updated_at` alone change
+-- nothing that DNS answers, so a router repeating its address writes no row here.
+CREATE TRIGGER served_domain_added AFTER INSERT ON domains
+BEGIN
+    INSERT INTO served_changes (zone_id, name) VALUES (new.zone_id, new.fqdn);
+END;
+CREATE TRIGGER served_domain_changed AFTER UPDATE OF fqdn, user_id, zone_id, record_type, ip ON domains
+WHEN new.ip IS NOT old.ip OR new.fqdn IS NOT old.fqdn OR new.zone_id IS NOT old.zone_id
+  OR new.record_type IS NOT old.record_type OR new.user_id IS NOT old.user_id
+BEGIN
+    INSERT INTO served_changes (zone_id, name) VALUES (old.zone_id, old.fqdn);
+    INSERT INTO served_changes (zone_id, name) SELECT new.zone_id, new.fqdn
+        WHERE new.zone_id IS NOT old.zone_id OR new.fqdn IS NOT old.fqdn;
+END;
+CREATE TRIGGER served_domain_removed AFTER DELETE ON domains
+BEGIN
+    INSERT INTO served_changes (zone_id, name) VALUES (old.zone_id, old.fqdn);
+END;
+
+-- The TTL of a DDNS record follows its owner's plan.
+CREATE TRIGGER served_plan_changed AFTER UPDATE OF plan ON users
+WHEN new.plan IS NOT old.plan
+BEGIN
+    INSERT INTO served_changes (zone_id, name)
+        SELECT zone_id, fqdn FROM domains WHERE user_id = new.id AND ip IS NOT NULL;
+END;

@@ -21,6 +21,7 @@ use crate::dyndns::update::{Guards, PasswordChecks, Updater};
 use crate::dyndns::{ServiceOptions, UpdateService};
 use crate::net::{AllowList, PerClientLimit, ServerOptions, serve_http};
 use crate::purge::Purger;
+use crate::served::Served;
 use crate::store::{Store, StoreError, StoreOptions};
 
 /// Why the daemon could not start or run.
@@ -83,7 +84,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     };
     let path = config.database.clone();
     let store = tokio::task::spawn_blocking(move || {
-        Store::open(&path, &store_options).and_then(Store::with_served_index)
+        Store::open(&path, &store_options).and_then(Served::open)
     })
     .await
     .map_err(|error| StoreError::Task(error.to_string()))
@@ -111,11 +112,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         .map_err(DaemonError::Signal)?;
 
     // Flags live in memory: a host flagged before this start is not any more.
-    let now = crate::store::timestamp();
-    match store
-        .write_blocking(move |tx| crate::store::abuse::lift_all(tx, &now))
-        .await
-    {
+    match store.lift_abuse_flags().await {
         Ok(0) => {}
         Ok(lifted) => tracing::info!(lifted, "abuse flags of the previous run lifted"),
         Err(error) => tracing::warn!(%error, "could not lift the abuse flags of the previous run"),
@@ -276,9 +273,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 const SEEN_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Flushes the "last seen" write-behind every [`SEEN_FLUSH_INTERVAL`] until the stop, and
-/// tells `broken` if the store's `-shm` file is found replaced (see [`Store::shm_replaced`]).
+/// tells `broken` if the store's `-shm` file is found replaced (see [`Served::shm_replaced`]).
 async fn flush_seen_until_stopped(
-    store: Store,
+    store: Served,
     mut stopped: watch::Receiver<bool>,
     broken: tokio::sync::oneshot::Sender<()>,
 ) {

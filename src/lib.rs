@@ -33,4 +33,5 @@ pub mod model;
 pub mod net;
 pub mod purge;
 pub mod relay;
+pub mod served;
 pub mod store;

@@ -835,7 +835,7 @@ fn a_flood_of_our_own_updates_never_reloads_the_index() {
     }
     let (daemon, socket) = spawn_with_socket(&env);
     let reloads = |log: &str| {
-        log.matches("reloaded after a change by another writer")
+        log.matches("served index caught up after a change by another writer")
             .count()
     };
     let at_start = reloads(&daemon.log());

@@ -869,7 +869,7 @@ fn memoised_reads_follow_every_change() {
             &[("Authorization", &bearer)],
         )
     };
-    let reloads = || daemon.log().matches("served index reloaded").count();
+    let reloads = || daemon.log().matches("served index caught up").count();
     // After a change by the CLI: the first request finds the daemon's index stale (and reads
     // SQLite); once the reload is done, requests use the memos again. Both must be right.
     let after_cli_change = |expected: (u16, &str)| {

@@ -10,9 +10,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use certadns_ddns::dyndns::request::{
-    Endpoint, detect_client, parse_update_request, plan_addresses,
+    Endpoint, MAX_HOSTNAMES, detect_client, parse_update_request,
 };
-use certadns_ddns::model::DomainName;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -33,16 +32,16 @@ fuzz_target!(|data: &[u8]| {
         Endpoint::Nic
     };
     let request = parse_update_request(endpoint, authorization, query, body, user_agent);
-    if let Ok(plan) = plan_addresses(&request.addresses) {
+    let parsed = request.parse();
+    if let Ok(plan) = &parsed.addresses {
         let set = plan.to_set();
         assert!(set.len() <= 2, "at most one address per family: {set:?}");
     }
-    if let Some(names) = &request.hostnames {
-        for name in names.split(',').map(str::trim) {
-            if let Ok(name) = name.parse::<DomainName>() {
-                assert!(name.as_str().len() <= 253, "DNS's length limit");
-                assert_eq!(name.as_str(), name.as_str().to_ascii_lowercase());
-            }
+    if let Ok(hosts) = &parsed.hosts {
+        assert!((1..=MAX_HOSTNAMES).contains(&hosts.len()));
+        for name in hosts.iter().flatten() {
+            assert!(name.as_str().len() <= 253, "DNS's length limit");
+            assert_eq!(name.as_str(), name.as_str().to_ascii_lowercase());
         }
     }
     let peer: IpAddr = if flags & 2 == 2 {

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use certadns_ddns::backend::Backend;
 use certadns_ddns::model::rdata::StaticType;
 use certadns_ddns::model::{DomainName, Plan, RecordType};
+use certadns_ddns::served::Served;
 use certadns_ddns::store::audit::ChangeContext;
 use certadns_ddns::store::{Store, StoreOptions, domains, records, users, zones};
 
@@ -78,6 +79,6 @@ pub fn backend() -> &'static Backend {
                 Ok(())
             })
             .expect("seed the store");
-        Backend::new(store.with_served_index().expect("the served index"))
+        Backend::new(Served::open(store).expect("the served index"))
     })
 }

@@ -2,7 +2,7 @@
 //!
 //! [`Backend::handle`] holds the remote-backend semantics and is transport-agnostic; `http.rs`,
 //! `unix.rs` and `tcp.rs` (the last two through `lines.rs`) only move bytes. There is no sync step: `lookup` reads the store's served index
-//! (an in-memory read model that is never behind a commit, see `store::served`) or SQLite
+//! (an in-memory read model that is never behind a commit, see `crate::served`) or SQLite
 //! itself, so an update acknowledged `good` is what the very next lookup returns.
 //!
 //! Semantics, per `../shared/docs/pdns-remote-backend.md` (pdns 4.7.3 as observed):
@@ -27,52 +27,45 @@ pub use self::unix::{bind_unix, serve_unix};
 
 use std::collections::BTreeMap;
 
-use rusqlite::Connection;
-
 use self::protocol::{DomainInfo, Outcome, Query, Record, Reply};
 use crate::model::parse_notify_target;
-use crate::store::records::{ServedRecord, zone_records};
-use crate::store::served::ServedView;
-use crate::store::zones::{Zone, get_zone_by_name, list_updated_zones, list_zones, set_notified};
-use crate::store::{Store, StoreError};
+use crate::served::Served;
+use crate::store::StoreError;
+use crate::store::records::ServedRecord;
+use crate::store::view::ServedView;
+use crate::store::zones::Zone;
 
 /// Answers remote-backend queries from the store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Backend {
-    /// The store.
-    store: Store,
+    /// The store, as `serve` holds it.
+    served: Served,
 }
 
 impl Backend {
-    /// A backend over `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// A backend over `served`.
+    pub fn new(served: Served) -> Self {
+        Self { served }
     }
 
     /// Answers `query`. Blocking (SQLite): async callers use [`Backend::handle_async`].
     pub fn handle(&self, query: &Query) -> Reply {
+        let served = &self.served;
         let answer = match query {
             Query::Initialize => return Reply::new(Outcome::Bool(true)),
-            Query::GetAllDomainMetadata { name } => self.store.read(|conn| {
-                let metadata =
-                    get_zone_by_name(conn, &normalize(name))?.map(|zone| zone_metadata(&zone));
-                Ok(Outcome::Metadata(metadata.unwrap_or_default()))
+            Query::GetAllDomainMetadata { name } => served.zone(&normalize(name)).map(|zone| {
+                Outcome::Metadata(zone.map(|zone| zone_metadata(&zone)).unwrap_or_default())
             }),
-            Query::GetDomainMetadata { name, kind } => self.store.read(|conn| {
-                let metadata =
-                    get_zone_by_name(conn, &normalize(name))?.map(|zone| zone_metadata(&zone));
+            Query::GetDomainMetadata { name, kind } => served.zone(&normalize(name)).map(|zone| {
+                let metadata = zone.map(|zone| zone_metadata(&zone));
                 let values = metadata.and_then(|mut metadata| metadata.remove(kind.as_str()));
-                Ok(Outcome::Values(values.unwrap_or_default()))
+                Outcome::Values(values.unwrap_or_default())
             }),
-            Query::GetUpdatedMasters => self.store.read(|conn| {
-                Ok(Outcome::Domains(
-                    list_updated_zones(conn)?.iter().map(domain_info).collect(),
-                ))
-            }),
+            Query::GetUpdatedMasters => served
+                .updated_zones()
+                .map(|zones| Outcome::Domains(zones.iter().map(domain_info).collect())),
             Query::SetNotified { id, serial } => {
-                let (id, serial) = (*id, *serial);
-                self.store
-                    .write(|tx| Ok(Outcome::Bool(set_notified(tx, id, serial)?)))
+                served.set_notified(*id, *serial).map(Outcome::Bool)
             }
             Query::Unknown { method } => {
                 tracing::debug!(%method, "remote backend: method not implemented");
@@ -82,20 +75,23 @@ impl Backend {
                 qname,
                 qtype,
                 zone_id,
-            } => self
-                .store
-                .read_served(|view| lookup(view, qname, qtype, *zone_id)),
-            Query::List { zonename } => self.store.read(|conn| list(conn, zonename)),
-            Query::GetAllDomains => self.store.read(|conn| {
-                Ok(Outcome::Domains(
-                    list_zones(conn)?.iter().map(domain_info).collect(),
-                ))
-            }),
-            Query::GetDomainInfo { name } => self.store.read(|conn| {
-                Ok(match get_zone_by_name(conn, &normalize(name))? {
-                    Some(zone) => Outcome::Domain(domain_info(&zone)),
-                    None => Outcome::Bool(false),
+            } => served.lookup(|view| lookup(view, qname, qtype, *zone_id)),
+            Query::List { zonename } => served.zone_listing(&normalize(zonename)).map(|listing| {
+                listing.map_or(Outcome::Bool(false), |(zone, records)| {
+                    Outcome::Records(
+                        records
+                            .into_iter()
+                            .map(|record| wire_record(record, zone.id))
+                            .collect(),
+                    )
                 })
+            }),
+            Query::GetAllDomains => served
+                .zones()
+                .map(|zones| Outcome::Domains(zones.iter().map(domain_info).collect())),
+            Query::GetDomainInfo { name } => served.zone(&normalize(name)).map(|zone| match zone {
+                Some(zone) => Outcome::Domain(domain_info(&zone)),
+                None => Outcome::Bool(false),
             }),
         };
         answer.map_or_else(
@@ -169,18 +165,6 @@ fn lookup(
     })
 }
 
-/// `list`: the whole zone, SOA first, or `false` for a zone we do not have.
-fn list(conn: &Connection, zonename: &str) -> Result<Outcome, StoreError> {
-    let Some(zone) = get_zone_by_name(conn, &normalize(zonename))? else {
-        return Ok(Outcome::Bool(false));
-    };
-    let records = zone_records(conn, &zone)?
-        .into_iter()
-        .map(|record| wire_record(record, zone.id))
-        .collect();
-    Ok(Outcome::Records(records))
-}
-
 /// Whether `name` is `zone` or below it (both normalised).
 fn is_within(name: &str, zone: &str) -> bool {
     name == zone
@@ -238,13 +222,14 @@ mod test {
 
     #[test]
     fn a_store_failure_is_a_null_result_not_a_cacheable_no() {
+        use crate::store::Store;
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(
             &dir.path().join("t.db"),
             &crate::store::StoreOptions::default(),
         )
         .unwrap();
-        let backend = Backend::new(store.clone());
+        let backend = Backend::new(Served::without_index(store.clone()));
         let zone: crate::model::DomainName = "example.com".parse().unwrap();
         let ns: crate::model::DomainName = "ns1.example.com".parse().unwrap();
         store

@@ -110,30 +110,59 @@ const MAX_TOKEN_BYTES: usize = 64;
 impl Query {
     /// Decodes a request object `{"method": ..., "parameters": {...}}` (unix socket, post_json).
     pub fn from_json(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|error| DecodeError::Envelope(error.to_string()))?;
-        let method = value
-            .get("method")
-            .and_then(Value::as_str)
-            .ok_or_else(|| DecodeError::Envelope("no string \"method\"".into()))?;
-        let parameters = value.get("parameters").unwrap_or(&Value::Null);
-        Self::from_method(method, parameters)
+        let method = || {
+            /// The method alone, read again only to report an error or an unknown method.
+            #[derive(serde::Deserialize)]
+            struct Method {
+                method: String,
+            }
+            serde_json::from_slice::<Method>(bytes)
+                .map(|m| m.method)
+                .ok()
+        };
+        let mut decoder = serde_json::Deserializer::from_slice(bytes);
+        let wire = serde_path_to_error::deserialize(&mut decoder)
+            .map_err(|error| decode_error(&error, method()));
+        let wire = wire.and_then(|wire| {
+            decoder
+                .end()
+                .map(|()| wire)
+                .map_err(|error| DecodeError::Envelope(error.to_string()))
+        });
+        Self::from_wire(wire, method)
     }
 
-    /// Decodes a method name and its parameters object (all transports end here).
+    /// Decodes a method name and its parameters object (REST mode, which sends them apart).
     pub fn from_method(method: &str, parameters: &Value) -> Result<Self, DecodeError> {
-        let text = |parameter: &'static str| {
-            parameters
-                .get(parameter)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| DecodeError::Parameter {
-                    method: method.to_string(),
-                    parameter,
-                })
+        let request = serde_json::json!({"method": method, "parameters": parameters});
+        let wire = serde_path_to_error::deserialize(&request)
+            .map_err(|error| decode_error(&error, Some(method.to_string())));
+        Self::from_wire(wire, || Some(method.to_string()))
+    }
+
+    /// Checks what serde cannot: names that fit a DNS message, short tokens. An unknown
+    /// method is not an error, whatever its parameters (serde's fallback variant takes none).
+    fn from_wire(
+        wire: Result<Wire, DecodeError>,
+        method: impl FnOnce() -> Option<String>,
+    ) -> Result<Self, DecodeError> {
+        let wire = match wire {
+            Ok(Wire::Unknown) => {
+                return Ok(Self::Unknown {
+                    method: method().unwrap_or_default(),
+                });
+            }
+            Ok(wire) => wire,
+            Err(error) => {
+                return match method() {
+                    Some(method) if !METHODS.contains(&method.as_str()) => {
+                        Ok(Self::Unknown { method })
+                    }
+                    _ => Err(error),
+                };
+            }
         };
-        let name = |parameter: &'static str| {
-            let name = text(parameter)?;
+        let name = |method: &str, parameter: &'static str, name: String| {
             check_dns_name(&name).map_err(|reason| DecodeError::Name {
                 method: method.to_string(),
                 parameter,
@@ -141,8 +170,7 @@ impl Query {
             })?;
             Ok::<_, DecodeError>(name)
         };
-        let token = |parameter: &'static str| {
-            let token = text(parameter)?;
+        let token = |method: &str, parameter: &'static str, token: String| {
             if token.len() > MAX_TOKEN_BYTES {
                 return Err(DecodeError::Parameter {
                     method: method.to_string(),
@@ -151,51 +179,177 @@ impl Query {
             }
             Ok(token)
         };
-        Ok(match method {
-            "initialize" => Self::Initialize,
-            "lookup" => Self::Lookup {
-                qname: name("qname")?,
-                qtype: token("qtype")?,
-                zone_id: parameters.get("zone-id").and_then(integer).unwrap_or(-1),
+        Ok(match wire {
+            Wire::Initialize(_) => Self::Initialize,
+            Wire::Lookup(p) => Self::Lookup {
+                qname: name("lookup", "qname", p.qname)?,
+                qtype: token("lookup", "qtype", p.qtype)?,
+                zone_id: p.zone_id.unwrap_or(-1),
             },
-            "list" => Self::List {
-                zonename: name("zonename")?,
+            Wire::List(p) => Self::List {
+                zonename: name("list", "zonename", p.zonename)?,
             },
-            "getAllDomains" => Self::GetAllDomains,
-            "getDomainInfo" => Self::GetDomainInfo {
-                name: name("name")?,
+            Wire::GetAllDomains(_) => Self::GetAllDomains,
+            Wire::GetDomainInfo(p) => Self::GetDomainInfo {
+                name: name("getDomainInfo", "name", p.name)?,
             },
-            "getAllDomainMetadata" => Self::GetAllDomainMetadata {
-                name: name("name")?,
+            Wire::GetAllDomainMetadata(p) => Self::GetAllDomainMetadata {
+                name: name("getAllDomainMetadata", "name", p.name)?,
             },
-            "getDomainMetadata" => Self::GetDomainMetadata {
-                name: name("name")?,
-                kind: token("kind")?,
+            Wire::GetDomainMetadata(p) => Self::GetDomainMetadata {
+                name: name("getDomainMetadata", "name", p.name)?,
+                kind: token("getDomainMetadata", "kind", p.kind)?,
             },
-            "getUpdatedMasters" => Self::GetUpdatedMasters,
-            "setNotified" => {
-                let number = |parameter: &'static str| {
-                    parameters.get(parameter).and_then(integer).ok_or_else(|| {
-                        DecodeError::Parameter {
-                            method: method.to_string(),
-                            parameter,
-                        }
-                    })
-                };
-                Self::SetNotified {
-                    id: number("id")?,
-                    serial: u32::try_from(number("serial")?).map_err(|_| {
-                        DecodeError::Parameter {
-                            method: method.to_string(),
-                            parameter: "serial",
-                        }
-                    })?,
-                }
-            }
-            other => Self::Unknown {
-                method: other.to_string(),
+            Wire::GetUpdatedMasters(_) => Self::GetUpdatedMasters,
+            Wire::SetNotified(p) => Self::SetNotified {
+                id: p.id,
+                serial: u32::try_from(p.serial).map_err(|_| DecodeError::Parameter {
+                    method: "setNotified".into(),
+                    parameter: "serial",
+                })?,
             },
+            Wire::Unknown => unreachable!("answered above"),
         })
+    }
+}
+
+/// The methods [`Wire`] knows, as pdns names them.
+const METHODS: &[&str] = &[
+    "initialize",
+    "lookup",
+    "list",
+    "getAllDomains",
+    "getDomainInfo",
+    "getAllDomainMetadata",
+    "getDomainMetadata",
+    "getUpdatedMasters",
+    "setNotified",
+];
+
+/// A request as serde reads it: the method selects the parameters' shape; unknown parameters
+/// (pdns sends `remote`, `local`, `include_disabled`...) are ignored.
+#[derive(Debug, serde::Deserialize)]
+#[serde(tag = "method", content = "parameters")]
+enum Wire {
+    #[serde(rename = "initialize")]
+    Initialize(#[serde(default)] Ignored),
+    #[serde(rename = "lookup")]
+    Lookup(LookupParameters),
+    #[serde(rename = "list")]
+    List(ListParameters),
+    #[serde(rename = "getAllDomains")]
+    GetAllDomains(#[serde(default)] Ignored),
+    #[serde(rename = "getDomainInfo")]
+    GetDomainInfo(NameParameters),
+    #[serde(rename = "getAllDomainMetadata")]
+    GetAllDomainMetadata(NameParameters),
+    #[serde(rename = "getDomainMetadata")]
+    GetDomainMetadata(MetadataParameters),
+    #[serde(rename = "getUpdatedMasters")]
+    GetUpdatedMasters(#[serde(default)] Ignored),
+    #[serde(rename = "setNotified")]
+    SetNotified(NotifiedParameters),
+    /// Any other method; its name is read apart, for the log.
+    #[serde(other)]
+    Unknown,
+}
+
+/// Parameters that are not used.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Ignored {}
+
+/// `lookup`'s parameters.
+#[derive(Debug, serde::Deserialize)]
+struct LookupParameters {
+    qname: String,
+    qtype: String,
+    #[serde(rename = "zone-id", default, deserialize_with = "lenient_integer")]
+    zone_id: Option<i64>,
+}
+
+/// `list`'s parameters.
+#[derive(Debug, serde::Deserialize)]
+struct ListParameters {
+    zonename: String,
+}
+
+/// A zone's name, the one parameter of several methods.
+#[derive(Debug, serde::Deserialize)]
+struct NameParameters {
+    name: String,
+}
+
+/// `getDomainMetadata`'s parameters.
+#[derive(Debug, serde::Deserialize)]
+struct MetadataParameters {
+    name: String,
+    kind: String,
+}
+
+/// `setNotified`'s parameters.
+#[derive(Debug, serde::Deserialize)]
+struct NotifiedParameters {
+    #[serde(deserialize_with = "strict_integer")]
+    id: i64,
+    #[serde(deserialize_with = "strict_integer")]
+    serial: i64,
+}
+
+/// An optional integer in any of the forms of [`integer`]; anything else counts as absent.
+fn lenient_integer<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    Ok(integer(&<Value as serde::Deserialize>::deserialize(
+        deserializer,
+    )?))
+}
+
+/// An integer in any of the forms of [`integer`].
+fn strict_integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    integer(&<Value as serde::Deserialize>::deserialize(deserializer)?)
+        .ok_or_else(|| serde::de::Error::custom("not an integer"))
+}
+
+/// The parameters pdns sends that this backend reads, for naming the one that failed.
+const PARAMETERS: &[&str] = &[
+    "qname",
+    "qtype",
+    "zone-id",
+    "zonename",
+    "name",
+    "kind",
+    "id",
+    "serial",
+    "parameters",
+];
+
+/// A serde error as a [`DecodeError`]: inside `parameters` (or `parameters` missing), the
+/// parameter at fault, by its path or a missing field's name; anything else is the envelope.
+fn decode_error(
+    error: &serde_path_to_error::Error<serde_json::Error>,
+    method: Option<String>,
+) -> DecodeError {
+    use serde_path_to_error::Segment;
+    let message = error.inner().to_string();
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    let segments: Vec<&Segment> = error.path().iter().collect();
+    let named = match segments.as_slice() {
+        [Segment::Map { key }, Segment::Map { key: parameter }, ..] if key == "parameters" => {
+            Some(parameter.as_str())
+        }
+        [Segment::Map { key }, ..] if key == "parameters" => missing,
+        [] if missing == Some("parameters") => Some("parameters"),
+        _ => return DecodeError::Envelope(message),
+    };
+    DecodeError::Parameter {
+        method: method.unwrap_or_default(),
+        parameter: PARAMETERS
+            .iter()
+            .find(|known| Some(**known) == named)
+            .copied()
+            .unwrap_or("parameters"),
     }
 }
 

@@ -129,7 +129,7 @@ pub(super) fn run(admin: &Admin, command: DomainCommand) -> anyhow::Result<()> {
                     vec![
                         domain.fqdn,
                         domain.record_type.to_string(),
-                        or_dash(domain.ip.as_deref()),
+                        or_dash(domain.ip.map(|ip| ip.to_string()).as_deref()),
                         domain.owner,
                         domain.zone,
                         domain.updated_at,

@@ -124,8 +124,11 @@ impl UpdateService {
             hostname = %Untrusted::new(&hostname),
             client = %client.source
         );
-        let answer =
-            tracing::Instrument::instrument(self.updater.apply(update, client), span.clone()).await;
+        let answer = tracing::Instrument::instrument(
+            self.updater.apply(update.parse(), client),
+            span.clone(),
+        )
+        .await;
         span.in_scope(|| {
             // A router repeating its address is most of the traffic and changes nothing:
             // debug. Changes and refusals: info.

@@ -9,7 +9,7 @@ use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use ipnet::IpNet;
 
-use crate::model::{AuthMethod, IpError, parse_ip};
+use crate::model::{AuthMethod, DomainName, IpError, parse_ip};
 
 /// Which family of endpoint was called: they differ only in the credentials they accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +82,56 @@ pub struct UpdateRequest {
     pub credentials: Option<Credentials>,
     /// `User-Agent`, if sent.
     pub user_agent: Option<String>,
+}
+
+/// Why a request's host list cannot be used at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostListError {
+    /// No `hostname`, or only empty items: `notfqdn`.
+    Missing,
+    /// More than [`MAX_HOSTNAMES`]: `numhost`.
+    TooMany,
+}
+
+/// An update request parsed through: nothing in it is text still to be interpreted. Each
+/// part keeps its own error, so that the update logic can answer them in the protocol's
+/// order (credentials first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedUpdate {
+    /// The credentials, if any method was present.
+    pub credentials: Option<Credentials>,
+    /// The hosts in request order, `None` for an item that is not a valid name (`notfqdn`
+    /// for that host alone).
+    pub hosts: Result<Vec<Option<DomainName>>, HostListError>,
+    /// The addresses asked for.
+    pub addresses: Result<AddressPlan, IpError>,
+    /// `User-Agent`, if sent.
+    pub user_agent: Option<String>,
+}
+
+impl UpdateRequest {
+    /// Parses the host list and the addresses.
+    pub fn parse(self) -> ParsedUpdate {
+        ParsedUpdate {
+            hosts: parse_hosts(self.hostnames.as_deref()),
+            addresses: plan_addresses(&self.addresses),
+            credentials: self.credentials,
+            user_agent: self.user_agent,
+        }
+    }
+}
+
+/// The `hostname` list: comma-separated, items trimmed.
+fn parse_hosts(list: Option<&str>) -> Result<Vec<Option<DomainName>>, HostListError> {
+    let list = list.ok_or(HostListError::Missing)?;
+    let names: Vec<&str> = list.split(',').map(str::trim).collect();
+    if names.iter().all(|name| name.is_empty()) {
+        return Err(HostListError::Missing);
+    }
+    if names.len() > MAX_HOSTNAMES {
+        return Err(HostListError::TooMany);
+    }
+    Ok(names.iter().map(|name| name.parse().ok()).collect())
 }
 
 /// Builds an [`UpdateRequest`].

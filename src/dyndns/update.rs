@@ -15,16 +15,18 @@ use std::time::Duration;
 
 use super::abuse::{AuthThrottle, FailureKey, KnownClients, Pace, UpdateRateGuard};
 use super::request::{
-    AddressPlan, ClientAddress, Credentials, MAX_HOSTNAMES, Target, UpdateRequest, plan_addresses,
+    AddressPlan, ClientAddress, Credentials, HostListError, ParsedUpdate, Target,
 };
 use super::response::{AddressList, Answer, ReturnCode};
 use crate::auth::{self, PasswordCache};
-use crate::model::{AuthMethod, DomainName, RecordType, SCOPE_DOMAINS_UPDATE, check_family};
+use crate::model::{AuthMethod, SCOPE_DOMAINS_UPDATE};
 use crate::purge::Purger;
+use crate::served::{ReadStamp, Served};
 use crate::store::audit::ChangeContext;
-use crate::store::keys::{ApiKey, find_key_by_hash, touch_key};
-use crate::store::users::{User, find_user_by_login};
-use crate::store::{ReadStamp, Store, StoreError, domains, timestamp};
+use crate::store::keys::ApiKey;
+use crate::store::updates::{HostOutcome, UpdatePlan};
+use crate::store::users::User;
+use crate::store::{StoreError, timestamp};
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -35,15 +37,6 @@ struct Principal {
     key_id: Option<i64>,
     /// How, for the audit trail.
     method: AuthMethod,
-}
-
-/// One requested host, after the checks that need no store.
-#[derive(Debug, Clone)]
-enum HostRequest {
-    /// Valid and admitted: to be looked up and written.
-    Pending(DomainName),
-    /// Already answered (`notfqdn`, `abuse`).
-    Answered(ReturnCode),
 }
 
 /// The in-memory guards of an [`Updater`].
@@ -231,8 +224,8 @@ impl PasswordChecks {
 /// Applies updates against the store. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Updater {
-    /// The store.
-    store: Store,
+    /// The store, as `serve` holds it.
+    served: Served,
     /// The in-memory guards, shared by all clones.
     guards: Arc<Guards>,
     /// Purges pdns's caches after changes, and how long an answer waits for it.
@@ -240,10 +233,10 @@ pub struct Updater {
 }
 
 impl Updater {
-    /// An updater over `store` with `guards`.
-    pub fn new(store: Store, guards: Guards) -> Self {
+    /// An updater over `served` with `guards`.
+    pub fn new(served: Served, guards: Guards) -> Self {
         Self {
-            store,
+            served,
             guards: Arc::new(guards),
             purging: None,
         }
@@ -257,87 +250,77 @@ impl Updater {
     }
 
     /// Runs one update request to its answer.
-    pub async fn apply(&self, request: UpdateRequest, client: ClientAddress) -> Answer {
+    pub async fn apply(&self, request: ParsedUpdate, client: ClientAddress) -> Answer {
         // One look at the store's currency for all of this request's memoised reads.
-        let stamp = self.store.read_stamp();
+        let stamp = self.served.read_stamp();
         let principal = match self.authenticate(request.credentials, client, stamp).await {
             Ok(principal) => principal,
             Err(code) => return Answer::once(code),
         };
-        let Some(list) = request.hostnames else {
-            return Answer::once(ReturnCode::Notfqdn);
+        let names = match request.hosts {
+            Ok(names) => names,
+            Err(HostListError::Missing) => return Answer::once(ReturnCode::Notfqdn),
+            Err(HostListError::TooMany) => return Answer::once(ReturnCode::Numhost),
         };
-        let names: Vec<&str> = list.split(',').map(str::trim).collect();
-        if names.iter().all(|name| name.is_empty()) {
-            return Answer::once(ReturnCode::Notfqdn);
-        }
-        if names.len() > MAX_HOSTNAMES {
-            return Answer::once(ReturnCode::Numhost);
-        }
-        let plan = match plan_addresses(&request.addresses) {
-            Ok(plan) => with_detected_address(plan, client.source),
+        let addresses = match request.addresses {
+            Ok(plan) => with_detected_address(plan, client.source).to_set(),
             Err(error) => return Answer::once(ReturnCode::BadAddress(error)),
         };
-        let hosts: Vec<HostRequest> = names
+        // Per host, the answers that need no store (`notfqdn`, `abuse`); `None` for the hosts
+        // left to the store.
+        let early: Vec<Option<ReturnCode>> = names
             .iter()
-            .map(|name| match name.parse::<DomainName>() {
-                Err(_) => HostRequest::Answered(ReturnCode::Notfqdn),
-                Ok(host) => match self
+            .map(|name| match name {
+                None => Some(ReturnCode::Notfqdn),
+                Some(host) => match self
                     .guards
                     .rate_guard
                     .admit(principal.user_id, host.as_str())
                 {
-                    Pace::Admitted => HostRequest::Pending(host),
+                    Pace::Admitted => None,
                     Pace::Refused(episode) => {
-                        self.store
+                        self.served
                             .note_abuse(principal.user_id, host.as_str(), &episode);
-                        HostRequest::Answered(ReturnCode::Abuse)
+                        Some(ReturnCode::Abuse)
                     }
                 },
             })
             .collect();
-        if !hosts
-            .iter()
-            .any(|host| matches!(host, HostRequest::Pending(_)))
-        {
+        if early.iter().all(Option::is_some) {
             // Nothing to look up: answer without touching the store, so floods stay cheap.
-            let codes = hosts
-                .into_iter()
-                .filter_map(|host| match host {
-                    HostRequest::Answered(code) => Some(code),
-                    HostRequest::Pending(_) => None,
-                })
-                .collect();
-            return Answer::per_host(codes);
+            return Answer::per_host(early.into_iter().flatten().collect());
         }
+        let plan = UpdatePlan {
+            user_id: principal.user_id,
+            key_id: principal.key_id,
+            hosts: names
+                .into_iter()
+                .zip(&early)
+                .map(|(name, code)| name.filter(|_| code.is_none()))
+                .collect(),
+            addresses,
+            context: ChangeContext {
+                source_ip: Some(client.source),
+                peer_ip: Some(client.peer),
+                user_agent: request.user_agent,
+                auth_method: principal.method,
+            },
+        };
         // Most requests change nothing (a router repeating its address): answer those from a
         // read, leaving the "last seen" times to the write-behind. A read that fails, or a host
         // that needs a change, goes to the writer, which decides again inside its transaction.
-        let addresses = plan.to_set();
-        if let Ok(Some((codes, checked))) =
-            answer_unchanged(&self.store, stamp, principal.user_id, &hosts, &addresses)
-        {
-            self.store
+        if let Ok(Some((outcomes, checked))) = self.served.preview(&plan, stamp) {
+            self.served
                 .note_seen(principal.key_id, &checked, &timestamp());
-            return Answer::per_host(codes);
+            return Answer::per_host(answer_codes(&early, outcomes));
         }
-        let context = ChangeContext {
-            source_ip: Some(client.source),
-            peer_ip: Some(client.peer),
-            user_agent: request.user_agent,
-            auth_method: principal.method,
-        };
-        let result = self
-            .store
-            .write_blocking(move |tx| write_updates(tx, &principal, &hosts, &plan, &context))
-            .await;
-        match result {
-            Ok((codes, changed_names)) => {
+        match self.served.apply(plan).await {
+            Ok(applied) => {
                 if let Some((purger, wait)) = &self.purging {
                     // The purge goes on in the background if it takes longer than `wait`.
-                    let _ = tokio::time::timeout(*wait, purger.purge(changed_names)).await;
+                    let _ = tokio::time::timeout(*wait, purger.purge(applied.stale)).await;
                 }
-                Answer::per_host(codes)
+                Answer::per_host(answer_codes(&early, applied.outcomes))
             }
             Err(error) => {
                 tracing::error!(%error, "update not applied: store failure");
@@ -364,7 +347,7 @@ impl Updater {
             Some(Credentials::Bearer(key)) => {
                 let hash = auth::looks_like_api_key(&key).then(|| auth::hash_api_key(&key));
                 let found = match hash {
-                    Some(hash) => self.store.find_key(&hash, stamp).map_err(store_failure)?,
+                    Some(hash) => self.served.key(&hash, stamp).map_err(store_failure)?,
                     None => None,
                 };
                 match found {
@@ -391,7 +374,14 @@ impl Updater {
                 let login_key = FailureKey::login(&login);
                 let known = self.guards.known_clients.knows(&login_key, client.source);
                 let result = self
-                    .authenticate_password(method, login, password, &login_key, known, client_key)
+                    .authenticate_password(
+                        method,
+                        login,
+                        password,
+                        [client_key, login_key.clone()],
+                        known,
+                        stamp,
+                    )
                     .await;
                 if result.is_ok() {
                     self.guards
@@ -407,19 +397,18 @@ impl Updater {
     /// (cached) password gets through at once; any other check that needs argon2 first takes
     /// its place in the failure throttle (refused without hashing while the client or the
     /// login is throttled, counting the checks already under way), then waits for a place in
-    /// [`PasswordChecks`]. Failures are counted against both keys. A `known` client (one that
-    /// authenticated as this login before, see [`KnownClients`]) is held only to its own
-    /// address's throttle, not the login's.
+    /// [`PasswordChecks`]. Failures are counted against both `failure_keys` (the client's,
+    /// then the login's). A `known` client (one that authenticated as this login before, see
+    /// [`KnownClients`]) is held only to its own address's throttle, not the login's.
     async fn authenticate_password(
         &self,
         method: AuthMethod,
         login: String,
         password: String,
-        login_key: &FailureKey,
+        failure_keys: [FailureKey; 2],
         known: bool,
-        client_key: FailureKey,
+        stamp: ReadStamp,
     ) -> Result<Principal, ReturnCode> {
-        let failure_keys = [client_key.clone(), login_key.clone()];
         let throttle_keys: &[FailureKey] = if known {
             std::slice::from_ref(&failure_keys[0])
         } else {
@@ -427,15 +416,8 @@ impl Updater {
         };
         let key_hash = auth::looks_like_api_key(&password).then(|| auth::hash_api_key(&password));
         let (user, key) = self
-            .store
-            .read(|conn| {
-                let user = find_user_by_login(conn, &login)?;
-                let key = match key_hash {
-                    Some(hash) => find_key_by_hash(conn, &hash)?,
-                    None => None,
-                };
-                Ok((user, key))
-            })
+            .served
+            .login(&login, key_hash.as_deref(), stamp)
             .map_err(store_failure)?;
         let throttle = &self.guards.auth_throttle;
         let fail = || {
@@ -531,159 +513,26 @@ fn key_may_update(key: &ApiKey, owner: &User) -> bool {
         && key.has_scope(SCOPE_DOMAINS_UPDATE)
 }
 
-/// The write transaction of an authenticated update: one code per requested host, and the
-/// names whose cached answers are now stale (see [`update_host`]).
-fn write_updates(
-    tx: &rusqlite::Transaction<'_>,
-    principal: &Principal,
-    hosts: &[HostRequest],
-    plan: &AddressPlan,
-    context: &ChangeContext,
-) -> Result<(Vec<ReturnCode>, Vec<String>), StoreError> {
-    let now = timestamp();
-    if let Some(key_id) = principal.key_id {
-        touch_key(tx, key_id, &now)?;
-    }
-    let addresses = plan.to_set();
-    let mut codes = Vec::with_capacity(hosts.len());
-    let mut stale = Vec::new();
-    for host in hosts {
-        let host = match host {
-            HostRequest::Answered(code) => {
-                codes.push(*code);
-                continue;
+/// The answer codes of a request: the early ones where there is one, else what the store
+/// made of the host.
+fn answer_codes(early: &[Option<ReturnCode>], outcomes: Vec<HostOutcome>) -> Vec<ReturnCode> {
+    early
+        .iter()
+        .zip(outcomes)
+        .map(|(early, outcome)| match (early, outcome) {
+            (Some(code), _) => *code,
+            // Never: the store skips exactly the hosts answered early.
+            (None, HostOutcome::Skipped) => ReturnCode::Notfqdn,
+            (None, HostOutcome::NoHost) => ReturnCode::Nohost,
+            (None, HostOutcome::WrongFamily(error)) => ReturnCode::BadAddress(error),
+            (None, HostOutcome::Unchanged(shown)) => {
+                ReturnCode::Nochg(AddressList::of(&shown).expect("at most one address per family"))
             }
-            HostRequest::Pending(host) => host,
-        };
-        codes.push(update_host(
-            tx,
-            principal.user_id,
-            host,
-            &addresses,
-            context,
-            &now,
-            &mut stale,
-        )?);
-    }
-    stale.sort();
-    stale.dedup();
-    Ok((codes, stale))
-}
-
-/// What an update of one host comes to, decided from its domains as they are.
-struct HostPlan<'a> {
-    /// The answer for the host.
-    code: ReturnCode,
-    /// Domains to point at a new address.
-    changes: Vec<(&'a domains::Domain, IpAddr)>,
-    /// Domains that already have the address asked for.
-    unchanged: Vec<i64>,
-}
-
-/// Decides the update of a host owned as `owned` to `addresses` (at most one per family):
-/// every address needs a domain of its family, otherwise nothing of this host changes.
-fn plan_host<'a>(owned: &'a [domains::Domain], addresses: &[IpAddr]) -> HostPlan<'a> {
-    let nothing = |code| HostPlan {
-        code,
-        changes: Vec::new(),
-        unchanged: Vec::new(),
-    };
-    let Some(first) = owned.first() else {
-        return nothing(ReturnCode::Nohost);
-    };
-    let mut plan = nothing(ReturnCode::Nohost);
-    for ip in addresses {
-        let Some(domain) = owned
-            .iter()
-            .find(|domain| domain.record_type == RecordType::of(*ip))
-        else {
-            let error = check_family(first.record_type, *ip)
-                .expect_err("no domain of the address's family");
-            return nothing(ReturnCode::BadAddress(error));
-        };
-        if domain.ip.as_deref() == Some(ip.to_string().as_str()) {
-            plan.unchanged.push(domain.id);
-        } else {
-            plan.changes.push((domain, *ip));
-        }
-    }
-    let shown: Vec<IpAddr> = if addresses.is_empty() {
-        // Everything preserved: show what the host has.
-        owned
-            .iter()
-            .filter_map(|domain| domain.ip.as_deref()?.parse().ok())
-            .collect()
-    } else {
-        addresses.to_vec()
-    };
-    let list = AddressList::of(&shown).expect("at most one address per family");
-    plan.code = if plan.changes.is_empty() {
-        ReturnCode::Nochg(list)
-    } else {
-        ReturnCode::Good(list)
-    };
-    plan
-}
-
-/// A request's answers (one per host) and the domains it checked without changing them.
-type Unchanged = (Vec<ReturnCode>, Vec<i64>);
-
-/// The answers to a request that changes nothing, read without the writer: `None` as soon as
-/// one host needs a change. Also returns the domains checked, for the write-behind.
-fn answer_unchanged(
-    store: &Store,
-    stamp: ReadStamp,
-    user_id: i64,
-    hosts: &[HostRequest],
-    addresses: &[IpAddr],
-) -> Result<Option<Unchanged>, StoreError> {
-    let mut codes = Vec::with_capacity(hosts.len());
-    let mut checked = Vec::new();
-    for host in hosts {
-        match host {
-            HostRequest::Answered(code) => codes.push(*code),
-            HostRequest::Pending(host) => {
-                let owned = store.owned_domains(user_id, host.as_str(), stamp)?;
-                let plan = plan_host(&owned, addresses);
-                if !plan.changes.is_empty() {
-                    return Ok(None);
-                }
-                checked.extend(plan.unchanged);
-                codes.push(plan.code);
+            (None, HostOutcome::Changed(shown)) => {
+                ReturnCode::Good(AddressList::of(&shown).expect("at most one address per family"))
             }
-        }
-    }
-    Ok(Some((codes, checked)))
-}
-
-/// Updates one host of `user_id` to `addresses`, all or nothing (see [`plan_host`]).
-///
-/// Adds to `stale` what pdns may have cached wrongly now: the host's name for a changed
-/// address; the whole zone when a record gets its first address, since the name may have been
-/// cached as nonexistent (negative caching) and the zone's SOA serial moved.
-fn update_host(
-    tx: &rusqlite::Transaction<'_>,
-    user_id: i64,
-    host: &DomainName,
-    addresses: &[IpAddr],
-    context: &ChangeContext,
-    now: &str,
-    stale: &mut Vec<String>,
-) -> Result<ReturnCode, StoreError> {
-    let owned = domains::find_owned_domains(tx, user_id, host.as_str())?;
-    let plan = plan_host(&owned, addresses);
-    for domain_id in plan.unchanged {
-        domains::touch_checked(tx, domain_id, now)?;
-    }
-    for (domain, ip) in plan.changes {
-        domains::change_address(tx, domain, ip, context, now)?;
-        stale.push(if domain.ip.is_none() {
-            domain.zone.clone()
-        } else {
-            domain.fqdn.clone()
-        });
-    }
-    Ok(plan.code)
+        })
+        .collect()
 }
 
 /// Logs a store failure during authentication and answers `dnserr`.

@@ -26,8 +26,8 @@ pub struct Domain {
     pub zone: String,
     /// `A` or `AAAA`.
     pub record_type: RecordType,
-    /// Current address, canonical text; None before the first update.
-    pub ip: Option<String>,
+    /// Current address; None before the first update.
+    pub ip: Option<IpAddr>,
     /// Creation time.
     pub created_at: String,
     /// Last address change.
@@ -56,7 +56,17 @@ fn domain_from_row(row: &Row<'_>) -> rusqlite::Result<Domain> {
         record_type: record_type.parse().map_err(|error: String| {
             rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, error.into())
         })?,
-        ip: row.get(7)?,
+        ip: row
+            .get::<_, Option<String>>(7)?
+            .map(|text| text.parse::<IpAddr>())
+            .transpose()
+            .map_err(|error| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    7,
+                    rusqlite::types::Type::Text,
+                    error.into(),
+                )
+            })?,
         created_at: row.get(8)?,
         updated_at: row.get(9)?,
         last_checked_at: row.get(10)?,
@@ -178,11 +188,12 @@ pub fn change_address(
     )?
     .execute(params![domain.id, new_ip.to_string(), now])?;
     bump_serial(conn, domain.zone_id, now)?;
+    let old_ip = domain.ip.map(|ip| ip.to_string());
     let change = Change {
         domain_id: domain.id,
         fqdn: &domain.fqdn,
         record_type: domain.record_type.as_str(),
-        old_ip: domain.ip.as_deref(),
+        old_ip: old_ip.as_deref(),
         new_ip,
     };
     insert_audit(conn, &change, context, now)
@@ -289,7 +300,10 @@ mod test {
         change_address(&conn, &domain, "192.0.2.1".parse().unwrap(), &context, "t2").unwrap();
 
         let domain = get_domain(&conn, id).unwrap();
-        assert_eq!(domain.ip.as_deref(), Some("192.0.2.1"));
+        assert_eq!(
+            domain.ip.map(|ip| ip.to_string()).as_deref(),
+            Some("192.0.2.1")
+        );
         assert_eq!(domain.updated_at, "t2");
         assert_eq!(list_zones(&conn).unwrap()[0].serial, serial_before + 2);
         let rows = history(&conn, "home.dyn.example", 10).unwrap();

@@ -9,26 +9,22 @@
 //! (a `Transaction` derefs to one), so they compose inside a single transaction and test on an
 //! in-memory database. The store knows nothing of HTTP or of the dyndns2 protocol.
 //!
-//! What `serve` adds for speed, none of which can show a client anything older than the last
-//! commit: [`served`], the in-memory index that backend lookups read; `memo`, the update
-//! path's reads, remembered under the index's stamp; `batch`, group commit of concurrent
-//! writes on one writer thread; `seen`, the write-behind for "last seen" times.
+//! What `serve` adds for speed (the served index, memos, group commit, write-behind) is not
+//! here but in `crate::served`, over this store: this module holds no thread, lock or atomic.
 
 pub mod abuse;
 pub mod audit;
-mod batch;
+pub mod changes;
 pub mod domains;
 pub mod keys;
-mod memo;
 pub mod records;
 mod schema;
-mod seen;
-pub mod served;
+pub mod updates;
 pub mod users;
+pub mod view;
 pub mod zones;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -37,14 +33,6 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use crate::config::Synchronous;
 
 pub use schema::migrate;
-
-use self::batch::GroupCommit;
-use self::domains::Domain;
-use self::keys::ApiKey;
-use self::memo::Memos;
-use self::seen::Seen;
-use self::served::{ServedIndex, ServedView, Touches};
-use self::users::User;
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -136,16 +124,6 @@ pub struct Store {
     path: PathBuf,
     /// How connections are set up.
     options: StoreOptions,
-    /// The rows each write touches, for the served index.
-    touches: Arc<Touches>,
-    /// The in-memory served records, in `serve` (see [`served`]).
-    index: Option<Arc<ServedIndex>>,
-    /// Concurrent [`Store::write_blocking`] calls commit together (see [`batch`]).
-    group: Arc<GroupCommit>,
-    /// "Last seen" times waiting for [`Store::flush_seen`] (see [`seen`]).
-    seen: Arc<Seen>,
-    /// The update path's reads, memoised while the served index is current (see [`memo`]).
-    memos: Arc<Memos>,
 }
 
 impl Store {
@@ -193,12 +171,8 @@ impl Store {
             )?;
             migrate(&mut conn)?;
         }
-        let touches = Arc::new(Touches::default());
-        let watched = Arc::clone(&touches);
-        let manager = SqliteConnectionManager::file(path).with_init(move |conn| {
-            configure_connection(conn, busy_timeout, synchronous)?;
-            watched.watch(conn)
-        });
+        let manager = SqliteConnectionManager::file(path)
+            .with_init(move |conn| configure_connection(conn, busy_timeout, synchronous));
         let pool = r2d2::Pool::builder()
             .max_size(options.max_connections.max(1))
             .min_idle(Some(1))
@@ -213,45 +187,24 @@ impl Store {
             pool,
             path: path.to_path_buf(),
             options: options.clone(),
-            touches,
-            index: None,
-            group: Arc::default(),
-            seen: Arc::default(),
-            memos: Arc::default(),
         })
     }
 
-    /// Loads the served index (`serve` does; the CLI does not): lookups through
-    /// [`Store::read_served`] then come from memory. Without a WAL index to watch, it warns and
-    /// lookups keep reading SQLite.
-    pub fn with_served_index(mut self) -> Result<Self, StoreError> {
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A new connection outside the pool, set up like the pooled ones (for a reader that keeps
+    /// one of its own).
+    pub fn connect(&self) -> Result<Connection, StoreError> {
         let mut conn = Connection::open(&self.path)?;
         configure_connection(
             &mut conn,
             self.options.busy_timeout,
             self.options.synchronous,
         )?;
-        match ServedIndex::open(&self.path, conn, Arc::clone(&self.touches)) {
-            Ok(index) => self.index = Some(Arc::new(index)),
-            Err(StoreError::Create(error)) => {
-                tracing::warn!(%error, "no served index: lookups read SQLite");
-            }
-            Err(error) => return Err(error),
-        }
-        Ok(self)
-    }
-
-    /// Runs `operation` on what lookups read: the served index when it is current, else a
-    /// pooled connection.
-    pub fn read_served<T>(
-        &self,
-        operation: impl FnOnce(&dyn ServedView) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        if let Some(state) = self.index.as_ref().and_then(ServedIndex::snapshot) {
-            return operation(&*state);
-        }
-        let conn = self.pool.get_timeout(POOL_WAIT)?;
-        operation(&*conn)
+        Ok(conn)
     }
 
     /// Runs `operation` on a pooled connection, outside any explicit transaction.
@@ -269,6 +222,16 @@ impl Store {
         operation(&conn)
     }
 
+    /// Runs `operation` on a pooled connection it may open a transaction on (for a writer that
+    /// manages its own).
+    pub fn with_connection<T>(
+        &self,
+        operation: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.pool.get()?;
+        operation(&mut conn)
+    }
+
     /// Runs `operation` inside one `BEGIN IMMEDIATE` transaction and commits it. When
     /// `operation` fails nothing it did remains.
     ///
@@ -279,114 +242,11 @@ impl Store {
         operation: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.pool.get()?;
-        if let Some(index) = &self.index {
-            return index.write(&mut conn, operation);
-        }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = operation(&tx)?;
         tx.commit()?;
         Ok(value)
     }
-
-    /// A stamp for the memoised reads of one request ([`Store::find_key`],
-    /// [`Store::owned_domains`]), taken before them: one look at SQLite's commit counter
-    /// (a system call) per request instead of one per read. The reads it vouches for are as
-    /// of the moment it was taken; a change committed later is concurrent with the request.
-    pub fn read_stamp(&self) -> ReadStamp {
-        ReadStamp(self.memo_stamp())
-    }
-
-    /// The API key with hash `hash` and its owner ([`keys::find_key_by_hash`]), memoised in
-    /// `serve` (unknown hashes are not kept).
-    pub fn find_key(
-        &self,
-        hash: &str,
-        stamp: ReadStamp,
-    ) -> Result<Option<(ApiKey, User)>, StoreError> {
-        self.memos.keys.get_or_read(
-            hash.to_string(),
-            stamp.0,
-            || self.read(|conn| keys::find_key_by_hash(conn, hash)),
-            Option::is_some,
-        )
-    }
-
-    /// The domains of `user_id` at `fqdn` ([`domains::find_owned_domains`]), memoised in
-    /// `serve`. For decisions that a write re-checks inside its transaction.
-    pub fn owned_domains(
-        &self,
-        user_id: i64,
-        fqdn: &str,
-        stamp: ReadStamp,
-    ) -> Result<Vec<Domain>, StoreError> {
-        self.memos.owned.get_or_read(
-            (user_id, fqdn.to_string()),
-            stamp.0,
-            || self.read(|conn| domains::find_owned_domains(conn, user_id, fqdn)),
-            |_| true,
-        )
-    }
-
-    /// Whether this process's view of the database is broken beyond repair while it runs: its
-    /// `-shm` file was deleted or replaced (by hand, or a tool), so other processes (the CLI,
-    /// `sqlite3`) open another one. Their commits would then go unseen here, and writers on
-    /// both sides would no longer exclude each other: only closing every connection (a
-    /// restart) joins the others again. `serve` checks this every second.
-    pub fn shm_replaced(&self) -> bool {
-        self.index
-            .as_ref()
-            .is_some_and(|index| index.shm_replaced())
-    }
-
-    /// The served index's stamp for memoised reads; `None` without an index or while it is
-    /// not current.
-    fn memo_stamp(&self) -> Option<served::Stamp> {
-        self.index.as_ref().and_then(ServedIndex::stamp)
-    }
-
-    /// Notes that API key `key_id` (if any) was used and `domain_ids` were checked at `now`,
-    /// for the next [`Store::flush_seen`].
-    pub fn note_seen(&self, key_id: Option<i64>, domain_ids: &[i64], now: &str) {
-        self.seen.note(key_id, domain_ids, now);
-    }
-
-    /// Notes the state of an abuse episode of `user_id`'s `host`, for the next
-    /// [`Store::flush_seen`] (a flood of refused requests costs one row write a second).
-    pub fn note_abuse(&self, user_id: i64, host: &str, episode: &abuse::Episode) {
-        self.seen.note_abuse(user_id, host, episode);
-    }
-
-    /// Writes the noted "last seen" times and abuse episodes in one transaction; on failure
-    /// they stay noted.
-    pub async fn flush_seen(&self) -> Result<(), StoreError> {
-        let Some(pending) = self.seen.take() else {
-            return Ok(());
-        };
-        let pending = Arc::new(pending);
-        let written = Arc::clone(&pending);
-        let result = self.write_blocking(move |tx| written.write(tx)).await;
-        if result.is_err() {
-            self.seen
-                .restore(Arc::into_inner(pending).unwrap_or_default());
-        }
-        result
-    }
-
-    /// [`Store::write`] for async callers, on the store's writer thread: writes that arrive
-    /// together share one transaction and one commit, each in a savepoint of its own (see
-    /// `batch`). Each returns after the commit that holds it.
-    pub async fn write_blocking<T: Send + 'static>(
-        &self,
-        operation: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        self.group.write(self, operation).await
-    }
-}
-
-/// Locks `mutex`, ignoring poisoning: the store's in-memory state behind mutexes (queues, maps
-/// of times or memos) stays consistent even if a holder panicked.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Creates `path` empty with mode 0600 if it does not exist. The file holds password hashes;
@@ -468,10 +328,6 @@ fn not_a_database(error: rusqlite::Error) -> StoreError {
     }
 }
 
-/// See [`Store::read_stamp`]: what one request's memoised reads are checked against.
-#[derive(Debug, Clone, Copy)]
-pub struct ReadStamp(Option<served::Stamp>);
-
 /// The longest a read waits for a pooled connection (reads run inline on async workers).
 const POOL_WAIT: Duration = Duration::from_millis(250);
 
@@ -529,7 +385,7 @@ fn conflict_on_unique(error: rusqlite::Error, message: impl FnOnce() -> String) 
 
 /// An in-memory database with the schema applied, for the submodules' tests.
 #[cfg(test)]
-fn test_connection() -> Connection {
+pub(crate) fn test_connection() -> Connection {
     let mut conn = Connection::open_in_memory().expect("in-memory SQLite");
     conn.pragma_update(None, "foreign_keys", "ON").unwrap();
     migrate(&mut conn).expect("migrations apply");
@@ -539,7 +395,7 @@ fn test_connection() -> Connection {
 /// Zone `dyn.example` (name server `ns.example`, default timers) on `conn`, for the
 /// submodules' tests; returns its id.
 #[cfg(test)]
-fn test_zone(conn: &Connection) -> i64 {
+pub(crate) fn test_zone(conn: &Connection) -> i64 {
     let name = |text: &str| {
         text.parse::<crate::model::DomainName>()
             .expect("a valid name")
@@ -587,7 +443,11 @@ mod test {
             })
             .unwrap();
         assert_eq!(mode, "wal");
-        assert_eq!(version, 2, "every migration of schema.sql");
+        assert_eq!(
+            version,
+            i64::try_from(schema::migrations().len()).unwrap(),
+            "every migration of schema.sql"
+        );
         assert_eq!(foreign_keys, 1);
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();

@@ -61,7 +61,7 @@ impl Zone {
     }
 
     /// The records the zone row itself holds: the SOA, then the apex NS set.
-    pub(super) fn apex_records(&self) -> Vec<ServedRecord> {
+    pub fn apex_records(&self) -> Vec<ServedRecord> {
         let record = |record_type: &str, content: String| ServedRecord {
             name: self.name.clone(),
             record_type: record_type.to_string(),
@@ -95,57 +95,105 @@ pub fn records_at(
     Ok(records)
 }
 
-/// The records at `name` in zone `zone_id` that rows of their own hold: static records (in the
-/// order they were added), then DDNS addresses (by type). The apex SOA and NS come from the
-/// zone row, see [`records_at`].
-pub(super) fn stored_records_at(
+/// The records at `name` in zone `zone_id` that rows of their own hold (see [`each_stored`]).
+/// The apex SOA and NS come from the zone row, see [`records_at`].
+pub fn stored_records_at(
     conn: &Connection,
     zone_id: i64,
     name: &str,
 ) -> Result<Vec<ServedRecord>, StoreError> {
     let mut records = Vec::new();
-    let mut statics = conn.prepare_cached(
-        "SELECT name, type, content, ttl FROM records WHERE zone_id = ?1 AND name = ?2 ORDER BY id",
-    )?;
-    for record in statics.query_map(params![zone_id, name], static_from_row)? {
-        records.push(record?);
-    }
-    let mut dynamic = conn.prepare_cached(
-        "SELECT d.fqdn, d.record_type, d.ip, u.plan
-         FROM domains d JOIN users u ON u.id = d.user_id
-         WHERE d.zone_id = ?1 AND d.fqdn = ?2 AND d.ip IS NOT NULL
-         ORDER BY d.record_type",
-    )?;
-    for record in dynamic.query_map(params![zone_id, name], dynamic_from_row)? {
-        records.push(record?);
-    }
+    each_stored(conn, Scope::Name { zone_id, name }, |_, record| {
+        records.push(record);
+    })?;
     Ok(records)
 }
 
-/// The whole zone, for AXFR: the SOA first, then the apex NS set, static records and DDNS
-/// addresses, each by name.
+/// The whole zone, for AXFR: the SOA first, then the apex NS set, then the stored records
+/// (see [`each_stored`]).
 pub fn zone_records(conn: &Connection, zone: &Zone) -> Result<Vec<ServedRecord>, StoreError> {
     let mut records = zone.apex_records();
-    let mut statics = conn.prepare_cached(
-        "SELECT name, type, content, ttl FROM records WHERE zone_id = ?1 ORDER BY name, type, id",
-    )?;
-    for record in statics.query_map([zone.id], static_from_row)? {
-        records.push(record?);
-    }
-    let mut dynamic = conn.prepare_cached(
-        "SELECT d.fqdn, d.record_type, d.ip, u.plan
-         FROM domains d JOIN users u ON u.id = d.user_id
-         WHERE d.zone_id = ?1 AND d.ip IS NOT NULL
-         ORDER BY d.fqdn, d.record_type",
-    )?;
-    for record in dynamic.query_map([zone.id], dynamic_from_row)? {
-        records.push(record?);
-    }
+    each_stored(conn, Scope::Zone(zone.id), |_, record| records.push(record))?;
     Ok(records)
+}
+
+/// Which stored records [`each_stored`] reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Every zone (the served index loads so).
+    All,
+    /// One zone (a listing for AXFR).
+    Zone(i64),
+    /// One name of one zone (a lookup, or a change to re-read).
+    Name {
+        /// The zone's row id.
+        zone_id: i64,
+        /// The owner name.
+        name: &'a str,
+    },
+}
+
+/// What DNS answers from rows of their own, in one place, for every reader (lookups on SQLite,
+/// the served index's load and its deltas, zone listings): static records, then the DDNS
+/// addresses that have one, with the TTL of their owner's plan. Hands each to `each` with its
+/// zone's id, statics first, then DDNS; at any one name, statics in the order they were added
+/// and DDNS by type, so that readers which group by name keep that order without sorting.
+pub fn each_stored(
+    conn: &Connection,
+    scope: Scope<'_>,
+    mut each: impl FnMut(i64, ServedRecord),
+) -> Result<(), StoreError> {
+    macro_rules! statics {
+        ($tail:literal) => {
+            concat!(
+                "SELECT name, type, content, ttl, zone_id FROM records",
+                $tail
+            )
+        };
+    }
+    macro_rules! dynamic {
+        ($tail:literal) => {
+            concat!(
+                "SELECT d.fqdn, d.record_type, d.ip, u.plan, d.zone_id
+                 FROM domains d JOIN users u ON u.id = d.user_id WHERE d.ip IS NOT NULL",
+                $tail
+            )
+        };
+    }
+    let (statics, dynamic) = match scope {
+        Scope::All => (
+            statics!(" ORDER BY name, id"),
+            dynamic!(" ORDER BY d.fqdn, d.record_type"),
+        ),
+        Scope::Zone(_) => (
+            statics!(" WHERE zone_id = ?1 ORDER BY name, id"),
+            dynamic!(" AND d.zone_id = ?1 ORDER BY d.fqdn, d.record_type"),
+        ),
+        Scope::Name { .. } => (
+            statics!(" WHERE zone_id = ?1 AND name = ?2 ORDER BY id"),
+            dynamic!(" AND d.zone_id = ?1 AND d.fqdn = ?2 ORDER BY d.record_type"),
+        ),
+    };
+    let params: Vec<&dyn rusqlite::ToSql> = match &scope {
+        Scope::All => vec![],
+        Scope::Zone(zone_id) => vec![zone_id],
+        Scope::Name { zone_id, name } => vec![zone_id, name],
+    };
+    for (sql, from_row) in [
+        (statics, static_from_row as fn(&rusqlite::Row<'_>) -> _),
+        (dynamic, dynamic_from_row),
+    ] {
+        let mut statement = conn.prepare_cached(sql)?;
+        let mut rows = statement.query(params.as_slice())?;
+        while let Some(row) = rows.next()? {
+            each(row.get(4)?, from_row(row)?);
+        }
+    }
+    Ok(())
 }
 
 /// Reads a static record row (`name, type, content, ttl`).
-pub(super) fn static_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ServedRecord> {
+fn static_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ServedRecord> {
     Ok(ServedRecord {
         name: row.get(0)?,
         record_type: row.get(1)?,
@@ -156,7 +204,7 @@ pub(super) fn static_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Serve
 }
 
 /// Reads a DDNS row (`fqdn, record_type, ip, plan`); the TTL follows the plan.
-pub(super) fn dynamic_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ServedRecord> {
+fn dynamic_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ServedRecord> {
     let plan: String = row.get(3)?;
     let plan: Plan = plan.parse().map_err(|error: String| {
         rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, error.into())

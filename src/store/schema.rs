@@ -17,7 +17,7 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 const MARKER: &str = "-- migration ";
 
 /// The migrations of [`SCHEMA`], oldest first.
-fn migrations() -> Vec<&'static str> {
+pub(super) fn migrations() -> Vec<&'static str> {
     let mut migrations = Vec::new();
     let mut start = 0;
     let mut offset = 0;

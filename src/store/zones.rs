@@ -223,8 +223,18 @@ pub fn find_enclosing_zone(conn: &Connection, name: &str) -> Result<Option<Zone>
     })
 }
 
+/// How many domains each zone holds, by zone id (for sizing what is loaded).
+pub fn domain_counts(conn: &Connection) -> Result<Vec<(i64, usize)>, StoreError> {
+    let mut statement = conn.prepare("SELECT zone_id, count(*) FROM domains GROUP BY zone_id")?;
+    let counts = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)?)))?
+        .map(|row| row.map(|(id, count)| (id, usize::try_from(count).unwrap_or(0))))
+        .collect::<Result<_, _>>()?;
+    Ok(counts)
+}
+
 /// The first of `name` and its parents, nearest first, for which `find` finds something.
-pub(super) fn nearest_suffix<T>(
+pub fn nearest_suffix<T>(
     name: &str,
     mut find: impl FnMut(&str) -> Result<Option<T>, StoreError>,
 ) -> Result<Option<T>, StoreError> {

@@ -2,7 +2,7 @@
 //! name), so that a router repeating its address costs no SQLite statement at all.
 //!
 //! An entry is only as good as the moment it was read: each carries the served index's stamp
-//! from just before its read (see [`ServedIndex::stamp`](super::served::ServedIndex::stamp)),
+//! from just before its read (see `ServedIndex::stamp`),
 //! and is used only while the stamp is unchanged. Any commit by another process (a key revoked
 //! or a user disabled with the admin CLI) moves the stamp once the index notices it, which is
 //! at the next read; any write of this process that touches a domain moves it at that write.
@@ -12,11 +12,12 @@ use std::hash::Hash;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
-use super::domains::Domain;
-use super::keys::ApiKey;
-use super::served::Stamp;
-use super::users::User;
-use super::{StoreError, lock};
+use super::index::Stamp;
+use super::lock;
+use crate::store::StoreError;
+use crate::store::domains::Domain;
+use crate::store::keys::ApiKey;
+use crate::store::users::User;
 
 /// Entries kept per memo: the routers active in the last few minutes, roughly.
 const CAPACITY: NonZeroUsize = NonZeroUsize::new(16_384).expect("not zero");

@@ -15,7 +15,8 @@ use std::sync::{Mutex, OnceLock};
 use rusqlite::Transaction;
 use tokio::sync::oneshot;
 
-use super::{Store, StoreError, lock};
+use super::{Committer, lock};
+use crate::store::StoreError;
 
 /// Most operations in one transaction: bounds the time the write lock is held.
 const MAX_BATCH: usize = 256;
@@ -80,15 +81,18 @@ impl std::fmt::Debug for GroupCommit {
 }
 
 impl GroupCommit {
-    /// Queues `operation` for the writer thread of `store` and waits for its commit.
+    /// Queues `operation` for the writer thread (started with `committer` on first use) and
+    /// waits for its commit.
     pub(super) async fn write<T: Send + 'static>(
         &self,
-        store: &Store,
+        committer: Committer,
         operation: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (reply, receiver) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(Pending { operation, reply });
-        let queue = self.queue.get_or_init(|| Mutex::new(start_writer(store)));
+        let queue = self
+            .queue
+            .get_or_init(|| Mutex::new(start_writer(committer)));
         lock(queue)
             .send(job)
             .map_err(|_| StoreError::Task("the writer thread has stopped".into()))?;
@@ -98,23 +102,19 @@ impl GroupCommit {
     }
 }
 
-/// Starts the writer thread over a copy of `store` without a queue of its own, so the thread
-/// ends when the last handle on the original queue is dropped.
-fn start_writer(store: &Store) -> Sender<Box<dyn Job>> {
+/// Starts the writer thread, which ends when the queue's sender (held by the `GroupCommit`)
+/// is dropped.
+fn start_writer(committer: Committer) -> Sender<Box<dyn Job>> {
     let (sender, receiver) = channel();
-    let store = Store {
-        group: Default::default(),
-        ..store.clone()
-    };
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run_writer(&store, &receiver))
+        .spawn(move || run_writer(&committer, &receiver))
         .expect("the writer thread starts");
     sender
 }
 
 /// Commits batches until every sender is gone.
-fn run_writer(store: &Store, receiver: &Receiver<Box<dyn Job>>) {
+fn run_writer(committer: &Committer, receiver: &Receiver<Box<dyn Job>>) {
     while let Ok(first) = receiver.recv() {
         let mut jobs = vec![first];
         jobs.extend(receiver.try_iter().take(MAX_BATCH - 1));
@@ -123,7 +123,7 @@ fn run_writer(store: &Store, receiver: &Receiver<Box<dyn Job>>) {
         // A panicking operation must not take the writer thread down with it: the transaction
         // rolls back as the panic unwinds, and the batch fails like any other failed batch.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            store.write(|tx| {
+            committer.write(|tx| {
                 for job in jobs.by_ref() {
                     finishers.push(job.run(tx)?);
                 }
@@ -168,6 +168,7 @@ mod test {
     use std::time::Duration;
 
     use crate::model::Plan;
+    use crate::served::Served;
     use crate::store::users::insert_user;
     use crate::store::{Store, StoreError, StoreOptions};
 
@@ -187,13 +188,14 @@ mod test {
     async fn concurrent_writes_commit_together_and_fail_alone() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db"), &StoreOptions::default()).unwrap();
+        let served = Served::without_index(store.clone());
         let writes = (0..100).map(|i| {
-            let store = store.clone();
+            let (store, served) = (store.clone(), served.clone());
             tokio::spawn(async move {
                 let name = format!("user{i}");
                 let written = name.clone();
-                let result = store
-                    .write_blocking(move |tx| {
+                let result = served
+                    .write(move |tx| {
                         insert_user(
                             tx,
                             &written,
@@ -227,16 +229,17 @@ mod test {
     async fn a_panicking_write_fails_alone_and_the_writer_goes_on() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db"), &StoreOptions::default()).unwrap();
-        let panicking = store
-            .write_blocking(|tx| -> Result<(), StoreError> {
+        let served = Served::without_index(store.clone());
+        let panicking = served
+            .write(|tx| -> Result<(), StoreError> {
                 insert_user(tx, "ghost", "g@example.com", "$x", Plan::Free, "t")?;
                 panic!("a bug in an operation")
             })
             .await;
         assert!(panicking.is_err());
         assert_eq!(user_count(&store, "ghost"), 0, "rolled back");
-        store
-            .write_blocking(|tx| insert_user(tx, "carol", "c@example.com", "$x", Plan::Free, "t"))
+        served
+            .write(|tx| insert_user(tx, "carol", "c@example.com", "$x", Plan::Free, "t"))
             .await
             .expect("the writer thread survived");
         assert_eq!(user_count(&store, "carol"), 1);
@@ -251,15 +254,14 @@ mod test {
         };
         let path = dir.path().join("t.db");
         let store = Store::open(&path, &options).unwrap();
+        let served = Served::without_index(store.clone());
         let blocker = rusqlite::Connection::open(&path).unwrap();
         blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
         let add = |name: &'static str| {
-            let store = store.clone();
+            let served = served.clone();
             async move {
-                store
-                    .write_blocking(move |tx| {
-                        insert_user(tx, name, "x@example.com", "$x", Plan::Free, "t")
-                    })
+                served
+                    .write(move |tx| insert_user(tx, name, "x@example.com", "$x", Plan::Free, "t"))
                     .await
             }
         };

@@ -3,7 +3,7 @@
 //!
 //! Most update requests change nothing: a router sends the address it already has. Those are
 //! answered from a read, and the times they leave behind are noted here and written by
-//! [`Store::flush_seen`](super::Store::flush_seen) in one transaction (`serve` flushes every
+//! [`Served::flush_seen`](super::Served::flush_seen) in one transaction (`serve` flushes every
 //! second and at shutdown). A crash can lose up to that much of these times, never an address
 //! or an audit row: every change of an address is written before it is answered. An abuse
 //! episode's refusals come in floods, so they are noted here too: one row write per flagged
@@ -14,15 +14,19 @@ use std::sync::Mutex;
 
 use rusqlite::Connection;
 
-use super::abuse::{Episode, record_episode};
-use super::domains::touch_checked;
-use super::keys::touch_key;
-use super::{StoreError, lock};
+use super::lock;
+use crate::store::StoreError;
+use crate::store::abuse::{Episode, record_episode};
+use crate::store::changes::LogPosition;
+use crate::store::domains::touch_checked;
+use crate::store::keys::touch_key;
 
 /// The times noted since the last flush.
 #[derive(Debug, Default)]
 pub(super) struct Seen {
     pending: Mutex<Pending>,
+    /// How far the served-change log was last forgotten (see `Served::flush_seen`).
+    forgotten: Mutex<LogPosition>,
 }
 
 /// Newest time per row.
@@ -72,6 +76,23 @@ impl Seen {
         lock(&self.pending)
             .episodes
             .insert((user_id, host.to_string(), episode.started_at), *episode);
+    }
+
+    /// Whether the change log up to `applied` is still to be forgotten; if so, it counts as
+    /// forgotten from now (see [`Seen::forget_failed`]).
+    pub(super) fn forget_upto(&self, applied: LogPosition) -> bool {
+        let mut forgotten = lock(&self.forgotten);
+        if applied > *forgotten {
+            *forgotten = applied;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The last forgetting failed: try again at the next flush.
+    pub(super) fn forget_failed(&self) {
+        *lock(&self.forgotten) = LogPosition::default();
     }
 
     /// Takes everything noted so far; `None` when there is nothing.

@@ -1,0 +1,505 @@
+//! The served index: what the PowerDNS backend's `lookup` answers, held in memory, and never
+//! behind what SQLite has committed.
+//!
+//! Why: pdns asks three or four lookups per DNS query when its caches are off, and three
+//! SQLite statements per lookup cost more than the rest of the remote-backend round trip
+//! together (BENCHMARKS.md). So `serve` keeps the zones and every record at a name in a hash
+//! map, loaded at start-up, and answers lookups from it. SQLite stays the one source of truth;
+//! the index is a read model of it, and only lookups read it.
+//!
+//! How it stays exact, with writers in this process and in others (the admin CLI, `sqlite3`):
+//! * SQLite counts commits in the WAL-index header (see [`ChangeCounter`]). The index
+//!   remembers the count it reflects (`validated`); a lookup first compares the two: one
+//!   system call.
+//! * Every change to what DNS answers is logged by triggers in its own transaction
+//!   (`store::changes`), whoever makes it. The index remembers the log position it reflects.
+//! * Writes of this process go through [`ServedIndex::write`]: under one mutex, it notes the
+//!   count after `BEGIN IMMEDIATE` (no one else can commit until we do), lets the operation
+//!   run, reads the log rows it added and the rows they name from inside the transaction,
+//!   commits, and applies that to the map before the caller can answer anyone. If the count
+//!   moved by exactly our commit, the map is current again.
+//! * Any other commit (the CLI, `sqlite3`) leaves the count ahead of `validated`: lookups then
+//!   read SQLite directly, which is always current, while a background thread catches up: it
+//!   reads the log after its position and re-reads only the names it lists (milliseconds,
+//!   whatever the size of the index). Only what a delta cannot express reloads everything: a
+//!   schema change, a log that does not continue (a restored file), or a change of more than
+//!   [`MAX_DELTA`] names.
+//!
+//! If the `-shm` file cannot be read as a WAL index (no WAL on this file system), there is no
+//! index and every lookup reads SQLite.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use super::counter::ChangeCounter;
+use super::lock;
+use super::state::{Delta, ServedState};
+use crate::store::StoreError;
+use crate::store::changes::{LogPosition, Since, changes_since};
+
+/// Most changes applied as a delta; more reload everything (a bulk edit by hand).
+pub(super) const MAX_DELTA: usize = 10_000;
+
+/// What memoised reads are checked against (see `served::memo`): the number of catch-ups
+/// (each may follow any change by another writer), and of this process's writes that changed
+/// what is served, both as of a moment the index was current.
+pub(super) type Stamp = (u64, u64);
+
+/// No commit count: `expected` when no write of ours is in flight.
+const NONE: u64 = u64::MAX;
+
+/// The in-memory read model of the served records; see the module docs.
+#[derive(Debug)]
+pub(super) struct ServedIndex {
+    state: RwLock<ServedState>,
+    counter: ChangeCounter,
+    /// The commit count `state` reflects.
+    validated: AtomicU64,
+    /// The count our in-flight commit will produce: the state is not stale for it, since no
+    /// one has been answered about that write yet.
+    expected: AtomicU64,
+    /// The change-log position `state` reflects; written only under `writer`.
+    position: AtomicI64,
+    /// SQLite's `schema_version` when `state` was loaded; written only under `writer`.
+    schema: AtomicI64,
+    /// Serialises this process's writes with each other and with catch-ups.
+    writer: Mutex<()>,
+    /// A catch-up thread is running.
+    catching_up: AtomicBool,
+    /// Catch-ups so far.
+    catch_ups: AtomicU64,
+    /// Writes of this process that changed (or may have changed) what is served.
+    served_writes: AtomicU64,
+    /// A connection of the index's own, for catch-ups. Also keeps the `-shm` file open.
+    conn: Mutex<Connection>,
+}
+
+impl ServedIndex {
+    /// Loads the index from `conn` (a connection to `database`, kept for catch-ups).
+    pub(super) fn open(database: &Path, conn: Connection) -> Result<Self, StoreError> {
+        // A read makes SQLite create and initialise the -shm file before we read it.
+        conn.query_row("SELECT count(*) FROM zones", [], |_| Ok(()))?;
+        let counter = ChangeCounter::open(database).map_err(StoreError::Create)?;
+        let index = Self {
+            state: RwLock::new(ServedState::default()),
+            counter,
+            validated: AtomicU64::new(NONE),
+            expected: AtomicU64::new(NONE),
+            position: AtomicI64::new(0),
+            schema: AtomicI64::new(-1),
+            writer: Mutex::new(()),
+            catching_up: AtomicBool::new(false),
+            catch_ups: AtomicU64::new(0),
+            served_writes: AtomicU64::new(0),
+            conn: Mutex::new(conn),
+        };
+        let started = Instant::now();
+        index.catch_up()?;
+        let state = index.state.read().unwrap_or_else(|e| e.into_inner());
+        tracing::info!(
+            zones = state.zone_count(),
+            names = state.name_count(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "served index loaded"
+        );
+        drop(state);
+        Ok(index)
+    }
+
+    /// Whether the index reflects every commit so far (or all but our own commit in flight,
+    /// which no one has been answered about yet). If not, asks for a catch-up.
+    fn is_current(self: &Arc<Self>) -> bool {
+        // What the index vouched for before the count is read, and again after: a write of
+        // ours that completes in between moves `validated` past the count just read, and the
+        // count then matches the value from before. (The read is a system call, after which
+        // the thread may be preempted for a while; comparing only with the later value made
+        // update floods look like outside writers and catch up again and again.)
+        let validated_before = self.validated.load(Ordering::Acquire);
+        let expected_before = self.expected.load(Ordering::Acquire);
+        let Some(count) = self.counter.get() else {
+            // The header was unreadable: whatever count comes back once SQLite rebuilds it
+            // says nothing about what the index holds. Only a full reload can vouch for it
+            // again.
+            self.validated.store(NONE, Ordering::Release);
+            self.schema.store(-1, Ordering::Release);
+            self.request_catch_up();
+            return false;
+        };
+        let current = count == validated_before
+            || count == expected_before
+            || count == self.validated.load(Ordering::Acquire)
+            || count == self.expected.load(Ordering::Acquire);
+        if !current {
+            self.request_catch_up();
+        }
+        current
+    }
+
+    /// The index's state if it is current, else `None` (read SQLite).
+    pub(super) fn snapshot(self: &Arc<Self>) -> Option<RwLockReadGuard<'_, ServedState>> {
+        self.is_current()
+            .then(|| self.state.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The stamp for memoised reads if the index is current, else `None` (read SQLite). Taken
+    /// before the read it vouches for.
+    pub(super) fn stamp(self: &Arc<Self>) -> Option<Stamp> {
+        self.is_current().then(|| {
+            (
+                self.catch_ups.load(Ordering::Acquire),
+                self.served_writes.load(Ordering::Acquire),
+            )
+        })
+    }
+
+    /// The change-log position the index reflects: the log up to it may be forgotten.
+    pub(super) fn position(&self) -> LogPosition {
+        LogPosition(self.position.load(Ordering::Acquire))
+    }
+
+    /// Whether the `-shm` file was deleted or replaced under this process (checked now, at
+    /// most once a second): its SQLite connections then share a WAL index no other process
+    /// sees, so they can neither see others' commits nor keep a writer out.
+    pub(super) fn shm_replaced(&self) -> bool {
+        self.counter.is_replaced()
+    }
+
+    /// Starts a background catch-up unless one is running.
+    fn request_catch_up(self: &Arc<Self>) {
+        if self.catching_up.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let index = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("served-catch-up".into())
+            .spawn(move || {
+                if let Err(error) = index.catch_up() {
+                    tracing::error!(%error, "served index: catch-up failed; lookups read SQLite");
+                    // Do not retry in a tight loop; lookups are answered from SQLite meanwhile.
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                index.catching_up.store(false, Ordering::Release);
+            });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "served index: cannot start a catch-up thread");
+            self.catching_up.store(false, Ordering::Release);
+        }
+    }
+
+    /// Brings the index up to what SQLite has committed: the logged changes since its
+    /// position, or everything when a delta cannot say what changed. Holds off this process's
+    /// writes meanwhile (milliseconds for a delta).
+    fn catch_up(&self) -> Result<(), StoreError> {
+        let _writer = lock(&self.writer);
+        let started = Instant::now();
+        let conn = lock(&self.conn);
+        // Read before the snapshot: whatever commits later shows as a newer count. An
+        // unreadable header (a -shm file put back after a truncation) is rebuilt by SQLite at
+        // its next read; no count even then, no index: lookups keep reading SQLite.
+        let count = match self.counter.get() {
+            Some(count) => count,
+            None => {
+                conn.query_row("SELECT count(*) FROM zones", [], |_| Ok(()))?;
+                self.counter.get().ok_or_else(|| {
+                    StoreError::Create(std::io::Error::other(
+                        "the -shm file holds no readable WAL-index header",
+                    ))
+                })?
+            }
+        };
+        let tx = conn.unchecked_transaction()?;
+        let schema: i64 = tx.query_row("PRAGMA schema_version", [], |row| row.get(0))?;
+        let since = if schema == self.schema.load(Ordering::Acquire) {
+            changes_since(&tx, self.position(), MAX_DELTA)?
+        } else {
+            Since::Broken
+        };
+        let (how, names) = match since {
+            Since::Changes { changes, end } => {
+                let delta = Delta::read(&tx, &changes)?;
+                tx.commit()?;
+                self.state
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .apply(delta);
+                self.position.store(end.0, Ordering::Release);
+                ("delta", changes.len())
+            }
+            reason @ (Since::TooMany | Since::Broken) => {
+                drop(tx);
+                let (state, end) = ServedState::load(&conn)?;
+                let names = state.name_count();
+                *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+                self.position.store(end.0, Ordering::Release);
+                self.schema.store(schema, Ordering::Release);
+                (
+                    if reason == Since::TooMany {
+                        "reload (many changes)"
+                    } else {
+                        "reload"
+                    },
+                    names,
+                )
+            }
+        };
+        drop(conn);
+        // Before `validated`: whoever sees the index current again sees the new stamp.
+        let first = self.catch_ups.fetch_add(1, Ordering::AcqRel) == 0;
+        self.validated.store(count, Ordering::Release);
+        if !first {
+            tracing::debug!(
+                how,
+                names,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "served index caught up after a change by another writer"
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs `operation` in one `BEGIN IMMEDIATE` transaction on `conn`, commits it, and brings
+    /// the index up to date before returning.
+    pub(super) fn write<T>(
+        &self,
+        conn: &mut Connection,
+        operation: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _writer = lock(&self.writer);
+        // Before SQLite touches the -shm file: a truncated one is put back first, and the
+        // index stops vouching for itself until a full reload.
+        if self.counter.get().is_none() {
+            self.validated.store(NONE, Ordering::Release);
+            self.schema.store(-1, Ordering::Release);
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // We hold SQLite's write lock: the count cannot move until our commit.
+        // No count (the -shm file unreadable): not in step, so no delta; lookups read SQLite.
+        let before = self.counter.get();
+        let in_step = before.is_some_and(|before| before == self.validated.load(Ordering::Acquire));
+        let before = before.unwrap_or(NONE);
+        let value = operation(&tx)?;
+        // In step, every log row after our position is ours.
+        let delta = if in_step {
+            match changes_since(&tx, self.position(), MAX_DELTA)? {
+                Since::Changes { changes, end } => Some((Delta::read(&tx, &changes)?, end)),
+                Since::TooMany | Since::Broken => None,
+            }
+        } else {
+            None
+        };
+        let next = u64::from((before as u32).wrapping_add(1));
+        if delta.is_some() {
+            self.expected.store(next, Ordering::Release);
+        }
+        let committed = tx.commit();
+        let after = self.counter.get().unwrap_or(NONE);
+        if delta.as_ref().is_none_or(|(delta, _)| !delta.is_empty()) {
+            // Before `validated`, as in `catch_up`.
+            self.served_writes.fetch_add(1, Ordering::AcqRel);
+        }
+        if let (Some((delta, end)), Ok(())) = (delta, &committed) {
+            if after == next {
+                self.state
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .apply(delta);
+                self.position.store(end.0, Ordering::Release);
+                self.validated.store(after, Ordering::Release);
+            }
+            // Else nothing was written (the count did not move, nor did the log), the count
+            // cannot be read, or someone else committed right after us: the count is ahead
+            // and the next lookup asks for a catch-up.
+        }
+        self.expected.store(NONE, Ordering::Release);
+        committed?;
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::model::DomainName;
+    use crate::model::rdata::StaticType;
+    use crate::served::Served;
+    use crate::store::view::ServedView;
+    use crate::store::zones::{SoaTimers, get_zone_by_id, insert_zone};
+    use crate::store::{Store, StoreOptions};
+
+    fn name(text: &str) -> DomainName {
+        text.parse().unwrap()
+    }
+
+    fn add_zone(store: &Store, zone: &str) -> i64 {
+        store
+            .write(|tx| {
+                insert_zone(
+                    tx,
+                    &name(zone),
+                    &[name("ns1.example.net")],
+                    None,
+                    SoaTimers::default(),
+                    "t",
+                )
+            })
+            .unwrap()
+    }
+
+    fn zone_known(served: &Served, zone: &str) -> bool {
+        served
+            .lookup(|view| Ok(view.zone_by_name(zone)?.is_some()))
+            .unwrap()
+    }
+
+    /// A store with the index, zone `dyn.example` with static records, and a user with two
+    /// DDNS domains at one name.
+    fn seeded() -> (tempfile::TempDir, Store, Served) {
+        use crate::model::{Plan, RecordType};
+        use crate::store::domains::insert_domain;
+        use crate::store::records::insert_record;
+        use crate::store::users::insert_user;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), &StoreOptions::default()).unwrap();
+        let zone = add_zone(&store, "dyn.example");
+        store
+            .write(|tx| {
+                let user = insert_user(tx, "alice", "a@example.com", "$phc", Plan::Plus, "t")?;
+                for record_type in [RecordType::Aaaa, RecordType::A] {
+                    insert_domain(tx, &name("home.dyn.example"), user, zone, record_type, "t")?;
+                }
+                tx.execute(
+                    "UPDATE domains SET ip = '2001:db8::1' WHERE record_type = 'AAAA'",
+                    [],
+                )?;
+                tx.execute(
+                    "UPDATE domains SET ip = '192.0.2.1' WHERE record_type = 'A'",
+                    [],
+                )?;
+                let zone = get_zone_by_id(tx, zone)?.unwrap();
+                for (name, record_type, content) in [
+                    ("home.dyn.example", StaticType::Txt, "\"b\""),
+                    ("home.dyn.example", StaticType::Mx, "10 mx.example.net."),
+                    ("dyn.example", StaticType::Mx, "5 mx.example.net."),
+                ] {
+                    insert_record(tx, &zone, name, record_type, content, 300, "t")?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let served = Served::open(store.clone()).unwrap();
+        (dir, store, served)
+    }
+
+    #[test]
+    fn the_index_answers_exactly_what_sqlite_answers() {
+        let (_dir, store, served) = seeded();
+        let index = served.index.as_ref().unwrap();
+        let state = index.snapshot().expect("current after loading");
+        let conn = store.connect().unwrap();
+        for asked in [
+            "dyn.example",
+            "home.dyn.example",
+            "nothing.dyn.example",
+            "x.home.dyn.example",
+        ] {
+            let zone = conn.enclosing_zone(asked).unwrap().unwrap();
+            assert_eq!(state.enclosing_zone(asked).unwrap().unwrap(), zone);
+            assert_eq!(
+                state.records_at(&zone, asked).unwrap(),
+                conn.records_at(&zone, asked).unwrap(),
+                "{asked}"
+            );
+        }
+        let home = state.records_at(&state.zone_by_id(1).unwrap().unwrap(), "home.dyn.example");
+        let types: Vec<String> = home.unwrap().into_iter().map(|r| r.record_type).collect();
+        assert_eq!(
+            types,
+            ["TXT", "MX", "A", "AAAA"],
+            "statics as added, then DDNS by type"
+        );
+        assert!(state.zone_by_name("example").unwrap().is_none());
+        assert!(state.enclosing_zone("other.test").unwrap().is_none());
+    }
+
+    #[test]
+    fn the_daemons_own_writes_keep_the_index_current_without_a_reload() {
+        use crate::model::AuthMethod;
+        use crate::store::audit::ChangeContext;
+        use crate::store::domains::{change_address, find_owned_domains};
+        let (_dir, store, served) = seeded();
+        let index = served.index.as_ref().unwrap();
+        let context = ChangeContext {
+            source_ip: None,
+            peer_ip: None,
+            user_agent: None,
+            auth_method: AuthMethod::Bearer,
+        };
+        for last in 2..5 {
+            let ip: std::net::IpAddr = format!("192.0.2.{last}").parse().unwrap();
+            served
+                .committer()
+                .write(|tx| {
+                    let owned = find_owned_domains(tx, 1, "home.dyn.example")?;
+                    let a = owned
+                        .iter()
+                        .find(|d| d.record_type.as_str() == "A")
+                        .unwrap();
+                    change_address(tx, a, ip, &context, "t")
+                })
+                .unwrap();
+            let state = index.snapshot().expect("in step: no reload, no SQL");
+            let zone = state.zone_by_id(1).unwrap().unwrap();
+            let records = state.records_at(&zone, "home.dyn.example").unwrap();
+            assert!(records.iter().any(|r| r.content == ip.to_string()));
+            let serial: u32 = store
+                .read(|conn| Ok(conn.query_row("SELECT serial FROM zones", [], |r| r.get(0))?))
+                .unwrap();
+            assert_eq!(zone.serial, serial, "the SOA serial follows");
+        }
+    }
+
+    #[test]
+    fn a_write_around_the_index_is_noticed_and_caught_up() {
+        let (_dir, store, served) = seeded();
+        let index = served.index.as_ref().unwrap();
+        // A statement on a connection of the plain store, as the CLI or `sqlite3` would: the
+        // index learns of it from the commit counter and the change log.
+        store
+            .read(|conn| Ok(conn.execute("DELETE FROM records WHERE type = 'MX'", [])?))
+            .unwrap();
+        assert!(index.snapshot().is_none(), "stale: lookups read SQLite");
+        let fresh = served
+            .lookup(|view| {
+                let zone = view.zone_by_id(1)?.unwrap();
+                view.records_at(&zone, "dyn.example")
+            })
+            .unwrap();
+        assert!(fresh.iter().all(|r| r.record_type != "MX"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let state = loop {
+            if let Some(state) = index.snapshot() {
+                break state;
+            }
+            assert!(Instant::now() < deadline, "the reload never finished");
+            std::thread::yield_now();
+        };
+        let zone = state.zone_by_id(1).unwrap().unwrap();
+        let records = state.records_at(&zone, "dyn.example").unwrap();
+        assert!(records.iter().all(|r| r.record_type != "MX"));
+    }
+
+    #[test]
+    fn another_writers_commit_is_seen_by_the_next_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let served = Served::open(Store::open(&path, &StoreOptions::default()).unwrap()).unwrap();
+        assert!(served.index.is_some());
+        let cli = Store::open(&path, &StoreOptions::default()).unwrap();
+        add_zone(&cli, "a.example");
+        assert!(zone_known(&served, "a.example"));
+    }
+}

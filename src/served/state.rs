@@ -1,0 +1,261 @@
+//! The served index's content: every zone and every stored record, by name, kept compact (a
+//! million names are a million entries), and how it is loaded and changed.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use rusqlite::Connection;
+
+use crate::model::rdata::StaticType;
+use crate::store::StoreError;
+use crate::store::changes::{Change, LogPosition, log_end};
+use crate::store::records::{RecordSource, Scope, ServedRecord, each_stored, stored_records_at};
+use crate::store::view::ServedView;
+use crate::store::zones::{Zone, domain_counts, get_zone_by_id, list_zones, nearest_suffix};
+
+/// A record type: the known ones take no allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Known(StaticType),
+    Other(Box<str>),
+}
+
+impl Kind {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Known(known) => known.as_str(),
+            Self::Other(other) => other,
+        }
+    }
+}
+
+/// Record content: addresses inline (most of the index), anything else as text.
+#[derive(Debug, Clone)]
+enum Content {
+    Ip(IpAddr),
+    Text(Box<str>),
+}
+
+/// One record in the index; its owner name is the map key. Kept small: a million names are
+/// a million of these.
+#[derive(Debug, Clone)]
+struct Entry {
+    record_type: Kind,
+    content: Content,
+    /// TTL in seconds.
+    ttl: u32,
+    /// Static record or DDNS address.
+    source: RecordSource,
+}
+
+impl Entry {
+    fn from_record(record: ServedRecord) -> Self {
+        let record_type = match record.record_type.parse::<StaticType>() {
+            Ok(known) => Kind::Known(known),
+            Err(_) => Kind::Other(record.record_type.into_boxed_str()),
+        };
+        // Inline only when the text comes back exactly as stored.
+        let content = match record.content.parse::<IpAddr>() {
+            Ok(ip) if ip.to_string() == record.content => Content::Ip(ip),
+            _ => Content::Text(record.content.into_boxed_str()),
+        };
+        Self {
+            record_type,
+            content,
+            ttl: record.ttl,
+            source: record.source,
+        }
+    }
+
+    fn to_record(&self, name: &str) -> ServedRecord {
+        ServedRecord {
+            name: name.to_string(),
+            record_type: self.record_type.as_str().to_string(),
+            content: match &self.content {
+                Content::Ip(ip) => ip.to_string(),
+                Content::Text(text) => text.to_string(),
+            },
+            ttl: self.ttl,
+            source: self.source,
+        }
+    }
+}
+
+/// One zone in the index: its row and the records below it.
+#[derive(Debug)]
+struct ZoneEntry {
+    zone: Zone,
+    names: HashMap<Box<str>, Vec<Entry>>,
+}
+
+/// The index's content: every zone and every stored record, by name.
+#[derive(Debug, Default)]
+pub(super) struct ServedState {
+    /// Zones by row id.
+    zones: HashMap<i64, ZoneEntry>,
+    /// Zone row ids by apex name.
+    ids: HashMap<String, i64>,
+}
+
+impl ServedState {
+    /// Reads everything in one read transaction of `conn`, through the queries that define
+    /// what is served ([`each_stored`]), and the change log's end as of that snapshot.
+    ///
+    /// Built in place, in the final maps, with one-element vectors for the usual one record
+    /// per name: building twice or letting vectors grow would double the peak at a million
+    /// names, and the allocator keeps the peak.
+    pub(super) fn load(conn: &Connection) -> Result<(Self, LogPosition), StoreError> {
+        let tx = conn.unchecked_transaction()?;
+        let mut state = Self::default();
+        for zone in list_zones(&tx)? {
+            state.ids.insert(zone.name.clone(), zone.id);
+            state.zones.insert(
+                zone.id,
+                ZoneEntry {
+                    zone,
+                    names: HashMap::new(),
+                },
+            );
+        }
+        for (zone_id, count) in domain_counts(&tx)? {
+            if let Some(entry) = state.zones.get_mut(&zone_id) {
+                entry.names.reserve(count);
+            }
+        }
+        each_stored(&tx, Scope::All, |zone_id, mut record| {
+            let Some(zone) = state.zones.get_mut(&zone_id) else {
+                return;
+            };
+            let name = std::mem::take(&mut record.name);
+            let entry = Entry::from_record(record);
+            match zone.names.get_mut(name.as_str()) {
+                Some(entries) => entries.push(entry),
+                None => {
+                    // Exactly one slot: the usual one record per name.
+                    zone.names.insert(name.into_boxed_str(), vec![entry]);
+                }
+            }
+        })?;
+        let end = log_end(&tx)?;
+        tx.commit()?;
+        for zone in state.zones.values_mut() {
+            for entries in zone.names.values_mut().filter(|entries| entries.len() > 1) {
+                entries.shrink_to_fit();
+            }
+        }
+        Ok((state, end))
+    }
+
+    /// How many zones.
+    pub(super) fn zone_count(&self) -> usize {
+        self.zones.len()
+    }
+
+    /// How many names hold records, over all zones.
+    pub(super) fn name_count(&self) -> usize {
+        self.zones.values().map(|zone| zone.names.len()).sum()
+    }
+
+    /// Applies what changed (see [`Delta`]).
+    pub(super) fn apply(&mut self, delta: Delta) {
+        for (id, zone) in delta.zones {
+            self.ids.retain(|_, zone_id| *zone_id != id);
+            match zone {
+                Some(zone) => {
+                    self.ids.insert(zone.name.clone(), id);
+                    match self.zones.get_mut(&id) {
+                        Some(entry) => entry.zone = zone,
+                        None => {
+                            self.zones.insert(
+                                id,
+                                ZoneEntry {
+                                    zone,
+                                    names: HashMap::new(),
+                                },
+                            );
+                        }
+                    }
+                }
+                None => {
+                    self.zones.remove(&id);
+                }
+            }
+        }
+        for (zone_id, name, records) in delta.names {
+            let Some(entry) = self.zones.get_mut(&zone_id) else {
+                continue;
+            };
+            if records.is_empty() {
+                entry.names.remove(name.as_str());
+            } else {
+                let entries = records.into_iter().map(Entry::from_record).collect();
+                entry.names.insert(name.into_boxed_str(), entries);
+            }
+        }
+    }
+}
+
+/// What changed, read back from SQLite for the changes the log names: the zone rows and the
+/// records at each name as they are now. Applying it makes the index equal to SQLite for
+/// those rows; re-applying it changes nothing.
+#[derive(Debug, Default)]
+pub(super) struct Delta {
+    /// Zone rows by id; `None`: removed.
+    zones: Vec<(i64, Option<Zone>)>,
+    /// The stored records at each name (empty: none any more).
+    names: Vec<(i64, String, Vec<ServedRecord>)>,
+}
+
+impl Delta {
+    /// Reads the current rows behind `changes` on `conn` (in the snapshot that the log was
+    /// read in).
+    pub(super) fn read(conn: &Connection, changes: &[Change]) -> Result<Self, StoreError> {
+        let mut delta = Self::default();
+        for change in changes {
+            match change {
+                Change::Zone(id) => delta.zones.push((*id, get_zone_by_id(conn, *id)?)),
+                Change::Name { zone_id, name } => {
+                    let records = stored_records_at(conn, *zone_id, name)?;
+                    delta.names.push((*zone_id, name.clone(), records));
+                }
+            }
+        }
+        Ok(delta)
+    }
+
+    /// Whether nothing served changed.
+    pub(super) fn is_empty(&self) -> bool {
+        self.zones.is_empty() && self.names.is_empty()
+    }
+}
+
+impl ServedView for ServedState {
+    fn zone_by_id(&self, id: i64) -> Result<Option<Cow<'_, Zone>>, StoreError> {
+        Ok(self.zones.get(&id).map(|entry| Cow::Borrowed(&entry.zone)))
+    }
+
+    fn zone_by_name(&self, name: &str) -> Result<Option<Cow<'_, Zone>>, StoreError> {
+        Ok(self.ids.get(name).and_then(|id| self.zone_by_id(*id).ok()?))
+    }
+
+    fn enclosing_zone(&self, name: &str) -> Result<Option<Cow<'_, Zone>>, StoreError> {
+        nearest_suffix(name, |suffix| self.zone_by_name(suffix))
+    }
+
+    fn records_at(&self, zone: &Zone, name: &str) -> Result<Vec<ServedRecord>, StoreError> {
+        let mut records = if name == zone.name {
+            zone.apex_records()
+        } else {
+            Vec::new()
+        };
+        if let Some(entries) = self
+            .zones
+            .get(&zone.id)
+            .and_then(|entry| entry.names.get(name))
+        {
+            records.extend(entries.iter().map(|entry| entry.to_record(name)));
+        }
+        Ok(records)
+    }
+}
