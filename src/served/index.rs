@@ -72,6 +72,8 @@ pub(super) struct ServedIndex {
     catching_up: AtomicBool,
     /// Catch-ups so far.
     catch_ups: AtomicU64,
+    /// Catch-ups that had to load everything (the first one included).
+    full_loads: AtomicU64,
     /// Writes of this process that changed (or may have changed) what is served.
     served_writes: AtomicU64,
     /// A connection of the index's own, for catch-ups. Also keeps the `-shm` file open.
@@ -94,6 +96,7 @@ impl ServedIndex {
             writer: Mutex::new(()),
             catching_up: AtomicBool::new(false),
             catch_ups: AtomicU64::new(0),
+            full_loads: AtomicU64::new(0),
             served_writes: AtomicU64::new(0),
             conn: Mutex::new(conn),
         };
@@ -236,6 +239,7 @@ impl ServedIndex {
                 *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
                 self.position.store(end.0, Ordering::Release);
                 self.schema.store(schema, Ordering::Release);
+                self.full_loads.fetch_add(1, Ordering::AcqRel);
                 (
                     if reason == Since::TooMany {
                         "reload (many changes)"
@@ -490,6 +494,93 @@ mod test {
         let zone = state.zone_by_id(1).unwrap().unwrap();
         let records = state.records_at(&zone, "dyn.example").unwrap();
         assert!(records.iter().all(|r| r.record_type != "MX"));
+    }
+
+    /// Waits until the index vouches for itself again.
+    fn caught_up(served: &Served) -> RwLockReadGuard<'_, ServedState> {
+        let index = served.index.as_ref().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(state) = index.snapshot() {
+                return state;
+            }
+            assert!(Instant::now() < deadline, "the catch-up never finished");
+            std::thread::yield_now();
+        }
+    }
+
+    /// Whether the index answers exactly what SQLite answers, for every name SQLite has and
+    /// every name in `gone` (names that were there before).
+    fn same_as_sqlite(store: &Store, state: &ServedState, gone: &[&str]) {
+        let conn = store.connect().unwrap();
+        let mut names: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM zones UNION SELECT name FROM records
+                 UNION SELECT fqdn FROM domains",
+            )
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        names.extend(gone.iter().map(|name| name.to_string()));
+        for id in 1..=3 {
+            assert_eq!(state.zone_by_id(id).unwrap(), conn.zone_by_id(id).unwrap());
+        }
+        for name in names {
+            let zone = conn.enclosing_zone(&name).unwrap();
+            assert_eq!(state.enclosing_zone(&name).unwrap(), zone, "{name}");
+            if let Some(zone) = zone {
+                assert_eq!(
+                    state.records_at(&zone, &name).unwrap(),
+                    conn.records_at(&zone, &name).unwrap(),
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn outside_changes_are_applied_as_deltas_unless_the_schema_changes() {
+        let (_dir, store, served) = seeded();
+        let index = served.index.as_ref().unwrap();
+        let loads = || index.full_loads.load(Ordering::Acquire);
+        assert_eq!(loads(), 1, "the start");
+        // What the CLI or `sqlite3` may do, each in a commit of its own.
+        for statement in [
+            "UPDATE users SET plan = 'free'",
+            "DELETE FROM records WHERE name = 'dyn.example'",
+            "UPDATE domains SET ip = '192.0.2.77' WHERE record_type = 'A'",
+            "INSERT INTO zones (name, nameservers, hostmaster, serial, created_at, updated_at)
+             VALUES ('other.test', '[\"ns1.other.test\"]', 'h.other.test', 7, 't', 't')",
+            "INSERT INTO records (zone_id, name, type, content, ttl, created_at)
+             VALUES (2, 'www.other.test', 'A', '198.51.100.1', 60, 't')",
+            "UPDATE zones SET serial = 8 WHERE name = 'other.test'",
+            "DELETE FROM domains WHERE record_type = 'AAAA'",
+            "DELETE FROM records WHERE zone_id = 2",
+            "DELETE FROM zones WHERE name = 'other.test'",
+        ] {
+            store.read(|conn| Ok(conn.execute(statement, [])?)).unwrap();
+            let state = caught_up(&served);
+            same_as_sqlite(&store, &state, &["other.test", "www.other.test"]);
+        }
+        assert_eq!(loads(), 1, "deltas only");
+        // A schema change is not a delta.
+        store
+            .read(|conn| Ok(conn.execute("CREATE INDEX extra ON records (ttl)", [])?))
+            .unwrap();
+        same_as_sqlite(&store, &caught_up(&served), &[]);
+        assert_eq!(loads(), 2);
+        // Nor is a log that does not continue (changes deleted before they were applied).
+        store
+            .read(|conn| {
+                Ok(conn.execute_batch(
+                    "BEGIN; UPDATE zones SET serial = serial + 1; DELETE FROM served_changes; COMMIT",
+                )?)
+            })
+            .unwrap();
+        same_as_sqlite(&store, &caught_up(&served), &[]);
+        assert_eq!(loads(), 3);
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub struct Served {
     memos: Arc<Memos>,
 }
 
+/// Most change-log rows forgotten per flush (a second): each flush holds the write lock for a
+/// few milliseconds at most.
+const FORGET_AT_ONCE: usize = 5_000;
+
 /// See [`Served::read_stamp`]: what one request's memoised reads are checked against.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadStamp(Option<Stamp>);
@@ -257,10 +261,13 @@ impl Served {
     }
 
     /// Writes the noted "last seen" times and abuse episodes in one transaction (on failure
-    /// they stay noted), and forgets the change log the index has applied.
+    /// they stay noted), and forgets some of the change log the index has applied.
     pub async fn flush_seen(&self) -> Result<(), StoreError> {
-        let applied = self.index.as_ref().map(|index| index.position());
-        let forget = applied.filter(|applied| self.seen.forget_upto(*applied));
+        let forget = self
+            .index
+            .as_ref()
+            .map(|index| index.position())
+            .filter(|applied| self.seen.to_forget(*applied));
         let pending = self.seen.take();
         if pending.is_none() && forget.is_none() {
             return Ok(());
@@ -270,18 +277,26 @@ impl Served {
         let result = self
             .write(move |tx| {
                 written.write(tx)?;
-                if let Some(applied) = forget {
-                    forget_changes(tx, applied)?;
+                match forget {
+                    Some(applied) => Ok(Some((
+                        applied,
+                        forget_changes(tx, applied, FORGET_AT_ONCE)?,
+                    ))),
+                    None => Ok(None),
                 }
-                Ok(())
             })
             .await;
-        if result.is_err() {
-            self.seen
-                .restore(Arc::into_inner(pending).unwrap_or_default());
-            self.seen.forget_failed();
+        match result {
+            Ok(Some((applied, forgotten))) if forgotten < FORGET_AT_ONCE => {
+                self.seen.forgotten(applied);
+            }
+            Ok(_) => {}
+            Err(_) => {
+                self.seen
+                    .restore(Arc::into_inner(pending).unwrap_or_default());
+            }
         }
-        result
+        result.map(|_| ())
     }
 
     /// Runs `operation` in one transaction on the writer thread: writes that arrive together

@@ -25,7 +25,7 @@ use crate::store::keys::touch_key;
 #[derive(Debug, Default)]
 pub(super) struct Seen {
     pending: Mutex<Pending>,
-    /// How far the served-change log was last forgotten (see `Served::flush_seen`).
+    /// How far the served-change log is forgotten (see `Served::flush_seen`).
     forgotten: Mutex<LogPosition>,
 }
 
@@ -78,21 +78,15 @@ impl Seen {
             .insert((user_id, host.to_string(), episode.started_at), *episode);
     }
 
-    /// Whether the change log up to `applied` is still to be forgotten; if so, it counts as
-    /// forgotten from now (see [`Seen::forget_failed`]).
-    pub(super) fn forget_upto(&self, applied: LogPosition) -> bool {
-        let mut forgotten = lock(&self.forgotten);
-        if applied > *forgotten {
-            *forgotten = applied;
-            true
-        } else {
-            false
-        }
+    /// Whether some of the change log up to `applied` may still be there to forget.
+    pub(super) fn to_forget(&self, applied: LogPosition) -> bool {
+        applied > *lock(&self.forgotten)
     }
 
-    /// The last forgetting failed: try again at the next flush.
-    pub(super) fn forget_failed(&self) {
-        *lock(&self.forgotten) = LogPosition::default();
+    /// The change log is forgotten up to `applied`.
+    pub(super) fn forgotten(&self, applied: LogPosition) {
+        let mut forgotten = lock(&self.forgotten);
+        *forgotten = applied.max(*forgotten);
     }
 
     /// Takes everything noted so far; `None` when there is nothing.

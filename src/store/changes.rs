@@ -92,11 +92,23 @@ pub fn changes_since(
     Ok(Since::Changes { changes, end })
 }
 
-/// Deletes the changes up to `upto` (applied, so no longer needed).
-pub fn forget_changes(conn: &Connection, upto: LogPosition) -> Result<usize, StoreError> {
+/// Deletes the oldest changes up to `upto` (applied, so no longer needed), at most `limit` of
+/// them: a bulk edit by hand can leave a million rows, and deleting them in one go would hold
+/// the write lock for a second. How many were deleted.
+pub fn forget_changes(
+    conn: &Connection,
+    upto: LogPosition,
+    limit: usize,
+) -> Result<usize, StoreError> {
     Ok(conn
-        .prepare_cached("DELETE FROM served_changes WHERE seq <= ?1")?
-        .execute([upto.0])?)
+        .prepare_cached(
+            "DELETE FROM served_changes WHERE seq IN
+                 (SELECT seq FROM served_changes WHERE seq <= ?1 ORDER BY seq LIMIT ?2)",
+        )?
+        .execute(rusqlite::params![
+            upto.0,
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ])?)
 }
 
 #[cfg(test)]
@@ -158,7 +170,7 @@ mod test {
         test_zone(&conn);
         let end = log_end(&conn).unwrap();
         assert_eq!(end, LogPosition(1));
-        assert_eq!(forget_changes(&conn, end).unwrap(), 1);
+        assert_eq!(forget_changes(&conn, end, 100).unwrap(), 1);
         // Forgotten changes are not reused: the position stays meaningful.
         assert_eq!(log_end(&conn).unwrap(), end);
         assert_eq!(changes(&conn, end), (vec![], end));
