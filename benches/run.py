@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The certadns-ddns benchmark suite: every table in BENCHMARKS.md, by one command.
 
-    python3 benches/run.py [--seconds 10] [--runs 3] [--sections dns,updates,scale,freshness]
+    python3 benches/run.py [--seconds 10] [--runs 3] [--sections dns,updates,scale,freshness,outside]
+                           [--binary PATH]
 
 Needs (Debian): pdns-server pdns-backend-remote pdns-backend-sqlite3 dnsutils dnsperf wrk.
 Everything binds to 127.0.0.1 on free ports, under a temporary directory, and is stopped at
@@ -21,7 +22,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import http.client
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,6 +83,12 @@ def make_store(binary, directory, hosts):
         " VALUES (?, 1, 1, 'A', ?, ?, ?)",
         ((f"host{h}.{ZONE}", ip_of(h), now, now) for h in range(hosts)))
     conn.commit()
+    # The served-change log of that bulk insert (schema migration 3): the service would load
+    # everything at start and then forget the log 5,000 rows a second; the benches measure the
+    # steady state after that.
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'served_changes'").fetchone():
+        conn.execute("DELETE FROM served_changes")
+        conn.commit()
     conn.close()
     STORES[hosts] = (db, key)
     return db, key
@@ -452,6 +461,74 @@ def section_freshness(binary, directory, runs):
                     "already returns the new address when \"stale first answers\" is 0.", ""]
 
 
+def unix_lookup(sock_file, name):
+    """One lookup (ANY) on an open unix connection's file; the records."""
+    sock_file.write(json.dumps({"method": "lookup", "parameters": {
+        "qname": name, "qtype": "ANY", "zone-id": -1}}).encode() + b"\n")
+    sock_file.flush()
+    result = json.loads(sock_file.readline())["result"]
+    return result if isinstance(result, list) else []
+
+
+def section_outside(binary, directory, runs):
+    """Another process (the admin CLI) adds domains while a router sends an update every
+    10 ms, at 1,000,000 names: how long updates take meanwhile, against the same router with
+    no outside writer (the first half of each run), and how soon each added domain is served
+    (from the CLI's exit, its commit, to the first lookup that returns it)."""
+    hosts = 1_000_000
+    db, key = make_store(binary, directory, hosts)
+    env = {**os.environ, "CERTADNS_DB": str(db)}
+    quiet, during, served = [], [], []
+    changes_per_run = 20
+    for run in range(runs):
+        with ours(binary, directory, db, 'log-level = "warn"\nabuse-detection = false\n') as (http_port, _, sock, _):
+            stop = threading.Event()
+            phase = [quiet]
+
+            def router():
+                conn = http.client.HTTPConnection("127.0.0.1", http_port)
+                i = 0
+                while not stop.is_set():
+                    i += 1
+                    ip = f"172.{20 + run}.{i // 250 % 250}.{i % 250 + 1}"
+                    started = time.perf_counter()
+                    conn.request("GET", f"/nic/update?hostname=host7.{ZONE}&myip={ip}",
+                                 headers={"Authorization": f"Bearer {key}"})
+                    body = conn.getresponse().read()
+                    took = time.perf_counter() - started
+                    assert body.startswith(b"good"), body
+                    phase[0].append(took * 1e3)
+                    time.sleep(max(0.0, 0.010 - took))
+
+            thread = threading.Thread(target=router)
+            thread.start()
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(str(sock))
+                f = s.makefile("rwb")
+                unix_lookup(f, f"{ZONE}.")  # a first request within the first-byte timeout
+                time.sleep(1)
+                # As long as the phase with changes takes (about 0.5 s a change).
+                time.sleep(changes_per_run * 0.55)
+                phase[0] = during
+                for n in range(changes_per_run):
+                    name = f"outside{run}x{n}.{ZONE}"
+                    subprocess.run([binary, "domain", "add", name, "--owner", "bench", "--type", "A",
+                                    "--ip", "198.51.100.7"], env=env, check=True, capture_output=True)
+                    committed = time.perf_counter()
+                    while not unix_lookup(f, name + "."):
+                        pass
+                    served.append((time.perf_counter() - committed) * 1e3)
+                    time.sleep(0.5)
+            stop.set()
+            thread.join()
+    pct = lambda values, p: sorted(values)[min(len(values) - 1, int(len(values) * p))]
+    row = lambda label, values: (f"| {label} | {len(values):,} | {pct(values, 0.5):.2f} ms |"
+                                 f" {pct(values, 0.99):.2f} ms | {max(values):.2f} ms |")
+    return ["| router's updates | count | p50 | p99 | max |", "|---|---|---|---|---|",
+            row("no outside writer", quiet), row(f"{len(served)} `domain add`s by the CLI", during), "",
+            f"Each added domain served after: median {median(served):.2f} ms, max {max(served):.2f} ms.", ""]
+
+
 def cpu_seconds(pid):
     """User + system CPU time of process `pid` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -542,9 +619,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--sections", default="dns,updates,http,scale,freshness")
+    parser.add_argument("--sections", default="dns,updates,http,scale,freshness,outside")
+    parser.add_argument("--binary", help="a certadns-ddns binary to measure instead of this tree's")
     args = parser.parse_args()
     binary, ceiling, floor = build()
+    binary = args.binary or binary
     sections = args.sections.split(",")
     with tempfile.TemporaryDirectory(prefix="certadns-bench-") as tmp:
         directory = Path(tmp)
@@ -565,6 +644,9 @@ def main():
         if "freshness" in sections:
             emit(["## Freshness: from `good` to the new address in `dig`", ""]
                  + section_freshness(binary, directory, args.runs))
+        if "outside" in sections:
+            emit(["## Outside changes at 1,000,000 names: the CLI adding domains during updates", ""]
+                 + section_outside(binary, directory, args.runs))
 
 
 if __name__ == "__main__":

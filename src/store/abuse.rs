@@ -25,6 +25,16 @@ pub struct Episode {
     pub clears_at: SystemTime,
 }
 
+/// See [`record_episode`]. `+user_id`: a user's index would read all of their domains.
+pub(super) const RECORD_EPISODE: &str =
+    "INSERT INTO abuse_episodes (user_id, fqdn, started_at, last_refused_at, refused, clears_at)
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6
+     WHERE EXISTS (SELECT 1 FROM domains WHERE +user_id = ?1 AND fqdn = ?2)
+     ON CONFLICT (user_id, fqdn, started_at) DO UPDATE SET
+         last_refused_at = max(last_refused_at, excluded.last_refused_at),
+         refused = max(refused, excluded.refused),
+         clears_at = max(clears_at, excluded.clears_at)";
+
 /// Writes the state of an episode of `user_id`'s `host`, if the user owns a domain of that
 /// name (a flood of made-up names leaves no rows). Counts and times only move forward, so an
 /// older state written late changes nothing.
@@ -34,16 +44,7 @@ pub fn record_episode(
     host: &str,
     episode: &Episode,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO abuse_episodes (user_id, fqdn, started_at, last_refused_at, refused, clears_at)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6
-         WHERE EXISTS (SELECT 1 FROM domains WHERE user_id = ?1 AND fqdn = ?2)
-         ON CONFLICT (user_id, fqdn, started_at) DO UPDATE SET
-             last_refused_at = max(last_refused_at, excluded.last_refused_at),
-             refused = max(refused, excluded.refused),
-             clears_at = max(clears_at, excluded.clears_at)",
-    )?
-    .execute(params![
+    conn.prepare_cached(RECORD_EPISODE)?.execute(params![
         user_id,
         host,
         timestamp_at(episode.started_at),

@@ -38,7 +38,7 @@ pub struct Domain {
 
 /// The select list [`domain_from_row`] reads, over `domains d` joined with `users u` and
 /// `zones z`.
-const DOMAIN_SELECT: &str =
+pub(super) const DOMAIN_SELECT: &str =
     "SELECT d.id, d.fqdn, d.user_id, u.username, d.zone_id, z.name, d.record_type,
         d.ip, d.created_at, d.updated_at, d.last_checked_at
     FROM domains d JOIN users u ON u.id = d.user_id JOIN zones z ON z.id = d.zone_id";
@@ -116,7 +116,7 @@ pub fn find_owned_domains(
     fqdn: &str,
 ) -> Result<Vec<Domain>, StoreError> {
     let mut statement = conn.prepare_cached(&format!(
-        "{DOMAIN_SELECT} WHERE d.fqdn = ?1 AND d.user_id = ?2 ORDER BY d.record_type"
+        "{DOMAIN_SELECT} WHERE d.fqdn = ?1 AND +d.user_id = ?2 ORDER BY d.record_type"
     ))?;
     let domains = statement
         .query_map(params![fqdn, user_id], domain_from_row)?

@@ -473,6 +473,38 @@ mod test {
         }
     }
 
+    /// A user or a zone may hold a million domains: every statement that looks for a name
+    /// must search the name's index, never read all of a user's or a zone's domains (one did:
+    /// 200 ms with the write lock held, each `domain add` at a million names).
+    #[test]
+    fn statements_that_look_for_a_name_search_its_index() {
+        let conn = test_connection();
+        let owned = format!(
+            "{} WHERE d.fqdn = ?1 AND +d.user_id = ?2",
+            domains::DOMAIN_SELECT
+        );
+        let mut checked = 0;
+        for sql in [
+            records::TYPES_AT,
+            owned.as_str(),
+            abuse::RECORD_EPISODE,
+            records::FITS_DYNAMIC,
+        ] {
+            let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let nulls = std::iter::repeat_n(rusqlite::types::Null, statement.parameter_count());
+            let plan: Vec<String> = statement
+                .query_map(rusqlite::params_from_iter(nulls), |row| row.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            for line in plan.iter().filter(|line| line.contains("domains")) {
+                assert!(line.contains("(fqdn=?"), "{sql}: {line}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 4);
+    }
+
     #[test]
     fn a_failed_write_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
