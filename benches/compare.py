@@ -24,16 +24,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as R  # noqa: E402
 
 
-def update_case(binary, directory, db, script, seconds, extra):
+def update_case(binary, directory, db, script, seconds, extra, flat=False):
     """(requests/s, server CPU µs per request) of one wrk run against `binary`."""
+    R.FLAT_CONFIG = flat
     with R.ours(binary, directory, db, f'log-level = "warn"\n{extra}') as (http, _, _, proc):
         before = R.cpu_seconds(proc.pid)
         rate = R.wrk(http, seconds, script, directory, "compare")[0]
         return rate, (R.cpu_seconds(proc.pid) - before) / (rate * seconds) * 1e6
 
 
-def lookup_case(binary, directory, db, names):
+def lookup_case(binary, directory, db, names, flat=False):
     """(µs per lookup round trip, server CPU µs per lookup) over the unix socket."""
+    R.FLAT_CONFIG = flat
     with R.ours(binary, directory, db, 'log-level = "warn"\n') as (_, _, sock, proc):
         R.unix_lookups(sock, names, 5000)  # warm up
         before = R.cpu_seconds(proc.pid)
@@ -46,14 +48,17 @@ def main():
     parser.add_argument("--before", required=True, help="the other build's certadns-ddns binary")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--before-config", default="abuse-detection = false",
+    parser.add_argument("--before-flat", action="store_true",
+                        help="the other build reads the flat config of before issue 14")
+    parser.add_argument("--before-config", default="limits.abuse-detection = false",
                         help="config lines for the update cases of the other build (its keys "
                              "may differ: before issue 12, `abuse-min-interval-ms = 0`)")
-    parser.add_argument("--after-config", default="abuse-detection = false",
+    parser.add_argument("--after-config", default="limits.abuse-detection = false",
                         help="config lines for the update cases of this build")
     args = parser.parse_args()
     after, _, _ = R.build()
     binaries = {"before": args.before, "after": after}
+    flat = {"before": args.before_flat, "after": False}
     extra = {"before": args.before_config.replace("\\n", "\n") + "\n",
              "after": args.after_config.replace("\\n", "\n") + "\n"}
     with tempfile.TemporaryDirectory(prefix="certadns-compare-") as tmp:
@@ -78,10 +83,11 @@ def main():
                 for case, script in cases.items():
                     results.setdefault((case, label), []).append(
                         update_case(binaries[label], directory, db, script.replace(key, label_key),
-                                    args.seconds, extra[label]))
+                                    args.seconds, extra[label], flat[label]))
                 results.setdefault(("lookup over the unix socket", label), []).append(
-                    lookup_case(binaries[label], directory, db, names))
+                    lookup_case(binaries[label], directory, db, names, flat[label]))
     print(f"<!-- python3 benches/compare.py --before {args.before} --rounds {args.rounds} --seconds {args.seconds}"
+          f"{' --before-flat' if args.before_flat else ''}"
           f" --before-config '{args.before_config}' --after-config '{args.after_config}' -->\n")
     print("| case | before: rate | after: rate | before: server CPU µs | after: server CPU µs | CPU after / before |")
     print("|---|---|---|---|---|---|")

@@ -169,14 +169,24 @@ def pdns(config_dir, port, api_port):
         yield proc
 
 
+# Builds before the config had sections (issue 14) read flat keys: set by --flat-config.
+FLAT_CONFIG = False
+
+
 @contextmanager
 def ours(binary, directory, db, extra=""):
     """certadns-ddns serve on free ports with a unix socket; yields (http port, backend port, socket)."""
     http, backend = free_port(), free_port()
     sock = directory / f"ours-{http}.sock"
     config = directory / f"ours-{http}.toml"
-    config.write_text(f'database = "{db}"\nlisten = "127.0.0.1:{http}"\n'
-                      f'backend-listen = "127.0.0.1:{backend}"\nbackend-socket = "{sock}"\n{extra}')
+    if FLAT_CONFIG:
+        extra = re.sub(r"(?m)^(store|listeners|updates|limits|pdns)\.", "", extra).replace("[[pdns.api]]", "[[pdns]]")
+        config.write_text(f'database = "{db}"\nlisten = "127.0.0.1:{http}"\n'
+                          f'backend-listen = "127.0.0.1:{backend}"\nbackend-socket = "{sock}"\n{extra}')
+    else:
+        config.write_text(f'store.database = "{db}"\nlisteners.listen = "127.0.0.1:{http}"\n'
+                          f'listeners.backend-listen = "127.0.0.1:{backend}"\n'
+                          f'listeners.backend-socket = "{sock}"\n{extra}')
     log = directory / f"ours-{http}.log"
     with process([binary, "--config", str(config), "serve"], log,
                  ready=lambda: sock.exists()) as proc:
@@ -277,7 +287,7 @@ def maybe_backend(binary, directory, db, backend, tcp):
     if backend is None:
         yield None
     elif backend == "ours":
-        with ours(binary, directory, db, f'log-level = "warn"\nbackend-tcp-listen = "127.0.0.1:{tcp}"\n') as endpoints:
+        with ours(binary, directory, db, f'log-level = "warn"\nlisteners.backend-tcp-listen = "127.0.0.1:{tcp}"\n') as endpoints:
             yield endpoints
     else:
         args, sock = backend
@@ -338,9 +348,9 @@ def section_updates(binary, floor, directory, seconds, runs):
             copy = directory / f"store-{hosts}-{name}.db"
             shutil.copyfile(db, copy)
             copies.append(copy)
-        with ours(binary, directory, db, "abuse-detection = false\n") as (http, _, _, _), \
-                ours(binary, directory, copies[0], "abuse-flag-after-secs = 100000000\n") as (guarded, _, _, _), \
-                ours(binary, directory, copies[1], 'abuse-detection = false\nsynchronous = "normal"\n') as (normal, _, _, _):
+        with ours(binary, directory, db, "limits.abuse-detection = false\n") as (http, _, _, _), \
+                ours(binary, directory, copies[0], "limits.abuse-flag-after-secs = 100000000\n") as (guarded, _, _, _), \
+                ours(binary, directory, copies[1], 'limits.abuse-detection = false\nstore.synchronous = "normal"\n') as (normal, _, _, _):
             cases = {
                 "floor (bare hyper, fixed answer)": (fport, None),
                 "(a) nochg, API key": (http, WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=f"Bearer {key}", zone=ZONE)),
@@ -409,7 +419,7 @@ def section_scale(binary, ceiling, directory, seconds, runs):
         startups, rss, ours_us, ceiling_us, rates = [], [], [], [], []
         for _ in range(runs):
             started = time.perf_counter()
-            with ours(binary, directory, db, 'log-level = "warn"\nabuse-detection = false\n') as (http, _, sock, proc):
+            with ours(binary, directory, db, 'log-level = "warn"\nlimits.abuse-detection = false\n') as (http, _, sock, proc):
                 startups.append((time.perf_counter() - started) * 1000)
                 ours_us.append(unix_lookups(sock, names, 20_000))
                 rss.append(rss_mb(proc.pid))
@@ -433,7 +443,7 @@ def section_freshness(binary, directory, runs):
              "|---|---|---|---|---|---|"]
     for caches in ("off", "default"):
         port, api = free_port(), free_port()
-        extra = (f'abuse-detection = false\n[[pdns]]\napi-url = "http://127.0.0.1:{api}"\n'
+        extra = (f'limits.abuse-detection = false\n[[pdns.api]]\napi-url = "http://127.0.0.1:{api}"\n'
                  f'api-key = "{API_KEY_PDNS}"\n')
         with ours(binary, directory, db, extra) as (http, _, sock, _):
             launch = ["launch=remote", f"remote-connection-string=unix:path={sock},timeout=2000"]
@@ -481,7 +491,7 @@ def section_outside(binary, directory, runs):
     quiet, during, served = [], [], []
     changes_per_run = 20
     for run in range(runs):
-        with ours(binary, directory, db, 'log-level = "warn"\nabuse-detection = false\n') as (http_port, _, sock, _):
+        with ours(binary, directory, db, 'log-level = "warn"\nlimits.abuse-detection = false\n') as (http_port, _, sock, _):
             stop = threading.Event()
             phase = [quiet]
 
@@ -579,7 +589,7 @@ def section_http(binary, directory, seconds, runs):
     for _ in range(runs):  # rounds, as in section_dns
         for label, (base, template, settings) in CONNECTORS.items():
             tcp = free_port()
-            extra = f'log-level = "warn"\nbackend-tcp-listen = "127.0.0.1:{tcp}"\n'
+            extra = f'log-level = "warn"\nlisteners.backend-tcp-listen = "127.0.0.1:{tcp}"\n'
             with ours(binary, directory, db, extra) as (_, backend, sock, proc):
                 launch = ["launch=remote", "remote-connection-string="
                           + template.format(backend=backend, sock=sock, tcp=tcp, bin=binary), *settings]
@@ -621,7 +631,11 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sections", default="dns,updates,http,scale,freshness,outside")
     parser.add_argument("--binary", help="a certadns-ddns binary to measure instead of this tree's")
+    parser.add_argument("--flat-config", action="store_true",
+                        help="write the flat config of builds before issue 14 (for --binary)")
     args = parser.parse_args()
+    global FLAT_CONFIG
+    FLAT_CONFIG = args.flat_config
     binary, ceiling, floor = build()
     binary = args.binary or binary
     sections = args.sections.split(",")

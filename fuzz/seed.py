@@ -86,10 +86,12 @@ for record_type, content, owner in [
 
 write("config", (ROOT / "examples" / "config.toml").read_bytes())
 for snippet in [
-    'listen = "0.0.0.0:80"\ntrusted-proxies = ["203.0.113.0/24"]\nsynchronous = "full"\n',
-    '[[pdns]]\napi-url = "http://127.0.0.1:8082"\napi-key = "k"\n',
-    'backend-listen = "0.0.0.0:8081"\nbackend-allow-from = ["192.0.2.0/24"]\n',
+    '[listeners]\nlisten = "0.0.0.0:80"\n[updates]\ntrusted-proxies = ["203.0.113.0/24"]\n'
+    '[store]\nsynchronous = "full"\n',
+    '[[pdns.api]]\napi-url = "http://127.0.0.1:8082"\napi-key = "k"\n',
+    'listeners.backend-listen = "0.0.0.0:8081"\nlisteners.backend-allow-from = ["192.0.2.0/24"]\n',
     'abuse-min-interval-ms = 1000\n',
+    'listen = "127.0.0.1:1"\n[[pdns]]\napi-url = "http://x"\n',
 ]:
     write("config", snippet.encode())
 print(f"seeds written under {OUT}")

@@ -1,4 +1,7 @@
-//! The configuration: one TOML file, kebab-case keys, unknown keys rejected.
+//! The configuration: one TOML file with a section per part of the service (`[store]`,
+//! `[listeners]`, `[updates]`, `[limits]`, `[pdns]`), each handed whole to the module it
+//! configures; kebab-case keys, durations typed (`Duration`, the unit in the key), unknown keys
+//! rejected, and a key of the flat files of earlier versions told where it went.
 //!
 //! Precedence, lowest first: built-in defaults ([`Config::default`]), the file given with
 //! `--config`, then command-line flags. `examples/config.toml` lists every key with its
@@ -48,7 +51,7 @@ pub enum Synchronous {
     Full,
 }
 
-/// A pdns front-end to purge, as configured under `[[pdns]]`.
+/// A pdns front-end to purge, as configured under `[[pdns.api]]`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct PdnsApi {
@@ -81,15 +84,66 @@ fn default_server_id() -> String {
 const REPLACED_KEYS: &[(&str, &str)] = &[(
     "abuse-min-interval-ms",
     "flagging now needs a sustained excess, set with abuse-burst, abuse-refill-ms and \
-     abuse-flag-after-secs (see examples/config.toml)",
+     abuse-flag-after-secs in [limits] (see examples/config.toml)",
 )];
 
-/// Every option of the service.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// Every option of the service, by the part of the program it configures: each section is
+/// handed whole to its module.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct Config {
+    /// Log filter (`info`, `debug`, `certadns_ddns=debug,info`...); `RUST_LOG` overrides it.
+    pub log_level: LogLevel,
+    /// `[store]`: the SQLite file and how it is written.
+    pub store: StoreConfig,
+    /// `[listeners]`: the sockets and what each connection may take.
+    pub listeners: Listeners,
+    /// `[updates]`: the dyndns2 endpoints.
+    pub updates: Updates,
+    /// `[limits]`: abuse, password guessing, password checks.
+    pub limits: Limits,
+    /// `[pdns]`: the pdns front-ends whose caches are purged.
+    pub pdns: Pdns,
+}
+
+/// The log filter, `info` by default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct LogLevel(pub String);
+
+impl Default for LogLevel {
+    fn default() -> Self {
+        Self("info".into())
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct StoreConfig {
     /// SQLite database file; created from `schema.sql` when missing.
     pub database: PathBuf,
+    /// SQLite `synchronous` level.
+    pub synchronous: Synchronous,
+    /// How long a write waits for the database lock before answering `dnserr`.
+    #[serde(rename = "busy-timeout-ms", with = "millis")]
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            database: PathBuf::from("certadns.db"),
+            synchronous: Synchronous::Full,
+            busy_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// `[listeners]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Listeners {
     /// Address of the DynDNS update endpoints.
     pub listen: SocketAddr,
     /// Address of the PowerDNS remote backend's HTTP connector (base path `/dns`).
@@ -102,113 +156,255 @@ pub struct Config {
     /// Networks allowed to connect to the backend's network listeners (HTTP and TCP); unset
     /// means loopback only, and then both listeners must be on loopback.
     pub backend_allow_from: Option<Vec<IpNet>>,
+    /// Most connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Connections one client (an IPv4 address or an IPv6 /64) may hold open on the update
+    /// listener; `trusted-proxies` of `[updates]` are exempt. 0: no cap.
+    pub max_connections_per_client: usize,
+    /// Time allowed from a connection's opening to its first byte.
+    #[serde(rename = "first-byte-timeout-secs", with = "secs")]
+    pub first_byte_timeout: Duration,
+    /// Time allowed for a client to send the request headers.
+    #[serde(rename = "header-read-timeout-secs", with = "secs")]
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers) accepted, in bytes (at least 8192).
+    pub max_header_bytes: usize,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
+    #[serde(rename = "shutdown-grace-secs", with = "secs")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            backend_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            backend_socket: None,
+            backend_tcp_listen: None,
+            backend_allow_from: None,
+            max_connections: 1024,
+            max_connections_per_client: 64,
+            first_byte_timeout: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Listeners {
+    /// Who may connect to the backend's network listeners: `backend-allow-from`, or loopback.
+    pub fn backend_allowed(&self) -> Vec<IpNet> {
+        self.backend_allow_from.clone().unwrap_or_else(|| {
+            ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .map(|net| net.parse().expect("valid loopback CIDR"))
+                .collect()
+        })
+    }
+}
+
+/// `[updates]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Updates {
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Answer every dyndns2 code with HTTP 200 (ddclient ignores non-2xx answers but 401).
     #[serde(rename = "always-200")]
     pub always_200: bool,
+    /// Public base URL of the update endpoints, as clients reach them (for `help`).
+    pub public_url: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Time allowed for a client to send the request body.
+    #[serde(rename = "body-read-timeout-secs", with = "secs")]
+    pub body_read_timeout: Duration,
+}
+
+impl Default for Updates {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .map(|net| net.parse().expect("valid default CIDR"))
+                .collect(),
+            always_200: false,
+            public_url: None,
+            max_body_bytes: 16 * 1024,
+            body_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Limits {
     /// Flag hosts whose update requests stay above the allowed rate (`abuse`, 429).
     pub abuse_detection: bool,
     /// Update requests for one host of one user that may come at once.
     pub abuse_burst: u32,
-    /// One more request is allowed every this many ms (1000: the spec's once a second).
-    pub abuse_refill_ms: u64,
-    /// How long requests must stay above that rate before the host is flagged, in seconds.
-    pub abuse_flag_after_secs: u64,
-    /// How long a flagged host must stay under the rate before the flag lifts, in seconds.
-    pub abuse_cooldown_secs: u64,
+    /// One more request is allowed every this long (1 s: the spec's once a second).
+    #[serde(rename = "abuse-refill-ms", with = "millis")]
+    pub abuse_refill: Duration,
+    /// How long requests must stay above that rate before the host is flagged.
+    #[serde(rename = "abuse-flag-after-secs", with = "secs")]
+    pub abuse_flag_after: Duration,
+    /// How long a flagged host must stay under the rate before the flag lifts.
+    #[serde(rename = "abuse-cooldown-secs", with = "secs")]
+    pub abuse_cooldown: Duration,
     /// Authentication failures within the window that make a client or login throttled; 0: off.
     pub auth_failure_limit: u32,
-    /// The window authentication failures are counted in, in seconds.
-    pub auth_failure_window_secs: u64,
-    /// How long a throttled client or login is refused without checking passwords, in seconds.
-    pub auth_failure_cooldown_secs: u64,
-    /// How long (days) a client address that authenticated as a login stays exempt from that
-    /// login's failure throttle; 0: no exemption.
-    pub auth_known_client_days: u64,
-    /// Public base URL of the update endpoints, as clients reach them (for `help`).
-    pub public_url: Option<String>,
-    /// pdns front-ends whose caches are purged after each change (`[[pdns]]` tables).
-    pub pdns: Vec<PdnsApi>,
-    /// How long an update's answer waits for the purge of pdns's caches, in ms.
-    pub purge_wait_ms: u64,
-    /// SQLite `synchronous` level.
-    pub synchronous: Synchronous,
-    /// How long a write waits for the database lock before answering `dnserr`, in ms.
-    pub busy_timeout_ms: u64,
-    /// Most connections served at once; more wait in the listen backlog.
-    pub max_connections: usize,
-    /// Connections one client (an IPv4 address or an IPv6 /64) may hold open on the update
-    /// listener; `trusted-proxies` are exempt. 0: no cap.
-    pub max_connections_per_client: usize,
-    /// Time allowed from a connection's opening to its first byte, in seconds.
-    pub first_byte_timeout_secs: u64,
-    /// Time allowed for a client to send the request headers, in seconds.
-    pub header_read_timeout_secs: u64,
-    /// Time allowed for a client to send the request body, in seconds.
-    pub body_read_timeout_secs: u64,
-    /// Largest request body accepted, in bytes.
-    pub max_body_bytes: usize,
-    /// Largest request head (request line and headers) accepted, in bytes (at least 8192).
-    pub max_header_bytes: usize,
+    /// The window authentication failures are counted in.
+    #[serde(rename = "auth-failure-window-secs", with = "secs")]
+    pub auth_failure_window: Duration,
+    /// How long a throttled client or login is refused without checking passwords.
+    #[serde(rename = "auth-failure-cooldown-secs", with = "secs")]
+    pub auth_failure_cooldown: Duration,
+    /// How long a client address that authenticated as a login stays exempt from that login's
+    /// failure throttle; 0: no exemption.
+    #[serde(rename = "auth-known-client-days", with = "days")]
+    pub auth_known_client: Duration,
     /// Password checks (argon2id, about 19 MiB each) run at once; 0: one per CPU core.
     pub password_check_concurrency: usize,
     /// Password checks that may wait for one of those places; beyond them, `911` (503).
     pub password_check_queue: usize,
     /// How many recent successful password checks to remember (0 turns the cache off).
     pub password_cache_size: usize,
-    /// How long a remembered password check stays valid, in seconds.
-    pub password_cache_ttl_secs: u64,
-    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish, in seconds.
-    pub shutdown_grace_secs: u64,
-    /// Log filter (`info`, `debug`, `certadns_ddns=debug,info`...); `RUST_LOG` overrides it.
-    pub log_level: String,
+    /// How long a remembered password check stays valid.
+    #[serde(rename = "password-cache-ttl-secs", with = "secs")]
+    pub password_cache_ttl: Duration,
 }
 
-impl Default for Config {
+impl Default for Limits {
     fn default() -> Self {
         Self {
-            database: PathBuf::from("certadns.db"),
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            backend_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
-            backend_socket: None,
-            backend_tcp_listen: None,
-            backend_allow_from: None,
-            trusted_proxies: ["127.0.0.0/8", "::1/128"]
-                .iter()
-                .map(|net| net.parse().expect("valid default CIDR"))
-                .collect(),
-            always_200: false,
             abuse_detection: true,
             abuse_burst: 5,
-            abuse_refill_ms: 1000,
-            abuse_flag_after_secs: 5,
-            abuse_cooldown_secs: 60,
+            abuse_refill: Duration::from_secs(1),
+            abuse_flag_after: Duration::from_secs(5),
+            abuse_cooldown: Duration::from_secs(60),
             auth_failure_limit: 10,
-            auth_failure_window_secs: 60,
-            auth_failure_cooldown_secs: 300,
-            auth_known_client_days: 30,
-            public_url: None,
-            pdns: Vec::new(),
-            purge_wait_ms: 1000,
-            synchronous: Synchronous::Full,
-            busy_timeout_ms: 3000,
-            max_connections: 1024,
-            max_connections_per_client: 64,
-            first_byte_timeout_secs: 5,
-            header_read_timeout_secs: 10,
-            body_read_timeout_secs: 10,
-            max_body_bytes: 16 * 1024,
-            max_header_bytes: 16 * 1024,
+            auth_failure_window: Duration::from_secs(60),
+            auth_failure_cooldown: Duration::from_secs(300),
+            auth_known_client: Duration::from_secs(30 * 24 * 3600),
             password_check_concurrency: 0,
             password_check_queue: 64,
             password_cache_size: 10_000,
-            password_cache_ttl_secs: 300,
-            shutdown_grace_secs: 10,
-            log_level: "info".to_string(),
+            password_cache_ttl: Duration::from_secs(300),
         }
     }
 }
+
+/// `[pdns]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Pdns {
+    /// How long an update's answer waits for the purge of pdns's caches.
+    #[serde(rename = "purge-wait-ms", with = "millis")]
+    pub purge_wait: Duration,
+    /// pdns front-ends whose caches are purged after each change (`[[pdns.api]]` tables).
+    pub api: Vec<PdnsApi>,
+}
+
+impl Default for Pdns {
+    fn default() -> Self {
+        Self {
+            purge_wait: Duration::from_secs(1),
+            api: Vec::new(),
+        }
+    }
+}
+
+/// Durations written as whole milliseconds (the key says `-ms`).
+mod millis {
+    use std::time::Duration;
+
+    /// Reads whole milliseconds.
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Duration, D::Error> {
+        <u64 as serde::Deserialize>::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// Durations written as whole seconds (the key says `-secs`).
+mod secs {
+    use std::time::Duration;
+
+    /// Reads whole seconds.
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Duration, D::Error> {
+        <u64 as serde::Deserialize>::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// Durations written as whole days (the key says `-days`).
+mod days {
+    use std::time::Duration;
+
+    /// Reads whole days.
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Duration, D::Error> {
+        let days = <u64 as serde::Deserialize>::deserialize(d)?;
+        days.checked_mul(24 * 3600)
+            .map(Duration::from_secs)
+            .ok_or_else(|| serde::de::Error::custom("too many days"))
+    }
+}
+
+/// Where each key of the flat configuration of earlier versions went.
+const SECTIONS: &[(&str, &[&str])] = &[
+    ("store", &["database", "synchronous", "busy-timeout-ms"]),
+    (
+        "listeners",
+        &[
+            "listen",
+            "backend-listen",
+            "backend-socket",
+            "backend-tcp-listen",
+            "backend-allow-from",
+            "max-connections",
+            "max-connections-per-client",
+            "first-byte-timeout-secs",
+            "header-read-timeout-secs",
+            "max-header-bytes",
+            "shutdown-grace-secs",
+        ],
+    ),
+    (
+        "updates",
+        &[
+            "trusted-proxies",
+            "always-200",
+            "public-url",
+            "max-body-bytes",
+            "body-read-timeout-secs",
+        ],
+    ),
+    (
+        "limits",
+        &[
+            "abuse-detection",
+            "abuse-burst",
+            "abuse-refill-ms",
+            "abuse-flag-after-secs",
+            "abuse-cooldown-secs",
+            "auth-failure-limit",
+            "auth-failure-window-secs",
+            "auth-failure-cooldown-secs",
+            "auth-known-client-days",
+            "password-check-concurrency",
+            "password-check-queue",
+            "password-cache-size",
+            "password-cache-ttl-secs",
+        ],
+    ),
+    ("pdns", &["purge-wait-ms"]),
+];
 
 impl Config {
     /// Parses and validates a config from TOML text.
@@ -224,6 +420,19 @@ impl Config {
                 .find(|(old, _)| message.starts_with(&format!("unknown field `{old}`")))
             {
                 message = format!("`{old}` was replaced: {new}");
+            } else if let Some((section, key)) = SECTIONS.iter().find_map(|(section, keys)| {
+                keys.iter()
+                    .find(|key| message.starts_with(&format!("unknown field `{key}`")))
+                    .map(|key| (section, key))
+            }) {
+                message = format!(
+                    "`{key}` belongs in the [{section}] section now (see examples/config.toml)"
+                );
+            } else if text
+                .parse::<toml::Table>()
+                .is_ok_and(|table| table.get("pdns").is_some_and(toml::Value::is_array))
+            {
+                message = "[[pdns]] tables are [[pdns.api]] now (see examples/config.toml)".into();
             }
             ConfigError::Parse {
                 line: error
@@ -247,43 +456,47 @@ impl Config {
 
     /// Checks the values serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_header_bytes < 8192 {
+        let (listeners, limits) = (&self.listeners, &self.limits);
+        if listeners.max_header_bytes < 8192 {
             return Err(ConfigError::Invalid(
                 "max-header-bytes must be at least 8192".into(),
             ));
         }
-        if self.abuse_burst == 0 || self.abuse_refill_ms == 0 || self.abuse_flag_after_secs == 0 {
+        if limits.abuse_burst == 0
+            || limits.abuse_refill.is_zero()
+            || limits.abuse_flag_after.is_zero()
+        {
             return Err(ConfigError::Invalid(
                 "abuse-burst, abuse-refill-ms and abuse-flag-after-secs must be at least 1 \
                  (abuse-detection = false turns flagging off)"
                     .into(),
             ));
         }
-        if self.max_connections == 0 {
+        if listeners.max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "max-connections must be at least 1".into(),
             ));
         }
-        if self.header_read_timeout_secs == 0
-            || self.body_read_timeout_secs == 0
-            || self.first_byte_timeout_secs == 0
+        if listeners.header_read_timeout.is_zero()
+            || self.updates.body_read_timeout.is_zero()
+            || listeners.first_byte_timeout.is_zero()
         {
             return Err(ConfigError::Invalid(
                 "read timeouts must be at least 1 second".into(),
             ));
         }
-        for pdns in &self.pdns {
+        for pdns in &self.pdns.api {
             if !pdns.api_url.starts_with("http://") {
                 return Err(ConfigError::Invalid(format!(
-                    "[[pdns]] api-url {:?}: only http:// is supported (pdns's API on loopback \
-                     or a private network; for another network, tunnel it)",
+                    "[[pdns.api]] api-url {:?}: only http:// is supported (pdns's API on \
+                     loopback or a private network; for another network, tunnel it)",
                     pdns.api_url
                 )));
             }
         }
-        if self.backend_allow_from.is_none() {
-            let exposed = std::iter::once(self.backend_listen)
-                .chain(self.backend_tcp_listen)
+        if listeners.backend_allow_from.is_none() {
+            let exposed = std::iter::once(listeners.backend_listen)
+                .chain(listeners.backend_tcp_listen)
                 .find(|address| !address.ip().is_loopback());
             if let Some(address) = exposed {
                 return Err(ConfigError::Invalid(format!(
@@ -294,21 +507,6 @@ impl Config {
             }
         }
         Ok(())
-    }
-
-    /// Who may connect to the backend's network listeners: `backend-allow-from`, or loopback.
-    pub fn backend_allowed(&self) -> Vec<IpNet> {
-        self.backend_allow_from.clone().unwrap_or_else(|| {
-            ["127.0.0.0/8", "::1/128"]
-                .iter()
-                .map(|net| net.parse().expect("valid loopback CIDR"))
-                .collect()
-        })
-    }
-
-    /// [`Config::busy_timeout_ms`] as a duration.
-    pub fn busy_timeout(&self) -> Duration {
-        Duration::from_millis(self.busy_timeout_ms)
     }
 }
 
@@ -331,41 +529,52 @@ mod test {
     fn keys_are_kebab_case_and_typed() {
         let config = Config::from_toml(
             r#"
+            [listeners]
             listen = "0.0.0.0:80"
+            backend-allow-from = ["0.0.0.0/0"]
+            [updates]
             trusted-proxies = ["203.0.113.0/24"]
+            [store]
             synchronous = "normal"
             busy-timeout-ms = 250
+            [limits]
+            auth-known-client-days = 2
             "#,
         )
         .unwrap();
-        assert_eq!(config.listen.port(), 80);
+        assert_eq!(config.listeners.listen.port(), 80);
         assert_eq!(
-            config.trusted_proxies,
+            config.updates.trusted_proxies,
             ["203.0.113.0/24".parse::<IpNet>().unwrap()]
         );
-        assert_eq!(config.synchronous, Synchronous::Normal);
-        assert_eq!(config.busy_timeout(), Duration::from_millis(250));
+        assert_eq!(config.store.synchronous, Synchronous::Normal);
+        assert_eq!(config.store.busy_timeout, Duration::from_millis(250));
+        assert_eq!(
+            config.limits.auth_known_client,
+            Duration::from_secs(2 * 24 * 3600)
+        );
         let with_pdns = Config::from_toml(
-            "[[pdns]]\napi-url = \"http://127.0.0.1:8082\"\napi-key = \"k\"\n\
-             [[pdns]]\napi-url = \"http://10.0.0.2:8082\"\napi-key = \"k2\"\nserver-id = \"other\"\n",
+            "[[pdns.api]]\napi-url = \"http://127.0.0.1:8082\"\napi-key = \"k\"\n\
+             [[pdns.api]]\napi-url = \"http://10.0.0.2:8082\"\napi-key = \"k2\"\nserver-id = \"other\"\n",
         )
         .unwrap();
-        assert_eq!(with_pdns.pdns.len(), 2);
-        assert_eq!(with_pdns.pdns[0].server_id, "localhost");
-        assert_eq!(with_pdns.pdns[1].server_id, "other");
+        assert_eq!(with_pdns.pdns.api.len(), 2);
+        assert_eq!(with_pdns.pdns.api[0].server_id, "localhost");
+        assert_eq!(with_pdns.pdns.api[1].server_id, "other");
         assert!(
-            Config::from_toml("[[pdns]]\napi-url = \"http://x\"\n").is_err(),
+            Config::from_toml("[[pdns.api]]\napi-url = \"http://x\"\n").is_err(),
             "the key is required"
         );
-        let https = Config::from_toml("[[pdns]]\napi-url = \"https://x:8082\"\napi-key = \"k\"\n")
-            .unwrap_err()
-            .to_string();
+        let https =
+            Config::from_toml("[[pdns.api]]\napi-url = \"https://x:8082\"\napi-key = \"k\"\n")
+                .unwrap_err()
+                .to_string();
         assert!(https.contains("only http://"), "{https}");
     }
 
     #[test]
     fn unknown_keys_and_bad_values_are_rejected() {
-        let typo = Config::from_toml("\nlisen = \"127.0.0.1:1\"")
+        let typo = Config::from_toml("[listeners]\nlisen = \"127.0.0.1:1\"")
             .unwrap_err()
             .to_string();
         assert!(
@@ -373,12 +582,13 @@ mod test {
             "{typo}"
         );
         assert!(!typo.contains('\n'), "{typo}");
-        assert!(Config::from_toml("busy_timeout_ms = 1").is_err());
-        assert!(Config::from_toml("synchronous = \"off\"").is_err());
-        assert!(Config::from_toml("max-header-bytes = 100").is_err());
-        assert!(Config::from_toml("trusted-proxies = [\"not a net\"]").is_err());
-        assert!(Config::from_toml("abuse-burst = 0").is_err());
-        let replaced = Config::from_toml("abuse-min-interval-ms = 1000")
+        assert!(Config::from_toml("[store]\nbusy_timeout_ms = 1").is_err());
+        assert!(Config::from_toml("[store]\nsynchronous = \"off\"").is_err());
+        assert!(Config::from_toml("[listeners]\nmax-header-bytes = 100").is_err());
+        assert!(Config::from_toml("[updates]\ntrusted-proxies = [\"not a net\"]").is_err());
+        assert!(Config::from_toml("[limits]\nabuse-burst = 0").is_err());
+        assert!(Config::from_toml("[limits]\nauth-known-client-days = 1e100").is_err());
+        let replaced = Config::from_toml("[limits]\nabuse-min-interval-ms = 1000")
             .unwrap_err()
             .to_string();
         assert!(
@@ -388,10 +598,29 @@ mod test {
     }
 
     #[test]
+    fn a_flat_file_of_earlier_versions_is_told_where_each_key_went() {
+        for (key, section) in [
+            ("listen = \"127.0.0.1:1\"", "[listeners]"),
+            ("database = \"x.db\"", "[store]"),
+            ("abuse-burst = 3", "[limits]"),
+            ("always-200 = true", "[updates]"),
+            ("purge-wait-ms = 10", "[pdns]"),
+        ] {
+            let error = Config::from_toml(key).unwrap_err().to_string();
+            assert!(error.contains(section), "{key}: {error}");
+        }
+        let pdns = Config::from_toml("[[pdns]]\napi-url = \"http://x\"\napi-key = \"k\"")
+            .unwrap_err()
+            .to_string();
+        assert!(pdns.contains("[[pdns.api]]"), "{pdns}");
+    }
+
+    #[test]
     fn a_backend_beyond_loopback_needs_an_explicit_allow_list() {
         let defaults = Config::default();
         assert!(
             defaults
+                .listeners
                 .backend_allowed()
                 .iter()
                 .all(|net| net.addr().is_loopback())
@@ -401,15 +630,18 @@ mod test {
             "backend-listen = \"[::]:8081\"",
             "backend-tcp-listen = \"192.0.2.1:8083\"",
         ] {
-            let error = Config::from_toml(exposed).unwrap_err().to_string();
+            let error = Config::from_toml(&format!("[listeners]\n{exposed}"))
+                .unwrap_err()
+                .to_string();
             assert!(error.contains("backend-allow-from"), "{exposed}: {error}");
-            let allowed = format!("{exposed}\nbackend-allow-from = [\"192.0.2.0/24\"]");
+            let allowed =
+                format!("[listeners]\n{exposed}\nbackend-allow-from = [\"192.0.2.0/24\"]");
             let config = Config::from_toml(&allowed).unwrap();
             assert_eq!(
-                config.backend_allowed(),
+                config.listeners.backend_allowed(),
                 ["192.0.2.0/24".parse::<IpNet>().unwrap()]
             );
         }
-        assert!(Config::from_toml("backend-tcp-listen = \"127.0.0.1:8083\"").is_ok());
+        assert!(Config::from_toml("[listeners]\nbackend-tcp-listen = \"127.0.0.1:8083\"").is_ok());
     }
 }

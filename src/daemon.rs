@@ -13,13 +13,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::auth::PasswordCache;
 use crate::backend::{Backend, BackendHttpService, bind_unix, serve_tcp, serve_unix};
 use crate::config::Config;
-use crate::dyndns::abuse::{AuthThrottle, KnownClients, PaceRules, UpdateRateGuard};
-use crate::dyndns::update::{Guards, PasswordChecks, Updater};
+use crate::dyndns::update::{Guards, Updater};
 use crate::dyndns::{ServiceOptions, UpdateService};
-use crate::net::{AllowList, PerClientLimit, ServerOptions, serve_http};
+use crate::net::{AllowList, ServerOptions, serve_http};
 use crate::purge::Purger;
 use crate::served::Served;
 use crate::store::{Store, StoreError, StoreOptions};
@@ -77,12 +75,10 @@ async fn bind_tcp(address: SocketAddr) -> Result<(TcpListener, SocketAddr), Daem
 /// Runs the service until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     let store_options = StoreOptions {
-        synchronous: config.synchronous,
-        busy_timeout: config.busy_timeout(),
-        max_connections: 8,
         check_integrity: true,
+        ..StoreOptions::from(&config.store)
     };
-    let path = config.database.clone();
+    let path = config.store.database.clone();
     let store = tokio::task::spawn_blocking(move || {
         Store::open(&path, &store_options).and_then(Served::open)
     })
@@ -90,18 +86,19 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     .map_err(|error| StoreError::Task(error.to_string()))
     .and_then(|result| result)
     .map_err(|source| DaemonError::Store {
-        path: config.database.display().to_string(),
+        path: config.store.database.display().to_string(),
         source,
     })?;
+    let listeners = &config.listeners;
 
     // Bind everything before spawning anything: a bad address fails the start as a whole.
-    let (listener, local) = bind_tcp(config.listen).await?;
-    let (backend_listener, backend_local) = bind_tcp(config.backend_listen).await?;
-    let tcp_listener = match config.backend_tcp_listen {
+    let (listener, local) = bind_tcp(listeners.listen).await?;
+    let (backend_listener, backend_local) = bind_tcp(listeners.backend_listen).await?;
+    let tcp_listener = match listeners.backend_tcp_listen {
         Some(address) => Some(bind_tcp(address).await?),
         None => None,
     };
-    let unix_listener = match &config.backend_socket {
+    let unix_listener = match &listeners.backend_socket {
         Some(path) => Some(bind_unix(path).map_err(|source| DaemonError::BindUnix {
             path: path.display().to_string(),
             source,
@@ -119,65 +116,19 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     let backend = Backend::new(store.clone());
     let seen_store = store.clone();
-    let updater = Updater::new(
-        store,
-        Guards {
-            password_cache: PasswordCache::new(
-                config.password_cache_size,
-                Duration::from_secs(config.password_cache_ttl_secs),
-            ),
-            rate_guard: UpdateRateGuard::new(config.abuse_detection.then(|| PaceRules {
-                burst: config.abuse_burst,
-                refill: Duration::from_millis(config.abuse_refill_ms),
-                flag_after: Duration::from_secs(config.abuse_flag_after_secs),
-                cooldown: Duration::from_secs(config.abuse_cooldown_secs),
-            })),
-            auth_throttle: Arc::new(AuthThrottle::new(
-                config.auth_failure_limit,
-                Duration::from_secs(config.auth_failure_window_secs),
-                Duration::from_secs(config.auth_failure_cooldown_secs),
-            )),
-            password_checks: PasswordChecks::new(
-                config.password_check_concurrency,
-                config.password_check_queue,
-            ),
-            known_clients: KnownClients::new(Duration::from_secs(
-                config.auth_known_client_days * 24 * 3600,
-            )),
-        },
-    );
-    let updater = match Purger::new(&config.pdns) {
+    let updater = Updater::new(store, Guards::new(&config.limits));
+    let updater = match Purger::new(&config.pdns.api) {
         Some(purger) => {
             tracing::info!(
-                front_ends = config.pdns.len(),
+                front_ends = config.pdns.api.len(),
                 "purging pdns caches after changes"
             );
-            updater.with_purger(purger, Duration::from_millis(config.purge_wait_ms))
+            updater.with_purger(purger, config.pdns.purge_wait)
         }
         None => updater,
     };
-    let service = UpdateService::new(
-        updater,
-        ServiceOptions {
-            trusted_proxies: config.trusted_proxies.clone(),
-            max_body_bytes: config.max_body_bytes,
-            body_read_timeout: Duration::from_secs(config.body_read_timeout_secs),
-            always_200: config.always_200,
-        },
-    );
-    let server_options = ServerOptions {
-        max_connections: config.max_connections,
-        header_read_timeout: Some(Duration::from_secs(config.header_read_timeout_secs)),
-        first_byte_timeout: Some(Duration::from_secs(config.first_byte_timeout_secs)),
-        max_header_bytes: config.max_header_bytes,
-        shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
-        allow_from: None,
-        tcp_keepalive: false,
-        per_client: (config.max_connections_per_client > 0).then(|| PerClientLimit {
-            limit: config.max_connections_per_client,
-            exempt: config.trusted_proxies.clone(),
-        }),
-    };
+    let service = UpdateService::new(updater, ServiceOptions::from(&config.updates));
+    let server_options = ServerOptions::for_updates(listeners, &config.updates.trusted_proxies);
     let (stop, stopped) = watch::channel(false);
     let (broken, store_broken) = tokio::sync::oneshot::channel();
     let flusher = tokio::spawn(flush_seen_until_stopped(
@@ -195,19 +146,19 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         handler,
         stopped.clone(),
     ))];
-    tracing::info!(database = %config.database.display(), "listening on http={local}");
+    tracing::info!(database = %config.store.database.display(), "listening on http={local}");
 
     let backend_http = BackendHttpService::new(backend.clone());
     let backend_handler = move |request, _peer| {
         let service = backend_http.clone();
         async move { service.handle(request).await }
     };
-    let backend_allowed = Arc::new(AllowList::new(config.backend_allowed(), "backend"));
+    let backend_allowed = Arc::new(AllowList::new(listeners.backend_allowed(), "backend"));
     // pdns reuses its connections and must never find one closed under it (see net.rs): no
     // idle limit once a connection has spoken, keepalive probes instead.
     let backend_options = ServerOptions {
         header_read_timeout: None,
-        first_byte_timeout: Some(Duration::from_secs(config.header_read_timeout_secs)),
+        first_byte_timeout: Some(listeners.header_read_timeout),
         allow_from: Some(Arc::clone(&backend_allowed)),
         tcp_keepalive: true,
         per_client: None,
@@ -225,17 +176,17 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             tcp_listener,
             backend_allowed,
             backend.clone(),
-            Duration::from_secs(config.header_read_timeout_secs),
+            listeners.header_read_timeout,
             stopped.clone(),
         )));
         tracing::info!("listening on backend=tcp://{tcp_local}");
     }
-    if let (Some(unix_listener), Some(path)) = (unix_listener, &config.backend_socket) {
+    if let (Some(unix_listener), Some(path)) = (unix_listener, &listeners.backend_socket) {
         servers.push(tokio::spawn(serve_unix(
             unix_listener,
             path.clone(),
             backend,
-            Duration::from_secs(config.header_read_timeout_secs),
+            listeners.header_read_timeout,
             stopped,
         )));
         tracing::info!("listening on unix={}", path.display());
@@ -248,7 +199,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         Ok(()) = store_broken => {
             tracing::error!("the database's -shm file was replaced: shutting down to be restarted");
             outcome = Err(DaemonError::ShmReplaced {
-                path: config.database.display().to_string(),
+                path: config.store.database.display().to_string(),
             });
         }
     }

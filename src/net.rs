@@ -54,6 +54,26 @@ pub struct ServerOptions {
     pub per_client: Option<PerClientLimit>,
 }
 
+impl ServerOptions {
+    /// The update listener's options, from `[listeners]`; `trusted_proxies` are exempt from
+    /// the per-client cap.
+    pub fn for_updates(listeners: &crate::config::Listeners, trusted_proxies: &[IpNet]) -> Self {
+        Self {
+            max_connections: listeners.max_connections,
+            header_read_timeout: Some(listeners.header_read_timeout),
+            first_byte_timeout: Some(listeners.first_byte_timeout),
+            max_header_bytes: listeners.max_header_bytes,
+            shutdown_grace: listeners.shutdown_grace,
+            allow_from: None,
+            tcp_keepalive: false,
+            per_client: (listeners.max_connections_per_client > 0).then(|| PerClientLimit {
+                limit: listeners.max_connections_per_client,
+                exempt: trusted_proxies.to_vec(),
+            }),
+        }
+    }
+}
+
 /// The per-client connection cap of a listener, and the peers exempt from it.
 #[derive(Debug, Clone)]
 pub struct PerClientLimit {

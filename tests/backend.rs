@@ -97,7 +97,7 @@ fn seed_capture_zone(env: &TestEnv) {
 fn spawn_with_socket(env: &TestEnv) -> (Daemon, PathBuf) {
     let socket = env.dir.path().join("backend.sock");
     let daemon = env.spawn(&format!(
-        "backend-socket = {socket:?}\nbackend-tcp-listen = \"127.0.0.1:0\""
+        "listeners.backend-socket = {socket:?}\nlisteners.backend-tcp-listen = \"127.0.0.1:0\""
     ));
     (daemon, socket)
 }
@@ -656,7 +656,7 @@ fn post_json(body: &str) -> String {
 fn backend_connections_stay_open_however_long_they_idle() {
     let env = TestEnv::new();
     seed_capture_zone(&env);
-    let daemon = env.spawn("header-read-timeout-secs = 1");
+    let daemon = env.spawn("listeners.header-read-timeout-secs = 1");
     let request = post_json(&lookup("www.example.com.", "A", 1).to_string());
     let stream = TcpStream::connect(daemon.backend_addr).unwrap();
     stream
@@ -690,7 +690,7 @@ fn only_allowed_peers_reach_the_backend() {
     let env = TestEnv::new();
     seed_capture_zone(&env);
     let daemon =
-        env.spawn("backend-tcp-listen = \"127.0.0.1:0\"\nbackend-allow-from = [\"127.0.0.2/32\"]");
+        env.spawn("listeners.backend-tcp-listen = \"127.0.0.1:0\"\nlisteners.backend-allow-from = [\"127.0.0.2/32\"]");
     let tcp = daemon.tcp_backend_addr();
     let notified = || -> i64 {
         env.db()
@@ -754,7 +754,10 @@ fn a_backend_beyond_loopback_without_an_allow_list_does_not_start() {
     let env = TestEnv::new();
     std::fs::write(
         env.config_path(),
-        format!("database = {:?}\nbackend-listen = \"0.0.0.0:0\"\n", env.db),
+        format!(
+            "store.database = {:?}\nlisteners.backend-listen = \"0.0.0.0:0\"\n",
+            env.db
+        ),
     )
     .unwrap();
     let output = std::process::Command::new(common::BIN)

@@ -471,7 +471,11 @@ fn help_prints_commands_and_router_settings_for_a_domain() {
     let env = TestEnv::new();
     env.seed();
     let config = env.dir.path().join("help.toml");
-    std::fs::write(&config, "public-url = \"https://ddns.example.net/\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "updates.public-url = \"https://ddns.example.net/\"\n",
+    )
+    .unwrap();
     let text = env.cli_ok(&[
         "help",
         "home.dyn.example",

@@ -401,7 +401,7 @@ fn ddclient_twice_then_inadyn_on_the_same_hosts_all_succeed_with_abuse_detection
     let env = TestEnv::new();
     seed(&env);
     // The service's defaults: abuse detection on (the other tests run without it).
-    let daemon = env.spawn("abuse-detection = true");
+    let daemon = env.spawn("limits.abuse-detection = true");
     let config = fixture("ddclient-multi.conf", &daemon, CLIENT_PASSWORD);
     let first = ddclient(&env, &config);
     assert_eq!(first.code, Some(0), "{}", first.output);

@@ -274,7 +274,7 @@ fn connection_close_is_honoured_after_the_answer() {
 
 #[test]
 fn always_200_keeps_the_codes_but_answers_200() {
-    let (_env, daemon) = started("always-200 = true");
+    let (_env, daemon) = started("updates.always-200 = true");
     update(&daemon, "hostname=bob.dyn.example&myip=192.0.2.1").assert(200, "nohost");
     daemon
         .update_basic("alice", "wrong", "hostname=home.dyn.example")
@@ -285,7 +285,7 @@ fn always_200_keeps_the_codes_but_answers_200() {
 }
 
 /// Abuse detection on, with the defaults (the tests' daemons run without it).
-const ABUSE_DEFAULTS: &str = "abuse-detection = true";
+const ABUSE_DEFAULTS: &str = "limits.abuse-detection = true";
 
 /// `domain list`'s line for `fqdn` (the first of its types).
 fn listed(env: &TestEnv, fqdn: &str) -> String {
@@ -407,8 +407,9 @@ fn a_sustained_flood_is_flagged_shown_to_admins_and_changes_nothing_while_flagge
 
 #[test]
 fn a_flag_lifts_after_a_quiet_cool_down() {
-    let (env, daemon) =
-        started("abuse-detection = true\nabuse-flag-after-secs = 1\nabuse-cooldown-secs = 1");
+    let (env, daemon) = started(
+        "limits.abuse-detection = true\nlimits.abuse-flag-after-secs = 1\nlimits.abuse-cooldown-secs = 1",
+    );
     let answers = flood(&daemon, 20, Duration::from_secs(5), |response| {
         response.status == 429
     });
@@ -478,7 +479,8 @@ fn ordinary_clients_back_to_back_are_never_refused_under_the_defaults() {
 
 #[test]
 fn repeated_failures_are_refused_without_checking_passwords() {
-    let (_env, daemon) = started("auth-failure-limit = 3\nauth-failure-cooldown-secs = 60");
+    let (_env, daemon) =
+        started("limits.auth-failure-limit = 3\nlimits.auth-failure-cooldown-secs = 60");
     // A router with the right password, checked once, keeps working throughout.
     update(&daemon, "hostname=home.dyn.example&myip=192.0.2.1").assert(200, "good 192.0.2.1");
     for _ in 0..3 {

@@ -551,7 +551,7 @@ fn the_address_is_detected_when_myip_is_absent() {
 fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     let env = TestEnv::new();
     env.seed();
-    let daemon = env.spawn("trusted-proxies = []");
+    let daemon = env.spawn("updates.trusted-proxies = []");
     daemon
         .get(
             "/nic/update?hostname=home.dyn.example",
@@ -619,7 +619,7 @@ fn the_audit_row_records_who_what_when_and_from_where() {
 fn a_locked_database_gives_dnserr_changes_nothing_and_the_next_update_succeeds() {
     let env = TestEnv::new();
     env.seed();
-    let daemon = env.spawn("busy-timeout-ms = 300");
+    let daemon = env.spawn("store.busy-timeout-ms = 300");
     daemon
         .update_basic(
             "alice",
@@ -706,7 +706,7 @@ fn oversized_and_malformed_requests_are_refused_and_the_server_goes_on() {
 fn a_client_that_sends_no_headers_is_cut_off() {
     let env = TestEnv::new();
     env.seed();
-    let daemon = env.spawn("header-read-timeout-secs = 1");
+    let daemon = env.spawn("listeners.header-read-timeout-secs = 1");
     let mut stream = std::net::TcpStream::connect(daemon.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -728,7 +728,7 @@ fn a_client_that_sends_no_headers_is_cut_off() {
 fn connections_beyond_the_cap_wait_for_a_free_slot() {
     let env = TestEnv::new();
     env.seed();
-    let daemon = env.spawn("max-connections = 1\nheader-read-timeout-secs = 2");
+    let daemon = env.spawn("listeners.max-connections = 1\nlisteners.header-read-timeout-secs = 2");
     // The one slot is taken by a client that says nothing until the header timeout ends it.
     let idle = std::net::TcpStream::connect(daemon.addr).unwrap();
     daemon.wait_for_log(&format!(
@@ -820,7 +820,7 @@ fn a_dead_pdns_api_never_turns_good_into_an_error() {
         .local_addr()
         .unwrap();
     let daemon = env.spawn(&format!(
-        "purge-wait-ms = 1000\n[[pdns]]\napi-url = \"http://{dead}\"\napi-key = \"k\"\n"
+        "pdns.purge-wait-ms = 1000\n[[pdns.api]]\napi-url = \"http://{dead}\"\napi-key = \"k\"\n"
     ));
     let started = Instant::now();
     daemon

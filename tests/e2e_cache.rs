@@ -41,7 +41,7 @@ fn every_query_after_good_sees_the_update_with_caches_on() {
     let socket = env.dir.path().join("backend.sock");
     let api = PdnsApiEndpoint::new();
     let daemon = env.spawn(&format!(
-        "backend-socket = {socket:?}\n{}",
+        "listeners.backend-socket = {socket:?}\n{}",
         api.daemon_config()
     ));
     let pdns = Pdns::spawn(

@@ -200,7 +200,7 @@ fn pdns_never_fails_under_load_on_the_shipped_connectors() {
     let key = seed(&env);
     let api = PdnsApiEndpoint::new();
     let daemon = env.spawn(&format!(
-        "log-level = \"info\"\nbackend-tcp-listen = \"127.0.0.1:0\"\n{}",
+        "log-level = \"info\"\nlisteners.backend-tcp-listen = \"127.0.0.1:0\"\n{}",
         api.daemon_config()
     ));
     let http = shipped_connection("pdns.http.conf")
@@ -234,7 +234,7 @@ fn pdns_on_the_relay_rides_out_a_restart_and_survives_an_outage() {
     let env = TestEnv::new();
     let key = seed(&env);
     let tcp_port = free_port();
-    let config = format!("backend-tcp-listen = \"127.0.0.1:{tcp_port}\"");
+    let config = format!("listeners.backend-tcp-listen = \"127.0.0.1:{tcp_port}\"");
     let mut daemon = env.spawn(&config);
     let connection = shipped_connection("pdns.relay.conf")
         .replace("/usr/bin/certadns-ddns", common::BIN)

@@ -139,7 +139,7 @@ fn battery(connector: Connector) {
     let socket = env.dir.path().join("backend.sock");
     let api = PdnsApiEndpoint::new();
     let daemon = env.spawn(&format!(
-        "backend-socket = {socket:?}\nbackend-tcp-listen = \"127.0.0.1:0\"\n{}",
+        "listeners.backend-socket = {socket:?}\nlisteners.backend-tcp-listen = \"127.0.0.1:0\"\n{}",
         api.daemon_config()
     ));
     let (connection, conf) = connection_string(connector, &daemon, &socket);

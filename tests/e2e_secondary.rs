@@ -77,7 +77,7 @@ fn an_update_reaches_a_secondary_by_notify_and_axfr_within_seconds() {
     let socket = env.dir.path().join("backend.sock");
     let api = PdnsApiEndpoint::new();
     let daemon = env.spawn(&format!(
-        "backend-socket = {socket:?}\n{}",
+        "listeners.backend-socket = {socket:?}\n{}",
         api.daemon_config()
     ));
 

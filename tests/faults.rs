@@ -50,7 +50,10 @@ fn spawn_with(
     let socket = env.dir.path().join("backend.sock");
     let _ = std::fs::remove_file(&socket);
     // The socket is bound before the daemon reports it is listening.
-    let daemon = env.spawn_with_env(&format!("backend-socket = {socket:?}\n{config}"), envs);
+    let daemon = env.spawn_with_env(
+        &format!("listeners.backend-socket = {socket:?}\n{config}"),
+        envs,
+    );
     (daemon, socket)
 }
 
@@ -269,7 +272,7 @@ fn refused_start_as(env: &TestEnv, config: &str, wrapper: &[&str]) -> (Option<i3
     std::fs::write(
         &path,
         format!(
-            "database = {:?}\nlisten = \"127.0.0.1:0\"\nbackend-listen = \"127.0.0.1:0\"\n{config}",
+            "store.database = {:?}\nlisteners.listen = \"127.0.0.1:0\"\nlisteners.backend-listen = \"127.0.0.1:0\"\n{config}",
             env.db
         ),
     )
@@ -315,7 +318,7 @@ fn a_file_that_is_not_a_database_or_is_damaged_is_refused_at_start_and_left_as_i
         *byte = u8::try_from(index * 7919 % 251).unwrap();
     }
     // A random file, a text file (a config given as the database), an empty-looking header.
-    for content in [junk.clone(), b"database = \"x\"\n".to_vec()] {
+    for content in [junk.clone(), b"[store]\ndatabase = \"x\"\n".to_vec()] {
         std::fs::write(&env.db, &content).unwrap();
         let (code, output) = refused_start(&env, "");
         assert_eq!(code, Some(1), "{output}");
@@ -788,7 +791,9 @@ fn load_then_power_cut(synchronous: Option<&str>) -> usize {
     {
         let (daemon, _) = spawn_with(
             &env,
-            &synchronous.map_or_else(String::new, |level| format!("synchronous = \"{level}\"")),
+            &synchronous.map_or_else(String::new, |level| {
+                format!("store.synchronous = \"{level}\"")
+            }),
             &shim_env(&data, &control, Some(&undo)),
         );
         acknowledged = kill_mid_load(&daemon, &key, 0, &sent, 1000);
@@ -926,7 +931,7 @@ fn a_failing_pdns_api_delays_no_update_and_its_cache_is_flushed_when_it_answers_
     let key = seed(&env);
     let api = FakeApi::start();
     let daemon = env.spawn(&format!(
-        "purge-wait-ms = 300\n[[pdns]]\napi-url = \"http://{}\"\napi-key = \"k\"\n",
+        "pdns.purge-wait-ms = 300\n[[pdns.api]]\napi-url = \"http://{}\"\napi-key = \"k\"\n",
         api.addr
     ));
     let update = |host: usize, ip: &str| {

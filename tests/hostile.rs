@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::{Daemon, HttpResponse, TestEnv, basic, connect_from, parse_response, unix_call};
 
 /// Config for tests with several clients: only 127.0.0.1 is a proxy.
-const CLIENTS: &str = "trusted-proxies = [\"127.0.0.1/32\"]";
+const CLIENTS: &str = "updates.trusted-proxies = [\"127.0.0.1/32\"]";
 
 /// Sends `raw` from `source` and reads the answer until the server closes.
 fn request_from(source: [u8; 4], target: SocketAddr, raw: &str) -> Option<HttpResponse> {
@@ -67,7 +67,7 @@ fn a_burst_of_wrong_passwords_is_bounded_in_memory_and_never_blocks_api_keys() {
     let env = TestEnv::new();
     let key = seed(&env);
     let daemon = env.spawn(&format!(
-        "{CLIENTS}\nauth-failure-limit = 10\nlog-level = \"info\""
+        "{CLIENTS}\nlimits.auth-failure-limit = 10\nlog-level = \"info\""
     ));
     let pid = daemon.pid();
     let before = status_kb(pid, "VmHWM:");
@@ -145,7 +145,7 @@ fn huge_backend_names_cost_nothing_and_stall_nobody() {
     let env = TestEnv::new();
     seed(&env);
     let socket = env.dir.path().join("backend.sock");
-    let daemon = env.spawn(&format!("backend-socket = {socket:?}"));
+    let daemon = env.spawn(&format!("listeners.backend-socket = {socket:?}"));
     // Under the 64 KB body cap, so the name check itself must refuse them.
     let qname = "a.".repeat(30_000);
     let lookup = serde_json::json!({"method": "lookup",
@@ -293,7 +293,7 @@ fn one_client_cannot_hold_every_connection() {
 fn client_strings_cannot_forge_log_lines_and_logins_are_never_logged() {
     let env = TestEnv::new();
     let key = seed(&env);
-    let daemon = env.spawn("log-level = \"info\"\nauth-failure-limit = 10");
+    let daemon = env.spawn("log-level = \"info\"\nlimits.auth-failure-limit = 10");
     let forged = "FORGED-LINE INFO update answered outcome=good";
     let response = daemon.get(
         &format!(
@@ -333,7 +333,7 @@ fn client_strings_cannot_forge_log_lines_and_logins_are_never_logged() {
 fn junk_logins_take_bounded_memory() {
     let env = TestEnv::new();
     seed(&env);
-    let daemon = env.spawn(&format!("{CLIENTS}\nauth-failure-limit = 10"));
+    let daemon = env.spawn(&format!("{CLIENTS}\nlimits.auth-failure-limit = 10"));
     let pid = daemon.pid();
     let addr = daemon.addr;
     // Warm up, then measure.
@@ -455,7 +455,7 @@ fn a_truncated_or_deleted_shm_file_never_crashes_or_goes_stale() {
     let env = TestEnv::new();
     let key = seed(&env);
     let socket = env.dir.path().join("backend.sock");
-    let mut daemon = env.spawn(&format!("backend-socket = {socket:?}"));
+    let mut daemon = env.spawn(&format!("listeners.backend-socket = {socket:?}"));
     let bearer = format!("Bearer {key}");
     let update = |daemon: &Daemon, ip: &str| {
         daemon
@@ -521,7 +521,7 @@ fn a_truncated_or_deleted_shm_file_never_crashes_or_goes_stale() {
     assert_eq!(exited, Some(1), "{}", daemon.log());
     // A writer meanwhile, then a restart: everything is served.
     env.add_domain("newer.dyn.example", "alice", "A", Some("192.0.2.14"));
-    let _daemon = env.spawn(&format!("backend-socket = {socket:?}"));
+    let _daemon = env.spawn(&format!("listeners.backend-socket = {socket:?}"));
     assert_eq!(
         content(&unix_lookup(&socket, "newer.dyn.example.")),
         "192.0.2.14"
@@ -538,7 +538,7 @@ fn the_unix_socket_never_waits_for_a_silent_peer_forever() {
     seed(&env);
     let socket = env.dir.path().join("backend.sock");
     let _daemon = env.spawn(&format!(
-        "backend-socket = {socket:?}\nheader-read-timeout-secs = 1"
+        "listeners.backend-socket = {socket:?}\nlisteners.header-read-timeout-secs = 1"
     ));
     let mut silent = UnixStream::connect(&socket).unwrap();
     silent
@@ -589,7 +589,7 @@ fn a_black_holed_pdns_api_holds_no_answer_and_no_resources() {
         }
     });
     let daemon = env.spawn(&format!(
-        "purge-wait-ms = 300\n[[pdns]]\napi-url = \"http://{hole_addr}\"\napi-key = \"k\"\n"
+        "pdns.purge-wait-ms = 300\n[[pdns.api]]\napi-url = \"http://{hole_addr}\"\napi-key = \"k\"\n"
     ));
     let pid = daemon.pid();
     // Sockets, not all descriptors: the SQLite pool opens connections as load comes.
@@ -659,7 +659,7 @@ fn a_black_holed_pdns_api_holds_no_answer_and_no_resources() {
 fn a_burst_with_the_right_password_is_one_check_and_every_request_passes() {
     let env = TestEnv::new();
     seed(&env);
-    let daemon = env.spawn(&format!("{CLIENTS}\nauth-failure-limit = 10"));
+    let daemon = env.spawn(&format!("{CLIENTS}\nlimits.auth-failure-limit = 10"));
     let addr = daemon.addr;
     let raw = get(
         "/nic/update?hostname=home.dyn.example&myip=192.0.2.1",
@@ -682,7 +682,7 @@ fn a_burst_with_the_right_password_is_one_check_and_every_request_passes() {
 fn guessing_a_password_from_elsewhere_never_locks_the_owners_router_out() {
     let env = TestEnv::new();
     env.seed();
-    let daemon = env.spawn(&format!("{CLIENTS}\nauth-failure-limit = 10"));
+    let daemon = env.spawn(&format!("{CLIENTS}\nlimits.auth-failure-limit = 10"));
     let addr = daemon.addr;
     let update = |source: [u8; 4], password: &str, ip: &str| {
         let raw = get(

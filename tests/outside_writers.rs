@@ -225,7 +225,7 @@ impl Case {
 fn spawn(env: &TestEnv) -> (Daemon, PathBuf) {
     let socket = env.dir.path().join("backend.sock");
     let _ = std::fs::remove_file(&socket);
-    let daemon = env.spawn(&format!("backend-socket = {socket:?}"));
+    let daemon = env.spawn(&format!("listeners.backend-socket = {socket:?}"));
     (daemon, socket)
 }
 

@@ -9,9 +9,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use certadns_ddns::dyndns::request::{
-    Endpoint, MAX_HOSTNAMES, detect_client, parse_update_request,
-};
+use certadns_ddns::dyndns::client::detect_client;
+use certadns_ddns::dyndns::request::{Endpoint, MAX_HOSTNAMES, parse_update_request};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

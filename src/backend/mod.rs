@@ -27,8 +27,9 @@ pub use self::unix::{bind_unix, serve_unix};
 
 use std::collections::BTreeMap;
 
-use self::protocol::{DomainInfo, Outcome, Query, Record, Reply};
-use crate::model::parse_notify_target;
+use self::protocol::{DomainInfo, Outcome, QType, Query, Record, Reply};
+use crate::model::rdata::ServedType;
+use crate::model::{is_within, normalize_name as normalize, parse_notify_target};
 use crate::served::Served;
 use crate::store::StoreError;
 use crate::store::records::ServedRecord;
@@ -75,7 +76,7 @@ impl Backend {
                 qname,
                 qtype,
                 zone_id,
-            } => served.lookup(|view| lookup(view, qname, qtype, *zone_id)),
+            } => served.lookup(|view| lookup(view, qname, *qtype, *zone_id)),
             Query::List { zonename } => served.zone_listing(&normalize(zonename)).map(|listing| {
                 listing.map_or(Outcome::Bool(false), |(zone, records)| {
                     Outcome::Records(
@@ -124,26 +125,20 @@ impl Backend {
     }
 }
 
-/// A name as the store holds it: lower case, no final dot; the root becomes "".
-fn normalize(name: &str) -> String {
-    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
-}
-
 /// `lookup`: the records at `qname` of type `qtype` (or all, for ANY).
 fn lookup(
     view: &dyn ServedView,
     qname: &str,
-    qtype: &str,
+    qtype: QType,
     zone_id: i64,
 ) -> Result<Outcome, StoreError> {
     let name = normalize(qname);
-    if name.is_empty() {
+    if name.is_empty() || qtype == QType::Unserved {
         return Ok(Outcome::Bool(false));
     }
-    let any = qtype.eq_ignore_ascii_case("ANY");
     let zone = if zone_id >= 0 {
         view.zone_by_id(zone_id)?
-    } else if qtype.eq_ignore_ascii_case("SOA") {
+    } else if qtype == QType::Is(ServedType::Soa) {
         // The SOA walk: only an exact apex has a SOA.
         view.zone_by_name(&name)?
     } else {
@@ -155,7 +150,7 @@ fn lookup(
     let records: Vec<Record> = view
         .records_at(&zone, &name)?
         .into_iter()
-        .filter(|record| any || record.record_type.eq_ignore_ascii_case(qtype))
+        .filter(|record| qtype == QType::Any || qtype == QType::Is(record.record_type))
         .map(|record| wire_record(record, zone.id))
         .collect();
     Ok(if records.is_empty() {
@@ -165,18 +160,10 @@ fn lookup(
     })
 }
 
-/// Whether `name` is `zone` or below it (both normalised).
-fn is_within(name: &str, zone: &str) -> bool {
-    name == zone
-        || name
-            .strip_suffix(zone)
-            .is_some_and(|head| head.ends_with('.'))
-}
-
 /// A served record as pdns wants it.
 fn wire_record(record: ServedRecord, zone_id: i64) -> Record {
     Record {
-        qtype: record.record_type,
+        qtype: record.record_type.as_str(),
         qname: format!("{}.", record.name),
         content: record.content,
         ttl: record.ttl,
@@ -240,7 +227,7 @@ mod test {
             .unwrap();
         let lookup = Query::Lookup {
             qname: "www.example.com.".into(),
-            qtype: "ANY".into(),
+            qtype: QType::Any,
             zone_id: 1,
         };
         assert_eq!(
@@ -266,15 +253,5 @@ mod test {
             backend.handle(&Query::Initialize).to_json(),
             br#"{"result":true}"#
         );
-    }
-
-    #[test]
-    fn names_normalise_and_nest_on_label_boundaries() {
-        assert_eq!(normalize("WwW.ExAmPlE.CoM."), "www.example.com");
-        assert_eq!(normalize("."), "");
-        assert!(is_within("a.example.com", "example.com"));
-        assert!(is_within("example.com", "example.com"));
-        assert!(!is_within("aexample.com", "example.com"));
-        assert!(!is_within("com", "example.com"));
     }
 }

@@ -46,9 +46,10 @@ pub(super) fn run(store: &Store, config: &Config, args: HelpArgs) -> anyhow::Res
         .parse()
         .with_context(|| format!("invalid name {:?}", args.fqdn))?;
     let base = config
+        .updates
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{}", config.listen))
+        .unwrap_or_else(|| format!("http://{}", config.listeners.listen))
         .trim_end_matches('/')
         .to_string();
     let subject = store.read(|conn| {

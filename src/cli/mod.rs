@@ -105,8 +105,9 @@ pub(super) struct Admin {
     store: Store,
     /// The config (for `help`'s public URL).
     config: Config,
-    /// Purges pdns's caches; None when no `[[pdns]]` is configured.
-    purger: Option<Purger>,
+    /// Purges pdns's caches, on a runtime of its own (the CLI is otherwise synchronous);
+    /// None when no `[[pdns.api]]` is configured.
+    purger: Option<(Purger, tokio::runtime::Runtime)>,
 }
 
 impl Admin {
@@ -114,13 +115,8 @@ impl Admin {
     /// failed calls a few times. A failure is reported as a warning, never as an error: the
     /// change is committed, and pdns's cache TTL bounds how long the old answer can last.
     fn purge(&self, names: Vec<String>) {
-        let Some(purger) = &self.purger else { return };
-        match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime.block_on(purger.purge_with_retries(names)),
-            Err(error) => tracing::warn!(%error, "cannot purge pdns caches"),
+        if let Some((purger, runtime)) = &self.purger {
+            runtime.block_on(purger.purge_with_retries(names));
         }
     }
 }
@@ -132,7 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => Config::default(),
     };
     if let Some(db) = args.db {
-        config.database = db;
+        config.store.database = db;
     }
     let command = match args.command {
         Command::Serve(serve) => return run_serve(config, serve),
@@ -146,12 +142,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         command => command,
     };
     crate::log::init("warn");
-    let path = config.database.clone();
+    let path = config.store.database.clone();
     let store = Store::open(&path, &StoreOptions::default())
         .with_context(|| format!("cannot open database {}", path.display()))?;
     let admin = Admin {
         store,
-        purger: Purger::new(&config.pdns),
+        purger: match Purger::new(&config.pdns.api) {
+            Some(purger) => Some((
+                purger,
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("cannot start the runtime for pdns cache purges")?,
+            )),
+            None => None,
+        },
         config,
     };
     match command {
@@ -169,17 +174,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// `serve`: applies the flags to the config, runs the daemon on a multi-threaded runtime.
 fn run_serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
-        config.listen = listen;
+        config.listeners.listen = listen;
     }
     if let Some(backend_listen) = args.backend_listen {
-        config.backend_listen = backend_listen;
+        config.listeners.backend_listen = backend_listen;
     }
     if let Some(backend_socket) = args.backend_socket {
-        config.backend_socket = Some(backend_socket);
+        config.listeners.backend_socket = Some(backend_socket);
     }
     // The flags may have moved a listener beyond loopback.
     config.validate()?;
-    crate::log::init(&config.log_level);
+    crate::log::init(&config.log_level.0);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -84,7 +84,7 @@ pub(super) fn run(admin: &Admin, command: RecordCommand) -> anyhow::Result<()> {
                     vec![
                         record.name,
                         record.ttl.to_string(),
-                        record.record_type,
+                        record.record_type.to_string(),
                         record.content,
                         record.source.as_str().to_string(),
                     ]

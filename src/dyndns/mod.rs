@@ -5,8 +5,12 @@
 //! this file only adapts hyper requests to them and their results to hyper responses.
 
 pub mod abuse;
+pub mod address;
+pub mod client;
+mod password;
 pub mod request;
 pub mod response;
+pub mod throttle;
 pub mod update;
 
 use std::net::SocketAddr;
@@ -19,7 +23,8 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use ipnet::IpNet;
 
-use self::request::{ClientAddress, Endpoint, detect_client, parse_update_request};
+use self::client::{ClientAddress, detect_client};
+use self::request::{Endpoint, parse_update_request};
 use self::response::Answer;
 use self::update::Updater;
 use crate::log::Untrusted;
@@ -36,6 +41,17 @@ pub struct ServiceOptions {
     /// Answer every dyndns2 code with status 200 (for ddclient, which ignores the body of any
     /// non-2xx answer but 401).
     pub always_200: bool,
+}
+
+impl From<&crate::config::Updates> for ServiceOptions {
+    fn from(updates: &crate::config::Updates) -> Self {
+        Self {
+            trusted_proxies: updates.trusted_proxies.clone(),
+            max_body_bytes: updates.max_body_bytes,
+            body_read_timeout: updates.body_read_timeout,
+            always_200: updates.always_200,
+        }
+    }
 }
 
 /// The HTTP face of the update endpoints.

@@ -2,14 +2,11 @@
 //! the client's address. Pure: no store, no hyper types (the HTTP adapter hands over bytes and
 //! strings).
 
-use std::net::{IpAddr, SocketAddr};
-
+use super::address::{AddressPlan, plan_addresses};
+use crate::model::{AuthMethod, DomainName, IpError};
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use ipnet::IpNet;
-
-use crate::model::{AuthMethod, DomainName, IpError, parse_ip};
 
 /// Which family of endpoint was called: they differ only in the credentials they accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,101 +197,6 @@ pub fn parse_update_request(
     }
 }
 
-/// What to do with one address family of a host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    /// Point the record at this address.
-    Set(IpAddr),
-    /// Leave the record as it is (`preserve`).
-    Preserve,
-}
-
-/// The addresses a request asks for, by family, and the order the client gave them in.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AddressPlan {
-    /// The IPv4 target, if any.
-    pub v4: Option<Target>,
-    /// The IPv6 target, if any.
-    pub v6: Option<Target>,
-    /// Families in the order they first appeared (`true` for IPv6).
-    pub order: Vec<bool>,
-}
-
-impl AddressPlan {
-    /// The plan for a detected client address.
-    pub fn detected(ip: IpAddr) -> Self {
-        let mut plan = Self::default();
-        plan.put(ip.is_ipv6(), Target::Set(ip));
-        plan
-    }
-
-    /// The addresses to set, in the client's order.
-    pub fn to_set(&self) -> Vec<IpAddr> {
-        self.order
-            .iter()
-            .filter_map(|&is_v6| match if is_v6 { self.v6 } else { self.v4 } {
-                Some(Target::Set(ip)) => Some(ip),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Sets the target of a family unless one is set already (the first one wins).
-    fn put(&mut self, is_v6: bool, target: Target) {
-        let slot = if is_v6 { &mut self.v6 } else { &mut self.v4 };
-        if slot.is_none() {
-            *slot = Some(target);
-            self.order.push(is_v6);
-        }
-    }
-}
-
-/// Turns the address parameters into a plan, strictly: every value must parse (or be
-/// `preserve`); `myipv4`/`myipv6` must hold their family; `myip` and `ip` take one address or
-/// a `v4,v6` pair. Family-specific parameters win over `myip`/`ip`.
-pub fn plan_addresses(parameters: &[(AddressParameter, String)]) -> Result<AddressPlan, IpError> {
-    let mut plan = AddressPlan::default();
-    let is_preserve = |value: &str| value.eq_ignore_ascii_case("preserve");
-    for (parameter, value) in parameters {
-        let is_v6 = match parameter {
-            AddressParameter::Ipv4 => false,
-            AddressParameter::Ipv6 => true,
-            AddressParameter::MyIp | AddressParameter::Ip => continue,
-        };
-        if is_preserve(value) {
-            plan.put(is_v6, Target::Preserve);
-            continue;
-        }
-        let ip = parse_ip(value)?.to_canonical();
-        match (is_v6, ip) {
-            (false, IpAddr::V6(_)) => return Err(IpError::Ipv4Required),
-            (true, IpAddr::V4(_)) => return Err(IpError::Ipv6Required),
-            _ => plan.put(is_v6, Target::Set(ip)),
-        }
-    }
-    for (parameter, value) in parameters {
-        if !matches!(parameter, AddressParameter::MyIp | AddressParameter::Ip) || is_preserve(value)
-        {
-            continue;
-        }
-        let mut seen = (false, false);
-        for item in value.split(',') {
-            let ip = parse_ip(item)?.to_canonical();
-            let family_seen = if ip.is_ipv6() {
-                &mut seen.1
-            } else {
-                &mut seen.0
-            };
-            if std::mem::replace(family_seen, true) {
-                // Two addresses of one family: a record holds one.
-                return Err(IpError::Invalid);
-            }
-            plan.put(ip.is_ipv6(), Target::Set(ip));
-        }
-    }
-    Ok(plan)
-}
-
 /// Base64 as browsers and routers send it: standard alphabet, padding optional.
 const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
@@ -331,54 +233,6 @@ fn header_credentials(endpoint: Endpoint, authorization: Option<&[u8]>) -> Optio
             _ => Credentials::Malformed,
         },
     )
-}
-
-/// Where a request came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddress {
-    /// The client as detected: X-Forwarded-For from a trusted proxy, else the TCP peer.
-    pub source: IpAddr,
-    /// The TCP peer.
-    pub peer: IpAddr,
-}
-
-/// Detects the client's address: the product spec's "client's public IP".
-///
-/// With a TCP peer in `trusted` (a reverse proxy of the operator's), the `X-Forwarded-For`
-/// entries of every header line, in order, are walked from the right, skipping trusted
-/// addresses: the first untrusted one is the client. Proxies *append* (nginx's
-/// `$proxy_add_x_forwarded_for`, HAProxy's `option forwardfor`, load balancers), so the left
-/// of the header is whatever the client sent and only the right is vouched for; taking the
-/// first entry let any client pick its own address. An entry that is not an address stops
-/// the walk at the last address vouched for. Without a trusted peer, the peer is the client.
-/// IPv4-mapped IPv6 addresses (`::ffff:192.0.2.1`, from a dual-stack socket) count as the
-/// IPv4 address they carry.
-pub fn detect_client<'a>(
-    peer: SocketAddr,
-    forwarded_for: impl IntoIterator<Item = &'a [u8]>,
-    trusted: &[IpNet],
-) -> ClientAddress {
-    let peer = peer.ip().to_canonical();
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    let mut source = peer;
-    if is_trusted(&peer) {
-        let lines: Vec<&str> = forwarded_for
-            .into_iter()
-            .filter_map(|line| std::str::from_utf8(line).ok())
-            .collect();
-        let entries = lines.iter().flat_map(|line| line.split(',')).map(str::trim);
-        let entries: Vec<&str> = entries.filter(|entry| !entry.is_empty()).collect();
-        for entry in entries.iter().rev() {
-            let Ok(address) = entry.parse::<IpAddr>() else {
-                break;
-            };
-            source = address.to_canonical();
-            if !is_trusted(&source) {
-                break;
-            }
-        }
-    }
-    ClientAddress { source, peer }
 }
 
 #[cfg(test)]
@@ -420,80 +274,6 @@ mod test {
         let request = parse(Endpoint::Nic, None, "hostname=%20&myip=");
         assert_eq!(request.hostnames, None);
         assert_eq!(request.addresses, []);
-    }
-
-    fn plan(query: &str) -> Result<AddressPlan, IpError> {
-        plan_addresses(&parse(Endpoint::Nic, None, query).addresses)
-    }
-
-    fn ip(text: &str) -> IpAddr {
-        text.parse().unwrap()
-    }
-
-    #[test]
-    fn address_forms_clients_send() {
-        let v4 = plan("myip=192.0.2.1").unwrap();
-        assert_eq!((v4.v4, v4.v6), (Some(Target::Set(ip("192.0.2.1"))), None));
-        let raw_v6 = plan("myip=2001:db8::1").unwrap();
-        assert_eq!(raw_v6.v6, Some(Target::Set(ip("2001:db8::1"))));
-        let encoded_v6 = plan("myip=2001%3adb8%3a%3a1").unwrap();
-        assert_eq!(encoded_v6.v6, Some(Target::Set(ip("2001:db8::1"))));
-        let pair = plan("myip=192.0.2.1,2001:db8::1").unwrap();
-        assert_eq!(pair.to_set(), [ip("192.0.2.1"), ip("2001:db8::1")]);
-        let reversed = plan("myip=2001:db8::1,192.0.2.1").unwrap();
-        assert_eq!(
-            reversed.to_set(),
-            [ip("2001:db8::1"), ip("192.0.2.1")],
-            "the client's order"
-        );
-        for query in [
-            "myipv4=192.0.2.1&myipv6=2001:db8::1",
-            "ipv4=192.0.2.1&ipv6=2001:db8::1",
-            "ip=192.0.2.1,2001:db8::1",
-        ] {
-            assert_eq!(
-                plan(query).unwrap().to_set(),
-                [ip("192.0.2.1"), ip("2001:db8::1")],
-                "{query}"
-            );
-        }
-    }
-
-    #[test]
-    fn preserve_and_absent_families_are_left_alone() {
-        let only_v6 = plan("myipv4=preserve&myipv6=2001:db8::1").unwrap();
-        assert_eq!(only_v6.v4, Some(Target::Preserve));
-        assert_eq!(only_v6.to_set(), [ip("2001:db8::1")]);
-        assert_ne!(only_v6, AddressPlan::default());
-        assert_eq!(plan("system=dyndns").unwrap(), AddressPlan::default());
-        assert!(
-            plan("myip=").unwrap() == AddressPlan::default(),
-            "ddclient 3.10 sends an empty myip for IPv6"
-        );
-        assert_eq!(
-            AddressPlan::detected(ip("192.0.2.9")).to_set(),
-            [ip("192.0.2.9")]
-        );
-    }
-
-    #[test]
-    fn family_parameters_win_over_myip() {
-        let plan = plan("myip=192.0.2.1&myipv4=198.51.100.1").unwrap();
-        assert_eq!(plan.v4, Some(Target::Set(ip("198.51.100.1"))));
-    }
-
-    #[test]
-    fn bad_address_forms_are_refused() {
-        assert_eq!(plan("myip=1.2.3"), Err(IpError::Invalid));
-        assert_eq!(plan("myip=192.0.2.1,192.0.2.2"), Err(IpError::Invalid));
-        assert_eq!(plan("myip=192.0.2.1,"), Err(IpError::Invalid));
-        assert_eq!(
-            plan("myip=192.0.2.1%2C%202001:db8::1"),
-            Err(IpError::Invalid)
-        );
-        assert_eq!(plan("myipv4=2001:db8::1"), Err(IpError::Ipv4Required));
-        assert_eq!(plan("myipv6=192.0.2.1"), Err(IpError::Ipv6Required));
-        assert_eq!(plan("ipv6=bogus"), Err(IpError::Invalid));
     }
 
     #[test]
@@ -607,65 +387,5 @@ mod test {
             !text.contains("topsecret") && !text.contains("hunter2"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let trusted: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
-        let proxy: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let direct: SocketAddr = "198.51.100.9:5000".parse().unwrap();
-        let one = |text: &'static str| [text.as_bytes()];
-
-        // The operator's proxy sets the header: its one entry is the client.
-        let via_proxy = detect_client(proxy, one("203.0.113.5"), &trusted);
-        assert_eq!(via_proxy.source.to_string(), "203.0.113.5");
-        assert_eq!(via_proxy.peer.to_string(), "127.0.0.1");
-
-        // An appending proxy: the client claimed 6.6.6.6; only the rightmost is real.
-        let appended = detect_client(proxy, one("6.6.6.6, 203.0.113.5"), &trusted);
-        assert_eq!(appended.source.to_string(), "203.0.113.5");
-
-        let spoofed = detect_client(direct, one("203.0.113.5"), &trusted);
-        assert_eq!(spoofed.source.to_string(), "198.51.100.9");
-
-        let garbage = detect_client(proxy, one("unknown"), &trusted);
-        assert_eq!(garbage.source.to_string(), "127.0.0.1");
-        let nothing: [&[u8]; 0] = [];
-        assert_eq!(
-            detect_client(proxy, nothing, &trusted).source.to_string(),
-            "127.0.0.1"
-        );
-    }
-
-    #[test]
-    fn forwarded_for_is_walked_from_the_right_over_trusted_hops_and_header_lines() {
-        let trusted: Vec<IpNet> = vec![
-            "127.0.0.0/8".parse().unwrap(),
-            "10.0.0.0/8".parse().unwrap(),
-        ];
-        let proxy: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        // Two proxies of ours (10.0.0.2 then 127.0.0.1); the client and its claim before.
-        let walk = |lines: &[&'static str]| {
-            detect_client(proxy, lines.iter().map(|line| line.as_bytes()), &trusted)
-                .source
-                .to_string()
-        };
-        assert_eq!(walk(&["6.6.6.6, 198.51.100.7, 10.0.0.2"]), "198.51.100.7");
-        assert_eq!(walk(&["6.6.6.6", "198.51.100.7, 10.0.0.2"]), "198.51.100.7");
-        assert_eq!(walk(&["6.6.6.6, 198.51.100.7", "10.0.0.2"]), "198.51.100.7");
-        // Every entry trusted: the leftmost is the client (a LAN client behind our proxy).
-        assert_eq!(walk(&["10.1.2.3, 10.0.0.2"]), "10.1.2.3");
-        // Garbage stops the walk at the last address vouched for.
-        assert_eq!(walk(&["198.51.100.7, unknown, 10.0.0.2"]), "10.0.0.2");
-        assert_eq!(walk(&["2001:db8::7, ::ffff:10.0.0.2"]), "2001:db8::7");
-    }
-
-    #[test]
-    fn ipv4_mapped_peers_count_as_ipv4() {
-        let mapped: SocketAddr = "[::ffff:192.0.2.1]:5000".parse().unwrap();
-        let nothing: [&[u8]; 0] = [];
-        let client = detect_client(mapped, nothing, &[]);
-        assert_eq!(client.source.to_string(), "192.0.2.1");
-        assert_eq!(client.peer.to_string(), "192.0.2.1");
     }
 }

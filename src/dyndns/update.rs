@@ -13,11 +13,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::abuse::{AuthThrottle, FailureKey, KnownClients, Pace, UpdateRateGuard};
-use super::request::{
-    AddressPlan, ClientAddress, Credentials, HostListError, ParsedUpdate, Target,
-};
+use super::abuse::{Pace, PaceRules, UpdateRateGuard};
+use super::address::{AddressPlan, Target};
+use super::client::ClientAddress;
+use super::password::PasswordChecks;
+use super::request::{Credentials, HostListError, ParsedUpdate};
 use super::response::{AddressList, Answer, ReturnCode};
+use super::throttle::{AuthThrottle, FailureKey, KnownClients};
 use crate::auth::{self, PasswordCache};
 use crate::model::{AuthMethod, SCOPE_DOMAINS_UPDATE};
 use crate::purge::Purger;
@@ -54,172 +56,40 @@ pub struct Guards {
     pub known_clients: KnownClients,
 }
 
+impl Guards {
+    /// The guards `[limits]` asks for.
+    pub fn new(limits: &crate::config::Limits) -> Self {
+        Self {
+            password_cache: PasswordCache::new(
+                limits.password_cache_size,
+                limits.password_cache_ttl,
+            ),
+            rate_guard: UpdateRateGuard::new(limits.abuse_detection.then_some(PaceRules {
+                burst: limits.abuse_burst,
+                refill: limits.abuse_refill,
+                flag_after: limits.abuse_flag_after,
+                cooldown: limits.abuse_cooldown,
+            })),
+            auth_throttle: Arc::new(AuthThrottle::new(
+                limits.auth_failure_limit,
+                limits.auth_failure_window,
+                limits.auth_failure_cooldown,
+            )),
+            password_checks: PasswordChecks::new(
+                limits.password_check_concurrency,
+                limits.password_check_queue,
+            ),
+            known_clients: KnownClients::new(limits.auth_known_client),
+        }
+    }
+}
+
 /// Logins longer than this are refused before any lookup: an email address has at most 254
 /// octets (RFC 5321), and a username fewer.
 const MAX_LOGIN_BYTES: usize = 254;
 
 /// Passwords longer than this are refused before any hashing.
 const MAX_PASSWORD_BYTES: usize = 1024;
-
-/// Bounds the password checks (argon2id: about 19 MiB and 15 ms of CPU each): they run on
-/// `concurrency` threads of their own, at most `queue` more wait, and a request beyond that is
-/// answered `911` (503) at once, which ddclient and inadyn treat as "retry later". Only checks
-/// that need argon2 come here: API keys and remembered passwords never wait behind it.
-///
-/// Threads of their own, not tokio's blocking pool: that pool grows to hundreds of threads,
-/// and glibc gives threads their own malloc arenas, each keeping the 19 MiB it last held. A
-/// burst of guesses then left the process at 500 MB; with a fixed few threads it stays at a
-/// few times 19 MiB.
-#[derive(Debug)]
-pub struct PasswordChecks {
-    /// One permit per check thread.
-    permits: tokio::sync::Semaphore,
-    /// Checks waiting for a permit now.
-    waiting: std::sync::atomic::AtomicUsize,
-    /// The most that may wait.
-    queue: usize,
-    /// Hands checks to the threads.
-    jobs: std::sync::mpsc::Sender<PasswordJob>,
-    /// Checks under way, by [`PasswordCache::entry_key`]: the same user and password asked
-    /// again meanwhile (a router's A and AAAA requests, a script's burst) waits for that one
-    /// result instead of hashing again, or counting as another guess.
-    under_way:
-        std::sync::Mutex<std::collections::HashMap<[u8; 32], Arc<tokio::sync::OnceCell<bool>>>>,
-}
-
-/// Takes a check's entry out of [`PasswordChecks::under_way`] when dropped, unless a newer
-/// check already took its place.
-struct UnderWayEntry<'a> {
-    /// Where the entry is.
-    checks: &'a PasswordChecks,
-    /// Its key.
-    key: [u8; 32],
-    /// The cell this request shared.
-    cell: Arc<tokio::sync::OnceCell<bool>>,
-}
-
-impl Drop for UnderWayEntry<'_> {
-    fn drop(&mut self) {
-        let mut under_way = self
-            .checks
-            .under_way
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if under_way
-            .get(&self.key)
-            .is_some_and(|current| Arc::ptr_eq(current, &self.cell))
-        {
-            under_way.remove(&self.key);
-        }
-    }
-}
-
-/// A password check for one of the check threads.
-type PasswordJob = Box<dyn FnOnce() + Send>;
-
-impl PasswordChecks {
-    /// `concurrency` check threads (0: one per CPU core), `queue` waiting at most.
-    pub fn new(concurrency: usize, queue: usize) -> Self {
-        let concurrency = if concurrency == 0 {
-            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
-        } else {
-            concurrency
-        };
-        let (jobs, received) = std::sync::mpsc::channel::<PasswordJob>();
-        let received = Arc::new(std::sync::Mutex::new(received));
-        for number in 0..concurrency {
-            let received = Arc::clone(&received);
-            let spawned = std::thread::Builder::new()
-                .name(format!("password-check-{number}"))
-                .spawn(move || {
-                    loop {
-                        let job = received
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .recv();
-                        match job {
-                            // A panicking check fails its request (its answer is dropped), not
-                            // the thread.
-                            Ok(job) => {
-                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                            }
-                            Err(_) => return,
-                        }
-                    }
-                });
-            if let Err(error) = spawned {
-                tracing::error!(%error, "cannot start a password-check thread");
-            }
-        }
-        Self {
-            permits: tokio::sync::Semaphore::new(concurrency),
-            waiting: std::sync::atomic::AtomicUsize::new(0),
-            queue,
-            jobs,
-            under_way: std::sync::Mutex::default(),
-        }
-    }
-
-    /// The result of the check identified by `key`, running `check` only if no identical
-    /// check is under way (else waiting for that one's result). Errors are not shared: each
-    /// waiter whose check could not run gets its own.
-    async fn coalesced<F>(&self, key: [u8; 32], check: F) -> Result<bool, ReturnCode>
-    where
-        F: std::future::Future<Output = Result<bool, ReturnCode>>,
-    {
-        let cell = Arc::clone(
-            self.under_way
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .entry(key)
-                .or_default(),
-        );
-        // The entry leaves when this request is done with it, however it ends (a result, an
-        // error such as a full queue, or the client gone and this future dropped): the map
-        // holds only checks under way. A request arriving after that starts a check of its own.
-        let _leave = UnderWayEntry {
-            checks: self,
-            key,
-            cell: Arc::clone(&cell),
-        };
-        cell.get_or_try_init(|| check).await.copied()
-    }
-
-    /// Runs `check` (argon2) on a check thread once a place is free; `Busy` when the queue
-    /// is full.
-    async fn run<T: Send + 'static>(
-        &self,
-        check: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ReturnCode> {
-        use std::sync::atomic::Ordering;
-        let permit = match self.permits.try_acquire() {
-            Ok(permit) => permit,
-            Err(_) => {
-                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
-                    self.waiting.fetch_sub(1, Ordering::SeqCst);
-                    return Err(ReturnCode::Busy);
-                }
-                let permit = self.permits.acquire().await;
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
-                permit.expect("the semaphore is never closed")
-            }
-        };
-        let (done, result) = tokio::sync::oneshot::channel();
-        let job: PasswordJob = Box::new(move || {
-            let _ = done.send(check());
-        });
-        if self.jobs.send(job).is_err() {
-            tracing::error!("no password-check thread is running");
-            return Err(ReturnCode::Dnserr);
-        }
-        let result = result.await.map_err(|_| {
-            tracing::error!("a password check failed");
-            ReturnCode::Dnserr
-        });
-        drop(permit);
-        result
-    }
-}
 
 /// Applies updates against the store. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -544,37 +414,6 @@ fn store_failure(error: StoreError) -> ReturnCode {
 #[cfg(test)]
 mod test {
     use super::*;
-
-    #[tokio::test]
-    async fn identical_checks_share_one_run_and_leave_nothing_behind() {
-        let checks = PasswordChecks::new(1, 0);
-        let runs = std::sync::atomic::AtomicUsize::new(0);
-        let check = || async {
-            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            Ok(true)
-        };
-        let (first, second) = tokio::join!(
-            checks.coalesced([1; 32], check()),
-            checks.coalesced([1; 32], check())
-        );
-        assert_eq!((first, second), (Ok(true), Ok(true)));
-        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
-        // A failed check (a full queue) and an abandoned one leave no entry either.
-        assert_eq!(
-            checks
-                .coalesced([2; 32], async { Err(ReturnCode::Busy) })
-                .await,
-            Err(ReturnCode::Busy)
-        );
-        let abandoned = tokio::time::timeout(
-            Duration::from_millis(5),
-            checks.coalesced([3; 32], std::future::pending()),
-        )
-        .await;
-        assert!(abandoned.is_err());
-        assert!(checks.under_way.lock().unwrap().is_empty());
-    }
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()

@@ -3,13 +3,14 @@
 //! Everything here is pure: no I/O, no SQL, no HTTP. A value of these types has passed its
 //! checks, so code that holds one does not check again.
 
+mod ip;
 pub mod rdata;
+
+pub use self::ip::{IpError, check_family, ip_tags, parse_ip};
 
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
-
-use ipnet::IpNet;
 
 /// A DNS name in the form we store and compare it: lower case, no trailing dot.
 ///
@@ -44,11 +45,23 @@ impl DomainName {
 
     /// Whether `self` is `zone` or lies below it.
     pub fn is_within(&self, zone: &Self) -> bool {
-        self.0 == zone.0
-            || (self.0.len() > zone.0.len()
-                && self.0.ends_with(zone.0.as_str())
-                && self.0.as_bytes()[self.0.len() - zone.0.len() - 1] == b'.')
+        is_within(&self.0, &zone.0)
     }
+}
+
+/// A name as the store holds and compares it: lower case, no final dot (the root becomes
+/// `""`). The one normalisation of names, for hostnames ([`DomainName`]) and for whatever
+/// pdns asks (wildcards and other octets included).
+pub fn normalize_name(text: &str) -> String {
+    text.strip_suffix('.').unwrap_or(text).to_ascii_lowercase()
+}
+
+/// Whether `name` is `zone` or below it, on label boundaries (both normalised).
+pub fn is_within(name: &str, zone: &str) -> bool {
+    name == zone
+        || name
+            .strip_suffix(zone)
+            .is_some_and(|head| head.ends_with('.'))
 }
 
 impl FromStr for DomainName {
@@ -65,7 +78,7 @@ impl FromStr for DomainName {
                 return Err(DomainNameError::BadCharacter);
             }
         }
-        Ok(Self(name.to_ascii_lowercase()))
+        Ok(Self(normalize_name(name)))
     }
 }
 
@@ -91,6 +104,27 @@ pub fn check_name_lengths(name: &str) -> Result<(), DomainNameError> {
 impl fmt::Display for DomainName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// A value that is not one of its kind (a record type, a plan, a scope, a username...): what
+/// was expected, and what came instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{expected}, not {found:?}")]
+pub struct InvalidValue {
+    /// What was expected, e.g. "record type must be A or AAAA".
+    pub expected: &'static str,
+    /// What came.
+    pub found: String,
+}
+
+impl InvalidValue {
+    /// `found` is not what `expected` says.
+    pub fn new(expected: &'static str, found: &str) -> Self {
+        Self {
+            expected,
+            found: found.to_string(),
+        }
     }
 }
 
@@ -122,7 +156,7 @@ impl RecordType {
 }
 
 impl FromStr for RecordType {
-    type Err = String;
+    type Err = InvalidValue;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         if text.eq_ignore_ascii_case("A") {
@@ -130,7 +164,7 @@ impl FromStr for RecordType {
         } else if text.eq_ignore_ascii_case("AAAA") {
             Ok(Self::Aaaa)
         } else {
-            Err(format!("record type must be A or AAAA, not {text:?}"))
+            Err(InvalidValue::new("record type must be A or AAAA", text))
         }
     }
 }
@@ -181,7 +215,7 @@ impl Plan {
 }
 
 impl FromStr for Plan {
-    type Err = String;
+    type Err = InvalidValue;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text.to_ascii_lowercase().as_str() {
@@ -189,8 +223,9 @@ impl FromStr for Plan {
             "plus" => Ok(Self::Plus),
             "pro" => Ok(Self::Pro),
             "elite" => Ok(Self::Elite),
-            _ => Err(format!(
-                "plan must be free, plus, pro or elite, not {text:?}"
+            _ => Err(InvalidValue::new(
+                "plan must be free, plus, pro or elite",
+                text,
             )),
         }
     }
@@ -206,7 +241,7 @@ impl fmt::Display for Plan {
 pub const SCOPE_DOMAINS_UPDATE: &str = "domains:update";
 
 /// Checks an API-key scope name: `resource:action`, lower-case letters and `_`.
-pub fn validate_scope(scope: &str) -> Result<(), String> {
+pub fn validate_scope(scope: &str) -> Result<(), InvalidValue> {
     let valid = scope.split_once(':').is_some_and(|(resource, action)| {
         let word =
             |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
@@ -215,8 +250,9 @@ pub fn validate_scope(scope: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "scope must look like resource:action (e.g. {SCOPE_DOMAINS_UPDATE}), not {scope:?}"
+        Err(InvalidValue::new(
+            "scope must look like resource:action (e.g. domains:update)",
+            scope,
         ))
     }
 }
@@ -225,7 +261,7 @@ pub fn validate_scope(scope: &str) -> Result<(), String> {
 ///
 /// Lower case letters, digits, `.`, `_` and `-`, 1 to 64 characters. Never contains `@`, so that
 /// "username or email" logins cannot be ambiguous.
-pub fn normalize_username(name: &str) -> Result<String, String> {
+pub fn normalize_username(name: &str) -> Result<String, InvalidValue> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name
@@ -234,15 +270,16 @@ pub fn normalize_username(name: &str) -> Result<String, String> {
     if valid {
         Ok(name.to_ascii_lowercase())
     } else {
-        Err(format!(
-            "username must be 1-64 letters, digits, '.', '_' or '-', not {name:?}"
+        Err(InvalidValue::new(
+            "username must be 1-64 letters, digits, '.', '_' or '-'",
+            name,
         ))
     }
 }
 
 /// An email address, checked only for shape (`local@domain`), stored as given but compared
 /// case-insensitively.
-pub fn normalize_email(email: &str) -> Result<String, String> {
+pub fn normalize_email(email: &str) -> Result<String, InvalidValue> {
     let valid = email.len() <= 254
         && !email.chars().any(char::is_whitespace)
         && email.split_once('@').is_some_and(|(local, domain)| {
@@ -251,7 +288,10 @@ pub fn normalize_email(email: &str) -> Result<String, String> {
     if valid {
         Ok(email.to_string())
     } else {
-        Err(format!("not an email address: {email:?}"))
+        Err(InvalidValue::new(
+            "email must look like local@domain",
+            email,
+        ))
     }
 }
 
@@ -304,95 +344,6 @@ pub fn format_notify_target(ip: IpAddr, port: Option<u16>) -> String {
         (IpAddr::V4(ip), Some(port)) => format!("{ip}:{port}"),
         (IpAddr::V6(ip), Some(port)) => format!("[{ip}]:{port}"),
     }
-}
-
-/// Why an address from a client was refused. The `Display` text is the body of the 400 answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum IpError {
-    /// Not an IPv4 or IPv6 address in strict form.
-    #[error("invalid IP address")]
-    Invalid,
-    /// An IPv6 address for an A record.
-    #[error("IPv4 required for an A record")]
-    Ipv4Required,
-    /// An IPv4 address for an AAAA record.
-    #[error("IPv6 required for an AAAA record")]
-    Ipv6Required,
-}
-
-/// Parses an address strictly: no leading zeros, no zone index (`%eth0`), no spaces, no
-/// brackets; and one a host can have: not unspecified (`0.0.0.0`, `::`), not the limited
-/// broadcast `255.255.255.255`, not multicast (also not as an IPv4-mapped IPv6 address).
-/// Private, loopback and documentation addresses are allowed: people point names at LAN hosts.
-///
-/// The standard library's parser is already this strict; this function exists to name the rule
-/// and to give the 400 reason. IPv6 comes back as an `Ipv6Addr`, whose `Display` is the
-/// canonical RFC 5952 form, which is what we store and compare.
-pub fn parse_ip(text: &str) -> Result<IpAddr, IpError> {
-    let ip: IpAddr = text.parse().map_err(|_| IpError::Invalid)?;
-    let canonical = ip.to_canonical();
-    let impossible = canonical.is_unspecified()
-        || canonical.is_multicast()
-        || canonical == IpAddr::from([255, 255, 255, 255]);
-    if impossible {
-        return Err(IpError::Invalid);
-    }
-    Ok(ip)
-}
-
-/// Checks that `ip` fits a record of type `record_type`.
-pub fn check_family(record_type: RecordType, ip: IpAddr) -> Result<(), IpError> {
-    match (record_type, ip) {
-        (RecordType::A, IpAddr::V4(_)) | (RecordType::Aaaa, IpAddr::V6(_)) => Ok(()),
-        (RecordType::A, IpAddr::V6(_)) => Err(IpError::Ipv4Required),
-        (RecordType::Aaaa, IpAddr::V4(_)) => Err(IpError::Ipv6Required),
-    }
-}
-
-/// Special-purpose address ranges (IANA registries, RFC 6890) and the audit tag for each.
-///
-/// An address may carry several tags (`::ffff:10.0.0.1` is `ipv4-mapped`; `192.0.2.1` is
-/// `documentation`). Public unicast addresses carry none.
-const SPECIAL_RANGES: &[(&str, &str)] = &[
-    ("0.0.0.0/8", "this-network"),
-    ("10.0.0.0/8", "private"),
-    ("100.64.0.0/10", "cgnat"),
-    ("127.0.0.0/8", "loopback"),
-    ("169.254.0.0/16", "link-local"),
-    ("172.16.0.0/12", "private"),
-    ("192.0.0.0/24", "ietf-protocol"),
-    ("192.0.2.0/24", "documentation"),
-    ("192.168.0.0/16", "private"),
-    ("198.18.0.0/15", "benchmarking"),
-    ("198.51.100.0/24", "documentation"),
-    ("203.0.113.0/24", "documentation"),
-    ("224.0.0.0/4", "multicast"),
-    ("240.0.0.0/4", "reserved"),
-    ("255.255.255.255/32", "broadcast"),
-    ("::/128", "unspecified"),
-    ("::1/128", "loopback"),
-    ("::ffff:0:0/96", "ipv4-mapped"),
-    ("64:ff9b::/96", "nat64"),
-    ("100::/64", "discard-only"),
-    ("2001::/32", "teredo"),
-    ("2001:db8::/32", "documentation"),
-    ("2002::/16", "6to4"),
-    ("3fff::/20", "documentation"),
-    ("fc00::/7", "unique-local"),
-    ("fe80::/10", "link-local"),
-    ("ff00::/8", "multicast"),
-];
-
-/// The audit tags of `ip`: the special-purpose ranges it lies in, in table order, no repeats.
-pub fn ip_tags(ip: IpAddr) -> Vec<&'static str> {
-    let mut tags: Vec<&'static str> = Vec::new();
-    for (range, tag) in SPECIAL_RANGES {
-        let net: IpNet = range.parse().expect("the range table holds valid CIDRs");
-        if net.contains(&ip) && !tags.contains(tag) {
-            tags.push(tag);
-        }
-    }
-    tags
 }
 
 #[cfg(test)]
@@ -458,95 +409,6 @@ mod test {
     }
 
     #[test]
-    fn ip_parsing_is_strict_and_canonical() {
-        assert_eq!(parse_ip("192.0.2.1").unwrap().to_string(), "192.0.2.1");
-        for lan in [
-            "10.0.0.1",
-            "192.168.1.2",
-            "127.0.0.1",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-        ] {
-            assert!(parse_ip(lan).is_ok(), "{lan} stays allowed");
-        }
-        assert_eq!(
-            parse_ip("2001:DB8:0::1").unwrap().to_string(),
-            "2001:db8::1"
-        );
-        assert_eq!(
-            parse_ip("2001:0db8:0000:0000:0000:0000:0000:0001")
-                .unwrap()
-                .to_string(),
-            "2001:db8::1"
-        );
-        for bad in [
-            "01.2.3.4",
-            "1.2.3.04",
-            "1.2.3",
-            "1.2.3.4 ",
-            " 1.2.3.4",
-            "256.1.1.1",
-            "fe80::1%eth0",
-            "[2001:db8::1]",
-            "",
-            "example.com",
-            "1.2.3.4/32",
-            "0.0.0.0",
-            "::",
-            "::ffff:0.0.0.0",
-            "255.255.255.255",
-            "224.0.0.1",
-            "239.255.255.250",
-            "ff02::1",
-            "::ffff:224.0.0.1",
-        ] {
-            assert_eq!(
-                parse_ip(bad),
-                Err(IpError::Invalid),
-                "{bad:?} must be refused"
-            );
-        }
-    }
-
-    #[test]
-    fn family_must_match_the_record_type() {
-        let v4 = parse_ip("192.0.2.1").unwrap();
-        let v6 = parse_ip("2001:db8::1").unwrap();
-        assert_eq!(check_family(RecordType::A, v4), Ok(()));
-        assert_eq!(check_family(RecordType::Aaaa, v6), Ok(()));
-        assert_eq!(check_family(RecordType::A, v6), Err(IpError::Ipv4Required));
-        assert_eq!(
-            check_family(RecordType::Aaaa, v4),
-            Err(IpError::Ipv6Required)
-        );
-        assert_eq!(
-            IpError::Ipv4Required.to_string(),
-            "IPv4 required for an A record"
-        );
-    }
-
-    #[test]
-    fn special_ranges_are_tagged() {
-        let tags = |s: &str| ip_tags(s.parse().unwrap());
-        assert_eq!(tags("8.8.8.8"), Vec::<&str>::new());
-        assert_eq!(tags("2a00:1450::1"), Vec::<&str>::new());
-        assert_eq!(tags("10.1.2.3"), ["private"]);
-        assert_eq!(tags("192.168.1.1"), ["private"]);
-        assert_eq!(tags("172.31.255.255"), ["private"]);
-        assert_eq!(tags("172.32.0.1"), Vec::<&str>::new());
-        assert_eq!(tags("100.64.0.1"), ["cgnat"]);
-        assert_eq!(tags("127.0.0.1"), ["loopback"]);
-        assert_eq!(tags("::1"), ["loopback"]);
-        assert_eq!(tags("169.254.1.1"), ["link-local"]);
-        assert_eq!(tags("fe80::1"), ["link-local"]);
-        assert_eq!(tags("203.0.113.9"), ["documentation"]);
-        assert_eq!(tags("2001:db8::1"), ["documentation"]);
-        assert_eq!(tags("fd00::1"), ["unique-local"]);
-        assert_eq!(tags("::ffff:10.0.0.1"), ["ipv4-mapped"]);
-    }
-
-    #[test]
     fn notify_targets_parse_with_and_without_port() {
         let parse =
             |text: &str| parse_notify_target(text).map(|(ip, port)| format_notify_target(ip, port));
@@ -579,5 +441,15 @@ mod test {
         assert!(validate_scope("domains:update").is_ok());
         assert!(validate_scope("domains").is_err());
         assert!(validate_scope("Domains:update").is_err());
+    }
+
+    #[test]
+    fn names_normalise_and_nest_on_label_boundaries() {
+        assert_eq!(normalize_name("WwW.ExAmPlE.CoM."), "www.example.com");
+        assert_eq!(normalize_name("."), "");
+        assert!(is_within("a.example.com", "example.com"));
+        assert!(is_within("example.com", "example.com"));
+        assert!(!is_within("aexample.com", "example.com"));
+        assert!(!is_within("com", "example.com"));
     }
 }

@@ -50,7 +50,7 @@ impl StaticType {
 }
 
 impl FromStr for StaticType {
-    type Err = String;
+    type Err = super::InvalidValue;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         Ok(match text.to_ascii_uppercase().as_str() {
@@ -63,11 +63,58 @@ impl FromStr for StaticType {
             "SRV" => Self::Srv,
             "CAA" => Self::Caa,
             _ => {
-                return Err(format!(
-                    "record type must be one of A, AAAA, CNAME, MX, TXT, NS, SRV, CAA, not {text:?}"
+                return Err(super::InvalidValue::new(
+                    "record type must be one of A, AAAA, CNAME, MX, TXT, NS, SRV, CAA",
+                    text,
                 ));
             }
         })
+    }
+}
+
+impl From<super::RecordType> for StaticType {
+    fn from(record_type: super::RecordType) -> Self {
+        match record_type {
+            super::RecordType::A => Self::A,
+            super::RecordType::Aaaa => Self::Aaaa,
+        }
+    }
+}
+
+/// The type of a record as served: the zone's SOA, or a type that rows hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServedType {
+    /// The zone's SOA, made from the zone row.
+    Soa,
+    /// Any other (the apex NS set, static records, DDNS addresses).
+    Stored(StaticType),
+}
+
+impl ServedType {
+    /// The type as DNS spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Soa => "SOA",
+            Self::Stored(stored) => stored.as_str(),
+        }
+    }
+}
+
+impl FromStr for ServedType {
+    type Err = super::InvalidValue;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.eq_ignore_ascii_case("SOA") {
+            Ok(Self::Soa)
+        } else {
+            text.parse().map(Self::Stored)
+        }
+    }
+}
+
+impl fmt::Display for ServedType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -7,28 +7,12 @@ use std::net::IpAddr;
 
 use rusqlite::Connection;
 
-use crate::model::rdata::StaticType;
+use crate::model::rdata::ServedType;
 use crate::store::StoreError;
 use crate::store::changes::{Change, LogPosition, log_end};
 use crate::store::records::{RecordSource, Scope, ServedRecord, each_stored, stored_records_at};
 use crate::store::view::ServedView;
 use crate::store::zones::{Zone, domain_counts, get_zone_by_id, list_zones, nearest_suffix};
-
-/// A record type: the known ones take no allocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Kind {
-    Known(StaticType),
-    Other(Box<str>),
-}
-
-impl Kind {
-    fn as_str(&self) -> &str {
-        match self {
-            Self::Known(known) => known.as_str(),
-            Self::Other(other) => other,
-        }
-    }
-}
 
 /// Record content: addresses inline (most of the index), anything else as text.
 #[derive(Debug, Clone)]
@@ -41,7 +25,7 @@ enum Content {
 /// a million of these.
 #[derive(Debug, Clone)]
 struct Entry {
-    record_type: Kind,
+    record_type: ServedType,
     content: Content,
     /// TTL in seconds.
     ttl: u32,
@@ -51,10 +35,7 @@ struct Entry {
 
 impl Entry {
     fn from_record(record: ServedRecord) -> Self {
-        let record_type = match record.record_type.parse::<StaticType>() {
-            Ok(known) => Kind::Known(known),
-            Err(_) => Kind::Other(record.record_type.into_boxed_str()),
-        };
+        let record_type = record.record_type;
         // Inline only when the text comes back exactly as stored.
         let content = match record.content.parse::<IpAddr>() {
             Ok(ip) if ip.to_string() == record.content => Content::Ip(ip),
@@ -71,7 +52,7 @@ impl Entry {
     fn to_record(&self, name: &str) -> ServedRecord {
         ServedRecord {
             name: name.to_string(),
-            record_type: self.record_type.as_str().to_string(),
+            record_type: self.record_type,
             content: match &self.content {
                 Content::Ip(ip) => ip.to_string(),
                 Content::Text(text) => text.to_string(),

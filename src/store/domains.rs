@@ -53,9 +53,15 @@ fn domain_from_row(row: &Row<'_>) -> rusqlite::Result<Domain> {
         owner: row.get(3)?,
         zone_id: row.get(4)?,
         zone: row.get(5)?,
-        record_type: record_type.parse().map_err(|error: String| {
-            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, error.into())
-        })?,
+        record_type: record_type
+            .parse()
+            .map_err(|error: crate::model::InvalidValue| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    6,
+                    rusqlite::types::Type::Text,
+                    error.into(),
+                )
+            })?,
         ip: row
             .get::<_, Option<String>>(7)?
             .map(|text| text.parse::<IpAddr>())

@@ -115,6 +115,17 @@ impl Default for StoreOptions {
     }
 }
 
+impl From<&crate::config::StoreConfig> for StoreOptions {
+    /// `[store]`'s settings; the rest as by default.
+    fn from(config: &crate::config::StoreConfig) -> Self {
+        Self {
+            synchronous: config.synchronous,
+            busy_timeout: config.busy_timeout,
+            ..Self::default()
+        }
+    }
+}
+
 /// A handle on the database; cheap to clone (the pool is shared).
 #[derive(Clone, Debug)]
 pub struct Store {

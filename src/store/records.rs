@@ -10,16 +10,16 @@ use rusqlite::{Connection, params};
 
 use super::zones::{Zone, bump_serial};
 use super::{StoreError, conflict_on_unique};
-use crate::model::Plan;
-use crate::model::rdata::StaticType;
+use crate::model::rdata::{ServedType, StaticType};
+use crate::model::{Plan, RecordType};
 
 /// One record as served: owner name (lower case, no final dot), type, presentation content, TTL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServedRecord {
     /// Owner name.
     pub name: String,
-    /// Record type, e.g. `A`.
-    pub record_type: String,
+    /// Record type.
+    pub record_type: ServedType,
     /// Zone-file presentation content.
     pub content: String,
     /// TTL in seconds.
@@ -62,18 +62,19 @@ impl Zone {
 
     /// The records the zone row itself holds: the SOA, then the apex NS set.
     pub fn apex_records(&self) -> Vec<ServedRecord> {
-        let record = |record_type: &str, content: String| ServedRecord {
+        let record = |record_type: ServedType, content: String| ServedRecord {
             name: self.name.clone(),
-            record_type: record_type.to_string(),
+            record_type,
             content,
             ttl: self.ttl,
             source: RecordSource::Zone,
         };
-        std::iter::once(record("SOA", self.soa_content()))
+        let ns = ServedType::Stored(StaticType::Ns);
+        std::iter::once(record(ServedType::Soa, self.soa_content()))
             .chain(
                 self.nameservers
                     .iter()
-                    .map(|ns| record("NS", format!("{ns}."))),
+                    .map(|name| record(ns, format!("{name}."))),
             )
             .collect()
     }
@@ -194,9 +195,10 @@ pub fn each_stored(
 
 /// Reads a static record row (`name, type, content, ttl`).
 fn static_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ServedRecord> {
+    let record_type: StaticType = parsed(row, 1)?;
     Ok(ServedRecord {
         name: row.get(0)?,
-        record_type: row.get(1)?,
+        record_type: ServedType::Stored(record_type),
         content: row.get(2)?,
         ttl: row.get(3)?,
         source: RecordSource::Static,
@@ -205,16 +207,26 @@ fn static_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ServedRecord> {
 
 /// Reads a DDNS row (`fqdn, record_type, ip, plan`); the TTL follows the plan.
 fn dynamic_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ServedRecord> {
-    let plan: String = row.get(3)?;
-    let plan: Plan = plan.parse().map_err(|error: String| {
-        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, error.into())
-    })?;
+    let plan: Plan = parsed(row, 3)?;
+    let record_type: RecordType = parsed(row, 1)?;
     Ok(ServedRecord {
         name: row.get(0)?,
-        record_type: row.get(1)?,
+        record_type: ServedType::Stored(record_type.into()),
         content: row.get(2)?,
         ttl: plan.ttl(),
         source: RecordSource::Dynamic,
+    })
+}
+
+/// Column `index` of `row`, text parsed as a `T`: a value no writer of this program stores
+/// (a hand edit) is a conversion error, reported like SQLite's own.
+pub(super) fn parsed<T>(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<T>
+where
+    T: std::str::FromStr<Err = crate::model::InvalidValue>,
+{
+    let text: String = row.get(index)?;
+    text.parse().map_err(|error: crate::model::InvalidValue| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, error.into())
     })
 }
 
@@ -385,7 +397,7 @@ mod test {
         let conn = test_connection();
         let zone = seed(&conn);
         let apex = records_at(&conn, &zone, "dyn.example").unwrap();
-        assert_eq!(apex[0].record_type, "SOA");
+        assert_eq!(apex[0].record_type.as_str(), "SOA");
         assert_eq!(
             apex[0].content,
             format!(
@@ -431,7 +443,7 @@ mod test {
         let conn = test_connection();
         let zone = seed(&conn);
         let all = zone_records(&conn, &zone).unwrap();
-        assert_eq!(all[0].record_type, "SOA");
+        assert_eq!(all[0].record_type.as_str(), "SOA");
         assert_eq!(all.len(), 1 + 2 + 1 + 1);
         assert_eq!(all[4].source, RecordSource::Dynamic);
     }

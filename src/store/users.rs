@@ -35,7 +35,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         username: row.get(1)?,
         email: row.get(2)?,
         password_hash: row.get(3)?,
-        plan: plan.parse().map_err(|error: String| {
+        plan: plan.parse().map_err(|error: crate::model::InvalidValue| {
             rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, error.into())
         })?,
         is_active: row.get(5)?,

@@ -170,13 +170,13 @@ impl TestEnv {
     /// [`TestEnv::spawn`] with extra environment variables for the daemon.
     pub fn spawn_with_env(&self, extra_config: &str, envs: &[(&str, &std::ffi::OsStr)]) -> Daemon {
         let config = self.config_path();
-        let mut text = format!("database = {:?}\n", self.db);
+        let mut text = format!("store.database = {:?}\n", self.db);
         for (key, value) in [
-            ("listen", "\"127.0.0.1:0\""),
-            ("backend-listen", "\"127.0.0.1:0\""),
+            ("listeners.listen", "\"127.0.0.1:0\""),
+            ("listeners.backend-listen", "\"127.0.0.1:0\""),
             ("log-level", "\"debug\""),
-            ("abuse-detection", "false"),
-            ("auth-failure-limit", "0"),
+            ("limits.abuse-detection", "false"),
+            ("limits.auth-failure-limit", "0"),
         ] {
             let overridden = extra_config
                 .lines()
@@ -185,7 +185,7 @@ impl TestEnv {
                 text.push_str(&format!("{key} = {value}\n"));
             }
         }
-        // Last, as it may end with tables ([[pdns]]) that top-level keys cannot follow.
+        // Last, as it may end with tables ([[pdns.api]]) that top-level keys cannot follow.
         text.push_str(extra_config);
         text.push('\n');
         std::fs::write(&config, text).expect("write config");
@@ -837,7 +837,7 @@ impl PdnsApiEndpoint {
     /// The daemon's `[[pdns]]` table for it.
     pub fn daemon_config(&self) -> String {
         format!(
-            "[[pdns]]\napi-url = \"http://127.0.0.1:{}\"\napi-key = \"{}\"\n",
+            "[[pdns.api]]\napi-url = \"http://127.0.0.1:{}\"\napi-key = \"{}\"\n",
             self.port, self.key
         )
     }

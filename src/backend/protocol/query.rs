@@ -1,17 +1,8 @@
-//! The PowerDNS remote-backend wire format (pdns 4.7): queries in, replies out.
-//!
-//! All three transports carry the same `{"method": ..., "parameters": {...}}` object (REST
-//! mode rebuilds it from the path and headers, see `http.rs`). Numbers may arrive as JSON
-//! numbers (JSON modes) or strings (REST), so integer parameters accept both. Replies always
-//! carry `result`; `ttl` is always a JSON number, since pdns silently serves TTL 0 for a string.
-//! Reference: `docs/backends/remote.rst` at auth-4.7.3 and `../shared/docs/pdns-remote-backend.md`.
-//! Depends only on `model`, for the length rules of DNS names.
+//! Requests from pdns, decoded with serde into [`Query`].
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
 use serde_json::Value;
 
+use crate::model::rdata::ServedType;
 use crate::model::{DomainNameError, check_name_lengths};
 
 /// A request from pdns.
@@ -23,8 +14,8 @@ pub enum Query {
     Lookup {
         /// Owner name as asked, any case, with the final dot.
         qname: String,
-        /// `ANY`, `SOA` or another type to filter on.
-        qtype: String,
+        /// `ANY`, or the type to filter on.
+        qtype: QType,
         /// The zone's id, or -1 when pdns does not know the zone yet (the SOA walk).
         zone_id: i64,
     },
@@ -66,6 +57,28 @@ pub enum Query {
         /// Its name, for the log.
         method: String,
     },
+}
+
+/// The type a `lookup` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QType {
+    /// Every record at the name.
+    Any,
+    /// Records of this type.
+    Is(ServedType),
+    /// A type this backend never serves (DS, DNSKEY, `TYPE65`...): nothing.
+    Unserved,
+}
+
+impl QType {
+    /// The type pdns names, in any case.
+    pub fn parse(text: &str) -> Self {
+        if text.eq_ignore_ascii_case("ANY") {
+            Self::Any
+        } else {
+            text.parse().map_or(Self::Unserved, Self::Is)
+        }
+    }
 }
 
 /// Why a request could not be decoded. Answered `{"result": false}`.
@@ -183,7 +196,7 @@ impl Query {
             Wire::Initialize(_) => Self::Initialize,
             Wire::Lookup(p) => Self::Lookup {
                 qname: name("lookup", "qname", p.qname)?,
-                qtype: token("lookup", "qtype", p.qtype)?,
+                qtype: QType::parse(&token("lookup", "qtype", p.qtype)?),
                 zone_id: p.zone_id.unwrap_or(-1),
             },
             Wire::List(p) => Self::List {
@@ -377,109 +390,6 @@ fn whole(value: f64) -> Option<i64> {
     in_range.then_some(value as i64)
 }
 
-/// One record in a `lookup` or `list` reply (§5).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Record {
-    /// Type, e.g. `A`.
-    pub qtype: String,
-    /// Owner name with the final dot.
-    pub qname: String,
-    /// Presentation-format content.
-    pub content: String,
-    /// TTL: a JSON number.
-    pub ttl: u32,
-    /// The zone's id.
-    pub domain_id: i64,
-    /// Authoritative (1); read by pdns only with remote-dnssec.
-    pub auth: u8,
-}
-
-/// A zone as pdns sees it (§6).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DomainInfo {
-    /// Zone id: the `zone-id` of later lookups.
-    pub id: i64,
-    /// Apex with the final dot.
-    pub zone: String,
-    /// `master`: pdns is the primary of every zone we serve, and notifies secondaries.
-    pub kind: &'static str,
-    /// Current SOA serial.
-    pub serial: u32,
-    /// The serial secondaries were last notified of.
-    pub notified_serial: u32,
-    /// Primaries, for secondary zones: none.
-    pub masters: Vec<String>,
-    /// Last secondary check: never.
-    pub last_check: u32,
-}
-
-/// The `result` of a reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum Outcome {
-    /// `true` (done) or `false` (a clean "no": not found, not supported).
-    Bool(bool),
-    /// Records, for lookup and list.
-    Records(Vec<Record>),
-    /// Zones, for getAllDomains.
-    Domains(Vec<DomainInfo>),
-    /// One zone, for getDomainInfo.
-    Domain(DomainInfo),
-    /// Metadata by kind, for getAllDomainMetadata.
-    Metadata(BTreeMap<String, Vec<String>>),
-    /// Metadata values, for getDomainMetadata.
-    Values(Vec<String>),
-    /// No usable result: pdns answers SERVFAIL (an exception on its side), which is right for a
-    /// store failure, where `false` would be cached as "no such name".
-    Failure,
-}
-
-/// A reply to pdns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    /// The result.
-    pub outcome: Outcome,
-    /// Lines pdns writes to its log as `[remotebackend]: ...`.
-    pub log: Vec<String>,
-}
-
-impl Reply {
-    /// A reply with `outcome` and no log lines.
-    pub fn new(outcome: Outcome) -> Self {
-        Self {
-            outcome,
-            log: Vec::new(),
-        }
-    }
-
-    /// `{"result": false}`, with a log line for pdns's log.
-    pub fn refusal(reason: impl Into<String>) -> Self {
-        Self {
-            outcome: Outcome::Bool(false),
-            log: vec![reason.into()],
-        }
-    }
-
-    /// The reply as one JSON object, without a newline.
-    pub fn to_json(&self) -> Vec<u8> {
-        /// The object on the wire.
-        #[derive(Serialize)]
-        struct Wire<'a> {
-            /// `null` for [`Outcome::Failure`].
-            result: Option<&'a Outcome>,
-            /// Omitted when empty.
-            #[serde(skip_serializing_if = "<[String]>::is_empty")]
-            log: &'a [String],
-        }
-        let result = (self.outcome != Outcome::Failure).then_some(&self.outcome);
-        serde_json::to_vec(&Wire {
-            result,
-            log: &self.log,
-        })
-        .expect("replies serialise")
-    }
-}
-
 #[cfg(test)]
 mod test {
     use super::*;
@@ -532,7 +442,7 @@ mod test {
             Query::from_json(json).unwrap(),
             Query::Lookup {
                 qname: "www.example.com.".into(),
-                qtype: "SOA".into(),
+                qtype: QType::Is(ServedType::Soa),
                 zone_id: -1
             }
         );
@@ -541,7 +451,7 @@ mod test {
             Query::from_method("lookup", &rest).unwrap(),
             Query::Lookup {
                 qname: "WwW.ExAmPlE.CoM.".into(),
-                qtype: "ANY".into(),
+                qtype: QType::Any,
                 zone_id: 1
             }
         );
@@ -632,41 +542,5 @@ mod test {
         assert_eq!(integer(&serde_json::json!(2.5)), None);
         assert_eq!(integer(&serde_json::json!("x")), None);
         assert_eq!(integer(&serde_json::json!(null)), None);
-    }
-
-    #[test]
-    fn replies_always_carry_result_and_numeric_ttls() {
-        let record = Record {
-            qtype: "A".into(),
-            qname: "www.example.com.".into(),
-            content: "192.0.2.10".into(),
-            ttl: 300,
-            domain_id: 1,
-            auth: 1,
-        };
-        assert_eq!(
-            String::from_utf8(Reply::new(Outcome::Records(vec![record])).to_json()).unwrap(),
-            r#"{"result":[{"qtype":"A","qname":"www.example.com.","content":"192.0.2.10","ttl":300,"domain_id":1,"auth":1}]}"#
-        );
-        assert_eq!(
-            Reply::new(Outcome::Bool(false)).to_json(),
-            br#"{"result":false}"#
-        );
-        assert_eq!(
-            Reply::new(Outcome::Metadata(BTreeMap::new())).to_json(),
-            br#"{"result":{}}"#
-        );
-        assert_eq!(
-            Reply::refusal("why").to_json(),
-            br#"{"result":false,"log":["why"]}"#
-        );
-        assert_eq!(
-            Reply {
-                outcome: Outcome::Failure,
-                log: vec!["store".into()]
-            }
-            .to_json(),
-            br#"{"result":null,"log":["store"]}"#
-        );
     }
 }

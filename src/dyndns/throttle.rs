@@ -1,0 +1,360 @@
+//! Password guessing: repeated authentication failures from one client address, or for one
+//! login, are answered `badauth` without running argon2 until a cool-down passes. Checks still
+//! running count as failures-to-be ([`AuthThrottle::begin`]), so a burst of simultaneous
+//! guesses is throttled before its hashes run, not after. Logins are kept only as a keyed hash
+//! of fixed size ([`FailureKey::login`]): a flood of long junk logins costs the same few bytes
+//! each, and no login as typed (a password typed into the username field) ever reaches memory
+//! dumps or the log. Bounded like the other limits (`abuse.rs`).
+
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use hmac::{KeyInit, Mac};
+
+use super::abuse::Bounded;
+
+/// Who authentication failures are counted against.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum FailureKey {
+    /// A client address.
+    Client(IpAddr),
+    /// A login: a keyed hash of it (see [`FailureKey::login`]).
+    Login([u8; 16]),
+}
+
+impl FailureKey {
+    /// The key of a login (username or email, any case): HMAC-SHA-256 of its lower-case form
+    /// under a key of this process, cut to 16 bytes. Fixed size, whatever the login's length,
+    /// and never the login itself.
+    pub fn login(login: &str) -> Self {
+        /// The per-process HMAC key.
+        static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+        let key = KEY.get_or_init(rand::random);
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+        mac.update(login.to_ascii_lowercase().as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut short = [0; 16];
+        short.copy_from_slice(&digest[..16]);
+        Self::Login(short)
+    }
+}
+
+impl std::fmt::Debug for FailureKey {
+    /// A client shows its address; a login only the start of its hash.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Client(address) => write!(f, "client {address}"),
+            Self::Login(hash) => write!(
+                f,
+                "login #{:02x}{:02x}{:02x}{:02x}",
+                hash[0], hash[1], hash[2], hash[3]
+            ),
+        }
+    }
+}
+
+/// Failures of one key.
+#[derive(Debug)]
+struct FailureState {
+    /// Failures in the current window.
+    count: u32,
+    /// Checks of this key running now (each counts toward the limit until it ends).
+    in_flight: u32,
+    /// Start of the current window.
+    window_start: Instant,
+    /// End of the current block, if any.
+    blocked_until: Option<Instant>,
+}
+
+impl FailureState {
+    /// A key with no failures.
+    fn new(now: Instant) -> Self {
+        Self {
+            count: 0,
+            in_flight: 0,
+            window_start: now,
+            blocked_until: None,
+        }
+    }
+}
+
+/// Client addresses that authenticated successfully as a login, for a while (days): such a
+/// client is exempt from that login's failure throttle, so that someone guessing the
+/// password from elsewhere cannot lock the owner's router out. The per-address throttle
+/// still applies to it, and an unknown client still gets the cheap `badauth` while the login
+/// is under attack. Bounded like the other limiters; logins only as their keyed hash.
+#[derive(Debug)]
+pub struct KnownClients {
+    /// How long a success is remembered; zero turns the exemption off.
+    lifetime: Duration,
+    /// When each (login, client address) pair last authenticated.
+    entries: Bounded<(FailureKey, IpAddr), Instant>,
+}
+
+impl KnownClients {
+    /// Remembers successes for `lifetime` (zero: never).
+    pub fn new(lifetime: Duration) -> Self {
+        Self {
+            lifetime,
+            entries: Bounded::new(),
+        }
+    }
+
+    /// Notes that `client` authenticated as `login` just now.
+    pub fn remember(&self, login: &FailureKey, client: IpAddr) {
+        if self.lifetime.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        self.entries
+            .with((login.clone(), client), || now, |seen| *seen = now);
+    }
+
+    /// Whether `client` authenticated as `login` within the lifetime.
+    pub fn knows(&self, login: &FailureKey, client: IpAddr) -> bool {
+        if self.lifetime.is_zero() {
+            return false;
+        }
+        self.entries
+            .peek(&(login.clone(), client), |seen| {
+                seen.elapsed() < self.lifetime
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// A password check under way: counts toward its keys' limits until dropped.
+#[derive(Debug)]
+#[must_use = "the attempt counts only while it is held"]
+pub struct Attempt {
+    /// The throttle, to give the count back.
+    throttle: Arc<AuthThrottle>,
+    /// The keys it counts against.
+    keys: Vec<FailureKey>,
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if self.throttle.limit == 0 {
+            return;
+        }
+        let mut entries = self
+            .throttle
+            .states
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for key in &self.keys {
+            if let Some(state) = entries.peek_mut(key) {
+                state.in_flight = state.in_flight.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// Refuses cheaply after repeated authentication failures.
+#[derive(Debug)]
+pub struct AuthThrottle {
+    /// Failures within a window that start a block; zero turns the throttle off.
+    limit: u32,
+    /// The counting window.
+    window: Duration,
+    /// How long a block lasts.
+    cooldown: Duration,
+    /// State by key.
+    states: Bounded<FailureKey, FailureState>,
+}
+
+impl AuthThrottle {
+    /// A throttle blocking after `limit` failures within `window`, for `cooldown`.
+    pub fn new(limit: u32, window: Duration, cooldown: Duration) -> Self {
+        Self {
+            limit,
+            window,
+            cooldown,
+            states: Bounded::new(),
+        }
+    }
+
+    /// Starts a password check against `keys`, unless one of them is blocked, or would reach
+    /// the limit if every check under way failed: then None, and the caller answers without
+    /// checking. The returned [`Attempt`] holds its place until dropped; a failure is counted
+    /// with [`AuthThrottle::record_failure`] as before.
+    pub fn begin(self: &Arc<Self>, keys: &[FailureKey]) -> Option<Attempt> {
+        let attempt = Attempt {
+            throttle: Arc::clone(self),
+            keys: keys.to_vec(),
+        };
+        if self.limit == 0 {
+            return Some(attempt);
+        }
+        let now = Instant::now();
+        let mut entries = self
+            .states
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let full = keys.iter().any(|key| {
+            entries.peek(key).is_some_and(|state| {
+                state.blocked_until.is_some_and(|until| now < until)
+                    || (now.duration_since(state.window_start) <= self.window
+                        && state.count + state.in_flight >= self.limit)
+                    || state.in_flight >= self.limit
+            })
+        });
+        if full {
+            return None;
+        }
+        for key in keys {
+            entries
+                .get_or_insert_mut(key.clone(), || FailureState::new(now))
+                .in_flight += 1;
+        }
+        Some(attempt)
+    }
+
+    /// Whether `key` is blocked now.
+    pub fn is_blocked(&self, key: &FailureKey) -> bool {
+        if self.limit == 0 {
+            return false;
+        }
+        let now = Instant::now();
+        self.states
+            .peek(key, |state| {
+                state.blocked_until.is_some_and(|until| now < until)
+            })
+            .unwrap_or(false)
+    }
+
+    /// Counts a failure against `key`, starting a block when the limit is reached.
+    pub fn record_failure(&self, key: FailureKey) {
+        if self.limit == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let started = self.states.with(
+            key.clone(),
+            || FailureState::new(now),
+            |state| {
+                if state.blocked_until.is_some_and(|until| now < until) {
+                    return false;
+                }
+                if state.blocked_until.is_some()
+                    || now.duration_since(state.window_start) > self.window
+                {
+                    *state = FailureState {
+                        in_flight: state.in_flight,
+                        ..FailureState::new(now)
+                    };
+                }
+                state.count += 1;
+                if state.count >= self.limit {
+                    state.blocked_until = Some(now + self.cooldown);
+                    return true;
+                }
+                false
+            },
+        );
+        if started {
+            tracing::warn!(
+                ?key,
+                limit = self.limit,
+                cooldown_secs = self.cooldown.as_secs(),
+                "repeated authentication failures; refusing without checking passwords during the cool-down"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn checks_under_way_count_toward_the_limit_before_they_fail() {
+        let throttle = Arc::new(AuthThrottle::new(
+            3,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        ));
+        let client = FailureKey::Client("192.0.2.1".parse().unwrap());
+        let keys = |login: &str| [client.clone(), FailureKey::login(login)];
+        let running: Vec<Attempt> = (0..3)
+            .map(|n| {
+                throttle
+                    .begin(&keys(&format!("user{n}")))
+                    .expect("under the limit")
+            })
+            .collect();
+        assert!(
+            throttle.begin(&keys("user9")).is_none(),
+            "a fourth simultaneous check from the client waits for none: refused"
+        );
+        drop(running);
+        let attempt = throttle
+            .begin(&keys("user9"))
+            .expect("the three ended well");
+        throttle.record_failure(client.clone());
+        drop(attempt);
+        assert!(
+            throttle
+                .begin(&[FailureKey::Client("192.0.2.2".parse().unwrap())])
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn clients_that_authenticated_are_known_for_a_while() {
+        let known = KnownClients::new(Duration::from_millis(40));
+        let bob = FailureKey::login("bob");
+        let router: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(!known.knows(&bob, router));
+        known.remember(&bob, router);
+        assert!(known.knows(&bob, router));
+        assert!(!known.knows(&bob, "192.0.2.2".parse().unwrap()));
+        assert!(!known.knows(&FailureKey::login("alice"), router));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!known.knows(&bob, router), "forgotten after the lifetime");
+        let off = KnownClients::new(Duration::ZERO);
+        off.remember(&bob, router);
+        assert!(!off.knows(&bob, router));
+    }
+
+    #[test]
+    fn login_keys_are_fixed_size_case_blind_and_never_the_login() {
+        let long = "x".repeat(8000);
+        assert_eq!(FailureKey::login("Alice"), FailureKey::login("alice"));
+        assert_ne!(FailureKey::login("alice"), FailureKey::login("bob"));
+        assert_eq!(
+            std::mem::size_of_val(&FailureKey::login(&long)),
+            std::mem::size_of::<FailureKey>()
+        );
+        let shown = format!("{:?}", FailureKey::login("hunter2-typed-as-login"));
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn failures_over_the_limit_block_until_the_cool_down_ends() {
+        let throttle = AuthThrottle::new(3, Duration::from_secs(60), Duration::from_millis(40));
+        let client = FailureKey::Client("192.0.2.1".parse().unwrap());
+        for _ in 0..2 {
+            throttle.record_failure(client.clone());
+        }
+        assert!(!throttle.is_blocked(&client));
+        throttle.record_failure(client.clone());
+        assert!(throttle.is_blocked(&client));
+        assert!(!throttle.is_blocked(&FailureKey::login("alice")));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!throttle.is_blocked(&client));
+        throttle.record_failure(client.clone());
+        assert!(
+            !throttle.is_blocked(&client),
+            "counting starts over after a block"
+        );
+        let off = AuthThrottle::new(0, Duration::from_secs(60), Duration::from_secs(60));
+        off.record_failure(client.clone());
+        assert!(!off.is_blocked(&client));
+    }
+}

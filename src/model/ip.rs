@@ -1,0 +1,191 @@
+//! Addresses from clients: strict parsing, the family a record needs, and the audit tags of
+//! special-purpose ranges.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::RecordType;
+
+/// Why an address from a client was refused. The `Display` text is the body of the 400 answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IpError {
+    /// Not an IPv4 or IPv6 address in strict form.
+    #[error("invalid IP address")]
+    Invalid,
+    /// An IPv6 address for an A record.
+    #[error("IPv4 required for an A record")]
+    Ipv4Required,
+    /// An IPv4 address for an AAAA record.
+    #[error("IPv6 required for an AAAA record")]
+    Ipv6Required,
+}
+
+/// Parses an address strictly: no leading zeros, no zone index (`%eth0`), no spaces, no
+/// brackets; and one a host can have: not unspecified (`0.0.0.0`, `::`), not the limited
+/// broadcast `255.255.255.255`, not multicast (also not as an IPv4-mapped IPv6 address).
+/// Private, loopback and documentation addresses are allowed: people point names at LAN hosts.
+///
+/// The standard library's parser is already this strict; this function exists to name the rule
+/// and to give the 400 reason. IPv6 comes back as an `Ipv6Addr`, whose `Display` is the
+/// canonical RFC 5952 form, which is what we store and compare.
+pub fn parse_ip(text: &str) -> Result<IpAddr, IpError> {
+    let ip: IpAddr = text.parse().map_err(|_| IpError::Invalid)?;
+    let canonical = ip.to_canonical();
+    let impossible = canonical.is_unspecified()
+        || canonical.is_multicast()
+        || canonical == IpAddr::from([255, 255, 255, 255]);
+    if impossible {
+        return Err(IpError::Invalid);
+    }
+    Ok(ip)
+}
+
+/// Checks that `ip` fits a record of type `record_type`.
+pub fn check_family(record_type: RecordType, ip: IpAddr) -> Result<(), IpError> {
+    match (record_type, ip) {
+        (RecordType::A, IpAddr::V4(_)) | (RecordType::Aaaa, IpAddr::V6(_)) => Ok(()),
+        (RecordType::A, IpAddr::V6(_)) => Err(IpError::Ipv4Required),
+        (RecordType::Aaaa, IpAddr::V4(_)) => Err(IpError::Ipv6Required),
+    }
+}
+
+/// Special-purpose address ranges (IANA registries, RFC 6890) and the audit tag for each.
+///
+/// An address may carry several tags (`::ffff:10.0.0.1` is `ipv4-mapped`; `192.0.2.1` is
+/// `documentation`). Public unicast addresses carry none.
+const SPECIAL_RANGES: &[(&str, &str)] = &[
+    ("0.0.0.0/8", "this-network"),
+    ("10.0.0.0/8", "private"),
+    ("100.64.0.0/10", "cgnat"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("172.16.0.0/12", "private"),
+    ("192.0.0.0/24", "ietf-protocol"),
+    ("192.0.2.0/24", "documentation"),
+    ("192.168.0.0/16", "private"),
+    ("198.18.0.0/15", "benchmarking"),
+    ("198.51.100.0/24", "documentation"),
+    ("203.0.113.0/24", "documentation"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved"),
+    ("255.255.255.255/32", "broadcast"),
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("::ffff:0:0/96", "ipv4-mapped"),
+    ("64:ff9b::/96", "nat64"),
+    ("100::/64", "discard-only"),
+    ("2001::/32", "teredo"),
+    ("2001:db8::/32", "documentation"),
+    ("2002::/16", "6to4"),
+    ("3fff::/20", "documentation"),
+    ("fc00::/7", "unique-local"),
+    ("fe80::/10", "link-local"),
+    ("ff00::/8", "multicast"),
+];
+
+/// The audit tags of `ip`: the special-purpose ranges it lies in, in table order, no repeats.
+pub fn ip_tags(ip: IpAddr) -> Vec<&'static str> {
+    let mut tags: Vec<&'static str> = Vec::new();
+    for (range, tag) in SPECIAL_RANGES {
+        let net: IpNet = range.parse().expect("the range table holds valid CIDRs");
+        if net.contains(&ip) && !tags.contains(tag) {
+            tags.push(tag);
+        }
+    }
+    tags
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn ip_parsing_is_strict_and_canonical() {
+        assert_eq!(parse_ip("192.0.2.1").unwrap().to_string(), "192.0.2.1");
+        for lan in [
+            "10.0.0.1",
+            "192.168.1.2",
+            "127.0.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            assert!(parse_ip(lan).is_ok(), "{lan} stays allowed");
+        }
+        assert_eq!(
+            parse_ip("2001:DB8:0::1").unwrap().to_string(),
+            "2001:db8::1"
+        );
+        assert_eq!(
+            parse_ip("2001:0db8:0000:0000:0000:0000:0000:0001")
+                .unwrap()
+                .to_string(),
+            "2001:db8::1"
+        );
+        for bad in [
+            "01.2.3.4",
+            "1.2.3.04",
+            "1.2.3",
+            "1.2.3.4 ",
+            " 1.2.3.4",
+            "256.1.1.1",
+            "fe80::1%eth0",
+            "[2001:db8::1]",
+            "",
+            "example.com",
+            "1.2.3.4/32",
+            "0.0.0.0",
+            "::",
+            "::ffff:0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "239.255.255.250",
+            "ff02::1",
+            "::ffff:224.0.0.1",
+        ] {
+            assert_eq!(
+                parse_ip(bad),
+                Err(IpError::Invalid),
+                "{bad:?} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn family_must_match_the_record_type() {
+        let v4 = parse_ip("192.0.2.1").unwrap();
+        let v6 = parse_ip("2001:db8::1").unwrap();
+        assert_eq!(check_family(RecordType::A, v4), Ok(()));
+        assert_eq!(check_family(RecordType::Aaaa, v6), Ok(()));
+        assert_eq!(check_family(RecordType::A, v6), Err(IpError::Ipv4Required));
+        assert_eq!(
+            check_family(RecordType::Aaaa, v4),
+            Err(IpError::Ipv6Required)
+        );
+        assert_eq!(
+            IpError::Ipv4Required.to_string(),
+            "IPv4 required for an A record"
+        );
+    }
+
+    #[test]
+    fn special_ranges_are_tagged() {
+        let tags = |s: &str| ip_tags(s.parse().unwrap());
+        assert_eq!(tags("8.8.8.8"), Vec::<&str>::new());
+        assert_eq!(tags("2a00:1450::1"), Vec::<&str>::new());
+        assert_eq!(tags("10.1.2.3"), ["private"]);
+        assert_eq!(tags("192.168.1.1"), ["private"]);
+        assert_eq!(tags("172.31.255.255"), ["private"]);
+        assert_eq!(tags("172.32.0.1"), Vec::<&str>::new());
+        assert_eq!(tags("100.64.0.1"), ["cgnat"]);
+        assert_eq!(tags("127.0.0.1"), ["loopback"]);
+        assert_eq!(tags("::1"), ["loopback"]);
+        assert_eq!(tags("169.254.1.1"), ["link-local"]);
+        assert_eq!(tags("fe80::1"), ["link-local"]);
+        assert_eq!(tags("203.0.113.9"), ["documentation"]);
+        assert_eq!(tags("2001:db8::1"), ["documentation"]);
+        assert_eq!(tags("fd00::1"), ["unique-local"]);
+        assert_eq!(tags("::ffff:10.0.0.1"), ["ipv4-mapped"]);
+    }
+}
