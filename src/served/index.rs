@@ -15,9 +15,9 @@
 //!   (`store::changes`), whoever makes it. The index remembers the log position it reflects.
 //! * Writes of this process go through [`ServedIndex::write`]: under one mutex, it notes the
 //!   count after `BEGIN IMMEDIATE` (no one else can commit until we do), lets the operation
-//!   run, reads the log rows it added and the rows they name from inside the transaction,
-//!   commits, and applies that to the map before the caller can answer anyone. If the count
-//!   moved by exactly our commit, the map is current again.
+//!   run, reads the log rows it added and the rows they name from inside the transaction (and
+//!   deletes those log rows there), commits, and applies that to the map before the caller can
+//!   answer anyone. If the count moved by exactly our commit, the map is current again.
 //! * Any other commit (the CLI, `sqlite3`) leaves the count ahead of `validated`: lookups then
 //!   read SQLite directly, which is always current, while a background thread catches up: it
 //!   reads the log after its position and re-reads only the names it lists (milliseconds,
@@ -39,7 +39,7 @@ use super::counter::ChangeCounter;
 use super::lock;
 use super::state::{Delta, ServedState};
 use crate::store::StoreError;
-use crate::store::changes::{LogPosition, Since, changes_since};
+use crate::store::changes::{LogPosition, Since, changes_since, forget_own_changes};
 
 /// Most changes applied as a delta; more reload everything (a bulk edit by hand).
 pub(super) const MAX_DELTA: usize = 10_000;
@@ -286,10 +286,17 @@ impl ServedIndex {
         let in_step = before.is_some_and(|before| before == self.validated.load(Ordering::Acquire));
         let before = before.unwrap_or(NONE);
         let value = operation(&tx)?;
-        // In step, every log row after our position is ours.
+        // In step, every log row after our position is ours: read back, and taken out again.
         let delta = if in_step {
-            match changes_since(&tx, self.position(), MAX_DELTA)? {
-                Since::Changes { changes, end } => Some((Delta::read(&tx, &changes)?, end)),
+            let after = self.position();
+            match changes_since(&tx, after, MAX_DELTA)? {
+                Since::Changes { changes, end } => {
+                    let delta = Delta::read(&tx, &changes)?;
+                    if end > after {
+                        forget_own_changes(&tx, after, end)?;
+                    }
+                    Some((delta, end))
+                }
                 Since::TooMany | Since::Broken => None,
             }
         } else {
@@ -306,17 +313,17 @@ impl ServedIndex {
             self.served_writes.fetch_add(1, Ordering::AcqRel);
         }
         if let (Some((delta, end)), Ok(())) = (delta, &committed) {
+            // Our changes are committed and taken out of the log: they go into the map now,
+            // whatever else happened. Someone else committing right after us left their rows
+            // after `end`; then the count is ahead and the next lookup catches up on those.
+            self.state
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .apply(delta);
+            self.position.store(end.0, Ordering::Release);
             if after == next {
-                self.state
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .apply(delta);
-                self.position.store(end.0, Ordering::Release);
                 self.validated.store(after, Ordering::Release);
             }
-            // Else nothing was written (the count did not move, nor did the log), the count
-            // cannot be read, or someone else committed right after us: the count is ahead
-            // and the next lookup asks for a catch-up.
         }
         self.expected.store(NONE, Ordering::Release);
         committed?;
@@ -419,7 +426,11 @@ mod test {
             );
         }
         let home = state.records_at(&state.zone_by_id(1).unwrap().unwrap(), "home.dyn.example");
-        let types: Vec<String> = home.unwrap().into_iter().map(|r| r.record_type).collect();
+        let types: Vec<&str> = home
+            .unwrap()
+            .into_iter()
+            .map(|r| r.record_type.as_str())
+            .collect();
         assert_eq!(
             types,
             ["TXT", "MX", "A", "AAAA"],
@@ -442,6 +453,14 @@ mod test {
             user_agent: None,
             auth_method: AuthMethod::Bearer,
         };
+        let logged = || -> i64 {
+            store
+                .read(|conn| {
+                    Ok(conn.query_row("SELECT count(*) FROM served_changes", [], |r| r.get(0))?)
+                })
+                .unwrap()
+        };
+        let logged_at_start = logged();
         for last in 2..5 {
             let ip: std::net::IpAddr = format!("192.0.2.{last}").parse().unwrap();
             served
@@ -463,6 +482,7 @@ mod test {
                 .read(|conn| Ok(conn.query_row("SELECT serial FROM zones", [], |r| r.get(0))?))
                 .unwrap();
             assert_eq!(zone.serial, serial, "the SOA serial follows");
+            assert_eq!(logged(), logged_at_start, "own changes leave no log behind");
         }
     }
 
@@ -482,7 +502,7 @@ mod test {
                 view.records_at(&zone, "dyn.example")
             })
             .unwrap();
-        assert!(fresh.iter().all(|r| r.record_type != "MX"));
+        assert!(fresh.iter().all(|r| r.record_type.as_str() != "MX"));
         let deadline = Instant::now() + Duration::from_secs(10);
         let state = loop {
             if let Some(state) = index.snapshot() {
@@ -493,7 +513,7 @@ mod test {
         };
         let zone = state.zone_by_id(1).unwrap().unwrap();
         let records = state.records_at(&zone, "dyn.example").unwrap();
-        assert!(records.iter().all(|r| r.record_type != "MX"));
+        assert!(records.iter().all(|r| r.record_type.as_str() != "MX"));
     }
 
     /// Waits until the index vouches for itself again.

@@ -92,6 +92,19 @@ pub fn changes_since(
     Ok(Since::Changes { changes, end })
 }
 
+/// Deletes the changes after `after` up to `end`: a writer that applied its own changes
+/// inside its transaction takes them out again there, so that a busy writer leaves no log
+/// behind (the rows never reach the disk as more than a page touched twice).
+pub fn forget_own_changes(
+    conn: &Connection,
+    after: LogPosition,
+    end: LogPosition,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM served_changes WHERE seq > ?1 AND seq <= ?2")?
+        .execute([after.0, end.0])?;
+    Ok(())
+}
+
 /// Deletes the oldest changes up to `upto` (applied, so no longer needed), at most `limit` of
 /// them: a bulk edit by hand can leave a million rows, and deleting them in one go would hold
 /// the write lock for a second. How many were deleted.
