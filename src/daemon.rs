@@ -76,6 +76,7 @@ async fn bind_tcp(address: SocketAddr) -> Result<(TcpListener, SocketAddr), Daem
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     let store_options = StoreOptions {
         check_integrity: true,
+        keep_idle: true,
         ..StoreOptions::from(&config.store)
     };
     let path = config.store.database.clone();

@@ -102,6 +102,11 @@ pub struct StoreOptions {
     /// Run `PRAGMA quick_check` when opening (`serve` does, before it loads anything): a
     /// damaged file is refused at start rather than failing later, page by page.
     pub check_integrity: bool,
+    /// Keep a connection open and ready (`serve`). A short-lived process (the CLI) keeps none:
+    /// the pool then never opens one in the background, which a process exiting at that
+    /// moment would leave unclosed, its WAL not checkpointed into the file (a copy of the
+    /// file alone would then miss the last changes).
+    pub keep_idle: bool,
 }
 
 impl Default for StoreOptions {
@@ -111,6 +116,7 @@ impl Default for StoreOptions {
             busy_timeout: Duration::from_secs(3),
             max_connections: 8,
             check_integrity: false,
+            keep_idle: false,
         }
     }
 }
@@ -186,7 +192,7 @@ impl Store {
             .with_init(move |conn| configure_connection(conn, busy_timeout, synchronous));
         let pool = r2d2::Pool::builder()
             .max_size(options.max_connections.max(1))
-            .min_idle(Some(1))
+            .min_idle(Some(u32::from(options.keep_idle)))
             // A checkout test is a statement per call on the hot path; a broken SQLite
             // connection shows as an error on first use anyway.
             .test_on_check_out(false)
