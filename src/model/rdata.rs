@@ -34,6 +34,18 @@ pub enum StaticType {
 }
 
 impl StaticType {
+    /// Every type, in the order of the error message of [`FromStr`].
+    pub const ALL: [Self; 8] = [
+        Self::A,
+        Self::Aaaa,
+        Self::Cname,
+        Self::Mx,
+        Self::Txt,
+        Self::Ns,
+        Self::Srv,
+        Self::Caa,
+    ];
+
     /// The type as DNS spells it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -52,23 +64,17 @@ impl StaticType {
 impl FromStr for StaticType {
     type Err = super::InvalidValue;
 
+    /// Any case; no allocation (every lookup pdns asks parses its qtype here).
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Ok(match text.to_ascii_uppercase().as_str() {
-            "A" => Self::A,
-            "AAAA" => Self::Aaaa,
-            "CNAME" => Self::Cname,
-            "MX" => Self::Mx,
-            "TXT" => Self::Txt,
-            "NS" => Self::Ns,
-            "SRV" => Self::Srv,
-            "CAA" => Self::Caa,
-            _ => {
-                return Err(super::InvalidValue::new(
+        Self::ALL
+            .into_iter()
+            .find(|known| known.as_str().eq_ignore_ascii_case(text))
+            .ok_or_else(|| {
+                super::InvalidValue::new(
                     "record type must be one of A, AAAA, CNAME, MX, TXT, NS, SRV, CAA",
                     text,
-                ));
-            }
-        })
+                )
+            })
     }
 }
 
@@ -354,6 +360,26 @@ mod test {
 
     fn normal(record_type: &str, content: &str) -> Result<String, String> {
         normalize_content(record_type.parse().unwrap(), content)
+    }
+
+    #[test]
+    fn types_parse_in_any_case_and_unknown_ones_are_refused() {
+        for known in StaticType::ALL {
+            for text in [
+                known.as_str().to_string(),
+                known.as_str().to_ascii_lowercase(),
+            ] {
+                assert_eq!(text.parse::<StaticType>(), Ok(known));
+            }
+        }
+        for unknown in ["", "SOA", "DS", "TYPE65", "A ", "AAAAA"] {
+            assert!(unknown.parse::<StaticType>().is_err(), "{unknown:?}");
+        }
+        assert_eq!("soa".parse::<ServedType>(), Ok(ServedType::Soa));
+        assert_eq!(
+            "cname".parse::<ServedType>(),
+            Ok(ServedType::Stored(StaticType::Cname))
+        );
     }
 
     #[test]

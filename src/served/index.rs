@@ -601,6 +601,45 @@ mod test {
             .unwrap();
         same_as_sqlite(&store, &caught_up(&served), &[]);
         assert_eq!(loads(), 3);
+        // A bulk edit by hand, more names than a delta takes: everything is read again.
+        let bulk = MAX_DELTA + 1;
+        store
+            .read(|conn| {
+                Ok(conn.execute(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+                     INSERT INTO records (zone_id, name, type, content, ttl, created_at)
+                     SELECT 1, 'bulk' || i || '.dyn.example', 'A', '198.51.100.1', 60, 't' FROM n",
+                    [i64::try_from(bulk).unwrap()],
+                )?)
+            })
+            .unwrap();
+        let state = caught_up(&served);
+        assert_eq!(loads(), 4, "too many changes for a delta");
+        let zone = state.zone_by_id(1).unwrap().unwrap();
+        for name in ["bulk1.dyn.example", &format!("bulk{bulk}.dyn.example")] {
+            assert_eq!(state.records_at(&zone, name).unwrap().len(), 1, "{name}");
+        }
+        drop(state);
+        same_as_sqlite(&store, &caught_up(&served), &[]);
+        // Those log rows are forgotten a bounded batch at a time, and the log still continues.
+        let left = |store: &Store| -> i64 {
+            store
+                .read(|conn| {
+                    Ok(conn.query_row("SELECT count(*) FROM served_changes", [], |r| r.get(0))?)
+                })
+                .unwrap()
+        };
+        let before = left(&store);
+        let forgotten = store
+            .write(|tx| crate::store::changes::forget_changes(tx, index.position(), 5_000))
+            .unwrap();
+        assert_eq!(forgotten, 5_000);
+        assert_eq!(left(&store), before - 5_000);
+        store
+            .read(|conn| Ok(conn.execute("UPDATE zones SET serial = serial + 1", [])?))
+            .unwrap();
+        same_as_sqlite(&store, &caught_up(&served), &[]);
+        assert_eq!(loads(), 4, "a delta again after the forgetting");
     }
 
     #[test]
