@@ -235,3 +235,26 @@ BEGIN
     INSERT INTO served_changes (zone_id, name)
         SELECT zone_id, fqdn FROM domains WHERE user_id = new.id AND ip IS NOT NULL;
 END;
+
+-- migration 4: where an update came from
+
+-- The audit trail says where each change came from and where it points (README, "Audit trail").
+-- From this migration on, for rows written by this version:
+--   country_code         the country of new_ip: what the name now points to, and with address
+--                        auto-detection also the client (the comment of migration 1 that says
+--                        "of source_ip" is superseded; rows from before have none);
+--   ip_tags              the tags of new_ip;
+--   source_country_code  the country of source_ip, the client as detected after the trusted
+--                        proxies;
+--   source_ip_tags       the tags of source_ip.
+-- Countries are ISO 3166-1 alpha-2 codes from `geoip-database` ([audit] in the config); NULL
+-- without one, for special-purpose ranges (private, loopback...), for addresses the database
+-- does not place, and for changes made with the admin CLI (source). Tags are a JSON array of
+-- strings, in this order: the special-purpose ranges (`private`, `documentation`, `cgnat`...),
+-- `asn:NUMBER` from `asn-database`, then the names of the `[audit.ip-tags]` lists holding the
+-- address (`tor-exit`, `hosting`...). Query them with json_each, e.g.
+--   SELECT d.* FROM domain_updates d, json_each(d.source_ip_tags) t WHERE t.value = 'tor-exit';
+-- Rows written before this migration keep what they had: source_ip_tags is '[]'.
+ALTER TABLE domain_updates ADD COLUMN source_country_code TEXT;
+ALTER TABLE domain_updates ADD COLUMN source_ip_tags TEXT NOT NULL DEFAULT '[]'
+    CHECK (json_valid(source_ip_tags));

@@ -1,5 +1,5 @@
 //! The configuration: one TOML file with a section per part of the service (`[store]`,
-//! `[listeners]`, `[updates]`, `[limits]`, `[pdns]`), each handed whole to the module it
+//! `[listeners]`, `[updates]`, `[limits]`, `[audit]`, `[pdns]`), each handed whole to the module it
 //! configures; kebab-case keys, durations typed (`Duration`, the unit in the key), unknown keys
 //! rejected, and a key of the flat files of earlier versions told where it went.
 //!
@@ -7,6 +7,7 @@
 //! `--config`, then command-line flags. `examples/config.toml` lists every key with its
 //! default. This module depends on nothing else in the crate.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -102,6 +103,8 @@ pub struct Config {
     pub updates: Updates,
     /// `[limits]`: abuse, password guessing, password checks.
     pub limits: Limits,
+    /// `[audit]`: what the audit trail learns of addresses (country, AS, the operator's lists).
+    pub audit: Audit,
     /// `[pdns]`: the pdns front-ends whose caches are purged.
     pub pdns: Pdns,
 }
@@ -297,6 +300,49 @@ impl Default for Limits {
     }
 }
 
+/// `[audit]`: the files the audit trail's country and tags come from. Each is read at start (a
+/// missing or unreadable one stops the start) and read again when it is replaced, so that
+/// `geoipupdate` or a cron job can refresh it under the running service.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Audit {
+    /// A MaxMind-format (MMDB) database with countries: GeoLite2-Country or -City, DB-IP Lite
+    /// Country, IPinfo Lite... (`country.iso_code` or `country_code`). None: no countries.
+    pub geoip_database: Option<PathBuf>,
+    /// A MaxMind-format database with AS numbers (GeoLite2-ASN, IPinfo Lite): `asn:NUMBER` tags.
+    pub asn_database: Option<PathBuf>,
+    /// `[audit.ip-tags]`: tag name → file of CIDRs (one per line, `#` or `;` comments).
+    pub ip_tags: BTreeMap<String, PathBuf>,
+    /// How often the files are checked for a replacement (inode, size, modification time);
+    /// SIGHUP reads them all again at once.
+    #[serde(rename = "reload-check-secs", with = "secs")]
+    pub reload_check: Duration,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self {
+            geoip_database: None,
+            asn_database: None,
+            ip_tags: BTreeMap::new(),
+            reload_check: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Whether `name` can name an `[audit.ip-tags]` list: lower-case letters, digits, `-`, `_` and
+/// `.`, starting with a letter or digit, at most 63 bytes; no `:` (`asn:` is taken). (The
+/// names of the special-purpose range tags are refused when the lists are loaded.)
+fn valid_tag_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"-_.".contains(byte))
+}
+
 /// `[pdns]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
@@ -356,7 +402,8 @@ mod days {
     }
 }
 
-/// Where each key of the flat configuration of earlier versions went.
+/// Where each key of the flat configuration of earlier versions went (and the audit keys, which
+/// are as easily written at the top level).
 const SECTIONS: &[(&str, &[&str])] = &[
     ("store", &["database", "synchronous", "busy-timeout-ms"]),
     (
@@ -404,6 +451,11 @@ const SECTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("pdns", &["purge-wait-ms"]),
+    // Not keys of the flat files, but written at the top level as easily.
+    (
+        "audit",
+        &["geoip-database", "asn-database", "reload-check-secs"],
+    ),
 ];
 
 impl Config {
@@ -433,6 +485,8 @@ impl Config {
                 .is_ok_and(|table| table.get("pdns").is_some_and(toml::Value::is_array))
             {
                 message = "[[pdns]] tables are [[pdns.api]] now (see examples/config.toml)".into();
+            } else if message.starts_with("unknown field `ip-tags`") {
+                message = "the tag lists are [audit.ip-tags] (see examples/config.toml)".into();
             }
             ConfigError::Parse {
                 line: error
@@ -493,6 +547,17 @@ impl Config {
                     pdns.api_url
                 )));
             }
+        }
+        if let Some(name) = self.audit.ip_tags.keys().find(|name| !valid_tag_name(name)) {
+            return Err(ConfigError::Invalid(format!(
+                "[audit.ip-tags] {name:?}: a tag name is lower-case letters, digits, '-', '_' \
+                 and '.', at most 63, starting with a letter or digit"
+            )));
+        }
+        if self.audit.reload_check.is_zero() {
+            return Err(ConfigError::Invalid(
+                "reload-check-secs must be at least 1".into(),
+            ));
         }
         if listeners.backend_allow_from.is_none() {
             let exposed = std::iter::once(listeners.backend_listen)
@@ -613,6 +678,51 @@ mod test {
             .unwrap_err()
             .to_string();
         assert!(pdns.contains("[[pdns.api]]"), "{pdns}");
+    }
+
+    #[test]
+    fn the_audit_section_names_databases_and_tag_lists() {
+        let config = Config::from_toml(
+            r#"
+            [audit]
+            geoip-database = "/var/lib/GeoIP/GeoLite2-Country.mmdb"
+            asn-database = "/var/lib/GeoIP/GeoLite2-ASN.mmdb"
+            reload-check-secs = 5
+            [audit.ip-tags]
+            tor-exit = "/var/lib/certadns/tor-exits.txt"
+            hosting = "/var/lib/certadns/hosting.txt"
+            "#,
+        )
+        .unwrap();
+        let audit = &config.audit;
+        assert_eq!(
+            audit.geoip_database.as_deref(),
+            Some(Path::new("/var/lib/GeoIP/GeoLite2-Country.mmdb"))
+        );
+        assert!(audit.asn_database.is_some());
+        assert_eq!(audit.reload_check, Duration::from_secs(5));
+        assert_eq!(
+            audit.ip_tags.keys().collect::<Vec<_>>(),
+            ["hosting", "tor-exit"]
+        );
+        for bad in ["Tor", "asn:1", "", "-x", "a b", &"x".repeat(64)] {
+            let error = Config::from_toml(&format!(
+                "[audit.ip-tags]
+{bad:?} = \"/x\""
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains("tag name"), "{bad:?}: {error}");
+        }
+        assert!(Config::from_toml("[audit]\nreload-check-secs = 0").is_err());
+        let top = Config::from_toml("geoip-database = \"/x.mmdb\"")
+            .unwrap_err()
+            .to_string();
+        assert!(top.contains("[audit]"), "{top}");
+        let tags = Config::from_toml("[ip-tags]\ntor = \"/x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(tags.contains("[audit.ip-tags]"), "{tags}");
     }
 
     #[test]

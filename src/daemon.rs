@@ -4,7 +4,8 @@
 //!
 //! Listeners are bound before anything is spawned, so a bad address fails the start with a
 //! clear message instead of a half-running service. SIGTERM and SIGINT stop accepting, let
-//! in-flight requests finish (bounded by `shutdown-grace-secs`) and exit 0.
+//! in-flight requests finish (bounded by `shutdown-grace-secs`) and exit 0. SIGHUP reads the
+//! `[audit]` files again.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::backend::{Backend, BackendHttpService, bind_unix, serve_tcp, serve_un
 use crate::config::Config;
 use crate::dyndns::update::{Guards, Updater};
 use crate::dyndns::{ServiceOptions, UpdateService};
+use crate::intel::{IntelError, IpIntel};
 use crate::net::{AllowList, ServerOptions, serve_http};
 use crate::purge::Purger;
 use crate::served::Served;
@@ -49,6 +51,9 @@ pub enum DaemonError {
         /// Why.
         source: std::io::Error,
     },
+    /// A file of `[audit]` could not be loaded.
+    #[error("{0}")]
+    Audit(#[from] IntelError),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),
@@ -91,6 +96,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         source,
     })?;
     let listeners = &config.listeners;
+    // Read here, before anything is served: there is nothing for the reads to hold up.
+    let (intel, reloader) = IpIntel::load(&config.audit)?;
 
     // Bind everything before spawning anything: a bad address fails the start as a whole.
     let (listener, local) = bind_tcp(listeners.listen).await?;
@@ -106,8 +113,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         })?),
         None => None,
     };
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(DaemonError::Signal)?;
+    let signal = |kind| tokio::signal::unix::signal(kind).map_err(DaemonError::Signal);
+    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
+    // Installed before serving: SIGHUP's default action would end the process.
+    let hangups = signal(tokio::signal::unix::SignalKind::hangup())?;
 
     // Flags live in memory: a host flagged before this start is not any more.
     match store.lift_abuse_flags().await {
@@ -117,7 +126,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     let backend = Backend::new(store.clone());
     let seen_store = store.clone();
-    let updater = Updater::new(store, Guards::new(&config.limits));
+    let updater = Updater::new(store, Guards::new(&config.limits)).with_intel(intel);
     let updater = match Purger::new(&config.pdns.api) {
         Some(purger) => {
             tracing::info!(
@@ -137,6 +146,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         stopped.clone(),
         broken,
     ));
+    let reloading = tokio::spawn(reloader.run(hangups, stopped.clone()));
     let handler = move |request, peer| {
         let service = service.clone();
         async move { service.handle(request, peer).await }
@@ -209,6 +219,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         if let Err(error) = server.await {
             tracing::error!(%error, "server task failed");
         }
+    }
+    if let Err(error) = reloading.await {
+        tracing::error!(%error, "[audit] reload task failed");
     }
     if let Err(error) = flusher.await {
         tracing::error!(%error, "last-seen flush task failed");

@@ -11,6 +11,8 @@
 //! * [`config`]: the TOML configuration and its defaults.
 //! * [`store`]: the SQLite store, migrations and one file of SQL per table family; the served
 //!   index, group commit and last-seen write-behind of `serve`.
+//! * [`intel`]: what the audit trail records of an address: country (GeoIP database), AS
+//!   number, the operator's tag lists; reloaded when the files are replaced.
 //! * [`dyndns`]: the dyndns2 HTTP endpoints: request parsing, update logic, answer codes.
 //! * [`backend`]: the PowerDNS remote backend (HTTP, unix socket, and TCP for relays) over the
 //!   same store.
@@ -28,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dyndns;
+pub mod intel;
 pub mod log;
 pub mod model;
 pub mod net;

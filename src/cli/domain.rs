@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use clap::Subcommand;
 
 use super::{Admin, or_dash, print_line, print_table};
+use crate::intel::IpIntel;
 use crate::model::{DomainName, RecordType, check_family, parse_ip};
 use crate::store::audit::ChangeContext;
 use crate::store::{StoreError, abuse, domains, records, timestamp, users, zones};
@@ -64,6 +65,14 @@ pub(super) fn run(admin: &Admin, command: DomainCommand) -> anyhow::Result<()> {
                     anyhow::Ok(ip)
                 })
                 .transpose()?;
+            // The audit row of the first address says what `[audit]` knows of it, as the
+            // service's rows do; the files are read only when there is an address.
+            let mut context = ChangeContext::admin();
+            if let Some(ip) = ip {
+                let (intel, _) = IpIntel::load(&admin.config.audit)
+                    .context("cannot load the [audit] files of the config")?;
+                context.address_facts = vec![(ip, intel.facts(ip))];
+            }
             let zone_name = store.write(|tx| {
                 let zone = zones::find_enclosing_zone(tx, fqdn.as_str())?.ok_or_else(|| {
                     StoreError::NotFound(format!(
@@ -76,7 +85,7 @@ pub(super) fn run(admin: &Admin, command: DomainCommand) -> anyhow::Result<()> {
                 let id = domains::insert_domain(tx, &fqdn, user.id, zone.id, record_type, &now)?;
                 if let Some(ip) = ip {
                     let domain = domains::get_domain(tx, id)?;
-                    domains::change_address(tx, &domain, ip, &ChangeContext::admin(), &now)?;
+                    domains::change_address(tx, &domain, ip, &context, &now)?;
                 }
                 Ok(zone.name)
             })?;

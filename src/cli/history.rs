@@ -35,7 +35,10 @@ pub(super) fn run(store: &Store, args: HistoryArgs) -> anyhow::Result<()> {
         ))
     })?;
     if args.json {
-        let mut events: Vec<Event> = rows.into_iter().map(Event::Change).collect();
+        let mut events: Vec<Event> = rows
+            .into_iter()
+            .map(|row| Event::Change(Box::new(row)))
+            .collect();
         events.extend(episodes.into_iter().map(Event::Abuse));
         // Newest first (stable: a change and an episode of the same millisecond keep this order).
         events.sort_by(|a, b| b.time().cmp(a.time()));
@@ -57,7 +60,7 @@ pub(super) fn run(store: &Store, args: HistoryArgs) -> anyhow::Result<()> {
 #[serde(tag = "event", rename_all = "lowercase")]
 enum Event {
     /// An address change (an audit row).
-    Change(audit::AuditRecord),
+    Change(Box<audit::AuditRecord>),
     /// An abuse episode.
     Abuse(abuse::EpisodeRecord),
 }
@@ -72,17 +75,27 @@ impl Event {
     }
 }
 
-/// The address changes, as a table.
+/// The address changes, as a table: each address with its country (`CC`) and tags.
 fn print_changes(rows: Vec<audit::AuditRecord>) -> anyhow::Result<()> {
+    let tags = |tags: &[String]| {
+        if tags.is_empty() {
+            "-".into()
+        } else {
+            tags.join(",")
+        }
+    };
     print_table(
         &[
             "TIME",
             "TYPE",
             "OLD_IP",
             "NEW_IP",
-            "SOURCE_IP",
-            "AUTH",
+            "CC",
             "TAGS",
+            "SOURCE_IP",
+            "SOURCE_CC",
+            "SOURCE_TAGS",
+            "AUTH",
             "USER_AGENT",
         ],
         rows.into_iter().map(|row| {
@@ -91,13 +104,12 @@ fn print_changes(rows: Vec<audit::AuditRecord>) -> anyhow::Result<()> {
                 row.record_type,
                 or_dash(row.old_ip.as_deref()),
                 row.new_ip,
+                or_dash(row.country_code.as_deref()),
+                tags(&row.ip_tags),
                 or_dash(row.source_ip.as_deref()),
+                or_dash(row.source_country_code.as_deref()),
+                tags(&row.source_ip_tags),
                 row.auth_method,
-                if row.ip_tags.is_empty() {
-                    "-".into()
-                } else {
-                    row.ip_tags.join(",")
-                },
                 or_dash(row.user_agent.as_deref()),
             ]
         }),

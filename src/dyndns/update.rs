@@ -21,6 +21,7 @@ use super::request::{Credentials, HostListError, ParsedUpdate};
 use super::response::{AddressList, Answer, ReturnCode};
 use super::throttle::{AuthThrottle, FailureKey, KnownClients};
 use crate::auth::{self, PasswordCache};
+use crate::intel::IpIntel;
 use crate::model::{AuthMethod, SCOPE_DOMAINS_UPDATE};
 use crate::purge::Purger;
 use crate::served::{ReadStamp, Served};
@@ -100,6 +101,8 @@ pub struct Updater {
     guards: Arc<Guards>,
     /// Purges pdns's caches after changes, and how long an answer waits for it.
     purging: Option<(Purger, Duration)>,
+    /// Country and tags of addresses, for the audit rows of changes.
+    intel: IpIntel,
 }
 
 impl Updater {
@@ -109,7 +112,14 @@ impl Updater {
             served,
             guards: Arc::new(guards),
             purging: None,
+            intel: IpIntel::none(),
         }
+    }
+
+    /// Records in each change's audit row what `intel` knows of its addresses.
+    pub fn with_intel(mut self, intel: IpIntel) -> Self {
+        self.intel = intel;
+        self
     }
 
     /// Purges pdns's caches with `purger` after each change; an answer waits for the purge's
@@ -160,7 +170,7 @@ impl Updater {
             // Nothing to look up: answer without touching the store, so floods stay cheap.
             return Answer::per_host(early.into_iter().flatten().collect());
         }
-        let plan = UpdatePlan {
+        let mut plan = UpdatePlan {
             user_id: principal.user_id,
             key_id: principal.key_id,
             hosts: names
@@ -174,6 +184,7 @@ impl Updater {
                 peer_ip: Some(client.peer),
                 user_agent: request.user_agent,
                 auth_method: principal.method,
+                ..ChangeContext::admin()
             },
         };
         // Most requests change nothing (a router repeating its address): answer those from a
@@ -184,6 +195,9 @@ impl Updater {
                 .note_seen(principal.key_id, &checked, &timestamp());
             return Answer::per_host(answer_codes(&early, outcomes));
         }
+        // A change is likely: what the audit row says of the addresses is found here, in this
+        // request's task, so that the writer's transaction does no lookup.
+        self.look_up_facts(&mut plan.context, &plan.addresses);
         match self.served.apply(plan).await {
             Ok(applied) => {
                 if let Some((purger, wait)) = &self.purging {
@@ -196,6 +210,22 @@ impl Updater {
                 tracing::error!(%error, "update not applied: store failure");
                 Answer::once(ReturnCode::Dnserr)
             }
+        }
+    }
+
+    /// Fills in the country and tags of the client and of each address to set.
+    fn look_up_facts(&self, context: &mut ChangeContext, addresses: &[IpAddr]) {
+        let source = context.source_ip.map(|ip| (ip, self.intel.facts(ip)));
+        context.address_facts = addresses
+            .iter()
+            .map(|ip| match &source {
+                // Auto-detected: the client's own address, looked up once.
+                Some((source_ip, facts)) if source_ip == ip => (*ip, facts.clone()),
+                _ => (*ip, self.intel.facts(*ip)),
+            })
+            .collect();
+        if let Some((_, facts)) = source {
+            context.source_facts = facts;
         }
     }
 

@@ -1,7 +1,9 @@
-//! Addresses from clients: strict parsing, the family a record needs, and the audit tags of
-//! special-purpose ranges.
+//! Addresses from clients: strict parsing, the family a record needs, the audit tags of
+//! special-purpose ranges, and what the audit trail records of an address ([`IpFacts`]).
 
+use std::fmt;
 use std::net::IpAddr;
+use std::sync::LazyLock;
 
 use ipnet::IpNet;
 
@@ -84,16 +86,82 @@ const SPECIAL_RANGES: &[(&str, &str)] = &[
     ("ff00::/8", "multicast"),
 ];
 
+/// [`SPECIAL_RANGES`], parsed once: every audit row of a change looks here.
+static SPECIAL_NETS: LazyLock<Vec<(IpNet, &'static str)>> = LazyLock::new(|| {
+    SPECIAL_RANGES
+        .iter()
+        .map(|(range, tag)| {
+            (
+                range.parse().expect("the range table holds valid CIDRs"),
+                *tag,
+            )
+        })
+        .collect()
+});
+
 /// The audit tags of `ip`: the special-purpose ranges it lies in, in table order, no repeats.
 pub fn ip_tags(ip: IpAddr) -> Vec<&'static str> {
     let mut tags: Vec<&'static str> = Vec::new();
-    for (range, tag) in SPECIAL_RANGES {
-        let net: IpNet = range.parse().expect("the range table holds valid CIDRs");
+    for (net, tag) in SPECIAL_NETS.iter() {
         if net.contains(&ip) && !tags.contains(tag) {
             tags.push(tag);
         }
     }
     tags
+}
+
+/// Whether `tag` is the tag of a special-purpose range (`private`, `documentation`...).
+pub fn is_special_tag(tag: &str) -> bool {
+    SPECIAL_RANGES.iter().any(|(_, special)| *special == tag)
+}
+
+/// An ISO 3166-1 alpha-2 country code, in upper case (`DE`, `US`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CountryCode([u8; 2]);
+
+impl CountryCode {
+    /// Two ASCII letters, in either case; anything else (`""`, `"DEU"`, `"1A"`) is not a code.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.as_bytes() {
+            [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+                Some(Self([a.to_ascii_uppercase(), b.to_ascii_uppercase()]))
+            }
+            _ => None,
+        }
+    }
+
+    /// The code, as stored.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("two ASCII letters")
+    }
+}
+
+impl fmt::Display for CountryCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the audit trail records of an address besides the address itself: where it is and what
+/// it is. Found by the service's IP intelligence (`intel`) before a change is written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IpFacts {
+    /// The country the address is in; None for special-purpose ranges, or without a GeoIP
+    /// database, or when the database does not know it.
+    pub country: Option<CountryCode>,
+    /// Its tags: special-purpose ranges ([`ip_tags`]) first, then `asn:NUMBER`, then the
+    /// names of the operator's lists that hold it.
+    pub tags: Vec<String>,
+}
+
+impl IpFacts {
+    /// What is known of `ip` without any database: its special-purpose ranges.
+    pub fn special(ip: IpAddr) -> Self {
+        Self {
+            country: None,
+            tags: ip_tags(ip).into_iter().map(str::to_owned).collect(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -167,6 +235,15 @@ mod test {
             IpError::Ipv4Required.to_string(),
             "IPv4 required for an A record"
         );
+    }
+
+    #[test]
+    fn country_codes_are_two_letters_in_upper_case() {
+        assert_eq!(CountryCode::parse("de").unwrap().as_str(), "DE");
+        assert_eq!(CountryCode::parse("US").unwrap().to_string(), "US");
+        for bad in ["", "D", "DEU", "1A", "D-", "é", "ÄÖ", " D"] {
+            assert_eq!(CountryCode::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

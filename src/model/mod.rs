@@ -6,7 +6,9 @@
 mod ip;
 pub mod rdata;
 
-pub use self::ip::{IpError, check_family, ip_tags, parse_ip};
+pub use self::ip::{
+    CountryCode, IpError, IpFacts, check_family, ip_tags, is_special_tag, parse_ip,
+};
 
 use std::fmt;
 use std::net::IpAddr;

@@ -448,10 +448,8 @@ mod test {
         let (_dir, store, served) = seeded();
         let index = served.index.as_ref().unwrap();
         let context = ChangeContext {
-            source_ip: None,
-            peer_ip: None,
-            user_agent: None,
             auth_method: AuthMethod::Bearer,
+            ..ChangeContext::admin()
         };
         let logged = || -> i64 {
             store

@@ -3,13 +3,14 @@
 //! Rows are written only by [`super::domains::change_address`], inside the transaction of the
 //! change they record.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::StoreError;
-use crate::model::{AuthMethod, ip_tags};
+use crate::model::{AuthMethod, IpFacts};
 
 /// Who asked for a change, and from where: the part of an audit row the caller knows.
 #[derive(Debug, Clone)]
@@ -22,6 +23,12 @@ pub struct ChangeContext {
     pub user_agent: Option<String>,
     /// How the request was authenticated.
     pub auth_method: AuthMethod,
+    /// Country and tags of `source_ip` (none for the admin CLI).
+    pub source_facts: IpFacts,
+    /// Country and tags of the addresses the change may set, found before the write so that
+    /// no lookup runs inside the transaction. An address missing here is recorded with its
+    /// special-purpose tags alone ([`IpFacts::special`]).
+    pub address_facts: Vec<(IpAddr, IpFacts)>,
 }
 
 impl ChangeContext {
@@ -32,7 +39,20 @@ impl ChangeContext {
             peer_ip: None,
             user_agent: None,
             auth_method: AuthMethod::Admin,
+            source_facts: IpFacts::default(),
+            address_facts: Vec::new(),
         }
+    }
+
+    /// What is known of `ip`, a new address of the change.
+    fn facts_of(&self, ip: IpAddr) -> Cow<'_, IpFacts> {
+        self.address_facts
+            .iter()
+            .find(|(address, _)| *address == ip)
+            .map_or_else(
+                || Cow::Owned(IpFacts::special(ip)),
+                |(_, facts)| Cow::Borrowed(facts),
+            )
     }
 }
 
@@ -57,10 +77,14 @@ pub struct AuditRecord {
     pub source_ip: Option<String>,
     /// TCP peer.
     pub peer_ip: Option<String>,
-    /// Country of `source_ip` (not yet filled).
+    /// Country of `new_ip` (ISO 3166-1 alpha-2).
     pub country_code: Option<String>,
-    /// Special-purpose ranges `new_ip` lies in.
+    /// Tags of `new_ip`: special-purpose ranges, `asn:NUMBER`, the operator's lists.
     pub ip_tags: Vec<String>,
+    /// Country of `source_ip`.
+    pub source_country_code: Option<String>,
+    /// Tags of `source_ip`.
+    pub source_ip_tags: Vec<String>,
     /// Client software.
     pub user_agent: Option<String>,
     /// How the change was authenticated.
@@ -88,11 +112,14 @@ pub(super) fn insert_audit(
     context: &ChangeContext,
     now: &str,
 ) -> Result<(), StoreError> {
-    let tags = serde_json::to_string(&ip_tags(change.new_ip)).expect("strings serialise");
+    let record = context.facts_of(change.new_ip);
+    let source = &context.source_facts;
+    let json = |tags: &[String]| serde_json::to_string(tags).expect("strings serialise");
     conn.prepare_cached(
         "INSERT INTO domain_updates (domain_id, fqdn, record_type, old_ip, new_ip, created_at,
-                                     source_ip, peer_ip, country_code, ip_tags, user_agent, auth_method)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?11)",
+                                     source_ip, peer_ip, country_code, ip_tags, user_agent,
+                                     auth_method, source_country_code, source_ip_tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         change.domain_id,
@@ -103,9 +130,12 @@ pub(super) fn insert_audit(
         now,
         context.source_ip.map(|ip| ip.to_string()),
         context.peer_ip.map(|ip| ip.to_string()),
-        tags,
+        record.country.as_ref().map(|country| country.as_str()),
+        json(&record.tags),
         context.user_agent,
         context.auth_method.as_str(),
+        source.country.as_ref().map(|country| country.as_str()),
+        json(&source.tags),
     ])?;
     Ok(())
 }
@@ -115,12 +145,17 @@ pub(super) fn insert_audit(
 pub fn history(conn: &Connection, fqdn: &str, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
     let mut statement = conn.prepare_cached(
         "SELECT id, domain_id, fqdn, record_type, old_ip, new_ip, created_at, source_ip, peer_ip,
-                country_code, ip_tags, user_agent, auth_method
+                country_code, ip_tags, user_agent, auth_method, source_country_code, source_ip_tags
          FROM domain_updates WHERE fqdn = ?1 ORDER BY id DESC LIMIT ?2",
     )?;
     let rows = statement
         .query_map(params![fqdn, limit], |row| {
-            let tags: String = row.get(10)?;
+            // Written as JSON arrays of strings by `insert_audit` and checked by the schema;
+            // a row edited by hand into something else shows as no tags.
+            let tags = |index| -> rusqlite::Result<Vec<String>> {
+                let text: String = row.get(index)?;
+                Ok(serde_json::from_str(&text).unwrap_or_default())
+            };
             Ok(AuditRecord {
                 id: row.get(0)?,
                 domain_id: row.get(1)?,
@@ -132,9 +167,11 @@ pub fn history(conn: &Connection, fqdn: &str, limit: u32) -> Result<Vec<AuditRec
                 source_ip: row.get(7)?,
                 peer_ip: row.get(8)?,
                 country_code: row.get(9)?,
-                ip_tags: serde_json::from_str(&tags).unwrap_or_default(),
+                ip_tags: tags(10)?,
                 user_agent: row.get(11)?,
                 auth_method: row.get(12)?,
+                source_country_code: row.get(13)?,
+                source_ip_tags: tags(14)?,
             })
         })?
         .collect::<Result<_, _>>()?;

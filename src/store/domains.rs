@@ -208,7 +208,7 @@ pub fn change_address(
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::model::{AuthMethod, Plan};
+    use crate::model::{AuthMethod, CountryCode, IpFacts, Plan};
     use crate::store::audit::history;
     use crate::store::test_connection;
     use crate::store::users::insert_user;
@@ -299,6 +299,18 @@ mod test {
             peer_ip: Some("127.0.0.1".parse().unwrap()),
             user_agent: Some("test/1.0".into()),
             auth_method: AuthMethod::Basic,
+            source_facts: IpFacts {
+                country: CountryCode::parse("NL"),
+                tags: vec!["documentation".into(), "tor-exit".into()],
+            },
+            // Facts found for one of the two addresses; the other gets its special ranges.
+            address_facts: vec![(
+                "192.0.2.1".parse().unwrap(),
+                IpFacts {
+                    country: CountryCode::parse("DE"),
+                    tags: vec!["documentation".into(), "asn:64500".into()],
+                },
+            )],
         };
         let domain = get_domain(&conn, id).unwrap();
         change_address(&conn, &domain, "10.0.0.1".parse().unwrap(), &context, "t1").unwrap();
@@ -316,9 +328,15 @@ mod test {
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].old_ip.as_deref(), Some("10.0.0.1"));
         assert_eq!(rows[0].new_ip, "192.0.2.1");
-        assert_eq!(rows[0].ip_tags, ["documentation"]);
+        assert_eq!(rows[0].ip_tags, ["documentation", "asn:64500"]);
+        assert_eq!(rows[0].country_code.as_deref(), Some("DE"));
         assert_eq!(rows[1].old_ip, None);
         assert_eq!(rows[1].ip_tags, ["private"]);
+        assert_eq!(rows[1].country_code, None);
+        for row in &rows {
+            assert_eq!(row.source_country_code.as_deref(), Some("NL"));
+            assert_eq!(row.source_ip_tags, ["documentation", "tor-exit"]);
+        }
         assert_eq!(rows[0].auth_method, "basic");
         assert_eq!(rows[0].source_ip.as_deref(), Some("192.0.2.7"));
     }
