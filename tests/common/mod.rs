@@ -331,6 +331,29 @@ impl Daemon {
         }
     }
 
+    /// How many times the log contains `needle` so far.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log().matches(needle).count()
+    }
+
+    /// Waits (bounded) until the log contains `needle` more than `seen` times.
+    pub fn wait_for_log_after(&self, needle: &str, seen: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.log_count(needle) <= seen {
+            assert!(
+                Instant::now() < deadline,
+                "the daemon never logged {needle:?} again (seen {seen} times)"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends `signal` to the daemon.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits i32"));
+        nix::sys::signal::kill(pid, signal).expect("send the signal");
+    }
+
     /// The address the daemon logged after `marker` (e.g. `listening on backend=tcp://`),
     /// waiting (bounded) for the line.
     pub fn logged_address(&self, marker: &str) -> SocketAddr {
