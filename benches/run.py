@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """The certadns-ddns benchmark suite: every table in BENCHMARKS.md, by one command.
 
-    python3 benches/run.py [--seconds 10] [--runs 3] [--sections dns,updates,scale,freshness,outside]
-                           [--binary PATH]
+    python3 benches/run.py [--seconds 10] [--runs 3]
+                           [--sections dns,updates,http,scale,freshness,outside,audit] [--binary PATH]
 
-Needs (Debian): pdns-server pdns-backend-remote pdns-backend-sqlite3 dnsutils dnsperf wrk.
+Needs (Debian): pdns-server pdns-backend-remote pdns-backend-sqlite3 dnsutils dnsperf wrk; the
+audit section fetches a GeoLite2 database with tests/fetch-geolite2.sh (pip, PyPI).
 Everything binds to 127.0.0.1 on free ports, under a temporary directory, and is stopped at
 the end. Each figure is the median of --runs runs, with min and max; every ratio compares
 setups measured in the same run of this script. Results are printed as Markdown.
@@ -51,9 +52,15 @@ def build():
         if message.get("reason") == "compiler-artifact" and message.get("executable"):
             target = message["target"]
             # The real binary, not main.rs built as a test harness for --benches.
-            if (target["kind"] == ["bin"] and not message["profile"]["test"]) or target["name"] in ("ceiling", "floor"):
+            if (target["kind"] == ["bin"] and not message["profile"]["test"]) or target["name"] in ("ceiling", "floor", "lookups"):
                 paths[target["name"]] = message["executable"]
+    global LOOKUPS
+    LOOKUPS = paths["lookups"]
     return paths["certadns-ddns"], paths["ceiling"], paths["floor"]
+
+
+# benches/lookups.rs, set by build().
+LOOKUPS = None
 
 
 def ip_of(host):
@@ -410,6 +417,119 @@ def rss_mb(pid):
     return 0.0
 
 
+# The update path from public clients to public addresses, so that every lookup happens: the
+# client in X-Forwarded-For (loopback is a trusted proxy by default), a new address each visit.
+AUDIT_SCRIPT = """
+local hosts = {hosts}
+local mode = "{mode}"
+local counter = 0
+request = function()
+  counter = counter + 1
+  local h = counter % hosts
+  local ip
+  if mode == "good" then
+    -- New on every visit of a host, and in every run ({run}): each request commits.
+    local visit = math.floor(counter / hosts)
+    ip = string.format("81.%d.%d.%d", 2 + {run}, visit % 250 + 1, h % 250 + 1)
+  else
+    ip = string.format("10.%d.%d.%d", math.floor(h / 65536) % 256, math.floor(h / 256) % 256, h % 256)
+  end
+  local client = string.format("193.0.%d.%d", counter % 16, counter % 250 + 1)
+  -- wrk.format's headers replace wrk.headers: the credentials go here too.
+  return wrk.format("GET", "/nic/update?hostname=host" .. h .. ".{zone}&myip=" .. ip,
+                    {{["Authorization"] = "{auth}", ["X-Forwarded-For"] = client}})
+end
+"""
+
+
+def tag_lists(directory, count):
+    """`count` random public CIDRs (/16 to /32) in two lists, as [audit.ip-tags] config lines."""
+    rng = random.Random(15)
+    lists = {"tor-exit": [], "hosting": []}
+    while sum(map(len, lists.values())) < count:
+        first = rng.choice([5, 23, 31, 37, 46, 62, 77, 81, 85, 88, 91, 94, 109, 176, 185, 193, 212, 217])
+        prefix = rng.randint(16, 32)
+        address = (first << 24) | rng.getrandbits(24)
+        address &= (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
+        text = ".".join(str((address >> shift) & 255) for shift in (24, 16, 8, 0))
+        if prefix == 32:
+            lists["tor-exit"].append(text)
+        else:
+            lists["hosting"].append(f"{text}/{prefix}")
+    # Part of the clients (193.0.0.0/20) and of the new addresses (81.2-4.x.x) are in a list.
+    lists["hosting"][:2] = ["193.0.0.0/21", "81.3.0.0/16"]
+    lines = ["[audit.ip-tags]"]
+    for name, entries in lists.items():
+        path = directory / f"{name}.txt"
+        path.write_text(f"# {len(entries)} entries made by benches/run.py\n" + "\n".join(entries) + "\n")
+        lines.append(f'{name} = "{path}"')
+    return "\n".join(lines) + "\n"
+
+
+def section_audit(binary, directory, seconds, runs):
+    """good and nochg with a GeoLite2-City database and 100,000 tag CIDRs, against without."""
+    import base64
+    hosts = 100_000
+    geolite = subprocess.run([str(ROOT / "tests/fetch-geolite2.sh")], check=True, capture_output=True,
+                             text=True).stdout.strip()
+    geolite = (ROOT / geolite).resolve()
+    db, key = make_store(binary, directory, hosts)
+    # Each server on its own copy: a server seeing another's commits would catch up on them.
+    copies = {}
+    for name in ("without", "with"):
+        copies[name] = directory / f"store-{hosts}-audit-{name}.db"
+        shutil.copyfile(db, copies[name])
+    audit = f'audit.geoip-database = "{geolite}"\n' + tag_lists(directory, 100_000)
+    base = 'log-level = "warn"\nlimits.abuse-detection = false\n'
+    basic = "Basic " + base64.b64encode(b"bench:bench password").decode()
+    rows, cpu, rss = {}, {}, {}
+    with ours(binary, directory, copies["without"], base) as (plain, _, _, plain_proc), \
+            ours(binary, directory, copies["with"], base + audit) as (enriched, _, _, enriched_proc):
+        servers = {"without": (plain, plain_proc), "with": (enriched, enriched_proc)}
+        cases = {
+            "(a) nochg, API key": dict(hosts=1000, mode="nochg", auth=f"Bearer {key}"),
+            "(b) good, API key, every request commits": dict(hosts=hosts, mode="good", auth=f"Bearer {key}"),
+            "(c) nochg, password": dict(hosts=1000, mode="nochg", auth=basic),
+        }
+        for run in range(runs):  # rounds: both servers in turn, so drift hits both alike
+            for case, options in cases.items():
+                script = AUDIT_SCRIPT.format(run=run, zone=ZONE, **options)
+                for name, (port, proc) in servers.items():
+                    before = cpu_seconds(proc.pid)
+                    result = wrk(port, seconds, script, directory, "audit")
+                    used = cpu_seconds(proc.pid) - before
+                    rows.setdefault((case, name), []).append(result)
+                    cpu.setdefault((case, name), []).append(used / (result[0] * seconds) * 1e6)
+        for name, (_, proc) in servers.items():
+            rss[name] = rss_mb(proc.pid)
+        rows_written = {name: sqlite3.connect(path).execute(
+            "SELECT count(*), count(country_code), count(source_country_code),"
+            " sum(source_ip_tags <> '[]') FROM domain_updates").fetchone() for name, path in copies.items()}
+    lines = ["| case | audit data | requests/s | p50 (µs) | p99 (µs) | CPU per request (µs) | ratio to without |"
+             " non-2xx |", "|---|---|---|---|---|---|---|---|"]
+    for case in cases:
+        plain_rate = median([r[0] for r in rows[(case, "without")]])
+        for name in ("without", "with"):
+            results = rows[(case, name)]
+            rate = median([r[0] for r in results])
+            lines.append(f"| {case} | {name} | {summary([r[0] for r in results])} | {summary([r[1] for r in results])}"
+                         f" | {summary([r[2] for r in results])} | {summary(cpu[(case, name)])}"
+                         f" | {rate / plain_rate:.3f} | {max(r[3] for r in results)} |")
+    total, countries, sources, tagged = rows_written["with"]
+    config = directory / "lookups.toml"
+    config.write_text(audit)
+    per_lookup = [float(subprocess.run([LOOKUPS, "--config", str(config)], check=True, capture_output=True,
+                                       text=True).stdout.split()[0]) for _ in range(runs)]
+    lines += ["", f"One lookup (`IpIntel::facts`: special ranges, GeoLite2-City, the two lists), by"
+              f" benches/lookups.rs over 65,536 addresses: {summary(per_lookup, ' ns')}. A `good` makes two"
+              f" (client and new address; one when the address is auto-detected); a `nochg` none."]
+    lines += ["", f"With: GeoLite2-City ({geolite.stat().st_size / 1e6:.0f} MB) and 100,000 CIDRs in two"
+              f" lists; RSS {rss['with']:.0f} MB (without: {rss['without']:.0f} MB). Of its {total:,} audit rows,"
+              f" {countries:,} have a country for the new address, {sources:,} for the client, and"
+              f" {tagged:,} have a tag for the client."]
+    return lines + [""]
+
+
 def section_scale(binary, ceiling, directory, seconds, runs):
     lines = ["| domains | start-up (ms) | RSS after 20k lookups (MB) | lookup, ours (µs/call) |"
              " lookup, ceiling (µs/call) | committed updates/s, case (b) |", "|---|---|---|---|---|---|"]
@@ -629,7 +749,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--sections", default="dns,updates,http,scale,freshness,outside")
+    parser.add_argument("--sections", default="dns,updates,http,scale,freshness,outside,audit")
     parser.add_argument("--binary", help="a certadns-ddns binary to measure instead of this tree's")
     parser.add_argument("--flat-config", action="store_true",
                         help="write the flat config of builds before issue 14 (for --binary)")
@@ -661,6 +781,9 @@ def main():
         if "outside" in sections:
             emit(["## Outside changes at 1,000,000 names: the CLI adding domains during updates", ""]
                  + section_outside(binary, directory, args.runs))
+        if "audit" in sections:
+            emit(["## The audit trail's lookups: a GeoIP database and 100,000 tag CIDRs (wrk -t1 -c64 -d%ds)"
+                  % args.seconds, ""] + section_audit(binary, directory, args.seconds, args.runs))
 
 
 if __name__ == "__main__":

@@ -86,28 +86,52 @@ const SPECIAL_RANGES: &[(&str, &str)] = &[
     ("ff00::/8", "multicast"),
 ];
 
-/// [`SPECIAL_RANGES`], parsed once: every audit row of a change looks here.
-static SPECIAL_NETS: LazyLock<Vec<(IpNet, &'static str)>> = LazyLock::new(|| {
-    SPECIAL_RANGES
-        .iter()
-        .map(|(range, tag)| {
-            (
-                range.parse().expect("the range table holds valid CIDRs"),
-                *tag,
-            )
-        })
-        .collect()
+/// [`SPECIAL_RANGES`] parsed once into (network, mask, tag) per family: every audit lookup
+/// goes through them, so membership is one AND and one comparison per range.
+struct SpecialNets {
+    /// IPv4 ranges, in table order.
+    v4: Vec<(u32, u32, &'static str)>,
+    /// IPv6 ranges, in table order.
+    v6: Vec<(u128, u128, &'static str)>,
+}
+
+/// See [`SpecialNets`].
+static SPECIAL_NETS: LazyLock<SpecialNets> = LazyLock::new(|| {
+    let mut nets = SpecialNets {
+        v4: Vec::new(),
+        v6: Vec::new(),
+    };
+    for (range, tag) in SPECIAL_RANGES {
+        match range.parse().expect("the range table holds valid CIDRs") {
+            IpNet::V4(net) => nets
+                .v4
+                .push((net.network().into(), net.netmask().into(), *tag)),
+            IpNet::V6(net) => nets
+                .v6
+                .push((net.network().into(), net.netmask().into(), *tag)),
+        }
+    }
+    nets
 });
 
 /// The audit tags of `ip`: the special-purpose ranges it lies in, in table order, no repeats.
 pub fn ip_tags(ip: IpAddr) -> Vec<&'static str> {
-    let mut tags: Vec<&'static str> = Vec::new();
-    for (net, tag) in SPECIAL_NETS.iter() {
-        if net.contains(&ip) && !tags.contains(tag) {
-            tags.push(tag);
+    fn matching<T: Copy + Eq + std::ops::BitAnd<Output = T>>(
+        table: &[(T, T, &'static str)],
+        ip: T,
+    ) -> Vec<&'static str> {
+        let mut tags: Vec<&'static str> = Vec::new();
+        for (network, mask, tag) in table {
+            if ip & *mask == *network && !tags.contains(tag) {
+                tags.push(tag);
+            }
         }
+        tags
     }
-    tags
+    match ip {
+        IpAddr::V4(ip) => matching(&SPECIAL_NETS.v4, u32::from(ip)),
+        IpAddr::V6(ip) => matching(&SPECIAL_NETS.v6, u128::from(ip)),
+    }
 }
 
 /// Whether `tag` is the tag of a special-purpose range (`private`, `documentation`...).
