@@ -94,4 +94,11 @@ for snippet in [
     'listen = "127.0.0.1:1"\n[[pdns]]\napi-url = "http://x"\n',
 ]:
     write("config", snippet.encode())
+write("config", b'[audit]\ngeoip-database = "/x.mmdb"\nreload-check-secs = 5\n[audit.ip-tags]\ntor-exit = "/t"\n')
+
+# Tag lists as they are downloaded: Tor's bulk exit list, a FireHOL netset, Spamhaus DROP.
+write("tag_list", b"185.220.101.1\n185.220.101.2\n2a0b:f4c2::1\n")
+write("tag_list", b"#\n# firehol_level1\n#\n0.0.0.0/8\n1.10.16.0/20\n10.0.0.0/8 # private\n2001:db8::/32\n")
+write("tag_list", b"; Spamhaus DROP List 2026/11/29\r\n1.10.16.0/20 ; SBL256894\r\n1.19.0.0/16 ; SBL434604\r\n")
+write("tag_list", b"10.0.0.0/16\n10.0.1.0/24\n10.0.0.0/8\n0.0.0.0/0\n::/0\nffff:ffff::/32\n255.255.255.255\n")
 print(f"seeds written under {OUT}")

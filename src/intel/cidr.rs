@@ -8,16 +8,16 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 /// A line of a tag list that is neither an address, a CIDR, a comment nor blank.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct BadLine {
+pub struct BadLine {
     /// 1-based line number.
-    pub(super) line: usize,
+    pub line: usize,
     /// The line without its comment, shortened to 80 characters.
-    pub(super) text: String,
+    pub text: String,
 }
 
 /// One tag list, parsed.
 #[derive(Debug, Default)]
-pub(super) struct CidrList {
+pub struct CidrList {
     /// IPv4 ranges (first, last), sorted and disjoint.
     v4: Vec<(u32, u32)>,
     /// IPv6 ranges (first, last), sorted and disjoint.
@@ -32,7 +32,7 @@ impl CidrList {
     /// bulk exit list read as downloaded); blank lines are skipped. Host bits of a CIDR are
     /// ignored (`10.1.2.3/8` is `10.0.0.0/8`). The first line that is none of these fails the
     /// whole list: a list read in part would tag some addresses and silently miss others.
-    pub(super) fn parse(bytes: &[u8]) -> Result<Self, BadLine> {
+    pub fn parse(bytes: &[u8]) -> Result<Self, BadLine> {
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
         for (index, line) in bytes.split(|byte| *byte == b'\n').enumerate() {
@@ -72,7 +72,7 @@ impl CidrList {
     }
 
     /// Whether `ip` lies in the list.
-    pub(super) fn contains(&self, ip: IpAddr) -> bool {
+    pub fn contains(&self, ip: IpAddr) -> bool {
         match ip {
             IpAddr::V4(ip) => in_ranges(&self.v4, u32::from(ip)),
             IpAddr::V6(ip) => in_ranges(&self.v6, u128::from(ip)),
@@ -80,7 +80,7 @@ impl CidrList {
     }
 
     /// How many entries the file held.
-    pub(super) fn entries(&self) -> usize {
+    pub fn entries(&self) -> usize {
         self.entries
     }
 }

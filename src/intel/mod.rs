@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use self::cidr::CidrList;
+pub use self::cidr::{BadLine, CidrList};
 use self::mmdb::Mmdb;
-pub use self::reload::Reloader;
+pub use self::reload::{Checked, Reloader};
 use crate::config;
 use crate::model::{IpFacts, is_special_tag};
 
