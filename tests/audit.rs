@@ -36,8 +36,21 @@ fn geolite2() -> Option<PathBuf> {
     path.clone()
 }
 
-/// A MaxMind-format database of `database_type` mapping each network to `{"country":
-/// {"iso_code": code}}`, as GeoLite2-Country has it.
+/// A MaxMind-format database of `database_type` holding `records` (network, value).
+fn database<T: serde::Serialize>(database_type: &str, records: &[(&str, T)]) -> Vec<u8> {
+    let mut writer = mmdb_writer::Writer::builder(database_type)
+        .description(&[("en", "made by tests/audit.rs")])
+        .build();
+    for (network, value) in records {
+        writer
+            .insert(network.parse::<ipnet::IpNet>().unwrap(), value)
+            .unwrap();
+    }
+    writer.to_bytes().unwrap()
+}
+
+/// A database mapping each network to `{"country": {"iso_code": code}}`, as GeoLite2-Country
+/// has it.
 fn country_database(records: &[(&str, &str)]) -> Vec<u8> {
     #[derive(serde::Serialize)]
     struct Iso<'a> {
@@ -47,44 +60,38 @@ fn country_database(records: &[(&str, &str)]) -> Vec<u8> {
     struct Record<'a> {
         country: Iso<'a>,
     }
-    let mut writer = mmdb_writer::Writer::builder("GeoLite2-Country")
-        .description(&[("en", "made by tests/audit.rs")])
-        .build();
-    for (network, code) in records {
-        writer
-            .insert(
-                network.parse::<ipnet::IpNet>().unwrap(),
-                &Record {
+    let records: Vec<(&str, Record<'_>)> = records
+        .iter()
+        .map(|(network, code)| {
+            (
+                *network,
+                Record {
                     country: Iso { iso_code: code },
                 },
             )
-            .unwrap();
-    }
-    writer.to_bytes().unwrap()
+        })
+        .collect();
+    database("GeoLite2-Country", &records)
 }
 
-/// A GeoLite2-ASN-like database mapping each network to its AS number.
+/// A database mapping each network to its AS number, as GeoLite2-ASN has it.
 fn asn_database(records: &[(&str, u32)]) -> Vec<u8> {
     #[derive(serde::Serialize)]
     struct Record {
         autonomous_system_number: u32,
         autonomous_system_organization: &'static str,
     }
-    let mut writer = mmdb_writer::Writer::builder("GeoLite2-ASN")
-        .description(&[("en", "made by tests/audit.rs")])
-        .build();
-    for (network, number) in records {
-        writer
-            .insert(
-                network.parse::<ipnet::IpNet>().unwrap(),
-                &Record {
-                    autonomous_system_number: *number,
-                    autonomous_system_organization: "Example AS",
-                },
-            )
-            .unwrap();
-    }
-    writer.to_bytes().unwrap()
+    let records: Vec<(&str, Record)> = records
+        .iter()
+        .map(|(network, number)| {
+            let record = Record {
+                autonomous_system_number: *number,
+                autonomous_system_organization: "Example AS",
+            };
+            (*network, record)
+        })
+        .collect();
+    database("GeoLite2-ASN", &records)
 }
 
 /// Replaces `path` the way geoipupdate does: a new file renamed over the old one.
@@ -104,6 +111,11 @@ struct Row {
     source_ip: Option<String>,
     source_country: Option<String>,
     source_tags: String,
+}
+
+/// The single number `sql` selects.
+fn count(env: &TestEnv, sql: &str) -> i64 {
+    env.db().query_row(sql, [], |row| row.get(0)).unwrap()
 }
 
 /// The newest audit row of `fqdn`.
@@ -145,6 +157,24 @@ fn row(
     }
 }
 
+/// Sends the update of one host in `query` from `client` with `key`, checks that it is answered
+/// `answer` (200), and returns the audit row it wrote.
+fn change(
+    env: &TestEnv,
+    daemon: &Daemon,
+    key: &str,
+    client: &str,
+    query: &str,
+    answer: &str,
+) -> Row {
+    update_from(daemon, key, client, query).assert(200, answer);
+    let fqdn = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("hostname="))
+        .expect("one host");
+    newest(env, fqdn)
+}
+
 /// An update of `query` with alice's key, from `client` (X-Forwarded-For: loopback is a
 /// trusted proxy by default).
 fn update_from(daemon: &Daemon, key: &str, client: &str, query: &str) -> common::HttpResponse {
@@ -184,26 +214,26 @@ fn a_real_geolite2_database_places_the_new_address_and_the_client() {
     let seed = env.seed();
     let daemon = env.spawn(&format!("audit.geoip-database = {geolite:?}"));
     // A router in the Netherlands points its name at a US address; over IPv6 the same.
-    update_from(
-        &daemon,
-        &seed.alice_key,
-        "193.0.6.139",
-        "hostname=home.dyn.example&myip=8.8.8.8",
-    )
-    .assert(200, "good 8.8.8.8");
     assert_eq!(
-        newest(&env, "home.dyn.example"),
+        change(
+            &env,
+            &daemon,
+            &seed.alice_key,
+            "193.0.6.139",
+            "hostname=home.dyn.example&myip=8.8.8.8",
+            "good 8.8.8.8"
+        ),
         row("8.8.8.8", Some("US"), "[]", "193.0.6.139", Some("NL"), "[]")
     );
-    update_from(
-        &daemon,
-        &seed.alice_key,
-        "2001:67c:2e8::2",
-        "hostname=v6.dyn.example&myipv6=2001:4860:4860::8888",
-    )
-    .assert(200, "good 2001:4860:4860::8888");
     assert_eq!(
-        newest(&env, "v6.dyn.example"),
+        change(
+            &env,
+            &daemon,
+            &seed.alice_key,
+            "2001:67c:2e8::2",
+            "hostname=v6.dyn.example&myipv6=2001:4860:4860::8888",
+            "good 2001:4860:4860::8888"
+        ),
         row(
             "2001:4860:4860::8888",
             Some("US"),
@@ -235,15 +265,15 @@ fn a_real_geolite2_database_places_the_new_address_and_the_client() {
         )
     );
     // A LAN address has no country, whatever the database: its tag says what it is.
-    update_from(
-        &daemon,
-        &seed.alice_key,
-        "193.0.6.139",
-        "hostname=home.dyn.example&myip=10.0.0.1",
-    )
-    .assert(200, "good 10.0.0.1");
     assert_eq!(
-        newest(&env, "home.dyn.example"),
+        change(
+            &env,
+            &daemon,
+            &seed.alice_key,
+            "193.0.6.139",
+            "hostname=home.dyn.example&myip=10.0.0.1",
+            "good 10.0.0.1"
+        ),
         row(
             "10.0.0.1",
             None,
@@ -320,15 +350,15 @@ fn tags_come_from_the_asn_database_and_the_operators_lists() {
     daemon.wait_for_log("audit data loaded: [audit.ip-tags] list \"tor-exit\": 2 entries");
 
     // From a Tor exit, a name pointed at a hosting network's address.
-    update_from(
-        &daemon,
-        &seed.alice_key,
-        "81.2.69.160",
-        "hostname=v6.dyn.example&myip=2a02:2770::1",
-    )
-    .assert(200, "good 2a02:2770::1");
     assert_eq!(
-        newest(&env, "v6.dyn.example"),
+        change(
+            &env,
+            &daemon,
+            &seed.alice_key,
+            "81.2.69.160",
+            "hostname=v6.dyn.example&myip=2a02:2770::1",
+            "good 2a02:2770::1"
+        ),
         row(
             "2a02:2770::1",
             Some("NL"),
@@ -339,15 +369,15 @@ fn tags_come_from_the_asn_database_and_the_operators_lists() {
         )
     );
     // Special ranges keep their tags and get the lists' too, never a country or an AS.
-    update_from(
-        &daemon,
-        &seed.alice_key,
-        "2a02:2770::66",
-        "hostname=home.dyn.example&myip=10.1.1.1",
-    )
-    .assert(200, "good 10.1.1.1");
     assert_eq!(
-        newest(&env, "home.dyn.example"),
+        change(
+            &env,
+            &daemon,
+            &seed.alice_key,
+            "2a02:2770::66",
+            "hostname=home.dyn.example&myip=10.1.1.1",
+            "good 10.1.1.1"
+        ),
         row(
             "10.1.1.1",
             None,
@@ -395,14 +425,11 @@ fn tags_come_from_the_asn_database_and_the_operators_lists() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(from_tor, ["v6.dyn.example", "home.dyn.example"]);
-    let abroad: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM domain_updates
-             WHERE source_country_code IS NOT NULL AND source_country_code <> 'NL'",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
+    let abroad = count(
+        &env,
+        "SELECT count(*) FROM domain_updates
+         WHERE source_country_code IS NOT NULL AND source_country_code <> 'NL'",
+    );
     assert_eq!(abroad, 1);
 }
 
@@ -422,14 +449,14 @@ fn replaced_files_are_read_again_without_a_restart() {
     let mut address = 0;
     let mut update = |client: &str| {
         address += 1;
-        update_from(
+        change(
+            &env,
             &daemon,
             &seed.alice_key,
             client,
             &format!("hostname=home.dyn.example&myip=81.2.69.{address}"),
+            &format!("good 81.2.69.{address}"),
         )
-        .assert(200, &format!("good 81.2.69.{address}"));
-        newest(&env, "home.dyn.example")
     };
     let before = update("81.2.69.200");
     assert_eq!(
@@ -498,15 +525,11 @@ fn updates_go_on_while_a_large_database_is_read_again() {
         }
         assert!(updates.join().unwrap() > 0);
     });
-    let missing: i64 = env
-        .db()
-        .query_row(
-            "SELECT count(*) FROM domain_updates WHERE country_code IS NOT 'US'
-             OR source_country_code IS NOT 'NL'",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
+    let missing = count(
+        &env,
+        "SELECT count(*) FROM domain_updates
+         WHERE country_code IS NOT 'US' OR source_country_code IS NOT 'NL'",
+    );
     assert_eq!(missing, 0);
 }
 
@@ -519,15 +542,15 @@ fn sighup_without_audit_files_keeps_the_service_running() {
     // SIGHUP's default action ends a process: the service handles it instead.
     daemon.signal(Signal::SIGHUP);
     daemon.wait_for_log("SIGHUP received");
-    update_from(
-        &daemon,
-        &seed.alice_key,
-        "81.2.69.160",
-        "hostname=home.dyn.example&myip=81.2.69.161",
-    )
-    .assert(200, "good 81.2.69.161");
     assert_eq!(
-        newest(&env, "home.dyn.example"),
+        change(
+            &env,
+            &daemon,
+            &seed.alice_key,
+            "81.2.69.160",
+            "hostname=home.dyn.example&myip=81.2.69.161",
+            "good 81.2.69.161"
+        ),
         row("81.2.69.161", None, "[]", "81.2.69.160", None, "[]")
     );
 }
