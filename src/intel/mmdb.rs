@@ -51,11 +51,11 @@ impl Mmdb {
     /// The country of `ip`, if the database places it.
     pub(super) fn country(&self, ip: IpAddr) -> Option<CountryCode> {
         let found = self.reader.lookup(ip).and_then(|result| {
-            let code = match result.decode_path::<&str>(COUNTRY_ISO_CODE)? {
-                Some(code) => Some(code),
-                None => result.decode_path::<&str>(COUNTRY_CODE)?,
-            };
-            Ok(code)
+            first_found(&[
+                &|| result.decode_path::<&str>(COUNTRY_ISO_CODE),
+                // IPinfo Lite: `country` is the name, `country_code` the code.
+                &|| result.decode_path::<&str>(COUNTRY_CODE),
+            ])
         });
         self.checked(found).flatten().and_then(CountryCode::parse)
     }
@@ -63,17 +63,15 @@ impl Mmdb {
     /// The number of the autonomous system announcing `ip`, if the database knows it.
     pub(super) fn asn(&self, ip: IpAddr) -> Option<u32> {
         let found = self.reader.lookup(ip).and_then(|result| {
-            if let Some(number) = result.decode_path::<u32>(ASN_NUMBER)? {
-                return Ok(Some(number));
-            }
-            // `"AS15169"` in IPinfo's layout; a plain number elsewhere.
-            Ok(match result.decode_path::<&str>(ASN) {
-                Ok(text) => text.and_then(|text| {
-                    let digits = text.strip_prefix("AS").unwrap_or(text);
-                    digits.parse().ok()
-                }),
-                Err(_) => result.decode_path::<u32>(ASN)?,
-            })
+            first_found(&[
+                &|| result.decode_path::<u32>(ASN_NUMBER),
+                // `"AS15169"` in IPinfo's layout; a plain number elsewhere.
+                &|| {
+                    let text = result.decode_path::<&str>(ASN)?;
+                    Ok(text.and_then(|text| text.strip_prefix("AS").unwrap_or(text).parse().ok()))
+                },
+                &|| result.decode_path::<u32>(ASN),
+            ])
         });
         self.checked(found).flatten()
     }
@@ -93,6 +91,29 @@ impl Mmdb {
                 None
             }
         }
+    }
+}
+
+/// A read of one layout: the value, none (the field is missing), or an error (the field is of
+/// another type, or the record is damaged).
+type Read<'a, T> = &'a dyn Fn() -> Result<Option<T>, MaxMindDbError>;
+
+/// The value of the first of `reads` that finds one. A layout that does not fit the record (its
+/// field missing, or of another type, as `country` is a name in IPinfo's layout and a map in
+/// MaxMind's) gives way to the next; an error comes out only when every read failed.
+fn first_found<T>(reads: &[Read<'_, T>]) -> Result<Option<T>, MaxMindDbError> {
+    let mut fitted = false;
+    let mut failure = None;
+    for read in reads {
+        match read() {
+            Ok(Some(value)) => return Ok(Some(value)),
+            Ok(None) => fitted = true,
+            Err(error) => failure = Some(error),
+        }
+    }
+    match failure {
+        Some(error) if !fitted => Err(error),
+        _ => Ok(None),
     }
 }
 
@@ -151,18 +172,23 @@ pub(super) mod test {
         assert_eq!(geolite.country(ip("8.8.8.8")), None, "not in the database");
         assert_eq!(geolite.asn(ip("81.2.69.160")), None, "no AS numbers here");
 
+        // IPinfo Lite's layout: `country` is the name, the code is beside it.
         #[derive(Serialize)]
         struct Flat {
+            country: &'static str,
             country_code: &'static str,
             asn: &'static str,
+            as_name: &'static str,
         }
         let ipinfo = Mmdb::from_bytes(database(
             "ipinfo lite.mmdb",
             &[(
                 "8.8.8.0/24",
                 Flat {
+                    country: "United States",
                     country_code: "US",
                     asn: "AS15169",
+                    as_name: "Google LLC",
                 },
             )],
         ))
