@@ -159,7 +159,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         config,
     };
-    match command {
+    let result = match command {
         Command::Zone(command) => zone::run(&admin, command),
         Command::User(command) => user::run(&admin, command),
         Command::Key(command) => key::run(&admin.store, command),
@@ -168,7 +168,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::History(command) => history::run(&admin.store, command),
         Command::Help(command) => help::run(&admin.store, &admin.config, command),
         Command::Serve(_) | Command::Relay(_) => unreachable!("handled above"),
-    }
+    };
+    // Every connection closed before the process exits: the file alone then holds every change.
+    admin.store.close();
+    result
 }
 
 /// `serve`: applies the flags to the config, runs the daemon on a multi-threaded runtime.

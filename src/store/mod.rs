@@ -10,7 +10,9 @@
 //! in-memory database. The store knows nothing of HTTP or of the dyndns2 protocol.
 //!
 //! What `serve` adds for speed (the served index, memos, group commit, write-behind) is not
-//! here but in `crate::served`, over this store: this module holds no thread, lock or atomic.
+//! here but in `crate::served`, over this store: this module holds no thread, lock or atomic
+//! of its own (the thread that opens pooled connections is r2d2's; the store only keeps a
+//! handle on it, for [`Store::close`]).
 
 pub mod abuse;
 pub mod audit;
@@ -25,10 +27,12 @@ pub mod view;
 pub mod zones;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
+use scheduled_thread_pool::ScheduledThreadPool;
 
 use crate::config::Synchronous;
 
@@ -133,7 +137,7 @@ impl From<&crate::config::StoreConfig> for StoreOptions {
 }
 
 /// A handle on the database; cheap to clone (the pool is shared).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
     /// Connections, each initialised by [`configure_connection`].
     pool: r2d2::Pool<SqliteConnectionManager>,
@@ -141,6 +145,18 @@ pub struct Store {
     path: PathBuf,
     /// How connections are set up.
     options: StoreOptions,
+    /// The one thread on which the pool opens its connections (see [`Store::close`]).
+    opener: Arc<ScheduledThreadPool>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("pool", &self.pool)
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -190,7 +206,15 @@ impl Store {
         }
         let manager = SqliteConnectionManager::file(path)
             .with_init(move |conn| configure_connection(conn, busy_timeout, synchronous));
+        // One thread: its jobs run one after the other, which `close` relies on.
+        let opener = Arc::new(
+            ScheduledThreadPool::builder()
+                .num_threads(1)
+                .thread_name_pattern("sqlite-open")
+                .build(),
+        );
         let pool = r2d2::Pool::builder()
+            .thread_pool(Arc::clone(&opener))
             .max_size(options.max_connections.max(1))
             .min_idle(Some(u32::from(options.keep_idle)))
             // A checkout test is a statement per call on the hot path; a broken SQLite
@@ -204,7 +228,27 @@ impl Store {
             pool,
             path: path.to_path_buf(),
             options: options.clone(),
+            opener,
         })
+    }
+
+    /// Closes every connection of the pool before returning, when this is the last handle on
+    /// it: the last connection to close checkpoints the WAL into the file and removes it, so a
+    /// copy of the file alone holds every change. A short-lived process (the CLI) calls this
+    /// before it exits.
+    ///
+    /// Dropping the handle is not enough: the thread that opened a connection may still hold
+    /// the pool for a moment after handing the connection over, and the pool (with its
+    /// connections) is then closed on that thread, which a process exiting meanwhile never
+    /// lets finish. Waiting for a job queued behind it on that one thread closes that window.
+    pub fn close(self) {
+        let Self { pool, opener, .. } = self;
+        drop(pool);
+        let (done, finished) = std::sync::mpsc::channel();
+        opener.execute(move || {
+            let _ = done.send(());
+        });
+        let _ = finished.recv();
     }
 
     /// The database file.
