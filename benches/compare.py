@@ -72,15 +72,17 @@ def main():
         key = stores["after"][1]
         names = [f"host{random.Random(7).randrange(100_000)}.{R.ZONE}" for _ in range(1000)]
         cases = {
-            "(a) nochg, API key": R.WRK_SCRIPT.format(hosts=1000, mode="nochg", auth=f"Bearer {key}", zone=R.ZONE),
-            "(b) good, every request commits": R.WRK_SCRIPT.format(hosts=100_000, mode="good", auth=f"Bearer {key}", zone=R.ZONE),
+            "(a) nochg, API key": dict(hosts=1000, mode="nochg", auth=f"Bearer {key}"),
+            "(b) good, every request commits": dict(hosts=100_000, mode="good", auth=f"Bearer {key}"),
         }
         results = {}
         for round_number in range(args.rounds * 2):
             order = ["before", "after"] if round_number % 2 == 0 else ["after", "before"]
             for label in order:
                 db, label_key = stores[label]
-                for case, script in cases.items():
+                for case, options in cases.items():
+                    # Each store sees one run per round: the round is the run.
+                    script = R.WRK_SCRIPT.format(zone=R.ZONE, run=round_number, **options)
                     results.setdefault((case, label), []).append(
                         update_case(binaries[label], directory, db, script.replace(key, label_key),
                                     args.seconds, extra[label], flat[label]))
