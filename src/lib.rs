@@ -21,6 +21,8 @@
 //! * [`daemon`]: `serve`: binds, serves, shuts down on SIGTERM/SIGINT.
 //! * [`relay`]: `relay`: pdns's `pipe` connector on another host, carried to the backend over
 //!   TCP.
+//! * [`update_help`]: the spec's Update Help of a domain as data (commands, endpoints, router
+//!   settings), rendered by `help` and by the account holder's pages.
 //! * [`cli`]: the admin commands (`zone`, `user`, `key`, `domain`, `history`, `serve`).
 //! * [`log`]: tracing setup.
 
@@ -38,3 +40,4 @@ pub mod purge;
 pub mod relay;
 pub mod served;
 pub mod store;
+pub mod update_help;

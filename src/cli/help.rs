@@ -5,38 +5,15 @@ use anyhow::Context as _;
 
 use super::print_line;
 use crate::config::Config;
-use crate::model::{DomainName, Plan, RecordType, SCOPE_DOMAINS_UPDATE};
+use crate::model::{DomainName, SCOPE_DOMAINS_UPDATE};
 use crate::store::{Store, StoreError, domains, keys, users};
+use crate::update_help::{COMPATIBLE_ROUTERS, KeyStatus, Subject, UpdateHelp};
 
 /// Arguments of `help`.
 #[derive(Debug, clap::Args)]
 pub(super) struct HelpArgs {
     /// The domain to explain (`public-url` comes from --config, else http://<listen>).
     fqdn: String,
-}
-
-/// Routers known to speak dyndns2 with a custom server (product spec §6).
-const COMPATIBLE_ROUTERS: &[&str] = &[
-    "Ubiquiti EdgeRouter / UniFi",
-    "pfSense / OPNsense",
-    "DD-WRT / OpenWRT",
-    "ASUS RT-series",
-    "Netgear routers with DDNS support",
-    "TP-Link routers with DDNS support",
-];
-
-/// What `help` needs to know about the domain.
-struct Subject {
-    /// The name.
-    fqdn: String,
-    /// Its record types (A, AAAA or both).
-    types: Vec<RecordType>,
-    /// Owner's username.
-    owner: String,
-    /// Owner's plan.
-    plan: Plan,
-    /// Prefixes of the owner's active keys that may update.
-    key_prefixes: Vec<String>,
 }
 
 /// Runs `help`.
@@ -74,128 +51,71 @@ pub(super) fn run(store: &Store, config: &Config, args: HelpArgs) -> anyhow::Res
             key_prefixes,
         })
     })?;
-    print_line(render(&subject, &base).trim_end())
+    print_line(render(&UpdateHelp::new(&subject, &base), &subject.owner).trim_end())
 }
 
-/// The help text for `subject`, with the endpoints under `base`.
-fn render(subject: &Subject, base: &str) -> String {
-    let fqdn = &subject.fqdn;
-    let owner = &subject.owner;
-    let uses_keys = subject.plan.allows_api_keys();
-    let secret = if uses_keys {
-        "ak_YOUR_API_KEY"
-    } else {
-        "YOUR_PASSWORD"
-    };
-    let example_ip = match subject.types.as_slice() {
-        [RecordType::Aaaa] => "2001:db8::7".to_string(),
-        types if types.len() > 1 => "203.0.113.7,2001:db8::7".to_string(),
-        _ => "203.0.113.7".to_string(),
-    };
-    let types: Vec<&str> = subject.types.iter().map(|t| t.as_str()).collect();
-    let server = base.split("://").nth(1).unwrap_or(base);
+/// The help as text, for `owner`.
+fn render(help: &UpdateHelp, owner: &str) -> String {
     let mut text = String::new();
-    let mut line = |content: String| {
-        text.push_str(&content);
+    let mut line = |content: &str| {
+        text.push_str(content);
         text.push('\n');
     };
-
-    line(format!(
-        "Update help for {fqdn} ({}; owner {owner}, {} plan)",
-        types.join(" and "),
-        subject.plan
-    ));
-    line(String::new());
-    line("cURL / script".into());
-    let credential = if uses_keys {
-        "an API key"
-    } else {
-        "your account password"
-    };
-    line(format!(
-        "  With {credential}, Basic auth, and an explicit address:"
-    ));
-    line(format!(
-        "    curl -u \"{owner}:{secret}\" \"{base}/nic/update?hostname={fqdn}&myip={example_ip}\""
-    ));
-    if uses_keys {
-        line("  With an API key as Bearer token:".into());
-        line(format!(
-            "    curl -H \"Authorization: Bearer {secret}\" \"{base}/nic/update?hostname={fqdn}&myip={example_ip}\""
-        ));
+    line(&help.title);
+    line("");
+    line("cURL / script");
+    for command in &help.commands {
+        line(&format!("  {}", command.label));
+        line(&format!("    {}", command.text));
     }
-    line("  Detecting the address (leave out myip; the address you connect from is used):".into());
-    line(format!(
-        "    curl -u \"{owner}:{secret}\" \"{base}/nic/update?hostname={fqdn}\""
-    ));
-    line("  The same parameters work on the alternative endpoints:".into());
-    for path in [
-        "/domains/nic/update",
-        "/domains/v2/update",
-        "/domains/dyndns/update",
-    ] {
-        line(format!("    {base}{path}"));
+    line("  The same parameters work on the alternative endpoints:");
+    for (url, note) in &help.endpoints {
+        match note {
+            Some(note) => line(&format!("    {url}  ({note})")),
+            None => line(&format!("    {url}")),
+        }
     }
-    line(format!(
-        "    {base}/domains/update  (Basic auth or username/password parameters; no Bearer)"
-    ));
-    line(String::new());
-    if !uses_keys {
-        line(format!(
+    line("");
+    match &help.keys {
+        KeyStatus::FreePlan => line(&format!(
             "  {owner} is on the free plan: API keys need plus, pro or elite, so use the account password."
-        ));
-    } else if subject.key_prefixes.is_empty() {
-        line(format!(
+        )),
+        KeyStatus::NoKey => line(&format!(
             "  {owner} has no API key with scope {SCOPE_DOMAINS_UPDATE} yet; create one with: certadns-ddns key create {owner}"
-        ));
-    } else {
-        line(format!(
+        )),
+        KeyStatus::Keys(prefixes) => line(&format!(
             "  {owner}'s API keys that can update: {} (the key is shown only when created).",
-            subject
-                .key_prefixes
+            prefixes
                 .iter()
-                .map(|p| format!("{p}..."))
+                .map(|prefix| format!("{prefix}..."))
                 .collect::<Vec<_>>()
                 .join(", ")
-        ));
+        )),
     }
-    line(String::new());
-    line("Router".into());
-    let password = if uses_keys {
-        "your API key (recommended) or account password"
-    } else {
-        "your account password"
-    };
-    for (setting, value) in [
-        ("Service / Provider", "dyndns2 / Custom".to_string()),
-        ("Server / Hostname", server.to_string()),
-        ("Domain / Hostname", fqdn.clone()),
-        ("Username", format!("{owner} (or the account email)")),
-        ("Password", password.to_string()),
-        (
-            "Update URL / Path",
-            "/nic/update?hostname=%h&myip=%i".to_string(),
-        ),
-    ] {
-        line(format!("  {setting:<20} {value}"));
+    line("");
+    line("Router");
+    for (setting, value) in &help.router_settings {
+        line(&format!("  {setting:<20} {value}"));
     }
-    line("  %h is replaced by the hostname and %i by the detected address. If your router has no %i,".into());
-    line("  leave out &myip=%i and the server detects the address.".into());
-    line(String::new());
-    line("Compatible routers".into());
+    line(&format!("  {}", help.router_note));
+    line("");
+    line("Compatible routers");
     for router in COMPATIBLE_ROUTERS {
-        line(format!("  - {router}"));
+        line(&format!("  - {router}"));
     }
-    line(
-        "  Working configurations for ddclient, inadyn, OpenWRT and pfSense are in examples/."
-            .into(),
-    );
+    line("  Working configurations for ddclient, inadyn, OpenWRT and pfSense are in examples/.");
     text
 }
 
 #[cfg(test)]
 mod test {
     use super::*;
+
+    use crate::model::{Plan, RecordType};
+
+    fn render(subject: &Subject, base: &str) -> String {
+        super::render(&UpdateHelp::new(subject, base), &subject.owner)
+    }
 
     fn subject(plan: Plan, key_prefixes: &[&str], types: &[RecordType]) -> Subject {
         Subject {
