@@ -166,10 +166,11 @@ impl UpdateHelp {
 }
 
 #[cfg(test)]
-mod test {
+pub(crate) mod test {
     use super::*;
 
-    fn subject(plan: Plan, key_prefixes: &[&str], types: &[RecordType]) -> Subject {
+    /// alice's `home.dyn.example` of `types`, on `plan`, with keys of `key_prefixes`.
+    pub(crate) fn subject(plan: Plan, key_prefixes: &[&str], types: &[RecordType]) -> Subject {
         Subject {
             fqdn: "home.dyn.example".into(),
             types: types.to_vec(),

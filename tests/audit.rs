@@ -618,6 +618,33 @@ fn a_file_that_cannot_be_used_stops_the_start_naming_it() {
     );
     let stderr = failed_start(&env, &format!("[audit.ip-tags]\nprivate = {list:?}"));
     assert!(stderr.contains("special-purpose range"), "{stderr}");
+    // The admin CLI with the same config: `domain add --ip` refuses before writing anything.
+    std::fs::write(
+        env.config_path(),
+        format!("audit.geoip-database = {missing:?}\n"),
+    )
+    .unwrap();
+    let output = env.cli(&[
+        "domain",
+        "add",
+        "late.dyn.example",
+        "--owner",
+        "alice",
+        "--type",
+        "A",
+        "--ip",
+        "81.2.69.160",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains(&missing.display().to_string()),
+        "{stderr}"
+    );
     // Nothing was written: the store is as it was.
     assert_eq!(env.audit_count(), 0);
+    let domains = count(
+        &env,
+        "SELECT count(*) FROM domains WHERE fqdn = 'late.dyn.example'",
+    );
+    assert_eq!(domains, 0);
 }

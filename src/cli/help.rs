@@ -112,19 +112,10 @@ mod test {
     use super::*;
 
     use crate::model::{Plan, RecordType};
+    use crate::update_help::test::subject;
 
     fn render(subject: &Subject, base: &str) -> String {
         super::render(&UpdateHelp::new(subject, base), &subject.owner)
-    }
-
-    fn subject(plan: Plan, key_prefixes: &[&str], types: &[RecordType]) -> Subject {
-        Subject {
-            fqdn: "home.dyn.example".into(),
-            types: types.to_vec(),
-            owner: "alice".into(),
-            plan,
-            key_prefixes: key_prefixes.iter().map(|p| (*p).to_string()).collect(),
-        }
     }
 
     #[test]

@@ -243,30 +243,33 @@ pub(super) mod test {
     }
 
     #[test]
-    fn a_damaged_record_is_no_value_not_a_failure() {
-        // The data section overwritten with bytes that decode to nonsense: lookups fail inside
-        // maxminddb, and answer nothing, every time, without panicking.
+    fn a_damaged_record_is_no_value_and_is_reported() {
+        // The end of the data section and search tree overwritten: with zeros the tree leads
+        // nowhere (no value, nothing wrong to report); with other bytes the reads fail inside
+        // maxminddb, which gives no value and sets the flag of the one warning, never a panic.
         let good = database(
             "GeoLite2-Country",
             &[("81.2.69.0/24", geolite_country("GB"))],
         );
+        let intact = Mmdb::from_bytes(good.clone()).unwrap();
+        assert_eq!(intact.country(ip("81.2.69.160")).unwrap().as_str(), "GB");
+        assert!(!intact.failed.load(Ordering::Relaxed));
         let marker = b"\xab\xcd\xefMaxMind.com";
         let metadata = good
             .windows(marker.len())
             .rposition(|window| window == marker)
             .unwrap();
-        for fill in [0x00_u8, 0xff, 0x5a] {
+        for (fill, reported) in [(0x00_u8, false), (0xff, true), (0x5a, true)] {
             let mut damaged = good.clone();
-            // The search tree and data section, not the metadata.
             for byte in &mut damaged[metadata.saturating_sub(64)..metadata] {
                 *byte = fill;
             }
-            if let Ok(db) = Mmdb::from_bytes(damaged) {
-                for _ in 0..3 {
-                    let _ = db.country(ip("81.2.69.160"));
-                    let _ = db.asn(ip("81.2.69.160"));
-                }
+            let db = Mmdb::from_bytes(damaged).expect("the metadata is intact");
+            for _ in 0..3 {
+                assert_eq!(db.country(ip("81.2.69.160")), None, "{fill:#x}");
+                assert_eq!(db.asn(ip("81.2.69.160")), None, "{fill:#x}");
             }
+            assert_eq!(db.failed.load(Ordering::Relaxed), reported, "{fill:#x}");
         }
     }
 }
