@@ -258,3 +258,28 @@ END;
 ALTER TABLE domain_updates ADD COLUMN source_country_code TEXT;
 ALTER TABLE domain_updates ADD COLUMN source_ip_tags TEXT NOT NULL DEFAULT '[]'
     CHECK (json_valid(source_ip_tags));
+
+-- migration 5: the account holder's sign-in sessions
+
+-- One row per signed-in browser of the account holder's pages (/dashboard). The cookie holds a
+-- random 256-bit token; only its SHA-256 (hex) is stored, so a copy of this file signs nobody
+-- in. A row ends at sign-out, at `expires_at`, and at once (the trigger below) when its user is
+-- disabled or their password changes, whoever makes the change (the CLI, an import, sqlite3).
+CREATE TABLE dashboard_sessions (
+    id            INTEGER PRIMARY KEY,
+    token_hash    TEXT    NOT NULL UNIQUE CHECK (length(token_hash) = 64),
+    user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at    TEXT    NOT NULL,
+    expires_at    TEXT    NOT NULL,
+    -- The client the session was opened from (after the trusted proxies) and its user agent,
+    -- for the admin who asks where an account is signed in.
+    source_ip     TEXT,
+    user_agent    TEXT
+);
+CREATE INDEX dashboard_sessions_by_user ON dashboard_sessions (user_id, expires_at);
+
+CREATE TRIGGER dashboard_sessions_end AFTER UPDATE OF password_hash, is_active ON users
+WHEN new.password_hash IS NOT old.password_hash OR (old.is_active AND NOT new.is_active)
+BEGIN
+    DELETE FROM dashboard_sessions WHERE user_id = new.id;
+END;

@@ -107,6 +107,8 @@ pub struct Config {
     pub audit: Audit,
     /// `[pdns]`: the pdns front-ends whose caches are purged.
     pub pdns: Pdns,
+    /// `[dashboard]`: the account holder's pages on the update listener.
+    pub dashboard: Dashboard,
 }
 
 /// The log filter, `info` by default.
@@ -326,6 +328,29 @@ impl Default for Audit {
             asn_database: None,
             ip_tags: BTreeMap::new(),
             reload_check: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[dashboard]`: the account holder's pages (`/dashboard`), served on the update listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Dashboard {
+    /// Serve the pages; `false` answers 404 under `/dashboard` (the update endpoints alone).
+    pub enabled: bool,
+    /// How long a sign-in lasts; sign-out, disabling the user or a new password end it sooner.
+    #[serde(rename = "session-lifetime-secs", with = "secs")]
+    pub session_lifetime: Duration,
+    /// Rows per page of a domain's update history.
+    pub history_page_size: u32,
+}
+
+impl Default for Dashboard {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            session_lifetime: Duration::from_secs(12 * 3600),
+            history_page_size: 25,
         }
     }
 }
@@ -553,6 +578,26 @@ impl Config {
                 "[audit.ip-tags] {name:?}: a tag name is lower-case letters, digits, '-', '_' \
                  and '.', at most 63, starting with a letter or digit"
             )));
+        }
+        if let Some(url) = &self.updates.public_url {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
+            if rest.is_none_or(|rest| rest.is_empty() || rest.contains(['?', '#', ' '])) {
+                return Err(ConfigError::Invalid(format!(
+                    "public-url {url:?}: write the base URL clients reach the service at, \
+                     http:// or https://, without query (e.g. \"https://ddns.example.net\")"
+                )));
+            }
+        }
+        if self.dashboard.session_lifetime.is_zero()
+            || !(1..=500).contains(&self.dashboard.history_page_size)
+        {
+            return Err(ConfigError::Invalid(
+                "[dashboard] session-lifetime-secs must be at least 1, history-page-size \
+                 1 to 500"
+                    .into(),
+            ));
         }
         if self.audit.reload_check.is_zero() {
             return Err(ConfigError::Invalid(

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::backend::{Backend, BackendHttpService, bind_unix, serve_tcp, serve_unix};
 use crate::config::Config;
+use crate::dashboard::{Dashboard, DashboardOptions};
 use crate::dyndns::update::{Guards, Updater};
 use crate::dyndns::{ServiceOptions, UpdateService};
 use crate::intel::{IntelError, IpIntel};
@@ -126,6 +127,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     let backend = Backend::new(store.clone());
     let seen_store = store.clone();
+    let dashboard_store = store.clone();
     let updater = Updater::new(store, Guards::new(&config.limits)).with_intel(intel);
     let updater = match Purger::new(&config.pdns.api) {
         Some(purger) => {
@@ -137,7 +139,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         }
         None => updater,
     };
-    let service = UpdateService::new(updater, ServiceOptions::from(&config.updates));
+    let mut service = UpdateService::new(updater.clone(), ServiceOptions::from(&config.updates));
+    if config.dashboard.enabled {
+        service = service.with_dashboard(Dashboard::new(
+            dashboard_store,
+            updater,
+            DashboardOptions::new(&config),
+        ));
+    }
     let server_options = ServerOptions::for_updates(listeners, &config.updates.trusted_proxies);
     let (stop, stopped) = watch::channel(false);
     let (broken, store_broken) = tokio::sync::oneshot::channel();

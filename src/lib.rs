@@ -21,6 +21,8 @@
 //! * [`daemon`]: `serve`: binds, serves, shuts down on SIGTERM/SIGINT.
 //! * [`relay`]: `relay`: pdns's `pipe` connector on another host, carried to the backend over
 //!   TCP.
+//! * [`dashboard`]: the account holder's pages (sign-in, domains with the Update Help, history,
+//!   API keys) on the update listener.
 //! * [`update_help`]: the spec's Update Help of a domain as data (commands, endpoints, router
 //!   settings), rendered by `help` and by the account holder's pages.
 //! * [`cli`]: the admin commands (`zone`, `user`, `key`, `domain`, `history`, `serve`).
@@ -31,6 +33,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod dashboard;
 pub mod dyndns;
 pub mod intel;
 pub mod log;

@@ -67,6 +67,8 @@ pub struct Command {
 /// The Update Help of one domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpdateHelp {
+    /// The domain.
+    pub fqdn: String,
     /// Its heading: name, types, owner and plan.
     pub title: String,
     /// The cURL / Script tab: commands, in order.
@@ -79,6 +81,8 @@ pub struct UpdateHelp {
     pub router_settings: Vec<(&'static str, String)>,
     /// What the router placeholders mean.
     pub router_note: &'static str,
+    /// The full router setup guide (a page of the account holder's pages).
+    pub guide_url: String,
 }
 
 impl UpdateHelp {
@@ -87,7 +91,9 @@ impl UpdateHelp {
     pub fn new(subject: &Subject, base: &str) -> Self {
         let fqdn = &subject.fqdn;
         let owner = &subject.owner;
-        let uses_keys = subject.plan.allows_api_keys();
+        // The key commands only for an owner who holds a key that can update: the others are
+        // told how to get one (or that their plan has none), and shown the password commands.
+        let uses_keys = subject.plan.allows_api_keys() && !subject.key_prefixes.is_empty();
         let secret = if uses_keys {
             "ak_YOUR_API_KEY"
         } else {
@@ -123,20 +129,21 @@ impl UpdateHelp {
                 .into(),
             text: format!("curl -u \"{owner}:{secret}\" \"{base}/nic/update?hostname={fqdn}\""),
         });
-        let keys = if !uses_keys {
+        let keys = if !subject.plan.allows_api_keys() {
             KeyStatus::FreePlan
         } else if subject.key_prefixes.is_empty() {
             KeyStatus::NoKey
         } else {
             KeyStatus::Keys(subject.key_prefixes.clone())
         };
-        let password = if uses_keys {
+        let password = if subject.plan.allows_api_keys() {
             "your API key (recommended) or account password"
         } else {
             "your account password"
         };
         let server = base.split("://").nth(1).unwrap_or(base);
         Self {
+            fqdn: fqdn.clone(),
             title: format!(
                 "Update help for {fqdn} ({}; owner {owner}, {} plan)",
                 types.join(" and "),
@@ -159,6 +166,7 @@ impl UpdateHelp {
                     "/nic/update?hostname=%h&myip=%i".to_string(),
                 ),
             ],
+            guide_url: format!("{base}/dashboard/guide"),
             router_note: "%h is replaced by the hostname and %i by the detected address. If your \
                           router has no %i, leave out &myip=%i and the server detects the address.",
         }
@@ -224,7 +232,11 @@ pub(crate) mod test {
         assert!(
             keyless.commands[0]
                 .text
-                .contains("myip=203.0.113.7,2001:db8::7")
+                .contains("alice:YOUR_PASSWORD\" \"http://x/nic/update?hostname=home.dyn.example&myip=203.0.113.7,2001:db8::7")
+        );
+        assert!(
+            keyless.commands.iter().all(|c| !c.text.contains("Bearer")),
+            "no Bearer command before the owner has a key"
         );
     }
 }

@@ -103,6 +103,10 @@ fn render(help: &UpdateHelp, owner: &str) -> String {
     for router in COMPATIBLE_ROUTERS {
         line(&format!("  - {router}"));
     }
+    line(&format!(
+        "  The full router setup guide (signed in): {}",
+        help.guide_url
+    ));
     line("  Working configurations for ddclient, inadyn, OpenWRT and pfSense are in examples/.");
     text
 }
@@ -134,6 +138,7 @@ mod test {
         assert!(text.contains("Server / Hostname    ddns.example.net"));
         assert!(text.contains("Update URL / Path    /nic/update?hostname=%h&myip=%i"));
         assert!(text.contains("pfSense / OPNsense"));
+        assert!(text.contains("guide (signed in): https://ddns.example.net/dashboard/guide\n"));
     }
 
     #[test]

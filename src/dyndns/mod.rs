@@ -61,12 +61,24 @@ pub struct UpdateService {
     updater: Updater,
     /// Limits and trust settings.
     options: ServiceOptions,
+    /// The account holder's pages under `/dashboard`, when enabled.
+    dashboard: Option<crate::dashboard::Dashboard>,
 }
 
 impl UpdateService {
     /// A service applying updates with `updater`.
     pub fn new(updater: Updater, options: ServiceOptions) -> Self {
-        Self { updater, options }
+        Self {
+            updater,
+            options,
+            dashboard: None,
+        }
+    }
+
+    /// Serves the account holder's pages under `/dashboard` too.
+    pub fn with_dashboard(mut self, dashboard: crate::dashboard::Dashboard) -> Self {
+        self.dashboard = Some(dashboard);
+        self
     }
 
     /// Answers one request from `peer`.
@@ -96,6 +108,12 @@ impl UpdateService {
             | "/domains/dyndns/update" => Endpoint::Nic,
             "/domains/update" => Endpoint::Basic,
             "/domains/my-ip" => return my_ip(request.method(), client),
+            dashboard if dashboard == "/dashboard" || dashboard.starts_with("/dashboard/") => {
+                return match &self.dashboard {
+                    Some(pages) => pages.handle(request, client).await,
+                    None => text(StatusCode::NOT_FOUND, "not found"),
+                };
+            }
             _ => return text(StatusCode::NOT_FOUND, "not found"),
         };
         if request.method() != Method::GET && request.method() != Method::POST {
@@ -165,17 +183,6 @@ impl UpdateService {
         parts: &hyper::http::request::Parts,
         body: Incoming,
     ) -> Result<Option<Vec<u8>>, Response<Full<Bytes>>> {
-        let declared_length = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<u64>().ok());
-        if declared_length.is_some_and(|length| length > self.options.max_body_bytes as u64) {
-            return Err(text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large",
-            ));
-        }
         let is_form = parts
             .headers
             .get(header::CONTENT_TYPE)
@@ -186,24 +193,48 @@ impl UpdateService {
                     .to_ascii_lowercase()
                     .starts_with("application/x-www-form-urlencoded")
             });
-        let limited = Limited::new(body, self.options.max_body_bytes);
-        let collected =
-            tokio::time::timeout(self.options.body_read_timeout, limited.collect()).await;
-        match collected {
-            Err(_) => Err(text(
-                StatusCode::REQUEST_TIMEOUT,
-                "request body not received in time",
-            )),
-            Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large",
-            )),
-            Ok(Err(_)) => Err(text(StatusCode::BAD_REQUEST, "malformed request body")),
-            Ok(Ok(collected)) => {
-                let bytes = collected.to_bytes();
-                Ok((is_form && !bytes.is_empty()).then(|| bytes.to_vec()))
-            }
-        }
+        let bytes = collect_body(
+            parts,
+            body,
+            self.options.max_body_bytes,
+            self.options.body_read_timeout,
+        )
+        .await?;
+        Ok((is_form && !bytes.is_empty()).then(|| bytes.to_vec()))
+    }
+}
+
+/// Reads a request body of at most `max_bytes` within `timeout`; `Err` holds the answer to a
+/// body too large (413, also when its declared length is), too slow (408) or malformed (400).
+pub(crate) async fn collect_body(
+    parts: &hyper::http::request::Parts,
+    body: Incoming,
+    max_bytes: usize,
+    timeout: Duration,
+) -> Result<Bytes, Response<Full<Bytes>>> {
+    let declared_length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > max_bytes as u64) {
+        return Err(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large",
+        ));
+    }
+    let limited = Limited::new(body, max_bytes);
+    match tokio::time::timeout(timeout, limited.collect()).await {
+        Err(_) => Err(text(
+            StatusCode::REQUEST_TIMEOUT,
+            "request body not received in time",
+        )),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large",
+        )),
+        Ok(Err(_)) => Err(text(StatusCode::BAD_REQUEST, "malformed request body")),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
 }
 
@@ -251,7 +282,7 @@ fn method_not_allowed(allowed: &'static str) -> Response<Full<Bytes>> {
 
 /// A plain-text response. `Full` bodies have a known length, so hyper frames them with
 /// `Content-Length`, never chunked.
-fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+pub(crate) fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     let headers = response.headers_mut();

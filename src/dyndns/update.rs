@@ -85,6 +85,27 @@ impl Guards {
     }
 }
 
+/// Whether an API key is accepted in place of a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeysAccepted {
+    /// Yes: the update endpoints (the spec's "Your API key (recommended) or account password").
+    Yes,
+    /// No: signing in to the account holder's pages takes the account password only.
+    No,
+}
+
+/// A login and password to check, and how.
+struct PasswordCredentials {
+    /// How they came (for the audit trail).
+    method: AuthMethod,
+    /// Username or email.
+    login: String,
+    /// Password, or an API key where `keys` accepts one.
+    password: String,
+    /// Whether an API key is accepted as the password.
+    keys: KeysAccepted,
+}
+
 /// Logins longer than this are refused before any lookup: an email address has at most 254
 /// octets (RFC 5321), and a username fewer.
 const MAX_LOGIN_BYTES: usize = 254;
@@ -267,30 +288,71 @@ impl Updater {
                 login,
                 password,
             }) => {
-                if login.len() > MAX_LOGIN_BYTES || password.len() > MAX_PASSWORD_BYTES {
-                    throttle.record_failure(client_key);
-                    return Err(ReturnCode::Badauth);
-                }
-                let login_key = FailureKey::login(&login);
-                let known = self.guards.known_clients.knows(&login_key, client.source);
-                let result = self
-                    .authenticate_password(
-                        method,
-                        login,
-                        password,
-                        [client_key, login_key.clone()],
-                        known,
-                        stamp,
-                    )
-                    .await;
-                if result.is_ok() {
-                    self.guards
-                        .known_clients
-                        .remember(&login_key, client.source);
-                }
-                result
+                self.check_login(method, login, password, client, stamp, KeysAccepted::Yes)
+                    .await
             }
         }
+    }
+
+    /// Checks a login and password for the account holder's pages exactly as Basic
+    /// authentication is checked (the same limits, throttle, known clients, cache and argon2
+    /// threads), except that an API key is not a password here. `Err` holds what Basic
+    /// authentication would answer: `badauth`, `911` (checks queue full) or `dnserr`.
+    pub async fn sign_in(
+        &self,
+        login: String,
+        password: String,
+        client: ClientAddress,
+    ) -> Result<i64, ReturnCode> {
+        let stamp = self.served.read_stamp();
+        self.check_login(
+            AuthMethod::Basic,
+            login,
+            password,
+            client,
+            stamp,
+            KeysAccepted::No,
+        )
+        .await
+        .map(|principal| principal.user_id)
+    }
+
+    /// The checks of a login and password (or API key as password, when `keys` says so).
+    async fn check_login(
+        &self,
+        method: AuthMethod,
+        login: String,
+        password: String,
+        client: ClientAddress,
+        stamp: ReadStamp,
+        keys: KeysAccepted,
+    ) -> Result<Principal, ReturnCode> {
+        let client_key = FailureKey::Client(client.source);
+        if login.len() > MAX_LOGIN_BYTES || password.len() > MAX_PASSWORD_BYTES {
+            self.guards.auth_throttle.record_failure(client_key);
+            return Err(ReturnCode::Badauth);
+        }
+        let login_key = FailureKey::login(&login);
+        let known = self.guards.known_clients.knows(&login_key, client.source);
+        let result = self
+            .authenticate_password(
+                PasswordCredentials {
+                    method,
+                    login,
+                    password,
+                    keys,
+                },
+                [client_key, login_key.clone()],
+                known,
+                stamp,
+            )
+            .await;
+        if result.is_ok() {
+            self.guards
+                .known_clients
+                .remember(&login_key, client.source);
+        }
+        result
     }
 
     /// Checks a login with an account password or one of that user's API keys. A remembered
@@ -302,19 +364,24 @@ impl Updater {
     /// [`KnownClients`]) is held only to its own address's throttle, not the login's.
     async fn authenticate_password(
         &self,
-        method: AuthMethod,
-        login: String,
-        password: String,
+        credentials: PasswordCredentials,
         failure_keys: [FailureKey; 2],
         known: bool,
         stamp: ReadStamp,
     ) -> Result<Principal, ReturnCode> {
+        let PasswordCredentials {
+            method,
+            login,
+            password,
+            keys,
+        } = credentials;
         let throttle_keys: &[FailureKey] = if known {
             std::slice::from_ref(&failure_keys[0])
         } else {
             &failure_keys
         };
-        let key_hash = auth::looks_like_api_key(&password).then(|| auth::hash_api_key(&password));
+        let key_hash = (keys == KeysAccepted::Yes && auth::looks_like_api_key(&password))
+            .then(|| auth::hash_api_key(&password));
         let (user, key) = self
             .served
             .login(&login, key_hash.as_deref(), stamp)

@@ -10,6 +10,7 @@
 //! * [`batch`]: group commit of concurrent writes on one writer thread;
 //! * [`seen`]: the write-behind for "last seen" times and abuse episodes.
 
+mod account;
 mod batch;
 mod counter;
 mod index;
@@ -21,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::Transaction;
 
+pub use self::account::{KeyRefusal, MAX_ACTIVE_KEYS};
 use self::batch::GroupCommit;
 use self::index::{ServedIndex, Stamp};
 use self::memo::Memos;

@@ -140,40 +140,87 @@ pub(super) fn insert_audit(
     Ok(())
 }
 
+/// The columns [`record_from_row`] reads, in order.
+const RECORD_COLUMNS: &str = "id, domain_id, fqdn, record_type, old_ip, new_ip, created_at, \
+    source_ip, peer_ip, country_code, ip_tags, user_agent, auth_method, source_country_code, \
+    source_ip_tags";
+
+/// Reads an [`AuditRecord`] from a row selected with [`RECORD_COLUMNS`].
+fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
+    // Written as JSON arrays of strings by `insert_audit` and checked by the schema; a row
+    // edited by hand into something else shows as no tags.
+    let tags = |index| -> rusqlite::Result<Vec<String>> {
+        let text: String = row.get(index)?;
+        Ok(serde_json::from_str(&text).unwrap_or_default())
+    };
+    Ok(AuditRecord {
+        id: row.get(0)?,
+        domain_id: row.get(1)?,
+        fqdn: row.get(2)?,
+        record_type: row.get(3)?,
+        old_ip: row.get(4)?,
+        new_ip: row.get(5)?,
+        created_at: row.get(6)?,
+        source_ip: row.get(7)?,
+        peer_ip: row.get(8)?,
+        country_code: row.get(9)?,
+        ip_tags: tags(10)?,
+        user_agent: row.get(11)?,
+        auth_method: row.get(12)?,
+        source_country_code: row.get(13)?,
+        source_ip_tags: tags(14)?,
+    })
+}
+
 /// The newest `limit` audit rows of `fqdn` (both record types, removed domains included),
 /// newest first.
 pub fn history(conn: &Connection, fqdn: &str, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
-    let mut statement = conn.prepare_cached(
-        "SELECT id, domain_id, fqdn, record_type, old_ip, new_ip, created_at, source_ip, peer_ip,
-                country_code, ip_tags, user_agent, auth_method, source_country_code, source_ip_tags
-         FROM domain_updates WHERE fqdn = ?1 ORDER BY id DESC LIMIT ?2",
-    )?;
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM domain_updates WHERE fqdn = ?1 ORDER BY id DESC LIMIT ?2"
+    ))?;
     let rows = statement
-        .query_map(params![fqdn, limit], |row| {
-            // Written as JSON arrays of strings by `insert_audit` and checked by the schema;
-            // a row edited by hand into something else shows as no tags.
-            let tags = |index| -> rusqlite::Result<Vec<String>> {
-                let text: String = row.get(index)?;
-                Ok(serde_json::from_str(&text).unwrap_or_default())
-            };
-            Ok(AuditRecord {
-                id: row.get(0)?,
-                domain_id: row.get(1)?,
-                fqdn: row.get(2)?,
-                record_type: row.get(3)?,
-                old_ip: row.get(4)?,
-                new_ip: row.get(5)?,
-                created_at: row.get(6)?,
-                source_ip: row.get(7)?,
-                peer_ip: row.get(8)?,
-                country_code: row.get(9)?,
-                ip_tags: tags(10)?,
-                user_agent: row.get(11)?,
-                auth_method: row.get(12)?,
-                source_country_code: row.get(13)?,
-                source_ip_tags: tags(14)?,
-            })
-        })?
+        .query_map(params![fqdn, limit], record_from_row)?
         .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Where a page of history starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageStart {
+    /// The newest rows.
+    Newest,
+    /// The rows older than the row with this id.
+    Before(i64),
+    /// The rows newer than the row with this id (the page before, going back).
+    After(i64),
+}
+
+/// One page of the audit rows of the domains `user_id` owns now at `fqdn`, newest first: at
+/// most `limit` rows from `start`. Rows of a domain removed earlier (perhaps someone else's)
+/// are not shown: only the rows of the domains the user holds.
+pub fn owned_history_page(
+    conn: &Connection,
+    user_id: i64,
+    fqdn: &str,
+    start: PageStart,
+    limit: u32,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let (condition, order, bound) = match start {
+        PageStart::Newest => ("1", "DESC", i64::MAX),
+        PageStart::Before(id) => ("id < ?3", "DESC", id),
+        PageStart::After(id) => ("id > ?3", "ASC", id),
+    };
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM domain_updates
+         WHERE domain_id IN (SELECT id FROM domains WHERE user_id = ?1 AND fqdn = ?2)
+           AND (?3 IS NULL OR {condition})
+         ORDER BY id {order} LIMIT ?4"
+    ))?;
+    let mut rows: Vec<AuditRecord> = statement
+        .query_map(params![user_id, fqdn, bound, limit], record_from_row)?
+        .collect::<Result<_, _>>()?;
+    if order == "ASC" {
+        rows.reverse();
+    }
     Ok(rows)
 }

@@ -155,6 +155,30 @@ pub fn revoke_key(
     Ok(prefix)
 }
 
+/// Revokes `user_id`'s key with row id `key_id`; whether the user has such a key (revoking a
+/// revoked key again changes nothing and is no error).
+pub fn revoke_own_key(
+    conn: &Connection,
+    user_id: i64,
+    key_id: i64,
+    now: &str,
+) -> Result<bool, StoreError> {
+    Ok(conn.execute(
+        "UPDATE api_keys SET is_active = 0, revoked_at = coalesce(revoked_at, ?3)
+         WHERE id = ?1 AND user_id = ?2",
+        params![key_id, user_id, now],
+    )? > 0)
+}
+
+/// How many active keys `user_id` has.
+pub fn count_active_keys(conn: &Connection, user_id: i64) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM api_keys WHERE user_id = ?1 AND is_active",
+        [user_id],
+        |row| row.get(0),
+    )?)
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -194,6 +218,22 @@ mod test {
         ));
         assert_eq!(list_keys(&conn, Some(alice)).unwrap().len(), 2);
         assert_eq!(list_keys(&conn, Some(alice + 1)).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn users_revoke_only_their_own_keys() {
+        let conn = test_connection();
+        let alice =
+            insert_user(&conn, "alice", "alice@example.com", "$phc", Plan::Plus, "t").unwrap();
+        let bob = insert_user(&conn, "bob", "bob@example.com", "$phc", Plan::Plus, "t").unwrap();
+        let scopes = vec!["domains:update".to_string()];
+        let key = insert_key(&conn, alice, "ak_aaaaaaaa", "hash-1", &scopes, "t").unwrap();
+        assert_eq!(count_active_keys(&conn, alice).unwrap(), 1);
+        assert!(!revoke_own_key(&conn, bob, key, "t2").unwrap());
+        assert_eq!(count_active_keys(&conn, alice).unwrap(), 1);
+        assert!(revoke_own_key(&conn, alice, key, "t2").unwrap());
+        assert!(revoke_own_key(&conn, alice, key, "t3").unwrap());
+        assert_eq!(count_active_keys(&conn, alice).unwrap(), 0);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod domains;
 pub mod keys;
 pub mod records;
 mod schema;
+pub mod sessions;
 pub mod updates;
 pub mod users;
 pub mod view;

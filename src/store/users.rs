@@ -25,10 +25,11 @@ pub struct User {
 }
 
 /// The columns [`user_from_row`] reads, in order.
-const USER_COLUMNS: &str = "id, username, email, password_hash, plan, is_active, created_at";
+pub(super) const USER_COLUMNS: &str =
+    "id, username, email, password_hash, plan, is_active, created_at";
 
 /// Reads a [`User`] from a row selected with [`USER_COLUMNS`].
-fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     let plan: String = row.get(4)?;
     Ok(User {
         id: row.get(0)?,
