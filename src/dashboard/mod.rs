@@ -816,14 +816,15 @@ fn set_cookie(answer: &mut Answer, cookie: &str) {
     );
 }
 
-/// The headers of every page: the policy, no caching, no sniffing, no framing, no referrer.
+/// The headers of every page: the policy, no caching, no sniffing, no framing, no referrer to
+/// other sites (`no-referrer` would make browsers send `Origin: null` on the pages' own forms).
 fn secure_headers(headers: &mut HeaderMap) {
     let pairs: [(&str, &'static str); 6] = [
         ("content-security-policy", CSP),
         ("cache-control", "no-store"),
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
-        ("referrer-policy", "no-referrer"),
+        ("referrer-policy", "same-origin"),
         ("cross-origin-opener-policy", "same-origin"),
     ];
     for (name, value) in pairs {

@@ -50,7 +50,6 @@ pub(super) fn document(title: &str, frame: Option<&Frame<'_>>, content: Markup) 
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
                 title { (title) " · certadns-ddns" }
                 link rel="stylesheet" href=(super::asset_urls().1);
                 script src=(super::asset_urls().0) defer {}
@@ -160,7 +159,7 @@ pub(super) fn domains(frame: &Frame<'_>, domains: &[Domain], helps: &[UpdateHelp
                 p { "You have no domains yet. Your provider adds them for you." }
             } @else {
                 div.table-wrap {
-                    table {
+                    table.domains {
                         caption.sr-only { "Your domains" }
                         thead { tr {
                             th scope="col" { "Domain" }
@@ -214,11 +213,15 @@ pub(super) fn domain_path(fqdn: &str, page: &str) -> String {
 fn help_dialog(id: &str, help: &UpdateHelp) -> Markup {
     html! {
         dialog.help id=(id) aria-labelledby=(format!("{id}-title")) {
-            div.dialog-head {
-                h2 id=(format!("{id}-title")) { "Update help: " code { (help.fqdn) } }
-                button.close type="button" data-close aria-label="Close" { "×" }
+            // The heading, the close button and the tabs stay in view while the panel scrolls.
+            div.dialog-top {
+                div.dialog-head {
+                    h2 id=(format!("{id}-title")) { "Update help: " code { (help.fqdn) } }
+                    button.close type="button" data-close aria-label="Close" { "×" }
+                }
+                (tab_list(id))
             }
-            (help_tabs(id, help))
+            (tab_panels(id, help))
         }
     }
 }
@@ -231,7 +234,8 @@ pub(super) fn help_page(frame: &Frame<'_>, help: &UpdateHelp) -> Markup {
         html! {
             p { a href="/dashboard" { "← Domains" } }
             h1 { "Update help: " code { (help.fqdn) } }
-            (help_tabs("help", help))
+            (tab_list("help"))
+            (tab_panels("help", help))
         },
     )
 }
@@ -248,18 +252,27 @@ fn copyable(text: &str) -> Markup {
     }
 }
 
-/// The two tabs of the Update Help: cURL / Script, and Router.
-fn help_tabs(id: &str, help: &UpdateHelp) -> Markup {
+/// The two tabs of the Update Help, cURL / Script and Router (hidden until the script runs:
+/// without it both panels show, one under the other).
+fn tab_list(id: &str) -> Markup {
     let curl = format!("{id}-curl");
     let router = format!("{id}-router");
     html! {
-        p.subtitle { (help.title) }
         div.tabs role="tablist" aria-label="How to update" hidden {
             button role="tab" type="button" id=(format!("{curl}-tab")) aria-controls=(curl)
                 aria-selected="true" { "cURL / Script" }
             button role="tab" type="button" id=(format!("{router}-tab")) aria-controls=(router)
                 aria-selected="false" tabindex="-1" { "Router" }
         }
+    }
+}
+
+/// The panels of the two tabs.
+fn tab_panels(id: &str, help: &UpdateHelp) -> Markup {
+    let curl = format!("{id}-curl");
+    let router = format!("{id}-router");
+    html! {
+        p.subtitle { (help.title) }
         section.tab-panel id=(curl) role="tabpanel" aria-labelledby=(format!("{curl}-tab")) {
             h3.panel-title { "cURL / Script" }
             @match &help.keys {

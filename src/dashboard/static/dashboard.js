@@ -68,6 +68,9 @@
         var panel = document.getElementById(other.getAttribute("aria-controls"));
         if (panel) { panel.hidden = !selected; }
       });
+      // A new panel starts at its top, not under the tabs where the last one was scrolled to.
+      var dialog = tablist.closest("dialog");
+      if (dialog) { dialog.scrollTop = 0; }
       if (focus) { tab.focus(); }
     }
     tabs.forEach(function (tab, index) {
