@@ -400,8 +400,13 @@ fn sign_in_is_checked_as_basic_auth_is_and_shares_its_throttle() {
     daemon
         .update_bearer(&seed.alice_key, "hostname=home.dyn.example&myip=192.0.2.44")
         .assert(200, "good 192.0.2.44");
-    // No password reached the log.
-    assert!(!daemon.log().contains(PASSWORD));
+    // Empty fields are refused before any check.
+    assert_eq!(other.sign_in("alice", "").status, 400);
+    assert_eq!(other.sign_in("", PASSWORD).status, 400);
+    // No password and no login reached the log.
+    let log = daemon.log();
+    assert!(!log.contains(PASSWORD) && !log.contains("nobody"), "{log}");
+    assert!(log.contains("sign-in refused"));
 }
 
 #[test]

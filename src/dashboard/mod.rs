@@ -34,7 +34,6 @@ use crate::dyndns::client::ClientAddress;
 use crate::dyndns::response::ReturnCode;
 use crate::dyndns::update::Updater;
 use crate::dyndns::{collect_body, text};
-use crate::log::Untrusted;
 use crate::model::{DomainName, SCOPE_DOMAINS_UPDATE};
 use crate::served::{KeyRefusal, Served};
 use crate::store::StoreError;
@@ -334,18 +333,21 @@ impl Dashboard {
             .trim()
             .to_string();
         let password = field(&fields, "password").unwrap_or_default().to_string();
-        // The form's own limit: what the field allows, and Basic's limit on logins.
+        // Shown again in the form after a failure, at most what the field allows. Never
+        // logged (nor is any login on the update endpoints).
         let shown_login: String = login.chars().take(254).collect();
-        let span = tracing::info_span!(
-            "sign-in",
-            login = %Untrusted::new(&shown_login),
-            client = %client.source
-        );
-        let _entered = span.enter();
+        if login.is_empty() || password.is_empty() {
+            return Err(self.sign_in_page(
+                StatusCode::BAD_REQUEST,
+                &shown_login,
+                Some("Enter your username or email and your password."),
+            ));
+        }
+        let source = client.source;
         let user_id = match self.updater.sign_in(login, password, client).await {
             Ok(user_id) => user_id,
             Err(ReturnCode::Busy) => {
-                tracing::warn!("sign-in refused: password checks queue full");
+                tracing::warn!(client = %source, "sign-in refused: password checks queue full");
                 return Err(page(
                     StatusCode::SERVICE_UNAVAILABLE,
                     pages::message(
@@ -357,7 +359,7 @@ impl Dashboard {
                 ));
             }
             Err(ReturnCode::Badauth) => {
-                tracing::info!("sign-in refused");
+                tracing::info!(client = %source, "sign-in refused");
                 return Err(self.sign_in_page(
                     StatusCode::UNAUTHORIZED,
                     &shown_login,
@@ -377,7 +379,7 @@ impl Dashboard {
             )
             .await
             .map_err(store_failure)?;
-        tracing::info!(user_id, "signed in");
+        tracing::info!(user_id, client = %source, "signed in");
         let mut answer = redirect("/dashboard");
         set_cookie(
             &mut answer,

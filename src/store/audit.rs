@@ -224,3 +224,60 @@ pub fn owned_history_page(
     }
     Ok(rows)
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::model::{Plan, RecordType};
+    use crate::store::domains::{insert_domain, remove_domains};
+    use crate::store::users::insert_user;
+    use crate::store::{test_connection, test_zone};
+
+    fn write(conn: &Connection, domain_id: i64, n: u8) {
+        let change = Change {
+            domain_id,
+            fqdn: "x.dyn.example",
+            record_type: "A",
+            old_ip: None,
+            new_ip: IpAddr::from([192, 0, 2, n]),
+        };
+        insert_audit(conn, &change, &ChangeContext::admin(), "t").unwrap();
+    }
+
+    fn new_ips(rows: &[AuditRecord]) -> Vec<String> {
+        rows.iter().map(|row| row.new_ip.clone()).collect()
+    }
+
+    #[test]
+    fn a_page_of_history_holds_the_current_owners_rows_only() {
+        let conn = test_connection();
+        let zone = test_zone(&conn);
+        let alice = insert_user(&conn, "alice", "a@example.com", "$", Plan::Plus, "t").unwrap();
+        let bob = insert_user(&conn, "bob", "b@example.com", "$", Plan::Plus, "t").unwrap();
+        let name = "x.dyn.example".parse().unwrap();
+        let alices = insert_domain(&conn, &name, alice, zone, RecordType::A, "t").unwrap();
+        for n in 1..=3 {
+            write(&conn, alices, n);
+        }
+        remove_domains(&conn, "x.dyn.example", None, "t").unwrap();
+        let bobs = insert_domain(&conn, &name, bob, zone, RecordType::A, "t").unwrap();
+        for n in 4..=8 {
+            write(&conn, bobs, n);
+        }
+        let page =
+            |user, start| owned_history_page(&conn, user, "x.dyn.example", start, 2).unwrap();
+        assert!(page(alice, PageStart::Newest).is_empty(), "no longer hers");
+        let newest = page(bob, PageStart::Newest);
+        assert_eq!(new_ips(&newest), ["192.0.2.8", "192.0.2.7"]);
+        let older = page(bob, PageStart::Before(newest[1].id));
+        assert_eq!(new_ips(&older), ["192.0.2.6", "192.0.2.5"]);
+        let oldest = page(bob, PageStart::Before(older[1].id));
+        assert_eq!(
+            new_ips(&oldest),
+            ["192.0.2.4"],
+            "alice's rows are not bob's"
+        );
+        let back = page(bob, PageStart::After(oldest[0].id));
+        assert_eq!(new_ips(&back), ["192.0.2.6", "192.0.2.5"]);
+    }
+}

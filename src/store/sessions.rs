@@ -28,13 +28,12 @@ pub struct NewSession<'a> {
     pub user_agent: Option<&'a str>,
 }
 
-/// Stores a session, first removing the user's expired ones and, beyond
-/// [`MAX_SESSIONS_PER_USER`], their oldest.
+/// Stores a session, first removing every expired session and, beyond
+/// [`MAX_SESSIONS_PER_USER`], the user's oldest.
 pub fn open_session(conn: &Connection, session: &NewSession<'_>) -> Result<(), StoreError> {
-    conn.execute(
-        "DELETE FROM dashboard_sessions WHERE user_id = ?1 AND expires_at <= ?2",
-        params![session.user_id, session.created_at],
-    )?;
+    // Every user's expired sessions go here, so that the table never holds more than the live
+    // ones and the last few sign-ins' worth (at most MAX_SESSIONS_PER_USER per user).
+    remove_expired(conn, session.created_at)?;
     conn.execute(
         "DELETE FROM dashboard_sessions WHERE id IN (
              SELECT id FROM dashboard_sessions WHERE user_id = ?1
@@ -144,6 +143,28 @@ mod test {
         assert!(!end_session(&conn, &hash(1)).unwrap());
         assert!(session_user(&conn, &hash(1), NOW).unwrap().is_none());
         assert_eq!(remove_expired(&conn, NOW).unwrap(), 1);
+        // Opening a session removes everyone's expired ones.
+        open(&conn, alice, 4, NOW);
+        let bob = insert_user(&conn, "bob", "b@example.com", "$phc", Plan::Free, "t").unwrap();
+        open_session(
+            &conn,
+            &NewSession {
+                token_hash: &hash(5),
+                user_id: bob,
+                created_at: "2026-01-01T12:00:00.000Z",
+                expires_at: "2026-01-03T00:00:00.000Z",
+                source_ip: None,
+                user_agent: Some("test"),
+            },
+        )
+        .unwrap();
+        assert!(session_user(&conn, &hash(5), NOW).unwrap().is_some());
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM dashboard_sessions", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(left, 1);
     }
 
     #[test]
