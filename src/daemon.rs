@@ -156,8 +156,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         broken,
     ));
     let reloading = tokio::spawn(reloader.run(hangups, stopped.clone()));
+    // One reference count per request, not a clone of every part of the service.
+    let service = Arc::new(service);
     let handler = move |request, peer| {
-        let service = service.clone();
+        let service = Arc::clone(&service);
         async move { service.handle(request, peer).await }
     };
     let mut servers = vec![tokio::spawn(serve_http(
