@@ -120,6 +120,14 @@ fn text_of(page: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The common fixture (`TestEnv::seed`) served with the default config.
+fn seeded() -> (TestEnv, Daemon) {
+    let env = TestEnv::new();
+    env.seed();
+    let daemon = env.spawn("");
+    (env, daemon)
+}
+
 fn count(env: &TestEnv, sql: &str) -> i64 {
     env.db().query_row(sql, [], |row| row.get(0)).unwrap()
 }
@@ -285,9 +293,7 @@ fn cookies_are_http_only_strict_and_secure_behind_https() {
 
 #[test]
 fn forged_and_cross_site_forms_are_refused_and_change_nothing() {
-    let env = TestEnv::new();
-    env.seed();
-    let daemon = env.spawn("");
+    let (env, daemon) = seeded();
     let mut alice = Browser::new(&daemon);
     alice.sign_in("alice", PASSWORD);
     let csrf = alice.csrf("/dashboard/api-keys");
@@ -411,9 +417,7 @@ fn sign_in_is_checked_as_basic_auth_is_and_shares_its_throttle() {
 
 #[test]
 fn disabling_a_user_or_a_new_password_ends_their_sessions_at_once() {
-    let env = TestEnv::new();
-    env.seed();
-    let daemon = env.spawn("");
+    let (env, daemon) = seeded();
     let mut alice = Browser::new(&daemon);
     let mut second = Browser::new(&daemon);
     alice.sign_in("alice", PASSWORD);
@@ -447,9 +451,7 @@ fn disabling_a_user_or_a_new_password_ends_their_sessions_at_once() {
 
 #[test]
 fn signing_out_ends_the_session_for_good() {
-    let env = TestEnv::new();
-    env.seed();
-    let daemon = env.spawn("");
+    let (env, daemon) = seeded();
     let mut alice = Browser::new(&daemon);
     alice.sign_in("alice", PASSWORD);
     let stolen = alice.cookies.clone();
@@ -469,9 +471,7 @@ fn signing_out_ends_the_session_for_good() {
 
 #[test]
 fn keys_are_created_shown_once_used_and_revoked_by_their_owner_only() {
-    let env = TestEnv::new();
-    env.seed();
-    let daemon = env.spawn("");
+    let (env, daemon) = seeded();
     let mut alice = Browser::new(&daemon);
     alice.sign_in("alice", PASSWORD);
     let csrf = alice.csrf("/dashboard/api-keys");
@@ -546,9 +546,7 @@ fn keys_are_created_shown_once_used_and_revoked_by_their_owner_only() {
 
 #[test]
 fn free_users_are_told_why_they_have_no_keys_and_cannot_make_one() {
-    let env = TestEnv::new();
-    env.seed();
-    let daemon = env.spawn("");
+    let (env, daemon) = seeded();
     let mut bob = Browser::new(&daemon);
     bob.sign_in("bob", PASSWORD);
     let page = bob.get("/dashboard/api-keys");

@@ -118,6 +118,28 @@ async fn eval(client: &Client, script: &str) -> serde_json::Value {
         .unwrap()
 }
 
+/// Clicks the element `css` finds.
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|error| panic!("{css}: {error}"))
+        .click()
+        .await
+        .unwrap_or_else(|error| panic!("click {css}: {error}"));
+}
+
+/// Presses `key` on the focused element.
+async fn press(client: &Client, key: Key) {
+    client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(&char::from(key).to_string())
+        .await
+        .unwrap();
+}
+
 /// Signs in through the form.
 async fn sign_in(client: &Client, daemon: &Daemon, login: &str, password: &str) {
     client
@@ -139,13 +161,7 @@ async fn sign_in(client: &Client, daemon: &Daemon, login: &str, password: &str) 
         .send_keys(password)
         .await
         .unwrap();
-    client
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, "form button[type=submit]").await;
     wait_until(client, "location.pathname === '/dashboard'").await;
 }
 
@@ -287,15 +303,7 @@ async fn an_account_holder_signs_in_reads_the_help_copies_and_manages_keys() {
     copy_and_check(client, &buttons[4], &format!("{base}/domains/v2/update")).await;
 
     // The Router tab, by mouse, then back by keyboard (arrow keys move between the tabs).
-    client
-        .find(Locator::Css(
-            "dialog[open] [role=tab][aria-controls$='-router']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, "dialog[open] [role=tab][aria-controls$='-router']").await;
     assert_eq!(eval(client, &panel_hidden("router")).await, json!(false));
     assert_eq!(eval(client, &panel_hidden("curl")).await, json!(true));
     let router_text = eval(
@@ -340,13 +348,7 @@ async fn an_account_holder_signs_in_reads_the_help_copies_and_manages_keys() {
     // Focus stays inside the modal: thirty Tabs never leave it, Shift+Tab from the first
     // element goes to the last.
     for _ in 0..30 {
-        client
-            .active_element()
-            .await
-            .unwrap()
-            .send_keys(&char::from(Key::Tab).to_string())
-            .await
-            .unwrap();
+        press(client, Key::Tab).await;
         assert_eq!(
             eval(
                 client,
@@ -357,13 +359,7 @@ async fn an_account_holder_signs_in_reads_the_help_copies_and_manages_keys() {
         );
     }
     // Escape closes it and gives the focus back to the question mark.
-    client
-        .active_element()
-        .await
-        .unwrap()
-        .send_keys(&char::from(Key::Escape).to_string())
-        .await
-        .unwrap();
+    press(client, Key::Escape).await;
     wait_until(client, "!document.querySelector('dialog[open]')").await;
     assert_eq!(
         eval(client, "document.activeElement.getAttribute('aria-label')").await,
@@ -380,15 +376,11 @@ async fn an_account_holder_signs_in_reads_the_help_copies_and_manages_keys() {
             ],
         )
         .assert(200, "good 198.51.100.23");
-    client
-        .find(Locator::Css(
-            "a[href='/dashboard/domains/home.dyn.example/history']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(
+        client,
+        "a[href='/dashboard/domains/home.dyn.example/history']",
+    )
+    .await;
     wait_until(client, "location.pathname.endsWith('/history')").await;
     let first_row = eval(client, "document.querySelector('tbody tr').innerText").await;
     let first_row = first_row.as_str().unwrap();
@@ -406,13 +398,7 @@ async fn an_account_holder_signs_in_reads_the_help_copies_and_manages_keys() {
         .goto(&format!("{base}/dashboard/api-keys"))
         .await
         .unwrap();
-    client
-        .find(Locator::Css("form[action='/dashboard/api-keys'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, "form[action='/dashboard/api-keys'] button").await;
     wait_until(client, "document.querySelector('.created button.copy')").await;
     let copy_key = client
         .find(Locator::Css(".created button.copy"))
@@ -437,29 +423,18 @@ async fn an_account_holder_signs_in_reads_the_help_copies_and_manages_keys() {
         json!(false),
         "the key is shown once"
     );
-    client
-        .find(Locator::Css(&format!(
-            "button[aria-label='Revoke {}']",
-            &secret[..11]
-        )))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(
+        client,
+        &format!("button[aria-label='Revoke {}']", &secret[..11]),
+    )
+    .await;
     wait_until(client, "document.querySelector('p.ok')").await;
     daemon
         .update_bearer(&secret, "hostname=home.dyn.example&myip=198.51.100.25")
         .assert(401, "badauth");
 
     // Signing out ends it: the pages send back to the sign-in form.
-    client
-        .find(Locator::Css("form.sign-out button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, "form.sign-out button").await;
     wait_until(client, "location.pathname === '/dashboard/login'").await;
     client
         .goto(&format!("{base}/dashboard/api-keys"))
@@ -483,13 +458,7 @@ async fn free_users_see_the_paid_plan_message_and_never_another_users_domain() {
     let base = format!("http://{}", daemon.addr);
 
     sign_in(client, &daemon, "bob@EXAMPLE.com", PASSWORD).await;
-    client
-        .find(Locator::Css("a[data-help]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, "a[data-help]").await;
     wait_until(client, "document.querySelector('dialog[open]')").await;
     let text = eval(client, "document.querySelector('dialog[open]').innerText").await;
     let text = text.as_str().unwrap();
@@ -529,22 +498,10 @@ async fn free_users_see_the_paid_plan_message_and_never_another_users_domain() {
 
     // A paid user without a key is told to make one, with a link to the API Keys page.
     client.goto(&format!("{base}/dashboard")).await.unwrap();
-    client
-        .find(Locator::Css("form.sign-out button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, "form.sign-out button").await;
     wait_until(client, "location.pathname === '/dashboard/login'").await;
     sign_in(client, &daemon, "carol", PASSWORD).await;
-    client
-        .find(Locator::Css("a[data-help]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, "a[data-help]").await;
     wait_until(client, "document.querySelector('dialog[open]')").await;
     let link = client
         .find(Locator::Css("dialog[open] a[href='/dashboard/api-keys']"))
@@ -662,13 +619,7 @@ async fn the_pages_fit_a_phone() {
         .goto(&format!("http://{}/dashboard", daemon.addr))
         .await
         .unwrap();
-    client
-        .find(Locator::Css("a[data-help]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, "a[data-help]").await;
     wait_until(client, "document.querySelector('dialog[open]')").await;
     assert_eq!(
         eval(
@@ -698,15 +649,7 @@ async fn without_javascript_everything_but_copying_works() {
     );
     // The question mark is a link to the help page: both tabs' content, one under the other,
     // no copy buttons, no tab list.
-    client
-        .find(Locator::Css(
-            "a[aria-label='Update help for home.dyn.example']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, "a[aria-label='Update help for home.dyn.example']").await;
     wait_until(
         client,
         "location.pathname === '/dashboard/domains/home.dyn.example/help'",
@@ -731,20 +674,8 @@ async fn without_javascript_everything_but_copying_works() {
         .goto(&format!("http://{}/dashboard/api-keys", daemon.addr))
         .await
         .unwrap();
-    client
-        .find(Locator::Css("form[action='/dashboard/api-keys'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, "form[action='/dashboard/api-keys'] button").await;
     wait_until(client, "document.querySelector('.created code')").await;
-    client
-        .find(Locator::Css("form.sign-out button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, "form.sign-out button").await;
     wait_until(client, "location.pathname === '/dashboard/login'").await;
 }
