@@ -6,6 +6,7 @@
 //! aligned columns with a header; secrets are printed once, alone on stdout. Errors are one
 //! line on stderr (printed by `main`) and a non-zero exit.
 
+mod backup;
 mod domain;
 mod help;
 mod history;
@@ -66,6 +67,8 @@ enum Command {
     History(history::HistoryArgs),
     /// How to update a domain: cURL commands, router settings, compatible routers.
     Help(help::HelpArgs),
+    /// Write a consistent copy of the database, also while `serve` runs.
+    Backup(backup::BackupArgs),
     /// Run the update service.
     Serve(ServeArgs),
     /// Carry pdns's `pipe` connector to a backend on another host (see pdns-conf/).
@@ -132,6 +135,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let command = match args.command {
         Command::Serve(serve) => return run_serve(config, serve),
+        // Before the store is opened: a backup copies the file as it is, never migrating it.
+        Command::Backup(args) => {
+            crate::log::init("warn");
+            return backup::run(&config, &args);
+        }
         Command::Relay(relay) => {
             return crate::relay::run(&crate::relay::RelayOptions {
                 connect: relay.connect,
@@ -167,7 +175,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Record(command) => record::run(&admin, command),
         Command::History(command) => history::run(&admin.store, command),
         Command::Help(command) => help::run(&admin.store, &admin.config, command),
-        Command::Serve(_) | Command::Relay(_) => unreachable!("handled above"),
+        Command::Serve(_) | Command::Relay(_) | Command::Backup(_) => {
+            unreachable!("handled above")
+        }
     };
     // Every connection closed before the process exits: the file alone then holds every change.
     admin.store.close();

@@ -16,6 +16,7 @@
 
 pub mod abuse;
 pub mod audit;
+pub mod backup;
 pub mod changes;
 pub mod domains;
 pub mod keys;
