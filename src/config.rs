@@ -95,6 +95,8 @@ const REPLACED_KEYS: &[(&str, &str)] = &[(
 pub struct Config {
     /// Log filter (`info`, `debug`, `certadns_ddns=debug,info`...); `RUST_LOG` overrides it.
     pub log_level: LogLevel,
+    /// `text` (for people) or `json` (one object per line, for log shippers).
+    pub log_format: LogFormat,
     /// `[store]`: the SQLite file and how it is written.
     pub store: StoreConfig,
     /// `[listeners]`: the sockets and what each connection may take.
@@ -120,6 +122,17 @@ impl Default for LogLevel {
     fn default() -> Self {
         Self("info".into())
     }
+}
+
+/// How `serve` writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people: time, level, span fields, message.
+    #[default]
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON format).
+    Json,
 }
 
 /// `[store]`.

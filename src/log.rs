@@ -7,17 +7,30 @@ use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber. `RUST_LOG`, when set, wins over `default_filter`.
-pub fn init(default_filter: &str) {
+pub use crate::config::LogFormat;
+
+/// Installs the global subscriber, writing `format`. `RUST_LOG`, when set, wins over
+/// `default_filter`.
+pub fn init(default_filter: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(default_filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        // One object per line: the event's fields (`message` among them) at the top level,
+        // with `timestamp`, `level`, and the fields of the span it happened in under `span`
+        // (an update's path, hostname and client).
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 /// A client-supplied string made safe for a log line: control characters, quotes and

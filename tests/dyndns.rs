@@ -904,3 +904,40 @@ fn memoised_reads_follow_every_change() {
     env.cli_ok(&["key", "revoke", &seed.alice_key[..11]]);
     after_cli_change((401, "badauth"));
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_update_span() {
+    let env = TestEnv::new();
+    let seed = env.seed();
+    let daemon = env.spawn("log-format = \"json\"\nlog-level = \"info\"");
+    daemon
+        .update_bearer(&seed.alice_key, "hostname=home.dyn.example&myip=192.0.2.9")
+        .assert(200, "good 192.0.2.9");
+    // A forged line in a hostname stays inside its string.
+    daemon
+        .update_bearer(
+            &seed.alice_key,
+            "hostname=x%0A%7B%22level%22%3A%22ERROR%22%7D.dyn.example",
+        )
+        .assert(400, "notfqdn");
+    daemon.wait_for_log("update answered");
+    let log = daemon.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|line| line["timestamp"].is_string() && line["level"].is_string())
+    );
+    assert!(lines.iter().all(|line| line["level"] != "ERROR"), "{log}");
+    let update = lines
+        .iter()
+        .find(|line| line["message"] == "update answered" && line["outcome"] == "good")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(update["span"]["name"], "update");
+    assert_eq!(update["span"]["hostname"], "home.dyn.example");
+    assert_eq!(update["span"]["client"], "127.0.0.1");
+    assert!(!log.contains(&seed.alice_key));
+}

@@ -137,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Serve(serve) => return run_serve(config, serve),
         // Before the store is opened: a backup copies the file as it is, never migrating it.
         Command::Backup(args) => {
-            crate::log::init("warn");
+            crate::log::init("warn", crate::log::LogFormat::Text);
             return backup::run(&config, &args);
         }
         Command::Relay(relay) => {
@@ -149,7 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         command => command,
     };
-    crate::log::init("warn");
+    crate::log::init("warn", crate::log::LogFormat::Text);
     let path = config.store.database.clone();
     let store = Store::open(&path, &StoreOptions::default())
         .with_context(|| format!("cannot open database {}", path.display()))?;
@@ -197,7 +197,7 @@ fn run_serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     }
     // The flags may have moved a listener beyond loopback.
     config.validate()?;
-    crate::log::init(&config.log_level.0);
+    crate::log::init(&config.log_level.0, config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -282,7 +282,11 @@ impl Daemon {
                 let Ok(line) = line else { break };
                 for marker in ["listening on http=", "listening on backend=http://"] {
                     if let Some(rest) = line.split(marker).nth(1) {
-                        let addr = rest.split_whitespace().next().unwrap_or_default();
+                        // Text lines end the address with a space, JSON ones with a quote.
+                        let addr = rest
+                            .split(|c: char| c.is_whitespace() || c == '"')
+                            .next()
+                            .unwrap_or_default();
                         let _ = found.send(addr.trim_end_matches("/dns").to_string());
                     }
                 }
