@@ -2,7 +2,7 @@
 """The certadns-ddns benchmark suite: every table in BENCHMARKS.md, by one command.
 
     python3 benches/run.py [--seconds 10] [--runs 3]
-                           [--sections dns,updates,http,scale,freshness,outside,audit] [--binary PATH]
+                           [--sections dns,updates,http,scale,freshness,outside,audit,import] [--binary PATH]
 
 Needs (Debian): pdns-server pdns-backend-remote pdns-backend-sqlite3 dnsutils dnsperf wrk; the
 audit section fetches a GeoLite2 database with tests/fetch-geolite2.sh (pip, PyPI).
@@ -562,6 +562,44 @@ def section_scale(binary, ceiling, directory, seconds, runs):
     return lines + [""]
 
 
+def section_import(binary, directory, runs):
+    """Bulk import of 100,000 domains (`domain import`), against adding them one CLI call at a
+    time (measured on 500 and scaled), and the export."""
+    lines = ["| what | domains | time (ms) | domains/s |", "|---|---|---|---|"]
+    csv_file = directory / "import.csv"
+    with open(csv_file, "w") as out:
+        out.write("fqdn,owner,type,address\n")
+        for h in range(100_000):
+            out.write(f"imp{h}.{ZONE},bench,A,{ip_of(h)}\n")
+    imports, exports, adds = [], [], []
+    for run in range(runs):
+        db = directory / f"import-{run}.db"
+        env = {**os.environ, "CERTADNS_DB": str(db)}
+        cli = lambda *args, stdin=None: subprocess.run(
+            [binary, *args], env=env, input=stdin, check=True, capture_output=True, text=True).stdout
+        cli("zone", "add", ZONE, "--ns", f"ns1.{ZONE}")
+        cli("user", "add", "bench", "--email", "bench@example.net", "--plan", "plus",
+            "--password-stdin", stdin="bench password")
+        started = time.perf_counter()
+        cli("domain", "import", str(csv_file))
+        imports.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        exported = cli("domain", "export")
+        exports.append((time.perf_counter() - started) * 1000)
+        assert exported.count("\n") == 100_001, exported[:200]
+        started = time.perf_counter()
+        for h in range(500):
+            cli("domain", "add", f"one{h}.{ZONE}", "--owner", "bench", "--type", "A", "--ip", ip_of(h))
+        adds.append((time.perf_counter() - started) / 500)
+        db.unlink()
+    lines.append(f"| `domain import` (CSV, with addresses and audit rows) | 100,000 | {summary(imports)} |"
+                 f" {100_000_000 / median(imports):,.0f} |")
+    lines.append(f"| `domain export` (CSV) | 100,000 | {summary(exports)} | {100_000_000 / median(exports):,.0f} |")
+    lines.append(f"| `domain add --ip`, one process each (500 timed, scaled) | 100,000 |"
+                 f" {100_000_000 * median(adds):,.0f} | {1 / median(adds):,.0f} |")
+    return lines + [""]
+
+
 def section_freshness(binary, directory, runs):
     """Time from the `good` answer to `dig` returning the new address, caches off and on."""
     hosts = 100
@@ -756,7 +794,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--sections", default="dns,updates,http,scale,freshness,outside,audit")
+    parser.add_argument("--sections", default="dns,updates,http,scale,freshness,outside,audit,import")
     parser.add_argument("--binary", help="a certadns-ddns binary to measure instead of this tree's")
     parser.add_argument("--flat-config", action="store_true",
                         help="write the flat config of builds before issue 14 (for --binary)")
@@ -788,6 +826,9 @@ def main():
         if "outside" in sections:
             emit(["## Outside changes at 1,000,000 names: the CLI adding domains during updates", ""]
                  + section_outside(binary, directory, args.runs))
+        if "import" in sections:
+            emit(["## Bulk import and export: 100,000 domains", ""]
+                 + section_import(binary, directory, args.runs))
         if "audit" in sections:
             emit(["## The audit trail's lookups: a GeoIP database and 100,000 tag CIDRs (wrk -t1 -c64 -d%ds)"
                   % args.seconds, ""] + section_audit(binary, directory, args.seconds, args.runs))

@@ -36,6 +36,15 @@ pub(super) enum DomainCommand {
         #[arg(long = "type", value_name = "A|AAAA")]
         record_type: Option<RecordType>,
     },
+    /// Import domains from a CSV (header fqdn,owner,type,address) or JSON Lines file: every row
+    /// checked first, nothing imported when one is bad (unless --skip-invalid).
+    Import(super::transfer::ImportArgs),
+    /// Write every domain to standard output as CSV (fqdn,owner,type,address) or JSON Lines.
+    Export {
+        /// csv or jsonl.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: super::transfer::Format,
+    },
     /// List domains, all or one owner's; FLAG says `abuse` for a host answered `abuse` now.
     List {
         /// Only this user's domains.
@@ -107,6 +116,10 @@ pub(super) fn run(admin: &Admin, command: DomainCommand) -> anyhow::Result<()> {
             admin.purge(zone.map(|zone| zone.name).into_iter().collect());
             print_line(&format!("removed {removed} domain(s) named {fqdn}"))
         }
+        DomainCommand::Import(args) => {
+            super::transfer::import_domains(admin, &args.file, args.format, args.skip_invalid)
+        }
+        DomainCommand::Export { format } => super::transfer::export_domains(admin, format),
         DomainCommand::List { owner } => {
             let (domains, flagged) = store.read(|conn| {
                 let user_id = match &owner {

@@ -12,6 +12,7 @@ mod help;
 mod history;
 mod key;
 mod record;
+mod transfer;
 mod user;
 mod zone;
 

@@ -49,6 +49,9 @@ pub(super) enum UserCommand {
         /// Username.
         name: String,
     },
+    /// Import users from a CSV (header username,email,plan,password_hash) or JSON Lines file;
+    /// hashes are argon2 PHC strings, kept as they are.
+    Import(super::transfer::ImportArgs),
     /// List the users.
     List,
 }
@@ -92,6 +95,9 @@ pub(super) fn run(admin: &Admin, command: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Disable { name } => set_active(store, &name, false),
         UserCommand::Enable { name } => set_active(store, &name, true),
+        UserCommand::Import(args) => {
+            super::transfer::import_users(admin, &args.file, args.format, args.skip_invalid)
+        }
         UserCommand::List => {
             let users = store.read(users::list_users)?;
             print_table(

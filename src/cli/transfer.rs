@@ -1,0 +1,590 @@
+//! Bulk import and export: `domain import FILE`, `domain export`, `user import FILE`.
+//!
+//! Files are CSV with a header row, or JSON Lines with the same keys; the format comes from
+//! the file name (`.csv`, `.jsonl`, `.ndjson`) or `--format`.
+//!
+//! * domains: `fqdn,owner,type,address` (address may be empty);
+//! * users: `username,email,plan,password_hash`, the hash an argon2 PHC string as the source
+//!   system stored it (`$argon2id$v=19$...`). Other schemes (bcrypt, scrypt, PBKDF2) cannot be
+//!   checked here: import those users without a hash column value and set a password with
+//!   `user password`, or have them sign in where they are and move the new argon2 hash.
+//!
+//! An import reads and checks every row before it writes anything: each error names its line
+//! (the header is line 1), and one bad row stops the import unless `--skip-invalid` drops the
+//! bad rows. Rows are then written in transactions of [`BATCH`], so a running service's updates
+//! wait at most one batch for the write lock.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use super::{Admin, print_line};
+use crate::intel::IpIntel;
+use crate::model::{
+    DomainName, Plan, RecordType, check_family, normalize_email, normalize_username, parse_ip,
+};
+use crate::store::audit::ChangeContext;
+use crate::store::zones::{Zone, list_zones, nearest_suffix};
+use crate::store::{StoreError, domains, records, timestamp, users};
+
+/// Rows per write transaction.
+const BATCH: usize = 5_000;
+
+/// The most errors printed; the count says how many more there were.
+const SHOWN_ERRORS: usize = 20;
+
+/// A file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum Format {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+impl Format {
+    /// `given`, else the format the file name says.
+    fn of(given: Option<Self>, file: &Path) -> anyhow::Result<Self> {
+        if let Some(format) = given {
+            return Ok(format);
+        }
+        match file.extension().and_then(|ext| ext.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("csv") => Ok(Self::Csv),
+            Some(ext)
+                if ext.eq_ignore_ascii_case("jsonl") || ext.eq_ignore_ascii_case("ndjson") =>
+            {
+                Ok(Self::Jsonl)
+            }
+            _ => anyhow::bail!(
+                "cannot tell the format of {} from its name: use --format csv or --format jsonl",
+                file.display()
+            ),
+        }
+    }
+}
+
+/// A domain as files carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct DomainRow {
+    /// The name.
+    fqdn: String,
+    /// The owner's username.
+    owner: String,
+    /// `A` or `AAAA`.
+    #[serde(rename = "type")]
+    record_type: String,
+    /// The address, if any.
+    #[serde(default)]
+    address: Option<String>,
+}
+
+/// A user as files carry them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserRow {
+    /// Login name.
+    username: String,
+    /// Email address.
+    email: String,
+    /// Plan (`free` when empty).
+    #[serde(default)]
+    plan: Option<String>,
+    /// An argon2 PHC string.
+    #[serde(default)]
+    password_hash: Option<String>,
+}
+
+/// Reads every row of `file`: `(line, row)` or `(line, why it could not be read)`.
+fn read_rows<T: for<'de> Deserialize<'de>>(
+    file: &Path,
+    format: Format,
+) -> anyhow::Result<Vec<(u64, Result<T, String>)>> {
+    let reader =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let mut rows = Vec::new();
+    match format {
+        Format::Csv => {
+            let mut csv = csv::ReaderBuilder::new()
+                .trim(csv::Trim::All)
+                .from_reader(reader);
+            let headers = csv.headers().context("cannot read the header row")?.clone();
+            for record in csv.records() {
+                match record {
+                    Ok(record) => {
+                        let line = record.position().map_or(0, csv::Position::line);
+                        let row = record
+                            .deserialize::<T>(Some(&headers))
+                            .map_err(|error| csv_error(&error));
+                        rows.push((line, row));
+                    }
+                    Err(error) => {
+                        let line = error.position().map_or(0, csv::Position::line);
+                        rows.push((line, Err(csv_error(&error))));
+                    }
+                }
+            }
+        }
+        Format::Jsonl => {
+            use std::io::BufRead as _;
+            for (index, line) in std::io::BufReader::new(reader).lines().enumerate() {
+                let line_number = index as u64 + 1;
+                let text = line.with_context(|| format!("cannot read line {line_number}"))?;
+                if text.trim().is_empty() {
+                    continue;
+                }
+                let row = serde_json::from_str::<T>(&text).map_err(|error| error.to_string());
+                rows.push((line_number, row));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// A CSV error without its position (the line is reported beside it).
+fn csv_error(error: &csv::Error) -> String {
+    match error.kind() {
+        csv::ErrorKind::Deserialize { err, .. } => err.to_string(),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
+            format!(
+                "{len} fields where the header has {expected_len} (a value with a comma, such as \
+                 an argon2 hash, must be in double quotes)"
+            )
+        }
+        _ => error.to_string(),
+    }
+}
+
+/// Reports the errors; `Err` when they stop the import.
+fn check_errors(errors: &[(u64, String)], total: usize, skip_invalid: bool) -> anyhow::Result<()> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let mut stderr = std::io::stderr().lock();
+    for (line, why) in errors.iter().take(SHOWN_ERRORS) {
+        writeln!(stderr, "line {line}: {why}")?;
+    }
+    if errors.len() > SHOWN_ERRORS {
+        writeln!(stderr, "... and {} more", errors.len() - SHOWN_ERRORS)?;
+    }
+    anyhow::ensure!(
+        skip_invalid,
+        "{} of {total} rows are invalid; nothing was imported (--skip-invalid imports the others)",
+        errors.len()
+    );
+    Ok(())
+}
+
+/// A checked domain row, ready to write.
+struct NewDomain {
+    /// The name.
+    fqdn: DomainName,
+    /// Owner's id.
+    user_id: i64,
+    /// Its zone.
+    zone: Zone,
+    /// A or AAAA.
+    record_type: RecordType,
+    /// Its first address.
+    ip: Option<IpAddr>,
+}
+
+/// `domain import FILE`.
+pub(super) fn import_domains(
+    admin: &Admin,
+    file: &Path,
+    format: Option<Format>,
+    skip_invalid: bool,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let rows = read_rows::<DomainRow>(file, Format::of(format, file)?)?;
+    let total = rows.len();
+    let store = &admin.store;
+    let (checked, errors) = store.read(|conn| {
+        let zones = list_zones(conn)?;
+        let zones: HashMap<&str, &Zone> = zones
+            .iter()
+            .map(|zone| (zone.name.as_str(), zone))
+            .collect();
+        let owners: HashMap<String, i64> = users::list_users(conn)?
+            .into_iter()
+            .flat_map(|user| {
+                [
+                    (user.username.clone(), user.id),
+                    (user.email.clone(), user.id),
+                ]
+            })
+            .collect();
+        // Who holds each name, and which (name, type) exist: in the store, then in the file.
+        let mut holders: HashMap<String, i64> = HashMap::new();
+        let mut taken: HashSet<(String, RecordType)> = HashSet::new();
+        for domain in domains::list_domains(conn, None)? {
+            holders.insert(domain.fqdn.clone(), domain.user_id);
+            taken.insert((domain.fqdn, domain.record_type));
+        }
+        let mut checked = Vec::with_capacity(rows.len());
+        let mut errors = Vec::new();
+        for (line, row) in rows {
+            let result = row.and_then(|row| {
+                let fqdn: DomainName = row
+                    .fqdn
+                    .parse()
+                    .map_err(|error| format!("fqdn {:?}: {error}", row.fqdn))?;
+                let record_type: RecordType = row
+                    .record_type
+                    .parse()
+                    .map_err(|error| format!("type {:?}: {error}", row.record_type))?;
+                let ip = match row
+                    .address
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                {
+                    Some(text) => {
+                        let ip =
+                            parse_ip(text).map_err(|error| format!("address {text:?}: {error}"))?;
+                        check_family(record_type, ip)
+                            .map_err(|error| format!("address {text:?}: {error}"))?;
+                        Some(ip)
+                    }
+                    None => None,
+                };
+                let owner = row.owner.trim().to_ascii_lowercase();
+                let user_id = *owners
+                    .get(&owner)
+                    .ok_or_else(|| format!("owner {:?}: no such user", row.owner))?;
+                let zone = nearest_suffix(fqdn.as_str(), |suffix| Ok(zones.get(suffix).copied()))
+                    .map_err(|error| error.to_string())?
+                    .ok_or_else(|| format!("{fqdn} is not inside any zone"))?;
+                if holders
+                    .get(fqdn.as_str())
+                    .is_some_and(|holder| *holder != user_id)
+                {
+                    return Err(format!("{fqdn} belongs to another user"));
+                }
+                if !taken.insert((fqdn.as_str().to_string(), record_type)) {
+                    return Err(format!(
+                        "{fqdn} {record_type} exists already (in the store or above)"
+                    ));
+                }
+                records::check_record_fits(conn, zone, fqdn.as_str(), record_type.as_str())
+                    .map_err(|error| error.to_string())?;
+                holders.insert(fqdn.as_str().to_string(), user_id);
+                Ok(NewDomain {
+                    fqdn,
+                    user_id,
+                    zone: zone.clone(),
+                    record_type,
+                    ip,
+                })
+            });
+            match result {
+                Ok(domain) => checked.push(domain),
+                Err(why) => errors.push((line, why)),
+            }
+        }
+        Ok((checked, errors))
+    })?;
+    check_errors(&errors, total, skip_invalid)?;
+
+    // The audit rows of first addresses say what `[audit]` knows of them, as `domain add` does.
+    let intel = if checked.iter().any(|domain| domain.ip.is_some()) {
+        IpIntel::load(&admin.config.audit)
+            .context("cannot load the [audit] files of the config")?
+            .0
+    } else {
+        IpIntel::none()
+    };
+    let mut imported = 0;
+    let mut zones_touched = HashSet::new();
+    for batch in checked.chunks(BATCH) {
+        let now = timestamp();
+        let contexts: Vec<Option<ChangeContext>> = batch
+            .iter()
+            .map(|domain| {
+                domain.ip.map(|ip| ChangeContext {
+                    address_facts: vec![(ip, intel.facts(ip))],
+                    ..ChangeContext::admin()
+                })
+            })
+            .collect();
+        store
+            .write(|tx| {
+                for (domain, context) in batch.iter().zip(&contexts) {
+                    let id = domains::insert_domain(
+                        tx,
+                        &domain.fqdn,
+                        domain.user_id,
+                        domain.zone.id,
+                        domain.record_type,
+                        &now,
+                    )?;
+                    if let (Some(ip), Some(context)) = (domain.ip, context) {
+                        let stored = domains::get_domain(tx, id)?;
+                        domains::change_address(tx, &stored, ip, context, &now)?;
+                    }
+                }
+                Ok::<_, StoreError>(())
+            })
+            .with_context(|| {
+                format!(
+                    "writing failed after {imported} domains had been imported (each batch of \
+                     {BATCH} is all or nothing)"
+                )
+            })?;
+        imported += batch.len();
+        zones_touched.extend(batch.iter().map(|domain| domain.zone.name.clone()));
+    }
+    // New names: drop the zones' cached negative answers.
+    admin.purge(zones_touched.into_iter().collect());
+    print_line(&format!(
+        "imported {imported} domains{} in {} ms",
+        if errors.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} invalid rows skipped)", errors.len())
+        },
+        started.elapsed().as_millis()
+    ))
+}
+
+/// `domain export`: every domain, to standard output. A reader that stops early (`| head`)
+/// ends the export quietly.
+pub(super) fn export_domains(admin: &Admin, format: Format) -> anyhow::Result<()> {
+    match write_domains(admin, format) {
+        Err(error)
+            if error.chain().any(|cause| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                    || cause.downcast_ref::<csv::Error>().is_some_and(|csv| {
+                        matches!(csv.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe)
+                    })
+            }) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Writes every domain to standard output in `format`.
+fn write_domains(admin: &Admin, format: Format) -> anyhow::Result<()> {
+    let domains = admin.store.read(|conn| domains::list_domains(conn, None))?;
+    let rows = domains.into_iter().map(|domain| DomainRow {
+        fqdn: domain.fqdn,
+        owner: domain.owner,
+        record_type: domain.record_type.to_string(),
+        address: domain.ip.map(|ip| ip.to_string()),
+    });
+    let stdout = std::io::stdout().lock();
+    match format {
+        Format::Csv => {
+            let mut csv = csv::Writer::from_writer(stdout);
+            for row in rows {
+                csv.serialize(row)?;
+            }
+            csv.flush()?;
+        }
+        Format::Jsonl => {
+            let mut out = std::io::BufWriter::new(stdout);
+            for row in rows {
+                serde_json::to_writer(&mut out, &row)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// A checked user row, ready to write.
+struct NewUser {
+    /// Login name.
+    username: String,
+    /// Email.
+    email: String,
+    /// Plan.
+    plan: Plan,
+    /// The PHC string, or an unusable one (no password until `user password`).
+    password_hash: String,
+}
+
+/// What a user without an imported hash gets: a string no password verifies against (not a
+/// PHC string), until `user password` sets one.
+const NO_PASSWORD: &str = "!no password: set one with `certadns-ddns user password`";
+
+/// `user import FILE`.
+pub(super) fn import_users(
+    admin: &Admin,
+    file: &Path,
+    format: Option<Format>,
+    skip_invalid: bool,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let rows = read_rows::<UserRow>(file, Format::of(format, file)?)?;
+    let total = rows.len();
+    let store = &admin.store;
+    let (checked, errors) = store.read(|conn| {
+        let mut taken: HashSet<String> = HashSet::new();
+        for user in users::list_users(conn)? {
+            taken.insert(user.username);
+            taken.insert(user.email);
+        }
+        let mut checked = Vec::new();
+        let mut errors = Vec::new();
+        for (line, row) in rows {
+            let result = row.and_then(|row| {
+                let username =
+                    normalize_username(&row.username).map_err(|error| error.to_string())?;
+                let email = normalize_email(&row.email).map_err(|error| error.to_string())?;
+                let plan: Plan = match row.plan.as_deref().map(str::trim).filter(|p| !p.is_empty())
+                {
+                    Some(text) => text
+                        .parse()
+                        .map_err(|error| format!("plan {text:?}: {error}"))?,
+                    None => Plan::Free,
+                };
+                let password_hash = match row
+                    .password_hash
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                {
+                    Some(hash) => check_phc(hash)?,
+                    None => NO_PASSWORD.to_string(),
+                };
+                for key in [&username, &email] {
+                    if !taken.insert(key.clone()) {
+                        return Err(format!("{key} exists already (in the store or above)"));
+                    }
+                }
+                Ok(NewUser {
+                    username,
+                    email,
+                    plan,
+                    password_hash,
+                })
+            });
+            match result {
+                Ok(user) => checked.push(user),
+                Err(why) => errors.push((line, why)),
+            }
+        }
+        Ok((checked, errors))
+    })?;
+    check_errors(&errors, total, skip_invalid)?;
+    let mut imported = 0;
+    for batch in checked.chunks(BATCH) {
+        let now = timestamp();
+        store.write(|tx| {
+            for user in batch {
+                users::insert_user(
+                    tx,
+                    &user.username,
+                    &user.email,
+                    &user.password_hash,
+                    user.plan,
+                    &now,
+                )?;
+            }
+            Ok(())
+        })?;
+        imported += batch.len();
+    }
+    let without = checked
+        .iter()
+        .filter(|user| user.password_hash == NO_PASSWORD)
+        .count();
+    print_line(&format!(
+        "imported {imported} users{}{} in {} ms",
+        if without > 0 {
+            format!(", {without} without a password (set one with `user password`)")
+        } else {
+            String::new()
+        },
+        if errors.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} invalid rows skipped)", errors.len())
+        },
+        started.elapsed().as_millis()
+    ))
+}
+
+/// `hash` if it is an argon2 PHC string this service verifies; else why not.
+fn check_phc(hash: &str) -> Result<String, String> {
+    match argon2::PasswordHash::new(hash) {
+        Ok(parsed) if parsed.algorithm.as_str().starts_with("argon2") && parsed.hash.is_some() => {
+            Ok(hash.to_string())
+        }
+        Ok(parsed) => Err(format!(
+            "password_hash: {} hashes cannot be checked here; leave it empty and set a password \
+             with `user password`",
+            parsed.algorithm
+        )),
+        Err(_) if hash.starts_with("$2") => Err(
+            "password_hash: bcrypt hashes cannot be checked here; leave it empty and set a \
+             password with `user password`"
+                .into(),
+        ),
+        Err(error) => Err(format!("password_hash: not a PHC string ({error})")),
+    }
+}
+
+/// Arguments shared by the imports.
+#[derive(Debug, clap::Args)]
+pub(super) struct ImportArgs {
+    /// The file: CSV with a header row, or JSON Lines.
+    pub(super) file: PathBuf,
+    /// Its format [default: from the file name: .csv, .jsonl or .ndjson].
+    #[arg(long, value_enum)]
+    pub(super) format: Option<Format>,
+    /// Import the valid rows and report the others, instead of importing nothing.
+    #[arg(long)]
+    pub(super) skip_invalid: bool,
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn hashes_are_argon2_phc_strings_or_refused_with_what_to_do() {
+        let phc = crate::auth::hash_password("a long password").unwrap();
+        assert_eq!(check_phc(&phc), Ok(phc.clone()));
+        let bcrypt = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
+        assert!(check_phc(bcrypt).unwrap_err().contains("bcrypt"));
+        assert!(
+            check_phc("$pbkdf2-sha256$i=29000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA")
+                .unwrap_err()
+                .contains("pbkdf2")
+        );
+        assert!(
+            check_phc("plain text")
+                .unwrap_err()
+                .contains("not a PHC string")
+        );
+    }
+
+    #[test]
+    fn formats_come_from_the_name_or_the_flag() {
+        assert_eq!(Format::of(None, Path::new("a.CSV")).unwrap(), Format::Csv);
+        assert_eq!(
+            Format::of(None, Path::new("a.ndjson")).unwrap(),
+            Format::Jsonl
+        );
+        assert_eq!(
+            Format::of(Some(Format::Csv), Path::new("a.txt")).unwrap(),
+            Format::Csv
+        );
+        assert!(Format::of(None, Path::new("a.txt")).is_err());
+    }
+}
