@@ -214,6 +214,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         tracing::info!("listening on unix={}", path.display());
     }
 
+    // Everything is bound and spawned: tell systemd (Type=notify), and feed its watchdog.
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    let watchdog = sd_notify::watchdog_enabled().map(|period| {
+        tracing::info!(?period, "systemd watchdog on: pinging at half its period");
+        tokio::spawn(feed_watchdog(period / 2, seen_store.clone()))
+    });
+
     let mut outcome = Ok(());
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
@@ -225,7 +232,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             });
         }
     }
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
     let _ = stop.send(true);
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     for server in servers {
         if let Err(error) = server.await {
             tracing::error!(%error, "server task failed");
@@ -243,6 +254,29 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     tracing::info!("stopped");
     outcome
+}
+
+/// Sends `states` to systemd when it started the process with `Type=notify` (`NOTIFY_SOCKET`
+/// set); a failure is logged, never fatal.
+fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(error) = sd_notify::notify(states) {
+        tracing::warn!(%error, "cannot notify systemd");
+    }
+}
+
+/// Pings systemd's watchdog every `interval` while the store answers a read. A process whose
+/// runtime is wedged, or whose database stopped answering, stops pinging, and systemd
+/// restarts it (`WatchdogSec=` with `Restart=on-failure`).
+async fn feed_watchdog(interval: Duration, store: Served) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match store.zones() {
+            Ok(_) => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
+            Err(error) => tracing::warn!(%error, "store unreadable: not pinging the watchdog"),
+        }
+    }
 }
 
 /// How often the "last seen" times of unchanged updates reach the database.
