@@ -174,6 +174,9 @@ pub struct Listeners {
     /// Networks allowed to connect to the backend's network listeners (HTTP and TCP); unset
     /// means loopback only, and then both listeners must be on loopback.
     pub backend_allow_from: Option<Vec<IpNet>>,
+    /// Address of the metrics and health listener (`/metrics`, `/health/live`,
+    /// `/health/ready`); none by default.
+    pub metrics_listen: Option<SocketAddr>,
     /// Most connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
     /// Connections one client (an IPv4 address or an IPv6 /64) may hold open on the update
@@ -199,6 +202,7 @@ impl Default for Listeners {
             backend_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             backend_socket: None,
             backend_tcp_listen: None,
+            metrics_listen: None,
             backend_allow_from: None,
             max_connections: 1024,
             max_connections_per_client: 64,
@@ -452,6 +456,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "backend-socket",
             "backend-tcp-listen",
             "backend-allow-from",
+            "metrics-listen",
             "max-connections",
             "max-connections-per-client",
             "first-byte-timeout-secs",

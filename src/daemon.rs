@@ -107,6 +107,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         Some(address) => Some(bind_tcp(address).await?),
         None => None,
     };
+    let metrics_listener = match listeners.metrics_listen {
+        Some(address) => Some(bind_tcp(address).await?),
+        None => None,
+    };
     let unix_listener = match &listeners.backend_socket {
         Some(path) => Some(bind_unix(path).map_err(|source| DaemonError::BindUnix {
             path: path.display().to_string(),
@@ -170,11 +174,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     ))];
     tracing::info!(database = %config.store.database.display(), "listening on http={local}");
 
-    let backend_http = BackendHttpService::new(backend.clone());
+    let backend_http = BackendHttpService::new(backend.for_connector("http"));
     let backend_handler = move |request, _peer| {
         let service = backend_http.clone();
         async move { service.handle(request).await }
     };
+    let server_options_for_metrics = server_options.clone();
     let backend_allowed = Arc::new(AllowList::new(listeners.backend_allowed(), "backend"));
     // pdns reuses its connections and must never find one closed under it (see net.rs): no
     // idle limit once a connection has spoken, keepalive probes instead.
@@ -184,6 +189,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         allow_from: Some(Arc::clone(&backend_allowed)),
         tcp_keepalive: true,
         per_client: None,
+        name: "backend",
         ..server_options
     };
     servers.push(tokio::spawn(serve_http(
@@ -197,7 +203,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         servers.push(tokio::spawn(serve_tcp(
             tcp_listener,
             backend_allowed,
-            backend.clone(),
+            backend.for_connector("tcp"),
             listeners.header_read_timeout,
             stopped.clone(),
         )));
@@ -207,11 +213,36 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         servers.push(tokio::spawn(serve_unix(
             unix_listener,
             path.clone(),
-            backend,
+            backend.for_connector("unix"),
             listeners.header_read_timeout,
-            stopped,
+            stopped.clone(),
         )));
         tracing::info!("listening on unix={}", path.display());
+    }
+    if let Some((metrics_listener, metrics_local)) = metrics_listener {
+        let running: Vec<_> = servers
+            .iter()
+            .map(tokio::task::JoinHandle::abort_handle)
+            .collect();
+        let ready_store = seen_store.clone();
+        let metrics_handler = move |request: hyper::Request<hyper::body::Incoming>, _peer| {
+            let running = running.clone();
+            let store = ready_store.clone();
+            async move { crate::metrics::answer(&request, || readiness(store, running)).await }
+        };
+        let metrics_options = ServerOptions {
+            allow_from: None,
+            per_client: None,
+            name: "metrics",
+            ..server_options_for_metrics
+        };
+        servers.push(tokio::spawn(serve_http(
+            metrics_listener,
+            metrics_options,
+            metrics_handler,
+            stopped,
+        )));
+        tracing::info!("listening on metrics=http://{metrics_local}/metrics");
     }
 
     // Everything is bound and spawned: tell systemd (Type=notify), and feed its watchdog.
@@ -254,6 +285,23 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     tracing::info!("stopped");
     outcome
+}
+
+/// What keeps the service from being ready, one line per part; empty when ready: the store
+/// must take a write, every listener task must run, the served index must be loaded.
+async fn readiness(store: Served, running: Vec<tokio::task::AbortHandle>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(error) = store.check_writable().await {
+        problems.push(format!("store: cannot write: {error}"));
+    }
+    let stopped = running.iter().filter(|task| task.is_finished()).count();
+    if stopped > 0 {
+        problems.push(format!("listeners: {stopped} of {} stopped", running.len()));
+    }
+    if !store.has_index() {
+        problems.push("index: not loaded (lookups read SQLite)".to_string());
+    }
+    problems
 }
 
 /// Sends `states` to systemd when it started the process with `Type=notify` (`NOTIFY_SOCKET`

@@ -27,6 +27,7 @@
 //!   settings), rendered by `help` and by the account holder's pages.
 //! * [`cli`]: the admin commands (`zone`, `user`, `key`, `domain`, `history`, `serve`).
 //! * [`log`]: tracing setup.
+//! * [`metrics`]: the Prometheus metrics and health checks of `metrics-listen`.
 
 pub mod auth;
 pub mod backend;
@@ -37,6 +38,7 @@ pub mod dashboard;
 pub mod dyndns;
 pub mod intel;
 pub mod log;
+pub mod metrics;
 pub mod model;
 pub mod net;
 pub mod purge;

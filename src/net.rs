@@ -52,6 +52,8 @@ pub struct ServerOptions {
     /// At most this many connections open at once from one client (an IPv4 address, or an
     /// IPv6 /64: one subscriber's network); further ones are closed as soon as accepted.
     pub per_client: Option<PerClientLimit>,
+    /// The listener's name in the metrics (`updates`, `backend`, `metrics`).
+    pub name: &'static str,
 }
 
 impl ServerOptions {
@@ -70,6 +72,7 @@ impl ServerOptions {
                 limit: listeners.max_connections_per_client,
                 exempt: trusted_proxies.to_vec(),
             }),
+            name: "updates",
         }
     }
 }
@@ -296,6 +299,7 @@ pub async fn serve_http<H, F>(
             builder
         };
         let watcher = graceful.watcher();
+        let open = crate::metrics::OpenConnection::new(options.name);
         tokio::spawn(async move {
             // hyper's header timeout, when set, runs from accept; without it, this bounds how
             // long a connection may be held open without a word.
@@ -316,6 +320,7 @@ pub async fn serve_http<H, F>(
             }
             drop(slot);
             drop(permit);
+            drop(open);
         });
     }
     drop(listener);

@@ -285,6 +285,19 @@ impl Purger {
 
     /// One `cache/flush` call.
     async fn flush(&self, target: &PdnsApi, name: &str) -> Result<(), String> {
+        let result = self.flush_once(target, name).await;
+        crate::metrics::metrics()
+            .purges
+            .get_or_create(&crate::metrics::PurgeLabels {
+                pdns: target.api_url.clone(),
+                outcome: if result.is_ok() { "ok" } else { "failed" },
+            })
+            .inc();
+        result
+    }
+
+    /// One purge call for `name` on `target` (see [`Purger::flush`]).
+    async fn flush_once(&self, target: &PdnsApi, name: &str) -> Result<(), String> {
         let domain = utf8_percent_encode(&format!("{name}."), NON_ALPHANUMERIC).to_string();
         let uri = format!(
             "{}/api/v1/servers/{}/cache/flush?domain={domain}",

@@ -41,16 +41,46 @@ use crate::store::zones::Zone;
 pub struct Backend {
     /// The store, as `serve` holds it.
     served: Served,
+    /// The connector this handle serves (`http`, `unix`, `tcp`), for the metrics.
+    connector: &'static str,
 }
 
 impl Backend {
     /// A backend over `served`.
     pub fn new(served: Served) -> Self {
-        Self { served }
+        Self {
+            served,
+            connector: "http",
+        }
+    }
+
+    /// This backend, counted in the metrics as serving `connector`.
+    pub fn for_connector(&self, connector: &'static str) -> Self {
+        Self {
+            served: self.served.clone(),
+            connector,
+        }
     }
 
     /// Answers `query`. Blocking (SQLite): async callers use [`Backend::handle_async`].
     pub fn handle(&self, query: &Query) -> Reply {
+        let started = std::time::Instant::now();
+        let reply = self.answer(query);
+        let labels = crate::metrics::BackendLabels {
+            method: query.method(),
+            connector: self.connector,
+        };
+        let metrics = crate::metrics::metrics();
+        metrics.backend_calls.get_or_create(&labels).inc();
+        crate::metrics::observe(
+            &metrics.backend_duration.get_or_create(&labels),
+            started.elapsed(),
+        );
+        reply
+    }
+
+    /// What [`Backend::handle`] answers.
+    fn answer(&self, query: &Query) -> Reply {
         let served = &self.served;
         let answer = match query {
             Query::Initialize => return Reply::new(Outcome::Bool(true)),

@@ -209,6 +209,10 @@ impl UpdateRateGuard {
             },
         );
         if started {
+            crate::metrics::metrics()
+                .limiter_episodes
+                .get_or_create(&crate::metrics::NameLabels { name: "abuse" })
+                .inc();
             tracing::warn!(
                 %host,
                 user_id,

@@ -158,11 +158,27 @@ impl UpdateService {
             hostname = %Untrusted::new(&hostname),
             client = %client.source
         );
-        let answer = tracing::Instrument::instrument(
-            self.updater.apply(update.parse(), client),
-            span.clone(),
-        )
-        .await;
+        let parsed = update.parse();
+        let auth = match &parsed.credentials {
+            None => "none",
+            Some(request::Credentials::Bearer(_)) => "bearer",
+            Some(request::Credentials::Password { method, .. }) => method.as_str(),
+            Some(request::Credentials::Malformed) => "malformed",
+        };
+        let started = std::time::Instant::now();
+        let answer =
+            tracing::Instrument::instrument(self.updater.apply(parsed, client), span.clone()).await;
+        let metrics = crate::metrics::metrics();
+        crate::metrics::observe(&metrics.update_duration, started.elapsed());
+        for code in answer.codes() {
+            metrics
+                .updates
+                .get_or_create(&crate::metrics::UpdateLabels {
+                    result: code.label(),
+                    auth,
+                })
+                .inc();
+        }
         span.in_scope(|| {
             // A router repeating its address is most of the traffic and changes nothing:
             // debug. Changes and refusals: info.

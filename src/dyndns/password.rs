@@ -145,7 +145,10 @@ impl PasswordChecks {
                     self.waiting.fetch_sub(1, Ordering::SeqCst);
                     return Err(ReturnCode::Busy);
                 }
+                let waiting = &crate::metrics::metrics().password_checks_waiting;
+                waiting.inc();
                 let permit = self.permits.acquire().await;
+                waiting.dec();
                 self.waiting.fetch_sub(1, Ordering::SeqCst);
                 permit.expect("the semaphore is never closed")
             }

@@ -171,6 +171,11 @@ impl Answer {
         }
     }
 
+    /// The lines' codes, in order.
+    pub fn codes(&self) -> &[ReturnCode] {
+        &self.codes
+    }
+
     /// Whether this is a `badauth` (the HTTP layer adds a Basic challenge).
     pub fn is_badauth(&self) -> bool {
         self.codes == [ReturnCode::Badauth]

@@ -258,6 +258,12 @@ impl AuthThrottle {
             },
         );
         if started {
+            crate::metrics::metrics()
+                .limiter_episodes
+                .get_or_create(&crate::metrics::NameLabels {
+                    name: "auth-failures",
+                })
+                .inc();
             tracing::warn!(
                 ?key,
                 limit = self.limit,

@@ -118,6 +118,9 @@ fn run_writer(committer: &Committer, receiver: &Receiver<Box<dyn Job>>) {
     while let Ok(first) = receiver.recv() {
         let mut jobs = vec![first];
         jobs.extend(receiver.try_iter().take(MAX_BATCH - 1));
+        crate::metrics::metrics()
+            .commit_batch_size
+            .observe(jobs.len() as f64);
         let mut jobs = jobs.into_iter();
         let mut finishers = Vec::with_capacity(jobs.len());
         // A panicking operation must not take the writer thread down with it: the transaction

@@ -234,7 +234,11 @@ impl ServedIndex {
             }
             reason @ (Since::TooMany | Since::Broken) => {
                 drop(tx);
+                let loading = Instant::now();
                 let (state, end) = ServedState::load(&conn)?;
+                let metrics = crate::metrics::metrics();
+                metrics.index_loads.inc();
+                crate::metrics::observe(&metrics.index_load_duration, loading.elapsed());
                 let names = state.name_count();
                 *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
                 self.position.store(end.0, Ordering::Release);

@@ -256,6 +256,16 @@ impl Served {
         self.seen.note(key_id, domain_ids, now);
     }
 
+    /// Whether lookups come from the in-memory index (else they read SQLite).
+    pub fn has_index(&self) -> bool {
+        self.index.is_some()
+    }
+
+    /// Whether the writer can commit now: an empty write through the group commit.
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        self.write(|_| Ok(())).await
+    }
+
     /// Notes the state of an abuse episode of `user_id`'s `host`, for the next
     /// [`Served::flush_seen`] (a flood of refused requests costs one row write a second).
     pub fn note_abuse(&self, user_id: i64, host: &str, episode: &Episode) {

@@ -59,6 +59,24 @@ pub enum Query {
     },
 }
 
+impl Query {
+    /// The remote-backend method, as pdns names it (for the metrics).
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::Initialize => "initialize",
+            Self::Lookup { .. } => "lookup",
+            Self::List { .. } => "list",
+            Self::GetAllDomains => "getAllDomains",
+            Self::GetDomainInfo { .. } => "getDomainInfo",
+            Self::GetAllDomainMetadata { .. } => "getAllDomainMetadata",
+            Self::GetDomainMetadata { .. } => "getDomainMetadata",
+            Self::GetUpdatedMasters => "getUpdatedMasters",
+            Self::SetNotified { .. } => "setNotified",
+            Self::Unknown { .. } => "unknown",
+        }
+    }
+}
+
 /// The type a `lookup` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QType {

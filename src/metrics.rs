@@ -1,0 +1,295 @@
+//! Numbers to graph, in the Prometheus (OpenMetrics) text format, served with the health checks
+//! on `metrics-listen` (off by default): see [`serve_metrics`].
+//!
+//! One process-wide set of metrics ([`metrics()`]), named as pdns names its `pdns_auth_`
+//! ones: the `certadns_ddns_` prefix, `_total` for counters, `_seconds` for durations. The
+//! hot paths pay a counter increment and, for timed calls, one histogram observation.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of an update's answer lines.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpdateLabels {
+    /// The dyndns2 code (`good`, `nochg`, `badauth`...).
+    pub result: &'static str,
+    /// How the client authenticated (`bearer`, `basic`, `query`, `none`, `malformed`).
+    pub auth: &'static str,
+}
+
+/// Labels of a remote-backend call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    /// The method (`lookup`, `list`, `getAllDomains`...).
+    pub method: &'static str,
+    /// The connector (`http`, `unix`, `tcp`).
+    pub connector: &'static str,
+}
+
+/// Labels of a cache purge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PurgeLabels {
+    /// The pdns API URL.
+    pub pdns: String,
+    /// `ok` or `failed`.
+    pub outcome: &'static str,
+}
+
+/// Labels naming a part.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NameLabels {
+    /// The listener (`updates`, `backend`) or limiter (`abuse`, `auth-failures`).
+    pub name: &'static str,
+}
+
+/// A histogram of durations from 100 µs to about 26 s.
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 4.0, 10))
+}
+
+/// The metrics of the process.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Update answer lines by result and authentication method.
+    pub updates: Family<UpdateLabels, Counter>,
+    /// Time from a parsed update request to its answer.
+    pub update_duration: Histogram,
+    /// Remote-backend calls by method and connector.
+    pub backend_calls: Family<BackendLabels, Counter>,
+    /// Their duration.
+    pub backend_duration: Family<BackendLabels, Histogram, fn() -> Histogram>,
+    /// Full loads of the served index (start-up, and reloads after large outside changes).
+    pub index_loads: Counter,
+    /// Their duration.
+    pub index_load_duration: Histogram,
+    /// Writes per group commit.
+    pub commit_batch_size: Histogram,
+    /// Cache purge calls by pdns and outcome.
+    pub purges: Family<PurgeLabels, Counter>,
+    /// Episodes of the limiters (a host flagged for abuse, a client or login throttled).
+    pub limiter_episodes: Family<NameLabels, Counter>,
+    /// Password checks waiting for an argon2 thread.
+    pub password_checks_waiting: Gauge,
+    /// Open connections by listener.
+    pub open_connections: Family<NameLabels, Gauge>,
+    /// Everything above, for encoding.
+    registry: Registry,
+}
+
+impl Metrics {
+    /// The metrics, registered.
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("certadns_ddns");
+        let metrics = Self {
+            updates: Family::default(),
+            update_duration: duration_histogram(),
+            backend_calls: Family::default(),
+            backend_duration: Family::new_with_constructor(duration_histogram),
+            index_loads: Counter::default(),
+            index_load_duration: duration_histogram(),
+            commit_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            purges: Family::default(),
+            limiter_episodes: Family::default(),
+            password_checks_waiting: Gauge::default(),
+            open_connections: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "updates",
+            "Update answer lines, by dyndns2 result and authentication method",
+            metrics.updates.clone(),
+        );
+        registry.register(
+            "update_duration_seconds",
+            "Time from a parsed update request to its answer",
+            metrics.update_duration.clone(),
+        );
+        registry.register(
+            "backend_calls",
+            "PowerDNS remote-backend calls, by method and connector",
+            metrics.backend_calls.clone(),
+        );
+        registry.register(
+            "backend_call_duration_seconds",
+            "Time to answer a remote-backend call, by method and connector",
+            metrics.backend_duration.clone(),
+        );
+        registry.register(
+            "index_loads",
+            "Full loads of the served index",
+            metrics.index_loads.clone(),
+        );
+        registry.register(
+            "index_load_duration_seconds",
+            "Time of a full load of the served index",
+            metrics.index_load_duration.clone(),
+        );
+        registry.register(
+            "commit_batch_size",
+            "Writes committed together in one group commit",
+            metrics.commit_batch_size.clone(),
+        );
+        registry.register(
+            "cache_purges",
+            "Cache purge calls to pdns's API, by pdns and outcome",
+            metrics.purges.clone(),
+        );
+        registry.register(
+            "limiter_episodes",
+            "Episodes of the limiters: hosts flagged for abuse, clients or logins throttled",
+            metrics.limiter_episodes.clone(),
+        );
+        registry.register(
+            "password_checks_waiting",
+            "Password checks waiting for an argon2 thread",
+            metrics.password_checks_waiting.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "Open connections, by listener",
+            metrics.open_connections.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The text format of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// The metrics of this process.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+    &METRICS
+}
+
+/// Counts an open connection of `listener` until dropped.
+#[derive(Debug)]
+pub struct OpenConnection(Gauge);
+
+impl OpenConnection {
+    /// A connection of `listener` opened.
+    pub fn new(listener: &'static str) -> Self {
+        let gauge = metrics()
+            .open_connections
+            .get_or_create(&NameLabels { name: listener })
+            .clone();
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Observes `elapsed` into `histogram`, in seconds.
+pub fn observe(histogram: &Histogram, elapsed: Duration) {
+    histogram.observe(elapsed.as_secs_f64());
+}
+
+/// Answers the metrics listener: `/metrics`, `/health/live`, `/health/ready` (whose problems
+/// `ready` returns; none is ready).
+pub async fn answer<F, Fut>(
+    request: &Request<hyper::body::Incoming>,
+    ready: F,
+) -> Response<Full<Bytes>>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed\n".into(),
+        );
+    }
+    match request.uri().path() {
+        "/metrics" => {
+            let mut response = plain(StatusCode::OK, metrics().encode());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            response
+        }
+        "/health/live" => plain(StatusCode::OK, "live\n".into()),
+        "/health/ready" => {
+            let problems = ready().await;
+            if problems.is_empty() {
+                plain(StatusCode::OK, "ready\n".into())
+            } else {
+                plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    problems
+                        .iter()
+                        .map(|problem| format!("{problem}\n"))
+                        .collect(),
+                )
+            }
+        }
+        _ => plain(StatusCode::NOT_FOUND, "not found\n".into()),
+    }
+}
+
+/// A plain-text answer, never cached.
+fn plain(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_prometheus_conventions() {
+        let metrics = metrics();
+        metrics
+            .updates
+            .get_or_create(&UpdateLabels {
+                result: "good",
+                auth: "bearer",
+            })
+            .inc();
+        observe(&metrics.update_duration, Duration::from_millis(3));
+        let _open = OpenConnection::new("updates");
+        let text = metrics.encode();
+        assert!(
+            text.contains("certadns_ddns_updates_total{result=\"good\",auth=\"bearer\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE certadns_ddns_update_duration_seconds histogram"));
+        assert!(text.contains("certadns_ddns_open_connections{name=\"updates\"} 1"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
