@@ -10,5 +10,5 @@
 mod query;
 mod reply;
 
-pub use self::query::{DecodeError, QType, Query, check_dns_name, integer};
+pub use self::query::{DecodeError, METHOD_NAMES, QType, Query, check_dns_name, integer};
 pub use self::reply::{DomainInfo, Outcome, Record, Reply};

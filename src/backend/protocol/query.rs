@@ -59,20 +59,35 @@ pub enum Query {
     },
 }
 
+/// The remote-backend methods as pdns names them, in the order of [`Query::method_index`]
+/// (for the metrics; `unknown` for any other).
+pub const METHOD_NAMES: [&str; 10] = [
+    "initialize",
+    "lookup",
+    "list",
+    "getAllDomains",
+    "getDomainInfo",
+    "getAllDomainMetadata",
+    "getDomainMetadata",
+    "getUpdatedMasters",
+    "setNotified",
+    "unknown",
+];
+
 impl Query {
-    /// The remote-backend method, as pdns names it (for the metrics).
-    pub fn method(&self) -> &'static str {
+    /// The position of this query's method in [`METHOD_NAMES`].
+    pub fn method_index(&self) -> usize {
         match self {
-            Self::Initialize => "initialize",
-            Self::Lookup { .. } => "lookup",
-            Self::List { .. } => "list",
-            Self::GetAllDomains => "getAllDomains",
-            Self::GetDomainInfo { .. } => "getDomainInfo",
-            Self::GetAllDomainMetadata { .. } => "getAllDomainMetadata",
-            Self::GetDomainMetadata { .. } => "getDomainMetadata",
-            Self::GetUpdatedMasters => "getUpdatedMasters",
-            Self::SetNotified { .. } => "setNotified",
-            Self::Unknown { .. } => "unknown",
+            Self::Initialize => 0,
+            Self::Lookup { .. } => 1,
+            Self::List { .. } => 2,
+            Self::GetAllDomains => 3,
+            Self::GetDomainInfo { .. } => 4,
+            Self::GetAllDomainMetadata { .. } => 5,
+            Self::GetDomainMetadata { .. } => 6,
+            Self::GetUpdatedMasters => 7,
+            Self::SetNotified { .. } => 8,
+            Self::Unknown { .. } => 9,
         }
     }
 }
