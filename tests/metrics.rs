@@ -52,15 +52,9 @@ fn the_metrics_count_what_happened() {
             "hostname=bob.dyn.example&myip=192.0.2.2",
         )
         .assert(404, "nohost");
-    let body = serde_json::json!({"method": "getAllDomains", "parameters": {}}).to_string();
-    let listing = common::send_raw(
+    let listing = common::backend_call(
         daemon.backend_addr,
-        format!(
-            "POST /dns HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: text/javascript\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
+        &serde_json::json!({"method": "getAllDomains", "parameters": {}}),
     );
     assert!(listing.body.contains("dyn.example"), "{listing:?}");
 

@@ -158,18 +158,11 @@ fn imported_domains_are_served_at_once_by_the_running_service() {
         )
         .assert(200, "nochg 10.1.11.249");
     // The backend serves them: pdns's lookup over the remote-backend protocol (post_json).
-    let body = serde_json::json!({"method": "lookup", "parameters": {
-        "qname": "bulk7.dyn.example.", "qtype": "A", "zone-id": -1,
-        "remote": "127.0.0.1", "local": "127.0.0.1", "real-remote": "127.0.0.1/32"}})
-    .to_string();
-    let lookup = common::send_raw(
+    let lookup = common::backend_call(
         daemon.backend_addr,
-        format!(
-            "POST /dns HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: text/javascript\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
+        &serde_json::json!({"method": "lookup", "parameters": {
+            "qname": "bulk7.dyn.example.", "qtype": "A", "zone-id": -1,
+            "remote": "127.0.0.1", "local": "127.0.0.1", "real-remote": "127.0.0.1/32"}}),
     );
     assert!(lookup.body.contains("10.1.0.7"), "{lookup:?}");
 }

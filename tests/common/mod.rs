@@ -584,6 +584,21 @@ pub fn parse_response(bytes: &[u8]) -> HttpResponse {
     response
 }
 
+/// One remote-backend call over the HTTP connector, as pdns sends it (`post_json`), on a new
+/// connection.
+pub fn backend_call(backend: SocketAddr, request: &serde_json::Value) -> HttpResponse {
+    let body = request.to_string();
+    send_raw(
+        backend,
+        format!(
+            "POST /dns HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: text/javascript\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+}
+
 /// Whether an external tool needed by end-to-end tests is on PATH. When it is missing the test
 /// is skipped with a message, unless `REQUIRE_E2E=1` (CI sets it), which makes it a failure.
 pub fn require_tool(name: &str) -> bool {
