@@ -19,6 +19,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+// The plain-text answers of the update endpoints: `no-store`, UTF-8, known length.
+use crate::dyndns::text;
+
 /// Labels of an update's answer lines.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UpdateLabels {
@@ -219,14 +222,11 @@ where
     Fut: std::future::Future<Output = Vec<String>>,
 {
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        return plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed\n".into(),
-        );
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
     match request.uri().path() {
         "/metrics" => {
-            let mut response = plain(StatusCode::OK, metrics().encode());
+            let mut response = text(StatusCode::OK, &metrics().encode());
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(
@@ -235,36 +235,21 @@ where
             );
             response
         }
-        "/health/live" => plain(StatusCode::OK, "live\n".into()),
+        "/health/live" => text(StatusCode::OK, "live\n"),
         "/health/ready" => {
             let problems = ready().await;
             if problems.is_empty() {
-                plain(StatusCode::OK, "ready\n".into())
+                text(StatusCode::OK, "ready\n")
             } else {
-                plain(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    problems
-                        .iter()
-                        .map(|problem| format!("{problem}\n"))
-                        .collect(),
-                )
+                let lines: String = problems
+                    .iter()
+                    .map(|problem| format!("{problem}\n"))
+                    .collect();
+                text(StatusCode::SERVICE_UNAVAILABLE, &lines)
             }
         }
-        _ => plain(StatusCode::NOT_FOUND, "not found\n".into()),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
-}
-
-/// A plain-text answer, never cached.
-fn plain(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 #[cfg(test)]
