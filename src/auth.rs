@@ -168,10 +168,10 @@ type HmacSha256 = hmac::Hmac<Sha256>;
 pub struct PasswordCache {
     /// The per-process HMAC key.
     key: [u8; 32],
-    /// How long an entry stays valid.
-    lifetime: Duration,
-    /// The entries; None when caching is off.
-    entries: Option<Mutex<lru::LruCache<[u8; 32], CachedCheck>>>,
+    /// How long an entry stays valid, in milliseconds (a reload may change it).
+    lifetime_ms: std::sync::atomic::AtomicU64,
+    /// The entries; None when caching is off (a reload may turn it on or off, or resize it).
+    entries: Mutex<Option<lru::LruCache<[u8; 32], CachedCheck>>>,
 }
 
 impl PasswordCache {
@@ -180,23 +180,42 @@ impl PasswordCache {
     pub fn new(capacity: usize, lifetime: Duration) -> Self {
         Self {
             key: rand::random(),
-            lifetime,
-            entries: NonZeroUsize::new(capacity).map(|cap| Mutex::new(lru::LruCache::new(cap))),
+            lifetime_ms: millis(lifetime).into(),
+            entries: Mutex::new(NonZeroUsize::new(capacity).map(lru::LruCache::new)),
+        }
+    }
+
+    /// Keeps at most `capacity` entries (0: caching off, entries dropped), each valid for
+    /// `lifetime`, from now on. Entries that fit stay.
+    pub fn resize(&self, capacity: usize, lifetime: Duration) {
+        self.lifetime_ms
+            .store(millis(lifetime), std::sync::atomic::Ordering::Relaxed);
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match (NonZeroUsize::new(capacity), entries.as_mut()) {
+            (None, _) => *entries = None,
+            (Some(capacity), Some(cache)) => cache.resize(capacity),
+            (Some(capacity), None) => *entries = Some(lru::LruCache::new(capacity)),
         }
     }
 
     /// Whether `password` was recently checked and found right for `user_id` whose stored
     /// hash is still `phc`.
     pub fn contains(&self, user_id: i64, password: &str, phc: &str) -> bool {
-        let Some(entries) = &self.entries else {
-            return false;
-        };
         let entry_key = self.entry_key(user_id, password);
-        let mut entries = entries
+        let lifetime =
+            Duration::from_millis(self.lifetime_ms.load(std::sync::atomic::Ordering::Relaxed));
+        let mut entries = self
+            .entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(entries) = entries.as_mut() else {
+            return false;
+        };
         match entries.get(&entry_key) {
-            Some((hash_of_phc, checked_at)) if checked_at.elapsed() < self.lifetime => {
+            Some((hash_of_phc, checked_at)) if checked_at.elapsed() < lifetime => {
                 let current: [u8; 32] = Sha256::digest(phc.as_bytes()).into();
                 bool::from(hash_of_phc.ct_eq(&current))
             }
@@ -210,15 +229,16 @@ impl PasswordCache {
 
     /// Remembers that `password` is right for `user_id` with stored hash `phc`.
     pub fn insert(&self, user_id: i64, password: &str, phc: &str) {
-        let Some(entries) = &self.entries else {
-            return;
-        };
         let entry_key = self.entry_key(user_id, password);
         let value = (Sha256::digest(phc.as_bytes()).into(), Instant::now());
-        entries
+        if let Some(entries) = self
+            .entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .put(entry_key, value);
+            .as_mut()
+        {
+            entries.put(entry_key, value);
+        }
     }
 
     /// The HMAC of user id and password under this process's key: what identifies a check
@@ -229,6 +249,11 @@ impl PasswordCache {
         mac.update(password.as_bytes());
         mac.finalize().into_bytes().into()
     }
+}
+
+/// `duration` in whole milliseconds, saturating.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -303,5 +328,28 @@ mod test {
         let off = PasswordCache::new(0, Duration::from_secs(60));
         off.insert(1, "a", "$phc");
         assert!(!off.contains(1, "a", "$phc"));
+    }
+
+    #[test]
+    fn a_resized_cache_keeps_what_fits_and_can_be_turned_off_and_on() {
+        let cache = PasswordCache::new(3, Duration::from_secs(60));
+        for user in 1..=3 {
+            cache.insert(user, "pw", "phc");
+        }
+        cache.resize(2, Duration::from_secs(60));
+        // The least recently used went; the others stay.
+        assert!(!cache.contains(1, "pw", "phc"));
+        assert!(cache.contains(2, "pw", "phc") && cache.contains(3, "pw", "phc"));
+        cache.resize(2, Duration::ZERO);
+        assert!(
+            !cache.contains(3, "pw", "phc"),
+            "expired under the new lifetime"
+        );
+        cache.resize(0, Duration::from_secs(60));
+        cache.insert(4, "pw", "phc");
+        assert!(!cache.contains(4, "pw", "phc"), "off");
+        cache.resize(5, Duration::from_secs(60));
+        cache.insert(4, "pw", "phc");
+        assert!(cache.contains(4, "pw", "phc"), "on again");
     }
 }

@@ -622,6 +622,12 @@ impl Config {
                 "reload-check-secs must be at least 1".into(),
             ));
         }
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log_level.0) {
+            return Err(ConfigError::Invalid(format!(
+                "log-level {:?}: {error}",
+                self.log_level.0
+            )));
+        }
         if listeners.backend_allow_from.is_none() {
             let exposed = std::iter::once(listeners.backend_listen)
                 .chain(listeners.backend_tcp_listen)
@@ -635,6 +641,164 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The keys whose value differs in `next` and which only a restart applies: the database,
+    /// the sockets and what each connection of a listener may take, the log format, and
+    /// whether the pages are served. Everything else a reload (SIGHUP) applies. (Every field is
+    /// named here, so that a new key must be sorted into one kind or the other.)
+    pub fn restart_needed(&self, next: &Self) -> Vec<&'static str> {
+        let Self {
+            log_level: _,
+            log_format,
+            store,
+            listeners,
+            updates: _,
+            limits: _,
+            audit: _,
+            pdns: _,
+            dashboard,
+        } = self;
+        let StoreConfig {
+            database,
+            synchronous,
+            busy_timeout,
+        } = store;
+        let Listeners {
+            listen,
+            backend_listen,
+            backend_socket,
+            backend_tcp_listen,
+            backend_allow_from: _,
+            metrics_listen,
+            max_connections,
+            max_connections_per_client,
+            first_byte_timeout,
+            header_read_timeout,
+            max_header_bytes,
+            shutdown_grace,
+        } = listeners;
+        let Dashboard {
+            enabled,
+            session_lifetime: _,
+            history_page_size: _,
+        } = dashboard;
+        let (new_store, new_listeners) = (&next.store, &next.listeners);
+        [
+            ("log-format", *log_format != next.log_format),
+            ("store.database", *database != new_store.database),
+            ("store.synchronous", *synchronous != new_store.synchronous),
+            (
+                "store.busy-timeout-ms",
+                *busy_timeout != new_store.busy_timeout,
+            ),
+            ("listeners.listen", *listen != new_listeners.listen),
+            (
+                "listeners.backend-listen",
+                *backend_listen != new_listeners.backend_listen,
+            ),
+            (
+                "listeners.backend-socket",
+                *backend_socket != new_listeners.backend_socket,
+            ),
+            (
+                "listeners.backend-tcp-listen",
+                *backend_tcp_listen != new_listeners.backend_tcp_listen,
+            ),
+            (
+                "listeners.metrics-listen",
+                *metrics_listen != new_listeners.metrics_listen,
+            ),
+            (
+                "listeners.max-connections",
+                *max_connections != new_listeners.max_connections,
+            ),
+            (
+                "listeners.max-connections-per-client",
+                *max_connections_per_client != new_listeners.max_connections_per_client,
+            ),
+            (
+                "listeners.first-byte-timeout-secs",
+                *first_byte_timeout != new_listeners.first_byte_timeout,
+            ),
+            (
+                "listeners.header-read-timeout-secs",
+                *header_read_timeout != new_listeners.header_read_timeout,
+            ),
+            (
+                "listeners.max-header-bytes",
+                *max_header_bytes != new_listeners.max_header_bytes,
+            ),
+            (
+                "listeners.shutdown-grace-secs",
+                *shutdown_grace != new_listeners.shutdown_grace,
+            ),
+            ("dashboard.enabled", *enabled != next.dashboard.enabled),
+        ]
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
+    }
+
+    /// `next` as a reload applies it: its values, but those of `self` (running) where only a
+    /// restart would apply them ([`Config::restart_needed`]).
+    pub fn reloaded(&self, next: &Self) -> Self {
+        Self {
+            log_format: self.log_format,
+            store: self.store.clone(),
+            listeners: Listeners {
+                backend_allow_from: next.listeners.backend_allow_from.clone(),
+                ..self.listeners.clone()
+            },
+            dashboard: Dashboard {
+                enabled: self.dashboard.enabled,
+                ..next.dashboard.clone()
+            },
+            ..next.clone()
+        }
+    }
+}
+
+/// Where `serve`'s configuration comes from: the `--config` file (if any) and the command-line
+/// flags that override it. Read at start, and again on SIGHUP.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigSource {
+    /// The `--config` file; None: the defaults.
+    pub file: Option<PathBuf>,
+    /// `--db`.
+    pub database: Option<PathBuf>,
+    /// `serve --listen`.
+    pub listen: Option<SocketAddr>,
+    /// `serve --backend-listen`.
+    pub backend_listen: Option<SocketAddr>,
+    /// `serve --backend-socket`.
+    pub backend_socket: Option<PathBuf>,
+}
+
+impl ConfigSource {
+    /// Reads the file (or takes the defaults), applies the flags, and validates the result
+    /// (the flags may have moved a listener beyond loopback).
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.file {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(database) = &self.database {
+            config.store.database.clone_from(database);
+        }
+        if let Some(listen) = self.listen {
+            config.listeners.listen = listen;
+        }
+        if let Some(backend_listen) = self.backend_listen {
+            config.listeners.backend_listen = backend_listen;
+        }
+        if let Some(backend_socket) = &self.backend_socket {
+            config.listeners.backend_socket = Some(backend_socket.clone());
+        }
+        config.validate()?;
+        Ok(config)
     }
 }
 
@@ -816,5 +980,73 @@ mod test {
             );
         }
         assert!(Config::from_toml("[listeners]\nbackend-tcp-listen = \"127.0.0.1:8083\"").is_ok());
+    }
+
+    #[test]
+    fn a_reload_keeps_what_only_a_restart_applies_and_names_it() {
+        let running = Config::from_toml(
+            "[store]\ndatabase = \"/a.db\"\n[listeners]\nlisten = \"127.0.0.1:8080\"",
+        )
+        .unwrap();
+        let next = Config::from_toml(
+            "log-level = \"debug\"\nlog-format = \"json\"\n[store]\ndatabase = \"/b.db\"\n\
+             [listeners]\nlisten = \"127.0.0.1:9090\"\n\
+             backend-allow-from = [\"192.0.2.0/24\"]\n\
+             [limits]\nabuse-burst = 9\n[dashboard]\nenabled = false\nhistory-page-size = 7",
+        )
+        .unwrap();
+        assert_eq!(
+            running.restart_needed(&next),
+            [
+                "log-format",
+                "store.database",
+                "listeners.listen",
+                "dashboard.enabled"
+            ]
+        );
+        let reloaded = running.reloaded(&next);
+        // Live: taken from the file.
+        assert_eq!(reloaded.log_level.0, "debug");
+        assert_eq!(reloaded.limits.abuse_burst, 9);
+        assert_eq!(reloaded.dashboard.history_page_size, 7);
+        assert_eq!(
+            reloaded.listeners.backend_allow_from,
+            Some(vec!["192.0.2.0/24".parse().unwrap()])
+        );
+        // Restart only: as running, and so named again by the next reload.
+        assert_eq!(reloaded.log_format, LogFormat::Text);
+        assert_eq!(reloaded.store.database, PathBuf::from("/a.db"));
+        assert_eq!(reloaded.listeners.listen, running.listeners.listen);
+        assert!(reloaded.dashboard.enabled);
+        assert_eq!(reloaded.restart_needed(&next).len(), 4);
+        assert!(running.restart_needed(&running.clone()).is_empty());
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_file_at_each_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, "[listeners]\nlisten = \"127.0.0.1:8080\"").unwrap();
+        let source = ConfigSource {
+            file: Some(file.clone()),
+            database: Some(PathBuf::from("/flag.db")),
+            listen: Some("127.0.0.1:7070".parse().unwrap()),
+            ..ConfigSource::default()
+        };
+        let config = source.load().unwrap();
+        assert_eq!(config.listeners.listen.port(), 7070);
+        assert_eq!(config.store.database, PathBuf::from("/flag.db"));
+        // A flag that moves the backend beyond loopback is checked as the file would be.
+        let exposed = ConfigSource {
+            backend_listen: Some("0.0.0.0:8081".parse().unwrap()),
+            ..source
+        };
+        assert!(exposed.load().is_err());
+        assert!(
+            Config::from_toml("log-level = \"info,[\"")
+                .unwrap_err()
+                .to_string()
+                .contains("log-level")
+        );
     }
 }

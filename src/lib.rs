@@ -18,7 +18,8 @@
 //!   same store.
 //! * [`net`]: the HTTP/1.1 accept loop with its limits and graceful drain.
 //! * [`purge`]: asking pdns front-ends (HTTP API) to drop cached answers for changed names.
-//! * [`daemon`]: `serve`: binds, serves, shuts down on SIGTERM/SIGINT.
+//! * [`daemon`]: `serve`: binds, serves, reloads the config on SIGHUP, shuts down on
+//!   SIGTERM/SIGINT.
 //! * [`relay`]: `relay`: pdns's `pipe` connector on another host, carried to the backend over
 //!   TCP.
 //! * [`dashboard`]: the account holder's pages (sign-in, domains with the Update Help, history,

@@ -5,31 +5,73 @@
 
 use std::io::IsTerminal as _;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Registry, reload};
 
 pub use crate::config::LogFormat;
 
-/// Installs the global subscriber, writing `format`. `RUST_LOG`, when set, wins over
-/// `default_filter`.
-pub fn init(default_filter: &str, format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
+/// The filter of the installed subscriber, which a configuration reload (SIGHUP) replaces.
+#[derive(Debug, Clone)]
+pub struct LogFilter {
+    /// Replaces the filter in place.
+    handle: reload::Handle<EnvFilter, Registry>,
+    /// `RUST_LOG` set the filter: it wins over the configured level, at start and on reloads.
+    from_env: bool,
+}
+
+impl LogFilter {
+    /// Checks `filter` (a `log-level` value) without applying it.
+    pub fn parse(filter: &str) -> Result<EnvFilter, String> {
+        EnvFilter::try_new(filter).map_err(|error| format!("invalid log-level {filter:?}: {error}"))
+    }
+
+    /// Whether `RUST_LOG` chose the filter (then `log-level` changes nothing).
+    pub fn from_env(&self) -> bool {
+        self.from_env
+    }
+
+    /// Filters with `filter` from now on.
+    pub fn set(&self, filter: EnvFilter) -> Result<(), String> {
+        self.handle
+            .reload(filter)
+            .map_err(|error| format!("cannot change the log filter: {error}"))
+    }
+}
+
+/// Installs the global subscriber, writing `format`. `RUST_LOG`, when set and valid, wins over
+/// `default_filter`. Returns the filter's handle for reloads.
+pub fn init(default_filter: &str, format: LogFormat) -> LogFilter {
+    let from_env = EnvFilter::try_from_default_env();
+    let filter_from_env = from_env.is_ok();
+    let filter = from_env
         .or_else(|_| EnvFilter::try_new(default_filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
     match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Text => registry
+            .with(layer.with_ansi(std::io::stderr().is_terminal()))
+            .init(),
         // One object per line: the event's fields (`message` among them) at the top level,
         // with `timestamp`, `level`, and the fields of the span it happened in under `span`
         // (an update's path, hostname and client).
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+        LogFormat::Json => registry
+            .with(
+                layer
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
             .init(),
+    }
+    LogFilter {
+        handle,
+        from_env: filter_from_env,
     }
 }
 

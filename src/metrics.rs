@@ -56,6 +56,13 @@ pub struct NameLabels {
     pub name: &'static str,
 }
 
+/// Labels of an outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// What came of it (`applied`, `refused`).
+    pub outcome: &'static str,
+}
+
 /// A histogram of durations from 100 µs to about 26 s.
 fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 4.0, 10))
@@ -86,6 +93,10 @@ pub struct Metrics {
     pub password_checks_waiting: Gauge,
     /// Open connections by listener.
     pub open_connections: Family<NameLabels, Gauge>,
+    /// Configuration reloads (SIGHUP), by outcome (`applied`, `refused`).
+    pub config_reloads: Family<OutcomeLabels, Counter>,
+    /// 1 when the last configuration reload was applied (or none was asked), 0 when refused.
+    pub config_last_reload_successful: Gauge,
     /// Everything above, for encoding.
     registry: Registry,
 }
@@ -106,6 +117,8 @@ impl Metrics {
             limiter_episodes: Family::default(),
             password_checks_waiting: Gauge::default(),
             open_connections: Family::default(),
+            config_reloads: Family::default(),
+            config_last_reload_successful: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -163,6 +176,18 @@ impl Metrics {
             "Open connections, by listener",
             metrics.open_connections.clone(),
         );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads asked with SIGHUP, by outcome (applied, refused)",
+            metrics.config_reloads.clone(),
+        );
+        // As Prometheus's own prometheus_config_last_reload_successful: alert on 0.
+        registry.register(
+            "config_last_reload_successful",
+            "Whether the last configuration reload was applied (1) or refused (0)",
+            metrics.config_last_reload_successful.clone(),
+        );
+        metrics.config_last_reload_successful.set(1);
         Self {
             registry,
             ..metrics

@@ -59,7 +59,7 @@ pub struct ServerOptions {
 impl ServerOptions {
     /// The update listener's options, from `[listeners]`; `trusted_proxies` are exempt from
     /// the per-client cap.
-    pub fn for_updates(listeners: &crate::config::Listeners, trusted_proxies: &[IpNet]) -> Self {
+    pub fn for_updates(listeners: &crate::config::Listeners, trusted_proxies: Networks) -> Self {
         Self {
             max_connections: listeners.max_connections,
             header_read_timeout: Some(listeners.header_read_timeout),
@@ -70,7 +70,7 @@ impl ServerOptions {
             tcp_keepalive: false,
             per_client: (listeners.max_connections_per_client > 0).then(|| PerClientLimit {
                 limit: listeners.max_connections_per_client,
-                exempt: trusted_proxies.to_vec(),
+                exempt: trusted_proxies,
             }),
             name: "updates",
         }
@@ -84,7 +84,31 @@ pub struct PerClientLimit {
     pub limit: usize,
     /// Peers never capped: reverse proxies (`trusted-proxies`), which carry every client
     /// (fairness among those is the proxy's job, e.g. nginx `limit_conn`).
-    pub exempt: Vec<IpNet>,
+    pub exempt: Networks,
+}
+
+/// A list of networks that a configuration reload (SIGHUP) replaces while listeners read it:
+/// each check sees the old list or the new one, whole. Cheap to clone (the clones share it).
+#[derive(Debug, Clone)]
+pub struct Networks(Arc<arc_swap::ArcSwap<Vec<IpNet>>>);
+
+impl Networks {
+    /// The list `networks`.
+    pub fn new(networks: Vec<IpNet>) -> Self {
+        Self(Arc::new(arc_swap::ArcSwap::from_pointee(networks)))
+    }
+
+    /// Whether `ip` is in one of the networks (an IPv4-mapped IPv6 address counts as its IPv4
+    /// address).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.load().iter().any(|network| network.contains(&ip))
+    }
+
+    /// Puts `networks` in place of the list, for every clone.
+    pub fn replace(&self, networks: Vec<IpNet>) {
+        self.0.store(Arc::new(networks));
+    }
 }
 
 /// Open connections per client of one listener.
@@ -152,8 +176,8 @@ fn client_of(peer: IpAddr) -> IpAddr {
 /// The networks a listener serves, and a refusal log that cannot be flooded.
 #[derive(Debug)]
 pub struct AllowList {
-    /// The allowed networks.
-    networks: Vec<IpNet>,
+    /// The allowed networks (replaced by a reload).
+    networks: Networks,
     /// What the listener is, for the log (`backend`).
     listener: &'static str,
     /// The second (Unix time) of the last refusal logged.
@@ -166,7 +190,7 @@ impl AllowList {
     /// Serves peers in `networks`; `listener` names the listener in log lines.
     pub fn new(networks: Vec<IpNet>, listener: &'static str) -> Self {
         Self {
-            networks,
+            networks: Networks::new(networks),
             listener,
             last_logged: AtomicU64::new(0),
             unlogged: AtomicU64::new(0),
@@ -175,8 +199,12 @@ impl AllowList {
 
     /// Whether `peer` may connect (an IPv4-mapped IPv6 peer counts as its IPv4 address).
     pub fn permits(&self, peer: IpAddr) -> bool {
-        let peer = peer.to_canonical();
-        self.networks.iter().any(|network| network.contains(&peer))
+        self.networks.contains(peer)
+    }
+
+    /// Serves peers in `networks` from now on; connections open stay.
+    pub fn replace(&self, networks: Vec<IpNet>) {
+        self.networks.replace(networks);
     }
 
     /// Checks `peer`; a refusal is logged at warn, at most one line a second (the line says
@@ -265,12 +293,7 @@ pub async fn serve_http<H, F>(
             }
         }
         let slot = match &options.per_client {
-            Some(cap)
-                if !cap
-                    .exempt
-                    .iter()
-                    .any(|net| net.contains(&peer.ip().to_canonical())) =>
-            {
+            Some(cap) if !cap.exempt.contains(peer.ip()) => {
                 match client_counts.take(client_of(peer.ip()), cap.limit) {
                     Some(slot) => Some(slot),
                     None => {

@@ -60,6 +60,8 @@ pub struct Purger {
     client: Client<HttpConnector, Empty<Bytes>>,
     /// One queue per front-end, in the order of `targets` (the daemon's path).
     queues: Arc<Vec<Queue>>,
+    /// Replaced by another purger (a reload changed `[[pdns.api]]`): the queues' tasks end.
+    retired: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What waits for one front-end's task.
@@ -99,7 +101,23 @@ impl Purger {
                 .pool_max_idle_per_host(1)
                 .build(connector),
             queues: Arc::new(targets.iter().map(|_| Queue::default()).collect()),
+            retired: Arc::default(),
         })
+    }
+
+    /// The front-ends it purges.
+    pub fn targets(&self) -> &[PdnsApi] {
+        &self.targets
+    }
+
+    /// Ends the queues' tasks (a reload put another purger in this one's place): each one
+    /// answers its waiters and stops at its next wake-up, leaving its retries.
+    pub fn retire(&self) {
+        self.retired
+            .store(true, std::sync::atomic::Ordering::Release);
+        for queue in self.queues.iter() {
+            queue.wake.notify_one();
+        }
     }
 
     /// Purges `names` (lower case, no final dot; each with everything below it) on every
@@ -177,6 +195,15 @@ impl Purger {
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner()),
             );
+            if self.retired.load(std::sync::atomic::Ordering::Acquire) {
+                if !retries.is_empty() {
+                    tracing::info!(api = %api.api_url, left = retries.len(), "pdns front-ends reconfigured: purges still retried for this API are left");
+                }
+                for waiter in taken.waiters {
+                    let _ = waiter.send(());
+                }
+                return;
+            }
             let mut batch: Vec<(String, usize)> = if taken.everything || lost {
                 retries.clear();
                 // Given up already: one attempt per interval, no retries of its own.

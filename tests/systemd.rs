@@ -1,6 +1,7 @@
 //! The systemd side: `dist/certadns-ddns.service` checked by `systemd-analyze` (verify, and the
 //! offline security score the README reports), and the daemon's sd_notify messages (READY,
-//! the watchdog pings, STOPPING) read from a notify socket of the test's own.
+//! the watchdog pings, RELOADING on SIGHUP, STOPPING) read from a notify socket of the test's
+//! own.
 
 mod common;
 
@@ -91,6 +92,23 @@ fn systemd_hears_ready_the_watchdog_and_stopping() {
         started.elapsed()
     );
     assert!(daemon.log().contains("systemd watchdog on"));
+    // `systemctl reload` (ExecReload= sends SIGHUP): RELOADING with the monotonic time, as
+    // systemd asks, then READY once the configuration is applied.
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    let mut reload = Vec::new();
+    while reload.last().is_none_or(|message| message != "READY=1\n") {
+        let message = receive();
+        if message != "WATCHDOG=1\n" {
+            reload.push(message);
+        }
+    }
+    assert_eq!(reload.len(), 2, "{reload:?}");
+    let usec: u64 = reload[0]
+        .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
+        .and_then(|rest| rest.strip_suffix('\n'))
+        .and_then(|usec| usec.parse().ok())
+        .unwrap_or_else(|| panic!("{reload:?}"));
+    assert!(usec > 0);
     assert_eq!(daemon.terminate(), Some(0));
     let mut rest = Vec::new();
     socket

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigSource};
 use crate::purge::Purger;
 use crate::store::{Store, StoreOptions};
 
@@ -127,6 +127,18 @@ impl Admin {
 
 /// Runs the parsed command line.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let command = match args.command {
+        Command::Serve(serve) => {
+            return run_serve(ConfigSource {
+                file: args.config,
+                database: args.db,
+                listen: serve.listen,
+                backend_listen: serve.backend_listen,
+                backend_socket: serve.backend_socket,
+            });
+        }
+        command => command,
+    };
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -134,8 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(db) = args.db {
         config.store.database = db;
     }
-    let command = match args.command {
-        Command::Serve(serve) => return run_serve(config, serve),
+    let command = match command {
         // Before the store is opened: a backup copies the file as it is, never migrating it.
         Command::Backup(args) => {
             crate::log::init("warn", crate::log::LogFormat::Text);
@@ -185,25 +196,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     result
 }
 
-/// `serve`: applies the flags to the config, runs the daemon on a multi-threaded runtime.
-fn run_serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
-    if let Some(listen) = args.listen {
-        config.listeners.listen = listen;
-    }
-    if let Some(backend_listen) = args.backend_listen {
-        config.listeners.backend_listen = backend_listen;
-    }
-    if let Some(backend_socket) = args.backend_socket {
-        config.listeners.backend_socket = Some(backend_socket);
-    }
-    // The flags may have moved a listener beyond loopback.
-    config.validate()?;
-    crate::log::init(&config.log_level.0, config.log_format);
+/// `serve`: reads the configuration from `source`, runs the daemon on a multi-threaded runtime
+/// (SIGHUP reads `source` again).
+fn run_serve(source: ConfigSource) -> anyhow::Result<()> {
+    let config = source.load()?;
+    let log = crate::log::init(&config.log_level.0, config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(crate::daemon::run(config))?;
+    runtime.block_on(crate::daemon::run(config, source, log))?;
     Ok(())
 }
 

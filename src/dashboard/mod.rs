@@ -80,10 +80,31 @@ pub struct Dashboard {
     served: Served,
     /// Checks sign-ins as Basic authentication is checked.
     updater: Updater,
+    /// Settings and cookies, replaced by a reload (SIGHUP).
+    settings: Arc<arc_swap::ArcSwap<Settings>>,
+}
+
+/// The options in use, and the cookies they call for.
+#[derive(Debug)]
+struct Settings {
     /// Settings.
-    options: Arc<DashboardOptions>,
-    /// The cookies, `Secure` when `public-url` is https.
+    options: DashboardOptions,
+    /// The cookies, `Secure` (and `__Host-` named) when `public-url` is https.
     cookies: Cookies,
+}
+
+impl Settings {
+    /// `options`, with the cookies they call for.
+    fn new(options: DashboardOptions) -> Self {
+        let secure = options
+            .public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://"));
+        Self {
+            options,
+            cookies: Cookies::new(secure),
+        }
+    }
 }
 
 /// The script and the style sheet, with the URLs they are served under: the content's hash is
@@ -161,16 +182,22 @@ type Answer = Response<Full<Bytes>>;
 impl Dashboard {
     /// The pages over `served`, signing in with `updater`.
     pub fn new(served: Served, updater: Updater, options: DashboardOptions) -> Self {
-        let secure = options
-            .public_url
-            .as_deref()
-            .is_some_and(|url| url.starts_with("https://"));
         Self {
             served,
             updater,
-            options: Arc::new(options),
-            cookies: Cookies::new(secure),
+            settings: Arc::new(arc_swap::ArcSwap::from_pointee(Settings::new(options))),
         }
+    }
+
+    /// Applies `options` from the next request on. A `public-url` that turns https renames
+    /// the session cookie (`__Host-`): whoever was signed in signs in again.
+    pub fn reconfigure(&self, options: DashboardOptions) {
+        self.settings.store(Arc::new(Settings::new(options)));
+    }
+
+    /// The settings in use.
+    fn settings(&self) -> arc_swap::Guard<Arc<Settings>> {
+        self.settings.load()
     }
 
     /// Answers one request under `/dashboard` from `client`.
@@ -235,7 +262,7 @@ impl Dashboard {
 
     /// The user of the request's session cookie, if it names a live session.
     fn signed_in(&self, headers: &HeaderMap) -> Result<Option<SignedIn>, Answer> {
-        let Some(token) = self.cookies.session(cookie_headers(headers)) else {
+        let Some(token) = self.settings().cookies.session(cookie_headers(headers)) else {
             return Ok(None);
         };
         let user = self
@@ -258,7 +285,10 @@ impl Dashboard {
         &self,
         request: Request<Incoming>,
     ) -> Result<(SignedIn, Vec<(String, String)>), Answer> {
-        refuse_other_sites(request.headers(), self.options.public_url.as_deref())?;
+        refuse_other_sites(
+            request.headers(),
+            self.settings().options.public_url.as_deref(),
+        )?;
         let signed_in = self.signed_in(request.headers())?.ok_or_else(|| {
             page(
                 StatusCode::FORBIDDEN,
@@ -278,13 +308,14 @@ impl Dashboard {
     /// The fields of a form body.
     async fn read_form(&self, request: Request<Incoming>) -> Result<Vec<(String, String)>, Answer> {
         let (parts, body) = request.into_parts();
-        let bytes = collect_body(
-            &parts,
-            body,
-            self.options.max_body_bytes,
-            self.options.body_read_timeout,
-        )
-        .await?;
+        let (max_bytes, timeout) = {
+            let settings = self.settings();
+            (
+                settings.options.max_body_bytes,
+                settings.options.body_read_timeout,
+            )
+        };
+        let bytes = collect_body(&parts, body, max_bytes, timeout).await?;
         Ok(form_urlencoded::parse(&bytes).into_owned().collect())
     }
 
@@ -301,7 +332,7 @@ impl Dashboard {
     fn sign_in_page(&self, status: StatusCode, login: &str, error: Option<&str>) -> Answer {
         let token = Token::generate();
         let mut answer = page(status, pages::sign_in(&token.csrf(), login, error));
-        set_cookie(&mut answer, &self.cookies.set_sign_in(&token));
+        set_cookie(&mut answer, &self.settings().cookies.set_sign_in(&token));
         answer
     }
 
@@ -312,8 +343,14 @@ impl Dashboard {
         request: Request<Incoming>,
         client: ClientAddress,
     ) -> Result<Answer, Answer> {
-        refuse_other_sites(request.headers(), self.options.public_url.as_deref())?;
-        let form_token = self.cookies.sign_in(cookie_headers(request.headers()));
+        refuse_other_sites(
+            request.headers(),
+            self.settings().options.public_url.as_deref(),
+        )?;
+        let form_token = self
+            .settings()
+            .cookies
+            .sign_in(cookie_headers(request.headers()));
         let user_agent = request
             .headers()
             .get(header::USER_AGENT)
@@ -369,11 +406,12 @@ impl Dashboard {
             Err(_) => return Err(store_failure(StoreError::Task("sign-in".into()))),
         };
         let token = Token::generate();
+        let lifetime = self.settings().options.session_lifetime;
         self.served
             .open_session(
                 token.stored_hash(),
                 user_id,
-                self.options.session_lifetime,
+                lifetime,
                 Some(client.source.to_string()),
                 user_agent,
             )
@@ -383,11 +421,9 @@ impl Dashboard {
         let mut answer = redirect("/dashboard");
         set_cookie(
             &mut answer,
-            &self
-                .cookies
-                .set_session(&token, self.options.session_lifetime),
+            &self.settings().cookies.set_session(&token, lifetime),
         );
-        set_cookie(&mut answer, &self.cookies.clear_sign_in());
+        set_cookie(&mut answer, &self.settings().cookies.clear_sign_in());
         Ok(answer)
     }
 
@@ -395,10 +431,13 @@ impl Dashboard {
     /// the sign-in page (and drops the dead cookie); one with a live session but without its
     /// CSRF token is refused, the cookie left alone, so another site cannot sign anyone out.
     async fn sign_out(&self, request: Request<Incoming>) -> Result<Answer, Answer> {
-        refuse_other_sites(request.headers(), self.options.public_url.as_deref())?;
+        refuse_other_sites(
+            request.headers(),
+            self.settings().options.public_url.as_deref(),
+        )?;
         let Some(signed_in) = self.signed_in(request.headers())? else {
             let mut answer = redirect("/dashboard/login");
-            set_cookie(&mut answer, &self.cookies.clear_session());
+            set_cookie(&mut answer, &self.settings().cookies.clear_session());
             return Ok(answer);
         };
         let fields = self.read_form(request).await?;
@@ -408,13 +447,13 @@ impl Dashboard {
             .await
             .map_err(store_failure)?;
         let mut answer = redirect("/dashboard/login");
-        set_cookie(&mut answer, &self.cookies.clear_session());
+        set_cookie(&mut answer, &self.settings().cookies.clear_session());
         Ok(answer)
     }
 
     /// The base of the URLs in the help: `public-url`, else the host the browser asked for.
     fn base_url(&self, headers: &HeaderMap) -> String {
-        if let Some(url) = &self.options.public_url {
+        if let Some(url) = &self.settings().options.public_url {
             return url.clone();
         }
         let host = headers
@@ -512,7 +551,7 @@ impl Dashboard {
             (None, Some(after)) => PageStart::After(after),
             (None, None) => PageStart::Newest,
         };
-        let size = self.options.page_size;
+        let size = self.settings().options.page_size;
         // One row more than shown tells whether there is a page beyond.
         let rows = self
             .served

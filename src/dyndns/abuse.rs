@@ -129,8 +129,8 @@ pub enum Pace {
 /// of the same user is unaffected. `nochg` and changing requests count alike.
 #[derive(Debug)]
 pub struct UpdateRateGuard {
-    /// The rules; None turns the guard off.
-    rules: Option<PaceRules>,
+    /// The rules; None turns the guard off. Replaced by a reload (SIGHUP); the states stay.
+    rules: arc_swap::ArcSwapOption<PaceRules>,
     /// State by (user id, host).
     states: Bounded<(i64, String), PaceState>,
 }
@@ -139,9 +139,15 @@ impl UpdateRateGuard {
     /// A guard with `rules` (None: every request admitted).
     pub fn new(rules: Option<PaceRules>) -> Self {
         Self {
-            rules,
+            rules: arc_swap::ArcSwapOption::from(rules.map(std::sync::Arc::new)),
             states: Bounded::new(),
         }
+    }
+
+    /// Applies `rules` from now on (None: every request admitted). The states stay: a host
+    /// flagged stays flagged until it has been quiet for the new cool-down.
+    pub fn set_rules(&self, rules: Option<PaceRules>) {
+        self.rules.store(rules.map(std::sync::Arc::new));
     }
 
     /// Counts an update request of `user_id` for `host`, now.
@@ -151,7 +157,7 @@ impl UpdateRateGuard {
 
     /// [`UpdateRateGuard::admit`] at `now` (`wall`: the same moment as the store writes it).
     fn admit_at(&self, user_id: i64, host: &str, now: Instant, wall: SystemTime) -> Pace {
-        let Some(rules) = self.rules else {
+        let Some(rules) = self.rules.load().as_deref().copied() else {
             return Pace::Admitted;
         };
         let burst = f64::from(rules.burst.max(1));

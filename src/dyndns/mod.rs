@@ -14,6 +14,7 @@ pub mod throttle;
 pub mod update;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -59,8 +60,8 @@ impl From<&crate::config::Updates> for ServiceOptions {
 pub struct UpdateService {
     /// Applies updates.
     updater: Updater,
-    /// Limits and trust settings.
-    options: ServiceOptions,
+    /// Limits and trust settings; replaced by a reload (SIGHUP).
+    options: Arc<arc_swap::ArcSwap<ServiceOptions>>,
     /// The account holder's pages under `/dashboard`, when enabled.
     dashboard: Option<crate::dashboard::Dashboard>,
 }
@@ -70,8 +71,20 @@ impl UpdateService {
     pub fn new(updater: Updater, options: ServiceOptions) -> Self {
         Self {
             updater,
-            options,
+            options: Arc::new(arc_swap::ArcSwap::from_pointee(options)),
             dashboard: None,
+        }
+    }
+
+    /// Applies `options` (and `dashboard` to the pages) from the next request on.
+    pub fn reconfigure(
+        &self,
+        options: ServiceOptions,
+        dashboard: crate::dashboard::DashboardOptions,
+    ) {
+        self.options.store(Arc::new(options));
+        if let Some(pages) = &self.dashboard {
+            pages.reconfigure(dashboard);
         }
     }
 
@@ -94,7 +107,7 @@ impl UpdateService {
                 .get_all("x-forwarded-for")
                 .iter()
                 .map(HeaderValue::as_bytes),
-            &self.options.trusted_proxies,
+            &self.options.load().trusted_proxies,
         );
         let path = request.uri().path();
         let path = path
@@ -188,7 +201,7 @@ impl UpdateService {
                 tracing::info!(outcome = %answer.labels(), "update answered");
             }
         });
-        respond(&answer, self.options.always_200)
+        respond(&answer, self.options.load().always_200)
     }
 
     /// Reads a form body, if the request has one. Bodies of other content types are ignored
@@ -209,13 +222,11 @@ impl UpdateService {
                     .to_ascii_lowercase()
                     .starts_with("application/x-www-form-urlencoded")
             });
-        let bytes = collect_body(
-            parts,
-            body,
-            self.options.max_body_bytes,
-            self.options.body_read_timeout,
-        )
-        .await?;
+        let (max_bytes, timeout) = {
+            let options = self.options.load();
+            (options.max_body_bytes, options.body_read_timeout)
+        };
+        let bytes = collect_body(parts, body, max_bytes, timeout).await?;
         Ok((is_form && !bytes.is_empty()).then(|| bytes.to_vec()))
     }
 }

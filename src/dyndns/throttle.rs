@@ -87,8 +87,9 @@ impl FailureState {
 /// is under attack. Bounded like the other limiters; logins only as their keyed hash.
 #[derive(Debug)]
 pub struct KnownClients {
-    /// How long a success is remembered; zero turns the exemption off.
-    lifetime: Duration,
+    /// How long a success is remembered, in milliseconds; zero turns the exemption off.
+    /// Changed by a reload (SIGHUP).
+    lifetime_ms: std::sync::atomic::AtomicU64,
     /// When each (login, client address) pair last authenticated.
     entries: Bounded<(FailureKey, IpAddr), Instant>,
 }
@@ -97,14 +98,25 @@ impl KnownClients {
     /// Remembers successes for `lifetime` (zero: never).
     pub fn new(lifetime: Duration) -> Self {
         Self {
-            lifetime,
+            lifetime_ms: millis(lifetime).into(),
             entries: Bounded::new(),
         }
     }
 
+    /// Remembers successes for `lifetime` from now on (zero: no more exemptions).
+    pub fn set_lifetime(&self, lifetime: Duration) {
+        self.lifetime_ms
+            .store(millis(lifetime), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long a success is remembered.
+    fn lifetime(&self) -> Duration {
+        Duration::from_millis(self.lifetime_ms.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// Notes that `client` authenticated as `login` just now.
     pub fn remember(&self, login: &FailureKey, client: IpAddr) {
-        if self.lifetime.is_zero() {
+        if self.lifetime().is_zero() {
             return;
         }
         let now = Instant::now();
@@ -114,15 +126,19 @@ impl KnownClients {
 
     /// Whether `client` authenticated as `login` within the lifetime.
     pub fn knows(&self, login: &FailureKey, client: IpAddr) -> bool {
-        if self.lifetime.is_zero() {
+        let lifetime = self.lifetime();
+        if lifetime.is_zero() {
             return false;
         }
         self.entries
-            .peek(&(login.clone(), client), |seen| {
-                seen.elapsed() < self.lifetime
-            })
+            .peek(&(login.clone(), client), |seen| seen.elapsed() < lifetime)
             .unwrap_or(false)
     }
+}
+
+/// `duration` in whole milliseconds, saturating (days of them fit many times over).
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A password check under way: counts toward its keys' limits until dropped.
@@ -131,13 +147,15 @@ impl KnownClients {
 pub struct Attempt {
     /// The throttle, to give the count back.
     throttle: Arc<AuthThrottle>,
-    /// The keys it counts against.
+    /// The keys it counts against; empty when the throttle was off as it began.
     keys: Vec<FailureKey>,
 }
 
 impl Drop for Attempt {
     fn drop(&mut self) {
-        if self.throttle.limit == 0 {
+        // Whatever the limit is now (a reload may have changed it): what was counted is given
+        // back.
+        if self.keys.is_empty() {
             return;
         }
         let mut entries = self
@@ -157,25 +175,45 @@ impl Drop for Attempt {
 /// Refuses cheaply after repeated authentication failures.
 #[derive(Debug)]
 pub struct AuthThrottle {
-    /// Failures within a window that start a block; zero turns the throttle off.
-    limit: u32,
-    /// The counting window.
-    window: Duration,
-    /// How long a block lasts.
-    cooldown: Duration,
+    /// The rules, replaced by a reload (SIGHUP); the states stay.
+    rules: arc_swap::ArcSwap<ThrottleRules>,
     /// State by key.
     states: Bounded<FailureKey, FailureState>,
+}
+
+/// When [`AuthThrottle`] blocks (config keys `auth-failure-*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleRules {
+    /// Failures within a window that start a block; zero turns the throttle off.
+    pub limit: u32,
+    /// The counting window.
+    pub window: Duration,
+    /// How long a block lasts.
+    pub cooldown: Duration,
 }
 
 impl AuthThrottle {
     /// A throttle blocking after `limit` failures within `window`, for `cooldown`.
     pub fn new(limit: u32, window: Duration, cooldown: Duration) -> Self {
         Self {
-            limit,
-            window,
-            cooldown,
+            rules: arc_swap::ArcSwap::from_pointee(ThrottleRules {
+                limit,
+                window,
+                cooldown,
+            }),
             states: Bounded::new(),
         }
+    }
+
+    /// Applies `rules` from now on. Blocks under way last as long as they were given; counts
+    /// go on toward the new limit.
+    pub fn set_rules(&self, rules: ThrottleRules) {
+        self.rules.store(Arc::new(rules));
+    }
+
+    /// The rules now.
+    fn rules(&self) -> ThrottleRules {
+        **self.rules.load()
     }
 
     /// Starts a password check against `keys`, unless one of them is blocked, or would reach
@@ -183,13 +221,17 @@ impl AuthThrottle {
     /// checking. The returned [`Attempt`] holds its place until dropped; a failure is counted
     /// with [`AuthThrottle::record_failure`] as before.
     pub fn begin(self: &Arc<Self>, keys: &[FailureKey]) -> Option<Attempt> {
+        let rules = self.rules();
+        if rules.limit == 0 {
+            return Some(Attempt {
+                throttle: Arc::clone(self),
+                keys: Vec::new(),
+            });
+        }
         let attempt = Attempt {
             throttle: Arc::clone(self),
             keys: keys.to_vec(),
         };
-        if self.limit == 0 {
-            return Some(attempt);
-        }
         let now = Instant::now();
         let mut entries = self
             .states
@@ -199,9 +241,9 @@ impl AuthThrottle {
         let full = keys.iter().any(|key| {
             entries.peek(key).is_some_and(|state| {
                 state.blocked_until.is_some_and(|until| now < until)
-                    || (now.duration_since(state.window_start) <= self.window
-                        && state.count + state.in_flight >= self.limit)
-                    || state.in_flight >= self.limit
+                    || (now.duration_since(state.window_start) <= rules.window
+                        && state.count + state.in_flight >= rules.limit)
+                    || state.in_flight >= rules.limit
             })
         });
         if full {
@@ -217,7 +259,7 @@ impl AuthThrottle {
 
     /// Whether `key` is blocked now.
     pub fn is_blocked(&self, key: &FailureKey) -> bool {
-        if self.limit == 0 {
+        if self.rules().limit == 0 {
             return false;
         }
         let now = Instant::now();
@@ -230,7 +272,8 @@ impl AuthThrottle {
 
     /// Counts a failure against `key`, starting a block when the limit is reached.
     pub fn record_failure(&self, key: FailureKey) {
-        if self.limit == 0 {
+        let rules = self.rules();
+        if rules.limit == 0 {
             return;
         }
         let now = Instant::now();
@@ -242,7 +285,7 @@ impl AuthThrottle {
                     return false;
                 }
                 if state.blocked_until.is_some()
-                    || now.duration_since(state.window_start) > self.window
+                    || now.duration_since(state.window_start) > rules.window
                 {
                     *state = FailureState {
                         in_flight: state.in_flight,
@@ -250,8 +293,8 @@ impl AuthThrottle {
                     };
                 }
                 state.count += 1;
-                if state.count >= self.limit {
-                    state.blocked_until = Some(now + self.cooldown);
+                if state.count >= rules.limit {
+                    state.blocked_until = Some(now + rules.cooldown);
                     return true;
                 }
                 false
@@ -266,8 +309,8 @@ impl AuthThrottle {
                 .inc();
             tracing::warn!(
                 ?key,
-                limit = self.limit,
-                cooldown_secs = self.cooldown.as_secs(),
+                limit = rules.limit,
+                cooldown_secs = rules.cooldown.as_secs(),
                 "repeated authentication failures; refusing without checking passwords during the cool-down"
             );
         }
@@ -362,5 +405,40 @@ mod test {
         let off = AuthThrottle::new(0, Duration::from_secs(60), Duration::from_secs(60));
         off.record_failure(client.clone());
         assert!(!off.is_blocked(&client));
+    }
+
+    #[test]
+    fn new_rules_apply_to_the_counts_and_attempts_give_back_only_what_they_took() {
+        let throttle = Arc::new(AuthThrottle::new(
+            0,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        ));
+        let key = FailureKey::Client("192.0.2.1".parse().unwrap());
+        // Begun while the throttle was off: counts nothing, so gives nothing back.
+        let early = throttle.begin(std::slice::from_ref(&key)).unwrap();
+        throttle.set_rules(ThrottleRules {
+            limit: 2,
+            window: Duration::from_secs(60),
+            cooldown: Duration::from_secs(60),
+        });
+        let counted = throttle.begin(std::slice::from_ref(&key)).unwrap();
+        drop(early);
+        let second = throttle.begin(std::slice::from_ref(&key)).unwrap();
+        assert!(
+            throttle.begin(std::slice::from_ref(&key)).is_none(),
+            "two under way reach the new limit"
+        );
+        drop((counted, second));
+        throttle.record_failure(key.clone());
+        assert!(!throttle.is_blocked(&key));
+        throttle.record_failure(key.clone());
+        assert!(throttle.is_blocked(&key), "blocked at the new limit");
+        throttle.set_rules(ThrottleRules {
+            limit: 0,
+            window: Duration::from_secs(60),
+            cooldown: Duration::from_secs(60),
+        });
+        assert!(!throttle.is_blocked(&key), "off again");
     }
 }

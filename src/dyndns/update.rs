@@ -19,7 +19,7 @@ use super::client::ClientAddress;
 use super::password::PasswordChecks;
 use super::request::{Credentials, HostListError, ParsedUpdate};
 use super::response::{AddressList, Answer, ReturnCode};
-use super::throttle::{AuthThrottle, FailureKey, KnownClients};
+use super::throttle::{AuthThrottle, FailureKey, KnownClients, ThrottleRules};
 use crate::auth::{self, PasswordCache};
 use crate::intel::IpIntel;
 use crate::model::{AuthMethod, SCOPE_DOMAINS_UPDATE};
@@ -65,12 +65,7 @@ impl Guards {
                 limits.password_cache_size,
                 limits.password_cache_ttl,
             ),
-            rate_guard: UpdateRateGuard::new(limits.abuse_detection.then_some(PaceRules {
-                burst: limits.abuse_burst,
-                refill: limits.abuse_refill,
-                flag_after: limits.abuse_flag_after,
-                cooldown: limits.abuse_cooldown,
-            })),
+            rate_guard: UpdateRateGuard::new(pace_rules(limits)),
             auth_throttle: Arc::new(AuthThrottle::new(
                 limits.auth_failure_limit,
                 limits.auth_failure_window,
@@ -83,6 +78,34 @@ impl Guards {
             known_clients: KnownClients::new(limits.auth_known_client),
         }
     }
+
+    /// Applies `limits` from now on (a reload, SIGHUP). What the guards learnt stays: hosts
+    /// flagged, clients throttled or known, passwords remembered (as many as still fit).
+    pub fn reconfigure(&self, limits: &crate::config::Limits) {
+        self.password_cache
+            .resize(limits.password_cache_size, limits.password_cache_ttl);
+        self.rate_guard.set_rules(pace_rules(limits));
+        self.auth_throttle.set_rules(ThrottleRules {
+            limit: limits.auth_failure_limit,
+            window: limits.auth_failure_window,
+            cooldown: limits.auth_failure_cooldown,
+        });
+        self.password_checks.resize(
+            limits.password_check_concurrency,
+            limits.password_check_queue,
+        );
+        self.known_clients.set_lifetime(limits.auth_known_client);
+    }
+}
+
+/// The pace rules of `limits`; None when abuse detection is off.
+fn pace_rules(limits: &crate::config::Limits) -> Option<PaceRules> {
+    limits.abuse_detection.then_some(PaceRules {
+        burst: limits.abuse_burst,
+        refill: limits.abuse_refill,
+        flag_after: limits.abuse_flag_after,
+        cooldown: limits.abuse_cooldown,
+    })
 }
 
 /// Whether an API key is accepted in place of a password.
@@ -120,8 +143,9 @@ pub struct Updater {
     served: Served,
     /// The in-memory guards, shared by all clones.
     guards: Arc<Guards>,
-    /// Purges pdns's caches after changes, and how long an answer waits for it.
-    purging: Option<(Purger, Duration)>,
+    /// Purges pdns's caches after changes, and how long an answer waits for it; shared by all
+    /// clones, replaced by a reload (SIGHUP).
+    purging: Arc<arc_swap::ArcSwapOption<(Purger, Duration)>>,
     /// Country and tags of addresses, for the audit rows of changes.
     intel: IpIntel,
 }
@@ -132,7 +156,7 @@ impl Updater {
         Self {
             served,
             guards: Arc::new(guards),
-            purging: None,
+            purging: Arc::default(),
             intel: IpIntel::none(),
         }
     }
@@ -145,9 +169,24 @@ impl Updater {
 
     /// Purges pdns's caches with `purger` after each change; an answer waits for the purge's
     /// first attempt at most `wait`.
-    pub fn with_purger(mut self, purger: Purger, wait: Duration) -> Self {
-        self.purging = Some((purger, wait));
+    pub fn with_purger(self, purger: Purger, wait: Duration) -> Self {
+        self.set_purging(Some((purger, wait)));
         self
+    }
+
+    /// The purger and wait in use, if any.
+    pub fn purging(&self) -> Option<(Purger, Duration)> {
+        self.purging.load_full().map(|purging| (*purging).clone())
+    }
+
+    /// Purges with `purging` from the next change on (None: no purges), in every clone.
+    pub fn set_purging(&self, purging: Option<(Purger, Duration)>) {
+        self.purging.store(purging.map(Arc::new));
+    }
+
+    /// Applies `limits` to the guards from now on (see [`Guards::reconfigure`]).
+    pub fn reconfigure_limits(&self, limits: &crate::config::Limits) {
+        self.guards.reconfigure(limits);
     }
 
     /// Runs one update request to its answer.
@@ -221,7 +260,8 @@ impl Updater {
         self.look_up_facts(&mut plan.context, &plan.addresses);
         match self.served.apply(plan).await {
             Ok(applied) => {
-                if let Some((purger, wait)) = &self.purging {
+                if let Some(purging) = self.purging.load_full() {
+                    let (purger, wait) = &*purging;
                     // The purge goes on in the background if it takes longer than `wait`.
                     let _ = tokio::time::timeout(*wait, purger.purge(applied.stale)).await;
                 }

@@ -1,15 +1,12 @@
 //! Keeping the audit data current: `geoipupdate` replaces its databases weekly, a cron job the
-//! tag lists daily. Every `reload-check-secs` (and at once on SIGHUP) each file's stamp is
-//! compared with the one of the content loaded; a changed file is read on a blocking thread and
-//! swapped in whole, so lookups never wait and never see half a file. A replacement that cannot
-//! be read is logged once and the data loaded before stays.
+//! tag lists daily. Every `reload-check-secs` (and at once on SIGHUP, see `daemon::reload`)
+//! each file's stamp is compared with the one of the content loaded; a changed file is read on
+//! a blocking thread and swapped in whole, so lookups never wait and never see half a file. A
+//! replacement that cannot be read is logged once and the data loaded before stays.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::signal::unix::Signal;
-use tokio::sync::watch;
 
 use super::{FileStamp, IpIntel, Source, read};
 
@@ -122,34 +119,17 @@ impl Reloader {
         checked
     }
 
-    /// Checks the files every `reload-check-secs`, and all of them at once on each signal of
-    /// `hangups` (SIGHUP), until `stopped`.
-    pub async fn run(mut self, mut hangups: Signal, mut stopped: watch::Receiver<bool>) {
-        let mut ticks = tokio::time::interval(self.every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The first tick is now: the files were just loaded.
-        ticks.tick().await;
-        loop {
-            let force = tokio::select! {
-                _ = ticks.tick() => false,
-                Some(()) = hangups.recv() => {
-                    tracing::info!("SIGHUP received: reading the [audit] files again");
-                    true
-                }
-                () = crate::net::stop_requested(&mut stopped) => return,
-            };
-            let checking = tokio::task::spawn_blocking(move || {
-                self.check(force);
-                self
-            });
-            match checking.await {
-                Ok(reloader) => self = reloader,
-                Err(error) => {
-                    tracing::error!(%error, "the [audit] reload task failed; files are no longer watched");
-                    return;
-                }
-            }
-        }
+    /// How often the files are to be checked (`reload-check-secs`).
+    pub fn every(&self) -> Duration {
+        self.every
+    }
+
+    /// Takes the files, data and check interval of `next` (loaded from a reloaded `[audit]`
+    /// configuration) in place of its own: lookups see the new data from now on.
+    pub fn adopt(&mut self, next: Self) {
+        self.intel.current.store(next.intel.current.load_full());
+        self.files = next.files;
+        self.every = next.every;
     }
 }
 

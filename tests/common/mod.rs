@@ -169,9 +169,23 @@ impl TestEnv {
 
     /// [`TestEnv::spawn`] with extra environment variables for the daemon.
     pub fn spawn_with_env(&self, extra_config: &str, envs: &[(&str, &std::ffi::OsStr)]) -> Daemon {
+        self.write_config(extra_config);
         let config = self.config_path();
-        let mut text = format!("store.database = {:?}\n", self.db);
+        Daemon::spawn_with_env(
+            &["serve", "--config", config.to_str().expect("UTF-8 path")],
+            envs,
+        )
+    }
+
+    /// Writes the config file [`TestEnv::spawn`] runs the daemon with: loopback listeners on
+    /// free ports, debug logs, the guards off, then `extra_config` (whose keys win). Written
+    /// again while the daemon runs, it is what SIGHUP reads.
+    pub fn write_config(&self, extra_config: &str) {
+        let config = self.config_path();
+        let mut text = String::new();
+        let database = format!("{:?}", self.db);
         for (key, value) in [
+            ("store.database", database.as_str()),
             ("listeners.listen", "\"127.0.0.1:0\""),
             ("listeners.backend-listen", "\"127.0.0.1:0\""),
             ("log-level", "\"debug\""),
@@ -188,11 +202,10 @@ impl TestEnv {
         // Last, as it may end with tables ([[pdns.api]]) that top-level keys cannot follow.
         text.push_str(extra_config);
         text.push('\n');
-        std::fs::write(&config, text).expect("write config");
-        Daemon::spawn_with_env(
-            &["serve", "--config", config.to_str().expect("UTF-8 path")],
-            envs,
-        )
+        // Whole or not at all, as an operator's editor or config management writes it.
+        let next = config.with_extension("toml.new");
+        std::fs::write(&next, text).expect("write config");
+        std::fs::rename(&next, &config).expect("put the config in place");
     }
 
     /// A read-only connection to the database, for assertions.

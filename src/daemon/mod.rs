@@ -5,7 +5,9 @@
 //! Listeners are bound before anything is spawned, so a bad address fails the start with a
 //! clear message instead of a half-running service. SIGTERM and SIGINT stop accepting, let
 //! in-flight requests finish (bounded by `shutdown-grace-secs`) and exit 0. SIGHUP reads the
-//! `[audit]` files again.
+//! configuration and the `[audit]` files again ([`reload`]).
+
+mod reload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,12 +17,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::backend::{Backend, BackendHttpService, bind_unix, serve_tcp, serve_unix};
-use crate::config::Config;
+use crate::config::{Config, ConfigSource};
 use crate::dashboard::{Dashboard, DashboardOptions};
 use crate::dyndns::update::{Guards, Updater};
 use crate::dyndns::{ServiceOptions, UpdateService};
 use crate::intel::{IntelError, IpIntel};
-use crate::net::{AllowList, ServerOptions, serve_http};
+use crate::log::LogFilter;
+use crate::net::{AllowList, Networks, ServerOptions, serve_http};
 use crate::purge::Purger;
 use crate::served::Served;
 use crate::store::{Store, StoreError, StoreOptions};
@@ -78,8 +81,9 @@ async fn bind_tcp(address: SocketAddr) -> Result<(TcpListener, SocketAddr), Daem
     Ok((listener, local))
 }
 
-/// Runs the service until SIGTERM or SIGINT.
-pub async fn run(config: Config) -> Result<(), DaemonError> {
+/// Runs the service with `config` (read from `source`, which SIGHUP reads again; `log`: the
+/// installed log filter) until SIGTERM or SIGINT.
+pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result<(), DaemonError> {
     let store_options = StoreOptions {
         check_integrity: true,
         keep_idle: true,
@@ -147,11 +151,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     if config.dashboard.enabled {
         service = service.with_dashboard(Dashboard::new(
             dashboard_store,
-            updater,
+            updater.clone(),
             DashboardOptions::new(&config),
         ));
     }
-    let server_options = ServerOptions::for_updates(listeners, &config.updates.trusted_proxies);
+    let trusted = Networks::new(config.updates.trusted_proxies.clone());
+    let server_options = ServerOptions::for_updates(listeners, trusted.clone());
     let (stop, stopped) = watch::channel(false);
     let (broken, store_broken) = tokio::sync::oneshot::channel();
     let flusher = tokio::spawn(flush_seen_until_stopped(
@@ -159,9 +164,20 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         stopped.clone(),
         broken,
     ));
-    let reloading = tokio::spawn(reloader.run(hangups, stopped.clone()));
     // One reference count per request, not a clone of every part of the service.
     let service = Arc::new(service);
+    let backend_allowed = Arc::new(AllowList::new(listeners.backend_allowed(), "backend"));
+    let live = reload::Live {
+        source,
+        running: config.clone(),
+        log,
+        service: Arc::clone(&service),
+        updater,
+        trusted,
+        backend_allowed: Arc::clone(&backend_allowed),
+        audit: Arc::new(std::sync::Mutex::new(reloader)),
+    };
+    let reloading = tokio::spawn(live.run(hangups, stopped.clone()));
     let handler = move |request, peer| {
         let service = Arc::clone(&service);
         async move { service.handle(request, peer).await }
@@ -180,7 +196,6 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         async move { service.handle(request).await }
     };
     let server_options_for_metrics = server_options.clone();
-    let backend_allowed = Arc::new(AllowList::new(listeners.backend_allowed(), "backend"));
     // pdns reuses its connections and must never find one closed under it (see net.rs): no
     // idle limit once a connection has spoken, keepalive probes instead.
     let backend_options = ServerOptions {
@@ -274,7 +289,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         }
     }
     if let Err(error) = reloading.await {
-        tracing::error!(%error, "[audit] reload task failed");
+        tracing::error!(%error, "reload task failed");
     }
     if let Err(error) = flusher.await {
         tracing::error!(%error, "last-seen flush task failed");
