@@ -283,3 +283,25 @@ WHEN new.password_hash IS NOT old.password_hash OR (old.is_active AND NOT new.is
 BEGIN
     DELETE FROM dashboard_sessions WHERE user_id = new.id;
 END;
+
+-- migration 6: IPv6 prefix updates
+
+-- An AAAA domain may keep its host part when its network's prefix changes (a router sends the
+-- new prefix: `ip6lanprefix`, `ipv6prefix`, or a prefix in `myipv6`): its interface identifier
+-- (canonical IPv6 text such as `::a:b:c:d`; never zero, no bit inside the prefix length), the
+-- prefix length it applies to, and the subnet id placed between a shorter delegated prefix and
+-- that length (0: the LAN's first /64). The address is then the prefix, the subnet id and the
+-- interface identifier. `follows` names another domain name of the same owner: a prefix sent
+-- for that name updates this domain too (a printer following the router's own name).
+ALTER TABLE domains ADD COLUMN interface_id TEXT
+    CHECK (interface_id IS NULL OR record_type = 'AAAA');
+ALTER TABLE domains ADD COLUMN prefix_length INTEGER NOT NULL DEFAULT 64
+    CHECK (prefix_length BETWEEN 1 AND 127);
+ALTER TABLE domains ADD COLUMN subnet_id INTEGER NOT NULL DEFAULT 0 CHECK (subnet_id >= 0);
+ALTER TABLE domains ADD COLUMN follows TEXT COLLATE NOCASE;
+CREATE INDEX domains_following ON domains (user_id, follows) WHERE follows IS NOT NULL;
+
+-- The prefix an address was made from and the request parameter it came in (`ip6lanprefix`,
+-- `ipv6prefix`, `myipv6`, `ipv6`); NULL for an address that was sent whole.
+ALTER TABLE domain_updates ADD COLUMN prefix TEXT;
+ALTER TABLE domain_updates ADD COLUMN prefix_parameter TEXT;

@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use super::{Admin, or_dash, print_line, print_table};
 use crate::intel::IpIntel;
-use crate::model::{DomainName, RecordType, check_family, parse_ip};
+use crate::model::{DomainName, HostSuffix, RecordType, check_family, parse_ip};
 use crate::store::audit::ChangeContext;
 use crate::store::{StoreError, abuse, domains, records, timestamp, users, zones};
 
@@ -27,6 +27,23 @@ pub(super) enum DomainCommand {
         /// A first address; without it nothing is served until the first update.
         #[arg(long)]
         ip: Option<String>,
+        /// How the host's address follows its network's IPv6 prefix (AAAA only).
+        #[command(flatten)]
+        prefix: PrefixArgs,
+    },
+    /// Change how an AAAA domain follows its network's IPv6 prefix.
+    Set {
+        /// The name.
+        fqdn: String,
+        /// The new settings.
+        #[command(flatten)]
+        prefix: PrefixArgs,
+        /// Take whole addresses only from now on: forget the interface identifier.
+        #[arg(long, conflicts_with_all = ["interface_id", "prefix_length", "subnet_id"])]
+        no_interface_id: bool,
+        /// Stop following another name's prefix.
+        #[arg(long, conflicts_with = "follows")]
+        no_follows: bool,
     },
     /// Remove a domain (both types, or one with --type). Its history stays.
     Remove {
@@ -53,6 +70,74 @@ pub(super) enum DomainCommand {
     },
 }
 
+/// How a host's AAAA address is made from a prefix its router sends (`ip6lanprefix`,
+/// `ipv6prefix`, or a prefix in `myipv6`): the prefix, then the subnet id up to the prefix
+/// length, then the interface identifier.
+#[derive(Debug, clap::Args)]
+pub(super) struct PrefixArgs {
+    /// The host's interface identifier, e.g. ::a:b:c:d (its SLAAC or static host part; never
+    /// zero).
+    #[arg(long, value_name = "IID")]
+    interface_id: Option<std::net::Ipv6Addr>,
+    /// The prefix length the interface identifier applies to [default: 64].
+    #[arg(long, value_name = "BITS")]
+    prefix_length: Option<u8>,
+    /// The subnet between a shorter delegated prefix (a /56) and the prefix length, e.g. 1 or
+    /// 0x1 for the LAN's second /64 [default: 0].
+    #[arg(long, value_name = "ID", value_parser = parse_subnet_id)]
+    subnet_id: Option<u64>,
+    /// Another name of the same owner: a prefix sent for it updates this host too.
+    #[arg(long, value_name = "NAME")]
+    follows: Option<String>,
+}
+
+/// A subnet id, decimal or `0x` hexadecimal.
+fn parse_subnet_id(text: &str) -> Result<u64, String> {
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    }
+    .map_err(|error| format!("{text:?}: {error}"))
+}
+
+impl PrefixArgs {
+    /// The suffix these flags give, over `current` (a domain's, for `set`); None when no flag
+    /// of the suffix is set and there is none.
+    fn suffix(&self, current: Option<HostSuffix>) -> anyhow::Result<Option<HostSuffix>> {
+        if self.interface_id.is_none() && self.prefix_length.is_none() && self.subnet_id.is_none() {
+            return Ok(current);
+        }
+        let Some(interface_id) = self
+            .interface_id
+            .or(current.map(|suffix| suffix.interface_id()))
+        else {
+            anyhow::bail!("--prefix-length and --subnet-id need an --interface-id");
+        };
+        let length = self
+            .prefix_length
+            .or(current.map(|suffix| suffix.prefix_length()))
+            .unwrap_or(64);
+        let subnet = self
+            .subnet_id
+            .or(current.map(|suffix| suffix.subnet_id()))
+            .unwrap_or(0);
+        Ok(Some(
+            HostSuffix::new(interface_id, length, subnet).context("invalid --interface-id")?,
+        ))
+    }
+
+    /// The name to follow, checked.
+    fn leader(&self) -> anyhow::Result<Option<DomainName>> {
+        self.follows
+            .as_deref()
+            .map(|name| {
+                name.parse()
+                    .with_context(|| format!("invalid --follows name {name:?}"))
+            })
+            .transpose()
+    }
+}
+
 /// Runs a domain command.
 pub(super) fn run(admin: &Admin, command: DomainCommand) -> anyhow::Result<()> {
     let store = &admin.store;
@@ -62,10 +147,17 @@ pub(super) fn run(admin: &Admin, command: DomainCommand) -> anyhow::Result<()> {
             owner,
             record_type,
             ip,
+            prefix,
         } => {
             let fqdn: DomainName = fqdn
                 .parse()
                 .with_context(|| format!("invalid name {fqdn:?}"))?;
+            let suffix = prefix.suffix(None)?;
+            anyhow::ensure!(
+                suffix.is_none() || record_type == RecordType::Aaaa,
+                "an interface id is for AAAA domains"
+            );
+            let leader = prefix.leader()?;
             let ip = ip
                 .as_deref()
                 .map(|text| {
@@ -92,6 +184,12 @@ pub(super) fn run(admin: &Admin, command: DomainCommand) -> anyhow::Result<()> {
                 records::check_record_fits(tx, &zone, fqdn.as_str(), record_type.as_str())?;
                 let now = timestamp();
                 let id = domains::insert_domain(tx, &fqdn, user.id, zone.id, record_type, &now)?;
+                if suffix.is_some() {
+                    domains::set_suffix(tx, &fqdn, suffix)?;
+                }
+                if leader.is_some() {
+                    domains::set_follows(tx, &fqdn, leader.as_ref())?;
+                }
                 if let Some(ip) = ip {
                     let domain = domains::get_domain(tx, id)?;
                     domains::change_address(tx, &domain, ip, &context, &now)?;
@@ -101,6 +199,58 @@ pub(super) fn run(admin: &Admin, command: DomainCommand) -> anyhow::Result<()> {
             // A new name: drop the zone's cached negative answers.
             admin.purge(vec![zone_name]);
             print_line(&format!("added {record_type} domain {fqdn} for {owner}"))
+        }
+        DomainCommand::Set {
+            fqdn,
+            prefix,
+            no_interface_id,
+            no_follows,
+        } => {
+            let fqdn: DomainName = fqdn
+                .parse()
+                .with_context(|| format!("invalid name {fqdn:?}"))?;
+            let leader = prefix.leader()?;
+            let (suffix, follows) = store.write(|tx| {
+                let domains = domains::list_named(tx, &fqdn)?;
+                let Some(first) = domains.first() else {
+                    return Err(StoreError::NotFound(format!("no such domain: {fqdn}")));
+                };
+                let current = domains.iter().find_map(|domain| domain.suffix);
+                let suffix = if no_interface_id {
+                    None
+                } else {
+                    prefix
+                        .suffix(current)
+                        .map_err(|error| StoreError::Conflict(format!("{error:#}")))?
+                };
+                if suffix != current {
+                    domains::set_suffix(tx, &fqdn, suffix)?;
+                }
+                let follows = if no_follows {
+                    domains::set_follows(tx, &fqdn, None)?;
+                    None
+                } else if let Some(leader) = &leader {
+                    domains::set_follows(tx, &fqdn, Some(leader))?;
+                    Some(leader.to_string())
+                } else {
+                    first.follows.clone()
+                };
+                Ok((suffix, follows))
+            })?;
+            let shown = suffix.map_or_else(
+                || "whole addresses only".to_string(),
+                |suffix| {
+                    format!(
+                        "interface id {} at /{}, subnet {:#x}",
+                        suffix.interface_id(),
+                        suffix.prefix_length(),
+                        suffix.subnet_id()
+                    )
+                },
+            );
+            let following =
+                follows.map_or_else(String::new, |leader| format!("; follows {leader}"));
+            print_line(&format!("{fqdn}: {shown}{following}"))
         }
         DomainCommand::Remove { fqdn, record_type } => {
             let fqdn: DomainName = fqdn

@@ -3,7 +3,8 @@
 //! strings).
 
 use super::address::{AddressPlan, plan_addresses};
-use crate::model::{AuthMethod, DomainName, IpError};
+use crate::model::{AuthMethod, DomainName, IpError, PrefixError};
+use crate::store::updates::PrefixUpdate;
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -75,6 +76,9 @@ pub struct UpdateRequest {
     pub hostnames: Option<String>,
     /// The non-empty address parameters, in request order.
     pub addresses: Vec<(AddressParameter, String)>,
+    /// The non-empty prefix parameters (`ip6lanprefix`, `ipv6prefix`, and `myipv6`/`ipv6`
+    /// holding a `/`), by name, in request order.
+    pub prefixes: Vec<(&'static str, String)>,
     /// The credentials, if any method was present.
     pub credentials: Option<Credentials>,
     /// `User-Agent`, if sent.
@@ -102,6 +106,8 @@ pub struct ParsedUpdate {
     pub hosts: Result<Vec<Option<DomainName>>, HostListError>,
     /// The addresses asked for.
     pub addresses: Result<AddressPlan, IpError>,
+    /// The IPv6 prefix sent, if any (the first prefix parameter).
+    pub prefix: Result<Option<PrefixUpdate>, PrefixError>,
     /// `User-Agent`, if sent.
     pub user_agent: Option<String>,
 }
@@ -112,6 +118,15 @@ impl UpdateRequest {
         ParsedUpdate {
             hosts: parse_hosts(self.hostnames.as_deref()),
             addresses: plan_addresses(&self.addresses),
+            prefix: self
+                .prefixes
+                .first()
+                .map(|(parameter, value)| {
+                    value
+                        .parse()
+                        .map(|prefix| PrefixUpdate { prefix, parameter })
+                })
+                .transpose(),
             credentials: self.credentials,
             user_agent: self.user_agent,
         }
@@ -146,11 +161,27 @@ pub fn parse_update_request(
 ) -> UpdateRequest {
     let mut hostname = None;
     let mut addresses = Vec::new();
+    let mut prefixes = Vec::new();
     let mut username = None;
     let mut password = None;
     let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .chain(form_urlencoded::parse(form_body.unwrap_or_default()));
     for (name, value) in pairs {
+        // A prefix: the FRITZ!Box's `<ip6lanprefix>`, dynv6's `ipv6prefix`, or deSEC's
+        // `myipv6=2001:db8::/64` (an address never holds a `/`).
+        let prefix_parameter = match name.as_ref() {
+            "ip6lanprefix" => Some("ip6lanprefix"),
+            "ipv6prefix" => Some("ipv6prefix"),
+            "myipv6" if value.contains('/') => Some("myipv6"),
+            "ipv6" if value.contains('/') => Some("ipv6"),
+            _ => None,
+        };
+        if let Some(parameter) = prefix_parameter {
+            if !value.trim().is_empty() {
+                prefixes.push((parameter, value.trim().to_string()));
+            }
+            continue;
+        }
         let address_parameter = match name.as_ref() {
             "myip" => Some(AddressParameter::MyIp),
             "ip" => Some(AddressParameter::Ip),
@@ -192,6 +223,7 @@ pub fn parse_update_request(
             .map(|name| name.trim().to_string())
             .filter(|name| !name.is_empty()),
         addresses,
+        prefixes,
         credentials,
         user_agent: user_agent.map(str::to_string),
     }
@@ -387,5 +419,42 @@ mod test {
             !text.contains("topsecret") && !text.contains("hunter2"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn prefixes_come_in_three_parameters_and_an_address_is_not_one() {
+        let fritz = parse(
+            Endpoint::Nic,
+            None,
+            "myip=192.0.2.1&myipv6=2001:db8::1&ip6lanprefix=2001%3Adb8%3A1234%3A5600%3A%3A%2F56",
+        );
+        assert_eq!(
+            fritz.addresses,
+            [
+                (AddressParameter::MyIp, "192.0.2.1".to_string()),
+                (AddressParameter::Ipv6, "2001:db8::1".to_string())
+            ]
+        );
+        assert_eq!(
+            fritz.prefixes,
+            [("ip6lanprefix", "2001:db8:1234:5600::/56".to_string())]
+        );
+        let parsed = fritz.parse().prefix.unwrap().unwrap();
+        assert_eq!(
+            (parsed.prefix.to_string(), parsed.parameter),
+            ("2001:db8:1234:5600::/56".to_string(), "ip6lanprefix")
+        );
+        // deSEC's form: a `/` makes `myipv6` a prefix, not an address.
+        let desec = parse(
+            Endpoint::Nic,
+            None,
+            "myipv6=2001:db8::/64&ipv6prefix=2001:db8:9::/48",
+        );
+        assert!(desec.addresses.is_empty());
+        assert_eq!(desec.parse().prefix.unwrap().unwrap().parameter, "myipv6");
+        // A prefix parameter without a length is refused, not taken for an address.
+        let bare = parse(Endpoint::Nic, None, "ip6lanprefix=2001:db8::");
+        assert_eq!(bare.parse().prefix, Err(PrefixError::MissingLength));
+        assert_eq!(parse(Endpoint::Nic, None, "ip6lanprefix=").prefixes, []);
     }
 }

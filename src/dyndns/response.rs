@@ -1,12 +1,13 @@
 //! The dyndns2 answer codes, their wire text and HTTP status.
 //!
 //! This is the one place where a token such as `badauth` is spelled and where its status is
-//! chosen. Depends on nothing in the crate but [`crate::model::IpError`] for the 400 reasons.
+//! chosen. Depends on nothing in the crate but [`crate::model::IpError`] and
+//! [`crate::model::PrefixError`] for the 400 reasons.
 
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::model::IpError;
+use crate::model::{IpError, PrefixError};
 
 /// The addresses `good` and `nochg` echo: `192.0.2.1`, or `192.0.2.1,2001:db8::1` in the
 /// order the client gave them; none when both families were left as they are (`preserve`) and
@@ -73,6 +74,9 @@ pub enum ReturnCode {
     Abuse,
     /// An address is malformed or of the wrong family.
     BadAddress(IpError),
+    /// An IPv6 prefix is malformed, has no length, or does not fit a host it is for; nothing
+    /// changed.
+    BadPrefix(PrefixError),
     /// The store could not be read or written; nothing changed.
     Dnserr,
     /// Too many password checks are waiting; nothing was checked or changed. Retry later
@@ -85,7 +89,7 @@ impl ReturnCode {
     pub fn status(self) -> u16 {
         match self {
             Self::Good(_) | Self::Nochg(_) => 200,
-            Self::Notfqdn | Self::Numhost | Self::BadAddress(_) => 400,
+            Self::Notfqdn | Self::Numhost | Self::BadAddress(_) | Self::BadPrefix(_) => 400,
             Self::Badauth => 401,
             Self::Nohost => 404,
             Self::Abuse => 429,
@@ -105,6 +109,7 @@ impl ReturnCode {
             Self::Good(ips) => format!("good {ips}").trim_end().to_string(),
             Self::Nochg(ips) => format!("nochg {ips}").trim_end().to_string(),
             Self::BadAddress(error) => error.to_string(),
+            Self::BadPrefix(error) => error.to_string(),
             other => other.label().to_string(),
         }
     }
@@ -120,6 +125,7 @@ impl ReturnCode {
             Self::Numhost => "numhost",
             Self::Abuse => "abuse",
             Self::BadAddress(_) => "badaddress",
+            Self::BadPrefix(_) => "badprefix",
             Self::Dnserr => "dnserr",
             Self::Busy => "911",
         }

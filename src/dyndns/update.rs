@@ -27,7 +27,7 @@ use crate::purge::Purger;
 use crate::served::{ReadStamp, Served};
 use crate::store::audit::ChangeContext;
 use crate::store::keys::ApiKey;
-use crate::store::updates::{HostOutcome, UpdatePlan};
+use crate::store::updates::{HostOutcome, PrefixUpdate, UpdatePlan};
 use crate::store::users::User;
 use crate::store::{StoreError, timestamp};
 
@@ -206,6 +206,10 @@ impl Updater {
             Ok(plan) => with_detected_address(plan, client.source).to_set(),
             Err(error) => return Answer::once(ReturnCode::BadAddress(error)),
         };
+        let prefix = match request.prefix {
+            Ok(prefix) => prefix,
+            Err(error) => return Answer::once(ReturnCode::BadPrefix(error)),
+        };
         // Per host, the answers that need no store (`notfqdn`, `abuse`); `None` for the hosts
         // left to the store.
         let early: Vec<Option<ReturnCode>> = names
@@ -239,6 +243,7 @@ impl Updater {
                 .map(|(name, code)| name.filter(|_| code.is_none()))
                 .collect(),
             addresses,
+            prefix,
             context: ChangeContext {
                 source_ip: Some(client.source),
                 peer_ip: Some(client.peer),
@@ -258,8 +263,16 @@ impl Updater {
         // A change is likely: what the audit row says of the addresses is found here, in this
         // request's task, so that the writer's transaction does no lookup.
         self.look_up_facts(&mut plan.context, &plan.addresses);
+        self.look_up_prefix_facts(&mut plan.context, plan.prefix.as_ref());
         match self.served.apply(plan).await {
             Ok(applied) => {
+                // A prefix that does not fit a host refuses the whole request, unchanged.
+                if let Some(error) = applied.outcomes.iter().find_map(|outcome| match outcome {
+                    HostOutcome::BadPrefix(error) => Some(*error),
+                    _ => None,
+                }) {
+                    return Answer::once(ReturnCode::BadPrefix(error));
+                }
                 if let Some(purging) = self.purging.load_full() {
                     let (purger, wait) = &*purging;
                     // The purge goes on in the background if it takes longer than `wait`.
@@ -287,6 +300,14 @@ impl Updater {
             .collect();
         if let Some((_, facts)) = source {
             context.source_facts = facts;
+        }
+    }
+
+    /// Fills in the country and tags of the network of `prefix`, for the addresses made
+    /// from it.
+    fn look_up_prefix_facts(&self, context: &mut ChangeContext, prefix: Option<&PrefixUpdate>) {
+        if let Some(prefix) = prefix {
+            context.prefix_facts = self.intel.facts(IpAddr::V6(prefix.prefix.network()));
         }
     }
 
@@ -532,6 +553,7 @@ fn answer_codes(early: &[Option<ReturnCode>], outcomes: Vec<HostOutcome>) -> Vec
             (None, HostOutcome::Skipped) => ReturnCode::Notfqdn,
             (None, HostOutcome::NoHost) => ReturnCode::Nohost,
             (None, HostOutcome::WrongFamily(error)) => ReturnCode::BadAddress(error),
+            (None, HostOutcome::BadPrefix(error)) => ReturnCode::BadPrefix(error),
             (None, HostOutcome::Unchanged(shown)) => {
                 ReturnCode::Nochg(AddressList::of(&shown).expect("at most one address per family"))
             }

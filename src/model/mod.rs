@@ -4,11 +4,13 @@
 //! checks, so code that holds one does not check again.
 
 mod ip;
+mod prefix;
 pub mod rdata;
 
 pub use self::ip::{
     CountryCode, IpError, IpFacts, check_family, ip_tags, is_special_tag, parse_ip,
 };
+pub use self::prefix::{DelegatedPrefix, HostSuffix, PrefixError};
 
 use std::fmt;
 use std::net::IpAddr;

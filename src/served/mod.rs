@@ -214,6 +214,10 @@ impl Served {
         plan: &UpdatePlan,
         stamp: ReadStamp,
     ) -> Result<Option<Preview>, StoreError> {
+        // A prefix may move hosts that follow the ones named: the writer decides those.
+        if plan.prefix.is_some() {
+            return Ok(None);
+        }
         let mut outcomes = Vec::with_capacity(plan.hosts.len());
         let mut checked = Vec::new();
         for host in &plan.hosts {
@@ -222,7 +226,7 @@ impl Served {
                 continue;
             };
             let owned = self.owned_domains(plan.user_id, host.as_str(), stamp)?;
-            let decision = updates::decide(&owned, &plan.addresses);
+            let decision = updates::decide(&owned, &plan.addresses, None);
             if !decision.changes.is_empty() {
                 return Ok(None);
             }

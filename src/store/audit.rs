@@ -29,6 +29,9 @@ pub struct ChangeContext {
     /// no lookup runs inside the transaction. An address missing here is recorded with its
     /// special-purpose tags alone ([`IpFacts::special`]).
     pub address_facts: Vec<(IpAddr, IpFacts)>,
+    /// Country and tags of the network of the update's IPv6 prefix, if any: what the audit
+    /// rows of the addresses made from it record (one lookup for every host of the network).
+    pub prefix_facts: IpFacts,
 }
 
 impl ChangeContext {
@@ -41,6 +44,7 @@ impl ChangeContext {
             auth_method: AuthMethod::Admin,
             source_facts: IpFacts::default(),
             address_facts: Vec::new(),
+            prefix_facts: IpFacts::default(),
         }
     }
 
@@ -103,6 +107,8 @@ pub(super) struct Change<'a> {
     pub(super) old_ip: Option<&'a str>,
     /// New address.
     pub(super) new_ip: IpAddr,
+    /// The prefix it was made from and the parameter that carried it, if any.
+    pub(super) prefix: Option<(&'a str, &'a str)>,
 }
 
 /// Appends the audit row of `change`.
@@ -112,14 +118,18 @@ pub(super) fn insert_audit(
     context: &ChangeContext,
     now: &str,
 ) -> Result<(), StoreError> {
-    let record = context.facts_of(change.new_ip);
+    let record = match change.prefix {
+        Some(_) => Cow::Borrowed(&context.prefix_facts),
+        None => context.facts_of(change.new_ip),
+    };
     let source = &context.source_facts;
     let json = |tags: &[String]| serde_json::to_string(tags).expect("strings serialise");
     conn.prepare_cached(
         "INSERT INTO domain_updates (domain_id, fqdn, record_type, old_ip, new_ip, created_at,
                                      source_ip, peer_ip, country_code, ip_tags, user_agent,
-                                     auth_method, source_country_code, source_ip_tags)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                                     auth_method, source_country_code, source_ip_tags,
+                                     prefix, prefix_parameter)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?
     .execute(params![
         change.domain_id,
@@ -136,6 +146,8 @@ pub(super) fn insert_audit(
         context.auth_method.as_str(),
         source.country.as_ref().map(|country| country.as_str()),
         json(&source.tags),
+        change.prefix.map(|(prefix, _)| prefix),
+        change.prefix.map(|(_, parameter)| parameter),
     ])?;
     Ok(())
 }
@@ -240,6 +252,7 @@ mod test {
             record_type: "A",
             old_ip: None,
             new_ip: IpAddr::from([192, 0, 2, n]),
+            prefix: None,
         };
         insert_audit(conn, &change, &ChangeContext::admin(), "t").unwrap();
     }

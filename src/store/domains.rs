@@ -1,13 +1,14 @@
 //! DDNS domains: who owns which name, in which zone, and its current address.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use rusqlite::{Connection, Row, params};
 
 use super::audit::{Change, ChangeContext, insert_audit};
+use super::updates::PrefixUpdate;
 use super::zones::bump_serial;
 use super::{StoreError, conflict_on_unique};
-use crate::model::{DomainName, RecordType};
+use crate::model::{DomainName, HostSuffix, RecordType};
 
 /// A domain row, with its owner's and zone's names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,13 +35,19 @@ pub struct Domain {
     pub updated_at: String,
     /// Last authenticated update request, changed or not.
     pub last_checked_at: Option<String>,
+    /// What an AAAA domain keeps when its network's prefix changes; None: it takes whole
+    /// addresses only.
+    pub suffix: Option<HostSuffix>,
+    /// The name whose prefix updates this domain too (same owner), if any.
+    pub follows: Option<String>,
 }
 
 /// The select list [`domain_from_row`] reads, over `domains d` joined with `users u` and
 /// `zones z`.
 pub(super) const DOMAIN_SELECT: &str =
     "SELECT d.id, d.fqdn, d.user_id, u.username, d.zone_id, z.name, d.record_type,
-        d.ip, d.created_at, d.updated_at, d.last_checked_at
+        d.ip, d.created_at, d.updated_at, d.last_checked_at,
+        d.interface_id, d.prefix_length, d.subnet_id, d.follows
     FROM domains d JOIN users u ON u.id = d.user_id JOIN zones z ON z.id = d.zone_id";
 
 /// Reads a [`Domain`] from a row selected with [`DOMAIN_SELECT`].
@@ -76,7 +83,111 @@ fn domain_from_row(row: &Row<'_>) -> rusqlite::Result<Domain> {
         created_at: row.get(8)?,
         updated_at: row.get(9)?,
         last_checked_at: row.get(10)?,
+        suffix: suffix_from_row(row)?,
+        follows: row.get(14)?,
     })
+}
+
+/// The [`HostSuffix`] of a row selected with [`DOMAIN_SELECT`] (columns 11 to 13).
+fn suffix_from_row(row: &Row<'_>) -> rusqlite::Result<Option<HostSuffix>> {
+    let Some(text) = row.get::<_, Option<String>>(11)? else {
+        return Ok(None);
+    };
+    let invalid = |error: Box<dyn std::error::Error + Send + Sync>| {
+        rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Text, error)
+    };
+    let interface_id: Ipv6Addr = text.parse().map_err(|error| invalid(Box::new(error)))?;
+    let length: i64 = row.get(12)?;
+    let subnet: i64 = row.get(13)?;
+    HostSuffix::new(
+        interface_id,
+        u8::try_from(length).map_err(|error| invalid(Box::new(error)))?,
+        u64::try_from(subnet).map_err(|error| invalid(Box::new(error)))?,
+    )
+    .map(Some)
+    .map_err(|error| invalid(Box::new(error)))
+}
+
+/// Sets or clears (None) what AAAA domain `fqdn` keeps when its prefix changes.
+pub fn set_suffix(
+    conn: &Connection,
+    fqdn: &DomainName,
+    suffix: Option<HostSuffix>,
+) -> Result<(), StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE domains SET interface_id = ?2, prefix_length = ?3, subnet_id = ?4
+             WHERE fqdn = ?1 AND record_type = 'AAAA'",
+        )?
+        .execute(params![
+            fqdn.as_str(),
+            suffix.map(|suffix| suffix.interface_id().to_string()),
+            suffix.map_or(64, |suffix| suffix.prefix_length()),
+            i64::try_from(suffix.map_or(0, |suffix| suffix.subnet_id())).map_err(|_| {
+                StoreError::Conflict("the subnet id is too large to store".into())
+            })?,
+        ])?;
+    if changed == 0 {
+        return Err(StoreError::NotFound(format!(
+            "{fqdn} has no AAAA domain (an interface id is for IPv6 hosts)"
+        )));
+    }
+    Ok(())
+}
+
+/// Makes every domain named `fqdn` follow the prefixes sent for `leader` (None: none), which
+/// must be another name of the same owner.
+pub fn set_follows(
+    conn: &Connection,
+    fqdn: &DomainName,
+    leader: Option<&DomainName>,
+) -> Result<(), StoreError> {
+    if let Some(leader) = leader {
+        if leader == fqdn {
+            return Err(StoreError::Conflict(format!("{fqdn} cannot follow itself")));
+        }
+        let same_owner: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM domains l JOIN domains f ON f.user_id = l.user_id
+                                WHERE l.fqdn = ?1 AND f.fqdn = ?2)",
+            )?
+            .query_row(params![leader.as_str(), fqdn.as_str()], |row| row.get(0))?;
+        if !same_owner {
+            return Err(StoreError::NotFound(format!(
+                "{leader} is not a domain of {fqdn}'s owner"
+            )));
+        }
+    }
+    let changed = conn
+        .prepare_cached("UPDATE domains SET follows = ?2 WHERE fqdn = ?1")?
+        .execute(params![fqdn.as_str(), leader.map(DomainName::as_str)])?;
+    if changed == 0 {
+        return Err(StoreError::NotFound(format!("no such domain: {fqdn}")));
+    }
+    Ok(())
+}
+
+/// The AAAA domains of `user_id` with an interface identifier that follow one of `leaders`,
+/// each once, by name.
+pub fn find_followers(
+    conn: &Connection,
+    user_id: i64,
+    leaders: &[&str],
+) -> Result<Vec<Domain>, StoreError> {
+    let mut followers = Vec::new();
+    let mut statement = conn.prepare_cached(&format!(
+        "{DOMAIN_SELECT} WHERE d.user_id = ?1 AND d.follows = ?2 AND d.record_type = 'AAAA'
+         AND d.interface_id IS NOT NULL ORDER BY d.fqdn"
+    ))?;
+    for leader in leaders {
+        for domain in statement.query_map(params![user_id, leader], domain_from_row)? {
+            let domain = domain?;
+            if !followers.iter().any(|known: &Domain| known.id == domain.id) {
+                followers.push(domain);
+            }
+        }
+    }
+    Ok(followers)
 }
 
 /// Creates a domain with no address yet. A name belongs to one user: a second record type for
@@ -126,6 +237,17 @@ pub fn find_owned_domains(
     ))?;
     let domains = statement
         .query_map(params![fqdn, user_id], domain_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(domains)
+}
+
+/// The domains (one per record type) named `fqdn`, whoever owns them.
+pub fn list_named(conn: &Connection, fqdn: &DomainName) -> Result<Vec<Domain>, StoreError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "{DOMAIN_SELECT} WHERE d.fqdn = ?1 ORDER BY d.record_type"
+    ))?;
+    let domains = statement
+        .query_map([fqdn.as_str()], domain_from_row)?
         .collect::<Result<_, _>>()?;
     Ok(domains)
 }
@@ -189,18 +311,35 @@ pub fn change_address(
     context: &ChangeContext,
     now: &str,
 ) -> Result<(), StoreError> {
+    change_address_from(conn, domain, new_ip, None, context, now)
+}
+
+/// [`change_address`] for an address made from `prefix` (None: sent whole), which the audit
+/// row records with the parameter it came in.
+pub fn change_address_from(
+    conn: &Connection,
+    domain: &Domain,
+    new_ip: IpAddr,
+    prefix: Option<&PrefixUpdate>,
+    context: &ChangeContext,
+    now: &str,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE domains SET ip = ?2, updated_at = ?3, last_checked_at = ?3 WHERE id = ?1",
     )?
     .execute(params![domain.id, new_ip.to_string(), now])?;
     bump_serial(conn, domain.zone_id, now)?;
     let old_ip = domain.ip.map(|ip| ip.to_string());
+    let prefix_text = prefix.map(|prefix| prefix.prefix.to_string());
     let change = Change {
         domain_id: domain.id,
         fqdn: &domain.fqdn,
         record_type: domain.record_type.as_str(),
         old_ip: old_ip.as_deref(),
         new_ip,
+        prefix: prefix_text
+            .as_deref()
+            .zip(prefix.map(|prefix| prefix.parameter)),
     };
     insert_audit(conn, &change, context, now)
 }
@@ -311,6 +450,7 @@ mod test {
                     tags: vec!["documentation".into(), "asn:64500".into()],
                 },
             )],
+            prefix_facts: IpFacts::default(),
         };
         let domain = get_domain(&conn, id).unwrap();
         change_address(&conn, &domain, "10.0.0.1".parse().unwrap(), &context, "t1").unwrap();

@@ -12,9 +12,20 @@ use rusqlite::Connection;
 
 use super::StoreError;
 use super::audit::ChangeContext;
-use super::domains::{Domain, change_address, find_owned_domains, touch_checked};
+use super::domains::{
+    Domain, change_address_from, find_followers, find_owned_domains, touch_checked,
+};
 use super::keys::touch_key;
-use crate::model::{DomainName, IpError, RecordType, check_family};
+use crate::model::{DelegatedPrefix, DomainName, IpError, PrefixError, RecordType, check_family};
+
+/// A prefix an update carries, and the parameter it came in (for the audit row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefixUpdate {
+    /// The prefix.
+    pub prefix: DelegatedPrefix,
+    /// `ip6lanprefix`, `ipv6prefix`, `myipv6` or `ipv6`.
+    pub parameter: &'static str,
+}
 
 /// An authenticated update, parsed and checked as far as it can be without the store.
 #[derive(Debug, Clone)]
@@ -27,6 +38,9 @@ pub struct UpdatePlan {
     pub hosts: Vec<Option<DomainName>>,
     /// The addresses to set, at most one per family; none: keep what each host has.
     pub addresses: Vec<IpAddr>,
+    /// A network prefix for the hosts with an interface identifier (and those following the
+    /// hosts named).
+    pub prefix: Option<PrefixUpdate>,
     /// Who asked, for the audit trail.
     pub context: ChangeContext,
 }
@@ -40,6 +54,9 @@ pub enum HostOutcome {
     NoHost,
     /// An address of a family the host has no domain for: nothing of the host changed.
     WrongFamily(IpError),
+    /// The prefix does not fit the host (or a host following it): nothing of the request
+    /// changed.
+    BadPrefix(PrefixError),
     /// Every address was already there; the addresses the host has now.
     Unchanged(Vec<IpAddr>),
     /// At least one address changed; the addresses the host has now.
@@ -60,15 +77,23 @@ pub struct Applied {
 pub struct Decision<'a> {
     /// What it comes to.
     pub outcome: HostOutcome,
-    /// Domains to point at a new address.
-    pub changes: Vec<(&'a Domain, IpAddr)>,
+    /// Domains to point at a new address, and whether the address was made from the prefix.
+    pub changes: Vec<(&'a Domain, IpAddr, bool)>,
     /// Domains that already have the address asked for.
     pub unchanged: Vec<i64>,
 }
 
-/// Decides the update of a host owned as `owned` to `addresses` (at most one per family):
-/// every address needs a domain of its family, otherwise nothing of this host changes.
-pub fn decide<'a>(owned: &'a [Domain], addresses: &[IpAddr]) -> Decision<'a> {
+/// Decides the update of a host owned as `owned` to `addresses` (at most one per family) and
+/// `prefix`. Without a prefix, every address needs a domain of its family, otherwise nothing of
+/// this host changes. With one, the host's AAAA domain that has an interface identifier takes
+/// its address from the prefix (an IPv6 address sent beside it is for hosts without one), and
+/// addresses of a family the host has no domain for are left aside rather than refused: one
+/// router request serves the hosts named, whatever families each has.
+pub fn decide<'a>(
+    owned: &'a [Domain],
+    addresses: &[IpAddr],
+    prefix: Option<&PrefixUpdate>,
+) -> Decision<'a> {
     let nothing = |outcome| Decision {
         outcome,
         changes: Vec::new(),
@@ -77,27 +102,55 @@ pub fn decide<'a>(owned: &'a [Domain], addresses: &[IpAddr]) -> Decision<'a> {
     let Some(first) = owned.first() else {
         return nothing(HostOutcome::NoHost);
     };
+    let prefixed = prefix.and_then(|prefix| {
+        owned.iter().find_map(|domain| {
+            let suffix = domain
+                .suffix
+                .filter(|_| domain.record_type == RecordType::Aaaa)?;
+            Some((domain, suffix.address(&prefix.prefix)))
+        })
+    });
+    let mut targets: Vec<(&Domain, IpAddr, bool)> = Vec::new();
+    match prefixed {
+        Some((_, Err(error))) => return nothing(HostOutcome::BadPrefix(error)),
+        Some((domain, Ok(ip))) => {
+            for ip in addresses.iter().filter(|ip| ip.is_ipv4()) {
+                if let Some(domain) = owned
+                    .iter()
+                    .find(|domain| domain.record_type == RecordType::A)
+                {
+                    targets.push((domain, *ip, false));
+                }
+            }
+            targets.push((domain, IpAddr::V6(ip), true));
+        }
+        None => {
+            for ip in addresses {
+                let Some(domain) = owned
+                    .iter()
+                    .find(|domain| domain.record_type == RecordType::of(*ip))
+                else {
+                    let error = check_family(first.record_type, *ip)
+                        .expect_err("no domain of the address's family");
+                    return nothing(HostOutcome::WrongFamily(error));
+                };
+                targets.push((domain, *ip, false));
+            }
+        }
+    }
     let mut decision = nothing(HostOutcome::NoHost);
-    for ip in addresses {
-        let Some(domain) = owned
-            .iter()
-            .find(|domain| domain.record_type == RecordType::of(*ip))
-        else {
-            let error = check_family(first.record_type, *ip)
-                .expect_err("no domain of the address's family");
-            return nothing(HostOutcome::WrongFamily(error));
-        };
+    for (domain, ip, from_prefix) in &targets {
         if domain.ip == Some(*ip) {
             decision.unchanged.push(domain.id);
         } else {
-            decision.changes.push((domain, *ip));
+            decision.changes.push((domain, *ip, *from_prefix));
         }
     }
-    let shown: Vec<IpAddr> = if addresses.is_empty() {
+    let shown: Vec<IpAddr> = if targets.is_empty() {
         // Everything preserved: show what the host has.
         owned.iter().filter_map(|domain| domain.ip).collect()
     } else {
-        addresses.to_vec()
+        targets.iter().map(|(_, ip, _)| *ip).collect()
     };
     decision.outcome = if decision.changes.is_empty() {
         HostOutcome::Unchanged(shown)
@@ -115,32 +168,120 @@ pub fn decide<'a>(owned: &'a [Domain], addresses: &[IpAddr]) -> Decision<'a> {
 /// changed address; the whole zone when a record gets its first address, since the name may
 /// have been cached as nonexistent (negative caching) and the zone's SOA serial moved.
 pub fn apply(conn: &Connection, plan: &UpdatePlan, now: &str) -> Result<Applied, StoreError> {
+    // Every host decided before anything is written: a prefix that fits one host but not
+    // another changes nothing at all.
+    let mut owned = Vec::with_capacity(plan.hosts.len());
+    for host in &plan.hosts {
+        owned.push(match host {
+            Some(host) => Some(find_owned_domains(conn, plan.user_id, host.as_str())?),
+            None => None,
+        });
+    }
+    let prefix = plan.prefix.as_ref();
+    let decisions: Vec<Option<Decision<'_>>> = owned
+        .iter()
+        .map(|domains| {
+            domains
+                .as_deref()
+                .map(|domains| decide(domains, &plan.addresses, prefix))
+        })
+        .collect();
+    // The hosts following a named one, unless named themselves.
+    let followers = match prefix {
+        Some(_) => {
+            let named: Vec<&str> = plan
+                .hosts
+                .iter()
+                .flatten()
+                .map(DomainName::as_str)
+                .collect();
+            find_followers(conn, plan.user_id, &named)?
+                .into_iter()
+                .filter(|follower| !named.contains(&follower.fqdn.as_str()))
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let mut following = Vec::with_capacity(followers.len());
+    for follower in &followers {
+        let (Some(prefix), Some(suffix)) = (prefix, follower.suffix) else {
+            continue;
+        };
+        match suffix.address(&prefix.prefix) {
+            Ok(ip) => following.push((follower, IpAddr::V6(ip))),
+            Err(error) => {
+                return Ok(refused(plan, HostOutcome::BadPrefix(error)));
+            }
+        }
+    }
+    if let Some(error) = decisions
+        .iter()
+        .flatten()
+        .find_map(|decision| match decision.outcome {
+            HostOutcome::BadPrefix(error) => Some(error),
+            _ => None,
+        })
+    {
+        return Ok(refused(plan, HostOutcome::BadPrefix(error)));
+    }
+
     if let Some(key_id) = plan.key_id {
         touch_key(conn, key_id, now)?;
     }
     let mut outcomes = Vec::with_capacity(plan.hosts.len());
     let mut stale = Vec::new();
-    for host in &plan.hosts {
-        let Some(host) = host else {
+    let mut change = |domain: &Domain, ip: IpAddr, from_prefix: bool| -> Result<(), StoreError> {
+        change_address_from(
+            conn,
+            domain,
+            ip,
+            prefix.filter(|_| from_prefix),
+            &plan.context,
+            now,
+        )?;
+        stale.push(if domain.ip.is_none() {
+            domain.zone.clone()
+        } else {
+            domain.fqdn.clone()
+        });
+        Ok(())
+    };
+    for decision in decisions {
+        let Some(decision) = decision else {
             outcomes.push(HostOutcome::Skipped);
             continue;
         };
-        let owned = find_owned_domains(conn, plan.user_id, host.as_str())?;
-        let decision = decide(&owned, &plan.addresses);
         for domain_id in decision.unchanged {
             touch_checked(conn, domain_id, now)?;
         }
-        for (domain, ip) in decision.changes {
-            change_address(conn, domain, ip, &plan.context, now)?;
-            stale.push(if domain.ip.is_none() {
-                domain.zone.clone()
-            } else {
-                domain.fqdn.clone()
-            });
+        for (domain, ip, from_prefix) in decision.changes {
+            change(domain, ip, from_prefix)?;
         }
         outcomes.push(decision.outcome);
+    }
+    for (follower, ip) in following {
+        if follower.ip == Some(ip) {
+            touch_checked(conn, follower.id, now)?;
+        } else {
+            change(follower, ip, true)?;
+        }
     }
     stale.sort();
     stale.dedup();
     Ok(Applied { outcomes, stale })
+}
+
+/// What a plan refused as a whole comes to: `outcome` for every host it names.
+fn refused(plan: &UpdatePlan, outcome: HostOutcome) -> Applied {
+    Applied {
+        outcomes: plan
+            .hosts
+            .iter()
+            .map(|host| match host {
+                Some(_) => outcome.clone(),
+                None => HostOutcome::Skipped,
+            })
+            .collect(),
+        stale: Vec::new(),
+    }
 }
