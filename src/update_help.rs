@@ -129,6 +129,24 @@ impl UpdateHelp {
                 .into(),
             text: format!("curl -u \"{owner}:{secret}\" \"{base}/nic/update?hostname={fqdn}\""),
         });
+        if subject.types.contains(&RecordType::Aaaa) {
+            // A home network's IPv6: the router sends the LAN prefix, and the hosts with an
+            // interface id that follow this name move with it (`domain set --follows`).
+            commands.push(Command {
+                label: "FRITZ!Box Update-URL (user name and password in its own fields; it sends                         nothing while the user name field is empty). It also sends the LAN                         prefix, which moves the hosts that follow this name:"
+                    .into(),
+                text: format!(
+                    "{base}/nic/update?hostname=<domain>&myip=<ipaddr>&myipv6=<ip6addr>&ip6lanprefix=<ip6lanprefix>"
+                ),
+            });
+            commands.push(Command {
+                label: "A new IPv6 prefix from a script (OpenWRT, OPNsense: see                         examples/ipv6-prefix.md); the hosts with an interface id take it:"
+                    .into(),
+                text: format!(
+                    "curl -u \"{owner}:{secret}\" \"{base}/nic/update?hostname={fqdn}&ipv6prefix=2001:db8:1234:5600::/56\""
+                ),
+            });
+        }
         let keys = if !subject.plan.allows_api_keys() {
             KeyStatus::FreePlan
         } else if subject.key_prefixes.is_empty() {
@@ -238,5 +256,22 @@ pub(crate) mod test {
             keyless.commands.iter().all(|c| !c.text.contains("Bearer")),
             "no Bearer command before the owner has a key"
         );
+    }
+
+    #[test]
+    fn ipv6_hosts_are_shown_the_router_prefix_update() {
+        let help = UpdateHelp::new(
+            &subject(Plan::Plus, &["ak_abcdefgh"], &[RecordType::Aaaa]),
+            "https://ddns.example.net",
+        );
+        let texts: Vec<&str> = help.commands.iter().map(|c| c.text.as_str()).collect();
+        assert!(texts.contains(
+            &"https://ddns.example.net/nic/update?hostname=<domain>&myip=<ipaddr>&myipv6=<ip6addr>&ip6lanprefix=<ip6lanprefix>"
+        ));
+        assert!(texts.contains(
+            &"curl -u \"alice:ak_YOUR_API_KEY\" \"https://ddns.example.net/nic/update?hostname=home.dyn.example&ipv6prefix=2001:db8:1234:5600::/56\""
+        ));
+        let v4 = UpdateHelp::new(&subject(Plan::Plus, &[], &[RecordType::A]), "http://x");
+        assert!(v4.commands.iter().all(|c| !c.text.contains("prefix")));
     }
 }
