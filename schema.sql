@@ -305,3 +305,47 @@ CREATE INDEX domains_following ON domains (user_id, follows) WHERE follows IS NO
 -- `ipv6prefix`, `myipv6`, `ipv6`); NULL for an address that was sent whole.
 ALTER TABLE domain_updates ADD COLUMN prefix TEXT;
 ALTER TABLE domain_updates ADD COLUMN prefix_parameter TEXT;
+
+-- migration 7: ACME DNS-01 challenge values
+
+-- TXT values at `_acme-challenge.<host>` for a DDNS host, set by the host's owner so that a
+-- home server can get a certificate (apex and wildcard validations run together: a few values
+-- at once). Served through the backend like any record, with a short TTL; each row goes on
+-- cleanup or at `expires_at` (the service deletes expired rows), and with the host's last
+-- domain. Nothing else may hold a TXT set this way: the name is always `_acme-challenge.`
+-- directly under a domain of `user_id`.
+CREATE TABLE acme_challenges (
+    id          INTEGER PRIMARY KEY,
+    zone_id     INTEGER NOT NULL REFERENCES zones (id) ON DELETE CASCADE,
+    -- `_acme-challenge.` and the host's name: lower case, no final dot.
+    name        TEXT    NOT NULL COLLATE NOCASE CHECK (name LIKE '\_acme-challenge.%' ESCAPE '\'),
+    user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    -- The value as the ACME client gave it (base64url: served between quotes, unescaped).
+    value       TEXT    NOT NULL CHECK (length(value) BETWEEN 1 AND 255),
+    created_at  TEXT    NOT NULL,
+    expires_at  TEXT    NOT NULL,
+    UNIQUE (name, value)
+);
+CREATE INDEX acme_challenges_expiry ON acme_challenges (expires_at);
+
+CREATE TRIGGER served_challenge_added AFTER INSERT ON acme_challenges
+BEGIN
+    INSERT INTO served_changes (zone_id, name) VALUES (new.zone_id, new.name);
+END;
+CREATE TRIGGER served_challenge_changed AFTER UPDATE OF zone_id, name, value ON acme_challenges
+BEGIN
+    INSERT INTO served_changes (zone_id, name) VALUES (old.zone_id, old.name);
+    INSERT INTO served_changes (zone_id, name) SELECT new.zone_id, new.name
+        WHERE new.zone_id IS NOT old.zone_id OR new.name IS NOT old.name;
+END;
+CREATE TRIGGER served_challenge_removed AFTER DELETE ON acme_challenges
+BEGIN
+    INSERT INTO served_changes (zone_id, name) VALUES (old.zone_id, old.name);
+END;
+
+-- A host's last domain gone: its challenge values go with it.
+CREATE TRIGGER acme_challenges_host_removed AFTER DELETE ON domains
+WHEN NOT EXISTS (SELECT 1 FROM domains WHERE fqdn = old.fqdn)
+BEGIN
+    DELETE FROM acme_challenges WHERE name = '_acme-challenge.' || old.fqdn;
+END;

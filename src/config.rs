@@ -111,6 +111,8 @@ pub struct Config {
     pub pdns: Pdns,
     /// `[dashboard]`: the account holder's pages on the update listener.
     pub dashboard: Dashboard,
+    /// `[acme]`: ACME DNS-01 challenge values for the DDNS hosts.
+    pub acme: Acme,
 }
 
 /// The log filter, `info` by default.
@@ -372,6 +374,28 @@ impl Default for Dashboard {
     }
 }
 
+/// `[acme]`: TXT values at `_acme-challenge.<host>` set by the host's owner (lego's `httpreq`,
+/// acme-dns's `/update`, `txt=` on `/nic/update`), so that home servers get certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Acme {
+    /// Serve the endpoints; `false` answers 404 on them, and 400 to `txt=` on the update
+    /// endpoints.
+    pub enabled: bool,
+    /// How long a value is served unless cleaned up before.
+    #[serde(rename = "value-lifetime-secs", with = "secs")]
+    pub value_lifetime: Duration,
+}
+
+impl Default for Acme {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            value_lifetime: Duration::from_secs(3600),
+        }
+    }
+}
+
 /// Whether `name` can name an `[audit.ip-tags]` list: lower-case letters, digits, `-`, `_` and
 /// `.`, starting with a letter or digit, at most 63 bytes; no `:` (`asn:` is taken). (The
 /// names of the special-purpose range tags are refused when the lists are loaded.)
@@ -617,6 +641,11 @@ impl Config {
                     .into(),
             ));
         }
+        if !(60..=7 * 24 * 3600).contains(&self.acme.value_lifetime.as_secs()) {
+            return Err(ConfigError::Invalid(
+                "[acme] value-lifetime-secs must be 60 to 604800 (a week)".into(),
+            ));
+        }
         if self.audit.reload_check.is_zero() {
             return Err(ConfigError::Invalid(
                 "reload-check-secs must be at least 1".into(),
@@ -660,6 +689,7 @@ impl Config {
             audit: _,
             pdns: _,
             dashboard,
+            acme: _,
         } = self;
         let StoreConfig {
             database,

@@ -147,7 +147,7 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
         }
         None => updater,
     };
-    let mut service = UpdateService::new(updater.clone(), ServiceOptions::from(&config.updates));
+    let mut service = UpdateService::new(updater.clone(), ServiceOptions::new(&config));
     if config.dashboard.enabled {
         service = service.with_dashboard(Dashboard::new(
             dashboard_store,
@@ -167,6 +167,7 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
     // One reference count per request, not a clone of every part of the service.
     let service = Arc::new(service);
     let backend_allowed = Arc::new(AllowList::new(listeners.backend_allowed(), "backend"));
+    let live_updater = updater.clone();
     let live = reload::Live {
         source,
         running: config.clone(),
@@ -178,6 +179,10 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
         audit: Arc::new(std::sync::Mutex::new(reloader)),
     };
     let reloading = tokio::spawn(live.run(hangups, stopped.clone()));
+    let expiring = tokio::spawn(expire_challenges_until_stopped(
+        live_updater,
+        stopped.clone(),
+    ));
     let handler = move |request, peer| {
         let service = Arc::clone(&service);
         async move { service.handle(request, peer).await }
@@ -291,6 +296,9 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
     if let Err(error) = reloading.await {
         tracing::error!(%error, "reload task failed");
     }
+    if let Err(error) = expiring.await {
+        tracing::error!(%error, "ACME challenge expiry task failed");
+    }
     if let Err(error) = flusher.await {
         tracing::error!(%error, "last-seen flush task failed");
     }
@@ -338,6 +346,22 @@ async fn feed_watchdog(interval: Duration, store: Served) {
         match store.zones() {
             Ok(_) => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
             Err(error) => tracing::warn!(%error, "store unreadable: not pinging the watchdog"),
+        }
+    }
+}
+
+/// How often expired ACME challenge values are looked for (a read; a write only when some
+/// expired): a value is served at most this much past its lifetime.
+const CHALLENGE_EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Removes expired ACME challenge values every [`CHALLENGE_EXPIRY_INTERVAL`] until the stop.
+async fn expire_challenges_until_stopped(updater: Updater, mut stopped: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(CHALLENGE_EXPIRY_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => updater.expire_challenges().await,
+            () = crate::net::stop_requested(&mut stopped) => return,
         }
     }
 }

@@ -161,17 +161,14 @@ impl Live {
             self.updater.reconfigure_limits(&config.limits);
             applied.push("limits");
         }
-        if config.updates != running.updates || config.dashboard != running.dashboard {
-            self.service.reconfigure(
-                ServiceOptions::from(&config.updates),
-                DashboardOptions::new(&config),
-            );
+        if config.updates != running.updates
+            || config.dashboard != running.dashboard
+            || config.acme != running.acme
+        {
+            self.service
+                .reconfigure(ServiceOptions::new(&config), DashboardOptions::new(&config));
             self.trusted.replace(config.updates.trusted_proxies.clone());
-            applied.push(if config.dashboard == running.dashboard {
-                "updates"
-            } else {
-                "updates and dashboard"
-            });
+            applied.push("updates, dashboard and acme");
         }
         if config.listeners.backend_allow_from != running.listeners.backend_allow_from {
             self.backend_allowed

@@ -5,6 +5,7 @@
 //! this file only adapts hyper requests to them and their results to hyper responses.
 
 pub mod abuse;
+mod acme;
 pub mod address;
 pub mod client;
 mod password;
@@ -26,7 +27,7 @@ use ipnet::IpNet;
 
 use self::client::{ClientAddress, detect_client};
 use self::request::{Endpoint, parse_update_request};
-use self::response::Answer;
+use self::response::{Answer, ReturnCode};
 use self::update::Updater;
 use crate::log::Untrusted;
 
@@ -42,15 +43,20 @@ pub struct ServiceOptions {
     /// Answer every dyndns2 code with status 200 (for ddclient, which ignores the body of any
     /// non-2xx answer but 401).
     pub always_200: bool,
+    /// How long an ACME challenge value is served; None: the ACME endpoints are off.
+    pub acme_lifetime: Option<Duration>,
 }
 
-impl From<&crate::config::Updates> for ServiceOptions {
-    fn from(updates: &crate::config::Updates) -> Self {
+impl ServiceOptions {
+    /// The options `config` gives (`[updates]` and `[acme]`).
+    pub fn new(config: &crate::config::Config) -> Self {
+        let updates = &config.updates;
         Self {
             trusted_proxies: updates.trusted_proxies.clone(),
             max_body_bytes: updates.max_body_bytes,
             body_read_timeout: updates.body_read_timeout,
             always_200: updates.always_200,
+            acme_lifetime: config.acme.enabled.then_some(config.acme.value_lifetime),
         }
     }
 }
@@ -121,6 +127,9 @@ impl UpdateService {
             | "/domains/dyndns/update" => Endpoint::Nic,
             "/domains/update" => Endpoint::Basic,
             "/domains/my-ip" => return my_ip(request.method(), client),
+            "/acme/present" => return self.httpreq(request, client, true).await,
+            "/acme/cleanup" => return self.httpreq(request, client, false).await,
+            "/update" => return self.acme_dns_update(request, client).await,
             dashboard if dashboard == "/dashboard" || dashboard.starts_with("/dashboard/") => {
                 return match &self.dashboard {
                     Some(pages) => pages.handle(request, client).await,
@@ -179,8 +188,24 @@ impl UpdateService {
             Some(request::Credentials::Malformed) => "malformed",
         };
         let started = std::time::Instant::now();
-        let answer =
-            tracing::Instrument::instrument(self.updater.apply(parsed, client), span.clone()).await;
+        let answer = match parsed.txt.clone() {
+            // `txt=` (or `clear=true`): the hosts' ACME challenge values, not their addresses.
+            Some(change) => match parsed.hosts {
+                Ok(hosts) => {
+                    tracing::Instrument::instrument(
+                        self.txt_update(parsed.credentials, hosts, change, client),
+                        span.clone(),
+                    )
+                    .await
+                }
+                Err(request::HostListError::Missing) => Answer::once(ReturnCode::Notfqdn),
+                Err(request::HostListError::TooMany) => Answer::once(ReturnCode::Numhost),
+            },
+            None => {
+                tracing::Instrument::instrument(self.updater.apply(parsed, client), span.clone())
+                    .await
+            }
+        };
         let metrics = crate::metrics::metrics();
         crate::metrics::observe(&metrics.update_duration, started.elapsed());
         for code in answer.codes() {

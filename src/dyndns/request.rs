@@ -79,10 +79,23 @@ pub struct UpdateRequest {
     /// The non-empty prefix parameters (`ip6lanprefix`, `ipv6prefix`, and `myipv6`/`ipv6`
     /// holding a `/`), by name, in request order.
     pub prefixes: Vec<(&'static str, String)>,
+    /// `txt`: an ACME challenge value for the hosts (Duck DNS style), if sent.
+    pub txt: Option<String>,
+    /// `clear=true`: remove the hosts' challenge values instead.
+    pub clear: bool,
     /// The credentials, if any method was present.
     pub credentials: Option<Credentials>,
     /// `User-Agent`, if sent.
     pub user_agent: Option<String>,
+}
+
+/// What a request asks of the hosts' ACME challenge values (`txt=`, `clear=true`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxtChange {
+    /// Serve this value at `_acme-challenge.<host>`.
+    Present(String),
+    /// Remove every value there.
+    Clear,
 }
 
 /// Why a request's host list cannot be used at all.
@@ -108,6 +121,8 @@ pub struct ParsedUpdate {
     pub addresses: Result<AddressPlan, IpError>,
     /// The IPv6 prefix sent, if any (the first prefix parameter).
     pub prefix: Result<Option<PrefixUpdate>, PrefixError>,
+    /// A change of the hosts' ACME challenge values, instead of their addresses.
+    pub txt: Option<TxtChange>,
     /// `User-Agent`, if sent.
     pub user_agent: Option<String>,
 }
@@ -127,6 +142,11 @@ impl UpdateRequest {
                         .map(|prefix| PrefixUpdate { prefix, parameter })
                 })
                 .transpose(),
+            txt: if self.clear {
+                Some(TxtChange::Clear)
+            } else {
+                self.txt.map(TxtChange::Present)
+            },
             credentials: self.credentials,
             user_agent: self.user_agent,
         }
@@ -164,6 +184,8 @@ pub fn parse_update_request(
     let mut prefixes = Vec::new();
     let mut username = None;
     let mut password = None;
+    let mut txt = None;
+    let mut clear = None;
     let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .chain(form_urlencoded::parse(form_body.unwrap_or_default()));
     for (name, value) in pairs {
@@ -199,6 +221,8 @@ pub fn parse_update_request(
             "hostname" => &mut hostname,
             "username" => &mut username,
             "password" => &mut password,
+            "txt" => &mut txt,
+            "clear" => &mut clear,
             // Legacy and unsupported parameters (system, wildcard, mx, backmx, offline...) are
             // ignored, as clients send them by default.
             _ => continue,
@@ -224,6 +248,12 @@ pub fn parse_update_request(
             .filter(|name| !name.is_empty()),
         addresses,
         prefixes,
+        txt: txt.filter(|value| !value.is_empty()),
+        clear: clear.is_some_and(|value| {
+            ["true", "1", "yes"]
+                .iter()
+                .any(|yes| value.eq_ignore_ascii_case(yes))
+        }),
         credentials,
         user_agent: user_agent.map(str::to_string),
     }
@@ -236,7 +266,10 @@ const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Credentials from the `Authorization` header, if it holds a scheme we take here.
-fn header_credentials(endpoint: Endpoint, authorization: Option<&[u8]>) -> Option<Credentials> {
+pub(super) fn header_credentials(
+    endpoint: Endpoint,
+    authorization: Option<&[u8]>,
+) -> Option<Credentials> {
     let header = std::str::from_utf8(authorization?).ok()?.trim();
     let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
     let value = value.trim();

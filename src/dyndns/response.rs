@@ -77,6 +77,8 @@ pub enum ReturnCode {
     /// An IPv6 prefix is malformed, has no length, or does not fit a host it is for; nothing
     /// changed.
     BadPrefix(PrefixError),
+    /// A `txt=` value that cannot be an ACME challenge value (or ACME values are off).
+    BadTxt,
     /// The store could not be read or written; nothing changed.
     Dnserr,
     /// Too many password checks are waiting; nothing was checked or changed. Retry later
@@ -89,7 +91,11 @@ impl ReturnCode {
     pub fn status(self) -> u16 {
         match self {
             Self::Good(_) | Self::Nochg(_) => 200,
-            Self::Notfqdn | Self::Numhost | Self::BadAddress(_) | Self::BadPrefix(_) => 400,
+            Self::Notfqdn
+            | Self::Numhost
+            | Self::BadAddress(_)
+            | Self::BadPrefix(_)
+            | Self::BadTxt => 400,
             Self::Badauth => 401,
             Self::Nohost => 404,
             Self::Abuse => 429,
@@ -110,6 +116,9 @@ impl ReturnCode {
             Self::Nochg(ips) => format!("nochg {ips}").trim_end().to_string(),
             Self::BadAddress(error) => error.to_string(),
             Self::BadPrefix(error) => error.to_string(),
+            Self::BadTxt => {
+                "invalid txt: an ACME challenge value is 1 to 255 base64url characters".into()
+            }
             other => other.label().to_string(),
         }
     }
@@ -126,6 +135,7 @@ impl ReturnCode {
             Self::Abuse => "abuse",
             Self::BadAddress(_) => "badaddress",
             Self::BadPrefix(_) => "badprefix",
+            Self::BadTxt => "badtxt",
             Self::Dnserr => "dnserr",
             Self::Busy => "911",
         }

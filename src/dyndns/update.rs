@@ -22,7 +22,7 @@ use super::response::{AddressList, Answer, ReturnCode};
 use super::throttle::{AuthThrottle, FailureKey, KnownClients, ThrottleRules};
 use crate::auth::{self, PasswordCache};
 use crate::intel::IpIntel;
-use crate::model::{AuthMethod, SCOPE_DOMAINS_UPDATE};
+use crate::model::{AuthMethod, SCOPE_ACME_UPDATE, SCOPE_DOMAINS_UPDATE};
 use crate::purge::Purger;
 use crate::served::{ReadStamp, Served};
 use crate::store::audit::ChangeContext;
@@ -108,11 +108,22 @@ fn pace_rules(limits: &crate::config::Limits) -> Option<PaceRules> {
     })
 }
 
+/// What a request authenticates for: it decides which API keys are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Moving addresses: keys with `domains:update`.
+    Update,
+    /// Answering ACME DNS-01 challenges: keys with `acme:update` (a key on a web server that
+    /// cannot move the host), or `domains:update`.
+    Acme,
+}
+
 /// Whether an API key is accepted in place of a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum KeysAccepted {
-    /// Yes: the update endpoints (the spec's "Your API key (recommended) or account password").
-    Yes,
+    /// Yes, with the scopes `Purpose` asks for: the update and ACME endpoints (the spec's
+    /// "Your API key (recommended) or account password").
+    For(Purpose),
     /// No: signing in to the account holder's pages takes the account password only.
     No,
 }
@@ -184,6 +195,46 @@ impl Updater {
         self.purging.store(purging.map(Arc::new));
     }
 
+    /// Checks `credentials` for `purpose`: the acting user's id, or the answer to a failure
+    /// (`badauth`, `911`, `dnserr`), under the same limits as updates.
+    pub(super) async fn authenticate_for(
+        &self,
+        credentials: Option<Credentials>,
+        client: ClientAddress,
+        purpose: Purpose,
+    ) -> Result<i64, ReturnCode> {
+        let stamp = self.served.read_stamp();
+        self.authenticate(credentials, client, stamp, purpose)
+            .await
+            .map(|principal| principal.user_id)
+    }
+
+    /// The store, as `serve` holds it.
+    pub(super) fn served(&self) -> &Served {
+        &self.served
+    }
+
+    /// Purges `names` from pdns's caches, waiting at most `purge-wait-ms` for the first
+    /// attempt (the rest goes on in the background).
+    pub(super) async fn purge(&self, names: Vec<String>) {
+        if let Some(purging) = self.purging.load_full() {
+            let (purger, wait) = &*purging;
+            let _ = tokio::time::timeout(*wait, purger.purge(names)).await;
+        }
+    }
+
+    /// Removes the ACME challenge values past their expiry, and purges their names.
+    pub async fn expire_challenges(&self) {
+        match self.served.expire_challenges().await {
+            Ok(names) if names.is_empty() => {}
+            Ok(names) => {
+                tracing::debug!(names = names.len(), "expired ACME challenge values removed");
+                self.purge(names).await;
+            }
+            Err(error) => tracing::warn!(%error, "cannot remove expired ACME challenge values"),
+        }
+    }
+
     /// Applies `limits` to the guards from now on (see [`Guards::reconfigure`]).
     pub fn reconfigure_limits(&self, limits: &crate::config::Limits) {
         self.guards.reconfigure(limits);
@@ -193,7 +244,10 @@ impl Updater {
     pub async fn apply(&self, request: ParsedUpdate, client: ClientAddress) -> Answer {
         // One look at the store's currency for all of this request's memoised reads.
         let stamp = self.served.read_stamp();
-        let principal = match self.authenticate(request.credentials, client, stamp).await {
+        let principal = match self
+            .authenticate(request.credentials, client, stamp, Purpose::Update)
+            .await
+        {
             Ok(principal) => principal,
             Err(code) => return Answer::once(code),
         };
@@ -317,6 +371,7 @@ impl Updater {
         credentials: Option<Credentials>,
         client: ClientAddress,
         stamp: ReadStamp,
+        purpose: Purpose,
     ) -> Result<Principal, ReturnCode> {
         let throttle = &self.guards.auth_throttle;
         let client_key = FailureKey::Client(client.source);
@@ -333,7 +388,7 @@ impl Updater {
                     None => None,
                 };
                 match found {
-                    Some((key, user)) if key_may_update(&key, &user) => Ok(Principal {
+                    Some((key, user)) if key_may(&key, &user, purpose) => Ok(Principal {
                         user_id: user.id,
                         key_id: Some(key.id),
                         method: AuthMethod::Bearer,
@@ -349,8 +404,15 @@ impl Updater {
                 login,
                 password,
             }) => {
-                self.check_login(method, login, password, client, stamp, KeysAccepted::Yes)
-                    .await
+                self.check_login(
+                    method,
+                    login,
+                    password,
+                    client,
+                    stamp,
+                    KeysAccepted::For(purpose),
+                )
+                .await
             }
         }
     }
@@ -441,7 +503,7 @@ impl Updater {
         } else {
             &failure_keys
         };
-        let key_hash = (keys == KeysAccepted::Yes && auth::looks_like_api_key(&password))
+        let key_hash = (keys != KeysAccepted::No && auth::looks_like_api_key(&password))
             .then(|| auth::hash_api_key(&password));
         let (user, key) = self
             .served
@@ -466,7 +528,11 @@ impl Updater {
             return fail();
         };
         if let Some((key, owner)) = key.filter(|(key, _)| key.user_id == user.id) {
-            return if key_may_update(&key, &owner) {
+            let purpose = match keys {
+                KeysAccepted::For(purpose) => purpose,
+                KeysAccepted::No => Purpose::Update,
+            };
+            return if keys != KeysAccepted::No && key_may(&key, &owner, purpose) {
                 Ok(Principal {
                     user_id: user.id,
                     key_id: Some(key.id),
@@ -532,13 +598,14 @@ fn with_detected_address(plan: AddressPlan, detected: IpAddr) -> AddressPlan {
     }
 }
 
-/// Whether `key`, owned by `owner`, may update domains: active key, active owner on a plan that
-/// allows keys, scope `domains:update`.
-fn key_may_update(key: &ApiKey, owner: &User) -> bool {
-    key.is_active
-        && owner.is_active
-        && owner.plan.allows_api_keys()
-        && key.has_scope(SCOPE_DOMAINS_UPDATE)
+/// Whether `key` of `owner` may be used for `purpose`: active key and user, a plan that
+/// allows keys, and a scope for the purpose.
+fn key_may(key: &ApiKey, owner: &User, purpose: Purpose) -> bool {
+    let scoped = match purpose {
+        Purpose::Update => key.has_scope(SCOPE_DOMAINS_UPDATE),
+        Purpose::Acme => key.has_scope(SCOPE_ACME_UPDATE) || key.has_scope(SCOPE_DOMAINS_UPDATE),
+    };
+    key.is_active && owner.is_active && owner.plan.allows_api_keys() && scoped
 }
 
 /// The answer codes of a request: the early ones where there is one, else what the store

@@ -244,6 +244,10 @@ impl fmt::Display for Plan {
 /// The scope an API key needs to update domains.
 pub const SCOPE_DOMAINS_UPDATE: &str = "domains:update";
 
+/// The scope that lets an API key set ACME DNS-01 challenge values of its owner's hosts, and
+/// nothing else (a key kept on a web server for its certificate renewals).
+pub const SCOPE_ACME_UPDATE: &str = "acme:update";
+
 /// Checks an API-key scope name: `resource:action`, lower-case letters and `_`.
 pub fn validate_scope(scope: &str) -> Result<(), InvalidValue> {
     let valid = scope.split_once(':').is_some_and(|(resource, action)| {

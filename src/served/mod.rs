@@ -12,6 +12,7 @@
 
 mod account;
 mod batch;
+mod challenges;
 mod counter;
 mod index;
 mod memo;

@@ -17,6 +17,7 @@
 pub mod abuse;
 pub mod audit;
 pub mod backup;
+pub mod challenges;
 pub mod changes;
 pub mod domains;
 pub mod keys;

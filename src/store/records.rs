@@ -37,6 +37,8 @@ pub enum RecordSource {
     Static,
     /// A DDNS domain.
     Dynamic,
+    /// An ACME DNS-01 challenge value.
+    Challenge,
 }
 
 impl RecordSource {
@@ -46,6 +48,7 @@ impl RecordSource {
             Self::Zone => "zone",
             Self::Static => "static",
             Self::Dynamic => "ddns",
+            Self::Challenge => "acme",
         }
     }
 }
@@ -136,9 +139,10 @@ pub enum Scope<'a> {
 
 /// What DNS answers from rows of their own, in one place, for every reader (lookups on SQLite,
 /// the served index's load and its deltas, zone listings): static records, then the DDNS
-/// addresses that have one, with the TTL of their owner's plan. Hands each to `each` with its
-/// zone's id, statics first, then DDNS; at any one name, statics in the order they were added
-/// and DDNS by type, so that readers which group by name keep that order without sorting.
+/// addresses that have one, with the TTL of their owner's plan, then the ACME challenge values
+/// (TXT). Hands each to `each` with its zone's id, statics first, then DDNS, then challenges;
+/// at any one name, statics in the order they were added, DDNS by type and challenges in the
+/// order they were set, so that readers which group by name keep that order without sorting.
 pub fn each_stored(
     conn: &Connection,
     scope: Scope<'_>,
@@ -152,6 +156,14 @@ pub fn each_stored(
             )
         };
     }
+    macro_rules! challenges {
+        ($tail:literal) => {
+            concat!(
+                "SELECT name, value, NULL, NULL, zone_id FROM acme_challenges",
+                $tail
+            )
+        };
+    }
     macro_rules! dynamic {
         ($tail:literal) => {
             concat!(
@@ -161,18 +173,21 @@ pub fn each_stored(
             )
         };
     }
-    let (statics, dynamic) = match scope {
+    let (statics, dynamic, challenges) = match scope {
         Scope::All => (
             statics!(" ORDER BY name, id"),
             dynamic!(" ORDER BY d.fqdn, d.record_type"),
+            challenges!(" ORDER BY name, id"),
         ),
         Scope::Zone(_) => (
             statics!(" WHERE zone_id = ?1 ORDER BY name, id"),
             dynamic!(" AND d.zone_id = ?1 ORDER BY d.fqdn, d.record_type"),
+            challenges!(" WHERE zone_id = ?1 ORDER BY name, id"),
         ),
         Scope::Name { .. } => (
             statics!(" WHERE zone_id = ?1 AND name = ?2 ORDER BY id"),
             dynamic!(" AND +d.zone_id = ?1 AND d.fqdn = ?2 ORDER BY d.record_type"),
+            challenges!(" WHERE +zone_id = ?1 AND name = ?2 ORDER BY id"),
         ),
     };
     let params: Vec<&dyn rusqlite::ToSql> = match &scope {
@@ -183,6 +198,7 @@ pub fn each_stored(
     for (sql, from_row) in [
         (statics, static_from_row as fn(&rusqlite::Row<'_>) -> _),
         (dynamic, dynamic_from_row),
+        (challenges, challenge_from_row),
     ] {
         let mut statement = conn.prepare_cached(sql)?;
         let mut rows = statement.query(params.as_slice())?;
@@ -215,6 +231,22 @@ fn dynamic_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ServedRecord> {
         content: row.get(2)?,
         ttl: plan.ttl(),
         source: RecordSource::Dynamic,
+    })
+}
+
+/// The TTL of challenge values: short, so that a retried validation soon sees a new value
+/// through resolvers that cached the old one (the value is purged from pdns's caches anyway).
+pub const CHALLENGE_TTL: u32 = 60;
+
+/// Reads a challenge row (`name, value`): a TXT record of one string.
+fn challenge_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ServedRecord> {
+    let value: String = row.get(1)?;
+    Ok(ServedRecord {
+        name: row.get(0)?,
+        record_type: ServedType::Stored(StaticType::Txt),
+        content: format!("\"{value}\""),
+        ttl: CHALLENGE_TTL,
+        source: RecordSource::Challenge,
     })
 }
 

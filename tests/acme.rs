@@ -1,0 +1,351 @@
+//! ACME DNS-01 challenge values against the real binary: lego's `httpreq` calls, acme-dns's
+//! `/update`, `txt=` on `/nic/update`; who may set what, where; served through the backend at
+//! once; removed on cleanup and on expiry. The whole path with real programs (pebble, lego,
+//! pdns_server) is `tests/acme_lego.rs`.
+
+mod common;
+
+use common::{Daemon, PASSWORD, TestEnv, backend_call, basic};
+use serde_json::json;
+
+/// A value as ACME makes them: base64url of a SHA-256, 43 characters.
+const APEX: &str = "LHDhK3oGRvkiefQnx7OOczTY5Tic_xZ6HcMOc_gmtoM";
+const WILDCARD: &str = "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789-_abcde";
+
+/// The TXT values served at `name`, as pdns would get them.
+fn served_txt(daemon: &Daemon, name: &str) -> Vec<String> {
+    let answer = backend_call(
+        daemon.backend_addr,
+        &json!({"method": "lookup", "parameters": {"qname": format!("{name}."), "qtype": "TXT",
+                "zone-id": -1}}),
+    );
+    let reply: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    let mut values: Vec<String> = reply["result"]
+        .as_array()
+        .map(|records| {
+            records
+                .iter()
+                .map(|record| {
+                    assert_eq!(record["ttl"], 60, "{record}");
+                    record["content"].as_str().unwrap().to_string()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    values.sort();
+    values
+}
+
+/// A lego `httpreq` call: POST /acme/{action} with Basic `login:secret`.
+fn httpreq(
+    daemon: &Daemon,
+    action: &str,
+    login: &str,
+    secret: &str,
+    fqdn: &str,
+    value: &str,
+) -> common::HttpResponse {
+    let body = json!({"fqdn": fqdn, "value": value}).to_string();
+    daemon.request(
+        "POST",
+        &format!("/acme/{action}"),
+        &[
+            ("Authorization", &basic(login, secret)),
+            ("Content-Type", "application/json"),
+        ],
+        Some(&body),
+    )
+}
+
+/// An acme-dns `/update` call.
+fn acme_dns(
+    daemon: &Daemon,
+    user: &str,
+    key: &str,
+    subdomain: &str,
+    txt: &str,
+) -> common::HttpResponse {
+    let body = json!({"subdomain": subdomain, "txt": txt}).to_string();
+    daemon.request(
+        "POST",
+        "/update",
+        &[("X-Api-User", user), ("X-Api-Key", key)],
+        Some(&body),
+    )
+}
+
+/// A key of alice with only `acme:update`.
+fn acme_key(env: &TestEnv) -> String {
+    env.cli_ok(&["key", "create", "alice", "--scope", "acme:update"])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn lego_httpreq_sets_apex_and_wildcard_values_and_cleans_them_up() {
+    let env = TestEnv::new();
+    env.seed();
+    let key = acme_key(&env);
+    let daemon = env.spawn("");
+    let name = "_acme-challenge.home.dyn.example";
+    assert!(served_txt(&daemon, name).is_empty());
+    for value in [APEX, WILDCARD] {
+        httpreq(
+            &daemon,
+            "present",
+            "alice",
+            &key,
+            &format!("{name}."),
+            value,
+        )
+        .assert(200, "ok");
+    }
+    assert_eq!(
+        served_txt(&daemon, name),
+        [format!("\"{APEX}\""), format!("\"{WILDCARD}\"")]
+    );
+    // Presented again (a retried validation): still two.
+    httpreq(&daemon, "present", "alice", &key, &format!("{name}."), APEX).assert(200, "ok");
+    assert_eq!(served_txt(&daemon, name).len(), 2);
+    // Each change moves the zone's serial: secondaries see it.
+    let serial = || -> i64 {
+        env.db()
+            .query_row("SELECT serial FROM zones", [], |row| row.get(0))
+            .unwrap()
+    };
+    let before = serial();
+    httpreq(&daemon, "cleanup", "alice", &key, &format!("{name}."), APEX).assert(200, "ok");
+    assert!(serial() > before);
+    assert_eq!(served_txt(&daemon, name), [format!("\"{WILDCARD}\"")]);
+    httpreq(
+        &daemon,
+        "cleanup",
+        "alice",
+        &key,
+        &format!("{name}."),
+        WILDCARD,
+    )
+    .assert(200, "ok");
+    assert!(served_txt(&daemon, name).is_empty());
+    // The account password works too; nothing else in the log says the value or the key.
+    httpreq(&daemon, "present", "alice", PASSWORD, name, APEX).assert(200, "ok");
+    let log = daemon.log();
+    assert!(!log.contains(&key) && !log.contains(PASSWORD), "{log}");
+    assert!(log.contains("ACME challenge value set"), "{log}");
+}
+
+#[test]
+fn values_go_only_under_the_users_own_hosts_and_acme_keys_move_nothing_else() {
+    let env = TestEnv::new();
+    let seed = env.seed();
+    let key = acme_key(&env);
+    let daemon = env.spawn("");
+    // Bob's host, a name that is no host, a name without the label, the label twice.
+    for (fqdn, status) in [
+        ("_acme-challenge.bob.dyn.example.", 404),
+        ("_acme-challenge.sub.home.dyn.example.", 404),
+        ("home.dyn.example.", 400),
+        ("_acme-challenge._acme-challenge.home.dyn.example.", 404),
+        ("www.home.dyn.example.", 400),
+    ] {
+        let answer = httpreq(&daemon, "present", "alice", &key, fqdn, APEX);
+        assert_eq!(answer.status, status, "{fqdn}: {answer:?}");
+    }
+    // Values that could be anything else in a TXT record.
+    for value in ["", "v=spf1 -all", "\"quoted\"", &"a".repeat(256)] {
+        let answer = httpreq(
+            &daemon,
+            "present",
+            "alice",
+            &key,
+            "_acme-challenge.home.dyn.example.",
+            value,
+        );
+        assert_eq!(answer.status, 400, "{value:?}: {answer:?}");
+    }
+    // Wrong credentials: 401 with a challenge, as Basic wants.
+    let answer = httpreq(
+        &daemon,
+        "present",
+        "alice",
+        "ak_wrongwrongwrongwrongwrongwrongwrongwrongwro",
+        "_acme-challenge.home.dyn.example.",
+        APEX,
+    );
+    assert_eq!(answer.status, 401);
+    assert!(answer.header("www-authenticate").is_some());
+    assert!(served_txt(&daemon, "_acme-challenge.bob.dyn.example").is_empty());
+    assert!(served_txt(&daemon, "_acme-challenge.home.dyn.example").is_empty());
+    // The acme:update key cannot move the host's address; the update key can set values.
+    daemon
+        .update_bearer(&key, "hostname=home.dyn.example&myip=192.0.2.1")
+        .assert(401, "badauth");
+    httpreq(
+        &daemon,
+        "present",
+        "alice",
+        &seed.alice_key,
+        "_acme-challenge.home.dyn.example.",
+        APEX,
+    )
+    .assert(200, "ok");
+    // A body that is not the JSON asked for, and one too large.
+    let junk = daemon.request(
+        "POST",
+        "/acme/present",
+        &[("Authorization", &basic("alice", &key))],
+        Some("fqdn=x"),
+    );
+    assert_eq!(junk.status, 400);
+    let huge = format!("{{\"fqdn\":\"{}\",\"value\":\"x\"}}", "a".repeat(100_000));
+    let answer = daemon.request(
+        "POST",
+        "/acme/present",
+        &[("Authorization", &basic("alice", &key))],
+        Some(&huge),
+    );
+    assert_eq!(answer.status, 413);
+    assert_eq!(daemon.get("/acme/present", &[]).status, 405);
+}
+
+#[test]
+fn acme_dns_clients_and_scripts_set_values_too() {
+    let env = TestEnv::new();
+    env.seed();
+    let key = acme_key(&env);
+    let daemon = env.spawn("");
+    let answer = acme_dns(&daemon, "alice", &key, "home.dyn.example", APEX);
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body, format!("{{\"txt\":\"{APEX}\"}}"));
+    assert_eq!(
+        served_txt(&daemon, "_acme-challenge.home.dyn.example"),
+        [format!("\"{APEX}\"")]
+    );
+    for (user, secret, subdomain, txt, status, error) in [
+        (
+            "alice",
+            key.as_str(),
+            "bob.dyn.example",
+            APEX,
+            401,
+            "forbidden",
+        ),
+        ("alice", "wrong", "home.dyn.example", APEX, 401, "forbidden"),
+        (
+            "alice",
+            key.as_str(),
+            "home.dyn.example",
+            "bad txt",
+            400,
+            "bad_txt",
+        ),
+        (
+            "alice",
+            key.as_str(),
+            "not a name",
+            APEX,
+            400,
+            "bad_subdomain",
+        ),
+    ] {
+        let answer = acme_dns(&daemon, user, secret, subdomain, txt);
+        assert_eq!(answer.status, status, "{answer:?}");
+        assert_eq!(answer.body, format!("{{\"error\":\"{error}\"}}"));
+    }
+    // Duck DNS style, on the update endpoint: a value, then clear.
+    daemon
+        .get(
+            &format!("/nic/update?hostname=home.dyn.example,bob.dyn.example&txt={WILDCARD}"),
+            &[("Authorization", &basic("alice", &key))],
+        )
+        .assert(200, "good\nnohost");
+    daemon
+        .get(
+            &format!("/nic/update?hostname=home.dyn.example&txt={WILDCARD}"),
+            &[("Authorization", &basic("alice", &key))],
+        )
+        .assert(200, "nochg");
+    assert_eq!(
+        served_txt(&daemon, "_acme-challenge.home.dyn.example").len(),
+        2
+    );
+    daemon
+        .get(
+            "/nic/update?hostname=home.dyn.example&txt=x&clear=true",
+            &[("Authorization", &basic("alice", &key))],
+        )
+        .assert(200, "good");
+    assert!(served_txt(&daemon, "_acme-challenge.home.dyn.example").is_empty());
+    // The host's address never moved through any of this.
+    assert_eq!(env.stored_ip("home.dyn.example", "A"), None);
+    daemon
+        .get(
+            "/nic/update?hostname=home.dyn.example&txt=no%20spaces",
+            &[("Authorization", &basic("alice", &key))],
+        )
+        .assert(
+            400,
+            "invalid txt: an ACME challenge value is 1 to 255 base64url characters",
+        );
+}
+
+#[test]
+fn values_expire_and_leave_with_their_host() {
+    let env = TestEnv::new();
+    env.seed();
+    let key = acme_key(&env);
+    let daemon = env.spawn("");
+    let name = "_acme-challenge.home.dyn.example";
+    for value in [APEX, WILDCARD] {
+        httpreq(&daemon, "present", "alice", &key, name, value).assert(200, "ok");
+    }
+    // One value's time is up (as if an hour had passed): the sweep removes it.
+    let conn = rusqlite::Connection::open(&env.db).unwrap();
+    conn.execute(
+        "UPDATE acme_challenges SET expires_at = '2000-01-01T00:00:00.000Z' WHERE value = ?1",
+        [APEX],
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while served_txt(&daemon, name).len() == 2 {
+        assert!(std::time::Instant::now() < deadline, "never expired");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(served_txt(&daemon, name), [format!("\"{WILDCARD}\"")]);
+    // The host removed: its values go at once.
+    env.cli_ok(&["domain", "remove", "home.dyn.example"]);
+    assert!(served_txt(&daemon, name).is_empty());
+}
+
+#[test]
+fn acme_can_be_turned_off() {
+    let env = TestEnv::new();
+    env.seed();
+    let key = acme_key(&env);
+    let daemon = env.spawn("acme.enabled = false");
+    assert_eq!(
+        httpreq(
+            &daemon,
+            "present",
+            "alice",
+            &key,
+            "_acme-challenge.home.dyn.example.",
+            APEX
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        acme_dns(&daemon, "alice", &key, "home.dyn.example", APEX).status,
+        404
+    );
+    assert_eq!(
+        daemon
+            .get(
+                &format!("/nic/update?hostname=home.dyn.example&txt={APEX}"),
+                &[("Authorization", &basic("alice", &key))]
+            )
+            .status,
+        400
+    );
+}
