@@ -1,0 +1,194 @@
+//! A certificate for a DDNS host and its wildcard, with real programs from Debian: `lego`
+//! (its `httpreq` DNS provider pointed at our `/acme` endpoint) asks `pebble` (a test ACME
+//! server) for `home.dyn.example` and `*.home.dyn.example` together; pebble checks the two
+//! TXT values at `_acme-challenge.home.dyn.example` through a real `pdns_server` running on
+//! our backend, with its caches on as shipped. Everything on loopback, stopped at the end.
+//!
+//! Needs `pebble`, `lego`, `pdns_server` and `openssl`: without them the test prints why and
+//! passes, unless `REQUIRE_E2E=1`, as in CI.
+
+#![allow(clippy::print_stdout, reason = "the test reports how long lego took")]
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Pdns, PdnsApiEndpoint, TestEnv, backend_call, free_port, require_tool};
+use serde_json::json;
+
+/// A process stopped when dropped.
+struct Stopped(Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts pebble on free loopback ports with a certificate made here, resolving challenge
+/// names through `dns_port`; returns it once its directory answers, with the directory URL
+/// and the certificate lego must trust.
+fn start_pebble(dir: &std::path::Path, dns_port: u16) -> (Stopped, String, std::path::PathBuf) {
+    let (cert, key) = (dir.join("pebble-cert.pem"), dir.join("pebble-key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let port = free_port();
+    let config = dir.join("pebble.json");
+    std::fs::write(
+        &config,
+        json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{port}"),
+            "managementListenAddress": format!("127.0.0.1:{}", free_port()),
+            "certificate": cert,
+            "privateKey": key,
+            "httpPort": free_port(),
+            "tlsPort": free_port(),
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let mut child = Command::new("pebble")
+        .arg("-config")
+        .arg(&config)
+        .arg("-dnsserver")
+        .arg(format!("127.0.0.1:{dns_port}"))
+        // No random waits before validations, no nonces refused on purpose: the test is
+        // about our side.
+        .env("PEBBLE_VA_NOSLEEP", "1")
+        .env("PEBBLE_WFE_NONCEREJECT", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let pebble = Stopped(child);
+    let (ready, listening) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("ACME directory available at") {
+                let _ = ready.send(());
+            }
+        }
+    });
+    listening
+        .recv_timeout(Duration::from_secs(30))
+        .expect("pebble never listened");
+    (pebble, format!("https://127.0.0.1:{port}/dir"), cert)
+}
+
+#[test]
+fn lego_gets_a_certificate_for_a_host_and_its_wildcard() {
+    for tool in ["pebble", "lego", "pdns_server", "openssl"] {
+        if !require_tool(tool) {
+            return;
+        }
+    }
+    let env = TestEnv::new();
+    env.seed();
+    let key = env
+        .cli_ok(&["key", "create", "alice", "--scope", "acme:update"])
+        .trim()
+        .to_string();
+    let socket = env.dir.path().join("backend.sock");
+    let api = PdnsApiEndpoint::new();
+    let daemon = env.spawn(&format!(
+        "listeners.backend-socket = {socket:?}\n{}",
+        api.daemon_config()
+    ));
+    let pdns = Pdns::spawn(
+        env.dir.path(),
+        "pdns.unix.conf",
+        &format!("unix:path={},timeout=2000", socket.display()),
+        &api,
+        "dyn.example",
+    );
+    let (_pebble, directory, ca) = start_pebble(env.dir.path(), pdns.port);
+
+    let store = env.dir.path().join("lego");
+    let started = Instant::now();
+    let lego = Command::new("lego")
+        .env("LEGO_CA_CERTIFICATES", &ca)
+        .env("HTTPREQ_ENDPOINT", format!("http://{}/acme", daemon.addr))
+        .env("HTTPREQ_USERNAME", "alice")
+        .env("HTTPREQ_PASSWORD", &key)
+        .args([
+            "--server",
+            &directory,
+            "--email",
+            "alice@example.com",
+            "--accept-tos",
+        ])
+        .args(["--dns", "httpreq"])
+        // Where lego checks that the values are served: our pdns (there is no other), and no
+        // wait for every authoritative server of the zone (ns1.dyn.example does not exist).
+        .args([
+            "--dns.resolvers",
+            &format!("127.0.0.1:{}", pdns.port),
+            "--dns.disable-cp",
+        ])
+        .args([
+            "--domains",
+            "home.dyn.example",
+            "--domains",
+            "*.home.dyn.example",
+        ])
+        .arg("--path")
+        .arg(&store)
+        .arg("run")
+        .output()
+        .unwrap();
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&lego.stdout),
+        String::from_utf8_lossy(&lego.stderr)
+    );
+    assert!(lego.status.success(), "lego failed:\n{output}");
+    println!("lego obtained the certificate in {:?}", started.elapsed());
+
+    let certificate = store.join("certificates/home.dyn.example.crt");
+    let names = Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(&certificate)
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&names.stdout);
+    assert!(
+        names.contains("DNS:home.dyn.example") && names.contains("DNS:*.home.dyn.example"),
+        "{names}"
+    );
+    // Both values were set and both cleaned up by lego; none is left to serve.
+    assert_eq!(
+        daemon.log_count("ACME challenge value set"),
+        2,
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(daemon.log_count("ACME challenge value removed"), 2);
+    let left = backend_call(
+        daemon.backend_addr,
+        &json!({"method": "lookup", "parameters": {
+            "qname": "_acme-challenge.home.dyn.example.", "qtype": "TXT", "zone-id": -1}}),
+    );
+    assert!(left.body.contains("\"result\":false"), "{}", left.body);
+}
