@@ -349,3 +349,35 @@ fn acme_can_be_turned_off() {
         400
     );
 }
+
+#[test]
+fn a_flood_of_challenge_calls_is_held_to_the_update_pace() {
+    let env = TestEnv::new();
+    let seed = env.seed();
+    let key = acme_key(&env);
+    let daemon = env.spawn(
+        "limits.abuse-detection = true\nlimits.abuse-burst = 2\nlimits.abuse-refill-ms = 60000\n\
+         limits.abuse-flag-after-secs = 1",
+    );
+    let name = "_acme-challenge.home.dyn.example.";
+    let started = std::time::Instant::now();
+    let mut accepted = 0;
+    let refused = loop {
+        let answer = httpreq(&daemon, "present", "alice", &key, name, APEX);
+        if answer.status == 429 {
+            break answer;
+        }
+        answer.assert(200, "ok");
+        accepted += 1;
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "never held back"
+        );
+    };
+    assert_eq!(refused.body, "abuse");
+    assert!(accepted >= 2, "the burst goes through");
+    // The host's own updates are another pace: they go on.
+    daemon
+        .update_bearer(&seed.alice_key, "hostname=home.dyn.example&myip=192.0.2.1")
+        .assert(200, "good 192.0.2.1");
+}

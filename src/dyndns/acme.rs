@@ -289,6 +289,12 @@ impl UpdateService {
     ) -> Result<ChallengeOutcome, ReturnCode> {
         let served = self.updater.served();
         let shown = host.to_string();
+        if !self
+            .updater
+            .admit(user_id, &crate::store::challenges::challenge_name(&host))
+        {
+            return Err(ReturnCode::Abuse);
+        }
         let (present, result) = match operation {
             Operation::Present(value) => (
                 true,

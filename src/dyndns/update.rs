@@ -209,6 +209,20 @@ impl Updater {
             .map(|principal| principal.user_id)
     }
 
+    /// Counts a request of `user_id` for `name` against the update pace (see
+    /// [`UpdateRateGuard`]): false when the name is flagged and the request must be answered
+    /// `abuse`. The ACME endpoints use it with the challenge name, so a script that floods
+    /// them is held to the pace of updates.
+    pub(super) fn admit(&self, user_id: i64, name: &str) -> bool {
+        match self.guards.rate_guard.admit(user_id, name) {
+            Pace::Admitted => true,
+            Pace::Refused(episode) => {
+                self.served.note_abuse(user_id, name, &episode);
+                false
+            }
+        }
+    }
+
     /// The store, as `serve` holds it.
     pub(super) fn served(&self) -> &Served {
         &self.served

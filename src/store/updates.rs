@@ -168,61 +168,37 @@ pub fn decide<'a>(
 /// changed address; the whole zone when a record gets its first address, since the name may
 /// have been cached as nonexistent (negative caching) and the zone's SOA serial moved.
 pub fn apply(conn: &Connection, plan: &UpdatePlan, now: &str) -> Result<Applied, StoreError> {
-    // Every host decided before anything is written: a prefix that fits one host but not
-    // another changes nothing at all.
-    let mut owned = Vec::with_capacity(plan.hosts.len());
-    for host in &plan.hosts {
-        owned.push(match host {
-            Some(host) => Some(find_owned_domains(conn, plan.user_id, host.as_str())?),
-            None => None,
-        });
-    }
     let prefix = plan.prefix.as_ref();
-    let decisions: Vec<Option<Decision<'_>>> = owned
-        .iter()
-        .map(|domains| {
-            domains
-                .as_deref()
-                .map(|domains| decide(domains, &plan.addresses, prefix))
-        })
-        .collect();
-    // The hosts following a named one, unless named themselves.
-    let followers = match prefix {
-        Some(_) => {
-            let named: Vec<&str> = plan
-                .hosts
-                .iter()
-                .flatten()
-                .map(DomainName::as_str)
-                .collect();
-            find_followers(conn, plan.user_id, &named)?
-                .into_iter()
-                .filter(|follower| !named.contains(&follower.fqdn.as_str()))
-                .collect()
-        }
-        None => Vec::new(),
-    };
-    let mut following = Vec::with_capacity(followers.len());
-    for follower in &followers {
-        let (Some(prefix), Some(suffix)) = (prefix, follower.suffix) else {
-            continue;
-        };
-        match suffix.address(&prefix.prefix) {
-            Ok(ip) => following.push((follower, IpAddr::V6(ip))),
-            Err(error) => {
+    // With a prefix, the hosts following the named ones move too, and every host is checked
+    // before anything is written: a prefix that fits one host but not another changes nothing.
+    let mut following = Vec::new();
+    if let Some(prefix) = prefix {
+        let named: Vec<&str> = plan
+            .hosts
+            .iter()
+            .flatten()
+            .map(DomainName::as_str)
+            .collect();
+        for host in &named {
+            let owned = find_owned_domains(conn, plan.user_id, host)?;
+            if let HostOutcome::BadPrefix(error) =
+                decide(&owned, &plan.addresses, Some(prefix)).outcome
+            {
                 return Ok(refused(plan, HostOutcome::BadPrefix(error)));
             }
         }
-    }
-    if let Some(error) = decisions
-        .iter()
-        .flatten()
-        .find_map(|decision| match decision.outcome {
-            HostOutcome::BadPrefix(error) => Some(error),
-            _ => None,
-        })
-    {
-        return Ok(refused(plan, HostOutcome::BadPrefix(error)));
+        for follower in find_followers(conn, plan.user_id, &named)? {
+            if named.contains(&follower.fqdn.as_str()) {
+                continue;
+            }
+            let Some(suffix) = follower.suffix else {
+                continue;
+            };
+            match suffix.address(&prefix.prefix) {
+                Ok(ip) => following.push((follower, IpAddr::V6(ip))),
+                Err(error) => return Ok(refused(plan, HostOutcome::BadPrefix(error))),
+            }
+        }
     }
 
     if let Some(key_id) = plan.key_id {
@@ -246,11 +222,15 @@ pub fn apply(conn: &Connection, plan: &UpdatePlan, now: &str) -> Result<Applied,
         });
         Ok(())
     };
-    for decision in decisions {
-        let Some(decision) = decision else {
+    for host in &plan.hosts {
+        let Some(host) = host else {
             outcomes.push(HostOutcome::Skipped);
             continue;
         };
+        // Read after the writes of the hosts before: a host named twice is `nochg` the
+        // second time.
+        let owned = find_owned_domains(conn, plan.user_id, host.as_str())?;
+        let decision = decide(&owned, &plan.addresses, prefix);
         for domain_id in decision.unchanged {
             touch_checked(conn, domain_id, now)?;
         }
@@ -263,7 +243,7 @@ pub fn apply(conn: &Connection, plan: &UpdatePlan, now: &str) -> Result<Applied,
         if follower.ip == Some(ip) {
             touch_checked(conn, follower.id, now)?;
         } else {
-            change(follower, ip, true)?;
+            change(&follower, ip, true)?;
         }
     }
     stale.sort();
