@@ -5,35 +5,16 @@
 
 mod common;
 
-use common::{Daemon, PASSWORD, TestEnv, backend_call, basic};
+use common::{Daemon, PASSWORD, TestEnv, backend_call, backend_contents, basic};
 use serde_json::json;
 
 /// A value as ACME makes them: base64url of a SHA-256, 43 characters.
 const APEX: &str = "LHDhK3oGRvkiefQnx7OOczTY5Tic_xZ6HcMOc_gmtoM";
 const WILDCARD: &str = "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789-_abcde";
 
-/// The TXT values served at `name`, as pdns would get them.
+/// The TXT values served at `name`, as pdns would get them, sorted.
 fn served_txt(daemon: &Daemon, name: &str) -> Vec<String> {
-    let answer = backend_call(
-        daemon.backend_addr,
-        &json!({"method": "lookup", "parameters": {"qname": format!("{name}."), "qtype": "TXT",
-                "zone-id": -1}}),
-    );
-    let reply: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
-    let mut values: Vec<String> = reply["result"]
-        .as_array()
-        .map(|records| {
-            records
-                .iter()
-                .map(|record| {
-                    assert_eq!(record["ttl"], 60, "{record}");
-                    record["content"].as_str().unwrap().to_string()
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    values.sort();
-    values
+    backend_contents(daemon.backend_addr, name, "TXT")
 }
 
 /// A lego `httpreq` call: POST /acme/{action} with Basic `login:secret`.
@@ -104,6 +85,13 @@ fn lego_httpreq_sets_apex_and_wildcard_values_and_cleans_them_up() {
         served_txt(&daemon, name),
         [format!("\"{APEX}\""), format!("\"{WILDCARD}\"")]
     );
+    // Served with a short TTL, so that a retried validation soon sees a new value.
+    let reply = backend_call(
+        daemon.backend_addr,
+        &json!({"method": "lookup", "parameters": {"qname": format!("{name}."), "qtype": "TXT",
+                "zone-id": -1}}),
+    );
+    assert!(reply.body.contains("\"ttl\":60"), "{}", reply.body);
     // Presented again (a retried validation): still two.
     httpreq(&daemon, "present", "alice", &key, &format!("{name}."), APEX).assert(200, "ok");
     assert_eq!(served_txt(&daemon, name).len(), 2);

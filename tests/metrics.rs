@@ -5,16 +5,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{Daemon, TestEnv};
-
-/// The metrics listener's address, from the daemon's log.
-fn metrics_addr(daemon: &Daemon) -> SocketAddr {
-    let marker = "listening on metrics=http://";
-    daemon.wait_for_log(marker);
-    let log = daemon.log();
-    let rest = log.split(marker).nth(1).unwrap();
-    rest.split('/').next().unwrap().parse().unwrap()
-}
+use common::{TestEnv, metric_sample};
 
 fn get(addr: SocketAddr, path: &str) -> common::HttpResponse {
     common::send_raw(
@@ -23,19 +14,12 @@ fn get(addr: SocketAddr, path: &str) -> common::HttpResponse {
     )
 }
 
-/// The value of the sample `line` starts with (name and labels) in `text`.
-fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' '))
-        .and_then(|value| value.parse().ok())
-}
-
 #[test]
 fn the_metrics_count_what_happened() {
     let env = TestEnv::new();
     let seed = env.seed();
     let daemon = env.spawn("listeners.metrics-listen = \"127.0.0.1:0\"");
-    let addr = metrics_addr(&daemon);
+    let addr = daemon.metrics_addr();
     daemon
         .update_bearer(&seed.alice_key, "hostname=home.dyn.example&myip=192.0.2.1")
         .assert(200, "good 192.0.2.1");
@@ -93,13 +77,13 @@ fn the_metrics_count_what_happened() {
         ("certadns_ddns_password_checks_waiting", 0.0),
     ] {
         assert_eq!(
-            sample(text, sample_name),
+            metric_sample(text, sample_name),
             Some(value),
             "{sample_name} in:\n{text}"
         );
     }
-    assert!(sample(text, "certadns_ddns_commit_batch_size_count").unwrap() >= 1.0);
-    assert!(sample(text, "certadns_ddns_index_loads_total").unwrap() >= 1.0);
+    assert!(metric_sample(text, "certadns_ddns_commit_batch_size_count").unwrap() >= 1.0);
+    assert!(metric_sample(text, "certadns_ddns_index_loads_total").unwrap() >= 1.0);
     assert!(text.ends_with("# EOF\n"));
     assert_eq!(get(addr, "/nothing").status, 404);
 }
@@ -110,7 +94,7 @@ fn readiness_names_the_part_that_is_not_ready() {
     env.seed();
     let daemon =
         env.spawn("listeners.metrics-listen = \"127.0.0.1:0\"\nstore.busy-timeout-ms = 200");
-    let addr = metrics_addr(&daemon);
+    let addr = daemon.metrics_addr();
     get(addr, "/health/live").assert(200, "live\n");
     get(addr, "/health/ready").assert(200, "ready\n");
     // Another process holds the write lock: the store cannot take a write.

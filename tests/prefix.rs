@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::{Daemon, TestEnv, backend_call};
-use serde_json::json;
+use common::{Daemon, TestEnv, backend_contents};
 
 /// alice's network: `home` (A, and AAAA without an interface id: the router itself), `printer`
 /// (AAAA ::a:b:c:d, following home) and `nas` (AAAA ::1:2:3:4 in subnet 1, following home),
@@ -40,23 +39,9 @@ fn network(env: &TestEnv) -> String {
     seed.alice_key
 }
 
-/// The AAAA address served for `name`, through the backend as pdns asks.
+/// The AAAA addresses served for `name`, through the backend as pdns asks.
 fn served_aaaa(daemon: &Daemon, name: &str) -> Vec<String> {
-    let answer = backend_call(
-        daemon.backend_addr,
-        &json!({"method": "lookup", "parameters": {"qname": format!("{name}."), "qtype": "AAAA",
-                "zone-id": -1}}),
-    );
-    let reply: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
-    reply["result"]
-        .as_array()
-        .map(|records| {
-            records
-                .iter()
-                .map(|record| record["content"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
+    backend_contents(daemon.backend_addr, name, "AAAA")
 }
 
 /// (fqdn, new_ip, prefix, prefix_parameter) of the audit rows after row `after`.

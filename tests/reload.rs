@@ -35,26 +35,13 @@ fn seen_address(daemon: &Daemon, forwarded_for: &str) -> String {
     json["ip"].as_str().unwrap().to_string()
 }
 
-/// The metrics listener's address, from the daemon's log.
-fn metrics_addr(daemon: &Daemon) -> SocketAddr {
-    let marker = "listening on metrics=http://";
-    daemon.wait_for_log(marker);
-    let log = daemon.log();
-    let rest = log.split(marker).nth(1).unwrap();
-    rest.split('/').next().unwrap().parse().unwrap()
-}
-
 /// The value of the metric sample `name_and_labels`.
 fn metric(addr: SocketAddr, name_and_labels: &str) -> Option<f64> {
     let answer = common::send_raw(
         addr,
         b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
-    answer
-        .body
-        .lines()
-        .find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' '))
-        .and_then(|value| value.parse().ok())
+    common::metric_sample(&answer.body, name_and_labels)
 }
 
 #[test]
@@ -129,7 +116,7 @@ fn a_broken_file_is_refused_whole_and_the_running_configuration_stays() {
     let base = "listeners.metrics-listen = \"127.0.0.1:0\"\n\
                 updates.trusted-proxies = [\"127.0.0.1/32\"]";
     let daemon = env.spawn(base);
-    let metrics = metrics_addr(&daemon);
+    let metrics = daemon.metrics_addr();
     assert_eq!(
         metric(metrics, "certadns_ddns_config_last_reload_successful"),
         Some(1.0)

@@ -383,6 +383,18 @@ impl Daemon {
             .unwrap_or_else(|| panic!("no address after {marker:?} in:\n{log}"))
     }
 
+    /// The metrics listener (`metrics-listen`), once logged.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        let marker = "listening on metrics=http://";
+        self.wait_for_log(marker);
+        let log = self.log();
+        let rest = log.split(marker).nth(1).expect("the marker is logged");
+        rest.split('/')
+            .next()
+            .and_then(|address| address.parse().ok())
+            .unwrap_or_else(|| panic!("no metrics address in:\n{log}"))
+    }
+
     /// The line-JSON TCP listener for relays (`backend-tcp-listen`), once logged.
     pub fn tcp_backend_addr(&self) -> SocketAddr {
         self.logged_address("listening on backend=tcp://")
@@ -615,6 +627,35 @@ pub fn backend_call(backend: SocketAddr, request: &serde_json::Value) -> HttpRes
         )
         .as_bytes(),
     )
+}
+
+/// The value of the metric sample that starts with `name_and_labels` in the text format.
+pub fn metric_sample(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+}
+
+/// The contents of the `qtype` records served at `name`, as pdns's HTTP connector gets them
+/// from `backend` (a `lookup` call), sorted.
+pub fn backend_contents(backend: SocketAddr, name: &str, qtype: &str) -> Vec<String> {
+    let answer = backend_call(
+        backend,
+        &serde_json::json!({"method": "lookup", "parameters": {
+            "qname": format!("{name}."), "qtype": qtype, "zone-id": -1}}),
+    );
+    let reply: serde_json::Value = serde_json::from_str(&answer.body).expect("a JSON reply");
+    let mut contents: Vec<String> = reply["result"]
+        .as_array()
+        .map(|records| {
+            records
+                .iter()
+                .map(|record| record["content"].as_str().expect("content").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    contents.sort();
+    contents
 }
 
 /// Whether an external tool needed by end-to-end tests is on PATH. When it is missing the test
