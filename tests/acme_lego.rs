@@ -116,13 +116,7 @@ fn lego_gets_a_certificate_for_a_host_and_its_wildcard() {
         "listeners.backend-socket = {socket:?}\n{}",
         api.daemon_config()
     ));
-    let pdns = Pdns::spawn(
-        env.dir.path(),
-        "pdns.unix.conf",
-        &format!("unix:path={},timeout=2000", socket.display()),
-        &api,
-        "dyn.example",
-    );
+    let pdns = Pdns::on_socket(env.dir.path(), &socket, &api, "dyn.example");
     let (_pebble, directory, ca) = start_pebble(env.dir.path(), pdns.port);
 
     let store = env.dir.path().join("lego");

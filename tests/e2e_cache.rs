@@ -44,13 +44,7 @@ fn every_query_after_good_sees_the_update_with_caches_on() {
         "listeners.backend-socket = {socket:?}\n{}",
         api.daemon_config()
     ));
-    let pdns = Pdns::spawn(
-        env.dir.path(),
-        "pdns.unix.conf",
-        &format!("unix:path={},timeout=2000", socket.display()),
-        &api,
-        "dyn.example",
-    );
+    let pdns = Pdns::on_socket(env.dir.path(), &socket, &api, "dyn.example");
     let port = pdns.port;
 
     // A steady load on every host keeps pdns's caches warm throughout.

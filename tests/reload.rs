@@ -376,13 +376,7 @@ fn pdns_front_ends_added_by_a_reload_are_purged() {
     let api = PdnsApiEndpoint::new();
     let without_api = format!("listeners.backend-socket = {socket:?}");
     let daemon = env.spawn(&without_api);
-    let pdns = Pdns::spawn(
-        env.dir.path(),
-        "pdns.unix.conf",
-        &format!("unix:path={},timeout=2000", socket.display()),
-        &api,
-        "dyn.example",
-    );
+    let pdns = Pdns::on_socket(env.dir.path(), &socket, &api, "dyn.example");
     let served = || dig(pdns.port, "home.dyn.example", "A", &[]).data("A");
     let update = |ip: &str| {
         daemon

@@ -813,6 +813,23 @@ impl Pdns {
         Self::spawn_with(dir, &text, &args, free_port(), zone)
     }
 
+    /// Starts pdns with `pdns-conf/pdns.unix.conf` as shipped, talking to the backend's unix
+    /// socket at `socket` (timeout 2 s), its API at `api`; waits until it answers for `zone`.
+    pub fn on_socket(
+        dir: &std::path::Path,
+        socket: &std::path::Path,
+        api: &PdnsApiEndpoint,
+        zone: &str,
+    ) -> Self {
+        Self::spawn(
+            dir,
+            "pdns.unix.conf",
+            &format!("unix:path={},timeout=2000", socket.display()),
+            api,
+            zone,
+        )
+    }
+
     /// Starts pdns with `conf_text` as its pdns.conf and `args` on top, on 127.0.0.1:`port`;
     /// waits until it answers a SOA query for `zone`.
     ///
