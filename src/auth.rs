@@ -251,8 +251,9 @@ impl PasswordCache {
     }
 }
 
-/// `duration` in whole milliseconds, saturating.
-fn millis(duration: Duration) -> u64 {
+/// `duration` in whole milliseconds, saturating: how the guards keep a reloadable lifetime in
+/// an atomic.
+pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 

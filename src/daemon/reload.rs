@@ -19,6 +19,7 @@ use tokio::signal::unix::Signal;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
+use super::notify_systemd;
 use crate::config::{Config, ConfigSource};
 use crate::dashboard::DashboardOptions;
 use crate::dyndns::update::Updater;
@@ -273,9 +274,4 @@ async fn interval(every: Duration) -> tokio::time::Interval {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
     ticks
-}
-
-/// Tells systemd, if it started the process (`NOTIFY_SOCKET`).
-fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
-    super::notify_systemd(states);
 }

@@ -241,6 +241,8 @@ impl UpdateService {
                     }
                     Ok(ChallengeOutcome::Unchanged) => ReturnCode::Nochg(AddressList::default()),
                     Ok(ChallengeOutcome::NoHost) => ReturnCode::Nohost,
+                    // Per host, as for address updates: the other hosts' lines stand.
+                    Err(ReturnCode::Abuse) => ReturnCode::Abuse,
                     Err(code) => return Answer::once(code),
                 },
             );

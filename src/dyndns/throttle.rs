@@ -98,15 +98,17 @@ impl KnownClients {
     /// Remembers successes for `lifetime` (zero: never).
     pub fn new(lifetime: Duration) -> Self {
         Self {
-            lifetime_ms: millis(lifetime).into(),
+            lifetime_ms: crate::auth::millis(lifetime).into(),
             entries: Bounded::new(),
         }
     }
 
     /// Remembers successes for `lifetime` from now on (zero: no more exemptions).
     pub fn set_lifetime(&self, lifetime: Duration) {
-        self.lifetime_ms
-            .store(millis(lifetime), std::sync::atomic::Ordering::Relaxed);
+        self.lifetime_ms.store(
+            crate::auth::millis(lifetime),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// How long a success is remembered.
@@ -134,11 +136,6 @@ impl KnownClients {
             .peek(&(login.clone(), client), |seen| seen.elapsed() < lifetime)
             .unwrap_or(false)
     }
-}
-
-/// `duration` in whole milliseconds, saturating (days of them fit many times over).
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A password check under way: counts toward its keys' limits until dropped.

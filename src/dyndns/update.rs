@@ -229,7 +229,7 @@ impl Updater {
     }
 
     /// Purges `names` from pdns's caches, waiting at most `purge-wait-ms` for the first
-    /// attempt (the rest goes on in the background).
+    /// attempt (the purge goes on in the background if it takes longer).
     pub(super) async fn purge(&self, names: Vec<String>) {
         if let Some(purging) = self.purging.load_full() {
             let (purger, wait) = &*purging;
@@ -341,11 +341,7 @@ impl Updater {
                 }) {
                     return Answer::once(ReturnCode::BadPrefix(error));
                 }
-                if let Some(purging) = self.purging.load_full() {
-                    let (purger, wait) = &*purging;
-                    // The purge goes on in the background if it takes longer than `wait`.
-                    let _ = tokio::time::timeout(*wait, purger.purge(applied.stale)).await;
-                }
+                self.purge(applied.stale).await;
                 Answer::per_host(answer_codes(&early, applied.outcomes))
             }
             Err(error) => {
@@ -542,11 +538,11 @@ impl Updater {
             return fail();
         };
         if let Some((key, owner)) = key.filter(|(key, _)| key.user_id == user.id) {
-            let purpose = match keys {
-                KeysAccepted::For(purpose) => purpose,
-                KeysAccepted::No => Purpose::Update,
+            let allowed = match keys {
+                KeysAccepted::For(purpose) => key_may(&key, &owner, purpose),
+                KeysAccepted::No => false,
             };
-            return if keys != KeysAccepted::No && key_may(&key, &owner, purpose) {
+            return if allowed {
                 Ok(Principal {
                     user_id: user.id,
                     key_id: Some(key.id),
