@@ -369,3 +369,36 @@ fn a_flood_of_challenge_calls_is_held_to_the_update_pace() {
         .update_bearer(&seed.alice_key, "hostname=home.dyn.example&myip=192.0.2.1")
         .assert(200, "good 192.0.2.1");
 }
+
+#[test]
+fn a_store_failure_answers_dnserr_and_serves_nothing() {
+    let env = TestEnv::new();
+    env.seed();
+    let key = acme_key(&env);
+    let daemon = env.spawn("");
+    // The insert fails inside the transaction, as a full disk would fail it.
+    let conn = rusqlite::Connection::open(&env.db).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER fail_challenge BEFORE INSERT ON acme_challenges
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+    )
+    .unwrap();
+    let name = "_acme-challenge.home.dyn.example.";
+    httpreq(&daemon, "present", "alice", &key, name, APEX).assert(500, "dnserr");
+    let answer = acme_dns(&daemon, "alice", &key, "home.dyn.example", APEX);
+    assert_eq!((answer.status, answer.body.as_str()), (500, "dnserr"));
+    daemon
+        .get(
+            &format!("/nic/update?hostname=home.dyn.example&txt={APEX}"),
+            &[("Authorization", &basic("alice", &key))],
+        )
+        .assert(500, "dnserr");
+    assert!(served_txt(&daemon, "_acme-challenge.home.dyn.example").is_empty());
+    // Repaired: the same call goes through.
+    conn.execute_batch("DROP TRIGGER fail_challenge").unwrap();
+    httpreq(&daemon, "present", "alice", &key, name, APEX).assert(200, "ok");
+    assert_eq!(
+        served_txt(&daemon, "_acme-challenge.home.dyn.example"),
+        [format!("\"{APEX}\"")]
+    );
+}
