@@ -37,6 +37,7 @@ pub mod config;
 pub mod daemon;
 pub mod dashboard;
 pub mod dyndns;
+pub mod handover;
 pub mod intel;
 pub mod log;
 pub mod metrics;

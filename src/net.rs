@@ -25,10 +25,11 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use ipnet::IpNet;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
+
+use crate::handover::{Gated, Handover, Kept};
 
 /// Limits of the accept loop.
 #[derive(Debug, Clone)]
@@ -54,6 +55,9 @@ pub struct ServerOptions {
     pub per_client: Option<PerClientLimit>,
     /// The listener's name in the metrics (`updates`, `backend`, `metrics`).
     pub name: &'static str,
+    /// Keep connections across restarts (in systemd's store when it has one, see
+    /// `handover.rs`); none: connections close at shutdown after their request.
+    pub handover: Option<Arc<Handover>>,
 }
 
 impl ServerOptions {
@@ -73,6 +77,7 @@ impl ServerOptions {
                 exempt: trusted_proxies,
             }),
             name: "updates",
+            handover: None,
         }
     }
 }
@@ -256,20 +261,54 @@ pub(crate) fn tune_stream(stream: &TcpStream, tcp_keepalive: bool) {
     }
 }
 
-/// Serves HTTP on `listener` until `shutdown` turns true, then stops accepting and waits up to
-/// the grace period for open connections to finish their current request.
+/// Serves HTTP on `listener`, and on the connections a previous process handed over
+/// (`inherited`, with a [`ServerOptions::handover`]), until `shutdown` turns true; then stops
+/// accepting and waits up to the grace period for open connections to finish their current
+/// request (and, with a handover, to stop reading).
 pub async fn serve_http<H, F>(
     listener: TcpListener,
     options: ServerOptions,
     handler: H,
     mut shutdown: watch::Receiver<bool>,
+    inherited: Vec<(String, std::os::fd::OwnedFd)>,
 ) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
-    let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(options.max_connections));
     let client_counts = Arc::new(ClientCounts::default());
+    // Open connections: the shutdown waits for none.
+    let (open, _) = watch::channel(0_usize);
+    let connection = Connection {
+        options: options.clone(),
+        stop: shutdown.clone(),
+        open: &open,
+    };
+    if let Some(handover) = &options.handover {
+        for (name, fd) in inherited {
+            let stream = std::net::TcpStream::from(fd);
+            let resumed = stream.set_nonblocking(true).and_then(|()| {
+                let peer = stream.peer_addr()?;
+                Ok((TcpStream::from_std(stream)?, peer))
+            });
+            match resumed {
+                Ok((stream, peer))
+                    if options
+                        .allow_from
+                        .as_ref()
+                        .is_none_or(|allow| allow.check(peer)) =>
+                {
+                    let kept = handover.resume(name, stream);
+                    connection.spawn(kept, peer, None, None, handler.clone(), false);
+                }
+                Ok((stream, _)) => drop(handover.resume(name, stream)),
+                Err(error) => {
+                    tracing::debug!(%error, "a handed-over connection is gone");
+                    handover.remove(&name);
+                }
+            }
+        }
+    }
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&permits).acquire_owned() => permit.expect("the semaphore is never closed"),
@@ -306,52 +345,187 @@ pub async fn serve_http<H, F>(
         };
         tracing::debug!(%peer, "connection accepted");
         tune_stream(&stream, options.tcp_keepalive);
-        let handler = handler.clone();
+        let kept = match &options.handover {
+            Some(handover) => handover.keep("http", stream),
+            None => Kept::plain(stream),
+        };
+        connection.spawn(kept, peer, Some(permit), slot, handler.clone(), true);
+    }
+    drop(listener);
+    let mut open = open.subscribe();
+    let drained = async move {
+        // The guard `wait_for` returns is not `Send`: dropped here.
+        let _ = open.wait_for(|open| *open == 0).await.map(|_| ());
+    };
+    tokio::select! {
+        () = drained => tracing::debug!("all connections closed"),
+        () = tokio::time::sleep(options.shutdown_grace) => {
+            tracing::warn!("connections still open after the shutdown grace period; closing them");
+        }
+    }
+}
+
+/// What each connection of one listener is served with.
+struct Connection<'a> {
+    /// The listener's options.
+    options: ServerOptions,
+    /// Turns true when the listener stops: connections not kept for a handover then finish
+    /// their request and close.
+    stop: watch::Receiver<bool>,
+    /// Counts the open ones.
+    open: &'a watch::Sender<usize>,
+}
+
+impl Connection<'_> {
+    /// Serves `kept` from `peer` on a task of its own. `fresh`: just accepted, so it must
+    /// speak within the first-byte timeout (a handed-over one has spoken before).
+    fn spawn<H, F>(
+        &self,
+        kept: Kept<TcpStream>,
+        peer: SocketAddr,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        slot: Option<ClientSlot>,
+        handler: H,
+        fresh: bool,
+    ) where
+        H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    {
+        // Told when the first request has been read (see the drain below).
+        let first_request = Arc::new(tokio::sync::Notify::new());
+        let told = Arc::clone(&first_request);
         let service = service_fn(move |request| {
+            told.notify_one();
             let handler = handler.clone();
             async move { Ok::<_, Infallible>(handler(request, peer).await) }
         });
-        let first_byte_timeout = options.first_byte_timeout;
+        let first_byte_timeout = self.options.first_byte_timeout.filter(|_| fresh);
         let builder = {
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(options.header_read_timeout)
-                .max_buf_size(options.max_header_bytes)
+                .header_read_timeout(self.options.header_read_timeout)
+                .max_buf_size(self.options.max_header_bytes)
                 .keep_alive(true);
             builder
         };
-        let watcher = graceful.watcher();
-        let open = crate::metrics::OpenConnection::new(options.name);
+        let open = crate::metrics::OpenConnection::new(self.options.name);
+        let grace = self.options.shutdown_grace;
+        let handover = kept.handover().cloned();
+        self.open.send_modify(|open| *open += 1);
+        let counted = self.open.clone();
+        let Some(handover) = handover else {
+            let mut stop = self.stop.clone();
+            // How long a connection accepted just before the stop may take to send its first
+            // request: it is answered (with `Connection: close`), never closed unanswered.
+            let first_request_limit = first_byte_timeout
+                .or(self.options.header_read_timeout)
+                .unwrap_or(grace)
+                .min(grace);
+            tokio::spawn(async move {
+                let stream = kept;
+                // hyper's header timeout, when set, runs from accept; without it, this bounds
+                // how long a connection may be held open without a word.
+                if let Some(limit) = first_byte_timeout {
+                    // `peek` waits for real data (or the peer's close); `readable` may wake
+                    // early.
+                    let mut first = [0_u8; 1];
+                    if tokio::time::timeout(limit, stream.get_ref().peek(&mut first))
+                        .await
+                        .is_err()
+                    {
+                        tracing::debug!(%peer, "no request within the first-byte timeout; closing");
+                        counted.send_modify(|open| *open -= 1);
+                        return;
+                    }
+                }
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(connection);
+                let ended = tokio::select! {
+                    ended = connection.as_mut() => ended,
+                    () = stop_requested(&mut stop) => {
+                        // hyper's graceful shutdown closes a connection it has read nothing
+                        // from yet, even with the request waiting in the kernel: first let
+                        // it read the request (a client that connected just before the stop).
+                        let read_first = tokio::select! {
+                            ended = connection.as_mut() => Some(ended),
+                            () = first_request.notified() => None,
+                            () = tokio::time::sleep(first_request_limit) => None,
+                        };
+                        match read_first {
+                            Some(ended) => ended,
+                            None => {
+                                connection.as_mut().graceful_shutdown();
+                                connection.await
+                            }
+                        }
+                    }
+                };
+                if let Err(error) = ended {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }
+                drop(slot);
+                drop(permit);
+                drop(open);
+                counted.send_modify(|open| *open -= 1);
+            });
+            return;
+        };
+
+        let kept_open = counted;
         tokio::spawn(async move {
-            // hyper's header timeout, when set, runs from accept; without it, this bounds how
-            // long a connection may be held open without a word.
             if let Some(limit) = first_byte_timeout {
-                // `peek` waits for real data (or the peer's close); `readable` may wake early.
                 let mut first = [0_u8; 1];
-                if tokio::time::timeout(limit, stream.peek(&mut first))
-                    .await
-                    .is_err()
-                {
-                    tracing::debug!(%peer, "no request within the first-byte timeout; closing");
-                    return;
+                tokio::select! {
+                    peeked = tokio::time::timeout(limit, kept.get_ref().peek(&mut first)) => {
+                        if peeked.is_err() {
+                            tracing::debug!(%peer, "no request within the first-byte timeout; closing");
+                            drop(kept);
+                            kept_open.send_modify(|open| *open -= 1);
+                            return;
+                        }
+                    }
+                    // Nothing read yet: the next process reads it.
+                    () = handover.wait() => {
+                        drop(kept);
+                        kept_open.send_modify(|open| *open -= 1);
+                        return;
+                    }
                 }
             }
-            let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
-            if let Err(error) = connection.await {
+            let (gated, gate) = Gated::new(kept);
+            // Boxed, so that it can be dropped (and the connection with it) before the count
+            // says it is gone.
+            let mut connection = Box::pin(builder.serve_connection(TokioIo::new(gated), service));
+            let ended = tokio::select! {
+                ended = connection.as_mut() => Some(ended),
+                () = handover.wait() => {
+                    // Answer what was read; then the gate holds every further read back.
+                    if gate.owes() {
+                        tokio::select! {
+                            ended = connection.as_mut() => Some(ended),
+                            () = gate.parked() => None,
+                            () = tokio::time::sleep(grace) => {
+                                tracing::warn!(%peer, "a request still unanswered at the end of the shutdown grace period");
+                                None
+                            }
+                        }
+                    } else {
+                        None
+                    }
+                }
+            };
+            if let Some(Err(error)) = ended {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
+            // Dropped after the handover began, the connection stays open for the next
+            // process; before it, it is shut down and taken out of systemd's store.
+            drop(connection);
             drop(slot);
             drop(permit);
             drop(open);
+            kept_open.send_modify(|open| *open -= 1);
         });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => tracing::debug!("all connections closed"),
-        () = tokio::time::sleep(options.shutdown_grace) => {
-            tracing::warn!("connections still open after the shutdown grace period; closing them");
-        }
     }
 }
 

@@ -16,6 +16,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::service_manager::ServiceManager;
 use common::{Daemon, Pdns, PdnsApiEndpoint, TestEnv, dig, free_port, require_tool};
 
 /// How long each load phase runs.
@@ -69,14 +70,17 @@ struct LoadResult {
     report: String,
 }
 
-/// Runs dnsperf against `port` for [`LOAD_SECONDS`].
-fn dnsperf(port: u16, queries: &std::path::Path) -> LoadResult {
-    let output = std::process::Command::new("dnsperf")
+/// Runs dnsperf against `port` for [`LOAD_SECONDS`], as fast as it can or at `max_qps`.
+fn dnsperf(port: u16, queries: &std::path::Path, max_qps: Option<u32>) -> LoadResult {
+    let mut command = std::process::Command::new("dnsperf");
+    command
         .args(["-s", "127.0.0.1", "-p", &port.to_string(), "-d"])
         .arg(queries)
-        .args(["-c", "4", "-q", "64", "-l", &LOAD_SECONDS.to_string()])
-        .output()
-        .expect("run dnsperf");
+        .args(["-c", "4", "-q", "64", "-l", &LOAD_SECONDS.to_string()]);
+    if let Some(qps) = max_qps {
+        command.args(["-Q", &qps.to_string()]);
+    }
+    let output = command.output().expect("run dnsperf");
     let report = String::from_utf8_lossy(&output.stdout).into_owned();
     let number = |label: &str| -> u64 {
         report
@@ -107,24 +111,41 @@ fn dnsperf(port: u16, queries: &std::path::Path) -> LoadResult {
 /// Sends updates (each a new address for the next host) until `stop`; returns how many were
 /// answered `good`, failing on any other answer.
 fn update_until(daemon: &Daemon, key: &str, stop: Instant) -> usize {
+    update_at(daemon.addr, key, stop).0
+}
+
+/// [`update_until`] against the update endpoints at `addr`, each on a new connection (a
+/// refused or reset one fails); returns how many were answered and the last host and address.
+fn update_at(addr: std::net::SocketAddr, key: &str, stop: Instant) -> (usize, String, String) {
     let bearer = format!("Bearer {key}");
     let mut answered = 0;
+    let mut last = (String::new(), String::new());
     while Instant::now() < stop {
         let host = answered % HOSTS;
         let ip = format!("203.0.113.{}", answered % 250 + 1);
-        let response = daemon.get(
-            &format!("/nic/update?hostname=host{host}.dyn.example&myip={ip}"),
-            &[("Authorization", &bearer)],
+        let response = common::send_raw(
+            addr,
+            format!(
+                "GET /nic/update?hostname=host{host}.dyn.example&myip={ip} HTTP/1.1\r\n\
+                 Host: {addr}\r\nConnection: close\r\nAuthorization: {bearer}\r\n\r\n"
+            )
+            .as_bytes(),
         );
-        assert_eq!(response.status, 200, "update {answered}: {response:?}");
+        assert_eq!(
+            response.status,
+            200,
+            "update {answered} at {:?}: {response:?}",
+            std::time::SystemTime::now()
+        );
         assert!(
             response.body.starts_with("good ") || response.body.starts_with("nochg "),
             "update {answered}: {response:?}"
         );
+        last = (format!("host{host}.dyn.example"), ip);
         answered += 1;
         std::thread::sleep(Duration::from_millis(20));
     }
-    answered
+    (answered, last.0, last.1)
 }
 
 /// The shipped `pdns-conf/{conf}` with its caches as shipped, or off.
@@ -163,7 +184,7 @@ fn load_phase(
     let stop = Instant::now() + Duration::from_secs(LOAD_SECONDS);
     let (load, updates) = std::thread::scope(|scope| {
         let updater = scope.spawn(|| update_until(daemon, key, stop));
-        let load = dnsperf(pdns.port, &queries);
+        let load = dnsperf(pdns.port, &queries, None);
         (load, updater.join().expect("the updates all succeeded"))
     });
     let phase = format!("{conf}, caches {}", if caches_off { "off" } else { "on" });
@@ -309,4 +330,149 @@ fn pdns_on_the_relay_rides_out_a_restart_and_survives_an_outage() {
         "pdns began to exit:\n{}",
         pdns.log()
     );
+}
+
+/// How often `serve` is restarted under load in
+/// [`restarts_are_invisible_to_pdns_on_every_shipped_connector`].
+const RESTARTS: usize = 4;
+
+/// `serve` restarted again and again under three pdns (unix socket, HTTP, relay), as
+/// `systemctl restart` does with the shipped unit: a stand-in for systemd keeps the fds the
+/// daemon stores and passes them to the next process. pdns's connections must outlive each
+/// process: the unix connector writes into its connection unchecked, and its communicator
+/// thread (`primary=yes`, cycling every second here) ends pdns on the first failed call.
+#[test]
+fn restarts_are_invisible_to_pdns_on_every_shipped_connector() {
+    if !require_tool("pdns_server") || !require_tool("dig") || !require_tool("dnsperf") {
+        return;
+    }
+    let env = TestEnv::new();
+    let key = seed(&env);
+    let (http_port, backend_port, tcp_port) = (free_port(), free_port(), free_port());
+    let socket = env.dir.path().join("backend.sock");
+    env.write_config(&format!(
+        "log-level = \"info\"\nlisteners.listen = \"127.0.0.1:{http_port}\"\n\
+         listeners.backend-listen = \"127.0.0.1:{backend_port}\"\n\
+         listeners.backend-tcp-listen = \"127.0.0.1:{tcp_port}\"\n\
+         listeners.backend-socket = {socket:?}\n"
+    ));
+    let config = env.config_path();
+    let manager = ServiceManager::new(env.dir.path());
+    let start = |manager: &ServiceManager| {
+        let command = manager.command(
+            common::BIN,
+            &["serve", "--config", config.to_str().expect("UTF-8 path")],
+        );
+        let daemon = Daemon::from_command(command);
+        manager.wait_for("READY=1\n", Duration::from_secs(20));
+        daemon
+    };
+    let mut daemon = start(&manager);
+    let connections = [
+        (
+            "pdns.unix.conf",
+            shipped_connection("pdns.unix.conf")
+                .replace("/run/certadns-ddns/backend.sock", socket.to_str().unwrap()),
+        ),
+        (
+            "pdns.http.conf",
+            shipped_connection("pdns.http.conf")
+                .replace("127.0.0.1:8081", &format!("127.0.0.1:{backend_port}")),
+        ),
+        (
+            "pdns.relay.conf",
+            shipped_connection("pdns.relay.conf")
+                .replace("/usr/bin/certadns-ddns", common::BIN)
+                .replace("192.0.2.10:8083", &format!("127.0.0.1:{tcp_port}")),
+        ),
+    ];
+    let mut pdns: Vec<(&str, Pdns)> = connections
+        .iter()
+        .map(|(conf, connection)| {
+            let mut args = vec![
+                format!("--remote-connection-string={connection}"),
+                "--primary=yes".into(),
+                "--xfr-cycle-interval=1".into(),
+            ];
+            args.extend(PdnsApiEndpoint::new().pdns_args());
+            let server = Pdns::spawn_with(
+                env.dir.path(),
+                &pdns_conf(conf, true),
+                &args,
+                free_port(),
+                "dyn.example",
+            );
+            (*conf, server)
+        })
+        .collect();
+    let queries = query_file(&env);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
+    let stop = Instant::now() + Duration::from_secs(LOAD_SECONDS - 2);
+    let (loads, (updates, host, ip)) = std::thread::scope(|scope| {
+        let loads: Vec<_> = pdns
+            .iter()
+            .map(|(_, server)| {
+                let (port, queries) = (server.port, &queries);
+                scope.spawn(move || dnsperf(port, queries, Some(1500)))
+            })
+            .collect();
+        let updater = scope.spawn(|| update_at(addr, &key, stop));
+        for restart in 0..RESTARTS {
+            std::thread::sleep(Duration::from_secs(3));
+            let stored = manager.stored_names();
+            for kind in ["conn-unix-", "conn-http-", "conn-tcp-", "listen-updates"] {
+                assert!(
+                    stored.iter().any(|name| name.starts_with(kind)),
+                    "restart {restart}: nothing named {kind}* in the fd store: {stored:?}"
+                );
+            }
+            assert_eq!(daemon.terminate(), Some(0), "restart {restart}");
+            daemon = start(&manager);
+            assert!(
+                daemon
+                    .log()
+                    .contains("sockets of the previous process taken back"),
+                "{}",
+                daemon.log()
+            );
+        }
+        let loads: Vec<LoadResult> = loads
+            .into_iter()
+            .map(|load| load.join().expect("dnsperf ran"))
+            .collect();
+        (loads, updater.join().expect("every update was answered"))
+    });
+    assert!(updates > 100, "only {updates} updates");
+    for ((conf, server), load) in pdns.iter_mut().zip(&loads) {
+        eprintln!(
+            "{conf}: {} queries, {} lost, {} SERVFAIL across {RESTARTS} restarts",
+            load.sent, load.lost, load.servfail
+        );
+        assert_eq!(
+            server.exited(),
+            None,
+            "{conf}: pdns exited:\n{}",
+            server.log()
+        );
+        assert!(load.sent > 5_000, "{conf}: too little load: {load:?}");
+        assert_eq!(
+            load.servfail,
+            0,
+            "{conf}: SERVFAIL:\n{}\n{}",
+            load.report,
+            server.log()
+        );
+        assert_eq!(load.lost, 0, "{conf}: lost queries:\n{}", load.report);
+        assert!(
+            !server.log().contains("Exception"),
+            "{conf}: pdns met a backend error:\n{}",
+            server.log()
+        );
+        assert_eq!(
+            dig(server.port, &host, "A", &[]).data("A"),
+            std::slice::from_ref(&ip),
+            "{conf}: the last update is served"
+        );
+    }
+    assert_eq!(daemon.terminate(), Some(0));
 }

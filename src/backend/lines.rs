@@ -6,15 +6,20 @@
 //! ones for AXFR and the zone cache) and waits on each answer, so each connection gets its own
 //! thread doing blocking reads, SQLite and writes: no hop between runtimes on the hot path.
 //! A connection is never closed from this side while its peer keeps it: pdns (and the relay)
-//! reuse them for as long as they live.
+//! reuse them for as long as they live. Under systemd each one is also in its file-descriptor
+//! store (`handover.rs`): at a restart, the thread stops reading at the next request boundary
+//! and leaves the connection open for the next process.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use super::Backend;
 use super::protocol::{Query, Reply};
+use crate::handover::{Handover, Kept};
 
 /// Largest request line taken; pdns's are a few hundred bytes.
 const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -23,7 +28,7 @@ const MAX_LINE_BYTES: usize = 64 * 1024;
 const MAX_CONNECTIONS: usize = 256;
 
 /// A connected socket of a line-JSON listener (unix or TCP).
-pub(super) trait LineStream: Read + Write + Send + Sized + 'static {
+pub(super) trait LineStream: Read + Write + AsFd + Send + Sized + 'static {
     /// `UnixStream::set_read_timeout` / `TcpStream::set_read_timeout`.
     fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()>;
     /// A second handle on the same socket.
@@ -51,74 +56,132 @@ impl LineStream for std::net::TcpStream {
 /// Counts a listener's open connections and starts a thread for each new one.
 #[derive(Debug, Clone)]
 pub(super) struct ConnectionThreads {
-    /// Connections open now.
-    open: Arc<AtomicUsize>,
+    /// Connections open now (a watch, so that the handover can wait for zero).
+    open: watch::Sender<usize>,
     /// Time a new connection has to send its first request; after that, none (pdns keeps
     /// its connections idle for as long as it likes, and must never find one closed under it).
     first_request_timeout: Duration,
+    /// Where connections are stored across restarts.
+    handover: Arc<Handover>,
+    /// `unix` or `tcp`: the listener, in thread and connection names.
+    kind: &'static str,
 }
 
 impl ConnectionThreads {
     /// No connection yet; each new one must speak within `first_request_timeout`.
-    pub(super) fn new(first_request_timeout: Duration) -> Self {
+    pub(super) fn new(
+        kind: &'static str,
+        first_request_timeout: Duration,
+        handover: Arc<Handover>,
+    ) -> Self {
         Self {
-            open: Arc::default(),
+            open: watch::Sender::new(0),
             first_request_timeout,
+            handover,
+            kind,
         }
     }
 
-    /// Serves one connection on a thread of its own; refuses it (closes it at once) when
+    /// Serves one new connection on a thread of its own; refuses it (closes it at once) when
     /// [`MAX_CONNECTIONS`] are open.
-    pub(super) fn spawn(&self, stream: impl LineStream, backend: &Backend, listener: &str) {
-        if self.open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+    pub(super) fn spawn(&self, stream: impl LineStream, backend: &Backend) {
+        if *self.open.borrow() >= MAX_CONNECTIONS {
             tracing::warn!(
-                listener,
+                listener = self.kind,
                 "backend: too many connections; closing the new one"
             );
             return;
         }
-        self.open.fetch_add(1, Ordering::Relaxed);
+        let kept = self.handover.keep(self.kind, stream);
+        self.start(kept, backend, Some(self.first_request_timeout));
+    }
+
+    /// Serves a connection the previous process handed over (systemd stored it as `name`): it
+    /// has spoken before, so no first-request timeout.
+    pub(super) fn resume(&self, name: String, stream: impl LineStream, backend: &Backend) {
+        let kept = self.handover.resume(name, stream);
+        self.start(kept, backend, None);
+    }
+
+    /// Starts the thread of `kept`.
+    fn start<S: LineStream>(
+        &self,
+        kept: Kept<S>,
+        backend: &Backend,
+        first_request_timeout: Option<Duration>,
+    ) {
+        self.open.send_modify(|open| *open += 1);
         let backend = backend.clone();
-        let open = Arc::clone(&self.open);
-        let listener_name = listener.to_string();
-        let first_request_timeout = self.first_request_timeout;
+        let open = self.open.clone();
+        let listener = self.kind;
         let spawned = std::thread::Builder::new()
             .name(format!("{listener}-backend"))
             .spawn(move || {
-                if let Err(error) = serve_lines(stream, &backend, first_request_timeout) {
-                    tracing::debug!(%error, listener = listener_name, "backend: connection ended with an error");
+                if let Err(error) = serve_lines(kept, &backend, first_request_timeout) {
+                    tracing::debug!(%error, listener, "backend: connection ended with an error");
                 }
-                open.fetch_sub(1, Ordering::Relaxed);
+                open.send_modify(|open| *open -= 1);
             });
         if let Err(error) = spawned {
-            self.open.fetch_sub(1, Ordering::Relaxed);
+            self.open.send_modify(|open| *open -= 1);
             tracing::error!(%error, listener, "backend: cannot start a connection thread");
+        }
+    }
+
+    /// After [`Handover::begin`]: waits (at most `limit`) until every connection thread has
+    /// answered what it read and stopped, so that the process may exit.
+    pub(super) async fn handed_over(&self, limit: Duration) {
+        if !self.handover.is_enabled() {
+            return;
+        }
+        let mut open = self.open.subscribe();
+        if tokio::time::timeout(limit, open.wait_for(|open| *open == 0))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                listener = self.kind,
+                open = *open.borrow(),
+                "backend connections still busy at the end of the shutdown grace period"
+            );
         }
     }
 }
 
 /// Answers requests on one connection until the peer closes it (or, before its first
-/// request, stays silent for `first_request_timeout`).
-fn serve_lines(
-    stream: impl LineStream,
+/// request, stays silent for `first_request_timeout`), or, once the connection is in
+/// systemd's store and the handover has begun, until the next request boundary.
+fn serve_lines<S: LineStream>(
+    mut stream: Kept<S>,
     backend: &Backend,
-    first_request_timeout: Duration,
+    first_request_timeout: Option<Duration>,
 ) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(first_request_timeout))?;
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
+    let mut waiting_for_first = first_request_timeout;
+    if waiting_for_first.is_some() {
+        stream.get_ref().set_read_timeout(first_request_timeout)?;
+    }
+    let mut reader = BufReader::new(stream.get_ref().try_clone()?);
+    let handover = stream.handover().cloned();
     let mut line = Vec::new();
-    let mut first = true;
     loop {
+        // Stored: wait for the next request or the handover, whichever comes first. Bytes
+        // already buffered are a request begun: it is answered first.
+        if let Some(handover) = &handover {
+            if reader.buffer().is_empty()
+                && !handover.wait_readable(reader.get_ref().as_fd(), waiting_for_first)?
+            {
+                return Ok(());
+            }
+        }
         let request = read_request_line(&mut reader, &mut line)?;
-        if first && request != RequestLine::End {
-            first = false;
+        if waiting_for_first.is_some() && request != RequestLine::End {
+            waiting_for_first = None;
             reader.get_ref().set_read_timeout(None)?;
         }
         let reply = match request {
             RequestLine::End => return Ok(()),
             RequestLine::TooLong => {
-                writer.write_all(&reply_line(&Reply::refusal(
+                stream.get_mut().write_all(&reply_line(&Reply::refusal(
                     "certadns-ddns: request too long",
                 )))?;
                 return Ok(());
@@ -126,7 +189,7 @@ fn serve_lines(
             RequestLine::Blank => continue,
             RequestLine::Request => answer_line(backend, &line),
         };
-        writer.write_all(&reply_line(&reply))?;
+        stream.get_mut().write_all(&reply_line(&reply))?;
     }
 }
 

@@ -23,7 +23,7 @@ mod unix;
 pub use self::http::{BackendHttpService, decode_request};
 pub use self::lines::{RequestLine, answer_line, read_request_line};
 pub use self::tcp::serve_tcp;
-pub use self::unix::{bind_unix, serve_unix};
+pub use self::unix::{bind_unix, serve_unix, unix_listener};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -6,28 +6,43 @@
 //! holds one per pdns backend instance); TCP keepalive frees those of a relay host that
 //! vanished.
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use super::Backend;
 use super::lines::ConnectionThreads;
+use crate::handover::Handover;
 use crate::net::{AllowList, tune_stream};
 
-/// Serves line-JSON connections on `listener` until `shutdown` turns true.
+/// Serves line-JSON connections on `listener`, and those a previous process handed over
+/// (`inherited`), until the handover begins; then waits up to `grace` for them to stop
+/// reading.
 pub async fn serve_tcp(
     listener: TcpListener,
     allow_from: Arc<AllowList>,
     backend: Backend,
-    first_request_timeout: std::time::Duration,
-    mut shutdown: watch::Receiver<bool>,
+    first_request_timeout: Duration,
+    handover: Arc<Handover>,
+    inherited: Vec<(String, OwnedFd)>,
+    grace: Duration,
 ) {
-    let threads = ConnectionThreads::new(first_request_timeout);
+    let threads = ConnectionThreads::new("tcp", first_request_timeout, Arc::clone(&handover));
+    for (name, fd) in inherited {
+        let stream = std::net::TcpStream::from(fd);
+        match stream.peer_addr() {
+            Ok(peer) if allow_from.check(peer) && stream.set_nonblocking(false).is_ok() => {
+                threads.resume(name, stream, &backend);
+            }
+            _ => drop(handover.resume(name, stream)),
+        }
+    }
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = crate::net::stop_requested(&mut shutdown) => break,
+            () = handover.wait() => break,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -47,8 +62,10 @@ pub async fn serve_tcp(
             Ok(stream)
         });
         match stream {
-            Ok(stream) => threads.spawn(stream, &backend, "tcp"),
+            Ok(stream) => threads.spawn(stream, &backend),
             Err(error) => tracing::warn!(%error, %peer, "tcp backend: cannot use the connection"),
         }
     }
+    drop(listener);
+    threads.handed_over(grace).await;
 }

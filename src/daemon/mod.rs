@@ -16,16 +16,17 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::backend::{Backend, BackendHttpService, bind_unix, serve_tcp, serve_unix};
+use crate::backend::{Backend, BackendHttpService, serve_tcp, serve_unix, unix_listener};
 use crate::config::{Config, ConfigSource};
 use crate::dashboard::{Dashboard, DashboardOptions};
 use crate::dyndns::update::{Guards, Updater};
 use crate::dyndns::{ServiceOptions, UpdateService};
+use crate::handover::{Handover, Inherited};
 use crate::intel::{IntelError, IpIntel};
 use crate::log::LogFilter;
 use crate::net::{AllowList, Networks, ServerOptions, serve_http};
 use crate::purge::Purger;
-use crate::served::Served;
+use crate::served::{IndexLoad, Served};
 use crate::store::{Store, StoreError, StoreOptions};
 
 /// Why the daemon could not start or run.
@@ -61,6 +62,9 @@ pub enum DaemonError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),
+    /// What systemd passed (`LISTEN_FDS`, `LISTEN_FDNAMES`) could not be taken.
+    #[error("cannot take the sockets systemd passed: {0}")]
+    Inherit(std::io::Error),
     /// The database's `-shm` file was deleted or replaced while running: stopped, so that a
     /// restart (systemd's `Restart=on-failure`) opens the database consistently again.
     #[error(
@@ -81,17 +85,71 @@ async fn bind_tcp(address: SocketAddr) -> Result<(TcpListener, SocketAddr), Daem
     Ok((listener, local))
 }
 
+/// The listener `name` at `address`: the one the previous process left in systemd's store if
+/// it is bound there (connects meanwhile waited in its backlog), else a new one, stored.
+async fn listen_tcp(
+    name: &str,
+    address: SocketAddr,
+    inherited: &mut Inherited,
+    handover: &Handover,
+) -> Result<(TcpListener, SocketAddr), DaemonError> {
+    if let Some((fd, _)) = inherited.take_listener(name) {
+        let listener = std::net::TcpListener::from(fd);
+        let same = listener.local_addr().is_ok_and(|local| {
+            local.ip() == address.ip() && (address.port() == 0 || local.port() == address.port())
+        });
+        if same {
+            let bind_error = |source| DaemonError::Bind { address, source };
+            listener.set_nonblocking(true).map_err(bind_error)?;
+            let listener = TcpListener::from_std(listener).map_err(bind_error)?;
+            let local = listener.local_addr().map_err(bind_error)?;
+            return Ok((listener, local));
+        }
+        tracing::info!(
+            listener = name,
+            %address,
+            "the stored listener is bound elsewhere: binding the configured address"
+        );
+        handover.remove(&format!("listen-{name}"));
+    }
+    let (listener, local) = bind_tcp(address).await?;
+    handover.store(
+        &format!("listen-{name}"),
+        std::os::fd::AsFd::as_fd(&listener),
+    );
+    Ok((listener, local))
+}
+
 /// Runs the service with `config` (read from `source`, which SIGHUP reads again; `log`: the
 /// installed log filter) until SIGTERM or SIGINT.
 pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result<(), DaemonError> {
+    let handover = Arc::new(Handover::from_env().map_err(DaemonError::Inherit)?);
+    let mut inherited = Inherited::from_env().map_err(DaemonError::Inherit)?;
+    // Connections handed over by the process before: pdns is waiting on them, so answer at
+    // once (lookups read SQLite while the index loads), and leave out the integrity check,
+    // which the file passed at the cold start before (a stop and a start checks it again).
+    let warm = inherited.has_connections();
+    if handover.is_enabled() {
+        let (listeners, connections) = inherited.counts();
+        tracing::info!(
+            listeners,
+            connections,
+            "systemd's fd store: sockets of the previous process taken back"
+        );
+    }
     let store_options = StoreOptions {
-        check_integrity: true,
+        check_integrity: !warm,
         keep_idle: true,
         ..StoreOptions::from(&config.store)
     };
     let path = config.store.database.clone();
+    let index_load = if warm {
+        IndexLoad::Background
+    } else {
+        IndexLoad::Now
+    };
     let store = tokio::task::spawn_blocking(move || {
-        Store::open(&path, &store_options).and_then(Served::open)
+        Store::open(&path, &store_options).and_then(|store| Served::open_loading(store, index_load))
     })
     .await
     .map_err(|error| StoreError::Task(error.to_string()))
@@ -105,34 +163,58 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
     let (intel, reloader) = IpIntel::load(&config.audit)?;
 
     // Bind everything before spawning anything: a bad address fails the start as a whole.
-    let (listener, local) = bind_tcp(listeners.listen).await?;
-    let (backend_listener, backend_local) = bind_tcp(listeners.backend_listen).await?;
+    let inherit = &mut inherited;
+    let (listener, local) = listen_tcp("updates", listeners.listen, inherit, &handover).await?;
+    let (backend_listener, backend_local) =
+        listen_tcp("backend-http", listeners.backend_listen, inherit, &handover).await?;
     let tcp_listener = match listeners.backend_tcp_listen {
-        Some(address) => Some(bind_tcp(address).await?),
+        Some(address) => Some(listen_tcp("backend-tcp", address, inherit, &handover).await?),
         None => None,
     };
     let metrics_listener = match listeners.metrics_listen {
-        Some(address) => Some(bind_tcp(address).await?),
+        Some(address) => Some(listen_tcp("metrics", address, inherit, &handover).await?),
         None => None,
     };
     let unix_listener = match &listeners.backend_socket {
-        Some(path) => Some(bind_unix(path).map_err(|source| DaemonError::BindUnix {
-            path: path.display().to_string(),
-            source,
-        })?),
+        Some(path) => Some(
+            unix_listener(path, inherit.take_listener("backend-unix"), &handover).map_err(
+                |source| DaemonError::BindUnix {
+                    path: path.display().to_string(),
+                    source,
+                },
+            )?,
+        ),
         None => None,
     };
+    let http_connections = inherited.take_connections("http");
+    let tcp_connections = if tcp_listener.is_some() {
+        inherited.take_connections("tcp")
+    } else {
+        Vec::new()
+    };
+    let unix_connections = if unix_listener.is_some() {
+        inherited.take_connections("unix")
+    } else {
+        Vec::new()
+    };
+    inherited.finish(&handover);
     let signal = |kind| tokio::signal::unix::signal(kind).map_err(DaemonError::Signal);
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
     // Installed before serving: SIGHUP's default action would end the process.
     let hangups = signal(tokio::signal::unix::SignalKind::hangup())?;
 
-    // Flags live in memory: a host flagged before this start is not any more.
-    match store.lift_abuse_flags().await {
-        Ok(0) => {}
-        Ok(lifted) => tracing::info!(lifted, "abuse flags of the previous run lifted"),
-        Err(error) => tracing::warn!(%error, "could not lift the abuse flags of the previous run"),
-    }
+    // Flags live in memory: a host flagged before this start is not any more. A write, which
+    // waits for an index loading in the background: nothing else waits for it.
+    let lifting = store.clone();
+    tokio::spawn(async move {
+        match lifting.lift_abuse_flags().await {
+            Ok(0) => {}
+            Ok(lifted) => tracing::info!(lifted, "abuse flags of the previous run lifted"),
+            Err(error) => {
+                tracing::warn!(%error, "could not lift the abuse flags of the previous run");
+            }
+        }
+    });
     let backend = Backend::new(store.clone());
     let seen_store = store.clone();
     let dashboard_store = store.clone();
@@ -187,11 +269,15 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
         let service = Arc::clone(&service);
         async move { service.handle(request, peer).await }
     };
+    // The backend's listeners are spawned first (pdns may be waiting on handed-over
+    // connections), and stop only at the handover, after the update listener has drained.
+    let mut backend_servers = Vec::new();
     let mut servers = vec![tokio::spawn(serve_http(
         listener,
         server_options.clone(),
         handler,
         stopped.clone(),
+        Vec::new(),
     ))];
     tracing::info!(database = %config.store.database.display(), "listening on http={local}");
 
@@ -210,38 +296,46 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
         tcp_keepalive: true,
         per_client: None,
         name: "backend",
+        handover: Some(Arc::clone(&handover)),
         ..server_options
     };
-    servers.push(tokio::spawn(serve_http(
+    let grace = listeners.shutdown_grace;
+    backend_servers.push(tokio::spawn(serve_http(
         backend_listener,
         backend_options,
         backend_handler,
-        stopped.clone(),
+        handover.subscribe(),
+        http_connections,
     )));
     tracing::info!("listening on backend=http://{backend_local}/dns");
     if let Some((tcp_listener, tcp_local)) = tcp_listener {
-        servers.push(tokio::spawn(serve_tcp(
+        backend_servers.push(tokio::spawn(serve_tcp(
             tcp_listener,
             backend_allowed,
             backend.for_connector("tcp"),
             listeners.header_read_timeout,
-            stopped.clone(),
+            Arc::clone(&handover),
+            tcp_connections,
+            grace,
         )));
         tracing::info!("listening on backend=tcp://{tcp_local}");
     }
     if let (Some(unix_listener), Some(path)) = (unix_listener, &listeners.backend_socket) {
-        servers.push(tokio::spawn(serve_unix(
+        backend_servers.push(tokio::spawn(serve_unix(
             unix_listener,
             path.clone(),
             backend.for_connector("unix"),
             listeners.header_read_timeout,
-            stopped.clone(),
+            Arc::clone(&handover),
+            unix_connections,
+            grace,
         )));
         tracing::info!("listening on unix={}", path.display());
     }
     if let Some((metrics_listener, metrics_local)) = metrics_listener {
         let running: Vec<_> = servers
             .iter()
+            .chain(&backend_servers)
             .map(tokio::task::JoinHandle::abort_handle)
             .collect();
         let ready_store = seen_store.clone();
@@ -261,6 +355,7 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
             metrics_options,
             metrics_handler,
             stopped,
+            Vec::new(),
         )));
         tracing::info!("listening on metrics=http://{metrics_local}/metrics");
     }
@@ -302,11 +397,19 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
     if let Err(error) = flusher.await {
         tracing::error!(%error, "last-seen flush task failed");
     }
-    // The servers have answered their last requests: write what they noted.
+    // The update servers have answered their last requests: write what they noted.
     if let Err(error) = seen_store.flush_seen().await {
         tracing::warn!(%error, "could not write last-seen times at shutdown");
     }
-    tracing::info!("stopped");
+    // Only now the backend: pdns was answered while the updates drained. Under systemd its
+    // connections now stop reading and stay open in the fd store for the next process.
+    handover.begin();
+    for server in backend_servers {
+        if let Err(error) = server.await {
+            tracing::error!(%error, "backend server task failed");
+        }
+    }
+    tracing::info!(handed_over = handover.is_enabled(), "stopped");
     outcome
 }
 

@@ -82,7 +82,30 @@ pub(super) struct ServedIndex {
 
 impl ServedIndex {
     /// Loads the index from `conn` (a connection to `database`, kept for catch-ups).
-    pub(super) fn open(database: &Path, conn: Connection) -> Result<Self, StoreError> {
+    pub(super) fn open(database: &Path, conn: Connection) -> Result<Arc<Self>, StoreError> {
+        let index = Self::unloaded(database, conn)?;
+        index.catch_up()?;
+        Ok(Arc::new(index))
+    }
+
+    /// The index, loading on a thread of its own: until it is loaded it is not current, so
+    /// lookups read SQLite, and writes commit without it (the load then includes them).
+    pub(super) fn open_unloaded(
+        database: &Path,
+        conn: Connection,
+    ) -> Result<Arc<Self>, StoreError> {
+        let index = Arc::new(Self::unloaded(database, conn)?);
+        index.request_catch_up();
+        Ok(index)
+    }
+
+    /// Whether the first load is done.
+    pub(super) fn is_loaded(&self) -> bool {
+        self.catch_ups.load(Ordering::Acquire) > 0
+    }
+
+    /// The index with nothing loaded yet.
+    fn unloaded(database: &Path, conn: Connection) -> Result<Self, StoreError> {
         // A read makes SQLite create and initialise the -shm file before we read it.
         conn.query_row("SELECT count(*) FROM zones", [], |_| Ok(()))?;
         let counter = ChangeCounter::open(database).map_err(StoreError::Create)?;
@@ -100,16 +123,6 @@ impl ServedIndex {
             served_writes: AtomicU64::new(0),
             conn: Mutex::new(conn),
         };
-        let started = Instant::now();
-        index.catch_up()?;
-        let state = index.state.read().unwrap_or_else(|e| e.into_inner());
-        tracing::info!(
-            zones = state.zone_count(),
-            names = state.name_count(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "served index loaded"
-        );
-        drop(state);
         Ok(index)
     }
 
@@ -258,7 +271,18 @@ impl ServedIndex {
         // Before `validated`: whoever sees the index current again sees the new stamp.
         let first = self.catch_ups.fetch_add(1, Ordering::AcqRel) == 0;
         self.validated.store(count, Ordering::Release);
-        if !first {
+        if first {
+            tracing::info!(
+                zones = self
+                    .state
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .zone_count(),
+                names,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "served index loaded"
+            );
+        } else {
             tracing::debug!(
                 how,
                 names,

@@ -59,6 +59,15 @@ pub struct Served {
 /// few milliseconds at most.
 const FORGET_AT_ONCE: usize = 5_000;
 
+/// When [`Served::open_loading`] loads the served index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexLoad {
+    /// Before returning (a cold start: nothing is waiting for an answer yet).
+    Now,
+    /// On a thread of its own; lookups read SQLite until it is loaded (1 s at 1M names).
+    Background,
+}
+
 /// See [`Served::read_stamp`]: what one request's memoised reads are checked against.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadStamp(Option<Stamp>);
@@ -73,9 +82,21 @@ impl Served {
     /// `store` with its served index loaded (`serve` does this at start-up). Without a WAL
     /// index to watch, it warns and lookups read SQLite.
     pub fn open(store: Store) -> Result<Self, StoreError> {
+        Self::open_loading(store, IndexLoad::Now)
+    }
+
+    /// `store` with its served index, loaded now or (`IndexLoad::Background`, a restart under
+    /// pdns that must answer at once) on a thread of its own while lookups read SQLite.
+    pub fn open_loading(store: Store, load: IndexLoad) -> Result<Self, StoreError> {
         let mut served = Self::without_index(store);
-        match ServedIndex::open(served.store.path(), served.store.connect()?) {
-            Ok(index) => served.index = Some(Arc::new(index)),
+        let opened = match load {
+            IndexLoad::Now => ServedIndex::open(served.store.path(), served.store.connect()?),
+            IndexLoad::Background => {
+                ServedIndex::open_unloaded(served.store.path(), served.store.connect()?)
+            }
+        };
+        match opened {
+            Ok(index) => served.index = Some(index),
             Err(StoreError::Create(error)) => {
                 tracing::warn!(%error, "no served index: lookups read SQLite");
             }
@@ -261,9 +282,10 @@ impl Served {
         self.seen.note(key_id, domain_ids, now);
     }
 
-    /// Whether lookups come from the in-memory index (else they read SQLite).
+    /// Whether lookups come from the in-memory index (else they read SQLite): it exists and
+    /// has been loaded.
     pub fn has_index(&self) -> bool {
-        self.index.is_some()
+        self.index.as_ref().is_some_and(|index| index.is_loaded())
     }
 
     /// Whether the writer can commit now: an empty write through the group commit.

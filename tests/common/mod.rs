@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
+pub mod service_manager;
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_certadns-ddns");
 
@@ -277,9 +279,14 @@ impl Daemon {
 
     /// [`Daemon::spawn`] with extra environment variables (a fault-injection shim's).
     pub fn spawn_with_env(args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .envs(envs.iter().copied())
+        let mut command = Command::new(BIN);
+        command.args(args).envs(envs.iter().copied());
+        Self::from_command(command)
+    }
+
+    /// Starts `command` (the binary, or a wrapper that execs it) as [`Daemon::spawn`] does.
+    pub fn from_command(mut command: Command) -> Self {
+        let mut child = command
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
