@@ -2,7 +2,7 @@
 """The certadns-ddns benchmark suite: every table in BENCHMARKS.md, by one command.
 
     python3 benches/run.py [--seconds 10] [--runs 3]
-                           [--sections dns,updates,http,scale,freshness,outside,audit,import] [--binary PATH]
+                           [--sections dns,updates,http,scale,freshness,outside,audit,import,restart] [--binary PATH]
 
 Needs (Debian): pdns-server pdns-backend-remote pdns-backend-sqlite3 dnsutils dnsperf wrk; the
 audit section fetches a GeoLite2 database with tests/fetch-geolite2.sh (pip, PyPI).
@@ -790,6 +790,153 @@ def connectable(port):
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+class FdStore:
+    """systemd's side of the fd store, as tests/common/service_manager.rs plays it: a notify
+    socket that keeps FDSTORE=1 fds by FDNAME (FDSTOREREMOVE=1 drops them), and a start that
+    passes them back at fd 3 onwards with LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID."""
+
+    def __init__(self, directory):
+        self.path = directory / "notify.sock"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(self.path))
+        self.stored = {}
+        self.ready = threading.Event()
+        self.settled = threading.Event()
+        self.stop = False
+        self.thread = threading.Thread(target=self.read, daemon=True)
+        self.thread.start()
+
+    def read(self):
+        self.sock.settimeout(0.05)
+        while not self.stop:
+            try:
+                text, fds, _, _ = socket.recv_fds(self.sock, 4096, 16)
+            except socket.timeout:
+                continue
+            fields = text.decode().splitlines()
+            name = next((f[7:] for f in fields if f.startswith("FDNAME=")), "stored")
+            if "FDSTORE=1" in fields:
+                for fd in fds:
+                    old = self.stored.pop(name, None)
+                    if old is not None:
+                        os.close(old)
+                    self.stored[name] = fd
+            elif "FDSTOREREMOVE=1" in fields:
+                old = self.stored.pop(name, None)
+                if old is not None:
+                    os.close(old)
+            elif "READY=1" in fields:
+                self.ready.set()
+            elif any(f.startswith("X-SETTLED=") for f in fields):
+                self.settled.set()
+
+    def settle(self):
+        """Datagrams are read in order: once a marker sent now is read, so is everything the
+        stopped process sent."""
+        self.settled.clear()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as out:
+            out.sendto(b"X-SETTLED=1\n", str(self.path))
+        assert self.settled.wait(10)
+
+    def start(self, args, log):
+        self.settle()
+        names = list(self.stored)
+        fds = [self.stored[name] for name in names]
+        self.ready.clear()
+        def place():
+            for index, fd in enumerate(fds):
+                os.dup2(os.dup(fd), 3 + index, inheritable=True)
+        env = {**os.environ, "NOTIFY_SOCKET": str(self.path), "FDSTORE": "1024"}
+        if fds:
+            env.update(LISTEN_FDS=str(len(fds)), LISTEN_FDNAMES=":".join(names))
+        out = open(log, "a")
+        return subprocess.Popen(["sh", "-c", 'export LISTEN_PID=$$; exec "$0" "$@"', *args],
+                                stdout=out, stderr=subprocess.STDOUT, env=env,
+                                preexec_fn=place, pass_fds=())
+
+
+def section_restart(binary, directory, runs):
+    """The gap a restart leaves on a connection pdns holds: a client on the unix socket and one
+    on the HTTP connector each send lookups one after the other (as pdns does: never two at
+    once) while `serve` is restarted with its fds kept; the gap is the longest time from one
+    answer to the next, at 1,000,000 names."""
+    hosts = 1_000_000
+    db, _ = make_store(binary, directory, hosts)
+    rows = {"unix": [], "http": []}
+    starts = []
+    for run in range(runs):
+        run_dir = directory / f"restart-{run}"
+        run_dir.mkdir()
+        store = FdStore(run_dir)
+        http, backend = free_port(), free_port()
+        sock = run_dir / "backend.sock"
+        config = run_dir / "config.toml"
+        config.write_text(f'store.database = "{db}"\nlisteners.listen = "127.0.0.1:{http}"\n'
+                          f'listeners.backend-listen = "127.0.0.1:{backend}"\n'
+                          f'listeners.backend-socket = "{sock}"\nlog-level = "info"\n')
+        args = [binary, "--config", str(config), "serve"]
+        log = run_dir / "serve.log"
+        proc = store.start(args, log)
+        assert store.ready.wait(60), log.read_text()
+        names = [f"host{random.Random(run).randrange(hosts)}.{ZONE}." for _ in range(1000)]
+        gaps = {}
+        stop = threading.Event()
+
+        def unix_client():
+            conn = socket.socket(socket.AF_UNIX)
+            conn.connect(str(sock))
+            reader = conn.makefile("rb")
+            last, worst = time.monotonic(), 0.0
+            i = 0
+            while not stop.is_set():
+                request = {"method": "lookup", "parameters": {
+                    "qname": names[i % len(names)], "qtype": "A", "zone-id": -1}}
+                conn.sendall(json.dumps(request).encode() + b"\n")
+                reply = json.loads(reader.readline())
+                assert reply["result"], reply
+                now = time.monotonic()
+                worst, last, i = max(worst, now - last), now, i + 1
+            gaps["unix"] = worst
+
+        def http_client():
+            conn = http.client.HTTPConnection("127.0.0.1", backend, timeout=10)
+            last, worst = time.monotonic(), 0.0
+            i = 0
+            while not stop.is_set():
+                body = json.dumps({"method": "lookup", "parameters": {
+                    "qname": names[i % len(names)], "qtype": "A", "zone-id": -1}})
+                conn.request("POST", "/dns", body, {"Content-Type": "application/json"})
+                reply = json.loads(conn.getresponse().read())
+                assert reply["result"], reply
+                now = time.monotonic()
+                worst, last, i = max(worst, now - last), now, i + 1
+            gaps["http"] = worst
+
+        clients = [threading.Thread(target=unix_client), threading.Thread(target=http_client)]
+        for client in clients:
+            client.start()
+        time.sleep(1)
+        began = time.monotonic()
+        proc.terminate()
+        proc.wait(30)
+        proc = store.start(args, log)
+        assert store.ready.wait(60), log.read_text()
+        starts.append((time.monotonic() - began) * 1000)
+        time.sleep(2)
+        stop.set()
+        for client in clients:
+            client.join(30)
+        proc.terminate()
+        proc.wait(30)
+        store.stop = True
+        for name in rows:
+            rows[name].append(gaps[name] * 1000)
+    return ["| connection | longest gap between two answers across a restart (ms) |", "|---|---|",
+            f"| unix socket | {summary(rows['unix'])} |",
+            f"| HTTP connector | {summary(rows['http'])} |",
+            "", f"SIGTERM to READY=1 of the next process: {summary(starts, ' ms')}", ""]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
@@ -829,6 +976,9 @@ def main():
         if "import" in sections:
             emit(["## Bulk import and export: 100,000 domains", ""]
                  + section_import(binary, directory, args.runs))
+        if "restart" in sections:
+            emit(["## A restart under pdns, at 1,000,000 names (fds kept in the fd store)", ""]
+                 + section_restart(binary, directory, args.runs))
         if "audit" in sections:
             emit(["## The audit trail's lookups: a GeoIP database and 100,000 tag CIDRs (wrk -t1 -c64 -d%ds)"
                   % args.seconds, ""] + section_audit(binary, directory, args.seconds, args.runs))

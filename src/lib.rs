@@ -17,6 +17,8 @@
 //! * [`backend`]: the PowerDNS remote backend (HTTP, unix socket, and TCP for relays) over the
 //!   same store.
 //! * [`net`]: the HTTP/1.1 accept loop with its limits and graceful drain.
+//! * [`handover`]: restarts pdns never sees: listeners and backend connections kept in
+//!   systemd's file-descriptor store and carried on by the next process.
 //! * [`purge`]: asking pdns front-ends (HTTP API) to drop cached answers for changed names.
 //! * [`daemon`]: `serve`: binds, serves, reloads the config on SIGHUP, shuts down on
 //!   SIGTERM/SIGINT.

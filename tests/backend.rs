@@ -879,3 +879,92 @@ fn a_flood_of_our_own_updates_never_reloads_the_index() {
     });
     assert_eq!(reloads(&daemon.log()), at_start, "{}", daemon.log());
 }
+
+/// pdns's pipe connector (4.7.3 to 5.1) never recovers from a coprocess that exited between
+/// two calls: that pdns thread answers SERVFAIL from then on. So the relay exits only when
+/// pdns closes its stdin, whatever happens to the backend or comes down the pipe.
+#[test]
+fn the_relay_exits_only_when_pdns_closes_its_stdin() {
+    use std::process::{Command, Stdio};
+    let env = TestEnv::new();
+    env.seed();
+    let port = common::free_port();
+    let config = format!("listeners.backend-tcp-listen = \"127.0.0.1:{port}\"");
+    let mut daemon = env.spawn(&config);
+    let mut relay = Command::new(common::BIN)
+        .args(["relay", "--connect", &format!("127.0.0.1:{port}")])
+        .args(["--wait-ms", "300"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the relay");
+    let mut stdin = relay.stdin.take().expect("piped stdin");
+    let mut stdout = BufReader::new(relay.stdout.take().expect("piped stdout"));
+    let mut ask = |line: &str| -> Value {
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("the relay reads its stdin");
+        let mut answer = String::new();
+        stdout.read_line(&mut answer).expect("the relay answers");
+        serde_json::from_str(&answer).unwrap_or_else(|_| panic!("not JSON: {answer:?}"))
+    };
+    let lookup =
+        r#"{"method":"lookup","parameters":{"qname":"dyn.example.","qtype":"SOA","zone-id":-1}}"#;
+    let notify = r#"{"method":"getUpdatedMasters","parameters":{}}"#;
+    assert_eq!(
+        ask(r#"{"method":"initialize","parameters":{"timeout":"2000"}}"#)["result"],
+        true
+    );
+    let first = ask(lookup);
+    assert!(first["result"].is_array(), "served: {first}");
+    let mut alive = |relay: &mut std::process::Child, when: &str| {
+        assert_eq!(
+            relay.try_wait().expect("the relay's status"),
+            None,
+            "{when}"
+        );
+    };
+
+    // What pdns never sends, or sends by mistake: answered, and the relay stays.
+    for odd in [
+        "not json",
+        "{}",
+        "[1,2]",
+        r#"{"method":"noSuchMethod"}"#,
+        "\u{1}\u{2}",
+    ] {
+        assert!(ask(odd).get("result").is_some(), "{odd:?}");
+    }
+    alive(&mut relay, "after odd lines");
+
+    // The backend gone between two calls, and while it stays away.
+    assert_eq!(daemon.terminate(), Some(0));
+    assert!(
+        ask(lookup)["result"].is_null(),
+        "an error, never an empty answer"
+    );
+    assert_eq!(ask(notify)["result"], json!([]));
+    alive(&mut relay, "with the backend away");
+
+    // Back: served again on a new connection.
+    daemon = env.spawn(&config);
+    assert!(ask(lookup)["result"].is_array(), "served again");
+    alive(&mut relay, "after the backend came back");
+    drop(daemon);
+    assert!(ask(lookup)["result"].is_null());
+    alive(&mut relay, "after the backend was killed");
+
+    // pdns closes the pipe: the relay ends, at once and cleanly.
+    drop(ask);
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = relay.try_wait().expect("the relay's status") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the relay outlived its stdin");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status:?}");
+}
