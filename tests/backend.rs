@@ -918,7 +918,7 @@ fn the_relay_exits_only_when_pdns_closes_its_stdin() {
     );
     let first = ask(lookup);
     assert!(first["result"].is_array(), "served: {first}");
-    let mut alive = |relay: &mut std::process::Child, when: &str| {
+    let alive = |relay: &mut std::process::Child, when: &str| {
         assert_eq!(
             relay.try_wait().expect("the relay's status"),
             None,
@@ -956,7 +956,6 @@ fn the_relay_exits_only_when_pdns_closes_its_stdin() {
     alive(&mut relay, "after the backend was killed");
 
     // pdns closes the pipe: the relay ends, at once and cleanly.
-    drop(ask);
     drop(stdin);
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {
