@@ -175,3 +175,93 @@ fn a_backup_of_a_missing_database_creates_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no database at"));
     assert!(!env.db.exists() && !target.exists());
 }
+
+/// The restore that keeps DNS up: the copy is staged as `<database>.restore` and the service
+/// restarted (under systemd, or here its stand-in): the next process puts the copy in place
+/// before it opens anything, and carries on with the connections pdns holds. A connection
+/// held across the restart (as pdns's are) answers from the restored data; updates go on.
+#[test]
+fn a_staged_restore_is_a_restart_that_keeps_pdns_connected() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let env = TestEnv::new();
+    let seed = env.seed();
+    let socket = env.dir.path().join("backend.sock");
+    let http_port = common::free_port();
+    env.write_config(&format!(
+        "listeners.listen = \"127.0.0.1:{http_port}\"\nlisteners.backend-socket = {socket:?}\n"
+    ));
+    let manager = common::service_manager::ServiceManager::new(env.dir.path());
+    let config = env.config_path();
+    let start = || {
+        let daemon = common::Daemon::from_command(manager.command(
+            common::BIN,
+            &["serve", "--config", config.to_str().unwrap()],
+        ));
+        manager.wait_for("READY=1\n", std::time::Duration::from_secs(20));
+        daemon
+    };
+    let mut daemon = start();
+    daemon
+        .update_bearer(&seed.alice_key, "hostname=home.dyn.example&myip=192.0.2.10")
+        .assert(200, "good 192.0.2.10");
+    let copy = env.dir.path().join("copy.db");
+    env.cli_ok(&["backup", copy.to_str().unwrap()]);
+    daemon
+        .update_bearer(&seed.alice_key, "hostname=home.dyn.example&myip=192.0.2.20")
+        .assert(200, "good 192.0.2.20");
+
+    // pdns's connection, held throughout.
+    let pdns = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    let mut answers = BufReader::new(pdns.try_clone().unwrap());
+    let mut lookup = || -> String {
+        (&pdns)
+            .write_all(
+                b"{\"method\":\"lookup\",\"parameters\":{\"qname\":\"home.dyn.example.\",\"qtype\":\"A\",\"zone-id\":-1}}\n",
+            )
+            .unwrap();
+        let mut line = String::new();
+        answers.read_line(&mut line).unwrap();
+        let reply: serde_json::Value = serde_json::from_str(&line).expect("an answer");
+        reply["result"][0]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(lookup(), "192.0.2.20");
+
+    // A damaged copy staged: the next start refuses it and says what to do; nothing changes.
+    let mut staged = env.db.clone().into_os_string();
+    staged.push(".restore");
+    let staged = std::path::PathBuf::from(staged);
+    std::fs::write(&staged, b"not a database").unwrap();
+    assert_eq!(daemon.terminate(), Some(0));
+    let refused = std::process::Command::new(common::BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("not a usable database") && message.contains("remove it"),
+        "{message}"
+    );
+    std::fs::copy(&copy, &staged).unwrap();
+
+    // The restart that restores.
+    daemon = start();
+    assert!(!staged.exists());
+    assert!(
+        daemon
+            .log()
+            .contains("restored the database from the staged copy")
+    );
+    assert_eq!(
+        lookup(),
+        "192.0.2.10",
+        "the same connection, the restored data"
+    );
+    daemon
+        .update_bearer(&seed.alice_key, "hostname=home.dyn.example&myip=192.0.2.30")
+        .assert(200, "good 192.0.2.30");
+    assert_eq!(lookup(), "192.0.2.30");
+}

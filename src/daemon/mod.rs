@@ -62,6 +62,9 @@ pub enum DaemonError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),
+    /// A staged restore (`<database>.restore`) could not be applied.
+    #[error("{0}")]
+    Restore(#[from] crate::store::backup::RestoreError),
     /// What systemd passed (`LISTEN_FDS`, `LISTEN_FDNAMES`) could not be taken.
     #[error("cannot take the sockets systemd passed: {0}")]
     Inherit(std::io::Error),
@@ -135,6 +138,15 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
             listeners,
             connections,
             "systemd's fd store: sockets of the previous process taken back"
+        );
+    }
+    // A restore staged beside the database goes into place before anything opens it (the
+    // staged file was checked; the served index then loads what it holds).
+    let restored = crate::store::backup::apply_staged_restore(&config.store.database)?;
+    if restored {
+        tracing::warn!(
+            database = %config.store.database.display(),
+            "restored the database from the staged copy (.restore)"
         );
     }
     let store_options = StoreOptions {
@@ -225,6 +237,11 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
                 front_ends = config.pdns.api.len(),
                 "purging pdns caches after changes"
             );
+            if restored {
+                // Everything may have changed: pdns's whole caches go ("" is the root).
+                let flushing = purger.clone();
+                tokio::spawn(async move { flushing.purge(vec![String::new()]).await });
+            }
             updater.with_purger(purger, config.pdns.purge_wait)
         }
         None => updater,

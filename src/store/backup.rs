@@ -10,6 +10,11 @@
 //! The copy is written beside the target under a temporary name with mode 0600 (it holds
 //! password hashes), checked with `quick_check`, synced, and only then renamed into place. An
 //! interrupted backup never leaves a half-written file under the target's name.
+//!
+//! A restore is staged: the copy is put beside the database as `<database>.restore`, and the
+//! next start of `serve` ([`apply_staged_restore`]) checks it and moves it into place before it
+//! opens anything. So a restore is a `systemctl restart`, which keeps pdns's connections
+//! (`handover.rs`), instead of a stop and a start, which would close them.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,6 +44,105 @@ pub enum BackupError {
     /// The copy did not pass `quick_check` (it was removed).
     #[error("the copy failed its check ({0}); it was removed")]
     Damaged(String),
+}
+
+/// Why a staged restore was not applied (the database stays as it was).
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The staged copy is not a database this service can use.
+    #[error(
+        "the staged restore {path} is not a usable database ({why}); nothing was restored: \
+         remove it (or put a good copy there) and start again"
+    )]
+    Unusable {
+        /// The staged file.
+        path: PathBuf,
+        /// What the check found.
+        why: String,
+    },
+    /// A file could not be removed, renamed or synced.
+    #[error("restoring from {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Where a restore of `database` is staged: `<database>.restore`.
+pub fn staged_restore_path(database: &Path) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".restore");
+    PathBuf::from(name)
+}
+
+/// Moves a staged restore (`<database>.restore`) into place, if there is one: checks it
+/// (`quick_check`, and the tables of a certadns-ddns store), removes the database's `-wal` and
+/// `-shm` (they belong to the database replaced; left, SQLite would replay the old WAL into
+/// the restored file), then renames it over the database and syncs the directory. Returns
+/// whether a restore was applied. Interrupted, it is applied again at the next start.
+pub fn apply_staged_restore(database: &Path) -> Result<bool, RestoreError> {
+    let staged = staged_restore_path(database);
+    if !staged.exists() {
+        return Ok(false);
+    }
+    let unusable = |why: String| RestoreError::Unusable {
+        path: staged.clone(),
+        why,
+    };
+    let io_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RestoreError::Io { path, source }
+    };
+    {
+        // Read as an immutable file: nothing is written beside it.
+        let uri = format!(
+            "file:{}?mode=ro&immutable=1",
+            staged
+                .to_str()
+                .ok_or_else(|| unusable("not a UTF-8 path".into()))?
+        );
+        let copy = Connection::open_with_flags(
+            uri,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|error| unusable(error.to_string()))?;
+        let check: String = copy
+            .query_row("PRAGMA quick_check(1)", [], |row| row.get(0))
+            .map_err(|error| unusable(error.to_string()))?;
+        if check != "ok" {
+            return Err(unusable(format!("quick_check: {check}")));
+        }
+        let tables: i64 = copy
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
+                 AND name IN ('zones', 'domains', 'users')",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|error| unusable(error.to_string()))?;
+        if tables != 3 {
+            return Err(unusable("not a certadns-ddns store".into()));
+        }
+    }
+    for suffix in ["-wal", "-shm"] {
+        let mut side = database.as_os_str().to_owned();
+        side.push(suffix);
+        let side = PathBuf::from(side);
+        match std::fs::remove_file(&side) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(io_error(&side)(error)),
+        }
+    }
+    std::fs::rename(&staged, database).map_err(io_error(database))?;
+    if let Some(directory) = database.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::File::open(directory)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io_error(directory))?;
+    }
+    Ok(true)
 }
 
 /// What a backup wrote.
@@ -141,6 +245,61 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 mod test {
     use super::*;
     use crate::store::{Store, StoreOptions};
+
+    #[test]
+    fn a_staged_restore_replaces_the_database_once_and_a_bad_one_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live.db");
+        let add = |store: &Store, name: &str| {
+            store
+                .write(|tx| {
+                    crate::store::users::insert_user(
+                        tx,
+                        name,
+                        &format!("{name}@example.com"),
+                        "$phc",
+                        crate::model::Plan::Plus,
+                        "t",
+                    )
+                })
+                .unwrap();
+        };
+        let users = |path: &Path| -> Vec<String> {
+            let conn = Connection::open(path).unwrap();
+            let mut statement = conn
+                .prepare("SELECT username FROM users ORDER BY 1")
+                .unwrap();
+            statement
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let store = Store::open(&live, &StoreOptions::default()).unwrap();
+        add(&store, "alice");
+        let copy = dir.path().join("copy.db");
+        backup(&live, &copy, Duration::from_secs(1)).unwrap();
+        add(&store, "bob");
+        store.close();
+        assert!(!apply_staged_restore(&live).unwrap(), "nothing staged");
+
+        // A damaged copy: refused, and the database is as it was.
+        let staged = staged_restore_path(&live);
+        std::fs::write(&staged, b"SQLite format 3\0 but not really").unwrap();
+        let refused = apply_staged_restore(&live).unwrap_err().to_string();
+        assert!(refused.contains("live.db.restore"), "{refused}");
+        assert!(refused.contains("nothing was restored"), "{refused}");
+        assert_eq!(users(&live), ["alice", "bob"]);
+
+        // A good one: in place, its -wal and -shm gone with the old database, and only once.
+        std::fs::copy(&copy, &staged).unwrap();
+        std::fs::write(dir.path().join("live.db-wal"), b"an old WAL").unwrap();
+        assert!(apply_staged_restore(&live).unwrap());
+        assert!(!staged.exists());
+        assert!(!dir.path().join("live.db-wal").exists());
+        assert_eq!(users(&live), ["alice"]);
+        assert!(!apply_staged_restore(&live).unwrap());
+    }
 
     #[test]
     fn a_copy_holds_the_data_is_private_and_never_overwrites() {
