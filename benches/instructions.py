@@ -17,7 +17,9 @@ and shutdown cancelled out. Printed as Markdown. Needs valgrind.
 import argparse
 import base64
 import http.client
+import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +28,52 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as R  # noqa: E402
+
+
+def lookup_instructions(binary, directory, db, requests, label, fd_store):
+    """Instructions the server ran to start, answer `requests` lookups over one unix-socket
+    connection (one in flight, as pdns sends them) and stop; with `fd_store`, under a stand-in
+    for systemd's fd store (benches/run.py's FdStore), so the connection is stored and its
+    thread waits for the next request or the handover."""
+    http_port, backend = R.free_port(), R.free_port()
+    tag = f"{label}-lookups-{requests}-{int(fd_store)}"
+    sock = directory / f"{tag}.sock"
+    config = directory / f"{tag}.toml"
+    config.write_text(f'store.database = "{db}"\nlisteners.listen = "127.0.0.1:{http_port}"\n'
+                      f'listeners.backend-listen = "127.0.0.1:{backend}"\n'
+                      f'listeners.backend-socket = "{sock}"\nlog-level = "warn"\n')
+    out = directory / f"{tag}.callgrind"
+    env = dict(os.environ)
+    if fd_store:
+        (directory / tag).mkdir()
+        store = R.FdStore(directory / tag)
+        env.update(NOTIFY_SOCKET=str(store.path), FDSTORE="1024")
+    args = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+            binary, "--config", str(config), "serve"]
+    with open(directory / f"{tag}.log", "w") as sink:
+        proc = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, env=env)
+    deadline = time.time() + 300
+    while not sock.exists():
+        if proc.poll() is not None or time.time() > deadline:
+            raise RuntimeError("did not start")
+        time.sleep(0.1)
+    conn = socket.socket(socket.AF_UNIX)
+    conn.connect(str(sock))
+    reader = conn.makefile("rb")
+    for n in range(requests):
+        request = {"method": "lookup", "parameters": {
+            "qname": f"host{n % 1000}.{R.ZONE}.", "qtype": "A", "zone-id": -1}}
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        assert json.loads(reader.readline())["result"]
+    conn.close()
+    proc.terminate()
+    proc.wait(120)
+    if fd_store:
+        store.stop = True
+    for line in out.read_text().splitlines():
+        if line.startswith("totals:") or line.startswith("summary:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals in {out}")
 
 
 def total_instructions(binary, directory, db, auth, requests, label):
@@ -84,10 +132,18 @@ def main():
                 small = total_instructions(binary, directory / label, db, auth, args.requests, label)
                 large = total_instructions(binary, directory / label, db, auth, 3 * args.requests, label)
                 results[(case, label)] = (large - small) / (2 * args.requests)
+            for case, fd_store in [("(d) lookup, unix socket", False),
+                                   ("(e) lookup, unix socket, fd store on", True)]:
+                # The build before the fd store has no such mode: its (e) is its (d).
+                stored = fd_store and label == "after"
+                small = lookup_instructions(binary, directory / label, db, args.requests, label, stored)
+                large = lookup_instructions(binary, directory / label, db, 3 * args.requests, label, stored)
+                results[(case, label)] = (large - small) / (2 * args.requests)
     print(f"<!-- python3 benches/instructions.py --before {args.before} --requests {args.requests} -->\n")
     print("| case | before: instructions per request | after | after / before |")
     print("|---|---|---|---|")
-    for case in ["(a) nochg, API key", "(c) nochg, password"]:
+    for case in ["(a) nochg, API key", "(c) nochg, password", "(d) lookup, unix socket",
+                 "(e) lookup, unix socket, fd store on"]:
         before, after_ = results[(case, "before")], results[(case, "after")]
         print(f"| {case} | {before:,.0f} | {after_:,.0f} | {after_ / before:.3f} |")
     return 0

@@ -12,6 +12,7 @@ setups measured in the same run of this script. Results are printed as Markdown.
 """
 
 import argparse
+import fcntl
 import json
 import os
 import random
@@ -844,15 +845,18 @@ class FdStore:
         fds = [self.stored[name] for name in names]
         self.ready.clear()
         def place():
-            for index, fd in enumerate(fds):
-                os.dup2(os.dup(fd), 3 + index, inheritable=True)
+            # First above every target, then into place: a target may be another's source.
+            high = [os.dup(fd) for fd in fds]
+            moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, 3 + len(fds) + 64) for fd in high]
+            for index, fd in enumerate(moved):
+                os.dup2(fd, 3 + index, inheritable=True)
         env = {**os.environ, "NOTIFY_SOCKET": str(self.path), "FDSTORE": "1024"}
         if fds:
             env.update(LISTEN_FDS=str(len(fds)), LISTEN_FDNAMES=":".join(names))
         out = open(log, "a")
         return subprocess.Popen(["sh", "-c", 'export LISTEN_PID=$$; exec "$0" "$@"', *args],
                                 stdout=out, stderr=subprocess.STDOUT, env=env,
-                                preexec_fn=place, pass_fds=())
+                                preexec_fn=place, close_fds=False)
 
 
 def section_restart(binary, directory, runs):
@@ -868,10 +872,10 @@ def section_restart(binary, directory, runs):
         run_dir = directory / f"restart-{run}"
         run_dir.mkdir()
         store = FdStore(run_dir)
-        http, backend = free_port(), free_port()
+        updates, backend = free_port(), free_port()
         sock = run_dir / "backend.sock"
         config = run_dir / "config.toml"
-        config.write_text(f'store.database = "{db}"\nlisteners.listen = "127.0.0.1:{http}"\n'
+        config.write_text(f'store.database = "{db}"\nlisteners.listen = "127.0.0.1:{updates}"\n'
                           f'listeners.backend-listen = "127.0.0.1:{backend}"\n'
                           f'listeners.backend-socket = "{sock}"\nlog-level = "info"\n')
         args = [binary, "--config", str(config), "serve"]
