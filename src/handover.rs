@@ -472,11 +472,18 @@ pub struct Inherited {
 impl Inherited {
     /// What systemd passed (`LISTEN_FDS` with `LISTEN_PID` naming this process), or nothing.
     pub fn from_env() -> std::io::Result<Self> {
-        let mut inherited = Self::default();
-        for (fd, name) in sd_notify::listen_fds_with_names()? {
+        let passed = sd_notify::listen_fds_with_names()?.map(|(fd, name)| {
             // SAFETY: systemd passed these fds to this process (LISTEN_PID is ours), and
             // nothing else in it has taken them: this runs once, at start.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            (unsafe { OwnedFd::from_raw_fd(fd) }, name)
+        });
+        Ok(Self::sorted(passed))
+    }
+
+    /// `passed` sorted by the kind their names say.
+    fn sorted(passed: impl IntoIterator<Item = (OwnedFd, String)>) -> Self {
+        let mut inherited = Self::default();
+        for (fd, name) in passed {
             if let Some(listener) = name.strip_prefix("listen-") {
                 let (listener, tag) = match listener.split_once('@') {
                     Some((listener, tag)) => (listener, Some(tag.to_string())),
@@ -497,12 +504,13 @@ impl Inherited {
                 inherited.unknown.push((name, fd));
             }
         }
-        Ok(inherited)
+        inherited
     }
 
-    /// Whether connections were passed: a restart under pdns, to be served at once.
-    pub fn has_connections(&self) -> bool {
-        self.connections.values().any(|list| !list.is_empty())
+    /// Whether anything was passed: a restart under pdns (whose connections, or connects
+    /// waiting in a listener's backlog, must be answered at once), not a first start.
+    pub fn is_restart(&self) -> bool {
+        !self.listeners.is_empty() || self.connections.values().any(|list| !list.is_empty())
     }
 
     /// How many listeners and connections were passed, for the start-up log.
@@ -542,5 +550,111 @@ impl Inherited {
             tracing::info!(name, fd = fd.as_raw_fd(), "an unknown stored fd: closed");
             handover.remove(&name);
         }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn fd() -> OwnedFd {
+        OwnedFd::from(UnixStream::pair().unwrap().0)
+    }
+
+    #[test]
+    fn passed_fds_are_sorted_by_their_names() {
+        let mut inherited = Inherited::sorted([
+            (fd(), "listen-updates".to_string()),
+            (fd(), "listen-backend-unix@64768.1234".to_string()),
+            (fd(), "conn-unix-0a1b2c3d-7".to_string()),
+            (fd(), "conn-http-0a1b2c3d-8".to_string()),
+            (fd(), "conn-http-99999999-0".to_string()),
+            (fd(), "conn-smtp-0a1b2c3d-1".to_string()),
+            (fd(), "stored".to_string()),
+        ]);
+        assert!(inherited.is_restart());
+        assert_eq!(inherited.counts(), (2, 3));
+        let (_, tag) = inherited.take_listener("backend-unix").unwrap();
+        assert_eq!(tag.as_deref(), Some("64768.1234"));
+        assert_eq!(
+            listener_name("backend-unix", tag.as_deref()),
+            "listen-backend-unix@64768.1234"
+        );
+        assert!(
+            inherited.take_listener("backend-unix").is_none(),
+            "taken once"
+        );
+        let http: Vec<String> = inherited
+            .take_connections("http")
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(http, ["conn-http-0a1b2c3d-8", "conn-http-99999999-0"]);
+        assert_eq!(
+            inherited.unknown.len(),
+            2,
+            "a kind and a name this version does not know"
+        );
+        assert!(!Inherited::default().is_restart(), "a first start");
+    }
+
+    #[test]
+    fn without_a_store_nothing_is_kept_and_drops_close() {
+        let handover = Arc::new(Handover::disabled().unwrap());
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let kept = handover.keep("unix", ours);
+        assert!(!kept.is_stored());
+        handover.begin();
+        drop(kept);
+        let mut byte = [0_u8; 1];
+        assert_eq!(
+            std::io::Read::read(&mut &theirs, &mut byte).unwrap(),
+            0,
+            "closed: the peer reads the end"
+        );
+    }
+
+    #[test]
+    fn a_stored_connection_is_shut_down_before_the_handover_and_left_open_after() {
+        let handover = Arc::new(Handover::new(true).unwrap());
+        // No NOTIFY_SOCKET here: the store messages go nowhere, the rules still apply.
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let duplicate = ours.try_clone().unwrap(); // what systemd would hold
+        drop(handover.keep("unix", ours));
+        let mut byte = [0_u8; 1];
+        assert_eq!(
+            std::io::Read::read(&mut &theirs, &mut byte).unwrap(),
+            0,
+            "shut down although a duplicate is open"
+        );
+        drop(duplicate);
+
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let duplicate = ours.try_clone().unwrap();
+        let kept = handover.keep("unix", ours);
+        assert!(
+            handover
+                .wait_readable(
+                    kept.get_ref().as_fd(),
+                    Some(std::time::Duration::from_millis(10))
+                )
+                .is_err(),
+            "nothing to read: timed out"
+        );
+        handover.begin();
+        assert!(
+            !handover
+                .wait_readable(kept.get_ref().as_fd(), None)
+                .unwrap(),
+            "handed over"
+        );
+        drop(kept);
+        std::io::Write::write_all(&mut &theirs, b"next request\n").unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&duplicate), &mut line).unwrap();
+        assert_eq!(
+            line, "next request\n",
+            "left open: the next process reads on"
+        );
     }
 }

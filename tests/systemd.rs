@@ -54,6 +54,21 @@ fn the_unit_verifies_and_exposes_little() {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|score| score.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in:\n{report}"));
+    // Restarts pdns never sees: the fds survive a restart, and so does the socket's directory.
+    let text = std::fs::read_to_string(&unit).unwrap();
+    let store_max: usize = text
+        .lines()
+        .find_map(|line| line.strip_prefix("FileDescriptorStoreMax="))
+        .and_then(|max| max.trim().parse().ok())
+        .expect("FileDescriptorStoreMax= in the unit");
+    assert!(
+        store_max >= 256,
+        "room for every pdns connection: {store_max}"
+    );
+    assert!(
+        text.lines()
+            .any(|line| line == "RuntimeDirectoryPreserve=restart")
+    );
     // pdns's own unit (Debian 12) scores 2.3; the README gives this unit's figure.
     assert!(score <= 1.5, "exposure {score}:\n{report}");
 }

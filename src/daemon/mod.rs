@@ -128,10 +128,11 @@ async fn listen_tcp(
 pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result<(), DaemonError> {
     let handover = Arc::new(Handover::from_env().map_err(DaemonError::Inherit)?);
     let mut inherited = Inherited::from_env().map_err(DaemonError::Inherit)?;
-    // Connections handed over by the process before: pdns is waiting on them, so answer at
-    // once (lookups read SQLite while the index loads), and leave out the integrity check,
-    // which the file passed at the cold start before (a stop and a start checks it again).
-    let warm = inherited.has_connections();
+    // Sockets handed over by the process before: pdns is waiting on them (or in a listener's
+    // backlog), so answer at once (lookups read SQLite while the index loads), and leave out
+    // the integrity check, which the file passed at the cold start before (a stop and a start
+    // checks it again; a staged restore is checked before it goes into place).
+    let warm = inherited.is_restart();
     if handover.is_enabled() {
         let (listeners, connections) = inherited.counts();
         tracing::info!(
