@@ -23,6 +23,19 @@ grep -q "certadns-ddns.service" /tmp/certadns-deb-contents || { echo "no systemd
 dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx /etc/certadns-ddns/config.toml \
     || { echo "the config is not a conffile"; exit 1; }
 
+# An upgrade must be a restart, which keeps pdns's connections in systemd's fd store: never a
+# stop before unpacking and a start after, which flushes it (README, "Restarts and upgrades").
+# systemd is not PID 1 here, so the scripts are read, not run.
+ctl=$(mktemp -d)
+dpkg-deb -e "$deb" "$ctl"
+if grep -q "deb-systemd-invoke stop" "$ctl/prerm" 2>/dev/null \
+    && ! grep -B1 "deb-systemd-invoke stop" "$ctl/prerm" | grep -q '"$1" = remove'; then
+    echo "prerm stops the service on upgrade:"; cat "$ctl/prerm"; exit 1
+fi
+grep -q "_dh_action=restart" "$ctl/postinst" \
+    || { echo "postinst does not restart the service on upgrade"; exit 1; }
+rm -rf "$ctl"
+
 # Installing starts nothing here (.ci/run's policy-rc.d); it must still succeed.
 apt-get install -y -qq "$deb" >/dev/null
 trap 'dpkg --purge certadns-ddns >/dev/null 2>&1 || true' EXIT
