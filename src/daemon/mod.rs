@@ -216,10 +216,11 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
     // Installed before serving: SIGHUP's default action would end the process.
     let hangups = signal(tokio::signal::unix::SignalKind::hangup())?;
 
-    // Flags live in memory: a host flagged before this start is not any more. A write, which
-    // waits for an index loading in the background: nothing else waits for it.
+    // Flags live in memory: a host flagged before this start is not any more. A write: on a
+    // restart it would wait for the index loading in the background, so it runs beside the
+    // serving there; on a cold start it is done before anything is served.
     let lifting = store.clone();
-    tokio::spawn(async move {
+    let lift = async move {
         match lifting.lift_abuse_flags().await {
             Ok(0) => {}
             Ok(lifted) => tracing::info!(lifted, "abuse flags of the previous run lifted"),
@@ -227,7 +228,12 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
                 tracing::warn!(%error, "could not lift the abuse flags of the previous run");
             }
         }
-    });
+    };
+    if warm {
+        tokio::spawn(lift);
+    } else {
+        lift.await;
+    }
     let backend = Backend::new(store.clone());
     let seen_store = store.clone();
     let dashboard_store = store.clone();

@@ -109,10 +109,10 @@ pub struct StoreOptions {
     /// Run `PRAGMA quick_check` when opening (`serve` does, before it loads anything): a
     /// damaged file is refused at start rather than failing later, page by page.
     pub check_integrity: bool,
-    /// Keep a connection open and ready (`serve`). A short-lived process (the CLI) keeps none:
-    /// the pool then never opens one in the background, which a process exiting at that
-    /// moment would leave unclosed, its WAL not checkpointed into the file (a copy of the
-    /// file alone would then miss the last changes).
+    /// Open every connection at start and keep them (`serve`). A short-lived process (the CLI)
+    /// keeps none: the pool then never opens one in the background, which a process exiting
+    /// at that moment would leave unclosed, its WAL not checkpointed into the file (a copy of
+    /// the file alone would then miss the last changes).
     pub keep_idle: bool,
 }
 
@@ -219,7 +219,17 @@ impl Store {
         let pool = r2d2::Pool::builder()
             .thread_pool(Arc::clone(&opener))
             .max_size(options.max_connections.max(1))
-            .min_idle(Some(u32::from(options.keep_idle)))
+            // `serve` opens every connection at start and keeps them: no connection is ever
+            // opened (or recycled) in the background while it runs, so SQLite touches the
+            // `-shm` file only for requests. A connection opening while someone truncates that
+            // file dies with SIGBUS (tests/hostile.rs provoked it one run in ten).
+            .min_idle(Some(if options.keep_idle {
+                options.max_connections.max(1)
+            } else {
+                0
+            }))
+            .idle_timeout(None)
+            .max_lifetime(None)
             // A checkout test is a statement per call on the hot path; a broken SQLite
             // connection shows as an error on first use anyway.
             .test_on_check_out(false)
