@@ -1,5 +1,5 @@
 //! Numbers to graph, in the Prometheus (OpenMetrics) text format, served with the health checks
-//! on `metrics-listen` (off by default): see [`serve_metrics`].
+//! on `metrics-listen` (off by default): see [`answer`].
 //!
 //! One process-wide set of metrics ([`metrics()`]), named as pdns names its `pdns_auth_`
 //! ones: the `certadns_ddns_` prefix, `_total` for counters, `_seconds` for durations. The

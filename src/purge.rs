@@ -13,7 +13,7 @@
 //! dead pdns API cannot hold its answer.
 //!
 //! In the daemon, each front-end has one queue and one task: names to purge are merged into
-//! a set (a name asked again while it waits is purged once), at most [`MAX_PENDING`] of them
+//! a set (a name asked again while it waits is purged once), at most `MAX_PENDING` of them
 //! (beyond that, the whole cache is flushed instead), and the task calls the API one call at a
 //! time on one kept-alive connection. So an update flood against a dead or black-holed API
 //! holds one task, one socket and a bounded set per front-end; when a call fails, the rest of

@@ -198,7 +198,7 @@ fn serve_lines<S: LineStream>(
 pub enum RequestLine {
     /// The peer closed the connection.
     End,
-    /// More than [`MAX_LINE_BYTES`] without a newline: the connection is answered and closed.
+    /// More than `MAX_LINE_BYTES` without a newline: the connection is answered and closed.
     TooLong,
     /// Only whitespace: skipped.
     Blank,
@@ -207,7 +207,7 @@ pub enum RequestLine {
 }
 
 /// Reads the next request line into `line` (cleared first), reading at most
-/// [`MAX_LINE_BYTES`] + 1 bytes whatever the peer sends.
+/// `MAX_LINE_BYTES` + 1 bytes whatever the peer sends.
 pub fn read_request_line(
     reader: &mut impl BufRead,
     line: &mut Vec<u8>,

@@ -5,7 +5,7 @@
 //! Listeners are bound before anything is spawned, so a bad address fails the start with a
 //! clear message instead of a half-running service. SIGTERM and SIGINT stop accepting, let
 //! in-flight requests finish (bounded by `shutdown-grace-secs`) and exit 0. SIGHUP reads the
-//! configuration and the `[audit]` files again ([`reload`]).
+//! configuration and the `[audit]` files again (`reload`).
 
 mod reload;
 

@@ -5,7 +5,7 @@
 //! takes the session's user id, and a name or key of someone else answers as one that does
 //! not exist (404). Signing in is checked by [`Updater::sign_in`], the same code as Basic
 //! authentication on the update endpoints, so the throttle and the password-check limits
-//! hold here too. [`session`] holds the cookies and the CSRF tokens; [`pages`] the HTML.
+//! hold here too. `session` holds the cookies and the CSRF tokens; `pages` the HTML.
 //!
 //! Every answer carries a strict Content-Security-Policy (scripts and styles only from
 //! `/dashboard/static/`, no frames, forms only to this origin) and `no-store`, except the

@@ -10,11 +10,11 @@
 //!   (not a burst: a sustained flood) is flagged and answered `abuse` (429) until it has been
 //!   quiet for a cool-down. Keyed by user as well as host, so nobody can get another user's
 //!   host flagged.
-//! * [`AuthThrottle`]: repeated authentication failures from one client address, or for one
+//! * `AuthThrottle`: repeated authentication failures from one client address, or for one
 //!   login, are answered `badauth` without running argon2 until a cool-down passes. Checks
-//!   still running count as failures-to-be ([`AuthThrottle::begin`]), so a burst of
+//!   still running count as failures-to-be (`AuthThrottle::begin`), so a burst of
 //!   simultaneous guesses is throttled before its hashes run, not after. Logins are kept only
-//!   as a keyed hash of fixed size ([`FailureKey::login`]): a flood of long junk logins costs
+//!   as a keyed hash of fixed size (`FailureKey::login`): a flood of long junk logins costs
 //!   the same few bytes each, and no login as typed (a password typed into the username
 //!   field) ever reaches memory dumps or the log.
 

@@ -1,7 +1,7 @@
 //! Applying an update: authenticate, check the hosts and addresses, then write every change
 //! with its audit row in one transaction.
 //!
-//! No hyper types here: [`Updater::apply`] takes a parsed [`UpdateRequest`] and the client's
+//! No hyper types here: [`Updater::apply`] takes a parsed `UpdateRequest` and the client's
 //! addresses and returns an [`Answer`]. Store failures become `dnserr` here, logged with their
 //! cause; the detail never reaches the client.
 //!

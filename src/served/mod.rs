@@ -4,11 +4,11 @@
 //! [`Store`] instead.
 //!
 //! What is added, none of which can show a client anything older than the last commit:
-//! * [`index`]: the in-memory served index that backend lookups read, kept exact by SQLite's
-//!   commit counter ([`counter`]) and the served-change log (`store::changes`);
-//! * [`memo`]: the update path's reads, remembered under the index's stamp;
-//! * [`batch`]: group commit of concurrent writes on one writer thread;
-//! * [`seen`]: the write-behind for "last seen" times and abuse episodes.
+//! * `index`: the in-memory served index that backend lookups read, kept exact by SQLite's
+//!   commit counter (`counter`) and the served-change log (`store::changes`);
+//! * `memo`: the update path's reads, remembered under the index's stamp;
+//! * `batch`: group commit of concurrent writes on one writer thread;
+//! * `seen`: the write-behind for "last seen" times and abuse episodes.
 
 mod account;
 mod batch;
@@ -44,14 +44,14 @@ use crate::store::{Store, StoreError, timestamp};
 pub struct Served {
     /// The SQLite store.
     store: Store,
-    /// The in-memory served records (see [`index`]); none when the file system has no WAL
+    /// The in-memory served records (see `index`); none when the file system has no WAL
     /// index to watch, or for [`Served::without_index`].
     index: Option<Arc<ServedIndex>>,
-    /// Concurrent writes commit together (see [`batch`]).
+    /// Concurrent writes commit together (see `batch`).
     group: Arc<GroupCommit>,
-    /// "Last seen" times waiting for [`Served::flush_seen`] (see [`seen`]).
+    /// "Last seen" times waiting for [`Served::flush_seen`] (see `seen`).
     seen: Arc<Seen>,
-    /// The update path's reads, memoised while the served index is current (see [`memo`]).
+    /// The update path's reads, memoised while the served index is current (see `memo`).
     memos: Arc<Memos>,
 }
 
@@ -339,7 +339,7 @@ impl Served {
     }
 
     /// Runs `operation` in one transaction on the writer thread: writes that arrive together
-    /// share one transaction and one commit, each in a savepoint of its own (see [`batch`]).
+    /// share one transaction and one commit, each in a savepoint of its own (see `batch`).
     /// Each returns after the commit that holds it, with the served index already showing it.
     async fn write<T: Send + 'static>(
         &self,

@@ -285,7 +285,7 @@ impl Store {
     ///
     /// Async code may call this directly for indexed point reads: in WAL mode a reader never
     /// waits for the writer, so a read takes microseconds, less than a hand-off to a blocking
-    /// thread and back. The wait for a pooled connection is short ([`POOL_WAIT`]): a pool that
+    /// thread and back. The wait for a pooled connection is short (`POOL_WAIT`): a pool that
     /// stays exhausted longer is a stall, better answered as an error than waited out on an
     /// async worker.
     pub fn read<T>(

@@ -10,7 +10,7 @@ use super::records::{ServedRecord, records_at};
 use super::zones::{Zone, find_enclosing_zone, get_zone_by_id, get_zone_by_name};
 
 /// What a lookup reads: zones and the records at a name. Implemented by a SQLite connection
-/// (always current) and by the in-memory [`ServedState`].
+/// (always current) and by the in-memory `ServedState`.
 pub trait ServedView {
     /// The zone with row id `id`.
     fn zone_by_id(&self, id: i64) -> Result<Option<Cow<'_, Zone>>, StoreError>;
