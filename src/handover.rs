@@ -56,6 +56,43 @@ pub struct Handover {
     wake_read: UnixStream,
     /// Dropped by [`Handover::begin`].
     wake_write: Mutex<Option<UnixStream>>,
+    /// The notifications for systemd, sent in order by a thread of their own: a send blocks
+    /// while systemd's socket queue is full, and must never hold an accept loop (or a tokio
+    /// worker) meanwhile. None once [`Handover::finish`] has run.
+    notices: Mutex<Option<std::sync::mpsc::Sender<Notice>>>,
+    /// That thread.
+    notifier: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// One notification for the fd store.
+#[derive(Debug)]
+enum Notice {
+    /// `FDSTORE=1` with `FDNAME`, and a duplicate of the fd (valid whatever happens to the
+    /// original meanwhile).
+    Store(String, OwnedFd),
+    /// `FDSTOREREMOVE=1` with `FDNAME`.
+    Remove(String),
+}
+
+/// Sends `notice` to systemd; a failure is logged: the service runs on, and only this socket
+/// will not survive a restart (or lingers in the store until it hangs up).
+fn send(notice: &Notice) {
+    let sent = match notice {
+        Notice::Store(name, fd) => sd_notify::notify_with_fds(
+            &[
+                sd_notify::NotifyState::FdStore,
+                sd_notify::NotifyState::FdName(name),
+            ],
+            &[fd.as_fd()],
+        ),
+        Notice::Remove(name) => sd_notify::notify(&[
+            sd_notify::NotifyState::FdStoreRemove,
+            sd_notify::NotifyState::FdName(name),
+        ]),
+    };
+    if let Err(error) = sent {
+        tracing::warn!(%error, ?notice, "cannot tell systemd's fd store");
+    }
 }
 
 impl Handover {
@@ -75,6 +112,20 @@ impl Handover {
     /// A handover that stores fds or not.
     fn new(enabled: bool) -> std::io::Result<Self> {
         let (wake_read, wake_write) = UnixStream::pair()?;
+        let (notices, notifier) = if enabled {
+            let (notices, queue) = std::sync::mpsc::channel::<Notice>();
+            let notifier =
+                std::thread::Builder::new()
+                    .name("fd-store".into())
+                    .spawn(move || {
+                        for notice in queue {
+                            send(&notice);
+                        }
+                    })?;
+            (Some(notices), Some(notifier))
+        } else {
+            (None, None)
+        };
         Ok(Self {
             enabled,
             tag: format!("{:08x}", rand::random::<u32>()),
@@ -83,7 +134,45 @@ impl Handover {
             begun_tx: watch::Sender::new(false),
             wake_read,
             wake_write: Mutex::new(Some(wake_write)),
+            notices: Mutex::new(notices),
+            notifier: Mutex::new(notifier),
         })
+    }
+
+    /// Queues `notice` for the notifier thread.
+    fn tell(&self, notice: Notice) {
+        let notices = self
+            .notices
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match notices.as_ref() {
+            Some(notices) => {
+                if let Err(unsent) = notices.send(notice) {
+                    send(&unsent.0);
+                }
+            }
+            // After `finish` (a connection ending as the process exits): at once.
+            None => send(&notice),
+        }
+    }
+
+    /// Waits until every queued notification has reached systemd: before exiting, so that the
+    /// next process gets every connection this one stored.
+    pub fn finish(&self) {
+        drop(
+            self.notices
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
+        let notifier = self
+            .notifier
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(notifier) = notifier {
+            let _ = notifier.join();
+        }
     }
 
     /// Whether fds go to systemd's store.
@@ -91,32 +180,25 @@ impl Handover {
         self.enabled
     }
 
-    /// Hands a duplicate of `fd` to systemd under `name`. A failure is logged: the service
-    /// runs on, and only this socket will not survive a restart.
+    /// Hands a duplicate of `fd` to systemd under `name` (queued: see [`Handover::finish`]).
+    /// A failure is logged: the service runs on, and only this socket will not survive a
+    /// restart.
     pub fn store(&self, name: &str, fd: BorrowedFd<'_>) {
         if !self.enabled {
             return;
         }
-        let states = [
-            sd_notify::NotifyState::FdStore,
-            sd_notify::NotifyState::FdName(name),
-        ];
-        if let Err(error) = sd_notify::notify_with_fds(&states, &[fd]) {
-            tracing::warn!(%error, name, "cannot hand a socket to systemd's fd store");
+        match fd.try_clone_to_owned() {
+            Ok(duplicate) => self.tell(Notice::Store(name.to_string(), duplicate)),
+            Err(error) => {
+                tracing::warn!(%error, name, "cannot hand a socket to systemd's fd store")
+            }
         }
     }
 
     /// Takes `name` out of systemd's store (systemd closes its duplicate).
     pub fn remove(&self, name: &str) {
-        if !self.enabled {
-            return;
-        }
-        let states = [
-            sd_notify::NotifyState::FdStoreRemove,
-            sd_notify::NotifyState::FdName(name),
-        ];
-        if let Err(error) = sd_notify::notify(&states) {
-            tracing::warn!(%error, name, "cannot take a socket out of systemd's fd store");
+        if self.enabled {
+            self.tell(Notice::Remove(name.to_string()));
         }
     }
 

@@ -142,3 +142,58 @@ fn systemd_hears_ready_the_watchdog_and_stopping() {
         "{rest:?}"
     );
 }
+
+/// systemd reads its notify socket when it gets to it; meanwhile a notification blocks its
+/// sender once the socket's queue is full (10 datagrams on this machine). The service sends one
+/// per backend connection it stores, so those sends must never hold up the accept loops or the
+/// update path: with systemd not reading at all, 40 new pdns connections come and updates are
+/// still answered at once.
+#[test]
+fn a_busy_systemd_never_holds_up_requests() {
+    use common::service_manager::ServiceManager;
+    let env = TestEnv::new();
+    let seed = env.seed();
+    let socket = env.dir.path().join("backend.sock");
+    env.write_config(&format!("listeners.backend-socket = {socket:?}\n"));
+    let manager = ServiceManager::new(env.dir.path());
+    let config = env.config_path();
+    let daemon = common::Daemon::from_command(
+        manager.command(BIN, &["serve", "--config", config.to_str().unwrap()]),
+    );
+    manager.wait_for("READY=1\n", Duration::from_secs(20));
+    manager.pause(true);
+    let mut held = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        held.0
+            .push(std::os::unix::net::UnixStream::connect(&socket).unwrap());
+        held.1
+            .push(std::net::TcpStream::connect(daemon.backend_addr).unwrap());
+    }
+    for n in 1..=5 {
+        let started = Instant::now();
+        daemon
+            .update_bearer(
+                &seed.alice_key,
+                &format!("hostname=home.dyn.example&myip=192.0.2.{n}"),
+            )
+            .assert(200, &format!("good 192.0.2.{n}"));
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "update {n} waited {:?} for systemd",
+            started.elapsed()
+        );
+    }
+    // systemd catches up: every connection is stored.
+    manager.pause(false);
+    manager.wait_stored(
+        |names| {
+            names
+                .iter()
+                .filter(|name| name.starts_with("conn-"))
+                .count()
+                == 40
+        },
+        Duration::from_secs(10),
+    );
+    drop(held);
+}

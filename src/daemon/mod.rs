@@ -433,6 +433,8 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
             tracing::error!(%error, "backend server task failed");
         }
     }
+    // Every connection stored so far reaches systemd before the process ends.
+    tokio::task::block_in_place(|| handover.finish());
     tracing::info!(handed_over = handover.is_enabled(), "stopped");
     outcome
 }

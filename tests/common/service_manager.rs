@@ -44,6 +44,8 @@ pub struct ServiceManager {
     state: Arc<(Mutex<State>, Condvar)>,
     /// Tells the reading thread to stop.
     stop: Arc<AtomicBool>,
+    /// While set, the reading thread reads nothing (a PID 1 busy elsewhere).
+    paused: Arc<AtomicBool>,
 }
 
 impl ServiceManager {
@@ -56,9 +58,15 @@ impl ServiceManager {
             .expect("set the timeout");
         let state = Arc::new((Mutex::new(State::default()), Condvar::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (shared, stopping) = (Arc::clone(&state), Arc::clone(&stop));
+        let paused = Arc::new(AtomicBool::new(false));
+        let (shared, stopping, pausing) =
+            (Arc::clone(&state), Arc::clone(&stop), Arc::clone(&paused));
         std::thread::spawn(move || {
             while !stopping.load(Ordering::Relaxed) {
+                if pausing.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
                 if let Some((text, fds)) = receive(&socket) {
                     let (state, changed) = &*shared;
                     state.lock().unwrap().take(text, fds);
@@ -66,7 +74,18 @@ impl ServiceManager {
                 }
             }
         });
-        Self { path, state, stop }
+        Self {
+            path,
+            state,
+            stop,
+            paused,
+        }
+    }
+
+    /// Stops reading the notify socket (its queue fills, and senders block as on a busy
+    /// systemd), or reads it again.
+    pub fn pause(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
     }
 
     /// Waits until `message` has arrived (at most `limit`), and forgets the messages up to it.
@@ -85,6 +104,22 @@ impl ServiceManager {
                 "no {message:?} within {limit:?}; got {:?}",
                 state.messages
             );
+            state = changed.wait_timeout(state, left).unwrap().0;
+        }
+    }
+
+    /// Waits until the names in the store satisfy `done` (at most `limit`).
+    pub fn wait_stored(&self, done: impl Fn(&[String]) -> bool, limit: Duration) {
+        let (state, changed) = &*self.state;
+        let deadline = Instant::now() + limit;
+        let mut state = state.lock().unwrap();
+        loop {
+            let names: Vec<String> = state.stored.iter().map(|(name, _)| name.clone()).collect();
+            if done(&names) {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "the store never got there: {names:?}");
             state = changed.wait_timeout(state, left).unwrap().0;
         }
     }
