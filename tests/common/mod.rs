@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
+pub mod delay_proxy;
 pub mod service_manager;
 
 /// The binary under test.
