@@ -229,23 +229,27 @@ fn a_staged_restore_is_a_restart_that_keeps_pdns_connected() {
     };
     assert_eq!(lookup(), "192.0.2.20");
 
-    // A damaged copy staged: the next start refuses it and says what to do; nothing changes.
+    // A damaged copy staged: the restart refuses it, says so and what to do, puts it aside,
+    // and serves the database as it was.
     let mut staged = env.db.clone().into_os_string();
     staged.push(".restore");
     let staged = std::path::PathBuf::from(staged);
     std::fs::write(&staged, b"not a database").unwrap();
     assert_eq!(daemon.terminate(), Some(0));
-    let refused = std::process::Command::new(common::BIN)
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    let message = String::from_utf8_lossy(&refused.stderr);
+    daemon = start();
+    let log = daemon.log();
     assert!(
-        message.contains("not a usable database") && message.contains("remove it"),
-        "{message}"
+        log.contains("restore refused") && log.contains("stage a good copy"),
+        "{log}"
+    );
+    assert!(!staged.exists());
+    assert_eq!(
+        lookup(),
+        "192.0.2.20",
+        "the same connection, the data as it was"
     );
     std::fs::copy(&copy, &staged).unwrap();
+    assert_eq!(daemon.terminate(), Some(0));
 
     // The restart that restores.
     daemon = start();

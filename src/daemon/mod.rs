@@ -2,10 +2,12 @@
 //! backend over HTTP, and optionally a unix socket and a line-JSON TCP listener for relays),
 //! serve, and shut down cleanly.
 //!
-//! Listeners are bound before anything is spawned, so a bad address fails the start with a
-//! clear message instead of a half-running service. SIGTERM and SIGINT stop accepting, let
-//! in-flight requests finish (bounded by `shutdown-grace-secs`) and exit 0. SIGHUP reads the
-//! configuration and the `[audit]` files again (`reload`).
+//! Listeners are bound (or taken back from systemd's fd store, see `handover.rs`) before
+//! anything is spawned, so a bad address fails the start with a clear message instead of a
+//! half-running service. SIGTERM and SIGINT stop the update listener first and let its
+//! in-flight requests finish (bounded by `shutdown-grace-secs`) while pdns is still answered;
+//! then the backend's connections answer what they have read and are handed over, and the
+//! process exits 0. SIGHUP reads the configuration and the `[audit]` files again (`reload`).
 
 mod reload;
 
@@ -62,9 +64,6 @@ pub enum DaemonError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),
-    /// A staged restore (`<database>.restore`) could not be applied.
-    #[error("{0}")]
-    Restore(#[from] crate::store::backup::RestoreError),
     /// What systemd passed (`LISTEN_FDS`, `LISTEN_FDNAMES`) could not be taken.
     #[error("cannot take the sockets systemd passed: {0}")]
     Inherit(std::io::Error),
@@ -143,7 +142,15 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
     }
     // A restore staged beside the database goes into place before anything opens it (the
     // staged file was checked; the served index then loads what it holds).
-    let restored = crate::store::backup::apply_staged_restore(&config.store.database)?;
+    // A copy that fails its check is put aside and the service goes on with the database as it
+    // was: pdns must not go without answers because of a bad copy.
+    let restored = match crate::store::backup::apply_staged_restore(&config.store.database) {
+        Ok(restored) => restored,
+        Err(error) => {
+            tracing::error!(%error, "restore refused");
+            false
+        }
+    };
     if restored {
         tracing::warn!(
             database = %config.store.database.display(),

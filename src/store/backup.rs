@@ -51,8 +51,9 @@ pub enum BackupError {
 pub enum RestoreError {
     /// The staged copy is not a database this service can use.
     #[error(
-        "the staged restore {path} is not a usable database ({why}); nothing was restored: \
-         remove it (or put a good copy there) and start again"
+        "the staged restore {path} is not a usable database ({why}); nothing was restored, the \
+         database stays as it was, and the copy was renamed to .restore.refused: stage a good \
+         copy and restart again"
     )]
     Unusable {
         /// The staged file.
@@ -81,51 +82,26 @@ pub fn staged_restore_path(database: &Path) -> PathBuf {
 /// (`quick_check`, and the tables of a certadns-ddns store), removes the database's `-wal` and
 /// `-shm` (they belong to the database replaced; left, SQLite would replay the old WAL into
 /// the restored file), then renames it over the database and syncs the directory. Returns
-/// whether a restore was applied. Interrupted, it is applied again at the next start.
+/// whether a restore was applied. Interrupted, it is applied again at the next start. A copy
+/// that fails the check is renamed to `<database>.restore.refused` (and the error says so), so
+/// that the caller can go on with the database as it was.
 pub fn apply_staged_restore(database: &Path) -> Result<bool, RestoreError> {
     let staged = staged_restore_path(database);
     if !staged.exists() {
         return Ok(false);
     }
-    let unusable = |why: String| RestoreError::Unusable {
-        path: staged.clone(),
-        why,
-    };
+    let checked = check_staged(&staged);
+    if let Err(error) = checked {
+        // Put aside, so that the next start does not try it again.
+        let mut refused = staged.clone().into_os_string();
+        refused.push(".refused");
+        let _ = std::fs::rename(&staged, refused);
+        return Err(error);
+    }
     let io_error = |path: &Path| {
         let path = path.to_path_buf();
         move |source| RestoreError::Io { path, source }
     };
-    {
-        // Read as an immutable file: nothing is written beside it.
-        let uri = format!(
-            "file:{}?mode=ro&immutable=1",
-            staged
-                .to_str()
-                .ok_or_else(|| unusable("not a UTF-8 path".into()))?
-        );
-        let copy = Connection::open_with_flags(
-            uri,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
-        )
-        .map_err(|error| unusable(error.to_string()))?;
-        let check: String = copy
-            .query_row("PRAGMA quick_check(1)", [], |row| row.get(0))
-            .map_err(|error| unusable(error.to_string()))?;
-        if check != "ok" {
-            return Err(unusable(format!("quick_check: {check}")));
-        }
-        let tables: i64 = copy
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
-                 AND name IN ('zones', 'domains', 'users')",
-                [],
-                |row| row.get(0),
-            )
-            .map_err(|error| unusable(error.to_string()))?;
-        if tables != 3 {
-            return Err(unusable("not a certadns-ddns store".into()));
-        }
-    }
     for suffix in ["-wal", "-shm"] {
         let mut side = database.as_os_str().to_owned();
         side.push(suffix);
@@ -143,6 +119,44 @@ pub fn apply_staged_restore(database: &Path) -> Result<bool, RestoreError> {
             .map_err(io_error(directory))?;
     }
     Ok(true)
+}
+
+/// Whether the staged copy at `staged` is a database this service can use: `quick_check`, and
+/// the tables of a certadns-ddns store. Read as an immutable file: nothing is written beside it.
+fn check_staged(staged: &Path) -> Result<(), RestoreError> {
+    let unusable = |why: String| RestoreError::Unusable {
+        path: staged.to_path_buf(),
+        why,
+    };
+    let uri = format!(
+        "file:{}?mode=ro&immutable=1",
+        staged
+            .to_str()
+            .ok_or_else(|| unusable("not a UTF-8 path".into()))?
+    );
+    let copy = Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(|error| unusable(error.to_string()))?;
+    let check: String = copy
+        .query_row("PRAGMA quick_check(1)", [], |row| row.get(0))
+        .map_err(|error| unusable(error.to_string()))?;
+    if check != "ok" {
+        return Err(unusable(format!("quick_check: {check}")));
+    }
+    let tables: i64 = copy
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
+             AND name IN ('zones', 'domains', 'users')",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(|error| unusable(error.to_string()))?;
+    if tables != 3 {
+        return Err(unusable("not a certadns-ddns store".into()));
+    }
+    Ok(())
 }
 
 /// What a backup wrote.
@@ -290,6 +304,8 @@ mod test {
         assert!(refused.contains("live.db.restore"), "{refused}");
         assert!(refused.contains("nothing was restored"), "{refused}");
         assert_eq!(users(&live), ["alice", "bob"]);
+        assert!(!staged.exists(), "put aside");
+        assert!(dir.path().join("live.db.restore.refused").exists());
 
         // A good one: in place, its -wal and -shm gone with the old database, and only once.
         std::fs::copy(&copy, &staged).unwrap();
