@@ -49,6 +49,7 @@ pub struct RelayOptions {
 /// Relays standard input to the backend and its answers to standard output until standard
 /// input ends (pdns closed the pipe).
 pub fn run(options: &RelayOptions) -> std::io::Result<()> {
+    close_inherited_fds();
     let mut relay = Relay {
         options: options.clone(),
         wait: options.wait.unwrap_or(DEFAULT_WAIT),
@@ -75,6 +76,26 @@ pub fn run(options: &RelayOptions) -> std::io::Result<()> {
         }
         output.write_all(&reply)?;
         output.flush()?;
+    }
+}
+
+/// Closes every fd above stderr that this process inherited. pdns forks one relay per backend
+/// instance and leaves the pipes of the relays started before open in each new one: every
+/// relay then holds the write end of another's stdin, so when pdns exits none of them ever
+/// reads the end of its input, and they live on as orphans. The relay needs nothing but its
+/// standard streams (its sockets are opened later).
+fn close_inherited_fds() {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    // Collected first: the listing's own fd is among the entries while it is read.
+    let fds: Vec<i32> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // The listing's fd is closed by now (EBADF), as is any fd already gone.
+        let _ = nix::unistd::close(fd);
     }
 }
 

@@ -967,3 +967,58 @@ fn the_relay_exits_only_when_pdns_closes_its_stdin() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// pdns forks one relay per backend instance and leaves the pipes of the other relays open in
+/// each new one; after a relay is started again, two relays can each hold the write end of the
+/// other's stdin. A relay must still see the end of its input when pdns exits: it closes what
+/// it inherited, or the relays of a pdns that exited live on forever (seen here: orphans
+/// blocked on stdin, each holding the other's pipe).
+#[test]
+fn relays_started_by_one_pdns_all_end_with_it() {
+    use std::os::fd::{AsRawFd as _, OwnedFd};
+    use std::os::unix::process::CommandExt as _;
+    use std::process::{Child, Command, Stdio};
+    let (first_read, first_write) = nix::unistd::pipe().expect("a pipe");
+    let (second_read, second_write) = nix::unistd::pipe().expect("a pipe");
+    // A relay reading `input`, holding `other` (another relay's input) at fd 10.
+    let relay = |input: OwnedFd, other: &OwnedFd| -> Child {
+        let other = other.as_raw_fd();
+        let mut command = Command::new(common::BIN);
+        command
+            .args(["relay", "--connect", "127.0.0.1:1", "--wait-ms", "50"])
+            .stdin(Stdio::from(input))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: dup2 only, between fork and exec; it leaves the new fd without FD_CLOEXEC.
+        unsafe {
+            command.pre_exec(move || {
+                if nix::libc::dup2(other, 10) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command.spawn().expect("start a relay")
+    };
+    let mut first = relay(first_read, &second_write);
+    let mut second = relay(second_read, &first_write);
+    // pdns exits: its ends of the pipes close.
+    drop(first_write);
+    drop(second_write);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut relays = [("first", first), ("second", second)];
+    let mut ended = [None, None];
+    while ended.iter().any(Option::is_none) && Instant::now() < deadline {
+        for ((_, child), status) in relays.iter_mut().zip(ended.iter_mut()) {
+            if status.is_none() {
+                *status = child.try_wait().unwrap();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for ((name, child), status) in relays.iter_mut().zip(ended) {
+        let _ = child.kill();
+        let status = status.unwrap_or_else(|| panic!("the {name} relay outlived pdns"));
+        assert!(status.success(), "{name}: {status:?}");
+    }
+}
