@@ -1000,8 +1000,8 @@ fn relays_started_by_one_pdns_all_end_with_it() {
         }
         command.spawn().expect("start a relay")
     };
-    let mut first = relay(first_read, &second_write);
-    let mut second = relay(second_read, &first_write);
+    let first = relay(first_read, &second_write);
+    let second = relay(second_read, &first_write);
     // pdns exits: its ends of the pipes close.
     drop(first_write);
     drop(second_write);
