@@ -21,6 +21,12 @@
 //!   (`"result": null`): a SERVFAIL, never a "no such name" that pdns would cache, nor an
 //!   empty zone list. pdns then replaces this process, and the next one reconnects.
 //!
+//! * **It ends when pdns closes the pipe, and only then.** pdns's pipe connector never
+//!   recovers from a coprocess that exited between two calls (that pdns thread answers SERVFAIL
+//!   from then on), so nothing but the end of stdin ends the relay; and since pdns leaves the
+//!   other relays' pipes open in each one it forks, the relay closes what it inherited at
+//!   start, or the relays of a pdns that exited would hold each other's input open forever.
+//!
 //! Nothing but answers ever goes to stdout; messages go to stderr (pdns's log).
 
 use std::io::{BufRead, BufReader, Read as _, Write};
