@@ -299,7 +299,9 @@ pub async fn serve_http<H, F>(
                         .is_none_or(|allow| allow.check(peer)) =>
                 {
                     let kept = handover.resume(name, stream);
-                    connection.spawn(kept, peer, None, None, handler.clone(), false);
+                    // Counted like any other while there is room (never refused: pdns holds it).
+                    let permit = Arc::clone(&permits).try_acquire_owned().ok();
+                    connection.spawn(kept, peer, permit, None, handler.clone(), false);
                 }
                 Ok((stream, _)) => drop(handover.resume(name, stream)),
                 Err(error) => {
@@ -412,8 +414,7 @@ impl Connection<'_> {
         let open = crate::metrics::OpenConnection::new(self.options.name);
         let grace = self.options.shutdown_grace;
         let handover = kept.handover().cloned();
-        self.open.send_modify(|open| *open += 1);
-        let counted = self.open.clone();
+        let counted = Counted::new(self.open);
         let Some(handover) = handover else {
             let mut stop = self.stop.clone();
             // How long a connection accepted just before the stop may take to send its first
@@ -427,15 +428,8 @@ impl Connection<'_> {
                 // hyper's header timeout, when set, runs from accept; without it, this bounds
                 // how long a connection may be held open without a word.
                 if let Some(limit) = first_byte_timeout {
-                    // `peek` waits for real data (or the peer's close); `readable` may wake
-                    // early.
-                    let mut first = [0_u8; 1];
-                    if tokio::time::timeout(limit, stream.get_ref().peek(&mut first))
-                        .await
-                        .is_err()
-                    {
+                    if !first_byte_within(stream.get_ref(), limit).await {
                         tracing::debug!(%peer, "no request within the first-byte timeout; closing");
-                        counted.send_modify(|open| *open -= 1);
                         return;
                     }
                 }
@@ -464,31 +458,24 @@ impl Connection<'_> {
                 if let Err(error) = ended {
                     tracing::debug!(%peer, %error, "connection ended with an error");
                 }
-                drop(slot);
-                drop(permit);
-                drop(open);
-                counted.send_modify(|open| *open -= 1);
+                drop((slot, permit, open, counted));
             });
             return;
         };
 
-        let kept_open = counted;
         tokio::spawn(async move {
             if let Some(limit) = first_byte_timeout {
-                let mut first = [0_u8; 1];
                 tokio::select! {
-                    peeked = tokio::time::timeout(limit, kept.get_ref().peek(&mut first)) => {
-                        if peeked.is_err() {
+                    spoke = first_byte_within(kept.get_ref(), limit) => {
+                        if !spoke {
                             tracing::debug!(%peer, "no request within the first-byte timeout; closing");
-                            drop(kept);
-                            kept_open.send_modify(|open| *open -= 1);
+                            drop((kept, counted));
                             return;
                         }
                     }
                     // Nothing read yet: the next process reads it.
                     () = handover.wait() => {
-                        drop(kept);
-                        kept_open.send_modify(|open| *open -= 1);
+                        drop((kept, counted));
                         return;
                     }
                 }
@@ -521,12 +508,36 @@ impl Connection<'_> {
             // Dropped after the handover began, the connection stays open for the next
             // process; before it, it is shut down and taken out of systemd's store.
             drop(connection);
-            drop(slot);
-            drop(permit);
-            drop(open);
-            kept_open.send_modify(|open| *open -= 1);
+            drop((slot, permit, open, counted));
         });
     }
+}
+
+/// One open connection in a listener's count (which the shutdown waits to see at zero),
+/// until dropped.
+struct Counted(watch::Sender<usize>);
+
+impl Counted {
+    /// Counts one more in `open`.
+    fn new(open: &watch::Sender<usize>) -> Self {
+        open.send_modify(|open| *open += 1);
+        Self(open.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.send_modify(|open| *open -= 1);
+    }
+}
+
+/// Whether `stream` sends its first byte (or closes) within `limit`. `peek` waits for real
+/// data; `readable` may wake early.
+async fn first_byte_within(stream: &TcpStream, limit: Duration) -> bool {
+    let mut first = [0_u8; 1];
+    tokio::time::timeout(limit, stream.peek(&mut first))
+        .await
+        .is_ok()
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

@@ -21,12 +21,8 @@ const HOSTS: usize = 10;
 /// Updates in all.
 const UPDATES: usize = 300;
 
-#[test]
-fn every_query_after_good_sees_the_update_with_caches_on() {
-    if !require_tool("pdns_server") || !require_tool("dig") || !require_tool("pdns_control") {
-        return;
-    }
-    let env = TestEnv::new();
+/// The zone with [`HOSTS`] hosts `h0..` of alice at 192.0.2.1; returns her API key.
+fn seed(env: &TestEnv) -> String {
     env.cli_ok(&["zone", "add", "dyn.example", "--ns", "ns1.dyn.example"]);
     env.add_user("alice", "alice@example.com", "plus");
     for host in 0..HOSTS {
@@ -37,7 +33,16 @@ fn every_query_after_good_sees_the_update_with_caches_on() {
             Some("192.0.2.1"),
         );
     }
-    let key = env.cli_ok(&["key", "create", "alice"]).trim().to_string();
+    env.cli_ok(&["key", "create", "alice"]).trim().to_string()
+}
+
+#[test]
+fn every_query_after_good_sees_the_update_with_caches_on() {
+    if !require_tool("pdns_server") || !require_tool("dig") || !require_tool("pdns_control") {
+        return;
+    }
+    let env = TestEnv::new();
+    let key = seed(&env);
     let socket = env.dir.path().join("backend.sock");
     let api = PdnsApiEndpoint::new();
     let daemon = env.spawn(&format!(
@@ -149,17 +154,7 @@ fn no_stale_answer_after_good_over_a_slow_relay_link() {
         return;
     }
     let env = TestEnv::new();
-    env.cli_ok(&["zone", "add", "dyn.example", "--ns", "ns1.dyn.example"]);
-    env.add_user("alice", "alice@example.com", "plus");
-    for host in 0..HOSTS {
-        env.add_domain(
-            &format!("h{host}.dyn.example"),
-            "alice",
-            "A",
-            Some("192.0.2.1"),
-        );
-    }
-    let key = env.cli_ok(&["key", "create", "alice"]).trim().to_string();
+    let key = seed(&env);
     let api = PdnsApiEndpoint::new();
     let tcp_port = common::free_port();
     let daemon = env.spawn(&format!(

@@ -197,3 +197,70 @@ fn a_busy_systemd_never_holds_up_requests() {
     );
     drop(held);
 }
+
+/// A listener moved in the config between two runs (the README's "move a listener" step): the
+/// next process binds the new address and socket path, closes the stored ones and takes them
+/// out of the store, so the old address refuses instead of queueing connects no one accepts.
+#[test]
+fn a_moved_listener_is_bound_anew_and_the_stored_one_closed() {
+    use common::service_manager::ServiceManager;
+    let env = TestEnv::new();
+    let seed = env.seed();
+    let (old_port, new_port) = (common::free_port(), common::free_port());
+    let (old_socket, new_socket) = (
+        env.dir.path().join("old.sock"),
+        env.dir.path().join("new.sock"),
+    );
+    let config = |port: u16, socket: &std::path::Path| {
+        env.write_config(&format!(
+            "listeners.listen = \"127.0.0.1:{port}\"\nlisteners.backend-socket = {socket:?}\n"
+        ));
+    };
+    let manager = ServiceManager::new(env.dir.path());
+    let start = || {
+        let path = env.config_path();
+        let daemon = common::Daemon::from_command(
+            manager.command(BIN, &["serve", "--config", path.to_str().unwrap()]),
+        );
+        manager.wait_for("READY=1\n", Duration::from_secs(20));
+        daemon
+    };
+    config(old_port, &old_socket);
+    let mut daemon = start();
+    daemon
+        .update_bearer(&seed.alice_key, "hostname=home.dyn.example&myip=192.0.2.1")
+        .assert(200, "good 192.0.2.1");
+    assert_eq!(daemon.terminate(), Some(0));
+    config(new_port, &new_socket);
+    daemon = start();
+    assert_eq!(daemon.addr.port(), new_port);
+    daemon
+        .update_bearer(&seed.alice_key, "hostname=home.dyn.example&myip=192.0.2.2")
+        .assert(200, "good 192.0.2.2");
+    assert!(
+        std::os::unix::net::UnixStream::connect(&new_socket).is_ok(),
+        "the new socket serves"
+    );
+    manager.wait_stored(
+        |names| {
+            names
+                .iter()
+                .filter(|name| name.starts_with("listen-updates"))
+                .count()
+                == 1
+                && names
+                    .iter()
+                    .filter(|name| name.starts_with("listen-backend-unix"))
+                    .count()
+                    == 1
+        },
+        Duration::from_secs(10),
+    );
+    // Nothing listens on the old address any more: refused, not left hanging in a backlog.
+    let refused = std::net::TcpStream::connect(("127.0.0.1", old_port));
+    assert!(refused.is_err(), "the old listener still accepts connects");
+    assert!(
+        std::os::unix::net::UnixStream::connect(&old_socket).is_err(),
+        "the old socket still accepts connects"
+    );
+}
