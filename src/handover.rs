@@ -346,6 +346,27 @@ impl<S: AsFd> Kept<S> {
     pub fn handover(&self) -> Option<&Arc<Handover>> {
         self.ticket.as_ref().map(|ticket| &ticket.handover)
     }
+
+    /// Its name in the store, when stored.
+    pub fn name(&self) -> Option<&str> {
+        self.ticket.as_ref().map(|ticket| ticket.name.as_str())
+    }
+
+    /// Stores it again as its name followed by `suffix` (once), so that the next process knows
+    /// what this one learnt of the peer. The old name comes out first: systemd ignores an fd
+    /// it holds already, whatever its name (the notices reach it in order, all before exit).
+    pub fn mark(&mut self, suffix: &str) {
+        let Some(ticket) = &mut self.ticket else {
+            return;
+        };
+        if ticket.name.ends_with(suffix) {
+            return;
+        }
+        let marked = format!("{}{suffix}", ticket.name);
+        ticket.handover.remove(&ticket.name);
+        ticket.handover.store(&marked, self.stream.as_fd());
+        ticket.name = marked;
+    }
 }
 
 impl<S: AsFd> Drop for Kept<S> {

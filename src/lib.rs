@@ -19,6 +19,7 @@
 //! * [`net`]: the HTTP/1.1 accept loop with its limits and graceful drain.
 //! * [`handover`]: restarts pdns never sees: listeners and backend connections kept in
 //!   systemd's file-descriptor store and carried on by the next process.
+//! * [`inflight`]: the answers pdns may not have taken in yet, which a purge waits for.
 //! * [`purge`]: asking pdns front-ends (HTTP API) to drop cached answers for changed names.
 //! * [`daemon`]: `serve`: binds, serves, reloads the config on SIGHUP, shuts down on
 //!   SIGTERM/SIGINT.
@@ -40,6 +41,7 @@ pub mod daemon;
 pub mod dashboard;
 pub mod dyndns;
 pub mod handover;
+pub mod inflight;
 pub mod intel;
 pub mod log;
 pub mod metrics;

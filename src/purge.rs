@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::PdnsApi;
+use crate::inflight::InFlight;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::{Method, Request};
@@ -62,6 +63,9 @@ pub struct Purger {
     queues: Arc<Vec<Queue>>,
     /// Replaced by another purger (a reload changed `[[pdns.api]]`): the queues' tasks end.
     retired: Arc<std::sync::atomic::AtomicBool>,
+    /// The backend's answers that may not have reached pdns yet: a batch waits for those of
+    /// its names before it is purged, or they would be cached after it.
+    inflight: Option<Arc<InFlight>>,
 }
 
 /// What waits for one front-end's task.
@@ -102,7 +106,16 @@ impl Purger {
                 .build(connector),
             queues: Arc::new(targets.iter().map(|_| Queue::default()).collect()),
             retired: Arc::default(),
+            inflight: None,
         })
+    }
+
+    /// This purger, each batch of which first waits for the answers of `inflight` to its names
+    /// (see `inflight.rs`).
+    #[must_use]
+    pub fn after_answers(mut self, inflight: Arc<InFlight>) -> Self {
+        self.inflight = Some(inflight);
+        self
     }
 
     /// The front-ends it purges.
@@ -216,6 +229,10 @@ impl Purger {
                 if !batch.iter().any(|(queued, _)| *queued == name) {
                     batch.push((name, attempts));
                 }
+            }
+            if let Some(inflight) = &self.inflight {
+                let names: Vec<String> = batch.iter().map(|(name, _)| name.clone()).collect();
+                inflight.settle(&names).await;
             }
             let mut failed = None;
             for (name, attempts) in batch {

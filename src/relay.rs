@@ -31,7 +31,10 @@
 
 use std::io::{BufRead, BufReader, Read as _, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
+use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
 use std::time::{Duration, Instant};
+
+use crate::inflight::{CONFIRM_PREFIX, CONFIRMED_PREFIX, RELAY_HELLO};
 
 /// Largest request line taken; pdns's are a few hundred bytes.
 const MAX_LINE_BYTES: u64 = 64 * 1024;
@@ -62,10 +65,17 @@ pub fn run(options: &RelayOptions) -> std::io::Result<()> {
         upstream: None,
         last_error: None,
     };
-    let mut input = std::io::stdin().lock();
+    // A reader of its own on fd 0, so that what it holds is known before waiting on both
+    // sides (`StdinLock` does not say).
+    let mut input = BufReader::new(std::fs::File::from(
+        std::io::stdin().as_fd().try_clone_to_owned()?,
+    ));
     let mut output = std::io::stdout().lock();
     let mut line = Vec::new();
     loop {
+        if input.buffer().is_empty() {
+            relay.idle(input.get_ref().as_fd());
+        }
         line.clear();
         let read = (&mut input)
             .take(MAX_LINE_BYTES + 1)
@@ -126,6 +136,8 @@ struct Upstream {
     /// The socket's read and write timeouts as last set: set again only when a request's
     /// remaining time differs (a retry), not with two system calls on every request.
     timeout: Duration,
+    /// The answer to the hello is still to be read (before the first request's).
+    hello_unanswered: bool,
 }
 
 impl Relay {
@@ -156,6 +168,47 @@ impl Relay {
                 return self.unanswered(method_of(line).as_deref().unwrap_or("?"));
             }
             std::thread::sleep(RETRY_PAUSE.min(deadline - now));
+        }
+    }
+
+    /// Waits for pdns's next request on `input`, answering meanwhile what the backend asks
+    /// on the connection: whether pdns has taken in the answers so far (`inflight.rs`). A
+    /// connection that ends or says anything else is dropped (the next request reconnects).
+    fn idle(&mut self, input: BorrowedFd<'_>) {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        while let Some(upstream) = &mut self.upstream {
+            if upstream.reader.buffer().is_empty() {
+                let mut fds = [
+                    PollFd::new(input, PollFlags::POLLIN),
+                    PollFd::new(upstream.writer.as_fd(), PollFlags::POLLIN),
+                ];
+                if poll(&mut fds, PollTimeout::NONE).is_err() {
+                    return;
+                }
+                let input_ready = fds[0].any().unwrap_or(true);
+                let upstream_ready = fds[1].any().unwrap_or(false);
+                if !upstream_ready {
+                    return;
+                }
+                if input_ready {
+                    // pdns asks already: the question is answered on the way to the answer.
+                    return;
+                }
+            }
+            let mut question = Vec::new();
+            let answered = match (&mut upstream.reader)
+                .take(MAX_LINE_BYTES)
+                .read_until(b'\n', &mut question)
+            {
+                Ok(_) if question.starts_with(CONFIRM_PREFIX) => {
+                    wait_until_read(std::io::stdout().as_fd());
+                    confirm(&mut upstream.writer, &question)
+                }
+                _ => Err(std::io::ErrorKind::InvalidData.into()),
+            };
+            if answered.is_err() {
+                self.upstream = None;
+            }
         }
     }
 
@@ -218,10 +271,18 @@ impl Relay {
                         .with_interval(Duration::from_secs(10))
                         .with_retries(3);
                     socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
+                    // Says first that it answers the backend's questions; a backend that does
+                    // not know the method answers `false` and never asks. The answer is read
+                    // before the first request's, with no round trip of its own.
+                    let mut writer = stream.try_clone()?;
+                    let mut hello = RELAY_HELLO.to_vec();
+                    hello.push(b'\n');
+                    writer.write_all(&hello)?;
                     return Ok(Upstream {
-                        reader: BufReader::new(stream.try_clone()?),
-                        writer: stream,
+                        reader: BufReader::new(stream),
+                        writer,
                         timeout: self.wait,
+                        hello_unanswered: true,
                     });
                 }
                 Err(error) => last = error,
@@ -281,17 +342,60 @@ fn exchange(upstream: &mut Upstream, line: &[u8], deadline: Instant) -> std::io:
         terminated.push(b'\n');
         upstream.writer.write_all(&terminated)?;
     }
-    let mut reply = Vec::new();
-    let read = (&mut upstream.reader)
-        .take(MAX_LINE_BYTES)
-        .read_until(b'\n', &mut reply)?;
-    if read == 0 || reply.last() != Some(&b'\n') {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "the backend closed the connection",
-        ));
+    loop {
+        let mut reply = Vec::new();
+        if std::mem::take(&mut upstream.hello_unanswered) {
+            (&mut upstream.reader)
+                .take(MAX_LINE_BYTES)
+                .read_until(b'\n', &mut reply)?;
+            reply.clear();
+        }
+        let read = (&mut upstream.reader)
+            .take(MAX_LINE_BYTES)
+            .read_until(b'\n', &mut reply)?;
+        if read == 0 || reply.last() != Some(&b'\n') {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the backend closed the connection",
+            ));
+        }
+        if reply.starts_with(CONFIRM_PREFIX) {
+            // pdns sent this request, so it took in every answer before: confirmed at once.
+            confirm(&mut upstream.writer, &reply)?;
+            continue;
+        }
+        return Ok(reply);
     }
-    Ok(reply)
+}
+
+/// Answers the backend's question `question` (`{"confirm":N}`): everything before it was taken
+/// in by pdns.
+fn confirm(writer: &mut TcpStream, question: &[u8]) -> std::io::Result<()> {
+    let question = question.trim_ascii_end();
+    let mut confirmed = Vec::with_capacity(CONFIRMED_PREFIX.len() + question.len() + 2);
+    confirmed.extend_from_slice(CONFIRMED_PREFIX);
+    confirmed.extend_from_slice(question);
+    confirmed.extend_from_slice(b"}\n");
+    writer.write_all(&confirmed)
+}
+
+/// Longest wait for pdns to read what was written to it before a question is answered anyway.
+const READ_WAIT: Duration = Duration::from_secs(1);
+
+/// Waits until pdns has read everything written to `output` (its pipe holds nothing), at most
+/// [`READ_WAIT`]. pdns reads each answer as soon as it comes: this is rarely more than a look.
+fn wait_until_read(output: BorrowedFd<'_>) {
+    let started = Instant::now();
+    loop {
+        let mut unread: nix::libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int; `output` is open for the duration of the call.
+        let done =
+            unsafe { nix::libc::ioctl(output.as_raw_fd(), nix::libc::FIONREAD, &raw mut unread) };
+        if done != 0 || unread == 0 || started.elapsed() >= READ_WAIT {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
 }
 
 /// Whether `needle` occurs in `haystack`.

@@ -11,8 +11,9 @@
 //! and leaves the connection open for the next process.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::AsFd;
-use std::sync::Arc;
+use std::os::fd::{AsFd, AsRawFd as _};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -20,6 +21,10 @@ use tokio::sync::watch;
 use super::Backend;
 use super::protocol::{Query, Reply};
 use crate::handover::{Handover, Kept};
+use crate::inflight::{CONFIRM_PREFIX, CONFIRMED_PREFIX, Probe, RELAY_HELLO, Slot};
+
+/// The suffix of a relay connection's name in systemd's store: the next process asks it too.
+const RELAY_MARK: &str = "-relay";
 
 /// Largest request line taken; pdns's are a few hundred bytes.
 const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -162,6 +167,11 @@ fn serve_lines<S: LineStream>(
     }
     let mut reader = BufReader::new(stream.get_ref().try_clone()?);
     let handover = stream.handover().cloned();
+    let probe = Arc::new(LineProbe {
+        writer: Mutex::new(stream.get_ref().try_clone()?),
+        relay: AtomicBool::new(stream.name().is_some_and(|name| name.ends_with(RELAY_MARK))),
+    });
+    let slot = backend.inflight().register(Box::new(Arc::clone(&probe)));
     let mut line = Vec::new();
     loop {
         // Stored: wait for the next request or the handover, whichever comes first. Bytes
@@ -181,15 +191,113 @@ fn serve_lines<S: LineStream>(
         let reply = match request {
             RequestLine::End => return Ok(()),
             RequestLine::TooLong => {
-                stream.get_mut().write_all(&reply_line(&Reply::refusal(
+                probe.write(&reply_line(&Reply::refusal(
                     "certadns-ddns: request too long",
                 )))?;
                 return Ok(());
             }
             RequestLine::Blank => continue,
-            RequestLine::Request => answer_line(backend, &line),
+            RequestLine::Request if line.starts_with(CONFIRMED_PREFIX) => {
+                confirmed(&slot, &line);
+                continue;
+            }
+            RequestLine::Request if line.starts_with(RELAY_HELLO) => {
+                slot.begin(None);
+                probe.relay.store(true, Ordering::Release);
+                stream.mark(RELAY_MARK);
+                Reply::new(super::protocol::Outcome::Bool(true))
+            }
+            RequestLine::Request => answer_in_slot(backend, &line, &slot),
         };
-        stream.get_mut().write_all(&reply_line(&reply))?;
+        probe.write(&reply_line(&reply))?;
+        slot.answered();
+    }
+}
+
+/// The reply to one request line, its name in `slot` before the store is read.
+fn answer_in_slot(backend: &Backend, line: &[u8], slot: &Slot) -> Reply {
+    match Query::from_json(line) {
+        Ok(query) => {
+            slot.begin(match &query {
+                Query::Lookup { qname, .. } => Some(qname),
+                _ => None,
+            });
+            backend.handle(&query)
+        }
+        Err(error) => {
+            slot.begin(None);
+            tracing::debug!(%error, "backend: undecodable request");
+            Reply::refusal(format!("certadns-ddns: {error}"))
+        }
+    }
+}
+
+/// A relay's confirmation line: `slot` learns the number it confirms.
+fn confirmed(slot: &Slot, line: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Confirmed {
+        parameters: Question,
+    }
+    #[derive(serde::Deserialize)]
+    struct Question {
+        confirm: u64,
+    }
+    match serde_json::from_slice::<Confirmed>(line) {
+        Ok(confirmed) => slot.confirmed(confirmed.parameters.confirm),
+        Err(error) => tracing::debug!(%error, "backend: undecodable confirmation"),
+    }
+}
+
+/// How a line connection confirms: by asking the relay at its other end, or from the kernel's
+/// count of what the peer has not read yet.
+struct LineProbe<S> {
+    /// The connection's writing side: answers and questions, one at a time.
+    writer: Mutex<S>,
+    /// The peer is a relay that answers questions (it said so).
+    relay: AtomicBool,
+}
+
+impl<S: Write> LineProbe<S> {
+    /// Writes `bytes` whole.
+    fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
+        self.writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .write_all(bytes)
+    }
+}
+
+impl<S: Write + AsFd + Send> Probe for Arc<LineProbe<S>> {
+    fn ask(&self, number: u64) -> bool {
+        if !self.relay.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut question = CONFIRM_PREFIX.to_vec();
+        question.extend_from_slice(format!("{number}}}\n").as_bytes());
+        self.write(&question).is_ok()
+    }
+
+    fn all_read(&self) -> Option<bool> {
+        if self.relay.load(Ordering::Acquire) {
+            return None;
+        }
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut unread: nix::libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int; the fd is open while the writer is held.
+        let done = unsafe {
+            nix::libc::ioctl(
+                writer.as_fd().as_raw_fd(),
+                nix::libc::TIOCOUTQ,
+                &raw mut unread,
+            )
+        };
+        // On TCP, zero means the peer's kernel has it: as good as read for a relay, which
+        // reads at once (one that does not answer questions is an old one). On a unix socket
+        // it means pdns has read it.
+        Some(done == 0 && unread == 0)
     }
 }
 

@@ -32,6 +32,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 
 use self::protocol::{DomainInfo, Outcome, QType, Query, Record, Reply};
+use crate::inflight::InFlight;
 use crate::model::rdata::ServedType;
 use crate::model::{is_within, normalize_name as normalize, parse_notify_target};
 use crate::served::Served;
@@ -48,6 +49,9 @@ pub struct Backend {
     /// The call counter and duration histogram of each method (by [`Query::method_index`]) on
     /// this handle's connector: looked up once, so that a lookup pays no label hashing.
     instruments: Arc<[(Counter, Histogram)]>,
+    /// The connections' last lookups, which a purge waits for (shared by every connector and
+    /// the purger).
+    inflight: Arc<InFlight>,
 }
 
 /// The metrics of each method on `connector`.
@@ -71,6 +75,7 @@ impl Backend {
         Self {
             served,
             instruments: instruments("http"),
+            inflight: InFlight::new(),
         }
     }
 
@@ -79,7 +84,13 @@ impl Backend {
         Self {
             served: self.served.clone(),
             instruments: instruments(connector),
+            inflight: Arc::clone(&self.inflight),
         }
+    }
+
+    /// The connections' last lookups: what a purge of this backend's answers waits for.
+    pub fn inflight(&self) -> &Arc<InFlight> {
+        &self.inflight
     }
 
     /// Answers `query`. Blocking (SQLite): async callers use [`Backend::handle_async`].

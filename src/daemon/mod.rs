@@ -245,7 +245,9 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
     let seen_store = store.clone();
     let dashboard_store = store.clone();
     let updater = Updater::new(store, Guards::new(&config.limits)).with_intel(intel);
-    let updater = match Purger::new(&config.pdns.api) {
+    let purger = Purger::new(&config.pdns.api)
+        .map(|purger| purger.after_answers(Arc::clone(backend.inflight())));
+    let updater = match purger {
         Some(purger) => {
             tracing::info!(
                 front_ends = config.pdns.api.len(),
@@ -290,6 +292,7 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
         trusted,
         backend_allowed: Arc::clone(&backend_allowed),
         audit: Arc::new(std::sync::Mutex::new(reloader)),
+        inflight: Arc::clone(backend.inflight()),
     };
     let reloading = tokio::spawn(live.run(hangups, stopped.clone()));
     let expiring = tokio::spawn(expire_challenges_until_stopped(

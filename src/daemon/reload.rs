@@ -24,6 +24,7 @@ use crate::config::{Config, ConfigSource};
 use crate::dashboard::DashboardOptions;
 use crate::dyndns::update::Updater;
 use crate::dyndns::{ServiceOptions, UpdateService};
+use crate::inflight::InFlight;
 use crate::intel::{IpIntel, Reloader};
 use crate::log::LogFilter;
 use crate::net::{AllowList, Networks};
@@ -47,6 +48,8 @@ pub(super) struct Live {
     pub backend_allowed: Arc<AllowList>,
     /// The `[audit]` files and the data read from them.
     pub audit: Arc<Mutex<Reloader>>,
+    /// The backend's answers on their way, which every purger waits for.
+    pub inflight: Arc<InFlight>,
 }
 
 /// A configuration read, checked and prepared, not yet applied.
@@ -183,7 +186,7 @@ impl Live {
                     if let Some((old, _)) = &current {
                         old.retire();
                     }
-                    next
+                    next.map(|next| next.after_answers(Arc::clone(&self.inflight)))
                 }
                 None => current.map(|(purger, _)| purger),
             };
