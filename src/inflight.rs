@@ -56,8 +56,118 @@ pub trait Probe: Send + Sync {
     fn all_read(&self) -> Option<bool>;
 }
 
-/// A probe for connections that can prove nothing but the next request (pdns's HTTP
-/// connector, tests).
+/// A TCP connection's probe (pdns's HTTP connector): nothing unacknowledged means pdns's
+/// kernel has the answer, and pdns, waiting for it, reads it at once.
+#[derive(Debug)]
+pub struct TcpUnread(pub std::os::fd::OwnedFd);
+
+impl Probe for TcpUnread {
+    fn ask(&self, _: u64) -> bool {
+        false
+    }
+    fn all_read(&self) -> Option<bool> {
+        Some(unsent(std::os::fd::AsFd::as_fd(&self.0)) == Some(0))
+    }
+}
+
+/// What the kernel holds of a socket's writes that the peer has not read (unix) or
+/// acknowledged (TCP): `SIOCOUTQ`. None when the call fails.
+pub fn unsent(fd: std::os::fd::BorrowedFd<'_>) -> Option<usize> {
+    use std::os::fd::AsRawFd as _;
+    let mut unsent: nix::libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int; `fd` is open for the call.
+    let done = unsafe { nix::libc::ioctl(fd.as_raw_fd(), nix::libc::TIOCOUTQ, &raw mut unsent) };
+    (done == 0).then(|| usize::try_from(unsent).unwrap_or(0))
+}
+
+/// A connection's slot, carried in the extensions of each HTTP request on it (`net.rs` puts
+/// it there, the backend's HTTP service marks its lookups in it).
+#[derive(Clone)]
+pub struct ConnectionSlot(pub Arc<Slot>);
+
+/// An HTTP connection's stream that tells its slot when an answer has gone out: hyper writes
+/// an answer in bursts ended by `poll_flush`, so "flushed after a write" is "answered".
+pub struct Answering<IO> {
+    /// The stream.
+    io: IO,
+    /// The slot, when the listener keeps them.
+    slot: Option<Arc<Slot>>,
+    /// Bytes written since the last flush.
+    wrote: bool,
+}
+
+impl<IO> Answering<IO> {
+    /// Wraps `io`; `slot` is told of every answer.
+    pub fn new(io: IO, slot: Option<Arc<Slot>>) -> Self {
+        Self {
+            io,
+            slot,
+            wrote: false,
+        }
+    }
+}
+
+impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Answering<IO> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Answering<IO> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let written = std::pin::Pin::new(&mut self.io).poll_write(cx, buf);
+        if matches!(written, std::task::Poll::Ready(Ok(count)) if count > 0) {
+            self.wrote = true;
+        }
+        written
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let written = std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if matches!(written, std::task::Poll::Ready(Ok(count)) if count > 0) {
+            self.wrote = true;
+        }
+        written
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let flushed = std::pin::Pin::new(&mut self.io).poll_flush(cx);
+        if matches!(flushed, std::task::Poll::Ready(Ok(()))) && std::mem::take(&mut self.wrote) {
+            if let Some(slot) = &self.slot {
+                slot.answered();
+            }
+        }
+        flushed
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// A probe for connections that can prove nothing but the next request (tests).
 #[derive(Debug, Default)]
 pub struct NextRequestOnly;
 

@@ -30,6 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 use crate::handover::{Gated, Handover, Kept};
+use crate::inflight::{Answering, ConnectionSlot, InFlight, TcpUnread};
 
 /// Limits of the accept loop.
 #[derive(Debug, Clone)]
@@ -58,6 +59,9 @@ pub struct ServerOptions {
     /// Keep connections across restarts (in systemd's store when it has one, see
     /// `handover.rs`); none: connections close at shutdown after their request.
     pub handover: Option<Arc<Handover>>,
+    /// Each connection keeps a slot here, carried in its requests' extensions, so that a
+    /// purge waits for its answers (the backend's, see `inflight.rs`); none: no slots.
+    pub inflight: Option<Arc<InFlight>>,
 }
 
 impl ServerOptions {
@@ -78,6 +82,7 @@ impl ServerOptions {
             }),
             name: "updates",
             handover: None,
+            inflight: None,
         }
     }
 }
@@ -396,8 +401,20 @@ impl Connection<'_> {
         // Told when the first request has been read (see the drain below).
         let first_request = Arc::new(tokio::sync::Notify::new());
         let told = Arc::clone(&first_request);
-        let service = service_fn(move |request| {
+        let answers = self.options.inflight.as_ref().and_then(|inflight| {
+            let fd = std::os::fd::AsFd::as_fd(kept.get_ref())
+                .try_clone_to_owned()
+                .ok()?;
+            Some(inflight.register(Box::new(TcpUnread(fd))))
+        });
+        let in_requests = answers.clone();
+        let service = service_fn(move |mut request: Request<Incoming>| {
             told.notify_one();
+            if let Some(slot) = &in_requests {
+                request
+                    .extensions_mut()
+                    .insert(ConnectionSlot(Arc::clone(slot)));
+            }
             let handler = handler.clone();
             async move { Ok::<_, Infallible>(handler(request, peer).await) }
         });
@@ -433,7 +450,8 @@ impl Connection<'_> {
                         return;
                     }
                 }
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                let connection = builder
+                    .serve_connection(TokioIo::new(Answering::new(stream, answers)), service);
                 tokio::pin!(connection);
                 let ended = tokio::select! {
                     ended = connection.as_mut() => ended,
@@ -483,7 +501,9 @@ impl Connection<'_> {
             let (gated, gate) = Gated::new(kept);
             // Boxed, so that it can be dropped (and the connection with it) before the count
             // says it is gone.
-            let mut connection = Box::pin(builder.serve_connection(TokioIo::new(gated), service));
+            let mut connection = Box::pin(
+                builder.serve_connection(TokioIo::new(Answering::new(gated, answers)), service),
+            );
             let ended = tokio::select! {
                 ended = connection.as_mut() => Some(ended),
                 () = handover.wait() => {

@@ -23,6 +23,7 @@ use serde_json::{Map, Value};
 
 use super::Backend;
 use super::protocol::{DecodeError, Query, Reply};
+use crate::inflight::ConnectionSlot;
 
 /// The path every pdns request lives under (`url=http://host:port/dns`).
 const BASE_PATH: &str = "/dns";
@@ -47,8 +48,16 @@ impl BackendHttpService {
         Self { backend }
     }
 
-    /// Answers one request.
+    /// Answers one request. A lookup's name goes to its connection's slot (when `net.rs` put
+    /// one in the request's extensions) before the store is read, and every other request
+    /// clears it: see `inflight.rs`.
     pub async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let slot = request.extensions().get::<ConnectionSlot>().cloned();
+        let begin = |name: Option<&str>| {
+            if let Some(ConnectionSlot(slot)) = &slot {
+                slot.begin(name);
+            }
+        };
         let Some(rest) = request
             .uri()
             .path()
@@ -56,6 +65,7 @@ impl BackendHttpService {
             .filter(|rest| rest.is_empty() || rest.starts_with('/'))
             .map(str::to_string)
         else {
+            begin(None);
             return json(
                 StatusCode::NOT_FOUND,
                 &Reply::refusal("certadns-ddns: not a backend path"),
@@ -64,6 +74,7 @@ impl BackendHttpService {
         let query = match decode(request, &rest).await {
             Ok(query) => query,
             Err(error) => {
+                begin(None);
                 tracing::debug!(%error, "remote backend: undecodable request");
                 return json(
                     StatusCode::OK,
@@ -71,6 +82,10 @@ impl BackendHttpService {
                 );
             }
         };
+        begin(match &query {
+            Query::Lookup { qname, .. } => Some(qname),
+            _ => None,
+        });
         json(StatusCode::OK, &self.backend.handle_async(query).await)
     }
 }

@@ -11,7 +11,7 @@
 //! and leaves the connection open for the next process.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsFd, AsRawFd as _};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -285,19 +285,10 @@ impl<S: Write + AsFd + Send> Probe for Arc<LineProbe<S>> {
             .writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut unread: nix::libc::c_int = 0;
-        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int; the fd is open while the writer is held.
-        let done = unsafe {
-            nix::libc::ioctl(
-                writer.as_fd().as_raw_fd(),
-                nix::libc::TIOCOUTQ,
-                &raw mut unread,
-            )
-        };
-        // On TCP, zero means the peer's kernel has it: as good as read for a relay, which
-        // reads at once (one that does not answer questions is an old one). On a unix socket
-        // it means pdns has read it.
-        Some(done == 0 && unread == 0)
+        // On a unix socket, nothing unsent means pdns has read it. On TCP, that its kernel has
+        // it: as good for a relay, which reads at once (one that does not answer questions
+        // is an old one).
+        Some(crate::inflight::unsent(writer.as_fd()) == Some(0))
     }
 }
 
