@@ -27,6 +27,14 @@
 //!   other relays' pipes open in each one it forks, the relay closes what it inherited at
 //!   start, or the relays of a pdns that exited would hold each other's input open forever.
 //!
+//! * **It says when pdns has taken an answer in.** A purge must not reach pdns before an old
+//!   answer still on its way (`inflight.rs`), and only this side of a slow link can tell. The
+//!   relay opens each connection with a hello (`certadnsRelay`, its answer read with the first
+//!   request's); the backend then asks, when a purge waits on this connection, with a
+//!   `{"confirm":N}` line after the answer; the relay answers it once pdns has read everything
+//!   on its pipe (at once while a request is in progress: pdns sent it after reading). Between
+//!   requests it waits on both stdin and the connection for that.
+//!
 //! Nothing but answers ever goes to stdout; messages go to stderr (pdns's log).
 
 use std::io::{BufRead, BufReader, Read as _, Write};

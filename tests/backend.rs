@@ -1022,3 +1022,104 @@ fn relays_started_by_one_pdns_all_end_with_it() {
         assert!(status.success(), "{name}: {status:?}");
     }
 }
+
+/// A purge waits until pdns has taken in the answers on their way (issue 27), and over a slow
+/// link only the relay can tell: it says so with a hello on each connection, and answers the
+/// backend's question (`{"confirm":N}`, sent after an answer) once pdns has read everything on
+/// its pipe, or at once when the question comes during a request (pdns sent it after reading).
+/// The backend here is played by the test, to hold the pipe unread on purpose.
+#[test]
+fn the_relay_confirms_an_answer_only_once_pdns_has_read_it() {
+    use std::process::{Command, Stdio};
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut relay = Command::new(common::BIN)
+        .args([
+            "relay",
+            "--connect",
+            &backend.local_addr().unwrap().to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the relay");
+    let mut stdin = relay.stdin.take().expect("piped stdin");
+    let mut stdout = BufReader::new(relay.stdout.take().expect("piped stdout"));
+    let lookup =
+        r#"{"method":"lookup","parameters":{"qname":"h1.dyn.example.","qtype":"ANY","zone-id":1}}"#;
+    let answer = r#"{"result":[{"qtype":"A","qname":"h1.dyn.example.","content":"192.0.2.1","ttl":60,"domain_id":1,"auth":1}]}"#;
+    stdin.write_all(format!("{lookup}\n").as_bytes()).unwrap();
+    let (connection, _) = backend.accept().unwrap();
+    connection
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut from_relay = BufReader::new(connection.try_clone().unwrap());
+    let mut to_relay = connection;
+    let mut line = String::new();
+    let mut next_line = |from_relay: &mut BufReader<TcpStream>| {
+        line.clear();
+        from_relay.read_line(&mut line).expect("the relay writes");
+        line.trim_end().to_string()
+    };
+    assert_eq!(
+        next_line(&mut from_relay),
+        r#"{"method":"certadnsRelay","parameters":{"confirms":1}}"#,
+        "the hello comes first"
+    );
+    assert_eq!(next_line(&mut from_relay), lookup);
+    // The hello's answer, the lookup's, and at once the question: pdns has not read yet.
+    to_relay
+        .write_all(format!("{{\"result\":true}}\n{answer}\n{{\"confirm\":7}}\n").as_bytes())
+        .unwrap();
+    to_relay.flush().unwrap();
+    from_relay
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut early = String::new();
+    let unread = from_relay.read_line(&mut early);
+    assert!(
+        unread.is_err(),
+        "confirmed while the answer was still unread in pdns's pipe: {early:?}"
+    );
+    let mut delivered = String::new();
+    stdout.read_line(&mut delivered).unwrap();
+    assert_eq!(delivered.trim_end(), answer);
+    from_relay
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let read_at = Instant::now();
+    assert_eq!(
+        next_line(&mut from_relay),
+        r#"{"method":"certadnsConfirmed","parameters":{"confirm":7}}"#
+    );
+    assert!(read_at.elapsed() < Duration::from_millis(500));
+
+    // A question during a request: answered before the answer is read, at once.
+    stdin.write_all(format!("{lookup}\n").as_bytes()).unwrap();
+    assert_eq!(next_line(&mut from_relay), lookup);
+    to_relay
+        .write_all(format!("{{\"confirm\":8}}\n{answer}\n").as_bytes())
+        .unwrap();
+    assert_eq!(
+        next_line(&mut from_relay),
+        r#"{"method":"certadnsConfirmed","parameters":{"confirm":8}}"#
+    );
+    let mut delivered = String::new();
+    stdout.read_line(&mut delivered).unwrap();
+    assert_eq!(delivered.trim_end(), answer, "only answers go to pdns");
+
+    // Anything else unasked between requests: the connection is dropped, the next request
+    // goes on a new one (with its own hello).
+    to_relay.write_all(b"{\"result\":false}\n").unwrap();
+    stdin.write_all(format!("{lookup}\n").as_bytes()).unwrap();
+    let (again, _) = backend.accept().unwrap();
+    let mut from_relay = BufReader::new(again.try_clone().unwrap());
+    assert_eq!(
+        next_line(&mut from_relay),
+        r#"{"method":"certadnsRelay","parameters":{"confirms":1}}"#
+    );
+    drop(stdin);
+    assert!(relay.wait().unwrap().success());
+}

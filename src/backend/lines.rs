@@ -343,3 +343,31 @@ fn reply_line(reply: &Reply) -> Vec<u8> {
     bytes.push(b'\n');
     bytes
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn on_a_unix_socket_an_answer_counts_as_taken_in_once_the_peer_has_read_it() {
+        let (ours, mut pdns) = std::os::unix::net::UnixStream::pair().unwrap();
+        let probe = Arc::new(LineProbe {
+            writer: Mutex::new(ours),
+            relay: AtomicBool::new(false),
+        });
+        assert_eq!(probe.all_read(), Some(true), "nothing written");
+        probe.write(b"{\"result\":false}\n").unwrap();
+        assert_eq!(probe.all_read(), Some(false), "unread by pdns");
+        assert!(!probe.ask(1), "no relay to ask");
+        let mut read = [0_u8; 64];
+        let _ = pdns.read(&mut read).unwrap();
+        assert_eq!(probe.all_read(), Some(true));
+        // A relay is asked instead, with a question after what was written.
+        probe.relay.store(true, Ordering::Release);
+        assert_eq!(probe.all_read(), None);
+        assert!(probe.ask(5));
+        let mut question = [0_u8; 64];
+        let read = pdns.read(&mut question).unwrap();
+        assert_eq!(&question[..read], b"{\"confirm\":5}\n");
+    }
+}
