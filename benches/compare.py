@@ -9,15 +9,19 @@ Throughput on a shared 2-core machine drifts by tens of percent between rounds, 
 binaries alternate within each round (the one to go first alternating too), and besides
 requests per second the script reports what each request costs the server in CPU (from /proc),
 the steadier figure: update-path cases (a) `nochg` with an API key and (b) `good`, every
-request a commit, of benches/run.py, and a lookup over the unix socket. Printed as Markdown.
+request a commit, of benches/run.py, a lookup over the unix socket, and one through the relay
+(CPU: the relay's and the server's). Printed as Markdown.
 Uses the helpers of benches/run.py; everything on 127.0.0.1, stopped at the end.
 """
 
 import argparse
+import json
 import random
+import subprocess
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,6 +45,40 @@ def lookup_case(binary, directory, db, names, flat=False):
         before = R.cpu_seconds(proc.pid)
         round_trip = R.unix_lookups(sock, names, 40_000)
         return round_trip, (R.cpu_seconds(proc.pid) - before) / 40_000 * 1e6
+
+
+def relay_case(binary, directory, db, names, flat=False):
+    """(µs per lookup round trip, relay + server CPU µs per lookup) through `binary relay`,
+    the client on its stdin and stdout as pdns's pipe connector is."""
+    R.FLAT_CONFIG = flat
+    tcp = R.free_port()
+    extra = f'log-level = "warn"\nlisteners.backend-tcp-listen = "127.0.0.1:{tcp}"\n'
+    with R.ours(binary, directory, db, extra) as (_, _, _, proc):
+        relay = subprocess.Popen([binary, "relay", "--connect", f"127.0.0.1:{tcp}"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            rng = random.Random(2)
+            def lookups(count):
+                requests = [json.dumps({"method": "lookup", "parameters": {
+                    "qname": f"{rng.choice(names)}.", "qtype": "ANY", "zone-id": 1}}).encode() + b"\n"
+                    for _ in range(count)]
+                started = time.perf_counter()
+                for request in requests:
+                    relay.stdin.write(request)
+                    relay.stdin.flush()
+                    relay.stdout.readline()
+                return (time.perf_counter() - started) / count * 1e6
+            relay.stdin.write(b'{"method":"initialize","parameters":{"timeout":"2000"}}\n')
+            relay.stdin.flush()
+            relay.stdout.readline()
+            lookups(5000)  # warm up
+            before = R.cpu_seconds(proc.pid) + R.cpu_seconds(relay.pid)
+            round_trip = lookups(40_000)
+            used = R.cpu_seconds(proc.pid) + R.cpu_seconds(relay.pid) - before
+            return round_trip, used / 40_000 * 1e6
+        finally:
+            relay.stdin.close()
+            relay.wait()
 
 
 def main():
@@ -88,12 +126,14 @@ def main():
                                     args.seconds, extra[label], flat[label]))
                 results.setdefault(("lookup over the unix socket", label), []).append(
                     lookup_case(binaries[label], directory, db, names, flat[label]))
+                results.setdefault(("lookup through the relay", label), []).append(
+                    relay_case(binaries[label], directory, db, names, flat[label]))
     print(f"<!-- python3 benches/compare.py --before {args.before} --rounds {args.rounds} --seconds {args.seconds}"
           f"{' --before-flat' if args.before_flat else ''}"
           f" --before-config '{args.before_config}' --after-config '{args.after_config}' -->\n")
     print("| case | before: rate | after: rate | before: server CPU µs | after: server CPU µs | CPU after / before |")
     print("|---|---|---|---|---|---|")
-    for case in list(cases) + ["lookup over the unix socket"]:
+    for case in list(cases) + ["lookup over the unix socket", "lookup through the relay"]:
         before, after_ = results[(case, "before")], results[(case, "after")]
         cpu_before = statistics.median(cpu for _, cpu in before)
         cpu_after = statistics.median(cpu for _, cpu in after_)
