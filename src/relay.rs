@@ -44,8 +44,11 @@ use std::time::{Duration, Instant};
 
 use crate::inflight::{CONFIRM_PREFIX, CONFIRMED_PREFIX, RELAY_HELLO};
 
-/// Largest request line taken; pdns's are a few hundred bytes.
+/// Largest request line taken; pdns's are a few hundred bytes. Answers are not bounded.
 const MAX_LINE_BYTES: u64 = 64 * 1024;
+
+/// The one answer to a request line longer than [`MAX_LINE_BYTES`].
+const TOO_LONG: &[u8] = b"{\"result\":false,\"log\":[\"certadns-ddns relay: request too long\"]}\n";
 
 /// The wait when pdns sets no timeout (`timeout=0`) and `--wait-ms` is not given.
 const DEFAULT_WAIT: Duration = Duration::from_millis(1500);
@@ -90,6 +93,14 @@ pub fn run(options: &RelayOptions) -> std::io::Result<()> {
             .read_until(b'\n', &mut line)?;
         if read == 0 {
             return Ok(());
+        }
+        if line.len() as u64 > MAX_LINE_BYTES && line.last() != Some(&b'\n') {
+            // The rest of the line belongs to this request: skipped, so that the request is
+            // answered once and pdns's next question meets its own answer.
+            input.skip_until(b'\n')?;
+            output.write_all(TOO_LONG)?;
+            output.flush()?;
+            continue;
         }
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -358,9 +369,9 @@ fn exchange(upstream: &mut Upstream, line: &[u8], deadline: Instant) -> std::io:
                 .read_until(b'\n', &mut reply)?;
             reply.clear();
         }
-        let read = (&mut upstream.reader)
-            .take(MAX_LINE_BYTES)
-            .read_until(b'\n', &mut reply)?;
+        // An answer is as long as it is (`list` of a large zone is megabytes): only requests
+        // are bounded.
+        let read = upstream.reader.read_until(b'\n', &mut reply)?;
         if read == 0 || reply.last() != Some(&b'\n') {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,

@@ -1123,3 +1123,161 @@ fn the_relay_confirms_an_answer_only_once_pdns_has_read_it() {
     drop(stdin);
     assert!(relay.wait().unwrap().success());
 }
+
+/// Issue 28, item 2: the relay's TCP listener cannot be held by one peer. Connections from one
+/// address past the per-peer cap are closed at once; a connection that sends blank lines or a
+/// byte now and then without a request is closed at the first-request deadline; and pdns's
+/// relay from another address is served within a second throughout.
+#[test]
+fn one_peer_cannot_hold_the_tcp_backend() {
+    let env = TestEnv::new();
+    env.seed();
+    let port = common::free_port();
+    let daemon = env.spawn(&format!(
+        "listeners.backend-tcp-listen = \"127.0.0.1:{port}\"\nlisteners.header-read-timeout-secs = 2"
+    ));
+    let server: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let from_other = |source: &str| -> TcpStream {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&format!("{source}:0").parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        socket.connect(&server.into()).unwrap();
+        socket.into()
+    };
+    // As many connections as the attacker can open from 127.0.0.2, each sending a blank line
+    // and then a byte every so often, never a request.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        let mut connection = from_other("127.0.0.2");
+        let _ = connection.write_all(b"\n");
+        held.push(connection);
+    }
+    let started = Instant::now();
+    let lookup =
+        r#"{"method":"lookup","parameters":{"qname":"dyn.example.","qtype":"SOA","zone-id":-1}}"#;
+    let answered = |source: &str| -> bool {
+        let connection = from_other(source);
+        connection
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let mut writer = connection.try_clone().unwrap();
+        if writer.write_all(format!("{lookup}\n").as_bytes()).is_err() {
+            return false;
+        }
+        let mut answer = String::new();
+        BufReader::new(connection).read_line(&mut answer).is_ok() && answer.contains("SOA")
+    };
+    // The relay's address is served at once, however many the attacker holds.
+    let served_at = Instant::now();
+    assert!(answered("127.0.0.1"), "the relay is not served");
+    assert!(served_at.elapsed() < Duration::from_secs(1));
+    // Past the cap, the attacker's connections were closed at once.
+    let closed_at_once = held.iter_mut().map(closed).filter(|closed| *closed).count();
+    assert_eq!(
+        closed_at_once, 36,
+        "of 100 connections from one address (cap 64)"
+    );
+    // A byte every half second, never a newline: closed at the deadline (2 s from accept),
+    // the blank line notwithstanding.
+    let ended = loop {
+        for connection in &mut held {
+            let _ = connection.write_all(b"x");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        if held.iter_mut().all(closed) || started.elapsed() > Duration::from_secs(10) {
+            break started.elapsed();
+        }
+    };
+    assert!(
+        ended < Duration::from_secs(5),
+        "held open for {ended:?} by a byte now and then"
+    );
+    assert!(
+        answered("127.0.0.2"),
+        "the attacker's address is served again once freed"
+    );
+    drop(daemon);
+}
+
+/// Whether the backend closed `connection` (it never writes to one that sent no request).
+fn closed(connection: &mut TcpStream) -> bool {
+    connection
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut byte = [0_u8; 1];
+    match connection.read(&mut byte) {
+        Ok(read) => read == 0,
+        Err(error) => !matches!(
+            error.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// Issue 28, item 3: the relay answers each request line once, whatever its length (the rest
+/// of an over-long line is skipped, not taken for the next request), and passes answers of any
+/// size: a zone of 1,000 names (over 64 KB of `list`) goes through it whole.
+#[test]
+fn the_relay_answers_every_line_once_and_any_answer_whole() {
+    use std::process::{Command, Stdio};
+    let env = TestEnv::new();
+    env.seed();
+    let import: String = (0..1000)
+        .map(|host| {
+            format!(
+                "bulk{host}.dyn.example,alice,A,192.0.2.{}\n",
+                host % 250 + 1
+            )
+        })
+        .collect();
+    let file = env.dir.path().join("bulk.csv");
+    std::fs::write(&file, format!("fqdn,owner,type,address\n{import}")).unwrap();
+    env.cli_ok(&["domain", "import", file.to_str().unwrap()]);
+    let port = common::free_port();
+    let _daemon = env.spawn(&format!(
+        "listeners.backend-tcp-listen = \"127.0.0.1:{port}\""
+    ));
+    let mut relay = Command::new(common::BIN)
+        .args(["relay", "--connect", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the relay");
+    let mut stdin = relay.stdin.take().expect("piped stdin");
+    let mut stdout = BufReader::new(relay.stdout.take().expect("piped stdout"));
+    let mut ask = |line: &[u8]| -> Value {
+        stdin.write_all(line).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        let mut answer = String::new();
+        stdout.read_line(&mut answer).expect("the relay answers");
+        serde_json::from_str(&answer).unwrap_or_else(|_| panic!("not JSON: {answer:.200}"))
+    };
+    let lookup =
+        br#"{"method":"lookup","parameters":{"qname":"dyn.example.","qtype":"SOA","zone-id":-1}}"#;
+    let mut long = br#"{"method":"lookup","parameters":{"qname":""#.to_vec();
+    long.extend(std::iter::repeat_n(b'a', 70_000));
+    long.extend_from_slice(br#""}}"#);
+    let refused = ask(&long);
+    assert_eq!(refused["result"], false, "{refused}");
+    // The next question meets its own answer.
+    let next = ask(lookup);
+    assert!(next["result"].is_array(), "{next}");
+    assert_eq!(next["result"][0]["qtype"], "SOA");
+    let listing =
+        ask(br#"{"method":"list","parameters":{"zonename":"dyn.example.","domain_id":1}}"#);
+    let records = listing["result"].as_array().expect("the whole zone");
+    assert!(
+        records
+            .iter()
+            .filter(|record| record["qtype"] == "A")
+            .count()
+            >= 1000,
+        "{} records",
+        records.len()
+    );
+    drop(stdin);
+    assert!(relay.wait().unwrap().success());
+}

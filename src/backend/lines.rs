@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -32,15 +32,26 @@ const MAX_LINE_BYTES: usize = 64 * 1024;
 /// Most connections served at once by one listener; pdns opens about five per instance.
 const MAX_CONNECTIONS: usize = 256;
 
+/// Most connections from one address at once, so that one peer cannot hold the listener:
+/// a pdns host needs one per backend instance (distributor and receiver threads, the
+/// communicator, one per API call for a moment), a few pdns behind one address a few times that.
+const MAX_PER_PEER: usize = 64;
+
 /// A connected socket of a line-JSON listener (unix or TCP).
 pub(super) trait LineStream: Read + Write + AsFd + Send + Sized + 'static {
     /// `UnixStream::set_read_timeout` / `TcpStream::set_read_timeout`.
     fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()>;
     /// A second handle on the same socket.
     fn try_clone(&self) -> std::io::Result<Self>;
+    /// The peer's address, counted against [`MAX_PER_PEER`] (None: a unix socket, whose
+    /// peers are all local).
+    fn peer_ip(&self) -> Option<std::net::IpAddr>;
 }
 
 impl LineStream for std::os::unix::net::UnixStream {
+    fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        None
+    }
     fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
         Self::set_read_timeout(self, timeout)
     }
@@ -50,6 +61,9 @@ impl LineStream for std::os::unix::net::UnixStream {
 }
 
 impl LineStream for std::net::TcpStream {
+    fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        self.peer_addr().ok().map(|peer| peer.ip())
+    }
     fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
         Self::set_read_timeout(self, timeout)
     }
@@ -70,6 +84,8 @@ pub(super) struct ConnectionThreads {
     handover: Arc<Handover>,
     /// `unix` or `tcp`: the listener, in thread and connection names.
     kind: &'static str,
+    /// Open connections per peer address (TCP).
+    peers: Arc<Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
 }
 
 impl ConnectionThreads {
@@ -84,11 +100,12 @@ impl ConnectionThreads {
             first_request_timeout,
             handover,
             kind,
+            peers: Arc::default(),
         }
     }
 
     /// Serves one new connection on a thread of its own; refuses it (closes it at once) when
-    /// [`MAX_CONNECTIONS`] are open.
+    /// [`MAX_CONNECTIONS`] are open, or [`MAX_PER_PEER`] from its address.
     pub(super) fn spawn(&self, stream: impl LineStream, backend: &Backend) {
         if *self.open.borrow() >= MAX_CONNECTIONS {
             tracing::warn!(
@@ -96,6 +113,17 @@ impl ConnectionThreads {
                 "backend: too many connections; closing the new one"
             );
             return;
+        }
+        if let Some(peer) = stream.peer_ip() {
+            let peers = lock(&self.peers);
+            if peers.get(&peer).copied().unwrap_or(0) >= MAX_PER_PEER {
+                tracing::warn!(
+                    listener = self.kind,
+                    %peer,
+                    "backend: too many connections from this address; closing the new one"
+                );
+                return;
+            }
         }
         let kept = self.handover.keep(self.kind, stream);
         self.start(kept, backend, Some(self.first_request_timeout));
@@ -116,19 +144,38 @@ impl ConnectionThreads {
         first_request_timeout: Option<Duration>,
     ) {
         self.open.send_modify(|open| *open += 1);
+        let peer = kept.get_ref().peer_ip();
+        if let Some(peer) = peer {
+            *lock(&self.peers).entry(peer).or_default() += 1;
+        }
+        let leave = {
+            let (open, peers) = (self.open.clone(), Arc::clone(&self.peers));
+            move || {
+                open.send_modify(|open| *open -= 1);
+                if let Some(peer) = peer {
+                    let mut peers = lock(&peers);
+                    if let Some(count) = peers.get_mut(&peer) {
+                        *count -= 1;
+                        if *count == 0 {
+                            peers.remove(&peer);
+                        }
+                    }
+                }
+            }
+        };
         let backend = backend.clone();
-        let open = self.open.clone();
         let listener = self.kind;
+        let left = leave.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("{listener}-backend"))
             .spawn(move || {
                 if let Err(error) = serve_lines(kept, &backend, first_request_timeout) {
                     tracing::debug!(%error, listener, "backend: connection ended with an error");
                 }
-                open.send_modify(|open| *open -= 1);
+                left();
             });
         if let Err(error) = spawned {
-            self.open.send_modify(|open| *open -= 1);
+            leave();
             tracing::error!(%error, listener, "backend: cannot start a connection thread");
         }
     }
@@ -161,11 +208,13 @@ fn serve_lines<S: LineStream>(
     backend: &Backend,
     first_request_timeout: Option<Duration>,
 ) -> std::io::Result<()> {
-    let mut waiting_for_first = first_request_timeout;
-    if waiting_for_first.is_some() {
-        stream.get_ref().set_read_timeout(first_request_timeout)?;
-    }
-    let mut reader = BufReader::new(stream.get_ref().try_clone()?);
+    // Before its first request, a connection has `first_request_timeout` in all: a deadline,
+    // not a timeout per read, so that a byte now and then does not keep it open.
+    let mut first_deadline = first_request_timeout.map(|timeout| Instant::now() + timeout);
+    let mut reader = BufReader::new(FirstRequest {
+        stream: stream.get_ref().try_clone()?,
+        deadline: first_deadline,
+    });
     let handover = stream.handover().cloned();
     let probe = Arc::new(LineProbe {
         writer: Mutex::new(stream.get_ref().try_clone()?),
@@ -177,16 +226,20 @@ fn serve_lines<S: LineStream>(
         // Stored: wait for the next request or the handover, whichever comes first. Bytes
         // already buffered are a request begun: it is answered first.
         if let Some(handover) = &handover {
+            let remaining =
+                first_deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
             if reader.buffer().is_empty()
-                && !handover.wait_readable(reader.get_ref().as_fd(), waiting_for_first)?
+                && !handover.wait_readable(reader.get_ref().stream.as_fd(), remaining)?
             {
                 return Ok(());
             }
         }
         let request = read_request_line(&mut reader, &mut line)?;
-        if waiting_for_first.is_some() && request != RequestLine::End {
-            waiting_for_first = None;
-            reader.get_ref().set_read_timeout(None)?;
+        // Only a request ends the wait for the first one: blank lines are not requests.
+        if first_deadline.is_some() && request == RequestLine::Request {
+            first_deadline = None;
+            reader.get_mut().deadline = None;
+            reader.get_ref().stream.set_read_timeout(None)?;
         }
         let reply = match request {
             RequestLine::End => return Ok(()),
@@ -292,6 +345,27 @@ impl<S: Write + AsFd + Send> Probe for Arc<LineProbe<S>> {
     }
 }
 
+/// A connection's reading side, which before the first request gives up at a deadline.
+struct FirstRequest<S> {
+    /// The connection.
+    stream: S,
+    /// Before the first request: when waiting for it ends.
+    deadline: Option<Instant>,
+}
+
+impl<S: LineStream> Read for FirstRequest<S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(deadline) = self.deadline {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            self.stream.set_read_timeout(Some(remaining))?;
+        }
+        self.stream.read(buf)
+    }
+}
+
 /// What [`read_request_line`] read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestLine {
@@ -370,4 +444,11 @@ mod test {
         let read = pdns.read(&mut question).unwrap();
         assert_eq!(&question[..read], b"{\"confirm\":5}\n");
     }
+}
+
+/// A mutex's guard, whether or not a holder panicked (a count stays meaningful).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
