@@ -712,3 +712,29 @@ fn guessing_a_password_from_elsewhere_never_locks_the_owners_router_out() {
         Some("192.0.2.2")
     );
 }
+
+/// Issue 28, item 4: one guessing budget per account, whichever of its logins is typed.
+/// Guesses split between bob's username and his email (6 each, under the limit of 10 for
+/// either) throttle the account: an unknown client with the right password then waits, as
+/// after 12 guesses at one login.
+#[test]
+fn guesses_at_an_accounts_username_and_email_share_one_budget() {
+    let env = TestEnv::new();
+    env.seed();
+    let daemon = env.spawn(&format!("{CLIENTS}\nlimits.auth-failure-limit = 10"));
+    let addr = daemon.addr;
+    let update = |source: [u8; 4], login: &str, password: &str| {
+        let raw = get(
+            "/nic/update?hostname=bob.dyn.example&myip=192.0.2.9",
+            &[("Authorization", &basic(login, password))],
+        );
+        request_from(source, addr, &raw).expect("an answer")
+    };
+    for attempt in 0..6 {
+        update([127, 0, 8, attempt + 1], "bob", "guess").assert(401, "badauth");
+        update([127, 0, 9, attempt + 1], "Bob@Example.com", "guess").assert(401, "badauth");
+    }
+    daemon.wait_for_log("repeated authentication failures");
+    update([127, 0, 10, 1], "bob@example.com", common::PASSWORD).assert(401, "badauth");
+    assert_eq!(env.stored_ip("bob.dyn.example", "A"), None);
+}

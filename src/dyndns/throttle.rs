@@ -19,8 +19,12 @@ use super::abuse::Bounded;
 pub enum FailureKey {
     /// A client address.
     Client(IpAddr),
-    /// A login: a keyed hash of it (see [`FailureKey::login`]).
+    /// A login that names no account, as typed: a keyed hash of it (see
+    /// [`FailureKey::login`]).
     Login([u8; 16]),
+    /// An account, whichever of its logins (username or email, any case) was typed: one
+    /// guessing budget per account.
+    Account(i64),
 }
 
 impl FailureKey {
@@ -51,6 +55,7 @@ impl std::fmt::Debug for FailureKey {
                 "login #{:02x}{:02x}{:02x}{:02x}",
                 hash[0], hash[1], hash[2], hash[3]
             ),
+            Self::Account(id) => write!(f, "account {id}"),
         }
     }
 }

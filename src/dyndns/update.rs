@@ -465,41 +465,32 @@ impl Updater {
             self.guards.auth_throttle.record_failure(client_key);
             return Err(ReturnCode::Badauth);
         }
-        let login_key = FailureKey::login(&login);
-        let known = self.guards.known_clients.knows(&login_key, client.source);
-        let result = self
-            .authenticate_password(
-                PasswordCredentials {
-                    method,
-                    login,
-                    password,
-                    keys,
-                },
-                [client_key, login_key.clone()],
-                known,
-                stamp,
-            )
-            .await;
-        if result.is_ok() {
-            self.guards
-                .known_clients
-                .remember(&login_key, client.source);
-        }
-        result
+        self.authenticate_password(
+            PasswordCredentials {
+                method,
+                login,
+                password,
+                keys,
+            },
+            client.source,
+            stamp,
+        )
+        .await
     }
 
     /// Checks a login with an account password or one of that user's API keys. A remembered
     /// (cached) password gets through at once; any other check that needs argon2 first takes
     /// its place in the failure throttle (refused without hashing while the client or the
     /// login is throttled, counting the checks already under way), then waits for a place in
-    /// [`PasswordChecks`]. Failures are counted against both `failure_keys` (the client's,
-    /// then the login's). A `known` client (one that authenticated as this login before, see
-    /// [`KnownClients`]) is held only to its own address's throttle, not the login's.
+    /// [`PasswordChecks`]. Failures are counted against the client's address and against the
+    /// account the login names (whichever of its logins was typed: one guessing budget per
+    /// account), or the login as typed when it names none. A known client (one that
+    /// authenticated to this account before, see [`KnownClients`]) is held only to its own
+    /// address's throttle, not the account's.
     async fn authenticate_password(
         &self,
         credentials: PasswordCredentials,
-        failure_keys: [FailureKey; 2],
-        known: bool,
+        client: IpAddr,
         stamp: ReadStamp,
     ) -> Result<Principal, ReturnCode> {
         let PasswordCredentials {
@@ -508,18 +499,30 @@ impl Updater {
             password,
             keys,
         } = credentials;
-        let throttle_keys: &[FailureKey] = if known {
-            std::slice::from_ref(&failure_keys[0])
-        } else {
-            &failure_keys
-        };
         let key_hash = (keys != KeysAccepted::No && auth::looks_like_api_key(&password))
             .then(|| auth::hash_api_key(&password));
         let (user, key) = self
             .served
             .login(&login, key_hash.as_deref(), stamp)
             .map_err(store_failure)?;
+        let account_key = match &user {
+            Some(user) => FailureKey::Account(user.id),
+            None => FailureKey::login(&login),
+        };
+        let known = self.guards.known_clients.knows(&account_key, client);
+        let failure_keys = [FailureKey::Client(client), account_key];
+        let throttle_keys: &[FailureKey] = if known {
+            std::slice::from_ref(&failure_keys[0])
+        } else {
+            &failure_keys
+        };
         let throttle = &self.guards.auth_throttle;
+        let succeeded = |principal: Principal| {
+            self.guards
+                .known_clients
+                .remember(&failure_keys[1], client);
+            Ok(principal)
+        };
         let fail = || {
             for key in &failure_keys {
                 throttle.record_failure(key.clone());
@@ -543,7 +546,7 @@ impl Updater {
                 KeysAccepted::No => false,
             };
             return if allowed {
-                Ok(Principal {
+                succeeded(Principal {
                     user_id: user.id,
                     key_id: Some(key.id),
                     method,
@@ -562,7 +565,7 @@ impl Updater {
             .password_cache
             .contains(user.id, &password, &user.password_hash)
         {
-            return Ok(principal);
+            return succeeded(principal);
         }
         let checks = &self.guards.password_checks;
         let check_key = self.guards.password_cache.entry_key(user.id, &password);
@@ -586,7 +589,11 @@ impl Updater {
                     .await
             })
             .await?;
-        if verified { Ok(principal) } else { fail() }
+        if verified {
+            succeeded(principal)
+        } else {
+            fail()
+        }
     }
 }
 
