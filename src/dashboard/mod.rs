@@ -395,6 +395,22 @@ impl Dashboard {
                     ),
                 ));
             }
+            Err(ReturnCode::Throttled(seconds)) => {
+                tracing::info!(client = %source, "sign-in refused: too many attempts");
+                let minutes = seconds.div_ceil(60);
+                let mut answer = self.sign_in_page(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &shown_login,
+                    Some(&format!(
+                        "Too many sign-in attempts. Please try again in {minutes} minute{}.",
+                        if minutes == 1 { "" } else { "s" }
+                    )),
+                );
+                if let Ok(value) = header::HeaderValue::from_str(&seconds.to_string()) {
+                    answer.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                return Err(answer);
+            }
             Err(ReturnCode::Badauth) => {
                 tracing::info!(client = %source, "sign-in refused");
                 return Err(self.sign_in_page(

@@ -189,9 +189,9 @@ impl UpdateService {
                 json(StatusCode::OK, body)
             }
             Err(Refusal::BadRequest(_)) => acme_dns_error(StatusCode::BAD_REQUEST, "bad_txt"),
-            Err(Refusal::Code(ReturnCode::Badauth | ReturnCode::Nohost)) => {
-                acme_dns_error(StatusCode::UNAUTHORIZED, "forbidden")
-            }
+            Err(Refusal::Code(
+                ReturnCode::Badauth | ReturnCode::Throttled(_) | ReturnCode::Nohost,
+            )) => acme_dns_error(StatusCode::UNAUTHORIZED, "forbidden"),
             Err(Refusal::Code(code)) => super::respond(&Answer::once(code), false),
         }
     }

@@ -63,6 +63,11 @@ pub enum ReturnCode {
     Nochg(AddressList),
     /// Missing, malformed or wrong credentials, inactive key or user, key not allowed.
     Badauth,
+    /// Credentials not checked: the client or the account is throttled after repeated
+    /// failures, for this many more seconds. `badauth` on the wire (what dyndns2 clients
+    /// know); the account holder's pages say what it is (it tells nothing: unknown logins are
+    /// throttled alike).
+    Throttled(u64),
     /// The hostname is missing or not a valid FQDN.
     Notfqdn,
     /// The hostname is not a domain of the authenticated user (or does not exist: the two are
@@ -96,7 +101,7 @@ impl ReturnCode {
             | Self::BadAddress(_)
             | Self::BadPrefix(_)
             | Self::BadTxt => 400,
-            Self::Badauth => 401,
+            Self::Badauth | Self::Throttled(_) => 401,
             Self::Nohost => 404,
             Self::Abuse => 429,
             Self::Dnserr => 500,
@@ -128,7 +133,7 @@ impl ReturnCode {
         match self {
             Self::Good(_) => "good",
             Self::Nochg(_) => "nochg",
-            Self::Badauth => "badauth",
+            Self::Badauth | Self::Throttled(_) => "badauth",
             Self::Notfqdn => "notfqdn",
             Self::Nohost => "nohost",
             Self::Numhost => "numhost",
@@ -194,7 +199,10 @@ impl Answer {
 
     /// Whether this is a `badauth` (the HTTP layer adds a Basic challenge).
     pub fn is_badauth(&self) -> bool {
-        self.codes == [ReturnCode::Badauth]
+        matches!(
+            self.codes.as_slice(),
+            [ReturnCode::Badauth | ReturnCode::Throttled(_)]
+        )
     }
 
     /// Whether every line is `nochg`.

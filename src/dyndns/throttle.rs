@@ -259,6 +259,23 @@ impl AuthThrottle {
         Some(attempt)
     }
 
+    /// How long the longest block among `keys` has still to run; None when none is blocked.
+    pub fn blocked_for(&self, keys: &[FailureKey]) -> Option<Duration> {
+        if self.rules().limit == 0 {
+            return None;
+        }
+        let now = Instant::now();
+        keys.iter()
+            .filter_map(|key| {
+                self.states
+                    .peek(key, |state| state.blocked_until)
+                    .flatten()
+                    .filter(|until| now < *until)
+                    .map(|until| until - now)
+            })
+            .max()
+    }
+
     /// Whether `key` is blocked now.
     pub fn is_blocked(&self, key: &FailureKey) -> bool {
         if self.rules().limit == 0 {

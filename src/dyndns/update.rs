@@ -518,9 +518,7 @@ impl Updater {
         };
         let throttle = &self.guards.auth_throttle;
         let succeeded = |principal: Principal| {
-            self.guards
-                .known_clients
-                .remember(&failure_keys[1], client);
+            self.guards.known_clients.remember(&failure_keys[1], client);
             Ok(principal)
         };
         let fail = || {
@@ -530,7 +528,17 @@ impl Updater {
             Err(ReturnCode::Badauth)
         };
 
+        // Refused unchecked while blocked (a remembered password still passes, below): said
+        // as such, to the pages; `badauth` on the wire.
+        let throttled = || {
+            throttle
+                .blocked_for(throttle_keys)
+                .map(|wait| ReturnCode::Throttled(wait.as_secs().max(1)))
+        };
         let Some(user) = user.filter(|user| user.is_active) else {
+            if let Some(throttled) = throttled() {
+                return Err(throttled);
+            }
             // Spend the time of a real check, so that unknown users cannot be told apart.
             if let Some(_attempt) = throttle.begin(throttle_keys) {
                 self.guards
@@ -566,6 +574,9 @@ impl Updater {
             .contains(user.id, &password, &user.password_hash)
         {
             return succeeded(principal);
+        }
+        if let Some(throttled) = throttled() {
+            return Err(throttled);
         }
         let checks = &self.guards.password_checks;
         let check_key = self.guards.password_cache.entry_key(user.id, &password);
