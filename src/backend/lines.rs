@@ -418,6 +418,13 @@ fn reply_line(reply: &Reply) -> Vec<u8> {
     bytes
 }
 
+/// A mutex's guard, whether or not a holder panicked (a count stays meaningful).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -444,11 +451,4 @@ mod test {
         let read = pdns.read(&mut question).unwrap();
         assert_eq!(&question[..read], b"{\"confirm\":5}\n");
     }
-}
-
-/// A mutex's guard, whether or not a holder panicked (a count stays meaningful).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
