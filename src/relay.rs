@@ -204,13 +204,9 @@ impl Relay {
                 if poll(&mut fds, PollTimeout::NONE).is_err() {
                     return;
                 }
-                let input_ready = fds[0].any().unwrap_or(true);
-                let upstream_ready = fds[1].any().unwrap_or(false);
-                if !upstream_ready {
-                    return;
-                }
-                if input_ready {
-                    // pdns asks already: the question is answered on the way to the answer.
+                // Whatever came from the backend is taken first, even when pdns asks already:
+                // a line left unread would be taken for the answer to pdns's next request.
+                if !fds[1].any().unwrap_or(false) {
                     return;
                 }
             }

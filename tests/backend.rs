@@ -885,22 +885,13 @@ fn a_flood_of_our_own_updates_never_reloads_the_index() {
 /// pdns closes its stdin, whatever happens to the backend or comes down the pipe.
 #[test]
 fn the_relay_exits_only_when_pdns_closes_its_stdin() {
-    use std::process::{Command, Stdio};
     let env = TestEnv::new();
     env.seed();
     let port = common::free_port();
     let config = format!("listeners.backend-tcp-listen = \"127.0.0.1:{port}\"");
     let mut daemon = env.spawn(&config);
-    let mut relay = Command::new(common::BIN)
-        .args(["relay", "--connect", &format!("127.0.0.1:{port}")])
-        .args(["--wait-ms", "300"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the relay");
-    let mut stdin = relay.stdin.take().expect("piped stdin");
-    let mut stdout = BufReader::new(relay.stdout.take().expect("piped stdout"));
+    let (mut relay, mut stdin, mut stdout) =
+        spawn_relay(&format!("127.0.0.1:{port}"), &["--wait-ms", "300"]);
     let mut ask = |line: &str| -> Value {
         stdin
             .write_all(format!("{line}\n").as_bytes())
@@ -1030,21 +1021,9 @@ fn relays_started_by_one_pdns_all_end_with_it() {
 /// The backend here is played by the test, to hold the pipe unread on purpose.
 #[test]
 fn the_relay_confirms_an_answer_only_once_pdns_has_read_it() {
-    use std::process::{Command, Stdio};
     let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut relay = Command::new(common::BIN)
-        .args([
-            "relay",
-            "--connect",
-            &backend.local_addr().unwrap().to_string(),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the relay");
-    let mut stdin = relay.stdin.take().expect("piped stdin");
-    let mut stdout = BufReader::new(relay.stdout.take().expect("piped stdout"));
+    let (mut relay, mut stdin, mut stdout) =
+        spawn_relay(&backend.local_addr().unwrap().to_string(), &[]);
     let lookup =
         r#"{"method":"lookup","parameters":{"qname":"h1.dyn.example.","qtype":"ANY","zone-id":1}}"#;
     let answer = r#"{"result":[{"qtype":"A","qname":"h1.dyn.example.","content":"192.0.2.1","ttl":60,"domain_id":1,"auth":1}]}"#;
@@ -1110,9 +1089,16 @@ fn the_relay_confirms_an_answer_only_once_pdns_has_read_it() {
     stdout.read_line(&mut delivered).unwrap();
     assert_eq!(delivered.trim_end(), answer, "only answers go to pdns");
 
-    // Anything else unasked between requests: the connection is dropped, the next request
-    // goes on a new one (with its own hello).
+    // Anything else unasked between requests: the connection is dropped (seen here as its
+    // end), and the next request goes on a new one, with its own hello. (pdns's next request
+    // is sent only once the relay has dropped it: a line that came after the request was sent
+    // would be taken for its answer, and `serve` sends nothing unasked but questions.)
     to_relay.write_all(b"{\"result\":false}\n").unwrap();
+    let mut rest = Vec::new();
+    from_relay
+        .read_to_end(&mut rest)
+        .expect("the relay closes the connection");
+    assert!(rest.is_empty(), "{rest:?}");
     stdin.write_all(format!("{lookup}\n").as_bytes()).unwrap();
     let (again, _) = backend.accept().unwrap();
     let mut from_relay = BufReader::new(again.try_clone().unwrap());
@@ -1221,7 +1207,6 @@ fn closed(connection: &mut TcpStream) -> bool {
 /// size: a zone of 1,000 names (over 64 KB of `list`) goes through it whole.
 #[test]
 fn the_relay_answers_every_line_once_and_any_answer_whole() {
-    use std::process::{Command, Stdio};
     let env = TestEnv::new();
     env.seed();
     let import: String = (0..1000)
@@ -1239,15 +1224,7 @@ fn the_relay_answers_every_line_once_and_any_answer_whole() {
     let _daemon = env.spawn(&format!(
         "listeners.backend-tcp-listen = \"127.0.0.1:{port}\""
     ));
-    let mut relay = Command::new(common::BIN)
-        .args(["relay", "--connect", &format!("127.0.0.1:{port}")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the relay");
-    let mut stdin = relay.stdin.take().expect("piped stdin");
-    let mut stdout = BufReader::new(relay.stdout.take().expect("piped stdout"));
+    let (mut relay, mut stdin, mut stdout) = spawn_relay(&format!("127.0.0.1:{port}"), &[]);
     let mut ask = |line: &[u8]| -> Value {
         stdin.write_all(line).unwrap();
         stdin.write_all(b"\n").unwrap();
@@ -1280,4 +1257,28 @@ fn the_relay_answers_every_line_once_and_any_answer_whole() {
     );
     drop(stdin);
     assert!(relay.wait().unwrap().success());
+}
+
+/// `certadns-ddns relay --connect CONNECT EXTRA...` with its stdin and stdout piped to the test
+/// (as pdns's pipe connector has them): the process, its stdin, and its stdout read by line.
+fn spawn_relay(
+    connect: &str,
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    BufReader<std::process::ChildStdout>,
+) {
+    use std::process::{Command, Stdio};
+    let mut relay = Command::new(common::BIN)
+        .args(["relay", "--connect", connect])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the relay");
+    let stdin = relay.stdin.take().expect("piped stdin");
+    let stdout = BufReader::new(relay.stdout.take().expect("piped stdout"));
+    (relay, stdin, stdout)
 }

@@ -85,7 +85,22 @@ pub(super) struct ConnectionThreads {
     /// `unix` or `tcp`: the listener, in thread and connection names.
     kind: &'static str,
     /// Open connections per peer address (TCP).
-    peers: Arc<Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    peers: Arc<PeerCounts>,
+}
+
+/// Open connections per peer address.
+#[derive(Debug, Default)]
+struct PeerCounts(Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+impl PeerCounts {
+    /// The counts, whether or not a holder panicked (they stay meaningful).
+    fn counts(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<std::net::IpAddr, usize>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl ConnectionThreads {
@@ -115,7 +130,7 @@ impl ConnectionThreads {
             return;
         }
         if let Some(peer) = stream.peer_ip() {
-            let peers = lock(&self.peers);
+            let peers = self.peers.counts();
             if peers.get(&peer).copied().unwrap_or(0) >= MAX_PER_PEER {
                 tracing::warn!(
                     listener = self.kind,
@@ -146,14 +161,14 @@ impl ConnectionThreads {
         self.open.send_modify(|open| *open += 1);
         let peer = kept.get_ref().peer_ip();
         if let Some(peer) = peer {
-            *lock(&self.peers).entry(peer).or_default() += 1;
+            *self.peers.counts().entry(peer).or_default() += 1;
         }
         let leave = {
             let (open, peers) = (self.open.clone(), Arc::clone(&self.peers));
             move || {
                 open.send_modify(|open| *open -= 1);
                 if let Some(peer) = peer {
-                    let mut peers = lock(&peers);
+                    let mut peers = peers.counts();
                     if let Some(count) = peers.get_mut(&peer) {
                         *count -= 1;
                         if *count == 0 {
@@ -416,13 +431,6 @@ fn reply_line(reply: &Reply) -> Vec<u8> {
     let mut bytes = reply.to_json();
     bytes.push(b'\n');
     bytes
-}
-
-/// A mutex's guard, whether or not a holder panicked (a count stays meaningful).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
