@@ -55,6 +55,7 @@ for name, conn, raw in captured():
 for lines in connections.values():
     write("backend_lines", b"".join(lines))
 write("backend_lines", b'{"method":"initialize","parameters":{}}\n\n  \n{"method":"lookup"}\n')
+write("relay_lines", b'{"method":"lookup"}\n\xff\x40\n \n\xff\x41{"x"}\n{"method":"list"}')
 
 # Update requests: what ddclient, inadyn, a FRITZ!Box, OpenWRT and the spec's cURL examples
 # send (tests/clients.rs, tests/compat.rs, ../shared/docs/dyndns2-clients.md).

@@ -87,23 +87,15 @@ pub fn run(options: &RelayOptions) -> std::io::Result<()> {
         if input.buffer().is_empty() {
             relay.idle(input.get_ref().as_fd());
         }
-        line.clear();
-        let read = (&mut input)
-            .take(MAX_LINE_BYTES + 1)
-            .read_until(b'\n', &mut line)?;
-        if read == 0 {
-            return Ok(());
-        }
-        if line.len() as u64 > MAX_LINE_BYTES && line.last() != Some(&b'\n') {
-            // The rest of the line belongs to this request: skipped, so that the request is
-            // answered once and pdns's next question meets its own answer.
-            input.skip_until(b'\n')?;
-            output.write_all(TOO_LONG)?;
-            output.flush()?;
-            continue;
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+        match next_request(&mut input, &mut line)? {
+            Next::End => return Ok(()),
+            Next::Blank => continue,
+            Next::TooLong => {
+                output.write_all(TOO_LONG)?;
+                output.flush()?;
+                continue;
+            }
+            Next::Request => {}
         }
         let mut reply = relay.answer(&line);
         if reply.last() != Some(&b'\n') {
@@ -112,6 +104,40 @@ pub fn run(options: &RelayOptions) -> std::io::Result<()> {
         output.write_all(&reply)?;
         output.flush()?;
     }
+}
+
+/// What [`next_request`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// pdns closed the pipe.
+    End,
+    /// Only whitespace: no request, no answer.
+    Blank,
+    /// Over [`MAX_LINE_BYTES`]: read to its end (never taken for the next request) and answered
+    /// once, with [`TOO_LONG`].
+    TooLong,
+    /// A request, in the line buffer.
+    Request,
+}
+
+/// Reads pdns's next request line into `line` (cleared first), holding at most
+/// [`MAX_LINE_BYTES`] + 1 bytes of it whatever pdns sends: each line pdns sends is one
+/// [`Next`] (one answer, or none for a blank one), however long.
+pub fn next_request(input: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<Next> {
+    line.clear();
+    let read = input.take(MAX_LINE_BYTES + 1).read_until(b'\n', line)?;
+    Ok(if read == 0 {
+        Next::End
+    } else if line.len() as u64 > MAX_LINE_BYTES {
+        if line.last() != Some(&b'\n') {
+            input.skip_until(b'\n')?;
+        }
+        Next::TooLong
+    } else if line.iter().all(u8::is_ascii_whitespace) {
+        Next::Blank
+    } else {
+        Next::Request
+    })
 }
 
 /// Closes every fd above stderr that this process inherited. pdns forks one relay per backend
@@ -459,6 +485,48 @@ mod test {
             upstream: None,
             last_error: None,
         }
+    }
+
+    #[test]
+    fn every_line_is_one_request_or_none_however_long() {
+        let max = MAX_LINE_BYTES as usize;
+        let mut input = Vec::new();
+        for line in [
+            vec![b'a'; max - 1],
+            vec![b'b'; max],
+            vec![b'c'; max + 1],
+            vec![b'd'; 3 * max],
+            b"  \t ".to_vec(),
+            Vec::new(),
+            b"{\"method\":\"lookup\"}".to_vec(),
+        ] {
+            input.extend(line);
+            input.push(b'\n');
+        }
+        input.extend(vec![b'e'; 2 * max]);
+        let mut reader = std::io::BufReader::new(input.as_slice());
+        let mut line = Vec::new();
+        let mut read = Vec::new();
+        loop {
+            let next = next_request(&mut reader, &mut line).unwrap();
+            if next == Next::End {
+                break;
+            }
+            read.push((next, line.first().copied()));
+        }
+        assert_eq!(
+            read,
+            [
+                (Next::Request, Some(b'a')),
+                (Next::TooLong, Some(b'b')),
+                (Next::TooLong, Some(b'c')),
+                (Next::TooLong, Some(b'd')),
+                (Next::Blank, Some(b' ')),
+                (Next::Blank, Some(b'\n')),
+                (Next::Request, Some(b'{')),
+                (Next::TooLong, Some(b'e')),
+            ]
+        );
     }
 
     #[test]
