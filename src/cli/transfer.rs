@@ -27,6 +27,7 @@ use super::{Admin, print_line};
 use crate::intel::IpIntel;
 use crate::model::{
     DomainName, Plan, RecordType, check_family, normalize_email, normalize_username, parse_ip,
+    shown,
 };
 use crate::store::audit::ChangeContext;
 use crate::store::zones::{Zone, list_zones, nearest_suffix};
@@ -236,11 +237,11 @@ pub(super) fn import_domains(
                 let fqdn: DomainName = row
                     .fqdn
                     .parse()
-                    .map_err(|error| format!("fqdn {:?}: {error}", row.fqdn))?;
+                    .map_err(|error| format!("fqdn {}: {error}", shown(&row.fqdn)))?;
                 let record_type: RecordType = row
                     .record_type
                     .parse()
-                    .map_err(|error| format!("type {:?}: {error}", row.record_type))?;
+                    .map_err(|error| format!("type {}: {error}", shown(&row.record_type)))?;
                 let ip = match row
                     .address
                     .as_deref()
@@ -248,10 +249,10 @@ pub(super) fn import_domains(
                     .filter(|a| !a.is_empty())
                 {
                     Some(text) => {
-                        let ip =
-                            parse_ip(text).map_err(|error| format!("address {text:?}: {error}"))?;
+                        let ip = parse_ip(text)
+                            .map_err(|error| format!("address {}: {error}", shown(text)))?;
                         check_family(record_type, ip)
-                            .map_err(|error| format!("address {text:?}: {error}"))?;
+                            .map_err(|error| format!("address {}: {error}", shown(text)))?;
                         Some(ip)
                     }
                     None => None,
@@ -259,7 +260,7 @@ pub(super) fn import_domains(
                 let owner = row.owner.trim().to_ascii_lowercase();
                 let user_id = *owners
                     .get(&owner)
-                    .ok_or_else(|| format!("owner {:?}: no such user", row.owner))?;
+                    .ok_or_else(|| format!("owner {}: no such user", shown(&row.owner)))?;
                 let zone = nearest_suffix(fqdn.as_str(), |suffix| Ok(zones.get(suffix).copied()))
                     .map_err(|error| error.to_string())?
                     .ok_or_else(|| format!("{fqdn} is not inside any zone"))?;

@@ -114,12 +114,28 @@ impl fmt::Display for DomainName {
 /// A value that is not one of its kind (a record type, a plan, a scope, a username...): what
 /// was expected, and what came instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{expected}, not {found:?}")]
+#[error("{expected}, not {}", shown(.found))]
 pub struct InvalidValue {
     /// What was expected, e.g. "record type must be A or AAAA".
     pub expected: &'static str,
     /// What came.
     pub found: String,
+}
+
+/// Most characters of a value that an error message quotes.
+const MOST_SHOWN: usize = 100;
+
+/// `value` as an error message quotes it: escaped (Rust's debug quoting, so no control
+/// character reaches a terminal or a log), and cut after [`MOST_SHOWN`] characters with its
+/// length, so that no input, however long, makes a long message.
+pub fn shown(value: &str) -> String {
+    let mut chars = value.chars();
+    let head: String = chars.by_ref().take(MOST_SHOWN).collect();
+    if chars.next().is_none() {
+        format!("{head:?}")
+    } else {
+        format!("{head:?}… ({} bytes)", value.len())
+    }
 }
 
 impl InvalidValue {
@@ -436,6 +452,16 @@ mod test {
         assert!(Plan::Elite.allows_api_keys());
         assert_eq!("PRO".parse::<Plan>(), Ok(Plan::Pro));
         assert!("gold".parse::<Plan>().is_err());
+    }
+
+    #[test]
+    fn quoted_values_are_escaped_and_cut() {
+        assert_eq!(shown("alice"), "\"alice\"");
+        assert_eq!(shown("a\u{1b}[2Jb"), "\"a\\u{1b}[2Jb\"");
+        let long = "é".repeat(150);
+        assert_eq!(shown(&long), format!("{:?}… (300 bytes)", "é".repeat(100)));
+        let error = InvalidValue::new("record type must be A or AAAA", &"T".repeat(10_000));
+        assert!(error.to_string().len() < 200, "{error}");
     }
 
     #[test]
