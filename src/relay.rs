@@ -113,15 +113,15 @@ pub enum Next {
     End,
     /// Only whitespace: no request, no answer.
     Blank,
-    /// Over [`MAX_LINE_BYTES`]: read to its end (never taken for the next request) and answered
-    /// once, with [`TOO_LONG`].
+    /// Over the 64 KiB limit: read to its end (never taken for the next request) and answered
+    /// once, with a refusal.
     TooLong,
     /// A request, in the line buffer.
     Request,
 }
 
-/// Reads pdns's next request line into `line` (cleared first), holding at most
-/// [`MAX_LINE_BYTES`] + 1 bytes of it whatever pdns sends: each line pdns sends is one
+/// Reads pdns's next request line into `line` (cleared first), holding at most 64 KiB + 1
+/// bytes of it whatever pdns sends: each line pdns sends is one
 /// [`Next`] (one answer, or none for a blank one), however long.
 pub fn next_request(input: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<Next> {
     line.clear();

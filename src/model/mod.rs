@@ -126,7 +126,7 @@ pub struct InvalidValue {
 const MOST_SHOWN: usize = 100;
 
 /// `value` as an error message quotes it: escaped (Rust's debug quoting, so no control
-/// character reaches a terminal or a log), and cut after [`MOST_SHOWN`] characters with its
+/// character reaches a terminal or a log), and cut after 100 characters with its
 /// length, so that no input, however long, makes a long message.
 pub fn shown(value: &str) -> String {
     let mut chars = value.chars();
