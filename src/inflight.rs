@@ -13,7 +13,9 @@
 //! * on a relay connection, by the relay: it is asked (a `{"confirm":N}` line after the
 //!   answer, in order on the connection), and answers once pdns has read everything it was
 //!   given (`{"method":"certadnsConfirmed",...}`);
-//! * on a unix socket, by the kernel: nothing left unread by pdns (`SIOCOUTQ` is zero).
+//! * on a unix socket, by the kernel: nothing left unread by pdns (`SIOCOUTQ` is zero), and
+//!   then pdns's next request or [`READ_GRACE`] more (read is not yet cached: pdns caches once
+//!   its answer is built, and on a loaded machine its thread can wait for a CPU in between).
 //!
 //! A lookup marks its slot before it reads the store, and a purge looks at the slots after the
 //! commit, so a lookup that read the old data is always seen. The wait is bounded
@@ -31,6 +33,10 @@ pub const SETTLE_LIMIT: Duration = Duration::from_secs(2);
 
 /// How often a slot that can only be polled (the kernel's unread count) is looked at again.
 const POLL_INTERVAL: Duration = Duration::from_micros(500);
+
+/// After the kernel says pdns has read an answer, how long a purge still waits for pdns's next
+/// request on that connection before it takes the answer as cached.
+pub const READ_GRACE: Duration = Duration::from_millis(20);
 
 /// Longest name kept (a DNS name in text is at most 253 bytes, plus a final dot).
 const MAX_NAME: usize = 255;
@@ -357,6 +363,8 @@ impl Slot {
 
     /// Waits until request `number` is confirmed, asking the probe once it is answered.
     async fn wait_confirmed(&self, number: u64, deadline: Instant) {
+        // When the kernel says pdns has read the answer: since when.
+        let mut read_since: Option<Instant> = None;
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
@@ -382,8 +390,14 @@ impl Slot {
                     let state = lock(&self.state);
                     if state.answered && state.number == number {
                         drop(state);
-                        self.confirmed(number);
-                        return;
+                        // Read is not yet cached: pdns caches once it has built its answer,
+                        // and on a loaded machine its thread may wait for a CPU in between.
+                        // Its next request says it is done; failing that, READ_GRACE.
+                        let since = *read_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= READ_GRACE {
+                            self.confirmed(number);
+                            return;
+                        }
                     }
                 }
             }
