@@ -27,6 +27,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::model::is_within;
+
 /// The longest a purge waits for the answers on their way (a relay that never confirms, a link
 /// that went away): then it purges anyway.
 pub const SETTLE_LIMIT: Duration = Duration::from_secs(2);
@@ -170,19 +172,6 @@ impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Answering<IO> 
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
-/// A probe for connections that can prove nothing but the next request (tests).
-#[derive(Debug, Default)]
-pub struct NextRequestOnly;
-
-impl Probe for NextRequestOnly {
-    fn ask(&self, _: u64) -> bool {
-        false
-    }
-    fn all_read(&self) -> Option<bool> {
-        None
     }
 }
 
@@ -351,10 +340,7 @@ impl Slot {
             return None;
         }
         let name = &state.name[..state.len];
-        if !names
-            .iter()
-            .any(|purged| at_or_below(name, purged.as_bytes()))
-        {
+        if !names.iter().any(|purged| at_or_below(name, purged)) {
             return None;
         }
         state.watchers += 1;
@@ -421,12 +407,8 @@ impl Slot {
 }
 
 /// Whether `name` is `parent` or below it (`parent` empty: every name).
-fn at_or_below(name: &[u8], parent: &[u8]) -> bool {
-    parent.is_empty()
-        || name == parent
-        || (name.len() > parent.len()
-            && name.ends_with(parent)
-            && name[name.len() - parent.len() - 1] == b'.')
+fn at_or_below(name: &[u8], parent: &str) -> bool {
+    parent.is_empty() || std::str::from_utf8(name).is_ok_and(|name| is_within(name, parent))
 }
 
 /// A mutex's guard, whether or not a holder panicked (the state stays meaningful).
@@ -440,6 +422,19 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod test {
     use super::*;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    /// A probe that can prove nothing but the next request.
+    #[derive(Debug, Default)]
+    struct NextRequestOnly;
+
+    impl Probe for NextRequestOnly {
+        fn ask(&self, _: u64) -> bool {
+            false
+        }
+        fn all_read(&self) -> Option<bool> {
+            None
+        }
+    }
 
     /// A probe that records questions, and says what `read` holds when polled.
     #[derive(Default)]
@@ -463,11 +458,11 @@ mod test {
 
     #[test]
     fn names_match_at_or_below() {
-        assert!(at_or_below(b"h1.dyn.example", b"h1.dyn.example"));
-        assert!(at_or_below(b"a.h1.dyn.example", b"h1.dyn.example"));
-        assert!(!at_or_below(b"xh1.dyn.example", b"h1.dyn.example"));
-        assert!(!at_or_below(b"dyn.example", b"h1.dyn.example"));
-        assert!(at_or_below(b"anything", b""));
+        assert!(at_or_below(b"h1.dyn.example", "h1.dyn.example"));
+        assert!(at_or_below(b"a.h1.dyn.example", "h1.dyn.example"));
+        assert!(!at_or_below(b"xh1.dyn.example", "h1.dyn.example"));
+        assert!(!at_or_below(b"dyn.example", "h1.dyn.example"));
+        assert!(at_or_below(b"anything", ""));
     }
 
     #[tokio::test]

@@ -82,10 +82,7 @@ impl BackendHttpService {
                 );
             }
         };
-        begin(match &query {
-            Query::Lookup { qname, .. } => Some(qname),
-            _ => None,
-        });
+        begin(query.lookup_name());
         json(StatusCode::OK, &self.backend.handle_async(query).await)
     }
 }

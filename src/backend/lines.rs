@@ -275,25 +275,23 @@ fn serve_lines<S: LineStream>(
                 stream.mark(RELAY_MARK);
                 Reply::new(super::protocol::Outcome::Bool(true))
             }
-            RequestLine::Request => answer_in_slot(backend, &line, &slot),
+            RequestLine::Request => answer_in_slot(backend, &line, Some(&slot)),
         };
         probe.write(&reply_line(&reply))?;
         slot.answered();
     }
 }
 
-/// The reply to one request line, its name in `slot` before the store is read.
-fn answer_in_slot(backend: &Backend, line: &[u8], slot: &Slot) -> Reply {
-    match Query::from_json(line) {
-        Ok(query) => {
-            slot.begin(match &query {
-                Query::Lookup { qname, .. } => Some(qname),
-                _ => None,
-            });
-            backend.handle(&query)
-        }
+/// The reply to one request line; a lookup's name goes to `slot` (when there is one) before
+/// the store is read, anything else clears it.
+fn answer_in_slot(backend: &Backend, line: &[u8], slot: Option<&Slot>) -> Reply {
+    let query = Query::from_json(line);
+    if let Some(slot) = slot {
+        slot.begin(query.as_ref().ok().and_then(Query::lookup_name));
+    }
+    match query {
+        Ok(query) => backend.handle(&query),
         Err(error) => {
-            slot.begin(None);
             tracing::debug!(%error, "backend: undecodable request");
             Reply::refusal(format!("certadns-ddns: {error}"))
         }
@@ -417,13 +415,7 @@ pub fn read_request_line(
 
 /// The reply to one request line.
 pub fn answer_line(backend: &Backend, line: &[u8]) -> Reply {
-    match Query::from_json(line) {
-        Ok(query) => backend.handle(&query),
-        Err(error) => {
-            tracing::debug!(%error, "backend: undecodable request");
-            Reply::refusal(format!("certadns-ddns: {error}"))
-        }
-    }
+    answer_in_slot(backend, line, None)
 }
 
 /// A reply as one line.

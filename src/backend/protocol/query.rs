@@ -75,6 +75,14 @@ pub const METHOD_NAMES: [&str; 10] = [
 ];
 
 impl Query {
+    /// The name asked for, when this is a lookup (as pdns sent it).
+    pub fn lookup_name(&self) -> Option<&str> {
+        match self {
+            Self::Lookup { qname, .. } => Some(qname),
+            _ => None,
+        }
+    }
+
     /// The position of this query's method in [`METHOD_NAMES`].
     pub fn method_index(&self) -> usize {
         match self {
