@@ -402,3 +402,166 @@ fn a_store_failure_answers_dnserr_and_serves_nothing() {
         [format!("\"{APEX}\"")]
     );
 }
+
+/// What the CLI wrote to stderr, for a command that must fail.
+fn refused(env: &TestEnv, args: &[&str]) -> String {
+    let output = env.cli(args);
+    assert!(!output.status.success(), "{args:?} must fail: {output:?}");
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+#[test]
+fn no_account_gets_a_name_at_above_or_beneath_anothers() {
+    let env = TestEnv::new();
+    env.seed();
+    env.add_user("carol", "carol@example.com", "free");
+    env.add_domain("deep.lab.dyn.example", "bob", "A", None);
+    let before: i64 = env
+        .db()
+        .query_row("SELECT count(*) FROM domains", [], |row| row.get(0))
+        .unwrap();
+    // The apex (a wildcard there covers every customer), beneath alice's host, above bob's.
+    for (args, why) in [
+        (
+            ["domain", "add", "dyn.example", "--owner", "carol", "--type", "A"],
+            "dyn.example is the apex of its zone",
+        ),
+        (
+            ["domain", "add", "DYN.example.", "--owner", "carol", "--type", "AAAA"],
+            "dyn.example is the apex of its zone",
+        ),
+        (
+            ["domain", "add", "x.home.dyn.example", "--owner", "bob", "--type", "A"],
+            "x.home.dyn.example is beneath home.dyn.example, which belongs to \"alice\"",
+        ),
+        (
+            ["domain", "add", "lab.dyn.example", "--owner", "alice", "--type", "A"],
+            "lab.dyn.example is above deep.lab.dyn.example, which belongs to \"bob\"",
+        ),
+    ] {
+        let error = refused(&env, &args);
+        assert!(error.contains(why), "{args:?}: {error}");
+    }
+    // The same in an import, each row named; an account may nest its own names.
+    let file = env.dir.path().join("names.csv");
+    std::fs::write(
+        &file,
+        "fqdn,owner,type,address\n\
+         dyn.example,carol,A,\n\
+         y.home.dyn.example,carol,A,\n\
+         lab.dyn.example,carol,AAAA,\n\
+         mine.home.dyn.example,alice,A,\n\
+         top.dyn.example,carol,A,\n\
+         under.top.dyn.example,bob,A,\n",
+    )
+    .unwrap();
+    let error = refused(&env, &["domain", "import", file.to_str().unwrap()]);
+    for expected in [
+        "line 2: dyn.example is the apex of its zone",
+        "line 3: y.home.dyn.example is beneath home.dyn.example",
+        "line 4: lab.dyn.example is above deep.lab.dyn.example",
+        "line 7: under.top.dyn.example is beneath top.dyn.example, which belongs to \"carol\"",
+        "4 of 6 rows are invalid; nothing was imported",
+    ] {
+        assert!(error.contains(expected), "{expected:?} in:\n{error}");
+    }
+    let after: i64 = env
+        .db()
+        .query_row("SELECT count(*) FROM domains", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(after, before);
+    env.add_domain("mine.home.dyn.example", "alice", "A", None);
+}
+
+/// The refusal of ACME values for a name that breaks one name, one owner: whose names it
+/// collides with is not told.
+const DISPUTED: &str = "disputed: this host is a zone apex, or another account holds a name at, \
+                        above or beneath it; ACME values are refused until an admin resolves it";
+
+#[test]
+fn a_store_from_before_the_rule_is_named_at_start_and_its_acme_values_refused() {
+    let env = TestEnv::new();
+    let seed = env.seed();
+    env.add_user("carol", "carol@example.com", "plus");
+    env.add_domain("lab.dyn.example", "carol", "A", None);
+    let carol_key = env
+        .cli_ok(&["key", "create", "carol", "--scope", "acme:update"])
+        .trim()
+        .to_string();
+    // Rows as an older version let them be made: carol at the apex, bob beneath alice.
+    let db = rusqlite::Connection::open(&env.db).unwrap();
+    for (name, owner) in [("dyn.example", "carol"), ("x.home.dyn.example", "bob")] {
+        db.execute(
+            "INSERT INTO domains (fqdn, user_id, zone_id, record_type, created_at, updated_at)
+             SELECT ?1, u.id, z.id, 'A', 't', 't' FROM users u, zones z
+             WHERE u.username = ?2 AND z.name = 'dyn.example'",
+            [name, owner],
+        )
+        .unwrap();
+    }
+    drop(db);
+    let daemon = env.spawn("");
+    daemon.wait_for_log("a name breaks one name, one owner");
+    // Carol cannot validate the apex (a wildcard would cover every host).
+    for fqdn in ["_acme-challenge.dyn.example.", "_acme-challenge.lab.dyn.example."] {
+        let answer = httpreq(&daemon, "present", "carol", &carol_key, fqdn, APEX);
+        if fqdn.contains("lab") {
+            // Carol's own name beneath her own (apex) name: nobody else's is covered.
+            answer.assert(200, "ok");
+        } else {
+            assert_eq!(answer.status, 403, "{fqdn}: {answer:?}");
+            assert!(answer.body.contains("disputed"), "{answer:?}");
+            assert!(!answer.body.contains("alice"), "names no other account: {answer:?}");
+        }
+    }
+    assert!(served_txt(&daemon, "_acme-challenge.dyn.example").is_empty());
+    // Alice's host holds bob's name beneath it: no values for it, by any endpoint.
+    httpreq(
+        &daemon,
+        "present",
+        "alice",
+        &seed.alice_key,
+        "_acme-challenge.home.dyn.example.",
+        APEX,
+    )
+    .assert(403, DISPUTED);
+    daemon
+        .update_basic(
+            "alice",
+            &seed.alice_key,
+            &format!("hostname=home.dyn.example&txt={WILDCARD}"),
+        )
+        .assert(403, DISPUTED);
+    assert!(served_txt(&daemon, "_acme-challenge.home.dyn.example").is_empty());
+    // Each offending name is logged once, and why.
+    let log = daemon.log();
+    for name in [
+        "dyn.example",
+        "home.dyn.example",
+        "v6.dyn.example",
+        "bob.dyn.example",
+        "x.home.dyn.example",
+    ] {
+        let lines = log
+            .lines()
+            .filter(|line| {
+                line.contains("a name breaks one name, one owner")
+                    && line.contains(&format!("name={name} "))
+            })
+            .count();
+        assert_eq!(lines, 1, "{name} logged once:\n{log}");
+    }
+    assert!(!log.contains("name=lab.dyn.example"), "carol's own nesting: {log}");
+    // Once an admin resolves it, the values go through.
+    env.cli_ok(&["domain", "remove", "x.home.dyn.example"]);
+    env.cli_ok(&["domain", "remove", "dyn.example"]);
+    httpreq(
+        &daemon,
+        "present",
+        "alice",
+        &seed.alice_key,
+        "_acme-challenge.home.dyn.example.",
+        APEX,
+    )
+    .assert(200, "ok");
+}

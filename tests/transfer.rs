@@ -52,7 +52,7 @@ fn every_bad_row_is_named_by_its_line_and_nothing_is_imported() {
         "line 5: outside.example.org is not inside any zone",
         "line 6: address \"2001:db8::1\"",
         "line 7: good1.dyn.example A exists already",
-        "line 8: bob.dyn.example belongs to another user",
+        "line 8: bob.dyn.example belongs to \"bob\" already",
         "line 9: home.dyn.example A exists already",
         "line 10: type \"MX\"",
         "line 11: address \"0.0.0.0\"",

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Admin, print_line};
 use crate::intel::IpIntel;
+use crate::model::ownership;
 use crate::model::{
     DomainName, Plan, RecordType, check_family, normalize_email, normalize_username, parse_ip,
     shown,
@@ -208,7 +209,7 @@ pub(super) fn import_domains(
     let rows = read_rows::<DomainRow>(file, Format::of(format, file)?)?;
     let total = rows.len();
     let store = &admin.store;
-    let (checked, errors) = store.read(|conn| {
+    let (checked, errors, holders) = store.read(|conn| {
         let zones = list_zones(conn)?;
         let zones: HashMap<&str, &Zone> = zones
             .iter()
@@ -223,11 +224,14 @@ pub(super) fn import_domains(
                 ]
             })
             .collect();
-        // Who holds each name, and which (name, type) exist: in the store, then in the file.
-        let mut holders: HashMap<String, i64> = HashMap::new();
+        let usernames: HashMap<i64, String> = users::list_users(conn)?
+            .into_iter()
+            .map(|user| (user.id, user.username))
+            .collect();
+        // Who holds which names, and which (name, type) exist: in the store, then in the file.
+        let mut holders = domains::holder_map(conn)?;
         let mut taken: HashSet<(String, RecordType)> = HashSet::new();
         for domain in domains::list_domains(conn, None)? {
-            holders.insert(domain.fqdn.clone(), domain.user_id);
             taken.insert((domain.fqdn, domain.record_type));
         }
         let mut checked = Vec::with_capacity(rows.len());
@@ -264,11 +268,9 @@ pub(super) fn import_domains(
                 let zone = nearest_suffix(fqdn.as_str(), |suffix| Ok(zones.get(suffix).copied()))
                     .map_err(|error| error.to_string())?
                     .ok_or_else(|| format!("{fqdn} is not inside any zone"))?;
-                if holders
-                    .get(fqdn.as_str())
-                    .is_some_and(|holder| *holder != user_id)
-                {
-                    return Err(format!("{fqdn} belongs to another user"));
+                let Ok(conflict) = ownership::check(fqdn.as_str(), user_id, &zone.name, &holders);
+                if let Some(conflict) = conflict {
+                    return Err(conflict.to_string());
                 }
                 if !taken.insert((fqdn.as_str().to_string(), record_type)) {
                     return Err(format!(
@@ -277,7 +279,7 @@ pub(super) fn import_domains(
                 }
                 records::check_record_fits(conn, zone, fqdn.as_str(), record_type.as_str())
                     .map_err(|error| error.to_string())?;
-                holders.insert(fqdn.as_str().to_string(), user_id);
+                holders.add(fqdn.as_str(), user_id, &usernames[&user_id], &zone.name);
                 Ok(NewDomain {
                     fqdn,
                     user_id,
@@ -291,7 +293,7 @@ pub(super) fn import_domains(
                 Err(why) => errors.push((line, why)),
             }
         }
-        Ok((checked, errors))
+        Ok((checked, errors, holders))
     })?;
     check_errors(&errors, total, skip_invalid)?;
 
@@ -319,8 +321,9 @@ pub(super) fn import_domains(
         store
             .write(|tx| {
                 for (domain, context) in batch.iter().zip(&contexts) {
-                    let id = domains::insert_domain(
+                    let id = domains::insert_domain_among(
                         tx,
+                        &holders,
                         &domain.fqdn,
                         domain.user_id,
                         domain.zone.id,

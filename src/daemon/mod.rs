@@ -241,6 +241,10 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
     } else {
         lift.await;
     }
+    // Names that break one-name-one-owner (made before the rule) are named once per start,
+    // beside the serving: a read of every domain, which no answer waits for.
+    let checking = store.clone();
+    tokio::task::spawn_blocking(move || log_ownership_conflicts(&checking));
     let backend = Backend::new(store.clone());
     let seen_store = store.clone();
     let dashboard_store = store.clone();
@@ -447,6 +451,24 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
     tokio::task::block_in_place(|| handover.finish());
     tracing::info!(handed_over = handover.is_enabled(), "stopped");
     outcome
+}
+
+/// Logs each held name that breaks the one-name-one-owner rule, and why: its ACME values are
+/// refused until an admin removes it or the names it collides with.
+fn log_ownership_conflicts(store: &Served) {
+    match store.ownership_conflicts() {
+        Ok(conflicts) => {
+            for conflict in &conflicts {
+                tracing::warn!(
+                    name = %conflict.name,
+                    %conflict,
+                    "a name breaks one name, one owner: its ACME values are refused until an \
+                     admin resolves it (`certadns-ddns domain remove` it or the names it collides with)"
+                );
+            }
+        }
+        Err(error) => tracing::warn!(%error, "could not check the names' owners"),
+    }
 }
 
 /// What keeps the service from being ready, one line per part; empty when ready: the store

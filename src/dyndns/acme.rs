@@ -241,6 +241,7 @@ impl UpdateService {
                     }
                     Ok(ChallengeOutcome::Unchanged) => ReturnCode::Nochg(AddressList::default()),
                     Ok(ChallengeOutcome::NoHost) => ReturnCode::Nohost,
+                    Ok(ChallengeOutcome::Disputed(_)) => ReturnCode::Disputed,
                     // Per host, as for address updates: the other hosts' lines stand.
                     Err(ReturnCode::Abuse) => ReturnCode::Abuse,
                     Err(code) => return Answer::once(code),
@@ -277,6 +278,7 @@ impl UpdateService {
             .map_err(Refusal::Code)?
         {
             ChallengeOutcome::NoHost => Err(Refusal::Code(ReturnCode::Nohost)),
+            ChallengeOutcome::Disputed(_) => Err(Refusal::Code(ReturnCode::Disputed)),
             outcome => Ok(outcome),
         }
     }
@@ -312,6 +314,9 @@ impl UpdateService {
             tracing::error!(%error, "ACME challenge not changed: store failure");
             ReturnCode::Dnserr
         })?;
+        if let ChallengeOutcome::Disputed(conflict) = &outcome {
+            tracing::warn!(host = %shown, user_id, %conflict, "ACME value refused");
+        }
         if let ChallengeOutcome::Changed { name } = &outcome {
             tracing::info!(
                 host = %shown,

@@ -84,6 +84,9 @@ pub enum ReturnCode {
     BadPrefix(PrefixError),
     /// A `txt=` value that cannot be an ACME challenge value (or ACME values are off).
     BadTxt,
+    /// ACME values for this host are refused: it is a zone apex, or another account holds a
+    /// name at, above or beneath it (one name, one owner). 403; the body does not say whose.
+    Disputed,
     /// The store could not be read or written; nothing changed.
     Dnserr,
     /// Too many password checks are waiting; nothing was checked or changed. Retry later
@@ -103,6 +106,7 @@ impl ReturnCode {
             | Self::BadTxt => 400,
             Self::Badauth | Self::Throttled(_) => 401,
             Self::Nohost => 404,
+            Self::Disputed => 403,
             Self::Abuse => 429,
             Self::Dnserr => 500,
             Self::Busy => 503,
@@ -124,6 +128,10 @@ impl ReturnCode {
             Self::BadTxt => {
                 "invalid txt: an ACME challenge value is 1 to 255 base64url characters".into()
             }
+            Self::Disputed => "disputed: this host is a zone apex, or another account holds a name \
+                               at, above or beneath it; ACME values are refused until an admin \
+                               resolves it"
+                .into(),
             other => other.label().to_string(),
         }
     }
@@ -141,6 +149,7 @@ impl ReturnCode {
             Self::BadAddress(_) => "badaddress",
             Self::BadPrefix(_) => "badprefix",
             Self::BadTxt => "badtxt",
+            Self::Disputed => "disputed",
             Self::Dnserr => "dnserr",
             Self::Busy => "911",
         }

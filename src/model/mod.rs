@@ -4,6 +4,7 @@
 //! checks, so code that holds one does not check again.
 
 mod ip;
+pub mod ownership;
 mod prefix;
 pub mod rdata;
 

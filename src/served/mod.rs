@@ -173,6 +173,15 @@ impl Served {
             .await
     }
 
+    /// The held names that break the one-name-one-owner rule (a store made before it), each
+    /// once with why. Blocking (a read of every domain): async code calls it from a blocking
+    /// thread.
+    pub fn ownership_conflicts(
+        &self,
+    ) -> Result<Vec<crate::model::ownership::OwnershipConflict>, StoreError> {
+        self.store.read(crate::store::domains::ownership_conflicts)
+    }
+
     /// A stamp for the memoised reads of one request ([`Served::key`],
     /// [`Served::owned_domains`], [`Served::preview`]), taken before them: one look at
     /// SQLite's commit counter (a system call) per request instead of one per read. The reads

@@ -7,8 +7,10 @@
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::StoreError;
+use super::domains::StoredHolders;
 use super::zones::bump_serial;
 use crate::model::DomainName;
+use crate::model::ownership::{self, OwnershipConflict};
 
 /// The label a challenge name starts with (RFC 8555 §8.4).
 pub const CHALLENGE_LABEL: &str = "_acme-challenge";
@@ -30,6 +32,11 @@ pub enum ChallengeOutcome {
     },
     /// The value was there already (its expiry moved on), or was not there to remove.
     Unchanged,
+    /// The host breaks the one-name-one-owner rule ([`crate::model::ownership`]): it is a
+    /// zone apex, or another account holds a name at, above or beneath it (a store made
+    /// before the rule). No value is set until an admin resolves it. Why, for the log (it
+    /// names another account: never for the client).
+    Disputed(OwnershipConflict),
 }
 
 /// The challenge name of `host`.
@@ -63,6 +70,14 @@ pub fn present(
     let Some(zone_id) = owned_host_zone(conn, user_id, host)? else {
         return Ok(ChallengeOutcome::NoHost);
     };
+    let apex: String = conn
+        .prepare_cached("SELECT name FROM zones WHERE id = ?1")?
+        .query_row([zone_id], |row| row.get(0))?;
+    if let Some(conflict) =
+        ownership::check(host.as_str(), user_id, &apex, &StoredHolders(conn))?
+    {
+        return Ok(ChallengeOutcome::Disputed(conflict));
+    }
     let name = challenge_name(host);
     let refreshed = conn
         .prepare_cached(

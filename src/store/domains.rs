@@ -2,12 +2,13 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::audit::{Change, ChangeContext, insert_audit};
 use super::updates::PrefixUpdate;
 use super::zones::bump_serial;
 use super::{StoreError, conflict_on_unique};
+use crate::model::ownership::{self, HolderMap, Holders, OwnershipConflict};
 use crate::model::{DomainName, HostSuffix, RecordType};
 
 /// A domain row, with its owner's and zone's names.
@@ -190,8 +191,9 @@ pub fn find_followers(
     Ok(followers)
 }
 
-/// Creates a domain with no address yet. A name belongs to one user: a second record type for
-/// the same name must have the same owner.
+/// Creates a domain with no address yet. A name belongs to one account: not a zone apex, and
+/// not at, above or beneath another account's names ([`ownership`]); a second record type for
+/// the same name has the same owner.
 pub fn insert_domain(
     conn: &Connection,
     fqdn: &DomainName,
@@ -200,18 +202,29 @@ pub fn insert_domain(
     record_type: RecordType,
     now: &str,
 ) -> Result<i64, StoreError> {
-    let other_owner: Option<String> = conn
-        .prepare_cached(
-            "SELECT u.username FROM domains d JOIN users u ON u.id = d.user_id
-             WHERE d.fqdn = ?1 AND d.user_id != ?2 LIMIT 1",
-        )?
-        .query_map(params![fqdn.as_str(), user_id], |row| row.get(0))?
-        .next()
-        .transpose()?;
-    if let Some(owner) = other_owner {
-        return Err(StoreError::Conflict(format!(
-            "{fqdn} belongs to {owner:?} already"
-        )));
+    insert_domain_among(conn, &StoredHolders(conn), fqdn, user_id, zone_id, record_type, now)
+}
+
+/// [`insert_domain`], the rule checked against `holders`: the store's names and those written
+/// with them, held in memory by a caller writing many (`domain import`).
+pub fn insert_domain_among<H>(
+    conn: &Connection,
+    holders: &H,
+    fqdn: &DomainName,
+    user_id: i64,
+    zone_id: i64,
+    record_type: RecordType,
+    now: &str,
+) -> Result<i64, StoreError>
+where
+    H: Holders,
+    StoreError: From<H::Error>,
+{
+    let apex: String = conn
+        .prepare_cached("SELECT name FROM zones WHERE id = ?1")?
+        .query_row([zone_id], |row| row.get(0))?;
+    if let Some(conflict) = ownership::check(fqdn.as_str(), user_id, &apex, holders)? {
+        return Err(StoreError::Conflict(conflict.to_string()));
     }
     conn.execute(
         "INSERT INTO domains (fqdn, user_id, zone_id, record_type, created_at, updated_at)
@@ -224,6 +237,88 @@ pub fn insert_domain(
         })
     })?;
     Ok(conn.last_insert_rowid())
+}
+
+/// The store's names as [`Holders`], by SQL: exact lookups, and one scan for names beneath.
+pub struct StoredHolders<'a>(pub &'a Connection);
+
+impl Holders for StoredHolders<'_> {
+    type Error = StoreError;
+
+    fn other_at(&self, name: &str, owner: i64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT u.username FROM domains d JOIN users u ON u.id = d.user_id
+                 WHERE d.fqdn = ?1 AND d.user_id != ?2 LIMIT 1",
+            )?
+            .query_row(params![name, owner], |row| row.get(0))
+            .optional()?)
+    }
+
+    fn other_beneath(
+        &self,
+        name: &str,
+        owner: i64,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        // LIKE matches ASCII case-insensitively, as the column's NOCASE does; `_` and `%`
+        // (legal in names pdns serves) are escaped.
+        let mut pattern = String::with_capacity(name.len() + 4);
+        pattern.push_str("%.");
+        for c in name.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT d.fqdn, u.username FROM domains d JOIN users u ON u.id = d.user_id
+                 WHERE d.fqdn LIKE ?1 ESCAPE '\\' AND d.user_id != ?2 LIMIT 1",
+            )?
+            .query_row(params![pattern, owner], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?)
+    }
+}
+
+/// Every held name, in memory (for checking many at once).
+pub fn holder_map(conn: &Connection) -> Result<HolderMap, StoreError> {
+    let mut map = HolderMap::default();
+    let mut statement = conn.prepare_cached(
+        "SELECT d.fqdn, d.user_id, u.username, z.name
+         FROM domains d JOIN users u ON u.id = d.user_id JOIN zones z ON z.id = d.zone_id",
+    )?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let (name, owner, username, apex): (String, i64, String, String) =
+            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+        map.add(&name.to_ascii_lowercase(), owner, &username, &apex.to_ascii_lowercase());
+    }
+    Ok(map)
+}
+
+/// The held names that break the one-name-one-owner rule (an older store's, made before it):
+/// each once, with why, by name.
+pub fn ownership_conflicts(conn: &Connection) -> Result<Vec<OwnershipConflict>, StoreError> {
+    let holders = holder_map(conn)?;
+    let mut statement = conn.prepare_cached(
+        "SELECT DISTINCT d.fqdn, d.user_id, z.name
+         FROM domains d JOIN zones z ON z.id = d.zone_id ORDER BY d.fqdn, d.user_id",
+    )?;
+    let rows: Vec<(String, i64, String)> = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut conflicts: Vec<OwnershipConflict> = Vec::new();
+    for (name, owner, apex) in rows {
+        let name = name.to_ascii_lowercase();
+        let Ok(found) = ownership::check(&name, owner, &apex.to_ascii_lowercase(), &holders);
+        let Some(conflict) = found else { continue };
+        if conflicts.last().is_none_or(|last| last.name != conflict.name) {
+            conflicts.push(conflict);
+        }
+    }
+    Ok(conflicts)
 }
 
 /// The domains (one per record type) named `fqdn` that `user_id` owns.

@@ -128,6 +128,13 @@ impl Default for StoreOptions {
     }
 }
 
+/// What an in-memory lookup (that cannot fail) contributes to a store operation's errors.
+impl From<std::convert::Infallible> for StoreError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 impl From<&crate::config::StoreConfig> for StoreOptions {
     /// `[store]`'s settings; the rest as by default.
     fn from(config: &crate::config::StoreConfig) -> Self {
