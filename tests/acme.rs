@@ -565,3 +565,47 @@ fn a_store_from_before_the_rule_is_named_at_start_and_its_acme_values_refused() 
     )
     .assert(200, "ok");
 }
+
+#[test]
+fn a_value_and_an_address_in_one_request_are_refused_whole() {
+    let env = TestEnv::new();
+    let seed = env.seed();
+    let daemon = env.spawn("");
+    daemon
+        .update_bearer(&seed.alice_key, "hostname=home.dyn.example&myip=192.0.2.1")
+        .assert(200, "good 192.0.2.1");
+    for (query, reason) in [
+        (
+            format!("hostname=home.dyn.example&myip=192.0.2.9&txt={APEX}"),
+            "change ACME values, not addresses",
+        ),
+        (
+            "hostname=home.dyn.example&clear=true&myipv6=2001:db8::9".to_string(),
+            "change ACME values, not addresses",
+        ),
+        (
+            format!("hostname=home.dyn.example&txt={APEX}&ip6lanprefix=2001:db8::/56"),
+            "change ACME values, not addresses",
+        ),
+    ] {
+        let answer = daemon.update_bearer(&seed.alice_key, &query);
+        assert_eq!(answer.status, 400, "{query}: {answer:?}");
+        assert!(answer.body.contains(reason), "{query}: {}", answer.body);
+    }
+    assert_eq!(
+        env.stored_ip("home.dyn.example", "A").as_deref(),
+        Some("192.0.2.1")
+    );
+    assert!(served_txt(&daemon, "_acme-challenge.home.dyn.example").is_empty());
+    // An empty address parameter (a template with nothing filled in) is no address.
+    daemon
+        .update_bearer(
+            &seed.alice_key,
+            &format!("hostname=home.dyn.example&myip=&txt={APEX}"),
+        )
+        .assert(200, "good");
+    assert_eq!(
+        served_txt(&daemon, "_acme-challenge.home.dyn.example"),
+        [format!("\"{APEX}\"")]
+    );
+}

@@ -212,6 +212,17 @@ fn a_prefix_that_does_not_fit_every_host_changes_nothing() {
             "hostname=home.dyn.example&ipv6prefix=banana/56",
             "invalid IPv6 prefix",
         ),
+        // Bits past the length: the LAN's /64 with the /56's length, or a typo? Not guessed.
+        (
+            "hostname=home.dyn.example&myip=192.0.2.2&ip6lanprefix=2001:db8:1234:5701::/56",
+            "IPv6 prefix has bits set past its /56",
+        ),
+        // Two prefixes that differ: neither silently wins.
+        (
+            "hostname=home.dyn.example&myip=192.0.2.2&ip6lanprefix=2001:db8:1234:5700::/56\
+             &ipv6prefix=2001:db8:1234:5800::/56",
+            "different IPv6 prefixes",
+        ),
     ] {
         let answer = daemon.update_bearer(&key, query);
         assert_eq!(answer.status, 400, "{query}: {answer:?}");
@@ -227,6 +238,14 @@ fn a_prefix_that_does_not_fit_every_host_changes_nothing() {
         Some("2001:db8:1234:5600:a:b:c:d")
     );
     assert!(audit_since(&env, before).is_empty());
+    // The same prefix twice (one client's two parameters) is one prefix.
+    daemon
+        .update_bearer(
+            &key,
+            "hostname=printer.dyn.example&ip6lanprefix=2001:db8:1234:5700::/56\
+             &myipv6=2001:db8:1234:5700::/56",
+        )
+        .assert(200, "good 2001:db8:1234:5700:a:b:c:d");
 }
 
 #[test]

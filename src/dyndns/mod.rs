@@ -188,9 +188,12 @@ impl UpdateService {
             Some(request::Credentials::Malformed) => "malformed",
         };
         let started = std::time::Instant::now();
-        let answer = match parsed.txt.clone() {
+        let answer = match (parsed.ambiguity, parsed.txt.clone()) {
+            // Two things that cannot both be done as asked: refused whole, before anything is
+            // checked (it says nothing of the account).
+            (Some(why), _) => Answer::once(ReturnCode::Ambiguous(why)),
             // `txt=` (or `clear=true`): the hosts' ACME challenge values, not their addresses.
-            Some(change) => match parsed.hosts {
+            (None, Some(change)) => match parsed.hosts {
                 Ok(hosts) => {
                     tracing::Instrument::instrument(
                         self.txt_update(parsed.credentials, hosts, change, client),
@@ -201,7 +204,7 @@ impl UpdateService {
                 Err(request::HostListError::Missing) => Answer::once(ReturnCode::Notfqdn),
                 Err(request::HostListError::TooMany) => Answer::once(ReturnCode::Numhost),
             },
-            None => {
+            (None, None) => {
                 tracing::Instrument::instrument(self.updater.apply(parsed, client), span.clone())
                     .await
             }

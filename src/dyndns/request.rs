@@ -98,6 +98,22 @@ pub enum TxtChange {
     Clear,
 }
 
+/// A request that asks two things that cannot both be done as asked: refused whole (400),
+/// rather than half understood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Ambiguity {
+    /// `txt=` or `clear=true` with an address or prefix: ACME values and addresses are
+    /// separate requests (one would otherwise be ignored).
+    #[error(
+        "txt= and clear=true change ACME values, not addresses: send the address (myip, ipv6, \
+         a prefix) in a request of its own"
+    )]
+    TxtWithAddress,
+    /// Two prefix parameters (`ip6lanprefix`, `ipv6prefix`, `myipv6=…/len`) that differ.
+    #[error("the request carries different IPv6 prefixes: send one")]
+    PrefixesDiffer,
+}
+
 /// Why a request's host list cannot be used at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostListError {
@@ -123,6 +139,8 @@ pub struct ParsedUpdate {
     pub prefix: Result<Option<PrefixUpdate>, PrefixError>,
     /// A change of the hosts' ACME challenge values, instead of their addresses.
     pub txt: Option<TxtChange>,
+    /// What the request asks that cannot be done as asked; nothing else of it is used then.
+    pub ambiguity: Option<Ambiguity>,
     /// `User-Agent`, if sent.
     pub user_agent: Option<String>,
 }
@@ -130,27 +148,50 @@ pub struct ParsedUpdate {
 impl UpdateRequest {
     /// Parses the host list and the addresses.
     pub fn parse(self) -> ParsedUpdate {
+        let (prefix, prefixes_differ) = parse_prefixes(&self.prefixes);
+        // `txt=` with `clear=true` is Duck DNS's own form (clear wins), not an ambiguity.
+        let ambiguity = if (self.txt.is_some() || self.clear)
+            && !(self.addresses.is_empty() && self.prefixes.is_empty())
+        {
+            Some(Ambiguity::TxtWithAddress)
+        } else if prefixes_differ {
+            Some(Ambiguity::PrefixesDiffer)
+        } else {
+            None
+        };
         ParsedUpdate {
             hosts: parse_hosts(self.hostnames.as_deref()),
             addresses: plan_addresses(&self.addresses),
-            prefix: self
-                .prefixes
-                .first()
-                .map(|(parameter, value)| {
-                    value
-                        .parse()
-                        .map(|prefix| PrefixUpdate { prefix, parameter })
-                })
-                .transpose(),
+            prefix,
             txt: if self.clear {
                 Some(TxtChange::Clear)
             } else {
                 self.txt.map(TxtChange::Present)
             },
+            ambiguity,
             credentials: self.credentials,
             user_agent: self.user_agent,
         }
     }
+}
+
+/// The prefix parameters: the first one's prefix (or the first error among them), and whether
+/// two of them name different prefixes.
+fn parse_prefixes(
+    prefixes: &[(&'static str, String)],
+) -> (Result<Option<PrefixUpdate>, PrefixError>, bool) {
+    let mut first: Option<PrefixUpdate> = None;
+    let mut differ = false;
+    for (parameter, value) in prefixes {
+        match value.parse() {
+            Err(error) => return (Err(error), false),
+            Ok(prefix) => match &first {
+                None => first = Some(PrefixUpdate { prefix, parameter }),
+                Some(seen) => differ |= seen.prefix != prefix,
+            },
+        }
+    }
+    (Ok(first), differ)
 }
 
 /// The `hostname` list: comma-separated, items trimmed.

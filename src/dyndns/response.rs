@@ -84,6 +84,8 @@ pub enum ReturnCode {
     BadPrefix(PrefixError),
     /// A `txt=` value that cannot be an ACME challenge value (or ACME values are off).
     BadTxt,
+    /// The request asks two things that cannot both be done as asked; nothing changed.
+    Ambiguous(super::request::Ambiguity),
     /// ACME values for this host are refused: it is a zone apex, or another account holds a
     /// name at, above or beneath it (one name, one owner). 403; the body does not say whose.
     Disputed,
@@ -103,7 +105,8 @@ impl ReturnCode {
             | Self::Numhost
             | Self::BadAddress(_)
             | Self::BadPrefix(_)
-            | Self::BadTxt => 400,
+            | Self::BadTxt
+            | Self::Ambiguous(_) => 400,
             Self::Badauth | Self::Throttled(_) => 401,
             Self::Nohost => 404,
             Self::Disputed => 403,
@@ -125,6 +128,7 @@ impl ReturnCode {
             Self::Nochg(ips) => format!("nochg {ips}").trim_end().to_string(),
             Self::BadAddress(error) => error.to_string(),
             Self::BadPrefix(error) => error.to_string(),
+            Self::Ambiguous(why) => why.to_string(),
             Self::BadTxt => {
                 "invalid txt: an ACME challenge value is 1 to 255 base64url characters".into()
             }
@@ -149,6 +153,7 @@ impl ReturnCode {
             Self::BadAddress(_) => "badaddress",
             Self::BadPrefix(_) => "badprefix",
             Self::BadTxt => "badtxt",
+            Self::Ambiguous(_) => "ambiguous",
             Self::Disputed => "disputed",
             Self::Dnserr => "dnserr",
             Self::Busy => "911",

@@ -53,11 +53,18 @@ pub enum PrefixError {
     /// A subnet id that does not fit below the host's prefix length.
     #[error("subnet id {0:#x} does not fit in the host's prefix")]
     BadSubnetId(u64),
+    /// Bits set past the prefix's length: an address, or a longer network, given a shorter
+    /// length. Which was meant cannot be told, so nothing is guessed.
+    #[error(
+        "IPv6 prefix has bits set past its /{0} (send the network itself, as \
+         2001:db8:1234:5600::/56)"
+    )]
+    HostBits(u8),
 }
 
 /// A prefix a router sends: a network and its length, parsed strictly (the length is
-/// required; bits past the length are dropped, as routers sometimes send the LAN's first
-/// /64 with the /56's length).
+/// required, and no bit may be set past it: `2001:db8:1234:5601::/56` could be the LAN's
+/// /64 sent with the delegation's length or a typo, and a guess would move every host).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DelegatedPrefix(Ipv6Net);
 
@@ -89,7 +96,10 @@ impl std::str::FromStr for DelegatedPrefix {
         if net.prefix_len() == 0 || net.prefix_len() == 128 || net.network().is_multicast() {
             return Err(PrefixError::Invalid);
         }
-        Ok(Self(net.trunc()))
+        if net.trunc() != net {
+            return Err(PrefixError::HostBits(net.prefix_len()));
+        }
+        Ok(Self(net))
     }
 }
 
@@ -230,11 +240,6 @@ mod test {
             host("::1", 64, 0x1234).address(&prefix("2001:db8:ab::/48")),
             Ok(v6("2001:db8:ab:1234::1"))
         );
-        // Bits past the length are dropped: the /56 as a router may write it.
-        assert_eq!(
-            printer.address(&prefix("2001:db8:1234:5601::/56")),
-            Ok(v6("2001:db8:1234:5600:a:b:c:d"))
-        );
         // A host length other than 64 (a /80 network, say).
         assert_eq!(
             host("::beef", 80, 2).address(&prefix("2001:db8:1::/64")),
@@ -294,6 +299,15 @@ mod test {
             assert_eq!(
                 bad.parse::<DelegatedPrefix>(),
                 Err(PrefixError::Invalid),
+                "{bad}"
+            );
+        }
+        // Bits past the length: which network was meant cannot be told.
+        for bad in ["2001:db8:1234:5601::/56", "2001:db8::1/64"] {
+            let length = if bad.ends_with("56") { 56 } else { 64 };
+            assert_eq!(
+                bad.parse::<DelegatedPrefix>(),
+                Err(PrefixError::HostBits(length)),
                 "{bad}"
             );
         }
