@@ -13,7 +13,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+/// The shortest IPv4 prefix `trusted-proxies` takes without `trusted-proxies-allow-wide`.
+pub const WIDEST_TRUSTED_V4: u8 = 8;
+/// The shortest IPv6 prefix `trusted-proxies` takes without `trusted-proxies-allow-wide`.
+pub const WIDEST_TRUSTED_V6: u8 = 32;
+/// The longest `session-lifetime-secs`: 30 days.
+pub const MAX_SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +47,7 @@ pub enum ConfigError {
 }
 
 /// SQLite's `synchronous` level: what a committed update survives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Synchronous {
     /// A committed update survives a crash of the process, not a power loss or kernel crash:
@@ -53,7 +60,7 @@ pub enum Synchronous {
 }
 
 /// A pdns front-end to purge, as configured under `[[pdns.api]]`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct PdnsApi {
     /// Base URL of its webserver/API, e.g. `http://127.0.0.1:8082`.
@@ -90,7 +97,7 @@ const REPLACED_KEYS: &[(&str, &str)] = &[(
 
 /// Every option of the service, by the part of the program it configures: each section is
 /// handed whole to its module.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct Config {
     /// Log filter (`info`, `debug`, `certadns_ddns=debug,info`...); `RUST_LOG` overrides it.
@@ -116,7 +123,7 @@ pub struct Config {
 }
 
 /// The log filter, `info` by default.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct LogLevel(pub String);
 
@@ -127,7 +134,7 @@ impl Default for LogLevel {
 }
 
 /// How `serve` writes its log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Lines for people: time, level, span fields, message.
@@ -138,7 +145,7 @@ pub enum LogFormat {
 }
 
 /// `[store]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// SQLite database file; created from `schema.sql` when missing.
@@ -161,7 +168,7 @@ impl Default for StoreConfig {
 }
 
 /// `[listeners]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct Listeners {
     /// Address of the DynDNS update endpoints.
@@ -229,11 +236,15 @@ impl Listeners {
 }
 
 /// `[updates]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct Updates {
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Accept `trusted-proxies` networks wider than [`WIDEST_TRUSTED_V4`] /
+    /// [`WIDEST_TRUSTED_V6`]: whoever is in them can forge the source address of the audit
+    /// trail and of every per-address limit.
+    pub trusted_proxies_allow_wide: bool,
     /// Answer every dyndns2 code with HTTP 200 (ddclient ignores non-2xx answers but 401).
     #[serde(rename = "always-200")]
     pub always_200: bool,
@@ -253,6 +264,7 @@ impl Default for Updates {
                 .iter()
                 .map(|net| net.parse().expect("valid default CIDR"))
                 .collect(),
+            trusted_proxies_allow_wide: false,
             always_200: false,
             public_url: None,
             max_body_bytes: 16 * 1024,
@@ -262,7 +274,7 @@ impl Default for Updates {
 }
 
 /// `[limits]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct Limits {
     /// Flag hosts whose update requests stay above the allowed rate (`abuse`, 429).
@@ -324,7 +336,7 @@ impl Default for Limits {
 /// `[audit]`: the files the audit trail's country and tags come from. Each is read at start (a
 /// missing or unreadable one stops the start) and read again when it is replaced, so that
 /// `geoipupdate` or a cron job can refresh it under the running service.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct Audit {
     /// A MaxMind-format (MMDB) database with countries: GeoLite2-Country or -City, DB-IP Lite
@@ -352,7 +364,7 @@ impl Default for Audit {
 }
 
 /// `[dashboard]`: the account holder's pages (`/dashboard`), served on the update listener.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct Dashboard {
     /// Serve the pages; `false` answers 404 under `/dashboard` (the update endpoints alone).
@@ -376,7 +388,7 @@ impl Default for Dashboard {
 
 /// `[acme]`: TXT values at `_acme-challenge.<host>` set by the host's owner (lego's `httpreq`,
 /// acme-dns's `/update`, `txt=` on `/nic/update`), so that home servers get certificates.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct Acme {
     /// Serve the endpoints; `false` answers 404 on them, and 400 to `txt=` on the update
@@ -410,7 +422,7 @@ fn valid_tag_name(name: &str) -> bool {
 }
 
 /// `[pdns]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct Pdns {
     /// How long an update's answer waits for the purge of pdns's caches.
@@ -433,6 +445,11 @@ impl Default for Pdns {
 mod millis {
     use std::time::Duration;
 
+    /// Writes whole milliseconds (for [`super::Config::changed_keys`]).
+    pub(super) fn serialize<S: serde::Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
+    }
+
     /// Reads whole milliseconds.
     pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
         d: D,
@@ -445,6 +462,11 @@ mod millis {
 mod secs {
     use std::time::Duration;
 
+    /// Writes whole seconds (for [`super::Config::changed_keys`]).
+    pub(super) fn serialize<S: serde::Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(value.as_secs())
+    }
+
     /// Reads whole seconds.
     pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
         d: D,
@@ -456,6 +478,11 @@ mod secs {
 /// Durations written as whole days (the key says `-days`).
 mod days {
     use std::time::Duration;
+
+    /// Writes whole days (for [`super::Config::changed_keys`]).
+    pub(super) fn serialize<S: serde::Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(value.as_secs() / (24 * 3600))
+    }
 
     /// Reads whole days.
     pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
@@ -493,6 +520,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
         "updates",
         &[
             "trusted-proxies",
+            "trusted-proxies-allow-wide",
             "always-200",
             "public-url",
             "max-body-bytes",
@@ -633,13 +661,25 @@ impl Config {
             }
         }
         if self.dashboard.session_lifetime.is_zero()
+            || self.dashboard.session_lifetime > MAX_SESSION_LIFETIME
             || !(1..=500).contains(&self.dashboard.history_page_size)
         {
-            return Err(ConfigError::Invalid(
-                "[dashboard] session-lifetime-secs must be at least 1, history-page-size \
-                 1 to 500"
-                    .into(),
-            ));
+            return Err(ConfigError::Invalid(format!(
+                "[dashboard] session-lifetime-secs must be 1 to {} (30 days), \
+                 history-page-size 1 to 500",
+                MAX_SESSION_LIFETIME.as_secs()
+            )));
+        }
+        let wide = self.wide_trusted_proxies();
+        if !wide.is_empty() && !self.updates.trusted_proxies_allow_wide {
+            return Err(ConfigError::Invalid(format!(
+                "[updates] trusted-proxies {}: wider than /{WIDEST_TRUSTED_V4} (IPv4) or \
+                 /{WIDEST_TRUSTED_V6} (IPv6), so anyone there could forge X-Forwarded-For: \
+                 the audit trail's source address, the per-address throttles and the \
+                 per-client connection cap. List your proxies' own addresses, or set \
+                 trusted-proxies-allow-wide = true if you mean it",
+                wide.join(", ")
+            )));
         }
         if !(60..=7 * 24 * 3600).contains(&self.acme.value_lifetime.as_secs()) {
             return Err(ConfigError::Invalid(
@@ -674,6 +714,79 @@ impl Config {
 }
 
 impl Config {
+    /// The `trusted-proxies` networks wider than [`WIDEST_TRUSTED_V4`] / [`WIDEST_TRUSTED_V6`],
+    /// as written.
+    pub fn wide_trusted_proxies(&self) -> Vec<String> {
+        self.updates
+            .trusted_proxies
+            .iter()
+            .filter(|net| match net {
+                IpNet::V4(net) => net.prefix_len() < WIDEST_TRUSTED_V4,
+                IpNet::V6(net) => net.prefix_len() < WIDEST_TRUSTED_V6,
+            })
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// What a valid configuration still does that an operator should hear of at every start
+    /// and reload (logged at warn).
+    pub fn warnings(&self) -> Vec<String> {
+        let wide = self.wide_trusted_proxies();
+        if wide.is_empty() {
+            return Vec::new();
+        }
+        vec![format!(
+            "[updates] trusted-proxies {} allowed by trusted-proxies-allow-wide: anyone there \
+             can forge X-Forwarded-For (the audit trail's source address, the per-address \
+             throttles and the per-client connection cap)",
+            wide.join(", ")
+        )]
+    }
+
+    /// The keys (`section.key`, as in the file) whose value in effect differs in `next`:
+    /// what a reload says it changed. Secrets are named, never shown.
+    pub fn changed_keys(&self, next: &Self) -> Vec<String> {
+        fn flatten(prefix: &str, value: serde_json::Value, into: &mut BTreeMap<String, String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, value) in map {
+                        let key = if prefix.is_empty() {
+                            key
+                        } else {
+                            format!("{prefix}.{key}")
+                        };
+                        flatten(&key, value, into);
+                    }
+                }
+                leaf => {
+                    into.insert(prefix.to_string(), leaf.to_string());
+                }
+            }
+        }
+        let keys = |config: &Self| {
+            let mut keys = BTreeMap::new();
+            // Serialising plain data to a JSON value cannot fail.
+            if let Ok(value) = serde_json::to_value(config) {
+                flatten("", value, &mut keys);
+            }
+            keys
+        };
+        let (before, after) = (keys(self), keys(next));
+        let mut changed: Vec<String> = after
+            .iter()
+            .filter(|(key, value)| before.get(*key) != Some(*value))
+            .map(|(key, _)| key.clone())
+            .collect();
+        changed.extend(
+            before
+                .keys()
+                .filter(|key| !after.contains_key(*key))
+                .cloned(),
+        );
+        changed.sort();
+        changed
+    }
+
     /// The keys whose value differs in `next` and which only a restart applies: the database,
     /// the sockets and what each connection of a listener may take, the log format, and
     /// whether the pages are served. Everything else a reload (SIGHUP) applies. (Every field is

@@ -84,6 +84,11 @@ fn limits_proxies_and_log_level_change_live() {
         line.contains("log-level") && line.contains("limits") && line.contains("updates"),
         "{line}"
     );
+    // And which keys changed, by name.
+    assert!(
+        line.contains("changed=limits.auth-failure-limit, log-level, updates.trusted-proxies "),
+        "{line}"
+    );
 
     // After: the header is not believed, two failures throttle the login (the right password
     // is then refused without a check), and `nochg` is logged at debug.
@@ -399,4 +404,77 @@ fn pdns_front_ends_added_by_a_reload_are_purged() {
     assert_eq!(served(), ["192.0.2.3"]);
     update("192.0.2.4");
     assert_eq!(served(), ["192.0.2.4"]);
+}
+
+#[test]
+fn wide_trusted_proxies_and_endless_sessions_are_refused_unless_meant() {
+    let env = TestEnv::new();
+    env.seed();
+    let wide = "updates.trusted-proxies = [\"0.0.0.0/0\", \"::/0\"]";
+    // At start: refused, saying why and what to do.
+    env.write_config(wide);
+    let config = env.config_path();
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_certadns-ddns"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A refused start exits at once; one that serves is stopped and fails the test.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while serve.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            serve.kill().unwrap();
+            serve.wait().unwrap();
+            panic!("serve started with trusted-proxies 0.0.0.0/0");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = serve.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("trusted-proxies 0.0.0.0/0, ::/0: wider than /8 (IPv4) or /32 (IPv6)")
+            && stderr.contains("trusted-proxies-allow-wide = true"),
+        "{stderr}"
+    );
+    // A /8 and a /32 are the widest taken without it.
+    let daemon = env.spawn("updates.trusted-proxies = [\"10.0.0.0/8\", \"2001:db8::/32\"]");
+    assert!(!daemon.log().contains("trusted-proxies-allow-wide"));
+    // By a reload: refused whole, and the running list stays (the header is not believed from
+    // a peer outside it... loopback is not in it now, so the peer's own address is seen).
+    reload(&env, &daemon, wide, REFUSED);
+    assert!(daemon.log().contains("wider than /8"), "{}", daemon.log());
+    assert_eq!(seen_address(&daemon, "192.0.2.7"), "127.0.0.1");
+    // Meant: taken, and named at warn on the reload (and at every start).
+    let meant = format!("{wide}\nupdates.trusted-proxies-allow-wide = true");
+    reload(&env, &daemon, &meant, APPLIED);
+    let log = daemon.log();
+    let reloaded = log.lines().rfind(|line| line.contains(APPLIED)).unwrap();
+    assert!(
+        reloaded.contains("changed=updates.trusted-proxies, updates.trusted-proxies-allow-wide"),
+        "{reloaded}"
+    );
+    assert!(
+        log.lines().any(|line| line.contains("WARN")
+            && line.contains("allowed by trusted-proxies-allow-wide")),
+        "{log}"
+    );
+    assert_eq!(seen_address(&daemon, "192.0.2.7"), "192.0.2.7");
+    drop(daemon);
+    let daemon = env.spawn(&meant);
+    daemon.wait_for_log("allowed by trusted-proxies-allow-wide");
+    // A sign-in that lasts more than 30 days is refused.
+    reload(
+        &env,
+        &daemon,
+        &format!("{meant}\ndashboard.session-lifetime-secs = 2592001"),
+        REFUSED,
+    );
+    assert!(
+        daemon
+            .log()
+            .contains("session-lifetime-secs must be 1 to 2592000 (30 days)"),
+        "{}",
+        daemon.log()
+    );
 }

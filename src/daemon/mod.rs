@@ -318,6 +318,9 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
         Vec::new(),
     ))];
     tracing::info!(database = %config.store.database.display(), "listening on http={local}");
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
 
     let backend_http = BackendHttpService::new(backend.for_connector("http"));
     let backend_handler = move |request, _peer| {

@@ -151,6 +151,7 @@ impl Live {
             purger,
         } = prepared;
         let running = &self.running;
+        let changed = running.changed_keys(&config);
         let mut applied: Vec<&str> = Vec::new();
         if config.log_level != running.log_level {
             match log_filter.map(|filter| self.log.set(filter)) {
@@ -212,7 +213,15 @@ impl Live {
                 "configuration reloaded: nothing changed that applies live"
             );
         } else {
-            tracing::info!(file, applied = %applied.join(", "), "configuration reloaded");
+            tracing::info!(
+                file,
+                changed = %changed.join(", "),
+                applied = %applied.join(", "),
+                "configuration reloaded"
+            );
+        }
+        for warning in config.warnings() {
+            tracing::warn!("{warning}");
         }
         if !restart_needed.is_empty() {
             tracing::warn!(
