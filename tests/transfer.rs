@@ -266,3 +266,89 @@ fn an_import_of_huge_values_gets_a_short_report() {
         0
     );
 }
+
+/// Issue 28, item 10: emails are checked for the syntax of an address, and a CSV export never
+/// hands a spreadsheet a formula, yet imports back as it was.
+#[test]
+fn emails_are_addresses_and_exports_carry_no_formulas() {
+    let env = TestEnv::new();
+    env.seed();
+    for bad in [
+        "carol@example",
+        "<script>@example.com",
+        "Carol <carol@example.com>",
+        "carol@[192.0.2.1]",
+        "carol@example..com",
+    ] {
+        let output = env.cli_with_stdin(
+            &["user", "add", "carol", "--email", bad, "--password-stdin"],
+            PASSWORD,
+        );
+        let error = failure(&output);
+        assert!(error.contains("email must be an address"), "{bad}: {error}");
+    }
+    let file = write(
+        &env,
+        "users.csv",
+        "username,email,plan,password_hash\n\
+         carol,carol@example,free,\n\
+         dave,\"dave <x@example.com>\",free,\n\
+         erin,=HYPERLINK(\"http://x\")@example.com,free,\n",
+    );
+    let errors = failure(&env.cli(&["user", "import", &file]));
+    for expected in [
+        "line 2: email must be an address like local@example.net, not \"carol@example\"",
+        "line 3: email must be an address",
+        "line 4: email must be an address",
+    ] {
+        assert!(errors.contains(expected), "{expected:?} in:\n{errors}");
+    }
+    assert_eq!(count(&env, "SELECT count(*) FROM users"), 2);
+
+    // Valid addresses may start like a formula: `=`, `+`, `-` are letters of an address.
+    env.add_user("frank", "=1+1@example.com", "free");
+    env.add_user("gina", "+gina@example.com", "plus");
+    let csv = env.cli_ok(&["user", "export"]);
+    assert!(csv.starts_with("username,email,plan,password_hash\n"), "{csv}");
+    for line in csv.lines().skip(1) {
+        for cell in line.split(',') {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "a formula cell {cell:?} in {line:?}"
+            );
+        }
+    }
+    assert!(csv.contains("frank,'=1+1@example.com,free,"), "{csv}");
+    let jsonl = env.cli_ok(&["user", "export", "--format", "jsonl"]);
+    assert!(jsonl.contains("\"email\":\"=1+1@example.com\""), "{jsonl}");
+    // Both import back as they were, hashes included: the users sign in where they went.
+    let other = TestEnv::new();
+    other.cli_ok(&["zone", "add", "dyn.example", "--ns", "ns1.dyn.example"]);
+    let exported = write(&other, "users.csv", &csv);
+    other.cli_ok(&["user", "import", &exported]);
+    let emails: Vec<String> = other
+        .db()
+        .prepare("SELECT email FROM users ORDER BY username")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        emails,
+        [
+            "Alice@Example.com",
+            "bob@example.com",
+            "=1+1@example.com",
+            "+gina@example.com"
+        ]
+    );
+    other.add_domain("frank.dyn.example", "frank", "A", None);
+    let daemon = other.spawn("");
+    daemon
+        .update_basic("=1+1@example.com", PASSWORD, "hostname=frank.dyn.example&myip=192.0.2.4")
+        .assert(200, "good 192.0.2.4");
+    // A domain export goes through the same cells.
+    let domains = env.cli_ok(&["domain", "export"]);
+    assert!(domains.starts_with("fqdn,owner,type,address\n"), "{domains}");
+}

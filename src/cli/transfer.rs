@@ -1,4 +1,5 @@
-//! Bulk import and export: `domain import FILE`, `domain export`, `user import FILE`.
+//! Bulk import and export: `domain import FILE`, `domain export`, `user import FILE`,
+//! `user export`.
 //!
 //! Files are CSV with a header row, or JSON Lines with the same keys; the format comes from
 //! the file name (`.csv`, `.jsonl`, `.ndjson`) or `--format`.
@@ -8,6 +9,11 @@
 //!   system stored it (`$argon2id$v=19$...`). Other schemes (bcrypt, scrypt, PBKDF2) cannot be
 //!   checked here: import those users without a hash column value and set a password with
 //!   `user password`, or have them sign in where they are and move the new argon2 hash.
+//!
+//! A CSV cell that a spreadsheet would run as a formula (one starting with `=`, `+`, `-`,
+//! `@`, a tab or a carriage return) is written with a `'` before it, as OWASP advises, and an
+//! import takes that `'` off again: an export imports back as it was. JSON Lines are written
+//! as they are.
 //!
 //! An import reads and checks every row before it writes anything: each error names its line
 //! (the header is line 1), and one bad row stops the import unless `--skip-invalid` drops the
@@ -87,7 +93,7 @@ struct DomainRow {
 }
 
 /// A user as files carry them.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct UserRow {
     /// Login name.
@@ -100,6 +106,71 @@ struct UserRow {
     /// An argon2 PHC string.
     #[serde(default)]
     password_hash: Option<String>,
+}
+
+/// What a spreadsheet would read as the start of a formula (OWASP's CSV injection list).
+const FORMULA_STARTS: &[char] = &['=', '+', '-', '@', '\t', '\r'];
+
+/// A CSV cell as written: a `'` before a cell a spreadsheet would run as a formula.
+fn to_cell(value: String) -> String {
+    if value.starts_with(FORMULA_STARTS) {
+        format!("'{value}")
+    } else {
+        value
+    }
+}
+
+/// A CSV cell as read: [`to_cell`]'s `'` taken off again.
+fn from_cell(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(FORMULA_STARTS) => rest,
+        _ => cell,
+    }
+}
+
+/// Writes `rows` to standard output in `format` (CSV cells through [`to_cell`]). A reader that
+/// stops early (`| head`) ends the export quietly.
+fn export_rows<T: Serialize>(
+    format: Format,
+    rows: impl Iterator<Item = T>,
+    cells: impl Fn(T) -> T,
+) -> anyhow::Result<()> {
+    let written = (|| -> anyhow::Result<()> {
+        let stdout = std::io::stdout().lock();
+        match format {
+            Format::Csv => {
+                let mut csv = csv::Writer::from_writer(stdout);
+                for row in rows {
+                    csv.serialize(cells(row))?;
+                }
+                csv.flush()?;
+            }
+            Format::Jsonl => {
+                let mut out = std::io::BufWriter::new(stdout);
+                for row in rows {
+                    serde_json::to_writer(&mut out, &row)?;
+                    out.write_all(b"\n")?;
+                }
+                out.flush()?;
+            }
+        }
+        Ok(())
+    })();
+    match written {
+        Err(error)
+            if error.chain().any(|cause| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                    || cause.downcast_ref::<csv::Error>().is_some_and(|csv| {
+                        matches!(csv.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe)
+                    })
+            }) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// Reads every row of `file`: `(line, row)` or `(line, why it could not be read)`.
@@ -120,6 +191,7 @@ fn read_rows<T: for<'de> Deserialize<'de>>(
                 match record {
                     Ok(record) => {
                         let line = record.position().map_or(0, csv::Position::line);
+                        let record: csv::StringRecord = record.iter().map(from_cell).collect();
                         let row = record
                             .deserialize::<T>(Some(&headers))
                             .map_err(|error| csv_error(&error));
@@ -359,28 +431,8 @@ pub(super) fn import_domains(
     ))
 }
 
-/// `domain export`: every domain, to standard output. A reader that stops early (`| head`)
-/// ends the export quietly.
+/// `domain export`: every domain, to standard output.
 pub(super) fn export_domains(admin: &Admin, format: Format) -> anyhow::Result<()> {
-    match write_domains(admin, format) {
-        Err(error)
-            if error.chain().any(|cause| {
-                cause
-                    .downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-                    || cause.downcast_ref::<csv::Error>().is_some_and(|csv| {
-                        matches!(csv.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe)
-                    })
-            }) =>
-        {
-            Ok(())
-        }
-        other => other,
-    }
-}
-
-/// Writes every domain to standard output in `format`.
-fn write_domains(admin: &Admin, format: Format) -> anyhow::Result<()> {
     let domains = admin.store.read(|conn| domains::list_domains(conn, None))?;
     let rows = domains.into_iter().map(|domain| DomainRow {
         fqdn: domain.fqdn,
@@ -388,25 +440,30 @@ fn write_domains(admin: &Admin, format: Format) -> anyhow::Result<()> {
         record_type: domain.record_type.to_string(),
         address: domain.ip.map(|ip| ip.to_string()),
     });
-    let stdout = std::io::stdout().lock();
-    match format {
-        Format::Csv => {
-            let mut csv = csv::Writer::from_writer(stdout);
-            for row in rows {
-                csv.serialize(row)?;
-            }
-            csv.flush()?;
-        }
-        Format::Jsonl => {
-            let mut out = std::io::BufWriter::new(stdout);
-            for row in rows {
-                serde_json::to_writer(&mut out, &row)?;
-                out.write_all(b"\n")?;
-            }
-            out.flush()?;
-        }
-    }
-    Ok(())
+    export_rows(format, rows, |row| DomainRow {
+        fqdn: to_cell(row.fqdn),
+        owner: to_cell(row.owner),
+        record_type: to_cell(row.record_type),
+        address: row.address.map(to_cell),
+    })
+}
+
+/// `user export`: every user, to standard output, as `user import` reads them (the password
+/// hash included: the file is as secret as the store).
+pub(super) fn export_users(admin: &Admin, format: Format) -> anyhow::Result<()> {
+    let users = admin.store.read(users::list_users)?;
+    let rows = users.into_iter().map(|user| UserRow {
+        username: user.username,
+        email: user.email,
+        plan: Some(user.plan.to_string()),
+        password_hash: Some(user.password_hash).filter(|hash| hash != NO_PASSWORD),
+    });
+    export_rows(format, rows, |row| UserRow {
+        username: to_cell(row.username),
+        email: to_cell(row.email),
+        plan: row.plan.map(to_cell),
+        password_hash: row.password_hash.map(to_cell),
+    })
 }
 
 /// A checked user row, ready to write.

@@ -52,6 +52,14 @@ pub(super) enum UserCommand {
     /// Import users from a CSV (header username,email,plan,password_hash) or JSON Lines file;
     /// hashes are argon2 PHC strings, kept as they are.
     Import(super::transfer::ImportArgs),
+    /// Write every user to standard output as CSV (username,email,plan,password_hash) or JSON
+    /// Lines, as `user import` reads them. The hashes are in it: keep the file as secret as
+    /// the store.
+    Export {
+        /// csv or jsonl.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: super::transfer::Format,
+    },
     /// List the users.
     List,
 }
@@ -98,6 +106,7 @@ pub(super) fn run(admin: &Admin, command: UserCommand) -> anyhow::Result<()> {
         UserCommand::Import(args) => {
             super::transfer::import_users(admin, &args.file, args.format, args.skip_invalid)
         }
+        UserCommand::Export { format } => super::transfer::export_users(admin, format),
         UserCommand::List => {
             let users = store.read(users::list_users)?;
             print_table(

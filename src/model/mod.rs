@@ -305,16 +305,21 @@ pub fn normalize_username(name: &str) -> Result<String, InvalidValue> {
 /// An email address, checked only for shape (`local@domain`), stored as given but compared
 /// case-insensitively.
 pub fn normalize_email(email: &str) -> Result<String, InvalidValue> {
+    // RFC 5321/5322 syntax (the `email_address` crate): an atom or quoted local part, a
+    // domain of at least two labels; no display name, no domain literal (`[192.0.2.1]`), no
+    // control character, nothing past 254 octets.
+    let options = email_address::Options::default()
+        .with_required_tld()
+        .without_domain_literal()
+        .without_display_text();
     let valid = email.len() <= 254
-        && !email.chars().any(char::is_whitespace)
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.contains('@')
-        });
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email_address::EmailAddress::parse_with_options(email, options).is_ok();
     if valid {
         Ok(email.to_string())
     } else {
         Err(InvalidValue::new(
-            "email must look like local@domain",
+            "email must be an address like local@example.net",
             email,
         ))
     }
@@ -473,6 +478,21 @@ mod test {
         assert!(normalize_email("alice@example.com").is_ok());
         assert!(normalize_email("alice").is_err());
         assert!(normalize_email("a b@example.com").is_err());
+        assert!(normalize_email("alice+ddns@mail.example.co.uk").is_ok());
+        for bad in [
+            "alice@example",
+            "alice@[192.0.2.1]",
+            "Alice <alice@example.com>",
+            "alice@@example.com",
+            "alice@example..com",
+            ".alice@example.com",
+            "alice@-example.com",
+            "<script>@example.com",
+            "alice@example.com\u{7}",
+            "alice\u{0}@example.com",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad:?}");
+        }
         assert!(validate_scope("domains:update").is_ok());
         assert!(validate_scope("domains").is_err());
         assert!(validate_scope("Domains:update").is_err());
