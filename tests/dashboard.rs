@@ -682,3 +682,78 @@ fn hostile_requests_get_clear_answers_and_the_endpoints_stay_as_they_were() {
     off.update_bearer(&seed.alice_key, "hostname=home.dyn.example&myip=192.0.2.81")
         .assert(200, "good 192.0.2.81");
 }
+
+/// Issue 28, item 11: over http a neighbouring host can plant a cookie for this one
+/// (`Domain=example.net`); the browser then sends both. Neither is taken.
+#[test]
+fn two_session_cookies_are_refused_rather_than_the_first_taken() {
+    let (_env, daemon) = seeded();
+    let mut alice = Browser::new(&daemon);
+    alice.sign_in("alice", PASSWORD);
+    let mut bob = Browser::new(&daemon);
+    bob.sign_in("bob", PASSWORD);
+    let session = |browser: &Browser| browser.cookies["certadns-session"].clone();
+    let (alices, bobs) = (session(&alice), session(&bob));
+    assert!(alice.get("/dashboard").body.contains("home.dyn.example"));
+    // Bob's session planted before alice's, as a parent-domain cookie is sent.
+    for planted in [
+        format!("certadns-session={bobs}; certadns-session={alices}"),
+        format!("certadns-session={alices}; certadns-session={bobs}"),
+    ] {
+        let answer = daemon.get("/dashboard", &[("Cookie", &planted)]);
+        assert_eq!(answer.status, 400, "{answer:?}");
+        assert!(answer.body.contains("Two session cookies"), "{}", answer.body);
+        assert!(
+            !answer.body.contains("bob.dyn.example") && !answer.body.contains("home.dyn.example"),
+            "nobody's pages: {}",
+            answer.body
+        );
+        assert!(
+            answer
+                .headers
+                .iter()
+                .any(|(name, value)| name == "set-cookie"
+                    && value.starts_with("certadns-session=;")
+                    && value.contains("Max-Age=0")),
+            "{answer:?}"
+        );
+    }
+    // In two Cookie headers too, and for the sign-in form's cookie.
+    let answer = daemon.get(
+        "/dashboard",
+        &[
+            ("Cookie", &format!("certadns-session={bobs}")),
+            ("Cookie", &format!("certadns-session={alices}")),
+        ],
+    );
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let form = Browser::new(&daemon).get("/dashboard/login");
+    let csrf = csrf_of(&form.body);
+    let own = form
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let other = Browser::new(&daemon).get("/dashboard/login");
+    let theirs = other
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([("csrf", csrf.as_str()), ("login", "alice"), ("password", PASSWORD)])
+        .finish();
+    let answer = daemon.post_form(
+        "/dashboard/login",
+        &[("Cookie", &format!("{theirs}; {own}"))],
+        &body,
+    );
+    assert_eq!(answer.status, 400, "{answer:?}");
+    // One cookie each: both still signed in.
+    assert!(alice.get("/dashboard").body.contains("home.dyn.example"));
+    assert!(bob.get("/dashboard").body.contains("bob.dyn.example"));
+}

@@ -262,7 +262,11 @@ impl Dashboard {
 
     /// The user of the request's session cookie, if it names a live session.
     fn signed_in(&self, headers: &HeaderMap) -> Result<Option<SignedIn>, Answer> {
-        let Some(token) = self.settings().cookies.session(cookie_headers(headers)) else {
+        let cookies = &self.settings().cookies;
+        let Some(token) = cookies
+            .session(cookie_headers(headers))
+            .map_err(|_| self.duplicate_cookies())?
+        else {
             return Ok(None);
         };
         let user = self
@@ -270,6 +274,25 @@ impl Dashboard {
             .session_user(&token.stored_hash())
             .map_err(store_failure)?;
         Ok(user.map(|user| SignedIn { user, token }))
+    }
+
+    /// The answer to a request with two cookies of one name (see `session::DuplicateCookie`):
+    /// 400, neither taken, this site's own cookies removed, and what to do.
+    fn duplicate_cookies(&self) -> Answer {
+        let mut answer = page(
+            StatusCode::BAD_REQUEST,
+            pages::message(
+                "Two session cookies",
+                None,
+                "Your browser sent two cookies of the same name for these pages, so neither \
+                 is used: another site under the same domain may have set one. Clear this \
+                 site's cookies (and its parent domain's), then sign in again.",
+            ),
+        );
+        let cookies = &self.settings().cookies;
+        set_cookie(&mut answer, &cookies.clear_session());
+        set_cookie(&mut answer, &cookies.clear_sign_in());
+        answer
     }
 
     /// The signed-in user, or (`Err`) a redirect to the sign-in page.
@@ -350,7 +373,8 @@ impl Dashboard {
         let form_token = self
             .settings()
             .cookies
-            .sign_in(cookie_headers(request.headers()));
+            .sign_in(cookie_headers(request.headers()))
+            .map_err(|_| self.duplicate_cookies())?;
         let user_agent = request
             .headers()
             .get(header::USER_AGENT)

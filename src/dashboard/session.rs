@@ -108,13 +108,19 @@ impl Cookies {
     }
 
     /// The session token in the request's `Cookie` headers.
-    pub(super) fn session<'a>(&self, headers: impl Iterator<Item = &'a [u8]>) -> Option<Token> {
-        find_cookie(headers, self.session).and_then(Token::parse)
+    pub(super) fn session<'a>(
+        &self,
+        headers: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<Option<Token>, DuplicateCookie> {
+        Ok(find_cookie(headers, self.session)?.and_then(Token::parse))
     }
 
     /// The sign-in form's token in the request's `Cookie` headers.
-    pub(super) fn sign_in<'a>(&self, headers: impl Iterator<Item = &'a [u8]>) -> Option<Token> {
-        find_cookie(headers, self.sign_in).and_then(Token::parse)
+    pub(super) fn sign_in<'a>(
+        &self,
+        headers: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<Option<Token>, DuplicateCookie> {
+        Ok(find_cookie(headers, self.sign_in)?.and_then(Token::parse))
     }
 
     /// `Set-Cookie` for a new session of `lifetime`.
@@ -144,15 +150,30 @@ impl Cookies {
     }
 }
 
-/// The value of the first cookie called `name` in `Cookie` headers (`a=1; b=2`). Browsers send
-/// one header; HTTP/1.1 clients may send several.
-fn find_cookie<'a>(headers: impl Iterator<Item = &'a [u8]>, name: &str) -> Option<&'a str> {
-    headers
+/// A request carried two cookies of one name. Over http, any host under the same parent domain
+/// can set a cookie for this one (`Domain=example.net`), and the browser then sends both: taking
+/// the first would let a neighbour sign the user in as someone else (or fix a session). Over
+/// https the `__Host-` prefix rules that out; two are refused either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DuplicateCookie;
+
+/// The value of the cookie called `name` in `Cookie` headers (`a=1; b=2`), if there is one;
+/// refused if there are more. Browsers send one header; HTTP/1.1 clients may send several.
+fn find_cookie<'a>(
+    headers: impl Iterator<Item = &'a [u8]>,
+    name: &str,
+) -> Result<Option<&'a str>, DuplicateCookie> {
+    let mut values = headers
         .filter_map(|header| std::str::from_utf8(header).ok())
         .flat_map(|header| header.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim().trim_matches('"'))
+        .filter(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim().trim_matches('"'));
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(DuplicateCookie);
+    }
+    Ok(first)
 }
 
 #[cfg(test)]
@@ -189,12 +210,23 @@ mod test {
         let cookies = Cookies::new(false);
         assert_eq!(
             cookies.session([b"x=y".as_slice(), header.as_bytes()].into_iter()),
-            Some(token.clone())
+            Ok(Some(token.clone()))
         );
-        assert_eq!(cookies.sign_in([header.as_bytes()].into_iter()), None);
+        assert_eq!(cookies.sign_in([header.as_bytes()].into_iter()), Ok(None));
         assert_eq!(
             cookies.session([b"certadns-session=../../etc".as_slice()].into_iter()),
-            None
+            Ok(None)
+        );
+        // Two of one name, in one header or two: neither is taken.
+        let planted = format!("certadns-session={}", Token::generate().as_str());
+        assert_eq!(
+            cookies.session([planted.as_bytes(), header.as_bytes()].into_iter()),
+            Err(DuplicateCookie)
+        );
+        let both = format!("{planted}; {header}");
+        assert_eq!(
+            cookies.session([both.as_bytes()].into_iter()),
+            Err(DuplicateCookie)
         );
         let set = cookies.set_session(&token, std::time::Duration::from_secs(60));
         assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"));
