@@ -649,7 +649,13 @@ fn hostile_requests_get_clear_answers_and_the_endpoints_stay_as_they_were() {
         &format!("certadns-session={}", "A".repeat(5000)),
     ] {
         let answer = daemon.get("/dashboard", &[("Cookie", cookie)]);
-        assert_eq!(answer.status, 303, "{cookie}: {answer:?}");
+        // Two of one name are refused whatever they hold (see the test below).
+        let expected = if cookie.matches("certadns-session=").count() > 1 {
+            400
+        } else {
+            303
+        };
+        assert_eq!(answer.status, expected, "{cookie}: {answer:?}");
     }
     assert_eq!(
         daemon
