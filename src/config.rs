@@ -311,6 +311,9 @@ pub struct Limits {
     /// How long a remembered password check stays valid.
     #[serde(rename = "password-cache-ttl-secs", with = "secs")]
     pub password_cache_ttl: Duration,
+    /// How long a revoked API key stays listed before it is deleted.
+    #[serde(rename = "revoked-key-retention-days", with = "days")]
+    pub revoked_key_retention: Duration,
 }
 
 impl Default for Limits {
@@ -329,6 +332,7 @@ impl Default for Limits {
             password_check_queue: 64,
             password_cache_size: 10_000,
             password_cache_ttl: Duration::from_secs(300),
+            revoked_key_retention: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }
@@ -543,6 +547,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "password-check-queue",
             "password-cache-size",
             "password-cache-ttl-secs",
+            "revoked-key-retention-days",
         ],
     ),
     ("pdns", &["purge-wait-ms"]),

@@ -763,3 +763,61 @@ fn two_session_cookies_are_refused_rather_than_the_first_taken() {
     assert!(alice.get("/dashboard").body.contains("home.dyn.example"));
     assert!(bob.get("/dashboard").body.contains("bob.dyn.example"));
 }
+
+/// Issue 28, item 7: create-and-revoke cycles cannot grow an account's key rows (each loaded
+/// on every page view) without bound.
+#[test]
+fn key_rows_stay_bounded_and_creation_is_paced() {
+    let env = TestEnv::new();
+    env.seed();
+    // Rows as years of cycles leave them: 60 revoked yesterday, 5 revoked 100 days ago.
+    let db = rusqlite::Connection::open(&env.db).unwrap();
+    for (index, revoked) in (0..65).map(|i| (i, if i < 60 { "-1 day" } else { "-100 days" })) {
+        db.execute(
+            "INSERT INTO api_keys (user_id, prefix, key_hash, scopes, is_active, created_at,
+                                   revoked_at)
+             SELECT id, 'ak_old', ?1, '[\"domains:update\"]', 0, '2025-01-01T00:00:00.000Z',
+                    strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)
+             FROM users WHERE username = 'alice'",
+            rusqlite::params![format!("{index:064x}"), revoked],
+        )
+        .unwrap();
+    }
+    drop(db);
+    let alices_keys = |env: &TestEnv| {
+        count(
+            env,
+            "SELECT count(*) FROM api_keys k JOIN users u ON u.id = k.user_id \
+             WHERE u.username = 'alice'",
+        )
+    };
+    assert_eq!(alices_keys(&env), 66);
+    // The prune at start deletes the keys past their retention (90 days).
+    let daemon = env.spawn("");
+    daemon.wait_for_log("revoked API keys past their retention deleted");
+    assert!(daemon.log().contains("pruned=5"), "{}", daemon.log());
+    assert_eq!(alices_keys(&env), 61);
+    // A new key trims the oldest revoked ones: 50 rows at most.
+    let mut alice = Browser::new(&daemon);
+    alice.sign_in("alice", PASSWORD);
+    let csrf = alice.csrf("/dashboard/api-keys");
+    // Nine here: the seed's key, made a moment ago, counts towards the hour's ten.
+    for _ in 0..9 {
+        let created = alice.post("/dashboard/api-keys", &[("csrf", &csrf)]);
+        assert_eq!(created.status, 200, "{}", text_of(&created.body));
+        assert!(alices_keys(&env) <= 50);
+    }
+    assert_eq!(alices_keys(&env), 50);
+    // The eleventh in an hour is refused, saying why.
+    let refused = alice.post("/dashboard/api-keys", &[("csrf", &csrf)]);
+    assert_eq!(refused.status, 429);
+    assert!(
+        text_of(&refused.body).contains("you created 10 keys in the last hour"),
+        "{}",
+        text_of(&refused.body)
+    );
+    assert_eq!(alices_keys(&env), 50);
+    // The page lists what is left: bounded.
+    let page = alice.get("/dashboard/api-keys");
+    assert!(page.body.matches("ak_").count() <= 60, "{}", page.body.len());
+}

@@ -518,13 +518,21 @@ async fn feed_watchdog(interval: Duration, store: Served) {
 /// expired): a value is served at most this much past its lifetime.
 const CHALLENGE_EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Removes expired ACME challenge values every [`CHALLENGE_EXPIRY_INTERVAL`] until the stop.
+/// How often revoked API keys past their retention are looked for (a read; a write only when
+/// there are some).
+const KEY_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Removes expired ACME challenge values every [`CHALLENGE_EXPIRY_INTERVAL`], and revoked API
+/// keys past their retention every [`KEY_PRUNE_INTERVAL`] (and at start), until the stop.
 async fn expire_challenges_until_stopped(updater: Updater, mut stopped: watch::Receiver<bool>) {
     let mut ticks = tokio::time::interval(CHALLENGE_EXPIRY_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut prunes = tokio::time::interval(KEY_PRUNE_INTERVAL);
+    prunes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticks.tick() => updater.expire_challenges().await,
+            _ = prunes.tick() => updater.prune_revoked_keys().await,
             () = crate::net::stop_requested(&mut stopped) => return,
         }
     }

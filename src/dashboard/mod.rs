@@ -681,6 +681,7 @@ impl Dashboard {
                 key.prefix.clone(),
                 key.hash.clone(),
                 vec![SCOPE_DOMAINS_UPDATE.to_string()],
+                self.updater.revoked_key_retention(),
             )
             .await;
         match created {
@@ -696,7 +697,11 @@ impl Dashboard {
             Err(refusal) => Ok(self.keys_page(
                 &signed_in,
                 &KeysNotice::Refused(&refusal.to_string()),
-                StatusCode::FORBIDDEN,
+                if matches!(refusal, KeyRefusal::TooFast(_)) {
+                    StatusCode::TOO_MANY_REQUESTS
+                } else {
+                    StatusCode::FORBIDDEN
+                },
             )),
         }
     }

@@ -55,6 +55,8 @@ pub struct Guards {
     pub password_checks: PasswordChecks,
     /// Clients that authenticated as a login before: exempt from its failure throttle.
     pub known_clients: KnownClients,
+    /// How long revoked API keys stay, in seconds (`revoked-key-retention-days`).
+    pub revoked_key_retention: std::sync::atomic::AtomicU64,
 }
 
 impl Guards {
@@ -76,7 +78,16 @@ impl Guards {
                 limits.password_check_queue,
             ),
             known_clients: KnownClients::new(limits.auth_known_client),
+            revoked_key_retention: limits.revoked_key_retention.as_secs().into(),
         }
+    }
+
+    /// How long revoked API keys stay.
+    pub fn revoked_key_retention(&self) -> Duration {
+        Duration::from_secs(
+            self.revoked_key_retention
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Applies `limits` from now on (a reload, SIGHUP). What the guards learnt stays: hosts
@@ -95,6 +106,10 @@ impl Guards {
             limits.password_check_queue,
         );
         self.known_clients.set_lifetime(limits.auth_known_client);
+        self.revoked_key_retention.store(
+            limits.revoked_key_retention.as_secs(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 }
 
@@ -237,6 +252,19 @@ impl Updater {
         }
     }
 
+    /// Deletes the API keys revoked longer ago than `revoked-key-retention-days`.
+    pub async fn prune_revoked_keys(&self) {
+        match self
+            .served
+            .prune_revoked_keys(self.revoked_key_retention())
+            .await
+        {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "revoked API keys past their retention deleted"),
+            Err(error) => tracing::warn!(%error, "cannot delete old revoked API keys"),
+        }
+    }
+
     /// Removes the ACME challenge values past their expiry, and purges their names.
     pub async fn expire_challenges(&self) {
         match self.served.expire_challenges().await {
@@ -247,6 +275,11 @@ impl Updater {
             }
             Err(error) => tracing::warn!(%error, "cannot remove expired ACME challenge values"),
         }
+    }
+
+    /// How long revoked API keys stay (`revoked-key-retention-days`, as reloaded).
+    pub fn revoked_key_retention(&self) -> Duration {
+        self.guards.revoked_key_retention()
     }
 
     /// Applies `limits` to the guards from now on (see [`Guards::reconfigure`]).

@@ -6,7 +6,10 @@ use super::Served;
 use crate::model::SCOPE_DOMAINS_UPDATE;
 use crate::store::audit::{AuditRecord, PageStart, owned_history_page};
 use crate::store::domains::{Domain, list_domains};
-use crate::store::keys::{ApiKey, count_active_keys, insert_key, list_keys, revoke_own_key};
+use crate::store::keys::{
+    ApiKey, any_revoked_before, count_active_keys, count_created_since, insert_key, list_keys,
+    prune_revoked, revoke_own_key,
+};
 use crate::store::sessions::{NewSession, end_session, open_session, session_user};
 use crate::store::users::User;
 use crate::store::{StoreError, timestamp, timestamp_at};
@@ -21,6 +24,9 @@ pub enum KeyRefusal {
     /// Too many active keys.
     #[error("you have {0} active keys, the most allowed; revoke one first")]
     TooMany(i64),
+    /// Keys are being created faster than [`MAX_KEYS_CREATED_PER_HOUR`].
+    #[error("you created {0} keys in the last hour, the most allowed; try again later")]
+    TooFast(i64),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -28,6 +34,10 @@ pub enum KeyRefusal {
 
 /// The most active API keys a user may hold (created on these pages).
 pub const MAX_ACTIVE_KEYS: i64 = 20;
+
+/// The most keys a user may create on these pages in an hour: a router or two a day is the
+/// legitimate pace; a script in a loop is stopped long before the rows add up.
+pub const MAX_KEYS_CREATED_PER_HOUR: i64 = 10;
 
 impl Served {
     /// Stores a session for `user_id` that ends `lifetime` from now.
@@ -130,13 +140,16 @@ impl Served {
     }
 
     /// Stores a new key of `user` (by prefix and hash) with `scopes`, if their plan allows
-    /// keys and they hold fewer than [`MAX_ACTIVE_KEYS`].
+    /// keys, they hold fewer than [`MAX_ACTIVE_KEYS`] and created fewer than
+    /// [`MAX_KEYS_CREATED_PER_HOUR`] in the last hour. Their keys revoked more than
+    /// `retention` ago go first.
     pub async fn create_user_key(
         &self,
         user: &User,
         prefix: String,
         hash: String,
         scopes: Vec<String>,
+        retention: std::time::Duration,
     ) -> Result<(), KeyRefusal> {
         if !user.plan.allows_api_keys() {
             return Err(KeyRefusal::FreePlan);
@@ -155,10 +168,30 @@ impl Served {
             if active >= MAX_ACTIVE_KEYS {
                 return Ok(Err(KeyRefusal::TooMany(active)));
             }
-            insert_key(tx, user_id, &prefix, &hash, &scopes, &timestamp())?;
+            let now = std::time::SystemTime::now();
+            let hour_ago = timestamp_at(now - std::time::Duration::from_secs(3600));
+            let recent = count_created_since(tx, user_id, &hour_ago)?;
+            if recent >= MAX_KEYS_CREATED_PER_HOUR {
+                return Ok(Err(KeyRefusal::TooFast(recent)));
+            }
+            prune_revoked(tx, Some(user_id), &timestamp_at(now - retention))?;
+            insert_key(tx, user_id, &prefix, &hash, &scopes, &timestamp_at(now))?;
             Ok(Ok(()))
         })
         .await?
+    }
+
+    /// Deletes every key revoked more than `retention` ago; how many (a read first: nothing
+    /// is written when there is none).
+    pub async fn prune_revoked_keys(
+        &self,
+        retention: std::time::Duration,
+    ) -> Result<usize, StoreError> {
+        let before = timestamp_at(std::time::SystemTime::now() - retention);
+        if !self.store.read(|conn| any_revoked_before(conn, &before))? {
+            return Ok(0);
+        }
+        self.write(move |tx| prune_revoked(tx, None, &before)).await
     }
 
     /// Revokes `user_id`'s key `key_id`; whether they have such a key.

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::Transaction;
 
-pub use self::account::{KeyRefusal, MAX_ACTIVE_KEYS};
+pub use self::account::{KeyRefusal, MAX_ACTIVE_KEYS, MAX_KEYS_CREATED_PER_HOUR};
 use self::batch::GroupCommit;
 use self::index::{ServedIndex, Stamp};
 use self::memo::Memos;

@@ -55,7 +55,13 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKey> {
     })
 }
 
-/// Stores a new key for `user_id`, by prefix and hash.
+/// The most key rows (active and revoked) an account keeps: a new key beyond them deletes the
+/// oldest revoked ones, so that what every page view loads stays bounded however many keys
+/// are created and revoked.
+pub const MAX_KEYS_PER_ACCOUNT: i64 = 50;
+
+/// Stores a new key for `user_id`, by prefix and hash; beyond [`MAX_KEYS_PER_ACCOUNT`] rows,
+/// the account's oldest revoked keys go.
 pub fn insert_key(
     conn: &Connection,
     user_id: i64,
@@ -76,7 +82,50 @@ pub fn insert_key(
         ],
     )
     .map_err(|error| conflict_on_unique(error, || "API key collision; generate again".into()))?;
-    Ok(conn.last_insert_rowid())
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached(
+        "DELETE FROM api_keys WHERE id IN (
+             SELECT id FROM api_keys WHERE user_id = ?1 AND NOT is_active
+             ORDER BY revoked_at, id
+             LIMIT max(0, (SELECT count(*) FROM api_keys WHERE user_id = ?1) - ?2))",
+    )?
+    .execute(params![user_id, MAX_KEYS_PER_ACCOUNT])?;
+    Ok(id)
+}
+
+/// Deletes the keys revoked before `before` (one account's, or everyone's); how many.
+pub fn prune_revoked(
+    conn: &Connection,
+    user_id: Option<i64>,
+    before: &str,
+) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM api_keys
+             WHERE NOT is_active AND revoked_at < ?2 AND (?1 IS NULL OR user_id = ?1)",
+        )?
+        .execute(params![user_id, before])?)
+}
+
+/// Whether any key was revoked before `before` (a read, so that the periodic prune writes
+/// only when there is something to delete).
+pub fn any_revoked_before(conn: &Connection, before: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE NOT is_active AND revoked_at < ?1)",
+        )?
+        .query_row([before], |row| row.get(0))?)
+}
+
+/// How many keys `user_id` created at or after `since`.
+pub fn count_created_since(
+    conn: &Connection,
+    user_id: i64,
+    since: &str,
+) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT count(*) FROM api_keys WHERE user_id = ?1 AND created_at >= ?2")?
+        .query_row(params![user_id, since], |row| row.get(0))?)
 }
 
 /// The key with SHA-256 `hash` and its owner, active or not.
