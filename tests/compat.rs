@@ -216,16 +216,8 @@ fn preserve_or_a_family_not_sent_leaves_that_record_alone() {
 #[test]
 fn an_address_of_a_family_the_host_lacks_is_400_and_changes_nothing() {
     let (env, daemon) = started("");
-    update(
-        &daemon,
-        "hostname=home.dyn.example&myip=192.0.2.1,2001:db8::1",
-    )
-    .assert(400, "IPv4 required for an A record");
-    assert_eq!(
-        env.stored_ip("home.dyn.example", "A"),
-        None,
-        "all or nothing for the host"
-    );
+    update(&daemon, "hostname=home.dyn.example&myip=2001:db8::1")
+        .assert(400, "IPv4 required for an A record");
     update(&daemon, "hostname=v6.dyn.example&myipv4=192.0.2.1")
         .assert(400, "IPv6 required for an AAAA record");
     update(&daemon, "hostname=dual.dyn.example&myipv4=2001:db8::1")
@@ -236,6 +228,20 @@ fn an_address_of_a_family_the_host_lacks_is_400_and_changes_nothing() {
     )
     .assert(400, "invalid IP address");
     assert_eq!(env.audit_count(), 0);
+    assert_eq!(env.stored_ip("home.dyn.example", "A"), None);
+    // A dual-stack router's request (FRITZ!Box: `myip=<ipaddr>,<ip6addr>`) for an IPv4-only
+    // name: the IPv4 address is set, the family the name lacks left aside (as deSEC and Dyn
+    // do), rather than every update of the router failing.
+    update(
+        &daemon,
+        "hostname=home.dyn.example&myip=192.0.2.1,2001:db8::1",
+    )
+    .assert(200, "good 192.0.2.1");
+    assert_eq!(
+        env.stored_ip("home.dyn.example", "A").as_deref(),
+        Some("192.0.2.1")
+    );
+    assert_eq!(env.audit_count(), 1);
 }
 
 #[test]

@@ -84,11 +84,12 @@ pub struct Decision<'a> {
 }
 
 /// Decides the update of a host owned as `owned` to `addresses` (at most one per family) and
-/// `prefix`. Without a prefix, every address needs a domain of its family, otherwise nothing of
-/// this host changes. With one, the host's AAAA domain that has an interface identifier takes
-/// its address from the prefix (an IPv6 address sent beside it is for hosts without one), and
-/// addresses of a family the host has no domain for are left aside rather than refused: one
-/// router request serves the hosts named, whatever families each has.
+/// `prefix`. An address of a family the host has no domain for is left aside when another
+/// address (or the prefix) is for the host, as deSEC and Dyn do: a dual-stack router's request
+/// serves an IPv4-only name. A request with nothing for the host (an IPv6 address alone for an
+/// A-only name) changes nothing of it and says why. With a prefix, the host's AAAA domain that
+/// has an interface identifier takes its address from the prefix (an IPv6 address sent beside
+/// it is for hosts without one).
 pub fn decide<'a>(
     owned: &'a [Domain],
     addresses: &[IpAddr],
@@ -126,15 +127,20 @@ pub fn decide<'a>(
         }
         None => {
             for ip in addresses {
-                let Some(domain) = owned
+                if let Some(domain) = owned
                     .iter()
                     .find(|domain| domain.record_type == RecordType::of(*ip))
-                else {
-                    let error = check_family(first.record_type, *ip)
-                        .expect_err("no domain of the address's family");
-                    return nothing(HostOutcome::WrongFamily(error));
-                };
-                targets.push((domain, *ip, false));
+                {
+                    targets.push((domain, *ip, false));
+                }
+            }
+            // Addresses sent, none of them for this host: say which family it has. (With a
+            // prefix the request is for the host's network; its followers take it.)
+            if let (true, Some(ip)) = (targets.is_empty() && prefix.is_none(), addresses.first())
+            {
+                let error = check_family(first.record_type, *ip)
+                    .expect_err("no domain of the address's family");
+                return nothing(HostOutcome::WrongFamily(error));
             }
         }
     }
@@ -169,8 +175,10 @@ pub fn decide<'a>(
 /// have been cached as nonexistent (negative caching) and the zone's SOA serial moved.
 pub fn apply(conn: &Connection, plan: &UpdatePlan, now: &str) -> Result<Applied, StoreError> {
     let prefix = plan.prefix.as_ref();
-    // With a prefix, the hosts following the named ones move too, and every host is checked
-    // before anything is written: a prefix that fits one host but not another changes nothing.
+    // With a prefix, the hosts following the named ones move too. Every host and follower is
+    // checked before anything is written: a prefix that fits one host but not another changes
+    // nothing, and a host refused (nothing in the request for it) keeps its followers too, so
+    // that a host answered 4xx has changed nothing.
     let mut following = Vec::new();
     if let Some(prefix) = prefix {
         let named: Vec<&str> = plan
@@ -179,15 +187,18 @@ pub fn apply(conn: &Connection, plan: &UpdatePlan, now: &str) -> Result<Applied,
             .flatten()
             .map(DomainName::as_str)
             .collect();
+        let mut leading = Vec::with_capacity(named.len());
         for host in &named {
             let owned = find_owned_domains(conn, plan.user_id, host)?;
-            if let HostOutcome::BadPrefix(error) =
-                decide(&owned, &plan.addresses, Some(prefix)).outcome
-            {
-                return Ok(refused(plan, HostOutcome::BadPrefix(error)));
+            match decide(&owned, &plan.addresses, Some(prefix)).outcome {
+                HostOutcome::BadPrefix(error) => {
+                    return Ok(refused(plan, HostOutcome::BadPrefix(error)));
+                }
+                HostOutcome::Changed(_) | HostOutcome::Unchanged(_) => leading.push(*host),
+                _ => {}
             }
         }
-        for follower in find_followers(conn, plan.user_id, &named)? {
+        for follower in find_followers(conn, plan.user_id, &leading)? {
             if named.contains(&follower.fqdn.as_str()) {
                 continue;
             }
