@@ -49,6 +49,7 @@ unit=$(systemctl cat certadns-ddns.service 2>/dev/null || cat /lib/systemd/syste
 grep -q "^Type=notify" <<<"$unit" || { echo "the installed unit is not the shipped one"; exit 1; }
 /usr/bin/certadns-ddns --version
 db=$(mktemp -d)/check.db
+/usr/bin/certadns-ddns --db "$db" init
 /usr/bin/certadns-ddns --db "$db" zone add dyn.example.net --ns ns1.example.net
 echo "a long password" | /usr/bin/certadns-ddns --db "$db" user add alice \
     --email alice@example.net --plan plus --password-stdin

@@ -605,7 +605,33 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_toml(&text)
+        let mut config = Self::from_toml(&text)?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new("")));
+        Ok(config)
+    }
+
+    /// Makes the relative paths of a file read from folder `base` relative to that folder, not
+    /// to wherever the program happens to run: `certadns-ddns --config /etc/x/config.toml`
+    /// then means the same database from every working directory.
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        };
+        resolve(&mut self.store.database);
+        if let Some(socket) = &mut self.listeners.backend_socket {
+            resolve(socket);
+        }
+        for file in [&mut self.audit.geoip_database, &mut self.audit.asn_database]
+            .into_iter()
+            .flatten()
+        {
+            resolve(file);
+        }
+        for file in self.audit.ip_tags.values_mut() {
+            resolve(file);
+        }
     }
 
     /// Checks the values serde cannot.
@@ -962,7 +988,33 @@ mod test {
     #[test]
     fn the_example_config_parses_to_the_defaults() {
         let example = include_str!("../examples/config.toml");
-        assert_eq!(Config::from_toml(example).unwrap(), Config::default());
+        let mut config = Config::from_toml(example).unwrap();
+        // The package's database; the default is ./certadns.db.
+        assert_eq!(
+            config.store.database,
+            Path::new("/var/lib/certadns-ddns/certadns.db")
+        );
+        config.store.database = Config::default().store.database;
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn relative_paths_in_a_file_are_relative_to_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(
+            &file,
+            "[store]\ndatabase = \"data/x.db\"\n[listeners]\nbackend-socket = \"/run/b.sock\"\n\
+             [audit.ip-tags]\nvpn = \"vpn.txt\"\n",
+        )
+        .unwrap();
+        let config = Config::load(&file).unwrap();
+        assert_eq!(config.store.database, dir.path().join("data/x.db"));
+        assert_eq!(
+            config.listeners.backend_socket.as_deref(),
+            Some(Path::new("/run/b.sock"))
+        );
+        assert_eq!(config.audit.ip_tags["vpn"], dir.path().join("vpn.txt"));
     }
 
     #[test]

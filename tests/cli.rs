@@ -56,9 +56,30 @@ fn each_command_leaves_the_file_complete_and_no_wal() {
 }
 
 #[test]
-fn a_missing_database_is_created_from_the_schema() {
-    let env = TestEnv::new();
-    assert!(!env.db.exists());
+fn init_creates_the_database_from_the_schema_and_nothing_else_does() {
+    let env = TestEnv::without_database();
+    // Issue 29, item 1: a command on a missing file fails, naming it, and creates nothing.
+    for args in [
+        &["zone", "list"][..],
+        &["domain", "list"],
+        &["key", "create", "alice"],
+        &["user", "list"],
+        &["history", "home.dyn.example"],
+    ] {
+        let output = env.cli(args);
+        assert!(!output.status.success(), "{args:?}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("no database at {}", env.db.display()))
+                && stderr.contains("certadns-ddns init"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!env.db.exists(), "{args:?} made a database");
+    }
+    let created = env.cli_ok(&["init"]);
+    assert_eq!(created.trim(), format!("created database {}", env.db.display()));
+    let again = env.cli_ok(&["init"]);
+    assert!(again.contains("exists; its schema is up to date"), "{again}");
     env.cli_ok(&["zone", "list"]);
     let conn = env.db();
     let version: i64 = conn
@@ -84,13 +105,49 @@ fn a_missing_database_is_created_from_the_schema() {
 fn the_database_path_comes_from_the_environment_too() {
     let env = TestEnv::new();
     let path = env.dir.path().join("from-env.db");
-    let output = std::process::Command::new(BIN)
-        .args(["zone", "add", "dyn.example", "--ns", "ns1.example"])
-        .env("CERTADNS_DB", &path)
-        .output()
-        .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .env("CERTADNS_DB", &path)
+            .output()
+            .unwrap()
+    };
+    assert!(!run(&["zone", "list"]).status.success());
+    assert!(!path.exists());
+    assert!(run(&["init"]).status.success());
+    let output = run(&["zone", "add", "dyn.example", "--ns", "ns1.example"]);
     assert!(output.status.success(), "{output:?}");
     assert!(path.exists());
+}
+
+/// Issue 29, item 1: a relative `database` in a config file is relative to the file's folder,
+/// so the packaged config means one database from every working directory.
+#[test]
+fn a_config_files_relative_database_is_beside_the_file_wherever_the_cli_runs() {
+    let env = TestEnv::new();
+    let etc = env.dir.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    let config = etc.join("config.toml");
+    std::fs::write(&config, "[store]\ndatabase = \"data.db\"\n").unwrap();
+    let elsewhere = env.dir.path().join("home");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .current_dir(&elsewhere)
+            .output()
+            .unwrap()
+    };
+    let output = run(&["init"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(etc.join("data.db").exists());
+    let output = run(&["zone", "add", "dyn.example", "--ns", "ns1.example"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(!elsewhere.join("data.db").exists(), "nothing in the working directory");
+    let listed = run(&["zone", "list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("dyn.example"));
 }
 
 #[test]

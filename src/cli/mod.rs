@@ -1,7 +1,7 @@
 //! The command line: `serve` and the admin commands, one file per noun.
 //!
-//! Admin commands work directly on the SQLite file (a missing one is created from
-//! `schema.sql`), so they can run while `serve` runs: WAL lets both at once, and the daemon
+//! Admin commands work directly on the SQLite file (only `init` and `serve` create a missing
+//! one, from `schema.sql`; the others fail naming it), so they can run while `serve` runs: WAL lets both at once, and the daemon
 //! reads every answer from the store. Output is for people and scripts alike: listings are
 //! aligned columns with a header; secrets are printed once, alone on stdout. Errors are one
 //! line on stderr (printed by `main`) and a non-zero exit.
@@ -31,8 +31,9 @@ use crate::store::{Store, StoreOptions};
 #[derive(Debug, Parser)]
 #[command(name = "certadns-ddns", version, about, disable_help_subcommand = true)]
 pub struct Args {
-    /// SQLite database file; created from schema.sql when missing [default: `database` of
-    /// the --config file, else ./certadns.db].
+    /// SQLite database file; `init` and `serve` create it from schema.sql when missing, the
+    /// other commands need it [default: `database` of the --config file (relative to the
+    /// file's folder), else ./certadns.db].
     #[arg(long, global = true, env = "CERTADNS_DB", value_name = "PATH")]
     db: Option<PathBuf>,
 
@@ -68,6 +69,9 @@ enum Command {
     History(history::HistoryArgs),
     /// How to update a domain: cURL commands, router settings, compatible routers.
     Help(help::HelpArgs),
+    /// Create the database from schema.sql if it is missing (the other admin commands need it;
+    /// `serve` creates it too).
+    Init,
     /// Write a consistent copy of the database, also while `serve` runs.
     Backup(backup::BackupArgs),
     /// Run the update service.
@@ -163,8 +167,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     crate::log::init("warn", crate::log::LogFormat::Text);
     let path = config.store.database.clone();
-    let store = Store::open(&path, &StoreOptions::default())
-        .with_context(|| format!("cannot open database {}", path.display()))?;
+    let init = matches!(command, Command::Init);
+    let existed = path.exists();
+    let options = StoreOptions {
+        create_missing: init,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&path, &options).map_err(|error| match error {
+        missing @ crate::store::StoreError::Missing(_) => anyhow::Error::new(missing),
+        error => anyhow::Error::new(error).context(format!("cannot open database {}", path.display())),
+    })?;
+    if init {
+        let shown = std::path::absolute(&path).unwrap_or(path);
+        store.close();
+        return print_line(&if existed {
+            format!("database {} exists; its schema is up to date", shown.display())
+        } else {
+            format!("created database {}", shown.display())
+        });
+    }
     let admin = Admin {
         store,
         purger: match Purger::new(&config.pdns.api) {
@@ -187,7 +208,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Record(command) => record::run(&admin, command),
         Command::History(command) => history::run(&admin.store, command),
         Command::Help(command) => help::run(&admin.store, &admin.config, command),
-        Command::Serve(_) | Command::Relay(_) | Command::Backup(_) => {
+        Command::Serve(_) | Command::Relay(_) | Command::Backup(_) | Command::Init => {
             unreachable!("handled above")
         }
     };

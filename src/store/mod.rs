@@ -47,6 +47,13 @@ pub enum StoreError {
     /// SQLite refused or failed (locked past the busy timeout, disk full, read-only file...).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The database file does not exist, and this command does not create one.
+    #[error(
+        "no database at {}: `certadns-ddns init` (or `serve`) creates one; or point --db, \
+         CERTADNS_DB or the config's [store] database at the existing file",
+        .0.display()
+    )]
+    Missing(std::path::PathBuf),
     /// The database file could not be created.
     #[error("cannot create the database file: {0}")]
     Create(std::io::Error),
@@ -114,6 +121,10 @@ pub struct StoreOptions {
     /// at that moment would leave unclosed, its WAL not checkpointed into the file (a copy of
     /// the file alone would then miss the last changes).
     pub keep_idle: bool,
+    /// Create the file from the schema when it is missing (`serve`, `init`). The other admin
+    /// commands never do: a typo in `--db`, or a relative path met from another folder, must
+    /// fail, not answer from a new, empty database.
+    pub create_missing: bool,
 }
 
 impl Default for StoreOptions {
@@ -124,6 +135,7 @@ impl Default for StoreOptions {
             max_connections: 8,
             check_integrity: false,
             keep_idle: false,
+            create_missing: true,
         }
     }
 }
@@ -173,7 +185,13 @@ impl Store {
     /// Opens (creating if missing) the database at `path`, switches it to WAL and applies any
     /// pending migrations.
     pub fn open(path: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
-        create_private_file(path)?;
+        if options.create_missing {
+            create_private_file(path)?;
+        } else if !path.exists() {
+            return Err(StoreError::Missing(
+                std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+            ));
+        }
         check_file(path)?;
         let busy_timeout = options.busy_timeout;
         let synchronous = options.synchronous;

@@ -35,8 +35,16 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
-    /// A new, empty environment (the database is created by the first command).
+    /// A new environment with an empty database (`certadns-ddns init`, as an operator's first
+    /// step; the other admin commands never create one).
     pub fn new() -> Self {
+        let env = Self::without_database();
+        env.cli_ok(&["init"]);
+        env
+    }
+
+    /// A new environment with no database file yet.
+    pub fn without_database() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let db = dir.path().join("certadns.db");
         Self { dir, db }
