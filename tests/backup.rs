@@ -168,7 +168,7 @@ fn a_backup_taken_while_updates_run_is_consistent_and_restores() {
 
 #[test]
 fn a_backup_of_a_missing_database_creates_nothing() {
-    let env = TestEnv::new();
+    let env = TestEnv::without_database();
     let target = env.dir.path().join("copy.db");
     let out = env.cli(&["backup", target.to_str().unwrap()]);
     assert!(!out.status.success());

@@ -159,6 +159,8 @@ impl TestEnv {
     /// * `bob` (free plan) owning `bob.dyn.example` A;
     /// * an API key of alice with scope `domains:update`.
     pub fn seed(&self) -> Seed {
+        // A database moved or removed since `new` is made again (init changes nothing else).
+        self.cli_ok(&["init"]);
         self.cli_ok(&["zone", "add", "dyn.example", "--ns", "ns1.dyn.example"]);
         self.add_user("alice", "Alice@Example.com", "plus");
         self.add_user("bob", "bob@example.com", "free");
