@@ -80,6 +80,8 @@ def make_store(binary, directory, hosts):
     env = {**os.environ, "CERTADNS_DB": str(db)}
     run = lambda *args, stdin=None: subprocess.run(
         [binary, *args], env=env, input=stdin, check=True, capture_output=True, text=True).stdout
+    # `init` makes the database (builds from before it had `init` make it on any command).
+    subprocess.run([binary, "init"], env=env, capture_output=True)
     run("zone", "add", ZONE, "--ns", f"ns1.{ZONE}", "--minimum", "60")
     run("user", "add", "bench", "--email", "bench@example.net", "--plan", "plus",
         "--password-stdin", stdin="bench password")
@@ -578,6 +580,7 @@ def section_import(binary, directory, runs):
         env = {**os.environ, "CERTADNS_DB": str(db)}
         cli = lambda *args, stdin=None: subprocess.run(
             [binary, *args], env=env, input=stdin, check=True, capture_output=True, text=True).stdout
+        subprocess.run([binary, "init"], env=env, capture_output=True)
         cli("zone", "add", ZONE, "--ns", f"ns1.{ZONE}")
         cli("user", "add", "bench", "--email", "bench@example.net", "--plan", "plus",
             "--password-stdin", stdin="bench password")

@@ -1048,3 +1048,27 @@ fn a_deleted_shm_file_stops_the_service_for_a_restart_instead_of_splitting_the_d
         )
         .assert(200, "good 192.0.2.2");
 }
+
+/// Issue 29, item 2: a second `serve` on the same database (other ports: nothing else stops it)
+/// is refused, naming the database and the process serving it; the first keeps serving, and
+/// once it stops the lock is free again.
+#[test]
+fn a_second_serve_on_the_same_database_is_refused_naming_the_first() {
+    let env = TestEnv::new();
+    let seed = env.seed();
+    let first = env.spawn("");
+    let (code, output) = refused_start(&env, "");
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains(&format!("{} is served already, by process {}", env.db.display(), first.pid())),
+        "{output}"
+    );
+    first
+        .update_bearer(&seed.alice_key, "hostname=home.dyn.example&myip=192.0.2.8")
+        .assert(200, "good 192.0.2.8");
+    drop(first);
+    let second = env.spawn("");
+    second
+        .update_bearer(&seed.alice_key, "hostname=home.dyn.example&myip=192.0.2.9")
+        .assert(200, "good 192.0.2.9");
+}

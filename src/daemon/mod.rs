@@ -9,6 +9,7 @@
 //! then the backend's connections answer what they have read and are handed over, and the
 //! process exits 0. SIGHUP reads the configuration and the `[audit]` files again (`reload`).
 
+mod lock;
 mod reload;
 
 use std::net::SocketAddr;
@@ -34,6 +35,9 @@ use crate::store::{Store, StoreError, StoreOptions};
 /// Why the daemon could not start or run.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// Another `serve` runs on the same database (the message names it and its process).
+    #[error("{0}")]
+    Locked(String),
     /// The database could not be opened or migrated.
     #[error("cannot open database {path}: {source}")]
     Store {
@@ -125,6 +129,17 @@ async fn listen_tcp(
 /// Runs the service with `config` (read from `source`, which SIGHUP reads again; `log`: the
 /// installed log filter) until SIGTERM or SIGINT.
 pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result<(), DaemonError> {
+    // Before anything is touched: a second `serve` on this database stops here.
+    let _serving = match lock::ServeLock::take(&config.store.database) {
+        Ok(lock) => Some(lock),
+        Err(held @ lock::LockError::Held { .. }) => {
+            return Err(DaemonError::Locked(held.to_string()));
+        }
+        Err(error) => {
+            tracing::warn!("{error}; a second serve on this database would not be refused");
+            None
+        }
+    };
     let handover = Arc::new(Handover::from_env().map_err(DaemonError::Inherit)?);
     let mut inherited = Inherited::from_env().map_err(DaemonError::Inherit)?;
     // Sockets handed over by the process before: pdns is waiting on them (or in a listener's
