@@ -450,7 +450,10 @@ mod millis {
     use std::time::Duration;
 
     /// Writes whole milliseconds (for [`super::Config::changed_keys`]).
-    pub(super) fn serialize<S: serde::Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: serde::Serializer>(
+        value: &Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
     }
 
@@ -467,7 +470,10 @@ mod secs {
     use std::time::Duration;
 
     /// Writes whole seconds (for [`super::Config::changed_keys`]).
-    pub(super) fn serialize<S: serde::Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: serde::Serializer>(
+        value: &Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_u64(value.as_secs())
     }
 
@@ -484,7 +490,10 @@ mod days {
     use std::time::Duration;
 
     /// Writes whole days (for [`super::Config::changed_keys`]).
-    pub(super) fn serialize<S: serde::Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: serde::Serializer>(
+        value: &Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_u64(value.as_secs() / (24 * 3600))
     }
 

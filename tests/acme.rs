@@ -423,19 +423,51 @@ fn no_account_gets_a_name_at_above_or_beneath_anothers() {
     // The apex (a wildcard there covers every customer), beneath alice's host, above bob's.
     for (args, why) in [
         (
-            ["domain", "add", "dyn.example", "--owner", "carol", "--type", "A"],
+            [
+                "domain",
+                "add",
+                "dyn.example",
+                "--owner",
+                "carol",
+                "--type",
+                "A",
+            ],
             "dyn.example is the apex of its zone",
         ),
         (
-            ["domain", "add", "DYN.example.", "--owner", "carol", "--type", "AAAA"],
+            [
+                "domain",
+                "add",
+                "DYN.example.",
+                "--owner",
+                "carol",
+                "--type",
+                "AAAA",
+            ],
             "dyn.example is the apex of its zone",
         ),
         (
-            ["domain", "add", "x.home.dyn.example", "--owner", "bob", "--type", "A"],
+            [
+                "domain",
+                "add",
+                "x.home.dyn.example",
+                "--owner",
+                "bob",
+                "--type",
+                "A",
+            ],
             "x.home.dyn.example is beneath home.dyn.example, which belongs to \"alice\"",
         ),
         (
-            ["domain", "add", "lab.dyn.example", "--owner", "alice", "--type", "A"],
+            [
+                "domain",
+                "add",
+                "lab.dyn.example",
+                "--owner",
+                "alice",
+                "--type",
+                "A",
+            ],
             "lab.dyn.example is above deep.lab.dyn.example, which belongs to \"bob\"",
         ),
     ] {
@@ -503,7 +535,10 @@ fn a_store_from_before_the_rule_is_named_at_start_and_its_acme_values_refused() 
     let daemon = env.spawn("");
     daemon.wait_for_log("a name breaks one name, one owner");
     // Carol cannot validate the apex (a wildcard would cover every host).
-    for fqdn in ["_acme-challenge.dyn.example.", "_acme-challenge.lab.dyn.example."] {
+    for fqdn in [
+        "_acme-challenge.dyn.example.",
+        "_acme-challenge.lab.dyn.example.",
+    ] {
         let answer = httpreq(&daemon, "present", "carol", &carol_key, fqdn, APEX);
         if fqdn.contains("lab") {
             // Carol's own name beneath her own (apex) name: nobody else's is covered.
@@ -511,7 +546,10 @@ fn a_store_from_before_the_rule_is_named_at_start_and_its_acme_values_refused() 
         } else {
             assert_eq!(answer.status, 403, "{fqdn}: {answer:?}");
             assert!(answer.body.contains("disputed"), "{answer:?}");
-            assert!(!answer.body.contains("alice"), "names no other account: {answer:?}");
+            assert!(
+                !answer.body.contains("alice"),
+                "names no other account: {answer:?}"
+            );
         }
     }
     assert!(served_txt(&daemon, "_acme-challenge.dyn.example").is_empty());
@@ -551,7 +589,10 @@ fn a_store_from_before_the_rule_is_named_at_start_and_its_acme_values_refused() 
             .count();
         assert_eq!(lines, 1, "{name} logged once:\n{log}");
     }
-    assert!(!log.contains("name=lab.dyn.example"), "carol's own nesting: {log}");
+    assert!(
+        !log.contains("name=lab.dyn.example"),
+        "carol's own nesting: {log}"
+    );
     // Once an admin resolves it, the values go through.
     env.cli_ok(&["domain", "remove", "x.home.dyn.example"]);
     env.cli_ok(&["domain", "remove", "dyn.example"]);
@@ -608,4 +649,57 @@ fn a_value_and_an_address_in_one_request_are_refused_whole() {
         served_txt(&daemon, "_acme-challenge.home.dyn.example"),
         [format!("\"{APEX}\"")]
     );
+}
+
+/// Issue 29, item 10: a key's last use is every successful use, whatever its scope.
+#[test]
+fn an_acme_keys_use_is_recorded_as_an_update_keys_is() {
+    let env = TestEnv::new();
+    env.seed();
+    let key = acme_key(&env);
+    let last_used = |env: &TestEnv| -> Option<String> {
+        env.db()
+            .query_row(
+                "SELECT last_used_at FROM api_keys WHERE scopes LIKE '%acme:update%'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap()
+    };
+    let daemon = env.spawn("");
+    assert_eq!(last_used(&env), None);
+    // A refused call is no use.
+    httpreq(
+        &daemon,
+        "present",
+        "alice",
+        "ak_wrongwrongwrongwrongwrongwrongwrongwrongwro",
+        "_acme-challenge.home.dyn.example.",
+        APEX,
+    )
+    .assert(401, "badauth");
+    httpreq(
+        &daemon,
+        "present",
+        "alice",
+        &key,
+        "_acme-challenge.home.dyn.example.",
+        APEX,
+    )
+    .assert(200, "ok");
+    // Written behind (within a second), as the update path's.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while last_used(&env).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "last_used_at never set"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let listed = env.cli_ok(&["key", "list"]);
+    let line = listed
+        .lines()
+        .find(|line| line.contains("acme:update"))
+        .unwrap();
+    assert!(!line.contains(" - "), "{listed}");
 }

@@ -77,9 +77,15 @@ fn init_creates_the_database_from_the_schema_and_nothing_else_does() {
         assert!(!env.db.exists(), "{args:?} made a database");
     }
     let created = env.cli_ok(&["init"]);
-    assert_eq!(created.trim(), format!("created database {}", env.db.display()));
+    assert_eq!(
+        created.trim(),
+        format!("created database {}", env.db.display())
+    );
     let again = env.cli_ok(&["init"]);
-    assert!(again.contains("exists; its schema is up to date"), "{again}");
+    assert!(
+        again.contains("exists; its schema is up to date"),
+        "{again}"
+    );
     env.cli_ok(&["zone", "list"]);
     let conn = env.db();
     let version: i64 = conn
@@ -145,7 +151,10 @@ fn a_config_files_relative_database_is_beside_the_file_wherever_the_cli_runs() {
     assert!(etc.join("data.db").exists());
     let output = run(&["zone", "add", "dyn.example", "--ns", "ns1.example"]);
     assert!(output.status.success(), "{output:?}");
-    assert!(!elsewhere.join("data.db").exists(), "nothing in the working directory");
+    assert!(
+        !elsewhere.join("data.db").exists(),
+        "nothing in the working directory"
+    );
     let listed = run(&["zone", "list"]);
     assert!(String::from_utf8_lossy(&listed.stdout).contains("dyn.example"));
 }

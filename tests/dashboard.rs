@@ -708,7 +708,11 @@ fn two_session_cookies_are_refused_rather_than_the_first_taken() {
     ] {
         let answer = daemon.get("/dashboard", &[("Cookie", &planted)]);
         assert_eq!(answer.status, 400, "{answer:?}");
-        assert!(answer.body.contains("Two session cookies"), "{}", answer.body);
+        assert!(
+            answer.body.contains("Two session cookies"),
+            "{}",
+            answer.body
+        );
         assert!(
             !answer.body.contains("bob.dyn.example") && !answer.body.contains("home.dyn.example"),
             "nobody's pages: {}",
@@ -751,7 +755,11 @@ fn two_session_cookies_are_refused_rather_than_the_first_taken() {
         .unwrap()
         .to_string();
     let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([("csrf", csrf.as_str()), ("login", "alice"), ("password", PASSWORD)])
+        .extend_pairs([
+            ("csrf", csrf.as_str()),
+            ("login", "alice"),
+            ("password", PASSWORD),
+        ])
         .finish();
     let answer = daemon.post_form(
         "/dashboard/login",
@@ -819,5 +827,9 @@ fn key_rows_stay_bounded_and_creation_is_paced() {
     assert_eq!(alices_keys(&env), 50);
     // The page lists what is left: bounded.
     let page = alice.get("/dashboard/api-keys");
-    assert!(page.body.matches("ak_").count() <= 60, "{}", page.body.len());
+    assert!(
+        page.body.matches("ak_").count() <= 60,
+        "{}",
+        page.body.len()
+    );
 }

@@ -340,7 +340,13 @@ fn a_zone_of_100000_names_transfers_whole_through_the_relay() {
     let pdns = Pdns::spawn(env.dir.path(), conf, &connection, &api, "big.example");
     let started = Instant::now();
     let output = std::process::Command::new("dig")
-        .args(["@127.0.0.1", "-p", &pdns.port.to_string(), "+time=60", "+tries=1"])
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &pdns.port.to_string(),
+            "+time=60",
+            "+tries=1",
+        ])
         .args(["+noall", "+answer", "big.example", "AXFR"])
         .output()
         .expect("run dig");
@@ -365,5 +371,8 @@ fn a_zone_of_100000_names_transfers_whole_through_the_relay() {
     assert!(text.contains("10.1.134.159"), "h99999's address");
     println!("AXFR of {NAMES} names through the relay in {took:?}");
     // The relay still answers the next query on the same pipe: its lines stayed paired.
-    assert_eq!(dig(pdns.port, "h7.big.example", "A", &[]).data("A"), ["10.0.0.7"]);
+    assert_eq!(
+        dig(pdns.port, "h7.big.example", "A", &[]).data("A"),
+        ["10.0.0.7"]
+    );
 }

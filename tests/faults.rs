@@ -1060,7 +1060,11 @@ fn a_second_serve_on_the_same_database_is_refused_naming_the_first() {
     let (code, output) = refused_start(&env, "");
     assert_eq!(code, Some(1), "{output}");
     assert!(
-        output.contains(&format!("{} is served already, by process {}", env.db.display(), first.pid())),
+        output.contains(&format!(
+            "{} is served already, by process {}",
+            env.db.display(),
+            first.pid()
+        )),
         "{output}"
     );
     first

@@ -392,9 +392,16 @@ fn the_cli_keeps_interface_ids_checked() {
 /// The README's block under "### IPv6 networks", as written: its commands (continuation lines
 /// joined) and the answer and address its comments promise.
 fn readme_ipv6_example() -> (Vec<String>, String, String, String) {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let section = readme.split("### IPv6 networks").nth(1).unwrap();
-    let block = section.split("```sh\n").nth(1).unwrap().split("```").next().unwrap();
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
     let joined = block.replace("\\\n", "");
     let mut commands = Vec::new();
     let (mut answer, mut printer) = (String::new(), String::new());
@@ -409,15 +416,17 @@ fn readme_ipv6_example() -> (Vec<String>, String, String, String) {
             commands.push(line.trim().to_string());
         }
     }
-    let add = commands.iter().find(|line| line.starts_with("certadns-ddns ")).unwrap();
-    let curl = commands.iter().find(|line| line.starts_with("curl ")).unwrap();
+    let add = commands
+        .iter()
+        .find(|line| line.starts_with("certadns-ddns "))
+        .unwrap();
+    let curl = commands
+        .iter()
+        .find(|line| line.starts_with("curl "))
+        .unwrap();
     let url = curl.split('"').nth(1).unwrap();
     let query = url.split_once('?').unwrap().1.to_string();
-    let args = add
-        .split_whitespace()
-        .skip(1)
-        .map(str::to_string)
-        .collect();
+    let args = add.split_whitespace().skip(1).map(str::to_string).collect();
     (args, query, answer, printer)
 }
 
@@ -430,7 +439,13 @@ fn the_readmes_ipv6_example_works_as_written() {
     assert_eq!(answer, "good 192.0.2.1", "the README promises");
     let env = TestEnv::new();
     // The quick start's zone, user and A-only name.
-    env.cli_ok(&["zone", "add", "dyn.example.net", "--ns", "ns1.dyn.example.net"]);
+    env.cli_ok(&[
+        "zone",
+        "add",
+        "dyn.example.net",
+        "--ns",
+        "ns1.dyn.example.net",
+    ]);
     env.add_user("alice", "alice@example.net", "plus");
     env.add_domain("home.dyn.example.net", "alice", "A", None);
     let key = env.cli_ok(&["key", "create", "alice"]).trim().to_string();
@@ -439,7 +454,8 @@ fn the_readmes_ipv6_example_works_as_written() {
     let daemon = env.spawn("");
     daemon.update_bearer(&key, &query).assert(200, &answer);
     assert_eq!(
-        env.stored_ip("printer.home.dyn.example.net", "AAAA").as_deref(),
+        env.stored_ip("printer.home.dyn.example.net", "AAAA")
+            .as_deref(),
         Some(printer.as_str())
     );
     // Nothing for the name at all: 400, and its follower stays where it is.
@@ -447,7 +463,8 @@ fn the_readmes_ipv6_example_works_as_written() {
         .update_bearer(&key, "hostname=home.dyn.example.net&myip=2001:db8:ffff::2")
         .assert(400, "IPv4 required for an A record");
     assert_eq!(
-        env.stored_ip("printer.home.dyn.example.net", "AAAA").as_deref(),
+        env.stored_ip("printer.home.dyn.example.net", "AAAA")
+            .as_deref(),
         Some(printer.as_str())
     );
 }

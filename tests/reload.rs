@@ -455,8 +455,9 @@ fn wide_trusted_proxies_and_endless_sessions_are_refused_unless_meant() {
         "{reloaded}"
     );
     assert!(
-        log.lines().any(|line| line.contains("WARN")
-            && line.contains("allowed by trusted-proxies-allow-wide")),
+        log.lines()
+            .any(|line| line.contains("WARN")
+                && line.contains("allowed by trusted-proxies-allow-wide")),
         "{log}"
     );
     assert_eq!(seen_address(&daemon, "192.0.2.7"), "192.0.2.7");

@@ -309,7 +309,10 @@ fn emails_are_addresses_and_exports_carry_no_formulas() {
     env.add_user("frank", "=1+1@example.com", "free");
     env.add_user("gina", "+gina@example.com", "plus");
     let csv = env.cli_ok(&["user", "export"]);
-    assert!(csv.starts_with("username,email,plan,password_hash\n"), "{csv}");
+    assert!(
+        csv.starts_with("username,email,plan,password_hash\n"),
+        "{csv}"
+    );
     for line in csv.lines().skip(1) {
         for cell in line.split(',') {
             assert!(
@@ -346,9 +349,16 @@ fn emails_are_addresses_and_exports_carry_no_formulas() {
     other.add_domain("frank.dyn.example", "frank", "A", None);
     let daemon = other.spawn("");
     daemon
-        .update_basic("=1+1@example.com", PASSWORD, "hostname=frank.dyn.example&myip=192.0.2.4")
+        .update_basic(
+            "=1+1@example.com",
+            PASSWORD,
+            "hostname=frank.dyn.example&myip=192.0.2.4",
+        )
         .assert(200, "good 192.0.2.4");
     // A domain export goes through the same cells.
     let domains = env.cli_ok(&["domain", "export"]);
-    assert!(domains.starts_with("fqdn,owner,type,address\n"), "{domains}");
+    assert!(
+        domains.starts_with("fqdn,owner,type,address\n"),
+        "{domains}"
+    );
 }

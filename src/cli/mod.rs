@@ -175,13 +175,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let store = Store::open(&path, &options).map_err(|error| match error {
         missing @ crate::store::StoreError::Missing(_) => anyhow::Error::new(missing),
-        error => anyhow::Error::new(error).context(format!("cannot open database {}", path.display())),
+        error => {
+            anyhow::Error::new(error).context(format!("cannot open database {}", path.display()))
+        }
     })?;
     if init {
         let shown = std::path::absolute(&path).unwrap_or(path);
         store.close();
         return print_line(&if existed {
-            format!("database {} exists; its schema is up to date", shown.display())
+            format!(
+                "database {} exists; its schema is up to date",
+                shown.display()
+            )
         } else {
             format!("created database {}", shown.display())
         });

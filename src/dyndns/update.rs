@@ -219,9 +219,15 @@ impl Updater {
         purpose: Purpose,
     ) -> Result<i64, ReturnCode> {
         let stamp = self.served.read_stamp();
-        self.authenticate(credentials, client, stamp, purpose)
-            .await
-            .map(|principal| principal.user_id)
+        let principal = self
+            .authenticate(credentials, client, stamp, purpose)
+            .await?;
+        // A key's last use is every successful use, whatever its scope (the update path notes
+        // it with the hosts it checked); written behind, like those.
+        if principal.key_id.is_some() {
+            self.served.note_seen(principal.key_id, &[], &timestamp());
+        }
+        Ok(principal.user_id)
     }
 
     /// Counts a request of `user_id` for `name` against the update pace (see

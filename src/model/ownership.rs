@@ -81,8 +81,11 @@ pub trait Holders {
 
     /// A name strictly beneath `name` held by an account other than `owner`, with that
     /// account's username, if any.
-    fn other_beneath(&self, name: &str, owner: i64)
-    -> Result<Option<(String, String)>, Self::Error>;
+    fn other_beneath(
+        &self,
+        name: &str,
+        owner: i64,
+    ) -> Result<Option<(String, String)>, Self::Error>;
 }
 
 /// Whether account `owner` may hold `name` in the zone whose apex is `apex` (`name` at or
@@ -93,7 +96,12 @@ pub fn check<H: Holders>(
     apex: &str,
     holders: &H,
 ) -> Result<Option<OwnershipConflict>, H::Error> {
-    let conflict = |kind| Ok(Some(OwnershipConflict { name: name.to_string(), kind }));
+    let conflict = |kind| {
+        Ok(Some(OwnershipConflict {
+            name: name.to_string(),
+            kind,
+        }))
+    };
     if name == apex {
         return conflict(ConflictKind::Apex);
     }

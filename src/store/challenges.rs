@@ -73,9 +73,7 @@ pub fn present(
     let apex: String = conn
         .prepare_cached("SELECT name FROM zones WHERE id = ?1")?
         .query_row([zone_id], |row| row.get(0))?;
-    if let Some(conflict) =
-        ownership::check(host.as_str(), user_id, &apex, &StoredHolders(conn))?
-    {
+    if let Some(conflict) = ownership::check(host.as_str(), user_id, &apex, &StoredHolders(conn))? {
         return Ok(ChallengeOutcome::Disputed(conflict));
     }
     let name = challenge_name(host);

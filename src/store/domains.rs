@@ -202,7 +202,15 @@ pub fn insert_domain(
     record_type: RecordType,
     now: &str,
 ) -> Result<i64, StoreError> {
-    insert_domain_among(conn, &StoredHolders(conn), fqdn, user_id, zone_id, record_type, now)
+    insert_domain_among(
+        conn,
+        &StoredHolders(conn),
+        fqdn,
+        user_id,
+        zone_id,
+        record_type,
+        now,
+    )
 }
 
 /// [`insert_domain`], the rule checked against `holders`: the store's names and those written
@@ -277,7 +285,9 @@ impl Holders for StoredHolders<'_> {
                 "SELECT d.fqdn, u.username FROM domains d JOIN users u ON u.id = d.user_id
                  WHERE d.fqdn LIKE ?1 ESCAPE '\\' AND d.user_id != ?2 LIMIT 1",
             )?
-            .query_row(params![pattern, owner], |row| Ok((row.get(0)?, row.get(1)?)))
+            .query_row(params![pattern, owner], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
             .optional()?)
     }
 }
@@ -293,7 +303,12 @@ pub fn holder_map(conn: &Connection) -> Result<HolderMap, StoreError> {
     while let Some(row) = rows.next()? {
         let (name, owner, username, apex): (String, i64, String, String) =
             (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
-        map.add(&name.to_ascii_lowercase(), owner, &username, &apex.to_ascii_lowercase());
+        map.add(
+            &name.to_ascii_lowercase(),
+            owner,
+            &username,
+            &apex.to_ascii_lowercase(),
+        );
     }
     Ok(map)
 }
@@ -314,7 +329,10 @@ pub fn ownership_conflicts(conn: &Connection) -> Result<Vec<OwnershipConflict>, 
         let name = name.to_ascii_lowercase();
         let Ok(found) = ownership::check(&name, owner, &apex.to_ascii_lowercase(), &holders);
         let Some(conflict) = found else { continue };
-        if conflicts.last().is_none_or(|last| last.name != conflict.name) {
+        if conflicts
+            .last()
+            .is_none_or(|last| last.name != conflict.name)
+        {
             conflicts.push(conflict);
         }
     }

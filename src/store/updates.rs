@@ -136,8 +136,7 @@ pub fn decide<'a>(
             }
             // Addresses sent, none of them for this host: say which family it has. (With a
             // prefix the request is for the host's network; its followers take it.)
-            if let (true, Some(ip)) = (targets.is_empty() && prefix.is_none(), addresses.first())
-            {
+            if let (true, Some(ip)) = (targets.is_empty() && prefix.is_none(), addresses.first()) {
                 let error = check_family(first.record_type, *ip)
                     .expect_err("no domain of the address's family");
                 return nothing(HostOutcome::WrongFamily(error));
