@@ -596,6 +596,35 @@ impl Config {
                 message = "[[pdns]] tables are [[pdns.api]] now (see examples/config.toml)".into();
             } else if message.starts_with("unknown field `ip-tags`") {
                 message = "the tag lists are [audit.ip-tags] (see examples/config.toml)".into();
+            } else if let Some(key) = ["log-level", "log-format"]
+                .iter()
+                .find(|key| message.starts_with(&format!("unknown field `{key}`")))
+            {
+                message = format!(
+                    "`{key}` is a top-level key: put it above the first [section] (in TOML, \
+                     every key after a [section] line belongs to that section)"
+                );
+            } else if message.starts_with("duplicate key") {
+                let offset = error.span().map_or(0, |span| span.start);
+                let offset = text[..offset].rfind('\n').map_or(0, |newline| newline + 1);
+                let line = text[offset..].lines().next().unwrap_or_default().trim();
+                message = if line.starts_with('[') {
+                    format!(
+                        "{line} appears twice: a section is written once; put these keys in the \
+                         first {line} (an appended section must edit the existing one)"
+                    )
+                } else {
+                    let key = line.split('=').next().unwrap_or_default().trim();
+                    match text[..offset]
+                        .lines()
+                        .rev()
+                        .map(str::trim)
+                        .find(|line| line.starts_with('['))
+                    {
+                        Some(section) => format!("`{key}` is set twice in {section}"),
+                        None => format!("`{key}` is set twice"),
+                    }
+                };
             }
             ConfigError::Parse {
                 line: error
@@ -1005,6 +1034,32 @@ mod test {
         );
         config.store.database = Config::default().store.database;
         assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn a_section_twice_or_a_top_level_key_below_a_section_is_named() {
+        let twice = Config::from_toml("[listeners]\n[store]\n[listeners]\nmax-connections = 9\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            twice.starts_with("invalid config at line 3: [listeners] appears twice"),
+            "{twice}"
+        );
+        let key =
+            Config::from_toml("[listeners]\nlisten = \"127.0.0.1:1\"\nlisten = \"127.0.0.1:2\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            key.contains("`listen` is set twice in [listeners]"),
+            "{key}"
+        );
+        let top = Config::from_toml("[store]\nlog-level = \"debug\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            top.contains("`log-level` is a top-level key: put it above the first [section]"),
+            "{top}"
+        );
     }
 
     #[test]
