@@ -248,7 +248,7 @@ pub struct Updates {
     /// Answer every dyndns2 code with HTTP 200 (ddclient ignores non-2xx answers but 401).
     #[serde(rename = "always-200")]
     pub always_200: bool,
-    /// Public base URL of the update endpoints, as clients reach them (for `help`).
+    /// Public base URL of the update endpoints, as clients reach them (for `update-help`).
     pub public_url: Option<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,

@@ -28,7 +28,7 @@
 //! * [`dashboard`]: the account holder's pages (sign-in, domains with the Update Help, history,
 //!   API keys) on the update listener.
 //! * [`update_help`]: the spec's Update Help of a domain as data (commands, endpoints, router
-//!   settings), rendered by `help` and by the account holder's pages.
+//!   settings), rendered by `update-help` and by the account holder's pages.
 //! * [`cli`]: the admin commands (`zone`, `user`, `key`, `domain`, `history`, `serve`).
 //! * [`log`]: tracing setup.
 //! * [`metrics`]: the Prometheus metrics and health checks of `metrics-listen`.

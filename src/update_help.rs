@@ -1,6 +1,6 @@
 //! The product spec's "Update Help" for one domain, as data: the cURL commands, the alternative
 //! endpoints, whether the owner can use an API key, the router settings and the compatible
-//! routers. `certadns-ddns help FQDN` renders it as text; the account holder's pages are to
+//! routers. `certadns-ddns update-help FQDN` renders it as text; the account holder's pages are to
 //! render the same value as HTML, so the two can never disagree.
 //!
 //! Pure: the caller reads the domain and its owner from the store and says where the update

@@ -580,7 +580,7 @@ fn help_prints_commands_and_router_settings_for_a_domain() {
     )
     .unwrap();
     let text = env.cli_ok(&[
-        "help",
+        "update-help",
         "home.dyn.example",
         "--config",
         config.to_str().unwrap(),
@@ -595,14 +595,50 @@ fn help_prints_commands_and_router_settings_for_a_domain() {
         "{text}"
     );
 
-    let free = env.cli_ok(&["help", "bob.dyn.example"]);
+    let free = env.cli_ok(&["update-help", "bob.dyn.example"]);
     assert!(
         free.contains("free plan") && free.contains("http://127.0.0.1:8080/nic/update"),
         "{free}"
     );
-    assert!(failure(env.cli(&["help", "nothing.dyn.example"])).contains("no domain named"));
-    // `--help` still works for every command.
+    assert!(failure(env.cli(&["update-help", "nothing.dyn.example"])).contains("no domain named"));
+    // `--help` and `help COMMAND` work for every command (issue 29, item 3).
     assert!(env.cli_ok(&["zone", "--help"]).contains("Usage"));
+    let zone = env.cli_ok(&["help", "zone"]);
+    assert!(zone.contains("Usage: certadns-ddns zone"), "{zone}");
+    assert!(
+        env.cli_ok(&["help", "domain", "add"])
+            .contains("Usage: certadns-ddns domain add")
+    );
+}
+
+/// Issue 29, item 3: each noun's summary in `--help` lists every subcommand it has.
+#[test]
+fn the_command_summaries_list_every_subcommand() {
+    let env = TestEnv::new();
+    let top = env.cli_ok(&["--help"]);
+    for noun in ["zone", "user", "key", "domain", "record"] {
+        let help = env.cli_ok(&[noun, "--help"]);
+        let subcommands: Vec<&str> = help
+            .split("Commands:\n")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .take_while(|line| !line.trim().is_empty())
+            .filter_map(|line| line.split_whitespace().next())
+            .filter(|name| *name != "help")
+            .collect();
+        let summary = top
+            .lines()
+            .find(|line| line.trim_start().starts_with(&format!("{noun} ")))
+            .unwrap();
+        let listed = summary
+            .split('(')
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .unwrap_or_default();
+        let listed: Vec<&str> = listed.split(", ").collect();
+        assert_eq!(listed, subcommands, "{summary}");
+    }
 }
 
 #[test]

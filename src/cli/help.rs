@@ -1,4 +1,4 @@
-//! `certadns-ddns help FQDN`: the product spec's "Update Help" modal as a command: ready-to-paste
+//! `certadns-ddns update-help FQDN`: the product spec's "Update Help" modal as a command: ready-to-paste
 //! cURL commands, the router settings, and the list of compatible routers, for one domain.
 
 use anyhow::Context as _;
@@ -9,14 +9,14 @@ use crate::model::{DomainName, SCOPE_DOMAINS_UPDATE};
 use crate::store::{Store, StoreError, domains, keys, users};
 use crate::update_help::{COMPATIBLE_ROUTERS, KeyStatus, Subject, UpdateHelp};
 
-/// Arguments of `help`.
+/// Arguments of `update-help`.
 #[derive(Debug, clap::Args)]
 pub(super) struct HelpArgs {
     /// The domain to explain (`public-url` comes from --config, else http://<listen>).
     fqdn: String,
 }
 
-/// Runs `help`.
+/// Runs `update-help`.
 pub(super) fn run(store: &Store, config: &Config, args: HelpArgs) -> anyhow::Result<()> {
     let fqdn: DomainName = args
         .fqdn

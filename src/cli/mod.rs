@@ -29,7 +29,7 @@ use crate::store::{Store, StoreOptions};
 
 /// Dynamic DNS update server (dyndns2) with a PowerDNS-ready SQLite store.
 #[derive(Debug, Parser)]
-#[command(name = "certadns-ddns", version, about, disable_help_subcommand = true)]
+#[command(name = "certadns-ddns", version, about)]
 pub struct Args {
     /// SQLite database file; `init` and `serve` create it from schema.sql when missing, the
     /// other commands need it [default: `database` of the --config file (relative to the
@@ -50,16 +50,16 @@ pub struct Args {
 /// The top-level commands.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Zones served (add, list).
+    /// Zones served (add, set, list).
     #[command(subcommand)]
     Zone(zone::ZoneCommand),
-    /// Accounts (add, plan, password, disable, enable, list).
+    /// Accounts (add, plan, password, disable, enable, import, export, list).
     #[command(subcommand)]
     User(user::UserCommand),
     /// API keys (create, list, revoke).
     #[command(subcommand)]
     Key(key::KeyCommand),
-    /// DDNS domains (add, remove, list).
+    /// DDNS domains (add, set, remove, import, export, list).
     #[command(subcommand)]
     Domain(domain::DomainCommand),
     /// Static records in a zone (add, list, remove).
@@ -68,7 +68,7 @@ enum Command {
     /// A domain's address changes, newest first.
     History(history::HistoryArgs),
     /// How to update a domain: cURL commands, router settings, compatible routers.
-    Help(help::HelpArgs),
+    UpdateHelp(help::HelpArgs),
     /// Create the database from schema.sql if it is missing (the other admin commands need it;
     /// `serve` creates it too).
     Init,
@@ -111,7 +111,7 @@ struct ServeArgs {
 pub(super) struct Admin {
     /// The store.
     store: Store,
-    /// The config (for `help`'s public URL).
+    /// The config (for `update-help`'s public URL).
     config: Config,
     /// Purges pdns's caches, on a runtime of its own (the CLI is otherwise synchronous);
     /// None when no `[[pdns.api]]` is configured.
@@ -212,7 +212,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Domain(command) => domain::run(&admin, command),
         Command::Record(command) => record::run(&admin, command),
         Command::History(command) => history::run(&admin.store, command),
-        Command::Help(command) => help::run(&admin.store, &admin.config, command),
+        Command::UpdateHelp(command) => help::run(&admin.store, &admin.config, command),
         Command::Serve(_) | Command::Relay(_) | Command::Backup(_) | Command::Init => {
             unreachable!("handled above")
         }
