@@ -681,3 +681,78 @@ fn record_commands_refuse_bad_input_with_one_line() {
     let listed = env.cli_ok(&["record", "list", "dyn.example"]);
     assert!(!listed.contains("www"), "{listed}");
 }
+
+/// Issue 29, items 5 and 7: every list has `--json`; `domain list --json` has the keys of
+/// `domain export`, the prefix settings among them.
+#[test]
+fn every_list_prints_json_too() {
+    let env = TestEnv::new();
+    env.seed();
+    env.cli_ok(&[
+        "domain",
+        "add",
+        "nas.dyn.example",
+        "--owner",
+        "alice",
+        "--type",
+        "AAAA",
+        "--interface-id",
+        "::1:2:3:4",
+        "--subnet-id",
+        "2",
+        "--follows",
+        "v6.dyn.example",
+    ]);
+    let json = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = args.to_vec();
+        args.push("--json");
+        serde_json::from_str(&env.cli_ok(&args)).unwrap()
+    };
+    let zones = json(&["zone", "list"]);
+    assert_eq!(zones[0]["zone"], "dyn.example");
+    assert!(zones[0]["serial"].is_u64());
+    assert_eq!(
+        zones[0]["nameservers"],
+        serde_json::json!(["ns1.dyn.example"])
+    );
+    let users = json(&["user", "list"]);
+    assert_eq!(users.len(), 2);
+    assert_eq!(users[0]["active"], true);
+    let keys = json(&["key", "list"]);
+    assert_eq!(keys[0]["user"], "alice");
+    assert_eq!(keys[0]["last_used_at"], serde_json::Value::Null);
+    let records = json(&["record", "list", "dyn.example"]);
+    assert!(records.iter().any(|record| record["type"] == "SOA"));
+    let domains = json(&["domain", "list"]);
+    let nas = domains
+        .iter()
+        .find(|domain| domain["fqdn"] == "nas.dyn.example")
+        .unwrap();
+    let export = env.cli_ok(&["domain", "export", "--format", "jsonl"]);
+    let exported: serde_json::Value = serde_json::from_str(
+        export
+            .lines()
+            .find(|line| line.contains("nas.dyn.example"))
+            .unwrap(),
+    )
+    .unwrap();
+    for (key, value) in exported.as_object().unwrap() {
+        let listed = &nas[key.as_str()];
+        // The export writes every cell as text (CSV's view); the listing types numbers.
+        let same = listed == value
+            || value
+                .as_str()
+                .and_then(|text| text.parse::<u64>().ok())
+                .is_some_and(|number| listed.as_u64() == Some(number));
+        assert!(same, "{key}: listed {listed}, exported {value}");
+    }
+    assert_eq!(nas["follows"], "v6.dyn.example");
+    assert_eq!(nas["subnet_id"], 2);
+    // The table shows them too.
+    let table = env.cli_ok(&["domain", "list"]);
+    assert!(
+        table.lines().next().unwrap().contains("INTERFACE_ID"),
+        "{table}"
+    );
+    assert!(table.contains("::1:2:3:4"), "{table}");
+}

@@ -698,7 +698,7 @@ fn two_session_cookies_are_refused_rather_than_the_first_taken() {
     alice.sign_in("alice", PASSWORD);
     let mut bob = Browser::new(&daemon);
     bob.sign_in("bob", PASSWORD);
-    let session = |browser: &Browser| browser.cookies["certadns-session"].clone();
+    let session = |browser: &Browser<'_>| browser.cookies["certadns-session"].clone();
     let (alices, bobs) = (session(&alice), session(&bob));
     assert!(alice.get("/dashboard").body.contains("home.dyn.example"));
     // Bob's session planted before alice's, as a parent-domain cookie is sent.

@@ -101,21 +101,62 @@ fn exports_import_again_unchanged_in_both_formats() {
     env.seed();
     env.add_domain("both.dyn.example", "alice", "A", Some("192.0.2.7"));
     env.add_domain("both.dyn.example", "alice", "AAAA", Some("2001:db8::7"));
+    // A network (issue 29, item 7): interface ids, a subnet, and who follows whom; the printer
+    // comes before the name it follows.
+    env.cli_ok(&[
+        "domain",
+        "add",
+        "nas.dyn.example",
+        "--owner",
+        "alice",
+        "--type",
+        "AAAA",
+        "--interface-id",
+        "::1:2:3:4",
+        "--subnet-id",
+        "0x1f",
+        "--prefix-length",
+        "64",
+        "--follows",
+        "v6.dyn.example",
+    ]);
+    env.cli_ok(&[
+        "domain",
+        "add",
+        "a-printer.dyn.example",
+        "--owner",
+        "alice",
+        "--type",
+        "AAAA",
+        "--interface-id",
+        "::a:b:c:d",
+        "--follows",
+        "v6.dyn.example",
+    ]);
     let csv = env.cli_ok(&["domain", "export"]);
     let jsonl = env.cli_ok(&["domain", "export", "--format", "jsonl"]);
-    assert!(csv.starts_with("fqdn,owner,type,address\n"), "{csv}");
     assert!(
-        csv.contains("both.dyn.example,alice,AAAA,2001:db8::7\n"),
+        csv.starts_with("fqdn,owner,type,address,interface_id,prefix_length,subnet_id,follows\n"),
         "{csv}"
     );
-    assert!(csv.contains("bob.dyn.example,bob,A,\n"), "{csv}");
-    assert_eq!(csv.lines().count(), 6);
+    assert!(
+        csv.contains("both.dyn.example,alice,AAAA,2001:db8::7,,,,\n"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("nas.dyn.example,alice,AAAA,,::1:2:3:4,64,31,v6.dyn.example\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("bob.dyn.example,bob,A,,,,,\n"), "{csv}");
+    assert_eq!(csv.lines().count(), 8);
     let last: serde_json::Value = serde_json::from_str(jsonl.lines().last().unwrap()).unwrap();
     assert_eq!(
         last,
-        serde_json::json!({"fqdn": "v6.dyn.example", "owner": "alice", "type": "AAAA", "address": null})
+        serde_json::json!({"fqdn": "v6.dyn.example", "owner": "alice", "type": "AAAA",
+            "address": null, "interface_id": null, "prefix_length": null, "subnet_id": null,
+            "follows": null})
     );
-    assert_eq!(jsonl.lines().count(), 5);
+    assert_eq!(jsonl.lines().count(), 7);
 
     for (name, text) in [("domains.csv", &csv), ("domains.jsonl", &jsonl)] {
         let other = TestEnv::new();
@@ -130,8 +171,39 @@ fn exports_import_again_unchanged_in_both_formats() {
         };
         let file = write(&other, name, &text);
         let out = other.cli_ok(&["domain", "import", &file]);
-        assert!(out.starts_with("imported 5 domains"), "{out}");
+        assert!(out.starts_with("imported 7 domains"), "{out}");
         assert_eq!(other.cli_ok(&["domain", "export"]), csv, "{name}");
+        assert_eq!(
+            other.cli_ok(&["domain", "export", "--format", "jsonl"]),
+            jsonl,
+            "{name}"
+        );
+    }
+    // A file of an earlier version (four columns) still imports; bad prefix cells are named.
+    let other = TestEnv::new();
+    other.cli_ok(&["zone", "add", "dyn.example", "--ns", "ns1.dyn.example"]);
+    other.add_user("alice", "alice@example.com", "plus");
+    let old = write(
+        &other,
+        "old.csv",
+        "fqdn,owner,type,address\nx.dyn.example,alice,A,192.0.2.1\n",
+    );
+    other.cli_ok(&["domain", "import", &old]);
+    let bad = write(
+        &other,
+        "bad.csv",
+        "fqdn,owner,type,address,interface_id,prefix_length,subnet_id,follows\n\
+         y.dyn.example,alice,A,,::1,,,\n\
+         z.dyn.example,alice,AAAA,,::1,64,,nowhere.dyn.example\n\
+         w.dyn.example,alice,AAAA,,,,5,\n",
+    );
+    let errors = failure(&other.cli(&["domain", "import", &bad]));
+    for expected in [
+        "line 2: an interface_id is for AAAA domains",
+        "line 3: follows nowhere.dyn.example, which is not a domain of the same owner",
+        "line 4: prefix_length and subnet_id need an interface_id",
+    ] {
+        assert!(errors.contains(expected), "{expected:?} in:\n{errors}");
     }
 }
 
@@ -358,7 +430,7 @@ fn emails_are_addresses_and_exports_carry_no_formulas() {
     // A domain export goes through the same cells.
     let domains = env.cli_ok(&["domain", "export"]);
     assert!(
-        domains.starts_with("fqdn,owner,type,address\n"),
+        domains.starts_with("fqdn,owner,type,address,interface_id,"),
         "{domains}"
     );
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use anyhow::Context as _;
 use clap::Subcommand;
 
-use super::{Admin, or_dash, print_line, print_table};
+use super::{Admin, print_line, print_listing};
 use crate::intel::IpIntel;
 use crate::model::{DomainName, HostSuffix, RecordType, check_family, parse_ip};
 use crate::store::audit::ChangeContext;
@@ -67,6 +67,10 @@ pub(super) enum DomainCommand {
         /// Only this user's domains.
         #[arg(long, value_name = "USER")]
         owner: Option<String>,
+        /// Print a JSON array of objects (the keys of `domain export`, and more) instead of
+        /// columns.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -92,7 +96,7 @@ pub(super) struct PrefixArgs {
 }
 
 /// A subnet id, decimal or `0x` hexadecimal.
-fn parse_subnet_id(text: &str) -> Result<u64, String> {
+pub(super) fn parse_subnet_id(text: &str) -> Result<u64, String> {
     match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
         Some(hex) => u64::from_str_radix(hex, 16),
         None => text.parse(),
@@ -270,7 +274,7 @@ pub(super) fn run(admin: &Admin, command: DomainCommand) -> anyhow::Result<()> {
             super::transfer::import_domains(admin, &args.file, args.format, args.skip_invalid)
         }
         DomainCommand::Export { format } => super::transfer::export_domains(admin, format),
-        DomainCommand::List { owner } => {
+        DomainCommand::List { owner, json } => {
             let (domains, flagged) = store.read(|conn| {
                 let user_id = match &owner {
                     Some(name) => Some(users::get_user(conn, &name.to_ascii_lowercase())?.id),
@@ -280,33 +284,41 @@ pub(super) fn run(admin: &Admin, command: DomainCommand) -> anyhow::Result<()> {
                     abuse::flagged(conn, &timestamp())?.into_iter().collect();
                 Ok((domains::list_domains(conn, user_id)?, flagged))
             })?;
-            print_table(
+            print_listing(
+                json,
                 &[
-                    "FQDN",
-                    "TYPE",
-                    "IP",
-                    "OWNER",
-                    "ZONE",
-                    "UPDATED",
-                    "LAST_CHECKED",
-                    "FLAG",
+                    ("FQDN", "fqdn"),
+                    ("TYPE", "type"),
+                    ("IP", "address"),
+                    ("OWNER", "owner"),
+                    ("ZONE", "zone"),
+                    ("UPDATED", "updated_at"),
+                    ("LAST_CHECKED", "last_checked_at"),
+                    ("FLAG", "flag"),
+                    ("INTERFACE_ID", "interface_id"),
+                    ("PREFIX_LENGTH", "prefix_length"),
+                    ("SUBNET_ID", "subnet_id"),
+                    ("FOLLOWS", "follows"),
                 ],
                 domains.into_iter().map(|domain| {
                     // Hosts whose requests stay above the rate: answered `abuse` for now.
-                    let flag = if flagged.contains(&(domain.user_id, domain.fqdn.to_lowercase())) {
-                        "abuse"
-                    } else {
-                        "-"
-                    };
+                    let flagged = flagged.contains(&(domain.user_id, domain.fqdn.to_lowercase()));
                     vec![
-                        domain.fqdn,
-                        domain.record_type.to_string(),
-                        or_dash(domain.ip.map(|ip| ip.to_string()).as_deref()),
-                        domain.owner,
-                        domain.zone,
-                        domain.updated_at,
-                        or_dash(domain.last_checked_at.as_deref()),
-                        flag.to_string(),
+                        domain.fqdn.into(),
+                        domain.record_type.to_string().into(),
+                        domain.ip.map(|ip| ip.to_string()).into(),
+                        domain.owner.into(),
+                        domain.zone.into(),
+                        domain.updated_at.into(),
+                        domain.last_checked_at.into(),
+                        flagged.then_some("abuse").into(),
+                        domain
+                            .suffix
+                            .map(|suffix| suffix.interface_id().to_string())
+                            .into(),
+                        domain.suffix.map(|suffix| suffix.prefix_length()).into(),
+                        domain.suffix.map(|suffix| suffix.subnet_id()).into(),
+                        domain.follows.into(),
                     ]
                 }),
             )

@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 
-use super::{or_dash, print_line, print_table};
+use super::{print_line, print_listing};
 use crate::auth;
 use crate::model::{SCOPE_DOMAINS_UPDATE, validate_scope};
 use crate::store::{Store, StoreError, keys, timestamp, users};
@@ -23,6 +23,9 @@ pub(super) enum KeyCommand {
     List {
         /// Only this user's keys.
         user: Option<String>,
+        /// Print a JSON array of objects instead of columns.
+        #[arg(long)]
+        json: bool,
     },
     /// Revoke a key, given whole or by its listed prefix.
     Revoke {
@@ -53,7 +56,7 @@ pub(super) fn run(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
             })?;
             print_line(&key.secret)
         }
-        KeyCommand::List { user } => {
+        KeyCommand::List { user, json } => {
             let keys = store.read(|conn| {
                 let user_id = match &user {
                     Some(name) => Some(users::get_user(conn, &name.to_ascii_lowercase())?.id),
@@ -61,16 +64,24 @@ pub(super) fn run(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
                 };
                 keys::list_keys(conn, user_id)
             })?;
-            print_table(
-                &["PREFIX", "USER", "SCOPES", "ACTIVE", "CREATED", "LAST_USED"],
+            print_listing(
+                json,
+                &[
+                    ("PREFIX", "prefix"),
+                    ("USER", "user"),
+                    ("SCOPES", "scopes"),
+                    ("ACTIVE", "active"),
+                    ("CREATED", "created_at"),
+                    ("LAST_USED", "last_used_at"),
+                ],
                 keys.into_iter().map(|(key, owner)| {
                     vec![
-                        key.prefix,
-                        owner,
-                        key.scopes.join(","),
-                        if key.is_active { "yes" } else { "no" }.to_string(),
-                        key.created_at,
-                        or_dash(key.last_used_at.as_deref()),
+                        key.prefix.into(),
+                        owner.into(),
+                        key.scopes.into(),
+                        key.is_active.into(),
+                        key.created_at.into(),
+                        key.last_used_at.into(),
                     ]
                 }),
             )

@@ -263,6 +263,50 @@ fn print_table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> 
     Ok(())
 }
 
+/// Prints a listing: aligned columns under the headers for people, or with `json` an array of
+/// objects with the keys for scripts (`--json`). Each column is (HEADER, key); each cell a JSON
+/// value, shown in the table as text (`-` for null or an empty list, lists joined by `,`,
+/// booleans as yes/no).
+fn print_listing(
+    json: bool,
+    columns: &[(&str, &str)],
+    rows: impl IntoIterator<Item = Vec<serde_json::Value>>,
+) -> anyhow::Result<()> {
+    use serde_json::Value;
+    if json {
+        let objects: Vec<serde_json::Map<String, Value>> = rows
+            .into_iter()
+            .map(|row| {
+                columns
+                    .iter()
+                    .map(|(_, key)| (*key).to_string())
+                    .zip(row)
+                    .collect()
+            })
+            .collect();
+        let mut stdout = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut stdout, &objects)?;
+        writeln!(stdout)?;
+        return Ok(());
+    }
+    fn text(value: Value) -> String {
+        match value {
+            Value::Null => "-".into(),
+            Value::String(text) => text,
+            Value::Bool(yes) => if yes { "yes" } else { "no" }.into(),
+            Value::Array(items) if items.is_empty() => "-".into(),
+            Value::Array(items) => items.into_iter().map(text).collect::<Vec<_>>().join(","),
+            other => other.to_string(),
+        }
+    }
+    let header: Vec<&str> = columns.iter().map(|(header, _)| *header).collect();
+    print_table(
+        &header,
+        rows.into_iter()
+            .map(|row| row.into_iter().map(text).collect()),
+    )
+}
+
 /// Prints one line on stdout.
 fn print_line(line: &str) -> anyhow::Result<()> {
     writeln!(std::io::stdout(), "{line}")?;

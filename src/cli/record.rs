@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use clap::Subcommand;
 
-use super::{Admin, print_line, print_table};
+use super::{Admin, print_line, print_listing};
 use crate::model::DomainName;
 use crate::model::rdata::{StaticType, normalize_content, resolve_owner_name};
 use crate::store::{records, timestamp, zones};
@@ -31,6 +31,9 @@ pub(super) enum RecordCommand {
     List {
         /// The zone.
         zone: String,
+        /// Print a JSON array of objects instead of columns.
+        #[arg(long)]
+        json: bool,
     },
     /// Remove static records of a type at a name (only the one with CONTENT, when given).
     Remove {
@@ -72,21 +75,28 @@ pub(super) fn run(admin: &Admin, command: RecordCommand) -> anyhow::Result<()> {
             admin.purge(vec![zone_name.to_string()]);
             print_line(&format!("added {owner} {ttl} {record_type} {content}"))
         }
-        RecordCommand::List { zone } => {
+        RecordCommand::List { zone, json } => {
             let zone_name = parse_zone(&zone)?;
             let served = store.read(|conn| {
                 let zone = zones::get_zone(conn, &zone_name)?;
                 records::zone_records(conn, &zone)
             })?;
-            print_table(
-                &["NAME", "TTL", "TYPE", "CONTENT", "SOURCE"],
+            print_listing(
+                json,
+                &[
+                    ("NAME", "name"),
+                    ("TTL", "ttl"),
+                    ("TYPE", "type"),
+                    ("CONTENT", "content"),
+                    ("SOURCE", "source"),
+                ],
                 served.into_iter().map(|record| {
                     vec![
-                        record.name,
-                        record.ttl.to_string(),
-                        record.record_type.to_string(),
-                        record.content,
-                        record.source.as_str().to_string(),
+                        record.name.into(),
+                        record.ttl.into(),
+                        record.record_type.to_string().into(),
+                        record.content.into(),
+                        record.source.as_str().into(),
                     ]
                 }),
             )

@@ -4,7 +4,9 @@
 //! Files are CSV with a header row, or JSON Lines with the same keys; the format comes from
 //! the file name (`.csv`, `.jsonl`, `.ndjson`) or `--format`.
 //!
-//! * domains: `fqdn,owner,type,address` (address may be empty);
+//! * domains: `fqdn,owner,type,address,interface_id,prefix_length,subnet_id,follows` (all but
+//!   the first three may be empty, and the last four columns left out: files of earlier
+//!   versions have `fqdn,owner,type,address`);
 //! * users: `username,email,plan,password_hash`, the hash an argon2 PHC string as the source
 //!   system stored it (`$argon2id$v=19$...`). Other schemes (bcrypt, scrypt, PBKDF2) cannot be
 //!   checked here: import those users without a hash column value and set a password with
@@ -33,8 +35,8 @@ use super::{Admin, print_line};
 use crate::intel::IpIntel;
 use crate::model::ownership;
 use crate::model::{
-    DomainName, Plan, RecordType, check_family, normalize_email, normalize_username, parse_ip,
-    shown,
+    DomainName, HostSuffix, Plan, RecordType, check_family, normalize_email, normalize_username,
+    parse_ip, shown,
 };
 use crate::store::audit::ChangeContext;
 use crate::store::zones::{Zone, list_zones, nearest_suffix};
@@ -90,6 +92,75 @@ struct DomainRow {
     /// The address, if any.
     #[serde(default)]
     address: Option<String>,
+    /// An AAAA host's interface identifier (`::a:b:c:d`), if it takes prefixes.
+    #[serde(default)]
+    interface_id: Option<String>,
+    /// The prefix length its interface identifier applies to (64 when empty).
+    #[serde(default)]
+    prefix_length: Option<String>,
+    /// Its subnet id below a shorter delegated prefix (0 when empty; decimal or `0x` hex).
+    #[serde(default)]
+    subnet_id: Option<String>,
+    /// The name (same owner) whose prefixes it follows, if any.
+    #[serde(default)]
+    follows: Option<String>,
+}
+
+impl DomainRow {
+    /// The host suffix the row's prefix cells give, checked (None: none given).
+    fn suffix(&self, record_type: RecordType) -> Result<Option<HostSuffix>, String> {
+        let cell = |value: &Option<String>| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|text| !text.is_empty())
+                .map(str::to_string)
+        };
+        let (interface_id, length, subnet) = (
+            cell(&self.interface_id),
+            cell(&self.prefix_length),
+            cell(&self.subnet_id),
+        );
+        let Some(interface_id) = interface_id else {
+            if length.is_some() || subnet.is_some() {
+                return Err("prefix_length and subnet_id need an interface_id".into());
+            }
+            return Ok(None);
+        };
+        if record_type != RecordType::Aaaa {
+            return Err("an interface_id is for AAAA domains".into());
+        }
+        let interface_id: std::net::Ipv6Addr = interface_id
+            .parse()
+            .map_err(|error| format!("interface_id {}: {error}", shown(&interface_id)))?;
+        let length: u8 = match length {
+            Some(text) => text
+                .parse()
+                .map_err(|error| format!("prefix_length {}: {error}", shown(&text)))?,
+            None => 64,
+        };
+        let subnet: u64 = match subnet {
+            Some(text) => super::domain::parse_subnet_id(&text)
+                .map_err(|error| format!("subnet_id {error}"))?,
+            None => 0,
+        };
+        HostSuffix::new(interface_id, length, subnet)
+            .map(Some)
+            .map_err(|error| format!("interface_id: {error}"))
+    }
+
+    /// The name the row follows, checked (None: none given).
+    fn leader(&self) -> Result<Option<DomainName>, String> {
+        self.follows
+            .as_deref()
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+            .map(|text| {
+                text.parse()
+                    .map_err(|error| format!("follows {}: {error}", shown(text)))
+            })
+            .transpose()
+    }
 }
 
 /// A user as files carry them.
@@ -268,6 +339,10 @@ struct NewDomain {
     record_type: RecordType,
     /// Its first address.
     ip: Option<IpAddr>,
+    /// What it keeps when its network's prefix changes.
+    suffix: Option<HostSuffix>,
+    /// The name whose prefixes it follows.
+    leader: Option<DomainName>,
 }
 
 /// `domain import FILE`.
@@ -303,7 +378,10 @@ pub(super) fn import_domains(
         // Who holds which names, and which (name, type) exist: in the store, then in the file.
         let mut holders = domains::holder_map(conn)?;
         let mut taken: HashSet<(String, RecordType)> = HashSet::new();
+        // Each name's owner (for `follows`): the store's, then the file's.
+        let mut names: HashMap<String, i64> = HashMap::new();
         for domain in domains::list_domains(conn, None)? {
+            names.insert(domain.fqdn.clone(), domain.user_id);
             taken.insert((domain.fqdn, domain.record_type));
         }
         let mut checked = Vec::with_capacity(rows.len());
@@ -351,21 +429,43 @@ pub(super) fn import_domains(
                 }
                 records::check_record_fits(conn, zone, fqdn.as_str(), record_type.as_str())
                     .map_err(|error| error.to_string())?;
+                let suffix = row.suffix(record_type)?;
+                let leader = row.leader()?;
+                if leader.as_ref() == Some(&fqdn) {
+                    return Err(format!("{fqdn} cannot follow itself"));
+                }
                 holders.add(fqdn.as_str(), user_id, &usernames[&user_id], &zone.name);
+                names.insert(fqdn.as_str().to_string(), user_id);
                 Ok(NewDomain {
                     fqdn,
                     user_id,
                     zone: zone.clone(),
                     record_type,
                     ip,
+                    suffix,
+                    leader,
                 })
             });
             match result {
-                Ok(domain) => checked.push(domain),
+                Ok(domain) => checked.push((line, domain)),
                 Err(why) => errors.push((line, why)),
             }
         }
-        Ok((checked, errors, holders))
+        // A leader may come later in the file than its followers: checked once all are read.
+        let mut kept = Vec::with_capacity(checked.len());
+        for (line, domain) in checked {
+            match &domain.leader {
+                Some(leader) if names.get(leader.as_str()) != Some(&domain.user_id) => {
+                    errors.push((
+                        line,
+                        format!("follows {leader}, which is not a domain of the same owner"),
+                    ))
+                }
+                _ => kept.push(domain),
+            }
+        }
+        errors.sort_by_key(|(line, _)| *line);
+        Ok((kept, errors, holders))
     })?;
     check_errors(&errors, total, skip_invalid)?;
 
@@ -402,6 +502,9 @@ pub(super) fn import_domains(
                         domain.record_type,
                         &now,
                     )?;
+                    if domain.suffix.is_some() {
+                        domains::set_suffix(tx, &domain.fqdn, domain.suffix)?;
+                    }
                     if let (Some(ip), Some(context)) = (domain.ip, context) {
                         let stored = domains::get_domain(tx, id)?;
                         domains::change_address(tx, &stored, ip, context, &now)?;
@@ -417,6 +520,21 @@ pub(super) fn import_domains(
             })?;
         imported += batch.len();
         zones_touched.extend(batch.iter().map(|domain| domain.zone.name.clone()));
+    }
+    // Who follows whom, once every name is in (a leader may come after its followers).
+    let following: Vec<&NewDomain> = checked
+        .iter()
+        .filter(|domain| domain.leader.is_some())
+        .collect();
+    if !following.is_empty() {
+        store
+            .write(|tx| {
+                for domain in &following {
+                    domains::set_follows(tx, &domain.fqdn, domain.leader.as_ref())?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .context("the domains are imported, but setting who follows whom failed")?;
     }
     // New names: drop the zones' cached negative answers.
     admin.purge(zones_touched.into_iter().collect());
@@ -439,12 +557,24 @@ pub(super) fn export_domains(admin: &Admin, format: Format) -> anyhow::Result<()
         owner: domain.owner,
         record_type: domain.record_type.to_string(),
         address: domain.ip.map(|ip| ip.to_string()),
+        interface_id: domain
+            .suffix
+            .map(|suffix| suffix.interface_id().to_string()),
+        prefix_length: domain
+            .suffix
+            .map(|suffix| suffix.prefix_length().to_string()),
+        subnet_id: domain.suffix.map(|suffix| suffix.subnet_id().to_string()),
+        follows: domain.follows,
     });
     export_rows(format, rows, |row| DomainRow {
         fqdn: to_cell(row.fqdn),
         owner: to_cell(row.owner),
         record_type: to_cell(row.record_type),
         address: row.address.map(to_cell),
+        interface_id: row.interface_id.map(to_cell),
+        prefix_length: row.prefix_length.map(to_cell),
+        subnet_id: row.subnet_id.map(to_cell),
+        follows: row.follows.map(to_cell),
     })
 }
 

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use super::{Admin, print_line, print_table, read_password_stdin};
+use super::{Admin, print_line, print_listing, read_password_stdin};
 use crate::auth;
 use crate::model::{Plan, normalize_email, normalize_username};
 use crate::store::{Store, domains, timestamp, users};
@@ -61,7 +61,11 @@ pub(super) enum UserCommand {
         format: super::transfer::Format,
     },
     /// List the users.
-    List,
+    List {
+        /// Print a JSON array of objects instead of columns.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs a user command.
@@ -107,17 +111,24 @@ pub(super) fn run(admin: &Admin, command: UserCommand) -> anyhow::Result<()> {
             super::transfer::import_users(admin, &args.file, args.format, args.skip_invalid)
         }
         UserCommand::Export { format } => super::transfer::export_users(admin, format),
-        UserCommand::List => {
+        UserCommand::List { json } => {
             let users = store.read(users::list_users)?;
-            print_table(
-                &["USERNAME", "EMAIL", "PLAN", "ACTIVE", "CREATED"],
+            print_listing(
+                json,
+                &[
+                    ("USERNAME", "username"),
+                    ("EMAIL", "email"),
+                    ("PLAN", "plan"),
+                    ("ACTIVE", "active"),
+                    ("CREATED", "created_at"),
+                ],
                 users.into_iter().map(|user| {
                     vec![
-                        user.username,
-                        user.email,
-                        user.plan.to_string(),
-                        if user.is_active { "yes" } else { "no" }.to_string(),
-                        user.created_at,
+                        user.username.into(),
+                        user.email.into(),
+                        user.plan.to_string().into(),
+                        user.is_active.into(),
+                        user.created_at.into(),
                     ]
                 }),
             )

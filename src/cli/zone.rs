@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use clap::Subcommand;
 
-use super::{Admin, print_line, print_table};
+use super::{Admin, print_line, print_listing};
 use crate::model::{DomainName, format_notify_target, parse_notify_target};
 use crate::store::zones::SoaTimers;
 use crate::store::{timestamp, zones};
@@ -46,7 +46,11 @@ pub(super) enum ZoneCommand {
         clear_also_notify: bool,
     },
     /// List the zones.
-    List,
+    List {
+        /// Print a JSON array of objects instead of columns.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// SOA timer flags of `zone add`, in seconds.
@@ -134,21 +138,24 @@ pub(super) fn run(admin: &Admin, command: ZoneCommand) -> anyhow::Result<()> {
                 }
             ))
         }
-        ZoneCommand::List => {
+        ZoneCommand::List { json } => {
             let zones = store.read(zones::list_zones)?;
-            print_table(
-                &["ZONE", "SERIAL", "NAMESERVERS", "HOSTMASTER", "ALSO_NOTIFY"],
+            print_listing(
+                json,
+                &[
+                    ("ZONE", "zone"),
+                    ("SERIAL", "serial"),
+                    ("NAMESERVERS", "nameservers"),
+                    ("HOSTMASTER", "hostmaster"),
+                    ("ALSO_NOTIFY", "also_notify"),
+                ],
                 zones.into_iter().map(|zone| {
                     vec![
-                        zone.name,
-                        zone.serial.to_string(),
-                        zone.nameservers.join(","),
-                        zone.hostmaster,
-                        if zone.also_notify.is_empty() {
-                            "-".into()
-                        } else {
-                            zone.also_notify.join(",")
-                        },
+                        zone.name.into(),
+                        zone.serial.into(),
+                        zone.nameservers.into(),
+                        zone.hostmaster.into(),
+                        zone.also_notify.into(),
                     ]
                 }),
             )
