@@ -382,3 +382,66 @@ fn a_zone_of_100000_names_transfers_whole_through_the_relay() {
         ["10.0.0.7"]
     );
 }
+
+/// Issue 29, item 4: what can be added can be removed: `zone remove` and `user remove`,
+/// refused while they hold domains (unless `--with-domains`), and pdns stops answering for
+/// what went at once (the CLI purges its caches).
+#[test]
+fn removed_users_and_zones_are_gone_from_pdns_at_once() {
+    if !require_tool("pdns_server") || !require_tool("dig") {
+        return;
+    }
+    let env = TestEnv::new();
+    let seed = env.seed();
+    let socket = env.dir.path().join("backend.sock");
+    let api = PdnsApiEndpoint::new();
+    let daemon = env.spawn(&format!(
+        "listeners.backend-socket = {socket:?}\n{}",
+        api.daemon_config()
+    ));
+    let pdns = Pdns::on_socket(env.dir.path(), &socket, &api, "dyn.example");
+    daemon
+        .update_bearer(&seed.alice_key, "hostname=home.dyn.example&myip=192.0.2.1")
+        .assert(200, "good 192.0.2.1");
+    daemon
+        .update_basic("bob", PASSWORD, "hostname=bob.dyn.example&myip=192.0.2.2")
+        .assert(200, "good 192.0.2.2");
+    // Cached by pdns now.
+    assert_eq!(
+        dig(pdns.port, "home.dyn.example", "A", &[]).data("A"),
+        ["192.0.2.1"]
+    );
+    let refused = |args: &[&str]| {
+        let output = env.cli(args);
+        assert!(!output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stderr).to_string()
+    };
+    assert!(refused(&["user", "remove", "alice"]).contains("owns 2 DDNS domains"));
+    assert!(
+        refused(&["zone", "remove", "dyn.example"]).contains("holds 3 DDNS domains"),
+        "{}",
+        refused(&["zone", "remove", "dyn.example"])
+    );
+    assert!(refused(&["user", "remove", "nobody"]).contains("nobody"));
+    env.cli_ok(&["user", "remove", "alice", "--with-domains"]);
+    let gone = dig(pdns.port, "home.dyn.example", "A", &[]);
+    assert_eq!(gone.status, "NXDOMAIN", "{gone:?}");
+    // alice's key and sessions went with her; her history stayed.
+    daemon
+        .update_bearer(&seed.alice_key, "hostname=home.dyn.example&myip=192.0.2.9")
+        .assert(401, "badauth");
+    let history = env.cli_ok(&["history", "home.dyn.example"]);
+    assert!(history.contains("192.0.2.1"), "{history}");
+    assert_eq!(
+        dig(pdns.port, "bob.dyn.example", "A", &[]).data("A"),
+        ["192.0.2.2"]
+    );
+    env.cli_ok(&["zone", "remove", "dyn.example", "--with-domains"]);
+    let zone = dig(pdns.port, "bob.dyn.example", "A", &[]);
+    assert!(zone.data("A").is_empty(), "{zone:?}");
+    assert_eq!(
+        env.cli_ok(&["zone", "list"]).lines().count(),
+        1,
+        "the header alone"
+    );
+}

@@ -50,10 +50,10 @@ pub struct Args {
 /// The top-level commands.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Zones served (add, set, list).
+    /// Zones served (add, set, remove, list).
     #[command(subcommand)]
     Zone(zone::ZoneCommand),
-    /// Accounts (add, plan, password, disable, enable, import, export, list).
+    /// Accounts (add, plan, password, disable, enable, import, export, remove, list).
     #[command(subcommand)]
     User(user::UserCommand),
     /// API keys (create, list, revoke).

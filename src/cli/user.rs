@@ -60,6 +60,15 @@ pub(super) enum UserCommand {
         #[arg(long, value_enum, default_value = "csv")]
         format: super::transfer::Format,
     },
+    /// Remove a user with their keys and sessions; refused while they own DDNS domains,
+    /// unless --with-domains.
+    Remove {
+        /// Username.
+        name: String,
+        /// Remove their DDNS domains with them (the history stays).
+        #[arg(long)]
+        with_domains: bool,
+    },
     /// List the users.
     List {
         /// Print a JSON array of objects instead of columns.
@@ -111,6 +120,16 @@ pub(super) fn run(admin: &Admin, command: UserCommand) -> anyhow::Result<()> {
             super::transfer::import_users(admin, &args.file, args.format, args.skip_invalid)
         }
         UserCommand::Export { format } => super::transfer::export_users(admin, format),
+        UserCommand::Remove { name, with_domains } => {
+            let zones = store.write(|tx| {
+                let user = users::get_user(tx, &name.to_ascii_lowercase())?;
+                users::remove_user(tx, user.id, with_domains, &timestamp())
+            })?;
+            if !zones.is_empty() {
+                admin.purge(zones);
+            }
+            print_line(&format!("removed user {name}"))
+        }
         UserCommand::List { json } => {
             let users = store.read(users::list_users)?;
             print_listing(

@@ -45,6 +45,15 @@ pub(super) enum ZoneCommand {
         #[arg(long, conflicts_with = "also_notify")]
         clear_also_notify: bool,
     },
+    /// Remove a zone and pdns's cached answers for it; refused while it holds DDNS domains or
+    /// static records, unless --with-domains.
+    Remove {
+        /// The zone.
+        name: String,
+        /// Remove its DDNS domains and static records with it (their history stays).
+        #[arg(long)]
+        with_domains: bool,
+    },
     /// List the zones.
     List {
         /// Print a JSON array of objects instead of columns.
@@ -136,6 +145,20 @@ pub(super) fn run(admin: &Admin, command: ZoneCommand) -> anyhow::Result<()> {
                 } else {
                     also_notify.join(", ")
                 }
+            ))
+        }
+        ZoneCommand::Remove { name, with_domains } => {
+            let zone: DomainName = name
+                .parse()
+                .with_context(|| format!("invalid zone name {name:?}"))?;
+            let removal = store.write(|tx| {
+                let found = zones::get_zone(tx, &zone)?;
+                zones::remove_zone(tx, &found, with_domains)
+            })?;
+            admin.purge(vec![zone.to_string()]);
+            print_line(&format!(
+                "removed zone {zone} ({} DDNS domains, {} static records)",
+                removal.domains, removal.records
             ))
         }
         ZoneCommand::List { json } => {
