@@ -833,3 +833,61 @@ fn key_rows_stay_bounded_and_creation_is_paced() {
         page.body.len()
     );
 }
+
+/// Issue 29, item 8: the router guide speaks to the signed-in user: their login and one of
+/// their names, the service's address and scheme, and the pfSense settings as a table.
+#[test]
+fn the_router_guide_shows_the_readers_own_settings() {
+    let env = TestEnv::new();
+    env.seed();
+    for (config, https) in [
+        ("", false),
+        ("updates.public-url = \"https://ddns.example.net/\"", true),
+    ] {
+        let daemon = env.spawn(config);
+        let mut bob = Browser::new(&daemon);
+        bob.sign_in("bob", PASSWORD);
+        let page = bob.get("/dashboard/guide");
+        assert_eq!(page.status, 200);
+        let body = &page.body;
+        for shown in [
+            "login=bob",
+            "username = bob",
+            "option username &#39;bob&#39;",
+            "<code>bob</code>",
+        ] {
+            assert!(
+                body.contains(shown) || body.contains(&shown.replace("&#39;", "'")),
+                "{shown}: {body}"
+            );
+        }
+        assert!(body.contains("bob.dyn.example"), "{body}");
+        assert!(!body.contains("login=alice") && !body.contains("home.dyn.example.net"));
+        // The pfSense settings are a table, not Markdown source.
+        assert!(body.contains("<th>field</th>"), "{body}");
+        assert!(!body.contains("| field | value |"), "{body}");
+        let server = if https {
+            "ddns.example.net".to_string()
+        } else {
+            daemon.addr.to_string()
+        };
+        if https {
+            assert!(body.contains("ssl=yes"), "{body}");
+            assert!(body.contains(&format!(
+                "https://{server}/nic/update?hostname=bob.dyn.example"
+            )));
+        } else {
+            assert!(
+                body.contains("ssl=no") && !body.contains("ssl=yes"),
+                "{body}"
+            );
+            assert!(body.contains("ssl = false"), "{body}");
+            assert!(
+                body.contains(&format!(
+                    "http://{server}/nic/update?hostname=bob.dyn.example"
+                )),
+                "{body}"
+            );
+        }
+    }
+}

@@ -736,9 +736,17 @@ impl Dashboard {
     fn guide(&self, request: &Request<Incoming>) -> Result<Answer, Answer> {
         let signed_in = self.require_user(request.headers())?;
         let base = self.base_url(request.headers());
+        // The user's own first name (or a placeholder): the examples show their settings.
+        let host = self
+            .served
+            .user_domains(signed_in.user.id)
+            .map_err(store_failure)?
+            .into_iter()
+            .next()
+            .map_or_else(|| "your-host.example.net".to_string(), |domain| domain.fqdn);
         let settings = UpdateHelp::new(
             &Subject {
-                fqdn: "your-host.example.net".into(),
+                fqdn: host.clone(),
                 types: vec![crate::model::RecordType::A],
                 owner: signed_in.user.username.clone(),
                 plan: signed_in.user.plan,
@@ -749,9 +757,15 @@ impl Dashboard {
         let server = base.split("://").nth(1).unwrap_or(&base).to_string();
         let csrf = signed_in.token.csrf();
         let frame = signed_in.frame(&csrf, Nav::Guide);
+        let reader = pages::Reader {
+            server: &server,
+            https: base.starts_with("https://"),
+            login: &signed_in.user.username,
+            host: &host,
+        };
         Ok(page(
             StatusCode::OK,
-            pages::guide(&frame.frame(), &server, &settings),
+            pages::guide(&frame.frame(), &reader, &settings),
         ))
     }
 }

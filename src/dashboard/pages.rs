@@ -5,7 +5,7 @@
 //! Without JavaScript everything works but copying: the question mark is a link to the help
 //! page, both tabs show one under the other, and the copy buttons stay hidden.
 
-use maud::{DOCTYPE, Markup, html};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::store::audit::AuditRecord;
 use crate::store::domains::Domain;
@@ -509,9 +509,66 @@ const CLIENT_EXAMPLES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Who reads the router guide, and where the service is: what the shipped examples' sample
+/// values (`ddns.example.net`, `alice`, `home.dyn.example.net`, https) become.
+pub(super) struct Reader<'a> {
+    /// The service's host (and port) as clients reach it.
+    pub server: &'a str,
+    /// Whether clients reach it over https (`public-url`); else the examples say http.
+    pub https: bool,
+    /// The user's login.
+    pub login: &'a str,
+    /// One of the user's names (or a placeholder).
+    pub host: &'a str,
+}
+
+impl Reader<'_> {
+    /// `example` with the reader's values in its settings. Comment lines stay as shipped (they
+    /// explain the sample values); over plain http, the TLS switches of each client are off.
+    fn personal(&self, example: &str) -> String {
+        let mut out = String::with_capacity(example.len());
+        for line in example.split_inclusive('\n') {
+            if line.trim_start().starts_with('#') {
+                out.push_str(line);
+                continue;
+            }
+            let mut line = line
+                .replace("ddns.example.net", self.server)
+                .replace("home.dyn.example.net", self.host)
+                .replace("alice", self.login);
+            if !self.https {
+                for (secure, plain) in [
+                    ("https://", "http://"),
+                    ("ssl=yes", "ssl=no"),
+                    ("ssl = true", "ssl = false"),
+                    ("checkip-ssl = true", "checkip-ssl = false"),
+                    ("option use_https '1'", "option use_https '0'"),
+                ] {
+                    line = line.replace(secure, plain);
+                }
+            }
+            out.push_str(&line);
+        }
+        out
+    }
+}
+
+/// Markdown shipped with the service (examples/pfsense.md), rendered: tables as tables. Raw
+/// HTML in it is shown as text, never passed through.
+fn markdown(text: &str) -> Markup {
+    use pulldown_cmark::{Event, Options, Parser};
+    let events = Parser::new_ext(text, Options::ENABLE_TABLES).map(|event| match event {
+        Event::Html(html) | Event::InlineHtml(html) => Event::Text(html),
+        other => other,
+    });
+    let mut html = String::new();
+    pulldown_cmark::html::push_html(&mut html, events);
+    PreEscaped(html)
+}
+
 /// The router setup guide: the settings, then a working configuration per client, with this
-/// service's name in place of the examples'.
-pub(super) fn guide(frame: &Frame<'_>, server: &str, settings: &UpdateHelp) -> Markup {
+/// service's name, the user's login and one of their names in place of the examples'.
+pub(super) fn guide(frame: &Frame<'_>, reader: &Reader<'_>, settings: &UpdateHelp) -> Markup {
     document(
         "Router setup guide",
         Some(frame),
@@ -536,7 +593,18 @@ pub(super) fn guide(frame: &Frame<'_>, server: &str, settings: &UpdateHelp) -> M
                 " (a fault on our side: try again later)." }
             @for (client, example) in CLIENT_EXAMPLES {
                 h2 { (client) }
-                pre.example { code { (example.replace("ddns.example.net", server)) } }
+                @if example.starts_with("# pfSense") {
+                    div.example-doc {
+                        (markdown(
+                            reader
+                                .personal(example)
+                                .split_once('\n')
+                                .map_or("", |(_, rest)| rest)
+                        ))
+                    }
+                } @else {
+                    pre.example { code { (reader.personal(example)) } }
+                }
             }
         },
     )
