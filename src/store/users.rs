@@ -147,6 +147,44 @@ pub fn list_users(conn: &Connection) -> Result<Vec<User>, StoreError> {
     Ok(users)
 }
 
+/// Removes user `user_id` with their keys and sessions: refused while they own DDNS domains,
+/// unless `with_domains` (then those go too; their audit rows stay). The zones whose names
+/// went, for cache purges.
+pub fn remove_user(
+    conn: &Connection,
+    user_id: i64,
+    with_domains: bool,
+    now: &str,
+) -> Result<Vec<String>, StoreError> {
+    let zones: Vec<(i64, String)> = conn
+        .prepare(
+            "SELECT DISTINCT z.id, z.name FROM domains d JOIN zones z ON z.id = d.zone_id
+             WHERE d.user_id = ?1",
+        )?
+        .query_map([user_id], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    if !zones.is_empty() && !with_domains {
+        let count: i64 = conn.query_row(
+            "SELECT count(*) FROM domains WHERE user_id = ?1",
+            [user_id],
+            |row| row.get(0),
+        )?;
+        return Err(StoreError::Conflict(format!(
+            "the user owns {count} DDNS domains: remove them first, or pass --with-domains to \
+             remove them with the user (their history stays)"
+        )));
+    }
+    conn.execute("DELETE FROM domains WHERE user_id = ?1", [user_id])?;
+    for (zone_id, _) in &zones {
+        super::zones::bump_serial(conn, *zone_id, now)?;
+    }
+    let removed = conn.execute("DELETE FROM users WHERE id = ?1", [user_id])?;
+    if removed == 0 {
+        return Err(StoreError::NotFound("no such user".into()));
+    }
+    Ok(zones.into_iter().map(|(_, name)| name).collect())
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -199,42 +237,4 @@ mod test {
         ));
         assert_eq!(list_users(&conn).unwrap().len(), 1);
     }
-}
-
-/// Removes user `user_id` with their keys and sessions: refused while they own DDNS domains,
-/// unless `with_domains` (then those go too; their audit rows stay). The zones whose names
-/// went, for cache purges.
-pub fn remove_user(
-    conn: &Connection,
-    user_id: i64,
-    with_domains: bool,
-    now: &str,
-) -> Result<Vec<String>, StoreError> {
-    let zones: Vec<(i64, String)> = conn
-        .prepare(
-            "SELECT DISTINCT z.id, z.name FROM domains d JOIN zones z ON z.id = d.zone_id
-             WHERE d.user_id = ?1",
-        )?
-        .query_map([user_id], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    if !zones.is_empty() && !with_domains {
-        let count: i64 = conn.query_row(
-            "SELECT count(*) FROM domains WHERE user_id = ?1",
-            [user_id],
-            |row| row.get(0),
-        )?;
-        return Err(StoreError::Conflict(format!(
-            "the user owns {count} DDNS domains: remove them first, or pass --with-domains to \
-             remove them with the user (their history stays)"
-        )));
-    }
-    conn.execute("DELETE FROM domains WHERE user_id = ?1", [user_id])?;
-    for (zone_id, _) in &zones {
-        super::zones::bump_serial(conn, *zone_id, now)?;
-    }
-    let removed = conn.execute("DELETE FROM users WHERE id = ?1", [user_id])?;
-    if removed == 0 {
-        return Err(StoreError::NotFound("no such user".into()));
-    }
-    Ok(zones.into_iter().map(|(_, name)| name).collect())
 }

@@ -262,6 +262,48 @@ pub fn bump_serial(conn: &Connection, zone_id: i64, now: &str) -> Result<(), Sto
     Ok(())
 }
 
+/// What removing a zone took with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZoneRemoval {
+    /// DDNS domains removed (their audit rows stay).
+    pub domains: usize,
+    /// Static records removed.
+    pub records: usize,
+}
+
+/// Removes `zone`: refused while it holds DDNS domains or static records, unless
+/// `with_contents` (then they go with it; the domains' audit rows stay, their `domain_id`
+/// cleared).
+pub fn remove_zone(
+    conn: &Connection,
+    zone: &Zone,
+    with_contents: bool,
+) -> Result<ZoneRemoval, StoreError> {
+    let count = |sql: &str| -> Result<usize, StoreError> {
+        let n: i64 = conn.query_row(sql, [zone.id], |row| row.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    };
+    let removal = ZoneRemoval {
+        domains: count("SELECT count(*) FROM domains WHERE zone_id = ?1")?,
+        records: count("SELECT count(*) FROM records WHERE zone_id = ?1")?,
+    };
+    if (removal.domains > 0 || removal.records > 0) && !with_contents {
+        return Err(StoreError::Conflict(format!(
+            "zone {} holds {} DDNS domains and {} static records: remove them first, or pass \
+             --with-domains to remove them with the zone (their history stays)",
+            zone.name, removal.domains, removal.records
+        )));
+    }
+    conn.execute(
+        "UPDATE domains SET follows = NULL WHERE follows IN
+             (SELECT fqdn FROM domains WHERE zone_id = ?1) AND zone_id != ?1",
+        [zone.id],
+    )?;
+    conn.execute("DELETE FROM domains WHERE zone_id = ?1", [zone.id])?;
+    conn.execute("DELETE FROM zones WHERE id = ?1", [zone.id])?;
+    Ok(removal)
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -340,46 +382,4 @@ mod test {
         bump_serial(&conn, id, "t3").unwrap();
         assert_eq!(serial(&conn), 1);
     }
-}
-
-/// What removing a zone took with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ZoneRemoval {
-    /// DDNS domains removed (their audit rows stay).
-    pub domains: usize,
-    /// Static records removed.
-    pub records: usize,
-}
-
-/// Removes `zone`: refused while it holds DDNS domains or static records, unless
-/// `with_contents` (then they go with it; the domains' audit rows stay, their `domain_id`
-/// cleared).
-pub fn remove_zone(
-    conn: &Connection,
-    zone: &Zone,
-    with_contents: bool,
-) -> Result<ZoneRemoval, StoreError> {
-    let count = |sql: &str| -> Result<usize, StoreError> {
-        let n: i64 = conn.query_row(sql, [zone.id], |row| row.get(0))?;
-        Ok(usize::try_from(n).unwrap_or(0))
-    };
-    let removal = ZoneRemoval {
-        domains: count("SELECT count(*) FROM domains WHERE zone_id = ?1")?,
-        records: count("SELECT count(*) FROM records WHERE zone_id = ?1")?,
-    };
-    if (removal.domains > 0 || removal.records > 0) && !with_contents {
-        return Err(StoreError::Conflict(format!(
-            "zone {} holds {} DDNS domains and {} static records: remove them first, or pass \
-             --with-domains to remove them with the zone (their history stays)",
-            zone.name, removal.domains, removal.records
-        )));
-    }
-    conn.execute(
-        "UPDATE domains SET follows = NULL WHERE follows IN
-             (SELECT fqdn FROM domains WHERE zone_id = ?1) AND zone_id != ?1",
-        [zone.id],
-    )?;
-    conn.execute("DELETE FROM domains WHERE zone_id = ?1", [zone.id])?;
-    conn.execute("DELETE FROM zones WHERE id = ?1", [zone.id])?;
-    Ok(removal)
 }
