@@ -260,7 +260,9 @@ impl Relay {
             match self.connect(deadline) {
                 Ok(upstream) => self.upstream = Some(upstream),
                 Err(error) => {
-                    self.last_error = Some(error.to_string());
+                    if error.kind() != std::io::ErrorKind::TimedOut || self.last_error.is_none() {
+                        self.last_error = Some(error.to_string());
+                    }
                     return None;
                 }
             }
@@ -300,6 +302,9 @@ impl Relay {
         for address in addresses {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
+                // Out of time before this attempt: not a reason of its own (the caller keeps
+                // the last attempt's, "Connection refused" say).
+                last = std::io::ErrorKind::TimedOut.into();
                 break;
             }
             match TcpStream::connect_timeout(&address, remaining) {

@@ -1282,3 +1282,43 @@ fn spawn_relay(
     let stdout = BufReader::new(relay.stdout.take().expect("piped stdout"));
     (relay, stdin, stdout)
 }
+
+/// Issue 29, item 11: the relay names why the backend is unreachable: a refused connection is
+/// "refused", not "the name resolves to no address".
+#[test]
+fn the_relay_says_a_refused_connection_is_refused() {
+    use std::io::{BufRead as _, Write as _};
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut relay = std::process::Command::new(common::BIN)
+        .args([
+            "relay",
+            "--connect",
+            &format!("127.0.0.1:{port}"),
+            "--wait-ms",
+            "300",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = relay.stdin.take().unwrap();
+    stdin
+        .write_all(b"{\"method\":\"lookup\",\"parameters\":{\"qname\":\"x.dyn.example.\",\"qtype\":\"A\"}}\n")
+        .unwrap();
+    let mut answer = String::new();
+    std::io::BufReader::new(relay.stdout.take().unwrap())
+        .read_line(&mut answer)
+        .unwrap();
+    drop(stdin);
+    let output = relay.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(answer.contains("refused"), "{answer}");
+    assert!(stderr.contains("refused"), "{stderr}");
+    assert!(!stderr.contains("resolves to no address"), "{stderr}");
+}

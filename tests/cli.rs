@@ -546,9 +546,16 @@ fn history_has_a_limit_and_a_json_form() {
     let text = env.cli_ok(&["history", "home.dyn.example"]);
     assert!(text.starts_with("TIME"));
     assert_eq!(text.lines().count(), 1 + 3);
+    // A name with no domain and no history is a typo: an error naming it (issue 29, item 11).
+    let typo = env.cli(&["history", "nothing.dyn.example", "--json"]);
+    assert!(!typo.status.success());
+    assert!(
+        String::from_utf8_lossy(&typo.stderr)
+            .contains("no domain named nothing.dyn.example, and no history for that name")
+    );
+    // A domain with no change yet has an empty history.
     assert_eq!(
-        env.cli_ok(&["history", "nothing.dyn.example", "--json"])
-            .trim(),
+        env.cli_ok(&["history", "bob.dyn.example", "--json"]).trim(),
         "[]"
     );
 }

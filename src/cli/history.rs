@@ -28,12 +28,18 @@ pub(super) fn run(store: &Store, args: HistoryArgs) -> anyhow::Result<()> {
         .fqdn
         .parse()
         .with_context(|| format!("invalid name {:?}", args.fqdn))?;
-    let (rows, episodes) = store.read(|conn| {
+    let (rows, episodes, exists) = store.read(|conn| {
         Ok((
             audit::history(conn, fqdn.as_str(), args.limit)?,
             abuse::episodes(conn, fqdn.as_str(), args.limit)?,
+            !crate::store::domains::list_named(conn, &fqdn)?.is_empty(),
         ))
     })?;
+    // A typo gets an error, not an empty history (a removed domain keeps its history).
+    anyhow::ensure!(
+        exists || !rows.is_empty() || !episodes.is_empty(),
+        "no domain named {fqdn}, and no history for that name"
+    );
     if args.json {
         let mut events: Vec<Event> = rows
             .into_iter()
