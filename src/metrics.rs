@@ -63,6 +63,15 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+/// The labels of `certadns_ddns_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The package version.
+    pub version: &'static str,
+    /// The git commit built (`unknown` outside a checkout).
+    pub commit: &'static str,
+}
+
 /// A histogram of durations from 100 µs to about 26 s.
 fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 4.0, 10))
@@ -188,6 +197,19 @@ impl Metrics {
             metrics.config_last_reload_successful.clone(),
         );
         metrics.config_last_reload_successful.set(1);
+        // As Prometheus's own *_build_info: 1, with the version and commit as labels.
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                commit: env!("CERTADNS_COMMIT"),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "The version and git commit of the running binary (always 1)",
+            build_info,
+        );
         Self {
             registry,
             ..metrics

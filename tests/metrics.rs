@@ -84,6 +84,29 @@ fn the_metrics_count_what_happened() {
     }
     assert!(metric_sample(text, "certadns_ddns_commit_batch_size_count").unwrap() >= 1.0);
     assert!(metric_sample(text, "certadns_ddns_index_loads_total").unwrap() >= 1.0);
+    // The build, as --version names it (issue 29, item 11).
+    let version = env.cli_ok(&["--version"]);
+    let commit = version
+        .split("(commit ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap();
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{version}"
+    );
+    assert_eq!(
+        metric_sample(
+            text,
+            &format!(
+                "certadns_ddns_build_info{{version=\"{}\",commit=\"{commit}\"}}",
+                env!("CARGO_PKG_VERSION")
+            )
+        ),
+        Some(1.0),
+        "{text}"
+    );
     assert!(text.ends_with("# EOF\n"));
     assert_eq!(get(addr, "/nothing").status, 404);
 }

@@ -27,9 +27,17 @@ use crate::config::{Config, ConfigSource};
 use crate::purge::Purger;
 use crate::store::{Store, StoreOptions};
 
+/// The version and the commit it was built from (`--version`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CERTADNS_COMMIT"),
+    ")"
+);
+
 /// Dynamic DNS update server (dyndns2) with a PowerDNS-ready SQLite store.
 #[derive(Debug, Parser)]
-#[command(name = "certadns-ddns", version, about)]
+#[command(name = "certadns-ddns", version = VERSION, about)]
 pub struct Args {
     /// SQLite database file; `init` and `serve` create it from schema.sql when missing, the
     /// other commands need it [default: `database` of the --config file (relative to the
