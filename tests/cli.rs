@@ -763,3 +763,59 @@ fn every_list_prints_json_too() {
     );
     assert!(table.contains("::1:2:3:4"), "{table}");
 }
+
+/// Reads `from` until `needle` has come (or the stream ends); what came.
+fn read_until(from: &mut impl std::io::Read, needle: &str) -> String {
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        match from.read(&mut byte) {
+            Ok(1) => seen.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+/// Issue 29, item 11: `--password-stdin` on a terminal prompts without echo, twice. Run on a
+/// pseudo-terminal (util-linux `script`), answering each prompt once it is shown.
+#[test]
+fn a_password_typed_on_a_terminal_is_not_echoed_and_asked_twice() {
+    use std::io::Write as _;
+    if !common::require_tool("script") {
+        return;
+    }
+    let env = TestEnv::new();
+    for (user, second, expected) in [
+        ("carol", "a long password", "added user carol"),
+        ("dave", "another password", "the two passwords differ"),
+    ] {
+        let command = format!(
+            "{} --db {} user add {user} --email {user}@example.com --password-stdin",
+            common::BIN,
+            env.db.display()
+        );
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        let mut output = child.stdout.take().unwrap();
+        let mut shown = read_until(&mut output, "Password: ");
+        input.write_all(b"a long password\n").unwrap();
+        shown.push_str(&read_until(&mut output, "Again: "));
+        input.write_all(format!("{second}\n").as_bytes()).unwrap();
+        drop(input);
+        shown.push_str(&read_until(&mut output, "\u{0}"));
+        child.wait().unwrap();
+        assert!(shown.contains(expected), "{shown}");
+        assert!(!shown.contains("a long password"), "echoed: {shown}");
+    }
+    let users = env.cli_ok(&["user", "list"]);
+    assert!(
+        users.contains("carol") && !users.contains("dave"),
+        "{users}"
+    );
+}

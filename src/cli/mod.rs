@@ -243,8 +243,23 @@ fn run_serve(source: ConfigSource) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads a secret from standard input: everything, less one trailing newline.
+/// Reads a secret from standard input: everything, less one trailing newline. On a terminal,
+/// a prompt without echo, asked twice (a typo there would lock the user out).
 fn read_password_stdin() -> anyhow::Result<String> {
+    use std::io::IsTerminal as _;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").context("cannot read the password")?;
+        let second = rpassword::prompt_password("Again: ").context("cannot read the password")?;
+        anyhow::ensure!(
+            first == second,
+            "the two passwords differ; nothing was changed"
+        );
+        anyhow::ensure!(
+            first.chars().count() >= 8,
+            "the password must have at least 8 characters"
+        );
+        return Ok(first);
+    }
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
