@@ -16,7 +16,8 @@ dpkg-deb --info "$deb" | grep -E "Package|Version|Depends|Recommends"
 dpkg-deb --contents "$deb" | awk '{print $6}' | sort > /tmp/certadns-deb-contents
 for path in ./usr/bin/certadns-ddns ./etc/certadns-ddns/config.toml \
     ./usr/share/doc/certadns-ddns/README.md ./usr/share/doc/certadns-ddns/pdns-conf/pdns.unix.conf \
-    ./usr/share/doc/certadns-ddns/examples/ddclient.conf; do
+    ./usr/share/doc/certadns-ddns/examples/ddclient.conf ./usr/share/man/man1/certadns-ddns.1 \
+    ./usr/share/bash-completion/completions/certadns-ddns; do
     grep -qx "$path" /tmp/certadns-deb-contents || { echo "missing from the package: $path"; exit 1; }
 done
 grep -q "certadns-ddns.service" /tmp/certadns-deb-contents || { echo "no systemd unit in the package"; exit 1; }
@@ -48,6 +49,10 @@ fi
 unit=$(systemctl cat certadns-ddns.service 2>/dev/null || cat /lib/systemd/system/certadns-ddns.service)
 grep -q "^Type=notify" <<<"$unit" || { echo "the installed unit is not the shipped one"; exit 1; }
 /usr/bin/certadns-ddns --version
+# The packaged config as an admin uses it: its database path, not the working directory's.
+(cd / && /usr/bin/certadns-ddns --config /etc/certadns-ddns/config.toml zone list 2>&1 \
+    | grep -q "no database at /var/lib/certadns-ddns/certadns.db") \
+    || { echo "the packaged config does not name /var/lib/certadns-ddns/certadns.db"; exit 1; }
 db=$(mktemp -d)/check.db
 /usr/bin/certadns-ddns --db "$db" init
 /usr/bin/certadns-ddns --db "$db" zone add dyn.example.net --ns ns1.example.net

@@ -819,3 +819,28 @@ fn a_password_typed_on_a_terminal_is_not_echoed_and_asked_twice() {
         "{users}"
     );
 }
+
+/// Issue 29, item 11: the man page and the completions the Debian package installs are what
+/// the binary makes of its own command line now (regenerate with `certadns-ddns man >
+/// dist/man/certadns-ddns.1` and `completions bash|zsh|fish`).
+#[test]
+fn the_packaged_man_page_and_completions_are_current() {
+    let env = TestEnv::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dist");
+    for (args, file) in [
+        (&["man"][..], "man/certadns-ddns.1"),
+        (&["completions", "bash"], "completions/certadns-ddns.bash"),
+        (&["completions", "zsh"], "completions/_certadns-ddns"),
+        (&["completions", "fish"], "completions/certadns-ddns.fish"),
+    ] {
+        let made = env.cli_ok(args);
+        let kept = std::fs::read_to_string(root.join(file)).unwrap();
+        assert!(
+            made == kept,
+            "dist/{file} is stale: run certadns-ddns {}",
+            args.join(" ")
+        );
+    }
+    let bash = env.cli_ok(&["completions", "bash"]);
+    assert!(bash.contains("update-help") && bash.contains("--with-domains"));
+}

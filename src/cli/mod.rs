@@ -86,6 +86,13 @@ enum Command {
     Serve(ServeArgs),
     /// Carry pdns's `pipe` connector to a backend on another host (see pdns-conf/).
     Relay(RelayArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output.
+    Man,
 }
 
 /// Options of `relay`.
@@ -164,6 +171,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             crate::log::init("warn", crate::log::LogFormat::Text);
             return backup::run(&config, &args);
         }
+        Command::Completions { shell } => {
+            let mut command = <Args as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "certadns-ddns", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man => {
+            // The package version only: the page is kept in dist/ and must not change with
+            // every commit.
+            let command =
+                <Args as clap::CommandFactory>::command().version(env!("CARGO_PKG_VERSION"));
+            clap_mangen::Man::new(command)
+                .render(&mut std::io::stdout())
+                .context("cannot write the man page")?;
+            return Ok(());
+        }
         Command::Relay(relay) => {
             return crate::relay::run(&crate::relay::RelayOptions {
                 connect: relay.connect,
@@ -221,7 +243,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Record(command) => record::run(&admin, command),
         Command::History(command) => history::run(&admin.store, command),
         Command::UpdateHelp(command) => help::run(&admin.store, &admin.config, command),
-        Command::Serve(_) | Command::Relay(_) | Command::Backup(_) | Command::Init => {
+        Command::Serve(_)
+        | Command::Relay(_)
+        | Command::Backup(_)
+        | Command::Init
+        | Command::Completions { .. }
+        | Command::Man => {
             unreachable!("handled above")
         }
     };
