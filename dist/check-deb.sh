@@ -16,7 +16,7 @@ dpkg-deb --info "$deb" | grep -E "Package|Version|Depends|Recommends"
 dpkg-deb --contents "$deb" | awk '{print $6}' | sort > /tmp/certadns-deb-contents
 for path in ./usr/bin/certadns-ddns ./etc/certadns-ddns/config.toml \
     ./usr/share/doc/certadns-ddns/README.md ./usr/share/doc/certadns-ddns/pdns-conf/pdns.unix.conf \
-    ./usr/share/doc/certadns-ddns/examples/ddclient.conf ./usr/share/man/man1/certadns-ddns.1 \
+    ./usr/share/doc/certadns-ddns/examples/ddclient.conf ./usr/share/man/man1/certadns-ddns.1.gz \
     ./usr/share/bash-completion/completions/certadns-ddns; do
     grep -qx "$path" /tmp/certadns-deb-contents || { echo "missing from the package: $path"; exit 1; }
 done

@@ -434,3 +434,52 @@ fn emails_are_addresses_and_exports_carry_no_formulas() {
         "{domains}"
     );
 }
+
+/// Issue 29, item 11: a long import shows its progress on a terminal, and nothing in a pipe.
+#[test]
+fn an_import_shows_progress_on_a_terminal_only() {
+    let env = TestEnv::new();
+    env.seed();
+    let mut text = String::from("fqdn,owner,type,address\n");
+    for n in 0..12_000 {
+        text.push_str(&format!(
+            "p{n}.dyn.example,alice,A,10.2.{}.{}\n",
+            n / 250,
+            n % 250
+        ));
+    }
+    let file = write(&env, "many.csv", &text);
+    let piped = env.cli(&["domain", "import", &file]);
+    assert!(piped.status.success());
+    assert!(
+        piped.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    if !common::require_tool("script") {
+        return;
+    }
+    let more = write(
+        &env,
+        "more.csv",
+        &text
+            .replace(",alice,A,10.2.", ",alice,A,10.3.")
+            .replace("\np", "\nq"),
+    );
+    let command = format!(
+        "{} --db {} domain import {more}",
+        common::BIN,
+        env.db.display()
+    );
+    let terminal = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&terminal.stdout);
+    assert!(
+        shown.contains("importing") && shown.contains("/12000 rows"),
+        "{shown}"
+    );
+    assert!(shown.contains("imported 12000 domains"), "{shown}");
+}

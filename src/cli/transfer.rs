@@ -179,6 +179,22 @@ struct UserRow {
     password_hash: Option<String>,
 }
 
+/// A progress bar of `total` rows on standard error, drawn only when it is a terminal (a
+/// 100,000-row import takes seconds); nothing in a pipe or a log.
+fn progress(total: usize, verb: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(u64::try_from(total).unwrap_or(u64::MAX)),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} rows, {eta} left")
+    {
+        bar.set_style(style);
+    }
+    bar.set_message(verb.to_string());
+    bar
+}
+
 /// What a spreadsheet would read as the start of a formula (OWASP's CSV injection list).
 const FORMULA_STARTS: &[char] = &['=', '+', '-', '@', '\t', '\r'];
 
@@ -479,6 +495,7 @@ pub(super) fn import_domains(
     };
     let mut imported = 0;
     let mut zones_touched = HashSet::new();
+    let bar = progress(checked.len(), "importing");
     for batch in checked.chunks(BATCH) {
         let now = timestamp();
         let contexts: Vec<Option<ChangeContext>> = batch
@@ -519,8 +536,10 @@ pub(super) fn import_domains(
                 )
             })?;
         imported += batch.len();
+        bar.inc(u64::try_from(batch.len()).unwrap_or(0));
         zones_touched.extend(batch.iter().map(|domain| domain.zone.name.clone()));
     }
+    bar.finish_and_clear();
     // Who follows whom, once every name is in (a leader may come after its followers).
     let following: Vec<&NewDomain> = checked
         .iter()
@@ -673,6 +692,7 @@ pub(super) fn import_users(
     })?;
     check_errors(&errors, total, skip_invalid)?;
     let mut imported = 0;
+    let bar = progress(checked.len(), "importing");
     for batch in checked.chunks(BATCH) {
         let now = timestamp();
         store.write(|tx| {
@@ -689,7 +709,9 @@ pub(super) fn import_users(
             Ok(())
         })?;
         imported += batch.len();
+        bar.inc(u64::try_from(batch.len()).unwrap_or(0));
     }
+    bar.finish_and_clear();
     let without = checked
         .iter()
         .filter(|user| user.password_hash == NO_PASSWORD)
