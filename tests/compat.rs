@@ -293,12 +293,21 @@ fn always_200_keeps_the_codes_but_answers_200() {
 /// Abuse detection on, with the defaults (the tests' daemons run without it).
 const ABUSE_DEFAULTS: &str = "limits.abuse-detection = true";
 
-/// `domain list`'s line for `fqdn` (the first of its types).
+/// `domain list`'s FLAG cell for `fqdn` (the first of its types): `abuse` or `-`.
 fn listed(env: &TestEnv, fqdn: &str) -> String {
-    env.cli_ok(&["domain", "list"])
+    let listing = env.cli_ok(&["domain", "list"]);
+    let column = listing
+        .lines()
+        .next()
+        .and_then(|header| header.split_whitespace().position(|name| name == "FLAG"))
+        .expect("a FLAG column");
+    let line = listing
         .lines()
         .find(|line| line.starts_with(&format!("{fqdn} ")))
-        .unwrap_or_else(|| panic!("{fqdn} is listed"))
+        .unwrap_or_else(|| panic!("{fqdn} is listed"));
+    line.split_whitespace()
+        .nth(column)
+        .unwrap_or_default()
         .to_string()
 }
 

@@ -417,16 +417,21 @@ fn restarts_are_invisible_to_pdns_on_every_shipped_connector() {
             })
             .collect();
         let updater = scope.spawn(|| update_at(addr, &key, stop));
+        // The log of the process before, for a failure that shows only after its restart.
+        let mut before = String::new();
         for restart in 0..RESTARTS {
             std::thread::sleep(Duration::from_secs(3));
             let stored = manager.stored_names();
             for kind in ["conn-unix-", "conn-http-", "conn-tcp-", "listen-updates"] {
                 assert!(
                     stored.iter().any(|name| name.starts_with(kind)),
-                    "restart {restart}: nothing named {kind}* in the fd store: {stored:?}"
+                    "restart {restart}: nothing named {kind}* in the fd store: {stored:?}\n\
+                     ---- the process before ----\n{before}\n---- this process ----\n{}",
+                    daemon.log()
                 );
             }
             assert_eq!(daemon.terminate(), Some(0), "restart {restart}");
+            before = daemon.log();
             daemon = start(&manager);
             let resumed: usize = daemon
                 .log()

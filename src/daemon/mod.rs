@@ -435,6 +435,9 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
         }
     }
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    // How long each step of the stop takes, in the "stopped" line: pdns waits for its backend
+    // through all of them until the next process answers.
+    let stopping = std::time::Instant::now();
     let _ = stop.send(true);
     if let Some(watchdog) = watchdog {
         watchdog.abort();
@@ -453,21 +456,31 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
     if let Err(error) = flusher.await {
         tracing::error!(%error, "last-seen flush task failed");
     }
+    let drained_ms = stopping.elapsed().as_millis();
     // The update servers have answered their last requests: write what they noted.
     if let Err(error) = seen_store.flush_seen().await {
         tracing::warn!(%error, "could not write last-seen times at shutdown");
     }
     // Only now the backend: pdns was answered while the updates drained. Under systemd its
     // connections now stop reading and stay open in the fd store for the next process.
+    let flushed_ms = stopping.elapsed().as_millis();
     handover.begin();
     for server in backend_servers {
         if let Err(error) = server.await {
             tracing::error!(%error, "backend server task failed");
         }
     }
+    let backend_ms = stopping.elapsed().as_millis();
     // Every connection stored so far reaches systemd before the process ends.
     tokio::task::block_in_place(|| handover.finish());
-    tracing::info!(handed_over = handover.is_enabled(), "stopped");
+    tracing::info!(
+        handed_over = handover.is_enabled(),
+        drained_ms,
+        flushed_ms,
+        backend_ms,
+        total_ms = stopping.elapsed().as_millis(),
+        "stopped"
+    );
     outcome
 }
 
