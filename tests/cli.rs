@@ -777,38 +777,74 @@ fn read_until(from: &mut impl std::io::Read, needle: &str) -> String {
     String::from_utf8_lossy(&seen).into_owned()
 }
 
-/// Issue 29, item 11: `--password-stdin` on a terminal prompts without echo, twice. Run on a
-/// pseudo-terminal (util-linux `script`), answering each prompt once it is shown.
+/// Waits (bounded) until the terminal of `master` no longer echoes: the program reads a
+/// secret now (its prompt shows a moment before it turns echo off).
+fn wait_for_no_echo(master: &std::fs::File) {
+    use nix::sys::termios::{LocalFlags, tcgetattr};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tcgetattr(master)
+        .unwrap()
+        .local_flags
+        .contains(LocalFlags::ECHO)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "echo never turned off"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// Issue 29, item 11: `--password-stdin` on a terminal prompts without echo, twice. The
+/// binary runs on a pseudo-terminal of its own (its controlling terminal, as rpassword reads
+/// /dev/tty); each answer is typed once the prompt is shown and echo is off.
 #[test]
 fn a_password_typed_on_a_terminal_is_not_echoed_and_asked_twice() {
     use std::io::Write as _;
-    if !common::require_tool("script") {
-        return;
-    }
+    use std::os::unix::process::CommandExt as _;
     let env = TestEnv::new();
     for (user, second, expected) in [
         ("carol", "a long password", "added user carol"),
         ("dave", "another password", "the two passwords differ"),
     ] {
-        let command = format!(
-            "{} --db {} user add {user} --email {user}@example.com --password-stdin",
-            common::BIN,
-            env.db.display()
-        );
-        let mut child = std::process::Command::new("script")
-            .args(["-qec", &command, "/dev/null"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        let mut output = child.stdout.take().unwrap();
-        let mut shown = read_until(&mut output, "Password: ");
-        input.write_all(b"a long password\n").unwrap();
-        shown.push_str(&read_until(&mut output, "Again: "));
-        input.write_all(format!("{second}\n").as_bytes()).unwrap();
-        drop(input);
-        shown.push_str(&read_until(&mut output, "\u{0}"));
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let slave = std::fs::File::from(pty.slave);
+        let mut command = std::process::Command::new(common::BIN);
+        command
+            .arg("--db")
+            .arg(&env.db)
+            .args([
+                "user",
+                "add",
+                user,
+                "--email",
+                &format!("{user}@example.com"),
+            ])
+            .arg("--password-stdin")
+            .stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave);
+        // SAFETY: only async-signal-safe calls between fork and exec (setsid, ioctl).
+        unsafe {
+            command.pre_exec(|| {
+                nix::unistd::setsid()?;
+                if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().unwrap();
+        drop(command);
+        let mut master = std::fs::File::from(pty.master);
+        let mut shown = read_until(&mut master, "Password: ");
+        wait_for_no_echo(&master);
+        master.write_all(b"a long password\n").unwrap();
+        shown.push_str(&read_until(&mut master, "Again: "));
+        wait_for_no_echo(&master);
+        master.write_all(format!("{second}\n").as_bytes()).unwrap();
+        // To the end (reading the master fails once the program has exited).
+        shown.push_str(&read_until(&mut master, "\u{0}"));
         child.wait().unwrap();
         assert!(shown.contains(expected), "{shown}");
         assert!(!shown.contains("a long password"), "echoed: {shown}");
