@@ -28,9 +28,25 @@ struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The session ends with chromedriver, which takes its Chromium with it.
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        // A killed chromedriver leaves its Chromium running (each one about 200 MB, with its
+        // renderers: a suite run left a dozen, which then starved the load tests). Every
+        // process of this session's profile goes too, and is waited for.
+        let pattern = format!("user-data-dir={}", self._profile.path().display());
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f", &pattern])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline
+            && Command::new("pgrep")
+                .args(["-f", &pattern])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        {
+            std::thread::yield_now();
+        }
     }
 }
 

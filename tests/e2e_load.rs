@@ -408,6 +408,8 @@ fn restarts_are_invisible_to_pdns_on_every_shipped_connector() {
     let queries = query_file(&env);
     let addr: std::net::SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
     let stop = Instant::now() + Duration::from_secs(LOAD_SECONDS - 2);
+    // Every process's log, for a failure found after the restarts.
+    let all_logs = std::sync::Mutex::new(String::new());
     let (loads, (updates, host, ip)) = std::thread::scope(|scope| {
         let loads: Vec<_> = pdns
             .iter()
@@ -432,6 +434,7 @@ fn restarts_are_invisible_to_pdns_on_every_shipped_connector() {
             }
             assert_eq!(daemon.terminate(), Some(0), "restart {restart}");
             before = daemon.log();
+            all_logs.lock().unwrap().push_str(&before);
             daemon = start(&manager);
             let resumed: usize = daemon
                 .log()
@@ -458,8 +461,10 @@ fn restarts_are_invisible_to_pdns_on_every_shipped_connector() {
         assert_eq!(
             server.exited(),
             None,
-            "{conf}: pdns exited:\n{}",
-            server.log()
+            "{conf}: pdns exited:\n{}\n---- the processes before ----\n{}\n---- the last ----\n{}",
+            server.log(),
+            all_logs.lock().unwrap(),
+            daemon.log()
         );
         assert!(load.sent > 5_000, "{conf}: too little load: {load:?}");
         assert_eq!(
