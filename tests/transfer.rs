@@ -435,7 +435,8 @@ fn emails_are_addresses_and_exports_carry_no_formulas() {
     );
 }
 
-/// Issue 29, item 11: a long import shows its progress on a terminal, and nothing in a pipe.
+/// Issue 29, item 11: a long import or export shows its progress on a terminal, and nothing in
+/// a pipe.
 #[test]
 fn an_import_shows_progress_on_a_terminal_only() {
     let env = TestEnv::new();
@@ -482,4 +483,23 @@ fn an_import_shows_progress_on_a_terminal_only() {
         "{shown}"
     );
     assert!(shown.contains("imported 12000 domains"), "{shown}");
+    // An export too (its rows go to the same terminal here).
+    let command = format!("{} --db {} domain export", common::BIN, env.db.display());
+    let terminal = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&terminal.stdout);
+    assert!(
+        shown.contains("exporting"),
+        "{}",
+        &shown[..shown.len().min(2000)]
+    );
+    let piped = env.cli(&["domain", "export"]);
+    assert!(
+        piped.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
 }

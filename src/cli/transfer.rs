@@ -219,9 +219,11 @@ fn from_cell(cell: &str) -> &str {
 /// stops early (`| head`) ends the export quietly.
 fn export_rows<T: Serialize>(
     format: Format,
-    rows: impl Iterator<Item = T>,
+    rows: impl ExactSizeIterator<Item = T>,
     cells: impl Fn(T) -> T,
 ) -> anyhow::Result<()> {
+    let bar = progress(rows.len(), "exporting");
+    let rows = rows.inspect(|_| bar.inc(1));
     let written = (|| -> anyhow::Result<()> {
         let stdout = std::io::stdout().lock();
         match format {
@@ -243,6 +245,7 @@ fn export_rows<T: Serialize>(
         }
         Ok(())
     })();
+    bar.finish_and_clear();
     match written {
         Err(error)
             if error.chain().any(|cause| {
