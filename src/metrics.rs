@@ -113,7 +113,10 @@ pub struct Metrics {
 impl Metrics {
     /// The metrics, registered.
     fn new() -> Self {
-        let mut registry = Registry::with_prefix("certadns_ddns");
+        // The service's own metrics under its prefix; the process's under their standard
+        // names (`process_*`, as every Prometheus client library exports them).
+        let mut root = Registry::default();
+        let registry = root.sub_registry_with_prefix("certadns_ddns");
         let metrics = Self {
             updates: Family::default(),
             update_duration: duration_histogram(),
@@ -210,8 +213,9 @@ impl Metrics {
             "The version and git commit of the running binary (always 1)",
             build_info,
         );
+        root.register_collector(Box::new(ProcessCollector));
         Self {
-            registry,
+            registry: root,
             ..metrics
         }
     }
@@ -323,5 +327,104 @@ mod test {
         assert!(text.contains("# TYPE certadns_ddns_update_duration_seconds histogram"));
         assert!(text.contains("certadns_ddns_open_connections{name=\"updates\"} 1"));
         assert!(text.ends_with("# EOF\n"));
+    }
+}
+
+/// The standard `process_*` metrics, read from `/proc/self` at each scrape: CPU time, memory,
+/// open and allowed file descriptors, start time. (`/proc` counts CPU time in USER_HZ, 100 a
+/// second on every Linux architecture.)
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl ProcessCollector {
+    /// `/proc/self/status`'s `key:` value in kB, as bytes.
+    fn status_bytes(status: &str, key: &str) -> Option<f64> {
+        let line = status.lines().find(|line| line.starts_with(key))?;
+        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024.0)
+    }
+}
+
+impl prometheus_client::collector::Collector for ProcessCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric as _;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        const USER_HZ: f64 = 100.0;
+        // After the command name (in parentheses, which may hold spaces): field 3 onwards.
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let field = |n: usize| -> Option<f64> { fields.get(n - 3)?.parse().ok() };
+        let mut gauges: Vec<(&str, &str, f64)> = Vec::new();
+        if let (Some(user), Some(system)) = (field(14), field(15)) {
+            let counter = ConstCounter::new((user + system) / USER_HZ);
+            let metric = encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds",
+                None,
+                counter.metric_type(),
+            )?;
+            counter.encode(metric)?;
+        }
+        let boot: Option<f64> = std::fs::read_to_string("/proc/stat").ok().and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("btime "))
+                .and_then(|value| value.trim().parse().ok())
+        });
+        if let (Some(boot), Some(start)) = (boot, field(22)) {
+            gauges.push((
+                "process_start_time_seconds",
+                "Start time of the process since unix epoch in seconds",
+                boot + start / USER_HZ,
+            ));
+        }
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        if let Some(rss) = Self::status_bytes(&status, "VmRSS:") {
+            gauges.push((
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                rss,
+            ));
+        }
+        if let Some(size) = Self::status_bytes(&status, "VmSize:") {
+            gauges.push((
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                size,
+            ));
+        }
+        if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
+            #[allow(clippy::cast_precision_loss, reason = "a count of file descriptors")]
+            let open = entries.count() as f64;
+            gauges.push(("process_open_fds", "Number of open file descriptors", open));
+        }
+        let limit: Option<f64> =
+            std::fs::read_to_string("/proc/self/limits")
+                .ok()
+                .and_then(|text| {
+                    text.lines()
+                        .find(|line| line.starts_with("Max open files"))
+                        .and_then(|line| line.split_whitespace().nth(3))
+                        .and_then(|soft| soft.parse().ok())
+                });
+        if let Some(limit) = limit {
+            gauges.push((
+                "process_max_fds",
+                "Maximum number of open file descriptors",
+                limit,
+            ));
+        }
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+            gauge.encode(metric)?;
+        }
+        Ok(())
     }
 }

@@ -107,6 +107,23 @@ fn the_metrics_count_what_happened() {
         Some(1.0),
         "{text}"
     );
+    // The process's own, under their standard names (issue 29, item 11).
+    assert!(
+        metric_sample(text, "process_cpu_seconds_total").unwrap() > 0.0,
+        "{text}"
+    );
+    assert!(metric_sample(text, "process_resident_memory_bytes").unwrap() > 1e6);
+    assert!(metric_sample(text, "process_open_fds").unwrap() >= 3.0);
+    assert!(metric_sample(text, "process_max_fds").unwrap() >= 1024.0);
+    let started = metric_sample(text, "process_start_time_seconds").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (now - 600.0..=now + 1.0).contains(&started),
+        "{started} vs {now}"
+    );
     assert!(text.ends_with("# EOF\n"));
     assert_eq!(get(addr, "/nothing").status, 404);
 }
