@@ -51,6 +51,9 @@ pub struct Served {
     group: Arc<GroupCommit>,
     /// "Last seen" times waiting for [`Served::flush_seen`] (see `seen`).
     seen: Arc<Seen>,
+    /// The serial each zone's secondaries were notified of, as pdns said (`set_notified`):
+    /// what `updated_zones` leaves out while the write is behind.
+    notified: Arc<std::sync::Mutex<std::collections::HashMap<i64, u32>>>,
     /// The update path's reads, memoised while the served index is current (see `memo`).
     memos: Arc<Memos>,
 }
@@ -113,6 +116,7 @@ impl Served {
             index: None,
             group: Arc::default(),
             seen: Arc::default(),
+            notified: Arc::default(),
             memos: Arc::default(),
         }
     }
@@ -140,7 +144,14 @@ impl Served {
 
     /// The zones whose serial secondaries have not been notified of.
     pub fn updated_zones(&self) -> Result<Vec<Zone>, StoreError> {
-        self.store.read(zones::list_updated_zones)
+        let mut zones = self.store.read(zones::list_updated_zones)?;
+        // Notified already, the write still behind: not again.
+        let notified = self
+            .notified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        zones.retain(|zone| notified.get(&zone.id) != Some(&zone.serial));
+        Ok(zones)
     }
 
     /// The zone at apex `name` with every record it serves, SOA first; `None` for a zone we
@@ -159,11 +170,24 @@ impl Served {
     }
 
     /// Records that secondaries of zone `zone_id` were notified of `serial`; false for an
-    /// unknown zone. Blocking (a commit of its own, rare): async code calls it from a
-    /// blocking thread.
+    /// unknown zone. Answered from memory and written behind (within a second, and at the
+    /// stop): pdns's communicator calls it with a timeout, and a write that waits on a slow
+    /// disk (an fsync of seconds under load) must not end pdns. A write lost in a crash
+    /// costs one NOTIFY again. A read (never behind a write in WAL mode).
     pub fn set_notified(&self, zone_id: i64, serial: u32) -> Result<bool, StoreError> {
-        self.committer()
-            .write(|tx| zones::set_notified(tx, zone_id, serial))
+        if self
+            .store
+            .read(|conn| zones::get_zone_by_id(conn, zone_id))?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        self.notified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(zone_id, serial);
+        self.seen.note_notified(zone_id, serial);
+        Ok(true)
     }
 
     /// Lifts every abuse flag (they live in memory: a host flagged before this start is not

@@ -36,11 +36,16 @@ pub(super) struct Pending {
     domains: HashMap<i64, String>,
     /// Newest state per (user id, host, start of the episode).
     episodes: HashMap<(i64, String, std::time::SystemTime), Episode>,
+    /// The serial each zone's secondaries were last notified of (pdns's setNotified).
+    notified: HashMap<i64, u32>,
 }
 
 impl Pending {
     fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.domains.is_empty() && self.episodes.is_empty()
+        self.keys.is_empty()
+            && self.domains.is_empty()
+            && self.episodes.is_empty()
+            && self.notified.is_empty()
     }
 
     /// Writes the times on `conn` (inside the caller's transaction). The statements never
@@ -54,6 +59,9 @@ impl Pending {
         }
         for ((user_id, host, _), episode) in &self.episodes {
             record_episode(conn, *user_id, host, episode)?;
+        }
+        for (zone_id, serial) in &self.notified {
+            crate::store::zones::set_notified(conn, *zone_id, *serial)?;
         }
         Ok(())
     }
@@ -69,6 +77,11 @@ impl Seen {
         for domain_id in domain_ids {
             pending.domains.insert(*domain_id, now.to_string());
         }
+    }
+
+    /// Notes that zone `zone_id`'s secondaries were notified of `serial`.
+    pub(super) fn note_notified(&self, zone_id: i64, serial: u32) {
+        lock(&self.pending).notified.insert(zone_id, serial);
     }
 
     /// Notes the newest state of an abuse episode.
@@ -106,6 +119,9 @@ impl Seen {
         }
         for (key, episode) in taken.episodes {
             pending.episodes.entry(key).or_insert(episode);
+        }
+        for (zone_id, serial) in taken.notified {
+            pending.notified.entry(zone_id).or_insert(serial);
         }
     }
 }
