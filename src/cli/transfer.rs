@@ -381,8 +381,9 @@ pub(super) fn import_domains(
             .iter()
             .map(|zone| (zone.name.as_str(), zone))
             .collect();
-        let owners: HashMap<String, i64> = users::list_users(conn)?
-            .into_iter()
+        let users = users::list_users(conn)?;
+        let owners: HashMap<String, i64> = users
+            .iter()
             .flat_map(|user| {
                 [
                     (user.username.clone(), user.id),
@@ -390,7 +391,7 @@ pub(super) fn import_domains(
                 ]
             })
             .collect();
-        let usernames: HashMap<i64, String> = users::list_users(conn)?
+        let usernames: HashMap<i64, String> = users
             .into_iter()
             .map(|user| (user.id, user.username))
             .collect();

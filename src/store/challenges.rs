@@ -70,9 +70,7 @@ pub fn present(
     let Some(zone_id) = owned_host_zone(conn, user_id, host)? else {
         return Ok(ChallengeOutcome::NoHost);
     };
-    let apex: String = conn
-        .prepare_cached("SELECT name FROM zones WHERE id = ?1")?
-        .query_row([zone_id], |row| row.get(0))?;
+    let apex = super::zones::apex_of(conn, zone_id)?;
     if let Some(conflict) = ownership::check(host.as_str(), user_id, &apex, &StoredHolders(conn))? {
         return Ok(ChallengeOutcome::Disputed(conflict));
     }

@@ -228,9 +228,7 @@ where
     H: Holders,
     StoreError: From<H::Error>,
 {
-    let apex: String = conn
-        .prepare_cached("SELECT name FROM zones WHERE id = ?1")?
-        .query_row([zone_id], |row| row.get(0))?;
+    let apex = super::zones::apex_of(conn, zone_id)?;
     if let Some(conflict) = ownership::check(fqdn.as_str(), user_id, &apex, holders)? {
         return Err(StoreError::Conflict(conflict.to_string()));
     }

@@ -151,6 +151,13 @@ pub fn get_zone_by_id(conn: &Connection, zone_id: i64) -> Result<Option<Zone>, S
     Ok(statement.query_row([zone_id], zone_from_row).optional()?)
 }
 
+/// The apex of zone `zone_id` (an error when there is no such zone).
+pub fn apex_of(conn: &Connection, zone_id: i64) -> Result<String, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT name FROM zones WHERE id = ?1")?
+        .query_row([zone_id], |row| row.get(0))?)
+}
+
 /// The zone whose apex is exactly `name` (lower case, no final dot), if any.
 pub fn get_zone_by_name(conn: &Connection, name: &str) -> Result<Option<Zone>, StoreError> {
     let mut statement =
