@@ -349,3 +349,25 @@ WHEN NOT EXISTS (SELECT 1 FROM domains WHERE fqdn = old.fqdn)
 BEGIN
     DELETE FROM acme_challenges WHERE name = '_acme-challenge.' || old.fqdn;
 END;
+
+-- migration 8: login blocks, for admins to see and lift
+
+-- The password-guessing throttle lives in the service's memory (README, "Password guessing");
+-- this is what admins see of it: one row per account or client address blocked now, written
+-- by the service when a block starts (within about a second), and emptied at each start (a
+-- restart ends every block). `certadns-ddns user unlock` sets `unlock_requested_at`; the
+-- running service lifts the block within a second and deletes the row.
+CREATE TABLE login_blocks (
+    id                  INTEGER PRIMARY KEY,
+    -- The account whose logins (username or email) failed, or the client address that
+    -- failed: exactly one of them.
+    user_id             INTEGER UNIQUE REFERENCES users (id) ON DELETE CASCADE,
+    client              TEXT    UNIQUE,
+    -- Failures within the window that started the block.
+    failures            INTEGER NOT NULL CHECK (failures >= 1),
+    blocked_at          TEXT    NOT NULL,
+    -- Passwords are not checked for it until then (`badauth` at once).
+    blocked_until       TEXT    NOT NULL,
+    unlock_requested_at TEXT,
+    CHECK ((user_id IS NULL) <> (client IS NULL))
+);

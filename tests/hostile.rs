@@ -738,3 +738,129 @@ fn guesses_at_an_accounts_username_and_email_share_one_budget() {
     update([127, 0, 10, 1], "bob@example.com", common::PASSWORD).assert(401, "badauth");
     assert_eq!(env.stored_ip("bob.dyn.example", "A"), None);
 }
+
+/// Issue 29, item 11: an admin sees the login blocks under way (`user blocked`) and lifts one
+/// (`user unlock`) without a restart; a restart starts with none listed.
+#[test]
+fn an_admin_sees_and_lifts_login_blocks() {
+    let env = TestEnv::new();
+    env.seed();
+    let config = format!(
+        "{CLIENTS}\nlimits.auth-failure-limit = 3\nlimits.auth-failure-cooldown-secs = 600\n\
+         log-level = \"info\""
+    );
+    let mut daemon = env.spawn(&config);
+    let addr = daemon.addr;
+    let update = |source: [u8; 4], login: &str, password: &str, ip: &str| {
+        let raw = get(
+            &format!("/nic/update?hostname=bob.dyn.example&myip={ip}"),
+            &[("Authorization", &basic(login, password))],
+        );
+        request_from(source, addr, &raw).expect("an answer")
+    };
+    let blocked = || -> Vec<serde_json::Value> {
+        serde_json::from_str(&env.cli_ok(&["user", "blocked", "--json"])).expect("JSON")
+    };
+    assert!(blocked().is_empty());
+    assert!(
+        env.cli_ok(&["user", "unlock", "bob"])
+            .contains("user bob is not blocked")
+    );
+
+    // bob's account, guessed from three addresses; and one address guessing unknown logins.
+    for n in 1..=3 {
+        update([127, 0, 8, n], "bob", "guess", "192.0.2.66").assert(401, "badauth");
+        update(
+            [127, 0, 11, 1],
+            &format!("nobody{n}"),
+            "guess",
+            "192.0.2.66",
+        )
+        .assert(401, "badauth");
+    }
+    // Noted within a second: polled, as an admin would.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let listed = blocked();
+        if listed.len() == 2 || Instant::now() > deadline {
+            break listed;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0]["username"], "bob", "{listed:?}");
+    assert_eq!(listed[0]["failures"], 3, "{listed:?}");
+    assert_eq!(listed[1]["client"], "127.0.11.1", "{listed:?}");
+    let columns = env.cli_ok(&["user", "blocked"]);
+    assert!(
+        columns.contains("ACCOUNT") && columns.contains("127.0.11.1"),
+        "{columns}"
+    );
+
+    // Blocked: the right password from a new address gets the cheap badauth...
+    update([127, 0, 12, 1], "bob", common::PASSWORD, "192.0.2.3").assert(401, "badauth");
+    // ...until an admin lifts it, at once.
+    let said = env.cli_ok(&["user", "unlock", "Bob"]);
+    assert!(
+        said.starts_with("unlocked user bob (blocked since ") && said.contains("after 3 failures"),
+        "{said}"
+    );
+    update([127, 0, 12, 1], "bob", common::PASSWORD, "192.0.2.3").assert(200, "good 192.0.2.3");
+    assert!(daemon.log().contains("login block lifted on request"));
+    // The address is still blocked for every login (alice's password, never checked yet, is
+    // not even tried), until lifted too.
+    let alice = || {
+        let raw = get(
+            "/nic/update?hostname=home.dyn.example&myip=192.0.2.4",
+            &[("Authorization", &basic("alice", common::PASSWORD))],
+        );
+        request_from([127, 0, 11, 1], addr, &raw).expect("an answer")
+    };
+    alice().assert(401, "badauth");
+    let said = env.cli_ok(&["user", "unlock", "--client", "127.0.11.1"]);
+    assert!(said.starts_with("unlocked client 127.0.11.1"), "{said}");
+    alice().assert(200, "good 192.0.2.4");
+    assert!(blocked().is_empty());
+    assert!(
+        env.cli_ok(&["user", "unlock", "bob"])
+            .contains("user bob is not blocked")
+    );
+    let unknown = env.cli(&["user", "unlock", "nosuch"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("nosuch"));
+
+    // A block left at a stop is neither listed nor kept by the next start.
+    for n in 1..=3 {
+        update([127, 0, 8, n], "bob", "guess", "192.0.2.66").assert(401, "badauth");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while blocked().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(blocked().len(), 1);
+    assert_eq!(daemon.terminate(), Some(0));
+    let stopped = env.cli(&["user", "blocked"]);
+    assert!(
+        String::from_utf8_lossy(&stopped.stderr).contains("no `certadns-ddns serve` runs"),
+        "{stopped:?}"
+    );
+    assert!(
+        env.cli_ok(&["user", "unlock", "bob"])
+            .contains("not blocked: no `certadns-ddns serve` runs")
+    );
+    let daemon = env.spawn(&config);
+    assert!(blocked().is_empty());
+    let rows: i64 = env
+        .db()
+        .query_row("SELECT count(*) FROM login_blocks", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(rows, 0);
+    let addr = daemon.addr;
+    let raw = get(
+        "/nic/update?hostname=bob.dyn.example&myip=192.0.2.5",
+        &[("Authorization", &basic("bob", common::PASSWORD))],
+    );
+    request_from([127, 0, 12, 2], addr, &raw)
+        .expect("an answer")
+        .assert(200, "good 192.0.2.5");
+}

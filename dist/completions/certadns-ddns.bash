@@ -181,6 +181,9 @@ _certadns__ddns() {
             certadns__ddns__subcmd__help__subcmd__user,add)
                 cmd="certadns__ddns__subcmd__help__subcmd__user__subcmd__add"
                 ;;
+            certadns__ddns__subcmd__help__subcmd__user,blocked)
+                cmd="certadns__ddns__subcmd__help__subcmd__user__subcmd__blocked"
+                ;;
             certadns__ddns__subcmd__help__subcmd__user,disable)
                 cmd="certadns__ddns__subcmd__help__subcmd__user__subcmd__disable"
                 ;;
@@ -204,6 +207,9 @@ _certadns__ddns() {
                 ;;
             certadns__ddns__subcmd__help__subcmd__user,remove)
                 cmd="certadns__ddns__subcmd__help__subcmd__user__subcmd__remove"
+                ;;
+            certadns__ddns__subcmd__help__subcmd__user,unlock)
+                cmd="certadns__ddns__subcmd__help__subcmd__user__subcmd__unlock"
                 ;;
             certadns__ddns__subcmd__help__subcmd__zone,add)
                 cmd="certadns__ddns__subcmd__help__subcmd__zone__subcmd__add"
@@ -268,6 +274,9 @@ _certadns__ddns() {
             certadns__ddns__subcmd__user,add)
                 cmd="certadns__ddns__subcmd__user__subcmd__add"
                 ;;
+            certadns__ddns__subcmd__user,blocked)
+                cmd="certadns__ddns__subcmd__user__subcmd__blocked"
+                ;;
             certadns__ddns__subcmd__user,disable)
                 cmd="certadns__ddns__subcmd__user__subcmd__disable"
                 ;;
@@ -295,8 +304,14 @@ _certadns__ddns() {
             certadns__ddns__subcmd__user,remove)
                 cmd="certadns__ddns__subcmd__user__subcmd__remove"
                 ;;
+            certadns__ddns__subcmd__user,unlock)
+                cmd="certadns__ddns__subcmd__user__subcmd__unlock"
+                ;;
             certadns__ddns__subcmd__user__subcmd__help,add)
                 cmd="certadns__ddns__subcmd__user__subcmd__help__subcmd__add"
+                ;;
+            certadns__ddns__subcmd__user__subcmd__help,blocked)
+                cmd="certadns__ddns__subcmd__user__subcmd__help__subcmd__blocked"
                 ;;
             certadns__ddns__subcmd__user__subcmd__help,disable)
                 cmd="certadns__ddns__subcmd__user__subcmd__help__subcmd__disable"
@@ -324,6 +339,9 @@ _certadns__ddns() {
                 ;;
             certadns__ddns__subcmd__user__subcmd__help,remove)
                 cmd="certadns__ddns__subcmd__user__subcmd__help__subcmd__remove"
+                ;;
+            certadns__ddns__subcmd__user__subcmd__help,unlock)
+                cmd="certadns__ddns__subcmd__user__subcmd__help__subcmd__unlock"
                 ;;
             certadns__ddns__subcmd__zone,add)
                 cmd="certadns__ddns__subcmd__zone__subcmd__add"
@@ -1104,7 +1122,7 @@ _certadns__ddns() {
             return 0
             ;;
         certadns__subcmd__ddns__subcmd__help__subcmd__user)
-            opts="add plan password disable enable import export remove list"
+            opts="add plan password disable enable import export remove blocked unlock list"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1118,6 +1136,20 @@ _certadns__ddns() {
             return 0
             ;;
         certadns__subcmd__ddns__subcmd__help__subcmd__user__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__help__subcmd__user__subcmd__blocked)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1230,6 +1262,20 @@ _certadns__ddns() {
             return 0
             ;;
         certadns__subcmd__ddns__subcmd__help__subcmd__user__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__help__subcmd__user__subcmd__unlock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1794,7 +1840,7 @@ _certadns__ddns() {
             return 0
             ;;
         certadns__subcmd__ddns__subcmd__user)
-            opts="-h --db --config --help add plan password disable enable import export remove list help"
+            opts="-h --db --config --help add plan password disable enable import export remove blocked unlock list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1830,6 +1876,28 @@ _certadns__ddns() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__user__subcmd__blocked)
+            opts="-h --json --db --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1916,7 +1984,7 @@ _certadns__ddns() {
             return 0
             ;;
         certadns__subcmd__ddns__subcmd__user__subcmd__help)
-            opts="add plan password disable enable import export remove list help"
+            opts="add plan password disable enable import export remove blocked unlock list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1930,6 +1998,20 @@ _certadns__ddns() {
             return 0
             ;;
         certadns__subcmd__ddns__subcmd__user__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__user__subcmd__help__subcmd__blocked)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2069,6 +2151,20 @@ _certadns__ddns() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        certadns__subcmd__ddns__subcmd__user__subcmd__help__subcmd__unlock)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         certadns__subcmd__ddns__subcmd__user__subcmd__import)
             opts="-h --format --skip-invalid --db --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -2168,6 +2264,32 @@ _certadns__ddns() {
                 return 0
             fi
             case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__user__subcmd__unlock)
+            opts="-h --client --db --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --client)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -61,7 +61,8 @@ enum Command {
     /// Zones served (add, set, remove, list).
     #[command(subcommand)]
     Zone(zone::ZoneCommand),
-    /// Accounts (add, plan, password, disable, enable, import, export, remove, list).
+    /// Accounts (add, plan, password, disable, enable, import, export, remove, blocked, unlock,
+    /// list).
     #[command(subcommand)]
     User(user::UserCommand),
     /// API keys (create, list, revoke).

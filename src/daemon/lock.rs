@@ -2,7 +2,8 @@
 //! process. A second `serve` on the same file (other ports, so nothing else stops it) would
 //! answer pdns from its own index, purge caches twice and hold the fd store's sockets apart;
 //! it is refused at start, naming the database and the process that serves it. The admin CLI
-//! takes no lock: it works beside the running service.
+//! takes no lock: it works beside the running service, and asks [`serving_process`] when it
+//! needs to know whether one runs (`user unlock`).
 //!
 //! `flock(2)` ends with the process, however it ends, so a crash leaves no stale lock; the
 //! file stays (with the last holder's pid) and is reused.
@@ -45,6 +46,23 @@ pub(super) enum LockError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// The pid of the `serve` that holds `database`'s lock, as it wrote it ("unknown" if it did
+/// not); None when no process serves it (or the lock file cannot be read: a CLI without the
+/// rights to read it could not have seen a service's state either).
+pub fn serving_process(database: &Path) -> Option<String> {
+    let mut file = std::fs::File::open(lock_path(database)).ok()?;
+    let mut holder = String::new();
+    let _ = file.read_to_string(&mut holder);
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(_unlocked_at_drop) => None,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Some(match holder.trim() {
+            "" => "unknown".to_string(),
+            pid => pid.to_string(),
+        }),
+        Err(_) => None,
+    }
 }
 
 /// The lock file of `database`.

@@ -12,6 +12,8 @@
 mod lock;
 mod reload;
 
+pub use lock::serving_process;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -314,10 +316,7 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
         inflight: Arc::clone(backend.inflight()),
     };
     let reloading = tokio::spawn(live.run(hangups, stopped.clone()));
-    let expiring = tokio::spawn(expire_challenges_until_stopped(
-        live_updater,
-        stopped.clone(),
-    ));
+    let expiring = tokio::spawn(housekeeping_until_stopped(live_updater, stopped.clone()));
     let handler = move |request, peer| {
         let service = Arc::clone(&service);
         async move { service.handle(request, peer).await }
@@ -550,17 +549,27 @@ const CHALLENGE_EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
 /// there are some).
 const KEY_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Removes expired ACME challenge values every [`CHALLENGE_EXPIRY_INTERVAL`], and revoked API
-/// keys past their retention every [`KEY_PRUNE_INTERVAL`] (and at start), until the stop.
-async fn expire_challenges_until_stopped(updater: Updater, mut stopped: watch::Receiver<bool>) {
-    let mut ticks = tokio::time::interval(CHALLENGE_EXPIRY_INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut prunes = tokio::time::interval(KEY_PRUNE_INTERVAL);
-    prunes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// How often login blocks that started are noted and admins' requests to lift one are read
+/// (a read, only while some block may be under way).
+const LOGIN_BLOCK_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Removes expired ACME challenge values every [`CHALLENGE_EXPIRY_INTERVAL`], revoked API
+/// keys past their retention every [`KEY_PRUNE_INTERVAL`] (and at start), and notes and
+/// lifts login blocks every [`LOGIN_BLOCK_SYNC_INTERVAL`], until the stop.
+async fn housekeeping_until_stopped(updater: Updater, mut stopped: watch::Receiver<bool>) {
+    let interval = |period| {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    };
+    let mut ticks = interval(CHALLENGE_EXPIRY_INTERVAL);
+    let mut prunes = interval(KEY_PRUNE_INTERVAL);
+    let mut blocks = interval(LOGIN_BLOCK_SYNC_INTERVAL);
     loop {
         tokio::select! {
             _ = ticks.tick() => updater.expire_challenges().await,
             _ = prunes.tick() => updater.prune_revoked_keys().await,
+            _ = blocks.tick() => updater.sync_login_blocks().await,
             () = crate::net::stop_requested(&mut stopped) => return,
         }
     }

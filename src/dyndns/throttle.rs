@@ -7,8 +7,8 @@
 //! dumps or the log. Bounded like the other limits (`abuse.rs`).
 
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use hmac::{KeyInit, Mac};
 
@@ -174,6 +174,33 @@ impl Drop for Attempt {
     }
 }
 
+/// A block that started, for admins to see (`user blocked`) and lift (`user unlock`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedBlock {
+    /// Who is blocked: a client address or an account (a login that names no account has
+    /// nobody to lift it for, and is not noted).
+    pub key: FailureKey,
+    /// Failures that started it.
+    pub failures: u32,
+    /// When it started.
+    pub at: SystemTime,
+    /// When it ends unless lifted.
+    pub until: SystemTime,
+}
+
+/// How many started blocks wait for [`AuthThrottle::take_started`] at most (it runs every
+/// second; a flood of addresses each failing beyond the limit keeps only the first ones).
+const STARTED_CAPACITY: usize = 10_000;
+
+/// Blocks noted for admins, and the end of the latest one.
+#[derive(Debug, Default)]
+struct Started {
+    /// Blocks not yet taken.
+    blocks: Vec<StartedBlock>,
+    /// When the latest block started so far ends: until then some block may be under way.
+    latest_end: Option<Instant>,
+}
+
 /// Refuses cheaply after repeated authentication failures.
 #[derive(Debug)]
 pub struct AuthThrottle {
@@ -181,6 +208,8 @@ pub struct AuthThrottle {
     rules: arc_swap::ArcSwap<ThrottleRules>,
     /// State by key.
     states: Bounded<FailureKey, FailureState>,
+    /// Blocks started, for admins.
+    started: Mutex<Started>,
 }
 
 /// When [`AuthThrottle`] blocks (config keys `auth-failure-*`).
@@ -204,7 +233,40 @@ impl AuthThrottle {
                 cooldown,
             }),
             states: Bounded::new(),
+            started: Mutex::default(),
         }
+    }
+
+    /// Takes the blocks started since the last call (of client addresses and accounts).
+    pub fn take_started(&self) -> Vec<StartedBlock> {
+        std::mem::take(&mut self.started_lock().blocks)
+    }
+
+    /// Whether some block may be under way (one started and has not run its course; a lifted
+    /// one still counts until then).
+    pub fn any_blocked(&self) -> bool {
+        self.started_lock()
+            .latest_end
+            .is_some_and(|end| Instant::now() < end)
+    }
+
+    /// Lifts the block of `key` and forgets its failures (an admin's `user unlock`); whether
+    /// there was a block under way.
+    pub fn lift(&self, key: &FailureKey) -> bool {
+        let now = Instant::now();
+        self.states
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop(key)
+            .is_some_and(|state| state.blocked_until.is_some_and(|until| now < until))
+    }
+
+    /// The started blocks, locked.
+    fn started_lock(&self) -> std::sync::MutexGuard<'_, Started> {
+        self.started
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Applies `rules` from now on. Blocks under way last as long as they were given; counts
@@ -301,7 +363,7 @@ impl AuthThrottle {
             || FailureState::new(now),
             |state| {
                 if state.blocked_until.is_some_and(|until| now < until) {
-                    return false;
+                    return None;
                 }
                 if state.blocked_until.is_some()
                     || now.duration_since(state.window_start) > rules.window
@@ -314,12 +376,25 @@ impl AuthThrottle {
                 state.count += 1;
                 if state.count >= rules.limit {
                     state.blocked_until = Some(now + rules.cooldown);
-                    return true;
+                    return Some(state.count);
                 }
-                false
+                None
             },
         );
-        if started {
+        if let Some(failures) = started {
+            let mut started = self.started_lock();
+            let end = now + rules.cooldown;
+            started.latest_end = Some(started.latest_end.map_or(end, |latest| latest.max(end)));
+            if !matches!(key, FailureKey::Login(_)) && started.blocks.len() < STARTED_CAPACITY {
+                let at = SystemTime::now();
+                started.blocks.push(StartedBlock {
+                    key: key.clone(),
+                    failures,
+                    at,
+                    until: at + rules.cooldown,
+                });
+            }
+            drop(started);
             crate::metrics::metrics()
                 .limiter_episodes
                 .get_or_create(&crate::metrics::NameLabels {
@@ -330,7 +405,8 @@ impl AuthThrottle {
                 ?key,
                 limit = rules.limit,
                 cooldown_secs = rules.cooldown.as_secs(),
-                "repeated authentication failures; refusing without checking passwords during the cool-down"
+                "repeated authentication failures; refusing without checking passwords during the \
+                 cool-down (`certadns-ddns user blocked` lists the blocks, `user unlock` lifts one)"
             );
         }
     }

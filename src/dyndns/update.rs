@@ -27,6 +27,7 @@ use crate::purge::Purger;
 use crate::served::{ReadStamp, Served};
 use crate::store::audit::ChangeContext;
 use crate::store::keys::ApiKey;
+use crate::store::logins::{Blocked, LoginBlock};
 use crate::store::updates::{HostOutcome, PrefixUpdate, UpdatePlan};
 use crate::store::users::User;
 use crate::store::{StoreError, timestamp};
@@ -268,6 +269,56 @@ impl Updater {
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "revoked API keys past their retention deleted"),
             Err(error) => tracing::warn!(%error, "cannot delete old revoked API keys"),
+        }
+    }
+
+    /// Writes the login blocks that started since the last call (for `user blocked`), and
+    /// lifts those an admin asked to (`user unlock`): a read of the requests, and only while
+    /// some block may be under way. `serve` calls it every second.
+    pub async fn sync_login_blocks(&self) {
+        let throttle = &self.guards.auth_throttle;
+        let started: Vec<LoginBlock> = throttle
+            .take_started()
+            .into_iter()
+            .filter_map(|block| {
+                Some(LoginBlock {
+                    subject: match block.key {
+                        FailureKey::Account(user_id) => Blocked::Account(user_id),
+                        FailureKey::Client(address) => Blocked::Client(address),
+                        FailureKey::Login(_) => return None,
+                    },
+                    failures: block.failures,
+                    blocked_at: block.at,
+                    blocked_until: block.until,
+                })
+            })
+            .collect();
+        if !started.is_empty() {
+            if let Err(error) = self.served.record_login_blocks(started).await {
+                tracing::warn!(%error, "cannot note the login blocks for `user blocked`");
+            }
+        }
+        if !throttle.any_blocked() {
+            return;
+        }
+        let requests = match self.served.login_unlock_requests() {
+            Ok(requests) if requests.is_empty() => return,
+            Ok(requests) => requests,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the requests to lift login blocks");
+                return;
+            }
+        };
+        for subject in &requests {
+            let key = match *subject {
+                Blocked::Account(user_id) => FailureKey::Account(user_id),
+                Blocked::Client(address) => FailureKey::Client(address),
+            };
+            let lifted = throttle.lift(&key);
+            tracing::info!(?key, lifted, "login block lifted on request (user unlock)");
+        }
+        if let Err(error) = self.served.forget_login_blocks(requests).await {
+            tracing::warn!(%error, "cannot note the login blocks lifted");
         }
     }
 

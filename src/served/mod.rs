@@ -32,6 +32,7 @@ use crate::store::abuse::Episode;
 use crate::store::changes::forget_changes;
 use crate::store::domains::{Domain, find_owned_domains};
 use crate::store::keys::{ApiKey, find_key_by_hash};
+use crate::store::logins::{self, Blocked, LoginBlock};
 use crate::store::records::{ServedRecord, zone_records};
 use crate::store::updates::{self, Applied, HostOutcome, UpdatePlan};
 use crate::store::users::{User, find_user_by_login};
@@ -190,11 +191,31 @@ impl Served {
         Ok(true)
     }
 
-    /// Lifts every abuse flag (they live in memory: a host flagged before this start is not
-    /// any more); how many were lifted.
+    /// Lifts every abuse flag and forgets every login block (they live in memory: a host
+    /// flagged or a login blocked before this start is not any more); how many flags were
+    /// lifted.
     pub async fn lift_abuse_flags(&self) -> Result<usize, StoreError> {
-        self.write(|tx| crate::store::abuse::lift_all(tx, &timestamp()))
+        self.write(|tx| {
+            crate::store::logins::clear_all(tx)?;
+            crate::store::abuse::lift_all(tx, &timestamp())
+        })
+        .await
+    }
+
+    /// Writes the login blocks that started, for `user blocked` and `user unlock`.
+    pub async fn record_login_blocks(&self, blocks: Vec<LoginBlock>) -> Result<(), StoreError> {
+        self.write(move |tx| logins::record_blocks(tx, &blocks, std::time::SystemTime::now()))
             .await
+    }
+
+    /// The login blocks an admin asked to lift (`user unlock`). A read.
+    pub fn login_unlock_requests(&self) -> Result<Vec<Blocked>, StoreError> {
+        self.store.read(logins::unlock_requests)
+    }
+
+    /// Forgets the login blocks lifted on request.
+    pub async fn forget_login_blocks(&self, lifted: Vec<Blocked>) -> Result<(), StoreError> {
+        self.write(move |tx| logins::forget(tx, &lifted)).await
     }
 
     /// The held names that break the one-name-one-owner rule (a store made before it), each

@@ -21,6 +21,7 @@ pub mod challenges;
 pub mod changes;
 pub mod domains;
 pub mod keys;
+pub mod logins;
 pub mod records;
 mod schema;
 pub mod sessions;
