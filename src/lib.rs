@@ -33,8 +33,10 @@
 //! * [`log`]: tracing setup.
 //! * [`metrics`]: the Prometheus metrics and health checks of `metrics-listen`.
 
+pub mod abuse;
 pub mod auth;
 pub mod backend;
+pub mod bounded;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -53,6 +53,34 @@ const MAX_PENDING: usize = 10_000;
 const MAX_WAITERS: usize = 4_096;
 
 /// Purges names on every configured pdns. Cheap to clone.
+/// The purger in use and how long an answer waits for a purge's first attempt, shared by
+/// everything that answers after a change (the update and ACME endpoints, the challenge
+/// expiry) and replaced by a reload (SIGHUP). Cheap to clone: every clone sees the same.
+#[derive(Clone, Debug, Default)]
+pub struct Purging(Arc<arc_swap::ArcSwapOption<(Purger, Duration)>>);
+
+impl Purging {
+    /// Purges with `purging` from the next change on (None: no purges), in every clone.
+    pub fn set(&self, purging: Option<(Purger, Duration)>) {
+        self.0.store(purging.map(Arc::new));
+    }
+
+    /// The purger and wait in use, if any.
+    pub fn get(&self) -> Option<(Purger, Duration)> {
+        self.0.load_full().map(|purging| (*purging).clone())
+    }
+
+    /// Purges `names` from pdns's caches, waiting at most the configured wait
+    /// (`purge-wait-ms`) for the first attempt (the purge goes on in the background if it
+    /// takes longer).
+    pub async fn purge(&self, names: Vec<String>) {
+        if let Some(purging) = self.0.load_full() {
+            let (purger, wait) = &*purging;
+            let _ = tokio::time::timeout(*wait, purger.purge(names)).await;
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Purger {
     /// The front-ends.

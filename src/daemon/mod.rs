@@ -21,16 +21,17 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::auth::Authenticator;
 use crate::backend::{Backend, BackendHttpService, serve_tcp, serve_unix, unix_listener};
 use crate::config::{Config, ConfigSource};
 use crate::dashboard::{Dashboard, DashboardOptions};
-use crate::dyndns::update::{Guards, Updater};
+use crate::dyndns::update::Updater;
 use crate::dyndns::{ServiceOptions, UpdateService};
 use crate::handover::{Handover, Inherited};
 use crate::intel::{IntelError, IpIntel};
 use crate::log::LogFilter;
 use crate::net::{AllowList, Networks, ServerOptions, serve_http};
-use crate::purge::Purger;
+use crate::purge::{Purger, Purging};
 use crate::served::{IndexLoad, Served};
 use crate::store::{Store, StoreError, StoreOptions};
 
@@ -265,29 +266,30 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
     let backend = Backend::new(store.clone());
     let seen_store = store.clone();
     let dashboard_store = store.clone();
-    let updater = Updater::new(store, Guards::new(&config.limits)).with_intel(intel);
+    let authenticator = Authenticator::new(store.clone(), &config.limits);
+    let purging = Purging::default();
+    let updater = Updater::new(store, authenticator.clone(), &config.limits)
+        .with_intel(intel)
+        .with_purging(purging.clone());
     let purger = Purger::new(&config.pdns.api)
         .map(|purger| purger.after_answers(Arc::clone(backend.inflight())));
-    let updater = match purger {
-        Some(purger) => {
-            tracing::info!(
-                front_ends = config.pdns.api.len(),
-                "purging pdns caches after changes"
-            );
-            if restored {
-                // Everything may have changed: pdns's whole caches go ("" is the root).
-                let flushing = purger.clone();
-                tokio::spawn(async move { flushing.purge(vec![String::new()]).await });
-            }
-            updater.with_purger(purger, config.pdns.purge_wait)
+    if let Some(purger) = purger {
+        tracing::info!(
+            front_ends = config.pdns.api.len(),
+            "purging pdns caches after changes"
+        );
+        if restored {
+            // Everything may have changed: pdns's whole caches go ("" is the root).
+            let flushing = purger.clone();
+            tokio::spawn(async move { flushing.purge(vec![String::new()]).await });
         }
-        None => updater,
-    };
+        purging.set(Some((purger, config.pdns.purge_wait)));
+    }
     let mut service = UpdateService::new(updater.clone(), ServiceOptions::new(&config));
     if config.dashboard.enabled {
         service = service.with_dashboard(Dashboard::new(
             dashboard_store,
-            updater.clone(),
+            authenticator.clone(),
             DashboardOptions::new(&config),
         ));
     }
@@ -310,13 +312,18 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
         log,
         service: Arc::clone(&service),
         updater,
+        purging,
         trusted,
         backend_allowed: Arc::clone(&backend_allowed),
         audit: Arc::new(std::sync::Mutex::new(reloader)),
         inflight: Arc::clone(backend.inflight()),
     };
     let reloading = tokio::spawn(live.run(hangups, stopped.clone()));
-    let expiring = tokio::spawn(housekeeping_until_stopped(live_updater, stopped.clone()));
+    let expiring = tokio::spawn(housekeeping_until_stopped(
+        live_updater,
+        authenticator,
+        stopped.clone(),
+    ));
     let handler = move |request, peer| {
         let service = Arc::clone(&service);
         async move { service.handle(request, peer).await }
@@ -556,7 +563,11 @@ const LOGIN_BLOCK_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Removes expired ACME challenge values every [`CHALLENGE_EXPIRY_INTERVAL`], revoked API
 /// keys past their retention every [`KEY_PRUNE_INTERVAL`] (and at start), and notes and
 /// lifts login blocks every [`LOGIN_BLOCK_SYNC_INTERVAL`], until the stop.
-async fn housekeeping_until_stopped(updater: Updater, mut stopped: watch::Receiver<bool>) {
+async fn housekeeping_until_stopped(
+    updater: Updater,
+    authenticator: Authenticator,
+    mut stopped: watch::Receiver<bool>,
+) {
     let interval = |period| {
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -568,8 +579,8 @@ async fn housekeeping_until_stopped(updater: Updater, mut stopped: watch::Receiv
     loop {
         tokio::select! {
             _ = ticks.tick() => updater.expire_challenges().await,
-            _ = prunes.tick() => updater.prune_revoked_keys().await,
-            _ = blocks.tick() => updater.sync_login_blocks().await,
+            _ = prunes.tick() => authenticator.prune_revoked_keys().await,
+            _ = blocks.tick() => authenticator.sync_login_blocks().await,
             () = crate::net::stop_requested(&mut stopped) => return,
         }
     }

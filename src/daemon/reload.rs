@@ -28,7 +28,7 @@ use crate::inflight::InFlight;
 use crate::intel::{IpIntel, Reloader};
 use crate::log::LogFilter;
 use crate::net::{AllowList, Networks};
-use crate::purge::Purger;
+use crate::purge::{Purger, Purging};
 
 /// What a reload can change, and the configuration running.
 pub(super) struct Live {
@@ -40,8 +40,10 @@ pub(super) struct Live {
     pub log: LogFilter,
     /// The update endpoints and the pages.
     pub service: Arc<UpdateService>,
-    /// The guards and the purger.
+    /// The update pace and authentication's limits.
     pub updater: Updater,
+    /// The purger in use.
+    pub purging: Purging,
     /// `trusted-proxies` as the update listener's per-client cap exempts them.
     pub trusted: Networks,
     /// `backend-allow-from` of the backend's network listeners.
@@ -181,7 +183,7 @@ impl Live {
             applied.push("backend-allow-from");
         }
         if config.pdns != running.pdns {
-            let current = self.updater.purging();
+            let current = self.purging.get();
             let purger = match purger {
                 Some(next) => {
                     if let Some((old, _)) = &current {
@@ -196,8 +198,8 @@ impl Live {
                 purge_wait_ms = config.pdns.purge_wait.as_millis(),
                 "pdns front-ends to purge"
             );
-            self.updater
-                .set_purging(purger.map(|purger| (purger, config.pdns.purge_wait)));
+            self.purging
+                .set(purger.map(|purger| (purger, config.pdns.purge_wait)));
             applied.push("pdns");
         }
         if let Some(next) = audit {

@@ -3,7 +3,7 @@
 //!
 //! [`Dashboard::handle`] is the one router. Each user sees only their own rows: every read
 //! takes the session's user id, and a name or key of someone else answers as one that does
-//! not exist (404). Signing in is checked by [`Updater::sign_in`], the same code as Basic
+//! not exist (404). Signing in is checked by [`Authenticator::sign_in`], the same code as Basic
 //! authentication on the update endpoints, so the throttle and the password-check limits
 //! hold here too. `session` holds the cookies and the CSRF tokens; `pages` the HTML.
 //!
@@ -30,9 +30,8 @@ use maud::Markup;
 
 use self::pages::{Frame, KeysNotice, Nav, Paging};
 use self::session::{Cookies, Token};
+use crate::auth::{AuthError, Authenticator};
 use crate::dyndns::client::ClientAddress;
-use crate::dyndns::response::ReturnCode;
-use crate::dyndns::update::Updater;
 use crate::dyndns::{collect_body, text};
 use crate::model::{DomainName, SCOPE_DOMAINS_UPDATE};
 use crate::served::{KeyRefusal, Served};
@@ -79,7 +78,7 @@ pub struct Dashboard {
     /// The store.
     served: Served,
     /// Checks sign-ins as Basic authentication is checked.
-    updater: Updater,
+    authenticator: Authenticator,
     /// Settings and cookies, replaced by a reload (SIGHUP).
     settings: Arc<arc_swap::ArcSwap<Settings>>,
 }
@@ -180,11 +179,11 @@ impl FrameData {
 type Answer = Response<Full<Bytes>>;
 
 impl Dashboard {
-    /// The pages over `served`, signing in with `updater`.
-    pub fn new(served: Served, updater: Updater, options: DashboardOptions) -> Self {
+    /// The pages over `served`, signing in with `authenticator`.
+    pub fn new(served: Served, authenticator: Authenticator, options: DashboardOptions) -> Self {
         Self {
             served,
-            updater,
+            authenticator,
             settings: Arc::new(arc_swap::ArcSwap::from_pointee(Settings::new(options))),
         }
     }
@@ -405,9 +404,9 @@ impl Dashboard {
             ));
         }
         let source = client.source;
-        let user_id = match self.updater.sign_in(login, password, client).await {
+        let user_id = match self.authenticator.sign_in(login, password, source).await {
             Ok(user_id) => user_id,
-            Err(ReturnCode::Busy) => {
+            Err(AuthError::Busy) => {
                 tracing::warn!(client = %source, "sign-in refused: password checks queue full");
                 return Err(page(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -419,7 +418,7 @@ impl Dashboard {
                     ),
                 ));
             }
-            Err(ReturnCode::Throttled(seconds)) => {
+            Err(AuthError::Throttled(seconds)) => {
                 tracing::info!(client = %source, "sign-in refused: too many attempts");
                 let minutes = seconds.div_ceil(60);
                 let mut answer = self.sign_in_page(
@@ -435,7 +434,7 @@ impl Dashboard {
                 }
                 return Err(answer);
             }
-            Err(ReturnCode::Badauth) => {
+            Err(AuthError::Refused) => {
                 tracing::info!(client = %source, "sign-in refused");
                 return Err(self.sign_in_page(
                     StatusCode::UNAUTHORIZED,
@@ -443,7 +442,10 @@ impl Dashboard {
                     Some("Incorrect username, email or password."),
                 ));
             }
-            Err(_) => return Err(store_failure(StoreError::Task("sign-in".into()))),
+            Err(AuthError::Store(error)) => return Err(store_failure(error)),
+            Err(AuthError::Broken) => {
+                return Err(store_failure(StoreError::Task("sign-in".into())));
+            }
         };
         let token = Token::generate();
         let lifetime = self.settings().options.session_lifetime;
@@ -681,7 +683,7 @@ impl Dashboard {
                 key.prefix.clone(),
                 key.hash.clone(),
                 vec![SCOPE_DOMAINS_UPDATE.to_string()],
-                self.updater.revoked_key_retention(),
+                self.authenticator.revoked_key_retention(),
             )
             .await;
         match created {

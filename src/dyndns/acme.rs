@@ -26,9 +26,9 @@ use serde::Deserialize;
 
 use super::UpdateService;
 use super::client::ClientAddress;
-use super::request::{Credentials, Endpoint, TxtChange, header_credentials};
+use super::request::TxtChange;
 use super::response::{AddressList, Answer, ReturnCode};
-use super::update::Purpose;
+use crate::auth::{Credentials, Purpose, header_credentials};
 use crate::model::{AuthMethod, DomainName};
 use crate::store::challenges::{CHALLENGE_LABEL, ChallengeOutcome};
 
@@ -106,8 +106,7 @@ impl UpdateService {
         let Some(lifetime) = self.options.load().acme_lifetime else {
             return super::text(StatusCode::NOT_FOUND, "not found");
         };
-        let credentials =
-            header_credentials(Endpoint::Nic, header_bytes(&request, header::AUTHORIZATION));
+        let credentials = header_credentials(header_bytes(&request, header::AUTHORIZATION), true);
         let body = match self.read_json::<HttpReqBody>(request).await {
             Ok(body) => body,
             Err(response) => return response,

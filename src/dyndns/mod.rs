@@ -4,14 +4,11 @@
 //! [`request`] (parsing), [`update`] (authentication and the write) and [`response`] (codes);
 //! this file only adapts hyper requests to them and their results to hyper responses.
 
-pub mod abuse;
 mod acme;
 pub mod address;
 pub mod client;
-mod password;
 pub mod request;
 pub mod response;
-pub mod throttle;
 pub mod update;
 
 use std::net::SocketAddr;
@@ -183,9 +180,9 @@ impl UpdateService {
         let parsed = update.parse();
         let auth = match &parsed.credentials {
             None => "none",
-            Some(request::Credentials::Bearer(_)) => "bearer",
-            Some(request::Credentials::Password { method, .. }) => method.as_str(),
-            Some(request::Credentials::Malformed) => "malformed",
+            Some(crate::auth::Credentials::Bearer(_)) => "bearer",
+            Some(crate::auth::Credentials::Password { method, .. }) => method.as_str(),
+            Some(crate::auth::Credentials::Malformed) => "malformed",
         };
         let started = std::time::Instant::now();
         let answer = match (parsed.ambiguity, parsed.txt.clone()) {

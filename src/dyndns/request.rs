@@ -3,11 +3,9 @@
 //! strings).
 
 use super::address::{AddressPlan, plan_addresses};
+use crate::auth::{Credentials, header_credentials};
 use crate::model::{AuthMethod, DomainName, IpError, PrefixError};
 use crate::store::updates::PrefixUpdate;
-use base64::Engine as _;
-use base64::engine::DecodePaddingMode;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 
 /// Which family of endpoint was called: they differ only in the credentials they accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,41 +14,6 @@ pub enum Endpoint {
     Basic,
     /// `/nic/update` and its aliases: Bearer, Basic and query parameters.
     Nic,
-}
-
-/// The credentials a request carries, by the first method present.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Credentials {
-    /// `Authorization: Bearer <key>`.
-    Bearer(String),
-    /// A login (username or email) and a password or API key, from Basic or the parameters.
-    Password {
-        /// Where they came from.
-        method: AuthMethod,
-        /// Username or email.
-        login: String,
-        /// Account password or API key.
-        password: String,
-    },
-    /// An authorization that is present but unusable (bad base64, no colon, a username without
-    /// a password...). Always `badauth`.
-    Malformed,
-}
-
-impl std::fmt::Debug for Credentials {
-    /// Never prints a secret.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Bearer(_) => f.write_str("Bearer(<redacted>)"),
-            Self::Password { method, login, .. } => {
-                write!(
-                    f,
-                    "Password {{ method: {method}, login: {login:?}, password: <redacted> }}"
-                )
-            }
-            Self::Malformed => f.write_str("Malformed"),
-        }
-    }
 }
 
 /// Most hostnames one request may name (Dyn's limit); more is `numhost`.
@@ -273,15 +236,17 @@ pub fn parse_update_request(
         }
     }
 
-    let credentials = header_credentials(endpoint, authorization).or(match (username, password) {
-        (Some(login), Some(password)) => Some(Credentials::Password {
-            method: AuthMethod::Query,
-            login,
-            password,
-        }),
-        (None, None) => None,
-        _ => Some(Credentials::Malformed),
-    });
+    let credentials = header_credentials(authorization, endpoint == Endpoint::Nic).or(
+        match (username, password) {
+            (Some(login), Some(password)) => Some(Credentials::Password {
+                method: AuthMethod::Query,
+                login,
+                password,
+            }),
+            (None, None) => None,
+            _ => Some(Credentials::Malformed),
+        },
+    );
 
     UpdateRequest {
         hostnames: hostname
@@ -300,50 +265,10 @@ pub fn parse_update_request(
     }
 }
 
-/// Base64 as browsers and routers send it: standard alphabet, padding optional.
-const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
-
-/// Credentials from the `Authorization` header, if it holds a scheme we take here.
-pub(super) fn header_credentials(
-    endpoint: Endpoint,
-    authorization: Option<&[u8]>,
-) -> Option<Credentials> {
-    let header = std::str::from_utf8(authorization?).ok()?.trim();
-    let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
-    let value = value.trim();
-    if scheme.eq_ignore_ascii_case("bearer") && endpoint == Endpoint::Nic {
-        return Some(if value.is_empty() {
-            Credentials::Malformed
-        } else {
-            Credentials::Bearer(value.to_string())
-        });
-    }
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = LENIENT_BASE64
-        .decode(value)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok());
-    // Split at the first colon only: passwords may contain colons, usernames may not.
-    Some(
-        match decoded.as_deref().and_then(|text| text.split_once(':')) {
-            Some((login, password)) if !login.is_empty() => Credentials::Password {
-                method: AuthMethod::Basic,
-                login: login.to_string(),
-                password: password.to_string(),
-            },
-            _ => Credentials::Malformed,
-        },
-    )
-}
-
 #[cfg(test)]
 mod test {
     use super::*;
+    use base64::Engine as _;
 
     fn basic(login_password: &str) -> Vec<u8> {
         format!(

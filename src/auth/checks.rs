@@ -5,7 +5,14 @@
 
 use std::sync::Arc;
 
-use super::response::ReturnCode;
+/// Why a password check did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckError {
+    /// The queue is full: answered `911` (503), which clients treat as "retry later".
+    Busy,
+    /// No check thread took it (never in a healthy process).
+    Broken,
+}
 
 /// Bounds the password checks (argon2id: about 19 MiB and 15 ms of CPU each): they run on
 /// `concurrency` threads of their own, at most `queue` more wait, and a request beyond that is
@@ -193,9 +200,9 @@ impl PasswordChecks {
     /// The result of the check identified by `key`, running `check` only if no identical
     /// check is under way (else waiting for that one's result). Errors are not shared: each
     /// waiter whose check could not run gets its own.
-    pub(super) async fn coalesced<F>(&self, key: [u8; 32], check: F) -> Result<bool, ReturnCode>
+    pub(super) async fn coalesced<F>(&self, key: [u8; 32], check: F) -> Result<bool, CheckError>
     where
-        F: std::future::Future<Output = Result<bool, ReturnCode>>,
+        F: std::future::Future<Output = Result<bool, CheckError>>,
     {
         let cell = Arc::clone(
             self.under_way
@@ -220,7 +227,7 @@ impl PasswordChecks {
     pub(super) async fn run<T: Send + 'static>(
         &self,
         check: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ReturnCode> {
+    ) -> Result<T, CheckError> {
         use std::sync::atomic::Ordering;
         let permit = match self.permits.try_acquire() {
             Ok(permit) => permit,
@@ -228,7 +235,7 @@ impl PasswordChecks {
                 if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue.load(Ordering::SeqCst)
                 {
                     self.waiting.fetch_sub(1, Ordering::SeqCst);
-                    return Err(ReturnCode::Busy);
+                    return Err(CheckError::Busy);
                 }
                 let waiting = &crate::metrics::metrics().password_checks_waiting;
                 waiting.inc();
@@ -248,11 +255,11 @@ impl PasswordChecks {
         });
         if self.jobs.send(job).is_err() {
             tracing::error!("no password-check thread is running");
-            return Err(ReturnCode::Dnserr);
+            return Err(CheckError::Broken);
         }
         result.await.map_err(|_| {
             tracing::error!("a password check failed");
-            ReturnCode::Dnserr
+            CheckError::Broken
         })
     }
 }
@@ -281,9 +288,9 @@ mod test {
         // A failed check (a full queue) and an abandoned one leave no entry either.
         assert_eq!(
             checks
-                .coalesced([2; 32], async { Err(ReturnCode::Busy) })
+                .coalesced([2; 32], async { Err(CheckError::Busy) })
                 .await,
-            Err(ReturnCode::Busy)
+            Err(CheckError::Busy)
         );
         let abandoned = tokio::time::timeout(
             Duration::from_millis(5),
@@ -317,7 +324,7 @@ mod test {
         }
         let mut busy = 0;
         while let Some(result) = runs.join_next().await {
-            if result.unwrap() == Err(ReturnCode::Busy) {
+            if result.unwrap() == Err(CheckError::Busy) {
                 busy += 1;
             }
         }

@@ -1,73 +1,21 @@
-//! In-memory limits against clients that misbehave: update floods here, password guessing in
-//! `throttle.rs`.
+//! Update floods: the pace of update requests per user and host, shared by the update
+//! endpoints and the ACME ones (a script flooding either is held to the same pace).
 //!
-//! Clients retry forever (ddclient every 300 s even after `badauth` or `abuse`), so these never
-//! ban for good: they make the misbehaviour cheap to answer for a cool-down, then forget. Both
-//! are bounded LRU maps, so a flood of distinct keys cannot grow memory, and each logs once
-//! when an episode starts, not once per request.
+//! Clients retry forever (ddclient every 300 s even after `badauth` or `abuse`), so this never
+//! bans for good: it makes the misbehaviour cheap to answer for a cool-down, then forgets
+//! (password guessing has the same shape, in `auth::throttle`). The map is bounded
+//! (`bounded.rs`), so a flood of distinct keys cannot grow memory, and an episode logs once
+//! when it starts, not once per request.
 //!
-//! * [`UpdateRateGuard`]: a host whose update requests stay above the allowed rate for a while
-//!   (not a burst: a sustained flood) is flagged and answered `abuse` (429) until it has been
-//!   quiet for a cool-down. Keyed by user as well as host, so nobody can get another user's
-//!   host flagged.
-//! * `AuthThrottle`: repeated authentication failures from one client address, or for one
-//!   login, are answered `badauth` without running argon2 until a cool-down passes. Checks
-//!   still running count as failures-to-be (`AuthThrottle::begin`), so a burst of
-//!   simultaneous guesses is throttled before its hashes run, not after. Logins are kept only
-//!   as a keyed hash of fixed size (`FailureKey::login`): a flood of long junk logins costs
-//!   the same few bytes each, and no login as typed (a password typed into the username
-//!   field) ever reaches memory dumps or the log.
+//! [`UpdateRateGuard`]: a host whose update requests stay above the allowed rate for a while
+//! (not a burst: a sustained flood) is flagged and answered `abuse` (429) until it has been
+//! quiet for a cool-down. Keyed by user as well as host, so nobody can get another user's host
+//! flagged.
 
-use std::hash::Hash;
-use std::num::NonZeroUsize;
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::bounded::Bounded;
 use crate::store::abuse::Episode;
-
-/// How many keys each limiter remembers.
-pub(super) const CAPACITY: usize = 100_000;
-
-/// A bounded map of per-key state.
-#[derive(Debug)]
-pub(super) struct Bounded<K: Hash + Eq, V> {
-    /// Least recently used keys are forgotten first.
-    pub(super) entries: Mutex<lru::LruCache<K, V>>,
-}
-
-impl<K: Hash + Eq, V> Bounded<K, V> {
-    /// An empty map of [`CAPACITY`] keys.
-    pub(super) fn new() -> Self {
-        Self {
-            entries: Mutex::new(lru::LruCache::new(
-                NonZeroUsize::new(CAPACITY).expect("non-zero"),
-            )),
-        }
-    }
-
-    /// Runs `read` on the state of `key`, if there is one, without touching its recency.
-    pub(super) fn peek<T>(&self, key: &K, read: impl FnOnce(&V) -> T) -> Option<T> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .peek(key)
-            .map(read)
-    }
-
-    /// Runs `update` on the state of `key`, created with `default` if missing.
-    pub(super) fn with<T>(
-        &self,
-        key: K,
-        default: impl FnOnce() -> V,
-        update: impl FnOnce(&mut V) -> T,
-    ) -> T {
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        update(entries.get_or_insert_mut(key, default))
-    }
-}
 
 /// The pace allowed to one host of one user, and what happens beyond it (config keys
 /// `abuse-*`). The defaults let a router send a burst and any sane polling pace for ever.

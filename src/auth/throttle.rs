@@ -4,7 +4,7 @@
 //! guesses is throttled before its hashes run, not after. Logins are kept only as a keyed hash
 //! of fixed size ([`FailureKey::login`]): a flood of long junk logins costs the same few bytes
 //! each, and no login as typed (a password typed into the username field) ever reaches memory
-//! dumps or the log. Bounded like the other limits (`abuse.rs`).
+//! dumps or the log. Bounded like the other limits (`bounded.rs`).
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hmac::{KeyInit, Mac};
 
-use super::abuse::Bounded;
+use crate::bounded::Bounded;
 
 /// Who authentication failures are counted against.
 #[derive(Clone, PartialEq, Eq, Hash)]
