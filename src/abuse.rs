@@ -31,6 +31,16 @@ pub struct PaceRules {
     pub cooldown: Duration,
 }
 
+/// The pace rules of `limits`; None when abuse detection is off.
+pub fn pace_rules(limits: &crate::config::Limits) -> Option<PaceRules> {
+    limits.abuse_detection.then_some(PaceRules {
+        burst: limits.abuse_burst,
+        refill: limits.abuse_refill,
+        flag_after: limits.abuse_flag_after,
+        cooldown: limits.abuse_cooldown,
+    })
+}
+
 /// The pace of one host of one user: a token bucket, and the episode if flagged.
 #[derive(Debug)]
 struct PaceState {

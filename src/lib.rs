@@ -34,15 +34,18 @@
 //! * [`metrics`]: the Prometheus metrics and health checks of `metrics-listen`.
 
 pub mod abuse;
+pub mod acme;
 pub mod auth;
 pub mod backend;
 pub mod bounded;
+pub mod challenges;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dashboard;
 pub mod dyndns;
 pub mod handover;
+pub mod http;
 pub mod inflight;
 pub mod intel;
 pub mod log;
@@ -51,6 +54,7 @@ pub mod model;
 pub mod net;
 pub mod purge;
 pub mod relay;
+pub mod routes;
 pub mod served;
 pub mod store;
 pub mod update_help;

@@ -1,5 +1,6 @@
 //! Numbers to graph, in the Prometheus (OpenMetrics) text format, served with the health checks
-//! on `metrics-listen` (off by default): see [`answer`].
+//! on `metrics-listen` (off by default) by `http::status`. A leaf: the service records into
+//! it, it knows nothing of the service.
 //!
 //! One process-wide set of metrics ([`metrics()`]), named as pdns names its `pdns_auth_`
 //! ones: the `certadns_ddns_` prefix, `_total` for counters, `_seconds` for durations. The
@@ -8,19 +9,12 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-// The plain-text answers of the update endpoints: `no-store`, UTF-8, known length.
-use crate::dyndns::text;
 
 /// Labels of an update's answer lines.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -260,47 +254,6 @@ impl Drop for OpenConnection {
 /// Observes `elapsed` into `histogram`, in seconds.
 pub fn observe(histogram: &Histogram, elapsed: Duration) {
     histogram.observe(elapsed.as_secs_f64());
-}
-
-/// Answers the metrics listener: `/metrics`, `/health/live`, `/health/ready` (whose problems
-/// `ready` returns; none is ready).
-pub async fn answer<F, Fut>(
-    request: &Request<hyper::body::Incoming>,
-    ready: F,
-) -> Response<Full<Bytes>>
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Vec<String>>,
-{
-    if request.method() != Method::GET && request.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-    }
-    match request.uri().path() {
-        "/metrics" => {
-            let mut response = text(StatusCode::OK, &metrics().encode());
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
-            );
-            response
-        }
-        "/health/live" => text(StatusCode::OK, "live\n"),
-        "/health/ready" => {
-            let problems = ready().await;
-            if problems.is_empty() {
-                text(StatusCode::OK, "ready\n")
-            } else {
-                let lines: String = problems
-                    .iter()
-                    .map(|problem| format!("{problem}\n"))
-                    .collect();
-                text(StatusCode::SERVICE_UNAVAILABLE, &lines)
-            }
-        }
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
-    }
 }
 
 #[cfg(test)]

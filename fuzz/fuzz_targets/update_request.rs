@@ -9,7 +9,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use certadns_ddns::dyndns::client::detect_client;
+use certadns_ddns::http::client::detect_client;
 use certadns_ddns::dyndns::request::{Endpoint, MAX_HOSTNAMES, parse_update_request};
 use libfuzzer_sys::fuzz_target;
 

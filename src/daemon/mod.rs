@@ -21,17 +21,21 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::abuse::UpdateRateGuard;
+use crate::acme::Acme;
 use crate::auth::Authenticator;
 use crate::backend::{Backend, BackendHttpService, serve_tcp, serve_unix, unix_listener};
+use crate::challenges::Challenges;
 use crate::config::{Config, ConfigSource};
-use crate::dashboard::{Dashboard, DashboardOptions};
+use crate::dashboard::Dashboard;
+use crate::dyndns::DynDns;
 use crate::dyndns::update::Updater;
-use crate::dyndns::{ServiceOptions, UpdateService};
 use crate::handover::{Handover, Inherited};
 use crate::intel::{IntelError, IpIntel};
 use crate::log::LogFilter;
 use crate::net::{AllowList, Networks, ServerOptions, serve_http};
 use crate::purge::{Purger, Purging};
+use crate::routes::{ServiceOptions, UpdateService};
 use crate::served::{IndexLoad, Served};
 use crate::store::{Store, StoreError, StoreOptions};
 
@@ -268,7 +272,11 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
     let dashboard_store = store.clone();
     let authenticator = Authenticator::new(store.clone(), &config.limits);
     let purging = Purging::default();
-    let updater = Updater::new(store, authenticator.clone(), &config.limits)
+    let rate_guard = Arc::new(UpdateRateGuard::new(crate::abuse::pace_rules(
+        &config.limits,
+    )));
+    let challenges = Challenges::new(store.clone(), Arc::clone(&rate_guard), purging.clone());
+    let updater = Updater::new(store, authenticator.clone(), rate_guard)
         .with_intel(intel)
         .with_purging(purging.clone());
     let purger = Purger::new(&config.pdns.api)
@@ -285,14 +293,16 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
         }
         purging.set(Some((purger, config.pdns.purge_wait)));
     }
-    let mut service = UpdateService::new(updater.clone(), ServiceOptions::new(&config));
-    if config.dashboard.enabled {
-        service = service.with_dashboard(Dashboard::new(
-            dashboard_store,
-            authenticator.clone(),
-            DashboardOptions::new(&config),
-        ));
-    }
+    let options = ServiceOptions::new(&config);
+    let service = UpdateService::new(
+        DynDns::new(updater.clone(), challenges.clone(), options.dyndns),
+        Acme::new(authenticator.clone(), challenges.clone(), options.acme),
+        config
+            .dashboard
+            .enabled
+            .then(|| Dashboard::new(dashboard_store, authenticator.clone(), options.dashboard)),
+        options.trusted_proxies,
+    );
     let trusted = Networks::new(config.updates.trusted_proxies.clone());
     let server_options = ServerOptions::for_updates(listeners, trusted.clone());
     let (stop, stopped) = watch::channel(false);
@@ -305,7 +315,6 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
     // One reference count per request, not a clone of every part of the service.
     let service = Arc::new(service);
     let backend_allowed = Arc::new(AllowList::new(listeners.backend_allowed(), "backend"));
-    let live_updater = updater.clone();
     let live = reload::Live {
         source,
         running: config.clone(),
@@ -320,7 +329,7 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
     };
     let reloading = tokio::spawn(live.run(hangups, stopped.clone()));
     let expiring = tokio::spawn(housekeeping_until_stopped(
-        live_updater,
+        challenges,
         authenticator,
         stopped.clone(),
     ));
@@ -404,7 +413,7 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
         let metrics_handler = move |request: hyper::Request<hyper::body::Incoming>, _peer| {
             let running = running.clone();
             let store = ready_store.clone();
-            async move { crate::metrics::answer(&request, || readiness(store, running)).await }
+            async move { crate::http::status::answer(&request, || readiness(store, running)).await }
         };
         let metrics_options = ServerOptions {
             allow_from: None,
@@ -564,7 +573,7 @@ const LOGIN_BLOCK_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// keys past their retention every [`KEY_PRUNE_INTERVAL`] (and at start), and notes and
 /// lifts login blocks every [`LOGIN_BLOCK_SYNC_INTERVAL`], until the stop.
 async fn housekeeping_until_stopped(
-    updater: Updater,
+    challenges: Challenges,
     authenticator: Authenticator,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -578,7 +587,7 @@ async fn housekeeping_until_stopped(
     let mut blocks = interval(LOGIN_BLOCK_SYNC_INTERVAL);
     loop {
         tokio::select! {
-            _ = ticks.tick() => updater.expire_challenges().await,
+            _ = ticks.tick() => challenges.expire().await,
             _ = prunes.tick() => authenticator.prune_revoked_keys().await,
             _ = blocks.tick() => authenticator.sync_login_blocks().await,
             () = crate::net::stop_requested(&mut stopped) => return,

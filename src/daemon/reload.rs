@@ -21,14 +21,13 @@ use tracing_subscriber::EnvFilter;
 
 use super::notify_systemd;
 use crate::config::{Config, ConfigSource};
-use crate::dashboard::DashboardOptions;
 use crate::dyndns::update::Updater;
-use crate::dyndns::{ServiceOptions, UpdateService};
 use crate::inflight::InFlight;
 use crate::intel::{IpIntel, Reloader};
 use crate::log::LogFilter;
 use crate::net::{AllowList, Networks};
 use crate::purge::{Purger, Purging};
+use crate::routes::{ServiceOptions, UpdateService};
 
 /// What a reload can change, and the configuration running.
 pub(super) struct Live {
@@ -172,8 +171,7 @@ impl Live {
             || config.dashboard != running.dashboard
             || config.acme != running.acme
         {
-            self.service
-                .reconfigure(ServiceOptions::new(&config), DashboardOptions::new(&config));
+            self.service.reconfigure(ServiceOptions::new(&config));
             self.trusted.replace(config.updates.trusted_proxies.clone());
             applied.push("updates, dashboard and acme");
         }

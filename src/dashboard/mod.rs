@@ -25,20 +25,50 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use maud::Markup;
 
 use self::pages::{Frame, KeysNotice, Nav, Paging};
 use self::session::{Cookies, Token};
 use crate::auth::{AuthError, Authenticator};
-use crate::dyndns::client::ClientAddress;
-use crate::dyndns::{collect_body, text};
+use crate::http::body::{self, BodyLimits};
+use crate::http::client::ClientAddress;
+use crate::http::response::{self, Answer, redirect};
 use crate::model::{DomainName, SCOPE_DOMAINS_UPDATE};
 use crate::served::{KeyRefusal, Served};
 use crate::store::StoreError;
 use crate::store::audit::PageStart;
 use crate::store::users::User;
 use crate::update_help::{Subject, UpdateHelp};
+
+/// The pages, as the route table (`routes.rs`) names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// `GET /dashboard`: the user's domains.
+    Domains,
+    /// `GET /dashboard/login`.
+    SignInForm,
+    /// `POST /dashboard/login`.
+    SignIn,
+    /// `POST /dashboard/logout`.
+    SignOut,
+    /// `GET /dashboard/logout`: back to the pages.
+    SignedOut,
+    /// `GET /dashboard/api-keys`.
+    Keys,
+    /// `POST /dashboard/api-keys`.
+    CreateKey,
+    /// `POST /dashboard/api-keys/{id}/revoke`.
+    RevokeKey,
+    /// `GET /dashboard/domains/{fqdn}/history`.
+    History,
+    /// `GET /dashboard/domains/{fqdn}/help`.
+    Help,
+    /// `GET /dashboard/guide`.
+    Guide,
+    /// `GET /dashboard/static/{file}`: the script and the style sheet.
+    Static,
+}
 
 /// What the pages need of the configuration.
 #[derive(Debug, Clone)]
@@ -49,10 +79,8 @@ pub struct DashboardOptions {
     pub session_lifetime: Duration,
     /// Rows per history page.
     pub page_size: u32,
-    /// Largest form body.
-    pub max_body_bytes: usize,
-    /// Time allowed to receive a form body.
-    pub body_read_timeout: Duration,
+    /// Form bodies.
+    pub body: BodyLimits,
 }
 
 impl DashboardOptions {
@@ -66,8 +94,10 @@ impl DashboardOptions {
                 .map(|url| url.trim_end_matches('/').to_string()),
             session_lifetime: config.dashboard.session_lifetime,
             page_size: config.dashboard.history_page_size,
-            max_body_bytes: config.updates.max_body_bytes,
-            body_read_timeout: config.updates.body_read_timeout,
+            body: BodyLimits {
+                max_bytes: config.updates.max_body_bytes,
+                timeout: config.updates.body_read_timeout,
+            },
         }
     }
 }
@@ -175,9 +205,6 @@ impl FrameData {
     }
 }
 
-/// A request's answer, before the headers every page gets.
-type Answer = Response<Full<Bytes>>;
-
 impl Dashboard {
     /// The pages over `served`, signing in with `authenticator`.
     pub fn new(served: Served, authenticator: Authenticator, options: DashboardOptions) -> Self {
@@ -199,64 +226,55 @@ impl Dashboard {
         self.settings.load()
     }
 
-    /// Answers one request under `/dashboard` from `client`.
-    pub async fn handle(&self, request: Request<Incoming>, client: ClientAddress) -> Answer {
-        let path = request.uri().path();
-        let rest = path.strip_prefix("/dashboard").unwrap_or(path).to_string();
-        let method = request.method().clone();
-        if let Some(asset) = rest.strip_prefix("/static/") {
-            return static_file(&method, asset);
-        }
-        let mut answer = match self.route(&method, &rest, request, client).await {
+    /// Answers `page` (the route table found it; `params`: its path's `{name}` segments) from
+    /// `client`, with the pages' security headers.
+    pub async fn handle(
+        &self,
+        page: Page,
+        params: Vec<String>,
+        request: Request<Incoming>,
+        client: ClientAddress,
+    ) -> Answer {
+        let param = params.into_iter().next().unwrap_or_default();
+        let answer = match page {
+            Page::Static => return static_file(&param),
+            Page::SignInForm => self.sign_in_form(&request),
+            Page::SignIn => self.sign_in(request, client).await,
+            Page::SignOut => self.sign_out(request).await,
+            Page::SignedOut => Ok(redirect("/dashboard")),
+            Page::Domains => self.domains(&request),
+            Page::Keys => self.keys(&request, &KeysNotice::None, StatusCode::OK),
+            Page::CreateKey => self.create_key(request).await,
+            Page::RevokeKey => self.revoke_key(request, &param).await,
+            Page::History => self.history(&request, &param),
+            Page::Help => self.help(&request, &param),
+            Page::Guide => self.guide(&request),
+        };
+        let mut answer = match answer {
             Ok(answer) | Err(answer) => answer,
         };
-        secure_headers(answer.headers_mut());
+        with_page_headers(&mut answer);
         answer
     }
 
-    /// Dispatches by method and path (`rest`: the path after `/dashboard`).
-    async fn route(
-        &self,
-        method: &Method,
-        rest: &str,
-        request: Request<Incoming>,
-        client: ClientAddress,
-    ) -> Result<Answer, Answer> {
-        let is_get = *method == Method::GET || *method == Method::HEAD;
-        let is_post = *method == Method::POST;
-        let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
-        match (segments.as_slice(), is_get, is_post) {
-            (["login"], true, _) => self.sign_in_form(&request),
-            (["login"], _, true) => self.sign_in(request, client).await,
-            (["logout"], _, true) => self.sign_out(request).await,
-            (["logout"], true, _) => Ok(redirect("/dashboard")),
-            ([""], true, _) => self.domains(&request),
-            (["api-keys"], true, _) => self.keys(&request, &KeysNotice::None, StatusCode::OK),
-            (["api-keys"], _, true) => self.create_key(request).await,
-            (["api-keys", id, "revoke"], _, true) => self.revoke_key(request, id).await,
-            (["domains", fqdn, "history"], true, _) => self.history(&request, fqdn),
-            (["domains", fqdn, "help"], true, _) => self.help(&request, fqdn),
-            (["guide"], true, _) => self.guide(&request),
-            ([""] | ["login" | "logout" | "api-keys" | "guide"], _, _)
-            | (["api-keys", _, "revoke"] | ["domains", _, "history" | "help"], _, _) => {
-                Ok(method_not_allowed(match segments.as_slice() {
-                    ["login" | "logout" | "api-keys"] => "GET, HEAD, POST",
-                    ["api-keys", ..] => "POST",
-                    _ => "GET, HEAD",
-                }))
-            }
-            _ => {
-                let signed_in = self.signed_in(request.headers())?;
+    /// The page for a path under `/dashboard` that does not exist: 404, in the frame of the
+    /// signed-in user's pages when there is one.
+    pub fn not_found(&self, request: &Request<Incoming>) -> Answer {
+        let mut answer = match self.signed_in(request.headers()) {
+            Ok(signed_in) => {
                 let frame = signed_in.map(|signed_in| {
                     let csrf = signed_in.token.csrf();
                     signed_in.frame(&csrf, Nav::None)
                 });
-                Ok(page(
+                page(
                     StatusCode::NOT_FOUND,
                     pages::not_found(frame.as_ref().map(FrameData::frame).as_ref()),
-                ))
+                )
             }
-        }
+            Err(answer) => answer,
+        };
+        with_page_headers(&mut answer);
+        answer
     }
 
     /// The user of the request's session cookie, if it names a live session.
@@ -330,14 +348,8 @@ impl Dashboard {
     /// The fields of a form body.
     async fn read_form(&self, request: Request<Incoming>) -> Result<Vec<(String, String)>, Answer> {
         let (parts, body) = request.into_parts();
-        let (max_bytes, timeout) = {
-            let settings = self.settings();
-            (
-                settings.options.max_body_bytes,
-                settings.options.body_read_timeout,
-            )
-        };
-        let bytes = collect_body(&parts, body, max_bytes, timeout).await?;
+        let limits = self.settings().options.body;
+        let bytes = body::collect(&parts, body, limits).await?;
         Ok(form_urlencoded::parse(&bytes).into_owned().collect())
     }
 
@@ -882,32 +894,7 @@ fn store_failure(error: StoreError) -> Answer {
 
 /// An HTML page.
 fn page(status: StatusCode, markup: Markup) -> Answer {
-    let mut answer = Response::new(Full::new(Bytes::from(markup.into_string())));
-    *answer.status_mut() = status;
-    answer.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    answer
-}
-
-/// A 303 to `location` (after a form, the browser GETs it).
-fn redirect(location: &'static str) -> Answer {
-    let mut answer = Response::new(Full::new(Bytes::new()));
-    *answer.status_mut() = StatusCode::SEE_OTHER;
-    answer
-        .headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_static(location));
-    answer
-}
-
-/// A 405 naming the allowed methods.
-fn method_not_allowed(allowed: &'static str) -> Answer {
-    let mut answer = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-    answer
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allowed));
-    answer
+    response::html(status, markup.into_string())
 }
 
 /// Adds a `Set-Cookie`.
@@ -918,40 +905,27 @@ fn set_cookie(answer: &mut Answer, cookie: &str) {
     );
 }
 
-/// The headers of every page: the policy, no caching, no sniffing, no framing, no referrer to
-/// other sites (`no-referrer` would make browsers send `Origin: null` on the pages' own forms).
-fn secure_headers(headers: &mut HeaderMap) {
-    let pairs: [(&str, &'static str); 6] = [
-        ("content-security-policy", CSP),
-        ("cache-control", "no-store"),
-        ("x-content-type-options", "nosniff"),
-        ("x-frame-options", "DENY"),
-        ("referrer-policy", "same-origin"),
-        ("cross-origin-opener-policy", "same-origin"),
-    ];
-    for (name, value) in pairs {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
+/// Adds the headers of every answer under `/dashboard`: the policy, no caching, no sniffing,
+/// no framing (see `http::response::page_headers`).
+pub fn with_page_headers(answer: &mut Answer) {
+    response::page_headers(answer.headers_mut(), CSP);
 }
 
 /// A static file: the script or the style sheet, immutable (their URLs change with them).
-fn static_file(method: &Method, name: &str) -> Answer {
-    if *method != Method::GET && *method != Method::HEAD {
-        return method_not_allowed("GET, HEAD");
-    }
+fn static_file(name: &str) -> Answer {
     let found = ASSETS.iter().find(|(url, _, _)| {
         url.strip_prefix("/dashboard/static/")
             .and_then(|rest| rest.split('?').next())
             == Some(name)
     });
     let Some((_, content_type, content)) = found else {
-        let mut answer = text(StatusCode::NOT_FOUND, "not found");
-        secure_headers(answer.headers_mut());
+        let mut answer = response::not_found();
+        with_page_headers(&mut answer);
         return answer;
     };
     let mut answer = Response::new(Full::new(Bytes::from_static(content.as_bytes())));
+    with_page_headers(&mut answer);
     let headers = answer.headers_mut();
-    secure_headers(headers);
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(
         header::CACHE_CONTROL,

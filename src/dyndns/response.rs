@@ -132,12 +132,7 @@ impl ReturnCode {
             Self::BadTxt => {
                 "invalid txt: an ACME challenge value is 1 to 255 base64url characters".into()
             }
-            Self::Disputed => {
-                "disputed: this host is a zone apex, or another account holds a name \
-                               at, above or beneath it; ACME values are refused until an admin \
-                               resolves it"
-                    .into()
-            }
+            Self::Disputed => crate::challenges::DISPUTED.into(),
             other => other.label().to_string(),
         }
     }

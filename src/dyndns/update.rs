@@ -13,27 +13,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::address::{AddressPlan, Target};
-use super::client::ClientAddress;
 use super::request::{HostListError, ParsedUpdate};
 use super::response::{AddressList, Answer, ReturnCode};
-use crate::abuse::{Pace, PaceRules, UpdateRateGuard};
+use crate::abuse::{Pace, UpdateRateGuard};
 use crate::auth::{AuthError, Authenticator, Purpose};
+use crate::http::client::ClientAddress;
 use crate::intel::IpIntel;
 use crate::purge::Purging;
 use crate::served::Served;
 use crate::store::audit::ChangeContext;
 use crate::store::timestamp;
 use crate::store::updates::{HostOutcome, PrefixUpdate, UpdatePlan};
-
-/// The pace rules of `limits`; None when abuse detection is off.
-fn pace_rules(limits: &crate::config::Limits) -> Option<PaceRules> {
-    limits.abuse_detection.then_some(PaceRules {
-        burst: limits.abuse_burst,
-        refill: limits.abuse_refill,
-        flag_after: limits.abuse_flag_after,
-        cooldown: limits.abuse_cooldown,
-    })
-}
 
 /// Applies updates against the store. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -55,12 +45,12 @@ impl Updater {
     pub fn new(
         served: Served,
         authenticator: Authenticator,
-        limits: &crate::config::Limits,
+        rate_guard: Arc<UpdateRateGuard>,
     ) -> Self {
         Self {
             served,
             authenticator,
-            rate_guard: Arc::new(UpdateRateGuard::new(pace_rules(limits))),
+            rate_guard,
             purging: Purging::default(),
             intel: IpIntel::none(),
         }
@@ -92,46 +82,15 @@ impl Updater {
             .map_err(refusal)
     }
 
-    /// Counts a request of `user_id` for `name` against the update pace (see
-    /// [`UpdateRateGuard`]): false when the name is flagged and the request must be answered
-    /// `abuse`. The ACME endpoints use it with the challenge name, so a script that floods
-    /// them is held to the pace of updates.
-    pub(super) fn admit(&self, user_id: i64, name: &str) -> bool {
-        match self.rate_guard.admit(user_id, name) {
-            Pace::Admitted => true,
-            Pace::Refused(episode) => {
-                self.served.note_abuse(user_id, name, &episode);
-                false
-            }
-        }
-    }
-
-    /// The store, as `serve` holds it.
-    pub(super) fn served(&self) -> &Served {
-        &self.served
-    }
-
     /// Purges `names` from pdns's caches (see [`Purging::purge`]).
-    pub(super) async fn purge(&self, names: Vec<String>) {
+    async fn purge(&self, names: Vec<String>) {
         self.purging.purge(names).await;
-    }
-
-    /// Removes the ACME challenge values past their expiry, and purges their names.
-    pub async fn expire_challenges(&self) {
-        match self.served.expire_challenges().await {
-            Ok(names) if names.is_empty() => {}
-            Ok(names) => {
-                tracing::debug!(names = names.len(), "expired ACME challenge values removed");
-                self.purge(names).await;
-            }
-            Err(error) => tracing::warn!(%error, "cannot remove expired ACME challenge values"),
-        }
     }
 
     /// Applies `limits` from now on (a reload, SIGHUP): the update pace here, authentication's
     /// in the authenticator. Hosts flagged stay flagged.
     pub fn reconfigure_limits(&self, limits: &crate::config::Limits) {
-        self.rate_guard.set_rules(pace_rules(limits));
+        self.rate_guard.set_rules(crate::abuse::pace_rules(limits));
         self.authenticator.reconfigure(limits);
     }
 
