@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use super::{Admin, print_line, print_listing};
 use crate::intel::IpIntel;
-use crate::model::{DomainName, HostSuffix, RecordType, check_family, parse_ip};
+use crate::model::{DomainName, HostSuffix, RecordType, check_family, parse_ip, parse_subnet_id};
 use crate::store::audit::ChangeContext;
 use crate::store::{StoreError, abuse, domains, records, timestamp, users, zones};
 
@@ -93,15 +93,6 @@ pub(super) struct PrefixArgs {
     /// Another name of the same owner: a prefix sent for it updates this host too.
     #[arg(long, value_name = "NAME")]
     follows: Option<String>,
-}
-
-/// A subnet id, decimal or `0x` hexadecimal.
-pub(super) fn parse_subnet_id(text: &str) -> Result<u64, String> {
-    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => text.parse(),
-    }
-    .map_err(|error| format!("{text:?}: {error}"))
 }
 
 impl PrefixArgs {

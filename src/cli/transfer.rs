@@ -140,7 +140,7 @@ impl DomainRow {
             None => 64,
         };
         let subnet: u64 = match subnet {
-            Some(text) => super::domain::parse_subnet_id(&text)
+            Some(text) => crate::model::parse_subnet_id(&text)
                 .map_err(|error| format!("subnet_id {error}"))?,
             None => 0,
         };

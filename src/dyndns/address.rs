@@ -4,7 +4,6 @@
 
 use std::net::IpAddr;
 
-use super::request::AddressParameter;
 use crate::model::{IpError, parse_ip};
 
 /// What to do with one address family of a host.
@@ -54,6 +53,19 @@ impl AddressPlan {
             self.order.push(is_v6);
         }
     }
+}
+
+/// The request parameters that carry addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressParameter {
+    /// `myip`: one address of either family, or `v4,v6` (Dyn, No-IP, ddclient >= 3.11).
+    MyIp,
+    /// `ip`: as `myip` (deSEC, dynv6).
+    Ip,
+    /// `myipv4` or `ipv4`: the IPv4 address (deSEC, dynu, OpenWRT templates).
+    Ipv4,
+    /// `myipv6` or `ipv6`: the IPv6 address.
+    Ipv6,
 }
 
 /// Turns the address parameters into a plan, strictly: every value must parse (or be

@@ -2,10 +2,10 @@
 //! the client's address. Pure: no store, no hyper types (the HTTP adapter hands over bytes and
 //! strings).
 
-use super::address::{AddressPlan, plan_addresses};
+use super::address::{AddressParameter, AddressPlan, plan_addresses};
 use crate::auth::{Credentials, header_credentials};
+use crate::model::PrefixUpdate;
 use crate::model::{AuthMethod, DomainName, IpError, PrefixError};
-use crate::store::updates::PrefixUpdate;
 
 /// Which family of endpoint was called: they differ only in the credentials they accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,19 +18,6 @@ pub enum Endpoint {
 
 /// Most hostnames one request may name (Dyn's limit); more is `numhost`.
 pub const MAX_HOSTNAMES: usize = 20;
-
-/// The request parameters that carry addresses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AddressParameter {
-    /// `myip`: one address of either family, or `v4,v6` (Dyn, No-IP, ddclient >= 3.11).
-    MyIp,
-    /// `ip`: as `myip` (deSEC, dynv6).
-    Ip,
-    /// `myipv4` or `ipv4`: the IPv4 address (deSEC, dynu, OpenWRT templates).
-    Ipv4,
-    /// `myipv6` or `ipv6`: the IPv6 address.
-    Ipv6,
-}
 
 /// Everything the update logic needs from a request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,11 +19,12 @@ use crate::abuse::{Pace, UpdateRateGuard};
 use crate::auth::{AuthError, Authenticator, Purpose};
 use crate::http::client::ClientAddress;
 use crate::intel::IpIntel;
+use crate::model::PrefixUpdate;
 use crate::purge::Purging;
 use crate::served::Served;
 use crate::store::audit::ChangeContext;
 use crate::store::timestamp;
-use crate::store::updates::{HostOutcome, PrefixUpdate, UpdatePlan};
+use crate::store::updates::{HostOutcome, UpdatePlan};
 
 /// Applies updates against the store. Cheap to clone.
 #[derive(Clone, Debug)]

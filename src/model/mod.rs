@@ -11,7 +11,7 @@ pub mod rdata;
 pub use self::ip::{
     CountryCode, IpError, IpFacts, check_family, ip_tags, is_special_tag, parse_ip,
 };
-pub use self::prefix::{DelegatedPrefix, HostSuffix, PrefixError};
+pub use self::prefix::{DelegatedPrefix, HostSuffix, PrefixError, PrefixUpdate, parse_subnet_id};
 
 use std::fmt;
 use std::net::IpAddr;

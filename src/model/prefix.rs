@@ -199,6 +199,25 @@ impl HostSuffix {
     }
 }
 
+/// A prefix an update carries, and the parameter it came in (for the audit row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefixUpdate {
+    /// The prefix.
+    pub prefix: DelegatedPrefix,
+    /// `ip6lanprefix`, `ipv6prefix`, `myipv6` or `ipv6`.
+    pub parameter: &'static str,
+}
+
+/// A subnet id as typed (the CLI, an import's `subnet_id` column): decimal or `0x`
+/// hexadecimal.
+pub fn parse_subnet_id(text: &str) -> Result<u64, String> {
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    }
+    .map_err(|error| format!("{text:?}: {error}"))
+}
+
 #[cfg(test)]
 mod test {
     use super::*;

@@ -5,9 +5,9 @@ use std::net::{IpAddr, Ipv6Addr};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::audit::{Change, ChangeContext, insert_audit};
-use super::updates::PrefixUpdate;
 use super::zones::bump_serial;
 use super::{StoreError, conflict_on_unique};
+use crate::model::PrefixUpdate;
 use crate::model::ownership::{self, HolderMap, Holders, OwnershipConflict};
 use crate::model::{DomainName, HostSuffix, RecordType};
 

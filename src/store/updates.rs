@@ -16,16 +16,7 @@ use super::domains::{
     Domain, change_address_from, find_followers, find_owned_domains, touch_checked,
 };
 use super::keys::touch_key;
-use crate::model::{DelegatedPrefix, DomainName, IpError, PrefixError, RecordType, check_family};
-
-/// A prefix an update carries, and the parameter it came in (for the audit row).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrefixUpdate {
-    /// The prefix.
-    pub prefix: DelegatedPrefix,
-    /// `ip6lanprefix`, `ipv6prefix`, `myipv6` or `ipv6`.
-    pub parameter: &'static str,
-}
+use crate::model::{DomainName, IpError, PrefixError, PrefixUpdate, RecordType, check_family};
 
 /// An authenticated update, parsed and checked as far as it can be without the store.
 #[derive(Debug, Clone)]
