@@ -795,7 +795,7 @@ def connectable(port):
 
 
 class FdStore:
-    """systemd's side of the fd store, as tests/common/service_manager.rs plays it: a notify
+    """systemd's side of the fd store, as tests/it/common/service_manager.rs plays it: a notify
     socket that keeps FDSTORE=1 fds by FDNAME (FDSTOREREMOVE=1 drops them), and a start that
     passes them back at fd 3 onwards with LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID."""
 

@@ -12,6 +12,7 @@
 //! Needs `pdns_server`, `dig` and `dnsperf` (Debian: pdns-server, pdns-backend-remote,
 //! dnsutils, dnsperf); without them each test says why and passes, unless `REQUIRE_E2E=1`.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

@@ -248,7 +248,7 @@ impl Store {
             // `serve` opens every connection at start and keeps them: no connection is ever
             // opened (or recycled) in the background while it runs, so SQLite touches the
             // `-shm` file only for requests. A connection opening while someone truncates that
-            // file dies with SIGBUS (tests/hostile.rs provoked it one run in ten).
+            // file dies with SIGBUS (tests/it/hostile.rs provoked it one run in ten).
             .min_idle(Some(if options.keep_idle {
                 options.max_connections.max(1)
             } else {

@@ -2,7 +2,7 @@
 //! address and of the client, from a real GeoLite2 database and from databases and lists made
 //! here; files replaced under the running service; files that cannot be used at start.
 
-mod common;
+use crate::common;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{BIN, Daemon, TestEnv};
+use crate::common::{BIN, Daemon, TestEnv};
 use nix::sys::signal::Signal;
 
 /// The GeoLite2-City database of tests/fetch-geolite2.sh (fetched on first use, once per test
@@ -39,7 +39,7 @@ fn geolite2() -> Option<PathBuf> {
 /// A MaxMind-format database of `database_type` holding `records` (network, value).
 fn database<T: serde::Serialize>(database_type: &str, records: &[(&str, T)]) -> Vec<u8> {
     let mut writer = mmdb_writer::Writer::builder(database_type)
-        .description(&[("en", "made by tests/audit.rs")])
+        .description(&[("en", "made by tests/it/audit.rs")])
         .build();
     for (network, value) in records {
         writer

@@ -9,13 +9,11 @@
 
 #![allow(clippy::print_stdout, reason = "the test reports how long lego took")]
 
-mod common;
-
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Pdns, PdnsApiEndpoint, TestEnv, backend_call, free_port, require_tool};
+use crate::common::{Pdns, PdnsApiEndpoint, TestEnv, backend_call, free_port, require_tool};
 use serde_json::json;
 
 /// A process stopped when dropped.

@@ -4,11 +4,9 @@
 //! it), and every TOML block must load as a configuration. What needs a network or a running
 //! pdns is not run here; the end-to-end tests run those parts.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::BIN;
+use crate::common::BIN;
 
 /// The documents checked: the READMEs and the Markdown examples.
 fn documents() -> Vec<PathBuf> {

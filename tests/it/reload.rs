@@ -3,13 +3,13 @@
 //! what cannot is named and keeps its running value, a broken file is refused whole, and
 //! updates go on through reloads without a lost or wrong answer.
 
-mod common;
+use crate::common;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::{Daemon, PASSWORD, Pdns, PdnsApiEndpoint, TestEnv, dig, require_tool};
+use crate::common::{Daemon, PASSWORD, Pdns, PdnsApiEndpoint, TestEnv, dig, require_tool};
 use nix::sys::signal::Signal;
 
 /// The line logged when a reload is applied.

@@ -1,11 +1,11 @@
 //! `metrics-listen`: the Prometheus metrics after real traffic, and the health checks, against
 //! the real binary.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 
-use common::{TestEnv, metric_sample};
+use crate::common::{TestEnv, metric_sample};
 
 fn get(addr: SocketAddr, path: &str) -> common::HttpResponse {
     common::send_raw(

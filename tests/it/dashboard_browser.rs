@@ -7,13 +7,11 @@
 //! Skipped (a failure with `REQUIRE_E2E=1`) when `chromium` or `chromedriver` is missing;
 //! `.ci/run` installs both.
 
-mod common;
-
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, PASSWORD, TestEnv, free_port, require_tool};
+use crate::common::{Daemon, PASSWORD, TestEnv, free_port, require_tool};
 use fantoccini::elements::Element;
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};

@@ -1,11 +1,11 @@
 //! ACME DNS-01 challenge values against the real binary: lego's `httpreq` calls, acme-dns's
 //! `/update`, `txt=` on `/nic/update`; who may set what, where; served through the backend at
 //! once; removed on cleanup and on expiry. The whole path with real programs (pebble, lego,
-//! pdns_server) is `tests/acme_lego.rs`.
+//! pdns_server) is `tests/it/acme_lego.rs`.
 
-mod common;
+use crate::common;
 
-use common::{Daemon, PASSWORD, TestEnv, backend_call, backend_contents, basic};
+use crate::common::{Daemon, PASSWORD, TestEnv, backend_call, backend_contents, basic};
 use serde_json::json;
 
 /// A value as ACME makes them: base64url of a SHA-256, 43 characters.

@@ -1,8 +1,8 @@
 //! The admin CLI through the real binary: output, exit codes, what lands in the store.
 
-mod common;
+use crate::common;
 
-use common::{BIN, PASSWORD, TestEnv};
+use crate::common::{BIN, PASSWORD, TestEnv};
 
 /// stderr of a failed command, asserting it failed with one line.
 #[track_caller]
@@ -91,7 +91,7 @@ fn init_creates_the_database_from_the_schema_and_nothing_else_does() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    let migrations = include_str!("../schema.sql")
+    let migrations = include_str!("../../schema.sql")
         .lines()
         .filter(|line| line.starts_with("-- migration "))
         .count()

@@ -11,13 +11,13 @@
     reason = "the test reports a skip and the delays it measured"
 )]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{PASSWORD, Pdns, PdnsApiEndpoint, TestEnv, dig, free_port, require_tool};
+use crate::common::{PASSWORD, Pdns, PdnsApiEndpoint, TestEnv, dig, free_port, require_tool};
 
 /// The schema Debian ships for the gsqlite3 backend.
 const GSQLITE3_SCHEMA: &str = "/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql";

@@ -1,7 +1,7 @@
 //! The PowerDNS remote backend on the wire, without pdns: captured pdns 4.7.3 requests
 //! replayed over each connector (golden replies), and bad input that must not hurt.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, TestEnv, connect_from, unix_call};
+use crate::common::{Daemon, TestEnv, connect_from, unix_call};
 use serde_json::{Value, json};
 
 /// One captured request and the reply pdns got for it.

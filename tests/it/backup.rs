@@ -1,13 +1,13 @@
 //! `certadns-ddns backup PATH` against the running service, and the documented restore (stop,
 //! put the copy in place, start).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use common::TestEnv;
+use crate::common::TestEnv;
 
 /// Adds `count` more DDNS domains to the store (SQL: the CLI takes a process per domain), so
 /// that a copy takes a while.

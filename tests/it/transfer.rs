@@ -2,9 +2,9 @@
 //! `user import`. Every bad row named by its line, nothing imported unless `--skip-invalid`,
 //! round trips, and imports served at once by a running service.
 
-mod common;
+use crate::common;
 
-use common::{PASSWORD, TestEnv};
+use crate::common::{PASSWORD, TestEnv};
 
 fn write(env: &TestEnv, name: &str, text: &str) -> String {
     let path = env.dir.path().join(name);

@@ -2,11 +2,11 @@
 //! stack and its address forms, tolerant parsing, always-200, and the abuse limits.
 //! (`clients.rs` runs the real ddclient and inadyn.)
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{Daemon, PASSWORD, TestEnv, basic, send_raw};
+use crate::common::{Daemon, PASSWORD, TestEnv, basic, send_raw};
 
 /// A seeded environment with `dual.dyn.example` (A and AAAA of alice) and a running daemon.
 fn started(extra_config: &str) -> (TestEnv, Daemon) {

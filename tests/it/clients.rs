@@ -6,12 +6,10 @@
 //! Needs `ddclient` and `inadyn`: without them each test prints why and passes, unless
 //! `REQUIRE_E2E=1`, as in CI.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{Daemon, TestEnv, require_tool};
+use crate::common::{Daemon, TestEnv, require_tool};
 
 /// The password of `testuser`, as in the captured ddclient configuration: `:` and `&` inside.
 const CLIENT_PASSWORD: &str = "testpass:w/ colon&amp";

@@ -8,12 +8,12 @@
 
 #![allow(clippy::print_stdout, reason = "the test reports what it measured")]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use common::{Pdns, PdnsApiEndpoint, TestEnv, dig, require_tool};
+use crate::common::{Pdns, PdnsApiEndpoint, TestEnv, dig, require_tool};
 
 /// Hosts updated in turn.
 const HOSTS: usize = 10;

@@ -6,14 +6,16 @@
 //! read from `/proc/PID/status`; times are generous bounds that fail clearly when a protection
 //! is missing, not benchmarks.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, HttpResponse, TestEnv, basic, connect_from, parse_response, unix_call};
+use crate::common::{
+    Daemon, HttpResponse, TestEnv, basic, connect_from, parse_response, unix_call,
+};
 
 /// Config for tests with several clients: only 127.0.0.1 is a proxy.
 const CLIENTS: &str = "updates.trusted-proxies = [\"127.0.0.1/32\"]";

@@ -3,11 +3,9 @@
 //! reach, API keys, paged history, hostile input. The same flows in a real browser are in
 //! `dashboard_browser.rs`.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{Daemon, HttpResponse, PASSWORD, TestEnv};
+use crate::common::{Daemon, HttpResponse, PASSWORD, TestEnv};
 
 /// A client that keeps cookies, as a browser does for one origin.
 struct Browser<'a> {

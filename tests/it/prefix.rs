@@ -3,9 +3,7 @@
 //! does, and every host with an interface identifier, named or following a named one, gets
 //! prefix + subnet id + interface identifier, in one transaction with one audit row each.
 
-mod common;
-
-use common::{Daemon, TestEnv, backend_contents};
+use crate::common::{Daemon, TestEnv, backend_contents};
 
 /// alice's network: `home` (A, and AAAA without an interface id: the router itself), `printer`
 /// (AAAA ::a:b:c:d, following home) and `nas` (AAAA ::1:2:3:4 in subnet 1, following home),

@@ -7,13 +7,11 @@
 //! Needs `sqlite3` (Debian's package): without it the test prints why and passes, unless
 //! `REQUIRE_E2E=1`, as in CI.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Daemon, PASSWORD, TestEnv, require_tool, unix_call};
+use crate::common::{Daemon, PASSWORD, TestEnv, require_tool, unix_call};
 use proptest::prelude::*;
 use serde_json::json;
 

@@ -4,11 +4,13 @@
 //! Needs `pdns_server` (Debian pdns-server + pdns-backend-remote) and `dig` (dnsutils): without
 //! them each test prints why and passes, unless `REQUIRE_E2E=1`, as in CI.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{Daemon, DigAnswer, PASSWORD, Pdns, PdnsApiEndpoint, TestEnv, dig, require_tool};
+use crate::common::{
+    Daemon, DigAnswer, PASSWORD, Pdns, PdnsApiEndpoint, TestEnv, dig, require_tool,
+};
 
 /// How pdns reaches the backend.
 #[derive(Debug, Clone, Copy)]

@@ -1,10 +1,10 @@
 //! The DynDNS update endpoints, driven over HTTP against the real binary.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{Daemon, PASSWORD, TestEnv, basic, send_raw};
+use crate::common::{Daemon, PASSWORD, TestEnv, basic, send_raw};
 
 /// Alice's password, percent-encoded for query strings.
 const PASSWORD_QUERY: &str = "s3cr%3Aet%26pass%20word";

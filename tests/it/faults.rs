@@ -3,14 +3,14 @@
 //! an answer `good` means the change is committed with its audit row; a failed write answers
 //! `dnserr` with nothing changed; and the process goes on serving.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, TestEnv, unix_call};
+use crate::common::{Daemon, TestEnv, unix_call};
 use serde_json::json;
 
 /// Hosts written by the crash test; each by one writer only, one request at a time.

@@ -3,16 +3,17 @@
 //! the watchdog pings, RELOADING on SIGHUP, STOPPING) read from a notify socket of the test's
 //! own.
 
-mod common;
+use crate::common;
 
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use common::{BIN, TestEnv, require_tool};
+use crate::common::{BIN, TestEnv, require_tool};
 
 /// The unit with ExecStart pointing at the binary under test, in `dir`.
 fn unit_under_test(dir: &std::path::Path) -> std::path::PathBuf {
-    let unit = include_str!("../dist/certadns-ddns.service").replace("/usr/bin/certadns-ddns", BIN);
+    let unit =
+        include_str!("../../dist/certadns-ddns.service").replace("/usr/bin/certadns-ddns", BIN);
     let path = dir.join("certadns-ddns.service");
     std::fs::write(&path, unit).unwrap();
     path
