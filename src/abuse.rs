@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::bounded::Bounded;
-use crate::store::abuse::Episode;
+use crate::model::audit::Episode;
 
 /// The pace allowed to one host of one user, and what happens beyond it (config keys
 /// `abuse-*`). The defaults let a router send a burst and any sane polling pace for ever.

@@ -33,8 +33,8 @@ use crate::challenges::{ChallengeError, Challenges, Operation, host_of, valid_va
 use crate::http::body::{self, BodyLimits};
 use crate::http::client::ClientAddress;
 use crate::http::response::{self, Answer, json, text};
+use crate::model::challenge::ChallengeOutcome;
 use crate::model::{AuthMethod, DomainName};
-use crate::store::challenges::ChallengeOutcome;
 
 /// What the ACME endpoints need of the configuration (`[acme]`, and `[updates]`'s body
 /// limits).

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use crate::abuse::{Pace, UpdateRateGuard};
 use crate::model::DomainName;
+use crate::model::challenge::{CHALLENGE_LABEL, ChallengeOutcome, challenge_name};
 use crate::purge::Purging;
 use crate::served::Served;
-use crate::store::StoreError;
-use crate::store::challenges::{CHALLENGE_LABEL, ChallengeOutcome, challenge_name};
+use crate::served::StoreError;
 
 /// The longest value taken: one TXT string (an ACME value has 43 characters).
 const MAX_VALUE_LENGTH: usize = 255;

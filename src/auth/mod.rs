@@ -30,13 +30,13 @@ pub use secrets::*;
 
 use self::checks::{CheckError, PasswordChecks};
 use self::throttle::{AuthThrottle, FailureKey, KnownClients, ThrottleRules};
+use crate::model::account::ApiKey;
+use crate::model::account::User;
+use crate::model::audit::{Blocked, LoginBlock};
+use crate::model::time::timestamp;
 use crate::model::{AuthMethod, SCOPE_ACME_UPDATE, SCOPE_DOMAINS_UPDATE};
+use crate::served::StoreError;
 use crate::served::{ReadStamp, Served};
-use crate::store::StoreError;
-use crate::store::keys::ApiKey;
-use crate::store::logins::{Blocked, LoginBlock};
-use crate::store::timestamp;
-use crate::store::users::User;
 
 /// Who acts, once authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

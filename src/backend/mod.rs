@@ -34,12 +34,12 @@ use prometheus_client::metrics::histogram::Histogram;
 use self::protocol::{DomainInfo, Outcome, QType, Query, Record, Reply};
 use crate::inflight::InFlight;
 use crate::model::rdata::ServedType;
+use crate::model::zone::ServedRecord;
+use crate::model::zone::Zone;
 use crate::model::{is_within, normalize_name as normalize, parse_notify_target};
 use crate::served::Served;
-use crate::store::StoreError;
-use crate::store::records::ServedRecord;
-use crate::store::view::ServedView;
-use crate::store::zones::Zone;
+use crate::served::ServedView;
+use crate::served::StoreError;
 
 /// Answers remote-backend queries from the store. Cheap to clone.
 #[derive(Debug, Clone)]

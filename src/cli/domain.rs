@@ -9,7 +9,7 @@ use super::{Admin, print_line, print_listing};
 use crate::intel::IpIntel;
 use crate::model::{DomainName, HostSuffix, RecordType, check_family, parse_ip, parse_subnet_id};
 use crate::store::audit::ChangeContext;
-use crate::store::{StoreError, abuse, domains, records, timestamp, users, zones};
+use crate::store::{StoreError, abuse, domains, timestamp, users, zones};
 
 /// Domain commands.
 #[derive(Debug, Subcommand)]
@@ -176,20 +176,24 @@ pub(super) fn run(admin: &Admin, command: DomainCommand) -> anyhow::Result<()> {
                     ))
                 })?;
                 let user = users::get_user(tx, &owner.to_ascii_lowercase())?;
-                records::check_record_fits(tx, &zone, fqdn.as_str(), record_type.as_str())?;
-                let now = timestamp();
-                let id = domains::insert_domain(tx, &fqdn, user.id, zone.id, record_type, &now)?;
-                if suffix.is_some() {
-                    domains::set_suffix(tx, &fqdn, suffix)?;
-                }
-                if leader.is_some() {
-                    domains::set_follows(tx, &fqdn, leader.as_ref())?;
-                }
-                if let Some(ip) = ip {
-                    let domain = domains::get_domain(tx, id)?;
-                    domains::change_address(tx, &domain, ip, &context, &now)?;
-                }
-                Ok(zone.name)
+                let zone_name = zone.name.clone();
+                let domain = domains::NewDomain {
+                    fqdn: fqdn.clone(),
+                    user_id: user.id,
+                    zone,
+                    record_type,
+                    ip,
+                    suffix,
+                    leader: leader.clone(),
+                };
+                domains::add_domain(
+                    tx,
+                    &domains::StoredHolders(tx),
+                    &domain,
+                    &context,
+                    &timestamp(),
+                )?;
+                Ok(zone_name)
             })?;
             // A new name: drop the zone's cached negative answers.
             admin.purge(vec![zone_name]);

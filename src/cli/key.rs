@@ -1,12 +1,15 @@
 //! `certadns-ddns key ...`: API keys. The key is printed once, at creation; only its hash is
 //! stored.
 
+use std::time::SystemTime;
+
 use clap::Subcommand;
 
-use super::{print_line, print_listing};
+use super::{Admin, print_line, print_listing};
 use crate::auth;
 use crate::model::{SCOPE_DOMAINS_UPDATE, validate_scope};
-use crate::store::{Store, StoreError, keys, timestamp, users};
+use crate::store::keys::{KeyCreator, KeyRefusal, NewKey};
+use crate::store::{keys, timestamp, users};
 
 /// Key commands.
 #[derive(Debug, Subcommand)]
@@ -35,26 +38,43 @@ pub(super) enum KeyCommand {
 }
 
 /// Runs a key command.
-pub(super) fn run(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
+pub(super) fn run(admin: &Admin, command: KeyCommand) -> anyhow::Result<()> {
+    let store = &admin.store;
     match command {
         KeyCommand::Create { user, scopes } => {
             for scope in &scopes {
                 validate_scope(scope).map_err(anyhow::Error::msg)?;
             }
             let key = auth::generate_api_key();
-            store.write(|tx| {
+            let retention = admin.config.limits.revoked_key_retention;
+            let (owner, created) = store.write(|tx| {
                 let owner = users::get_user(tx, &user.to_ascii_lowercase())?;
-                if !owner.plan.allows_api_keys() {
-                    return Err(StoreError::Conflict(format!(
-                        "user {} is on the free plan, and API keys need plus, pro or elite; \
-                         move them with `certadns-ddns user plan {} plus`, or let them use \
-                         their account password",
-                        owner.username, owner.username
-                    )));
-                }
-                keys::insert_key(tx, owner.id, &key.prefix, &key.hash, &scopes, &timestamp())
+                let new = NewKey {
+                    user_id: owner.id,
+                    prefix: key.prefix.clone(),
+                    hash: key.hash.clone(),
+                    scopes: scopes.clone(),
+                    by: KeyCreator::Admin,
+                };
+                let created = match keys::create_key(tx, &new, SystemTime::now(), retention) {
+                    Err(KeyRefusal::Store(error)) => return Err(error),
+                    other => other,
+                };
+                Ok((owner.username, created))
             })?;
-            print_line(&key.secret)
+            match created {
+                Ok(_) => print_line(&key.secret),
+                Err(KeyRefusal::FreePlan) => anyhow::bail!(
+                    "user {owner} is on the free plan, and API keys need plus, pro or elite; \
+                     move them with `certadns-ddns user plan {owner} plus`, or let them use \
+                     their account password"
+                ),
+                Err(KeyRefusal::TooMany(active)) => anyhow::bail!(
+                    "user {owner} holds {active} active keys, the most allowed; revoke one \
+                     first (`certadns-ddns key list {owner}`, then `key revoke PREFIX`)"
+                ),
+                Err(refusal) => Err(refusal.into()),
+            }
         }
         KeyCommand::List { user, json } => {
             let keys = store.read(|conn| {

@@ -239,7 +239,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let result = match command {
         Command::Zone(command) => zone::run(&admin, command),
         Command::User(command) => user::run(&admin, command),
-        Command::Key(command) => key::run(&admin.store, command),
+        Command::Key(command) => key::run(&admin, command),
         Command::Domain(command) => domain::run(&admin, command),
         Command::Record(command) => record::run(&admin, command),
         Command::History(command) => history::run(&admin.store, command),

@@ -24,7 +24,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -39,6 +38,7 @@ use crate::model::{
     parse_ip, shown,
 };
 use crate::store::audit::ChangeContext;
+use crate::store::domains::NewDomain;
 use crate::store::zones::{Zone, list_zones, nearest_suffix};
 use crate::store::{StoreError, domains, records, timestamp, users};
 
@@ -346,24 +346,6 @@ fn check_errors(errors: &[(u64, String)], total: usize, skip_invalid: bool) -> a
     Ok(())
 }
 
-/// A checked domain row, ready to write.
-struct NewDomain {
-    /// The name.
-    fqdn: DomainName,
-    /// Owner's id.
-    user_id: i64,
-    /// Its zone.
-    zone: Zone,
-    /// A or AAAA.
-    record_type: RecordType,
-    /// Its first address.
-    ip: Option<IpAddr>,
-    /// What it keeps when its network's prefix changes.
-    suffix: Option<HostSuffix>,
-    /// The name whose prefixes it follows.
-    leader: Option<DomainName>,
-}
-
 /// `domain import FILE`.
 pub(super) fn import_domains(
     admin: &Admin,
@@ -502,34 +484,26 @@ pub(super) fn import_domains(
     let bar = progress(checked.len(), "importing");
     for batch in checked.chunks(BATCH) {
         let now = timestamp();
-        let contexts: Vec<Option<ChangeContext>> = batch
+        let contexts: Vec<ChangeContext> = batch
             .iter()
-            .map(|domain| {
-                domain.ip.map(|ip| ChangeContext {
-                    address_facts: vec![(ip, intel.facts(ip))],
-                    ..ChangeContext::admin()
-                })
+            .map(|domain| ChangeContext {
+                address_facts: domain
+                    .ip
+                    .map(|ip| vec![(ip, intel.facts(ip))])
+                    .unwrap_or_default(),
+                ..ChangeContext::admin()
             })
             .collect();
         store
             .write(|tx| {
                 for (domain, context) in batch.iter().zip(&contexts) {
-                    let id = domains::insert_domain_among(
-                        tx,
-                        &holders,
-                        &domain.fqdn,
-                        domain.user_id,
-                        domain.zone.id,
-                        domain.record_type,
-                        &now,
-                    )?;
-                    if domain.suffix.is_some() {
-                        domains::set_suffix(tx, &domain.fqdn, domain.suffix)?;
-                    }
-                    if let (Some(ip), Some(context)) = (domain.ip, context) {
-                        let stored = domains::get_domain(tx, id)?;
-                        domains::change_address(tx, &stored, ip, context, &now)?;
-                    }
+                    // Whom it follows is set once every name is in (below): a leader may
+                    // come later in the file.
+                    let first = NewDomain {
+                        leader: None,
+                        ..domain.clone()
+                    };
+                    domains::add_domain(tx, &holders, &first, context, &now)?;
                 }
                 Ok::<_, StoreError>(())
             })

@@ -34,11 +34,11 @@ use crate::auth::{AuthError, Authenticator};
 use crate::http::body::{self, BodyLimits};
 use crate::http::client::ClientAddress;
 use crate::http::response::{self, Answer, redirect};
+use crate::model::account::User;
+use crate::model::audit::PageStart;
 use crate::model::{DomainName, SCOPE_DOMAINS_UPDATE};
+use crate::served::StoreError;
 use crate::served::{KeyRefusal, Served};
-use crate::store::StoreError;
-use crate::store::audit::PageStart;
-use crate::store::users::User;
 use crate::update_help::{Subject, UpdateHelp};
 
 /// The pages, as the route table (`routes.rs`) names them.

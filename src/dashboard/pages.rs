@@ -7,10 +7,10 @@
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::store::audit::AuditRecord;
-use crate::store::domains::Domain;
-use crate::store::keys::ApiKey;
-use crate::store::users::User;
+use crate::model::account::ApiKey;
+use crate::model::account::User;
+use crate::model::audit::AuditRecord;
+use crate::model::domain::Domain;
 use crate::update_help::{COMPATIBLE_ROUTERS, KeyStatus, UpdateHelp};
 
 /// The path of the pages' script.

@@ -27,7 +27,7 @@ use crate::http::client::ClientAddress;
 use crate::http::response::{self as http_response, text};
 use crate::log::Untrusted;
 use crate::model::DomainName;
-use crate::store::challenges::ChallengeOutcome;
+use crate::model::challenge::ChallengeOutcome;
 
 /// What the update endpoints need of the configuration (`[updates]`, `[acme]`).
 #[derive(Debug, Clone, PartialEq, Eq)]

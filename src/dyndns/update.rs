@@ -20,11 +20,11 @@ use crate::auth::{AuthError, Authenticator, Purpose};
 use crate::http::client::ClientAddress;
 use crate::intel::IpIntel;
 use crate::model::PrefixUpdate;
+use crate::model::audit::ChangeContext;
+use crate::model::domain::{HostOutcome, UpdatePlan};
+use crate::model::time::timestamp;
 use crate::purge::Purging;
 use crate::served::Served;
-use crate::store::audit::ChangeContext;
-use crate::store::timestamp;
-use crate::store::updates::{HostOutcome, UpdatePlan};
 
 /// Applies updates against the store. Cheap to clone.
 #[derive(Clone, Debug)]

@@ -1,12 +1,21 @@
-//! Validated domain types shared by the store, the update endpoints and the CLI.
+//! The values every layer speaks of: validated names and types shared by the store, the
+//! protocols and the CLI, and the records they exchange (accounts, keys, zones, domains,
+//! audit rows, what an update asks and comes to). The protocols read these, never the store's
+//! rows: the store makes them, `served` hands them out.
 //!
 //! Everything here is pure: no I/O, no SQL, no HTTP. A value of these types has passed its
 //! checks, so code that holds one does not check again.
 
+pub mod account;
+pub mod audit;
+pub mod challenge;
+pub mod domain;
 mod ip;
 pub mod ownership;
 mod prefix;
 pub mod rdata;
+pub mod time;
+pub mod zone;
 
 pub use self::ip::{
     CountryCode, IpError, IpFacts, check_family, ip_tags, is_special_tag, parse_ip,

@@ -7,37 +7,13 @@ use crate::model::SCOPE_DOMAINS_UPDATE;
 use crate::store::audit::{AuditRecord, PageStart, owned_history_page};
 use crate::store::domains::{Domain, list_domains};
 use crate::store::keys::{
-    ApiKey, any_revoked_before, count_active_keys, count_created_since, insert_key, list_keys,
+    ApiKey, KeyCreator, KeyRefusal, NewKey, any_revoked_before, create_key, list_keys,
     prune_revoked, revoke_own_key,
 };
 use crate::store::sessions::{NewSession, end_session, open_session, session_user};
 use crate::store::users::User;
 use crate::store::{StoreError, timestamp, timestamp_at};
 use crate::update_help::Subject;
-
-/// Why a key was not created.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyRefusal {
-    /// The free plan has no API keys.
-    #[error("API keys need the Plus, Pro or Elite plan")]
-    FreePlan,
-    /// Too many active keys.
-    #[error("you have {0} active keys, the most allowed; revoke one first")]
-    TooMany(i64),
-    /// Keys are being created faster than [`MAX_KEYS_CREATED_PER_HOUR`].
-    #[error("you created {0} keys in the last hour, the most allowed; try again later")]
-    TooFast(i64),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// The most active API keys a user may hold (created on these pages).
-pub const MAX_ACTIVE_KEYS: i64 = 20;
-
-/// The most keys a user may create on these pages in an hour: a router or two a day is the
-/// legitimate pace; a script in a loop is stopped long before the rows add up.
-pub const MAX_KEYS_CREATED_PER_HOUR: i64 = 10;
 
 impl Served {
     /// Stores a session for `user_id` that ends `lifetime` from now.
@@ -139,10 +115,8 @@ impl Served {
         })
     }
 
-    /// Stores a new key of `user` (by prefix and hash) with `scopes`, if their plan allows
-    /// keys, they hold fewer than [`MAX_ACTIVE_KEYS`] and created fewer than
-    /// [`MAX_KEYS_CREATED_PER_HOUR`] in the last hour. Their keys revoked more than
-    /// `retention` ago go first.
+    /// Stores a new key of `user` (by prefix and hash) with `scopes`, as the account holder
+    /// asks it on the pages (see [`create_key`]: the plan, the caps and the pace).
     pub async fn create_user_key(
         &self,
         user: &User,
@@ -154,31 +128,23 @@ impl Served {
         if !user.plan.allows_api_keys() {
             return Err(KeyRefusal::FreePlan);
         }
-        let user_id = user.id;
+        let key = NewKey {
+            user_id: user.id,
+            prefix,
+            hash,
+            scopes,
+            by: KeyCreator::Account,
+        };
         self.write(move |tx| {
-            // The plan is read again inside the transaction: it may have changed since the
-            // session was read.
-            let plan_allows = crate::store::users::get_user_by_id(tx, user_id)?
-                .plan
-                .allows_api_keys();
-            if !plan_allows {
-                return Ok(Err(KeyRefusal::FreePlan));
-            }
-            let active = count_active_keys(tx, user_id)?;
-            if active >= MAX_ACTIVE_KEYS {
-                return Ok(Err(KeyRefusal::TooMany(active)));
-            }
-            let now = std::time::SystemTime::now();
-            let hour_ago = timestamp_at(now - std::time::Duration::from_secs(3600));
-            let recent = count_created_since(tx, user_id, &hour_ago)?;
-            if recent >= MAX_KEYS_CREATED_PER_HOUR {
-                return Ok(Err(KeyRefusal::TooFast(recent)));
-            }
-            prune_revoked(tx, Some(user_id), &timestamp_at(now - retention))?;
-            insert_key(tx, user_id, &prefix, &hash, &scopes, &timestamp_at(now))?;
-            Ok(Ok(()))
+            Ok(create_key(
+                tx,
+                &key,
+                std::time::SystemTime::now(),
+                retention,
+            ))
         })
         .await?
+        .map(|_| ())
     }
 
     /// Deletes every key revoked more than `retention` ago; how many (a read first: nothing

@@ -23,7 +23,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::Transaction;
 
-pub use self::account::{KeyRefusal, MAX_ACTIVE_KEYS, MAX_KEYS_CREATED_PER_HOUR};
+/// The store's failure, as every verb here returns it: the protocols map it to their answer
+/// once (`dnserr`, SERVFAIL, a 500 page) and never see SQL.
+pub use crate::store::StoreError;
+pub use crate::store::keys::{KeyRefusal, MAX_ACTIVE_KEYS, MAX_KEYS_CREATED_PER_HOUR};
+/// What a lookup reads, from memory or SQLite alike (see [`Served::lookup`]).
+pub use crate::store::view::ServedView;
+
 use self::batch::GroupCommit;
 use self::index::{ServedIndex, Stamp};
 use self::memo::Memos;
@@ -36,9 +42,8 @@ use crate::store::logins::{self, Blocked, LoginBlock};
 use crate::store::records::{ServedRecord, zone_records};
 use crate::store::updates::{self, Applied, HostOutcome, UpdatePlan};
 use crate::store::users::{User, find_user_by_login};
-use crate::store::view::ServedView;
 use crate::store::zones::{self, Zone};
-use crate::store::{Store, StoreError, timestamp};
+use crate::store::{Store, timestamp};
 
 /// The store with the machinery of `serve`. Cheap to clone (everything is shared).
 #[derive(Clone, Debug)]

@@ -4,26 +4,11 @@
 //! what admins see of it afterwards: when an episode started, when it last refused a request,
 //! how many it refused, and when the flag lifts if the host stays quiet.
 
-use std::time::SystemTime;
-
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::{StoreError, timestamp_at};
-
-/// The state of one episode, as the update path knows it: plain times, formatted only when
-/// written (a flood refuses many requests a second, the row is written once a second).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Episode {
-    /// The first refused request.
-    pub started_at: SystemTime,
-    /// The last refused request so far.
-    pub last_refused_at: SystemTime,
-    /// Requests refused so far.
-    pub refused: u64,
-    /// When the flag lifts unless more requests come above the rate.
-    pub clears_at: SystemTime,
-}
+pub use crate::model::audit::Episode;
 
 /// See [`record_episode`]. `+user_id`: a user's index would read all of their domains.
 pub(super) const RECORD_EPISODE: &str =
@@ -125,6 +110,7 @@ mod test {
     use crate::store::domains::insert_domain;
     use crate::store::users::insert_user;
     use crate::store::{test_connection, test_zone};
+    use std::time::SystemTime;
 
     /// 2026-01-01T00:00:00.000Z plus `seconds`.
     fn at(seconds: u64) -> SystemTime {

@@ -7,93 +7,9 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use rusqlite::{Connection, params};
-use serde::Serialize;
 
 use super::StoreError;
-use crate::model::{AuthMethod, IpFacts};
-
-/// Who asked for a change, and from where: the part of an audit row the caller knows.
-#[derive(Debug, Clone)]
-pub struct ChangeContext {
-    /// The detected client address (None for the admin CLI).
-    pub source_ip: Option<IpAddr>,
-    /// The TCP peer (None for the admin CLI).
-    pub peer_ip: Option<IpAddr>,
-    /// The client's `User-Agent`.
-    pub user_agent: Option<String>,
-    /// How the request was authenticated.
-    pub auth_method: AuthMethod,
-    /// Country and tags of `source_ip` (none for the admin CLI).
-    pub source_facts: IpFacts,
-    /// Country and tags of the addresses the change may set, found before the write so that
-    /// no lookup runs inside the transaction. An address missing here is recorded with its
-    /// special-purpose tags alone ([`IpFacts::special`]).
-    pub address_facts: Vec<(IpAddr, IpFacts)>,
-    /// Country and tags of the network of the update's IPv6 prefix, if any: what the audit
-    /// rows of the addresses made from it record (one lookup for every host of the network).
-    pub prefix_facts: IpFacts,
-}
-
-impl ChangeContext {
-    /// The context of a change made with the admin CLI.
-    pub fn admin() -> Self {
-        Self {
-            source_ip: None,
-            peer_ip: None,
-            user_agent: None,
-            auth_method: AuthMethod::Admin,
-            source_facts: IpFacts::default(),
-            address_facts: Vec::new(),
-            prefix_facts: IpFacts::default(),
-        }
-    }
-
-    /// What is known of `ip`, a new address of the change.
-    fn facts_of(&self, ip: IpAddr) -> Cow<'_, IpFacts> {
-        self.address_facts
-            .iter()
-            .find(|(address, _)| *address == ip)
-            .map_or_else(
-                || Cow::Owned(IpFacts::special(ip)),
-                |(_, facts)| Cow::Borrowed(facts),
-            )
-    }
-}
-
-/// One audit row, as `history` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AuditRecord {
-    /// Row id; increases with time.
-    pub id: i64,
-    /// The domain changed; None once it was removed.
-    pub domain_id: Option<i64>,
-    /// Its name.
-    pub fqdn: String,
-    /// `A` or `AAAA`.
-    pub record_type: String,
-    /// Address before the change; None for the first one.
-    pub old_ip: Option<String>,
-    /// Address after the change.
-    pub new_ip: String,
-    /// When.
-    pub created_at: String,
-    /// Detected client address.
-    pub source_ip: Option<String>,
-    /// TCP peer.
-    pub peer_ip: Option<String>,
-    /// Country of `new_ip` (ISO 3166-1 alpha-2).
-    pub country_code: Option<String>,
-    /// Tags of `new_ip`: special-purpose ranges, `asn:NUMBER`, the operator's lists.
-    pub ip_tags: Vec<String>,
-    /// Country of `source_ip`.
-    pub source_country_code: Option<String>,
-    /// Tags of `source_ip`.
-    pub source_ip_tags: Vec<String>,
-    /// Client software.
-    pub user_agent: Option<String>,
-    /// How the change was authenticated.
-    pub auth_method: String,
-}
+pub use crate::model::audit::{AuditRecord, ChangeContext, PageStart};
 
 /// The facts of one change, for [`insert_audit`].
 pub(super) struct Change<'a> {
@@ -194,17 +110,6 @@ pub fn history(conn: &Connection, fqdn: &str, limit: u32) -> Result<Vec<AuditRec
         .query_map(params![fqdn, limit], record_from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
-}
-
-/// Where a page of history starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageStart {
-    /// The newest rows.
-    Newest,
-    /// The rows older than the row with this id.
-    Before(i64),
-    /// The rows newer than the row with this id (the page before, going back).
-    After(i64),
 }
 
 /// One page of the audit rows of the domains `user_id` owns now at `fqdn`, newest first: at

@@ -10,39 +10,13 @@ use super::StoreError;
 use super::domains::StoredHolders;
 use super::zones::bump_serial;
 use crate::model::DomainName;
-use crate::model::ownership::{self, OwnershipConflict};
-
-/// The label a challenge name starts with (RFC 8555 §8.4).
-pub const CHALLENGE_LABEL: &str = "_acme-challenge";
+pub use crate::model::challenge::{CHALLENGE_LABEL, ChallengeOutcome, challenge_name};
+use crate::model::ownership;
 
 /// The most values one name holds at once: an apex and a wildcard validation of the same host
 /// need two; a client that never cleans up must not grow the answer without bound. A value
 /// beyond them replaces the oldest.
 pub const MAX_VALUES_PER_NAME: usize = 4;
-
-/// What a challenge request did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChallengeOutcome {
-    /// The user has no domain at that host name.
-    NoHost,
-    /// The value was added (and the oldest ones dropped beyond the limit), or removed.
-    Changed {
-        /// The name served (`_acme-challenge.<host>`), whose cached answers are now stale.
-        name: String,
-    },
-    /// The value was there already (its expiry moved on), or was not there to remove.
-    Unchanged,
-    /// The host breaks the one-name-one-owner rule ([`crate::model::ownership`]): it is a
-    /// zone apex, or another account holds a name at, above or beneath it (a store made
-    /// before the rule). No value is set until an admin resolves it. Why, for the log (it
-    /// names another account: never for the client).
-    Disputed(OwnershipConflict),
-}
-
-/// The challenge name of `host`.
-pub fn challenge_name(host: &DomainName) -> String {
-    format!("{CHALLENGE_LABEL}.{}", host.as_str())
-}
 
 /// The zone of `user_id`'s domain `host`, if the user has one by that name.
 fn owned_host_zone(

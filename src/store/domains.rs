@@ -5,42 +5,91 @@ use std::net::{IpAddr, Ipv6Addr};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::audit::{Change, ChangeContext, insert_audit};
-use super::zones::bump_serial;
+use super::records::check_record_fits;
+use super::zones::{Zone, bump_serial};
 use super::{StoreError, conflict_on_unique};
 use crate::model::PrefixUpdate;
+pub use crate::model::domain::Domain;
 use crate::model::ownership::{self, HolderMap, Holders, OwnershipConflict};
-use crate::model::{DomainName, HostSuffix, RecordType};
+use crate::model::{DomainName, HostSuffix, RecordType, check_family};
 
-/// A domain row, with its owner's and zone's names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Domain {
-    /// Row id.
-    pub id: i64,
-    /// Name.
-    pub fqdn: String,
-    /// Owner's user id.
+/// A domain to add, as `domain add` and `domain import` describe it.
+#[derive(Debug, Clone)]
+pub struct NewDomain {
+    /// The name.
+    pub fqdn: DomainName,
+    /// The owner.
     pub user_id: i64,
-    /// Owner's username.
-    pub owner: String,
-    /// Zone row id.
-    pub zone_id: i64,
-    /// Zone name.
-    pub zone: String,
-    /// `A` or `AAAA`.
+    /// Its zone (the nearest enclosing one: the caller finds it, by SQL or from a map).
+    pub zone: Zone,
+    /// A or AAAA.
     pub record_type: RecordType,
-    /// Current address; None before the first update.
+    /// Its first address, if it has one yet.
     pub ip: Option<IpAddr>,
-    /// Creation time.
-    pub created_at: String,
-    /// Last address change.
-    pub updated_at: String,
-    /// Last authenticated update request, changed or not.
-    pub last_checked_at: Option<String>,
-    /// What an AAAA domain keeps when its network's prefix changes; None: it takes whole
-    /// addresses only.
+    /// What it keeps when its network's prefix changes (AAAA only).
     pub suffix: Option<HostSuffix>,
-    /// The name whose prefix updates this domain too (same owner), if any.
-    pub follows: Option<String>,
+    /// The name whose prefixes it follows (of the same owner; None to set it later, as an
+    /// import does once every name is in).
+    pub leader: Option<DomainName>,
+}
+
+/// Adds `domain`, by the rules every way in keeps: inside its zone; a type that fits the
+/// records the zone has at that name (`records::check_record_fits`); one name, one owner
+/// (`holders`: the store, or an import's map); an interface id only for AAAA; a first address
+/// of the domain's family, written with its audit row (`context`); a leader of the same owner.
+/// The new row's id.
+pub fn add_domain<H>(
+    conn: &Connection,
+    holders: &H,
+    domain: &NewDomain,
+    context: &ChangeContext,
+    now: &str,
+) -> Result<i64, StoreError>
+where
+    H: Holders,
+    StoreError: From<H::Error>,
+{
+    let NewDomain {
+        fqdn,
+        user_id,
+        zone,
+        record_type,
+        ip,
+        suffix,
+        leader,
+    } = domain;
+    let inside = fqdn
+        .as_str()
+        .strip_suffix(zone.name.as_str())
+        .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'));
+    if !inside {
+        return Err(StoreError::Conflict(format!(
+            "{fqdn} is not inside zone {}",
+            zone.name
+        )));
+    }
+    if suffix.is_some() && *record_type != RecordType::Aaaa {
+        return Err(StoreError::Conflict(
+            "an interface id is for AAAA domains".into(),
+        ));
+    }
+    if let Some(ip) = ip {
+        check_family(*record_type, *ip)
+            .map_err(|error| StoreError::Conflict(format!("{ip}: {error}")))?;
+    }
+    check_record_fits(conn, zone, fqdn.as_str(), record_type.as_str())?;
+    let id = insert_domain_among(conn, holders, fqdn, *user_id, zone.id, *record_type, now)?;
+    if suffix.is_some() {
+        set_suffix(conn, fqdn, *suffix)?;
+    }
+    if leader.is_some() {
+        set_follows(conn, fqdn, leader.as_ref())?;
+    }
+    if let Some(ip) = ip {
+        let stored = get_domain(conn, id)?;
+        change_address(conn, &stored, *ip, context, now)?;
+    }
+    Ok(id)
 }
 
 /// The select list [`domain_from_row`] reads, over `domains d` joined with `users u` and

@@ -3,33 +3,8 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::users::{User, get_user_by_id};
-use super::{StoreError, conflict_on_unique};
-
-/// An API key row (never the key itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKey {
-    /// Row id.
-    pub id: i64,
-    /// Owner's user id.
-    pub user_id: i64,
-    /// Non-secret prefix, `ak_` and 8 characters.
-    pub prefix: String,
-    /// Scopes granted.
-    pub scopes: Vec<String>,
-    /// False once revoked.
-    pub is_active: bool,
-    /// Creation time.
-    pub created_at: String,
-    /// Last successful authentication with it.
-    pub last_used_at: Option<String>,
-}
-
-impl ApiKey {
-    /// Whether the key was granted `scope`.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|granted| granted == scope)
-    }
-}
+use super::{StoreError, conflict_on_unique, timestamp_at};
+pub use crate::model::account::ApiKey;
 
 /// The columns [`key_from_row`] reads, in order, qualified for joins.
 const KEY_COLUMNS: &str =
@@ -59,6 +34,91 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKey> {
 /// oldest revoked ones, so that what every page view loads stays bounded however many keys
 /// are created and revoked.
 pub const MAX_KEYS_PER_ACCOUNT: i64 = 50;
+
+/// Why a key was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyRefusal {
+    /// The free plan has no API keys.
+    #[error("API keys need the Plus, Pro or Elite plan")]
+    FreePlan,
+    /// Too many active keys.
+    #[error("you have {0} active keys, the most allowed; revoke one first")]
+    TooMany(i64),
+    /// Keys are being created faster than [`MAX_KEYS_CREATED_PER_HOUR`].
+    #[error("you created {0} keys in the last hour, the most allowed; try again later")]
+    TooFast(i64),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The most active API keys a user may hold, however they were created.
+pub const MAX_ACTIVE_KEYS: i64 = 20;
+
+/// The most keys a user may create on the account pages in an hour (an admin is not paced): a router or two a day is the
+/// legitimate pace; a script in a loop is stopped long before the rows add up.
+pub const MAX_KEYS_CREATED_PER_HOUR: i64 = 10;
+
+/// Who asks for a key: the account holder (on the pages: paced), or an admin (`key create`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCreator {
+    /// The account holder, held to [`MAX_KEYS_CREATED_PER_HOUR`].
+    Account,
+    /// An admin.
+    Admin,
+}
+
+/// A key to store: its owner, prefix, hash and scopes, and who asked.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// The owner.
+    pub user_id: i64,
+    /// The key's listed prefix.
+    pub prefix: String,
+    /// Its SHA-256, hex.
+    pub hash: String,
+    /// What it may do.
+    pub scopes: Vec<String>,
+    /// Who asked.
+    pub by: KeyCreator,
+}
+
+/// Creates `key`, by the one rule every way in keeps: the owner's plan allows keys (read
+/// here, inside the caller's transaction), they hold fewer than [`MAX_ACTIVE_KEYS`], an account
+/// holder created fewer than [`MAX_KEYS_CREATED_PER_HOUR`] in the hour before `now`; their
+/// keys revoked more than `retention` ago go first, and the rows stay at most
+/// [`MAX_KEYS_PER_ACCOUNT`]. The new key's id.
+pub fn create_key(
+    conn: &Connection,
+    key: &NewKey,
+    now: std::time::SystemTime,
+    retention: std::time::Duration,
+) -> Result<i64, KeyRefusal> {
+    let owner = get_user_by_id(conn, key.user_id)?;
+    if !owner.plan.allows_api_keys() {
+        return Err(KeyRefusal::FreePlan);
+    }
+    let active = count_active_keys(conn, key.user_id)?;
+    if active >= MAX_ACTIVE_KEYS {
+        return Err(KeyRefusal::TooMany(active));
+    }
+    if key.by == KeyCreator::Account {
+        let hour_ago = timestamp_at(now - std::time::Duration::from_secs(3600));
+        let recent = count_created_since(conn, key.user_id, &hour_ago)?;
+        if recent >= MAX_KEYS_CREATED_PER_HOUR {
+            return Err(KeyRefusal::TooFast(recent));
+        }
+    }
+    prune_revoked(conn, Some(key.user_id), &timestamp_at(now - retention))?;
+    Ok(insert_key(
+        conn,
+        key.user_id,
+        &key.prefix,
+        &key.hash,
+        &key.scopes,
+        &timestamp_at(now),
+    )?)
+}
 
 /// Stores a new key for `user_id`, by prefix and hash; beyond [`MAX_KEYS_PER_ACCOUNT`] rows,
 /// the account's oldest revoked keys go.

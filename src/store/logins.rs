@@ -8,35 +8,13 @@
 //! ([`forget`]). So the CLI never needs a channel into the process: the store is the one both
 //! share, as for every other change.
 
-use std::net::IpAddr;
 use std::time::SystemTime;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::{StoreError, timestamp_at};
-
-/// Who a block is against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Blocked {
-    /// An account (by id): the failures named its username or email.
-    Account(i64),
-    /// A client address.
-    Client(IpAddr),
-}
-
-/// A block as the service starts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoginBlock {
-    /// Who.
-    pub subject: Blocked,
-    /// Failures within the window that started it.
-    pub failures: u32,
-    /// When it started.
-    pub blocked_at: SystemTime,
-    /// When it ends unless lifted.
-    pub blocked_until: SystemTime,
-}
+pub use crate::model::audit::{Blocked, LoginBlock};
 
 /// A block as `user blocked` and `user unlock` show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

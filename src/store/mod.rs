@@ -42,6 +42,8 @@ use crate::config::Synchronous;
 
 pub use schema::migrate;
 
+pub use crate::model::time::{timestamp, timestamp_at};
+
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -451,23 +453,6 @@ fn configure_connection(
     // this costs are off the hot paths (BENCHMARKS.md).
     conn.pragma_update(None, "mmap_size", 0)?;
     Ok(())
-}
-
-/// The current time as the store writes it: UTC, RFC 3339, milliseconds, `Z`.
-///
-/// The fixed width makes text order equal time order.
-pub fn timestamp() -> String {
-    timestamp_at(std::time::SystemTime::now())
-}
-
-/// `at` as the store writes times (see [`timestamp`]).
-pub fn timestamp_at(at: std::time::SystemTime) -> String {
-    use time::macros::format_description;
-    time::OffsetDateTime::from(at)
-        .format(format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-        ))
-        .expect("formatting a UTC time cannot fail")
 }
 
 /// Turns a UNIQUE-constraint failure into [`StoreError::Conflict`] with `message`; passes other

@@ -11,47 +11,8 @@ use rusqlite::{Connection, params};
 use super::zones::{Zone, bump_serial};
 use super::{StoreError, conflict_on_unique};
 use crate::model::rdata::{ServedType, StaticType};
+pub use crate::model::zone::{RecordSource, ServedRecord};
 use crate::model::{Plan, RecordType};
-
-/// One record as served: owner name (lower case, no final dot), type, presentation content, TTL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServedRecord {
-    /// Owner name.
-    pub name: String,
-    /// Record type.
-    pub record_type: ServedType,
-    /// Zone-file presentation content.
-    pub content: String,
-    /// TTL in seconds.
-    pub ttl: u32,
-    /// Where it comes from, for listings.
-    pub source: RecordSource,
-}
-
-/// Which table a served record comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordSource {
-    /// The zone row: SOA and apex NS.
-    Zone,
-    /// An admin's static record.
-    Static,
-    /// A DDNS domain.
-    Dynamic,
-    /// An ACME DNS-01 challenge value.
-    Challenge,
-}
-
-impl RecordSource {
-    /// A short label for listings.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Zone => "zone",
-            Self::Static => "static",
-            Self::Dynamic => "ddns",
-            Self::Challenge => "acme",
-        }
-    }
-}
 
 impl Zone {
     /// The SOA content: `mname rname serial refresh retry expire minimum`.

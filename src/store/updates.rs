@@ -11,48 +11,12 @@ use std::net::IpAddr;
 use rusqlite::Connection;
 
 use super::StoreError;
-use super::audit::ChangeContext;
 use super::domains::{
     Domain, change_address_from, find_followers, find_owned_domains, touch_checked,
 };
 use super::keys::touch_key;
-use crate::model::{DomainName, IpError, PrefixError, PrefixUpdate, RecordType, check_family};
-
-/// An authenticated update, parsed and checked as far as it can be without the store.
-#[derive(Debug, Clone)]
-pub struct UpdatePlan {
-    /// The user acting.
-    pub user_id: i64,
-    /// The API key used, if any: its `last_used_at` is set.
-    pub key_id: Option<i64>,
-    /// The hosts, in the request's order; `None` for one the caller has already answered.
-    pub hosts: Vec<Option<DomainName>>,
-    /// The addresses to set, at most one per family; none: keep what each host has.
-    pub addresses: Vec<IpAddr>,
-    /// A network prefix for the hosts with an interface identifier (and those following the
-    /// hosts named).
-    pub prefix: Option<PrefixUpdate>,
-    /// Who asked, for the audit trail.
-    pub context: ChangeContext,
-}
-
-/// What an update comes to for one host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostOutcome {
-    /// Answered by the caller before the store was asked.
-    Skipped,
-    /// The user has no domain at that name.
-    NoHost,
-    /// An address of a family the host has no domain for: nothing of the host changed.
-    WrongFamily(IpError),
-    /// The prefix does not fit the host (or a host following it): nothing of the request
-    /// changed.
-    BadPrefix(PrefixError),
-    /// Every address was already there; the addresses the host has now.
-    Unchanged(Vec<IpAddr>),
-    /// At least one address changed; the addresses the host has now.
-    Changed(Vec<IpAddr>),
-}
+pub use crate::model::domain::{HostOutcome, UpdatePlan};
+use crate::model::{DomainName, PrefixUpdate, RecordType, check_family};
 
 /// What [`apply`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,25 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{StoreError, conflict_on_unique};
 use crate::model::Plan;
-
-/// A user row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    /// Row id.
-    pub id: i64,
-    /// Login name, lower case.
-    pub username: String,
-    /// Email, as given.
-    pub email: String,
-    /// argon2id PHC string.
-    pub password_hash: String,
-    /// Plan.
-    pub plan: Plan,
-    /// Whether the account may log in.
-    pub is_active: bool,
-    /// Creation time.
-    pub created_at: String,
-}
+pub use crate::model::account::User;
 
 /// The columns [`user_from_row`] reads, in order.
 pub(super) const USER_COLUMNS: &str =

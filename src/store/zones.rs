@@ -4,37 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{StoreError, conflict_on_unique};
 use crate::model::DomainName;
-
-/// A zone row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Zone {
-    /// Row id.
-    pub id: i64,
-    /// Apex name.
-    pub name: String,
-    /// NS host names; the first is the SOA MNAME.
-    pub nameservers: Vec<String>,
-    /// SOA RNAME, as a DNS name.
-    pub hostmaster: String,
-    /// SOA serial.
-    pub serial: u32,
-    /// SOA refresh, seconds.
-    pub refresh: u32,
-    /// SOA retry, seconds.
-    pub retry: u32,
-    /// SOA expire, seconds.
-    pub expire: u32,
-    /// SOA minimum (negative-caching TTL), seconds.
-    pub minimum: u32,
-    /// TTL of the SOA and NS records.
-    pub ttl: u32,
-    /// Creation time.
-    pub created_at: String,
-    /// The serial secondaries were last notified of.
-    pub notified_serial: u32,
-    /// Secondaries to notify besides the NS set: `ip` or `ip:port` (`[v6]:port`).
-    pub also_notify: Vec<String>,
-}
+pub use crate::model::zone::Zone;
 
 /// The columns [`zone_from_row`] reads, in order.
 const ZONE_COLUMNS: &str =

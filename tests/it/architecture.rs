@@ -4,7 +4,9 @@
 //!
 //! 1. no circle between files;
 //! 2. every top-level module is in ARCHITECTURE.md's layer table, and imports only from
-//!    layers below its own: siblings in one layer never import each other.
+//!    layers below its own: siblings in one layer never import each other;
+//! 3. `store/` is imported only by the modules ARCHITECTURE.md names (`served/`, the CLI,
+//!    the daemon): the protocols stand on `served/` and `model/`.
 //!
 //! A new import against either fails here, naming it.
 
@@ -219,6 +221,29 @@ fn layers(root: &Path) -> BTreeMap<String, usize> {
     layers
 }
 
+/// The modules that may import `store/`: ARCHITECTURE.md's line `store/ is used only by: …`.
+fn store_users(root: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let marker = "`store/` is used only by:";
+    let start = text
+        .find(marker)
+        .expect("ARCHITECTURE.md names the users of store/")
+        + marker.len();
+    let line = text[start..].lines().next().unwrap_or_default();
+    line.trim()
+        .trim_end_matches('.')
+        .split(',')
+        .map(|module| {
+            module
+                .trim()
+                .trim_matches('`')
+                .trim_end_matches('/')
+                .trim_end_matches(".rs")
+                .to_string()
+        })
+        .collect()
+}
+
 /// Strongly connected components of more than one file (Tarjan).
 fn circles(edges: &BTreeMap<Module, BTreeSet<Module>>) -> Vec<Vec<Module>> {
     struct State<'a> {
@@ -361,6 +386,21 @@ fn no_file_imports_in_a_circle_and_no_layer_imports_upward() {
                     "{other} is not in ARCHITECTURE.md's layer table: place it"
                 )),
             }
+        }
+    }
+    let store_users = store_users(root);
+    for (from, targets) in &edges {
+        let top = &from[0];
+        if top == "store" || store_users.contains(top) {
+            continue;
+        }
+        for target in targets.iter().filter(|target| target[0] == "store") {
+            problems.push(format!(
+                "{} imports {}: only {} may (the others read model/ values through served/)",
+                show(from),
+                show(target),
+                store_users.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
         }
     }
     problems.sort();

@@ -880,3 +880,32 @@ fn the_packaged_man_page_and_completions_are_current() {
     let bash = env.cli_ok(&["completions", "bash"]);
     assert!(bash.contains("update-help") && bash.contains("--with-domains"));
 }
+
+/// Issue 30, item 4: one rule for a new API key, whoever asks. `key create` keeps the cap of
+/// active keys the pages keep (an admin is not held to the pages' hourly pace), and a free
+/// plan's refusal says what to do.
+#[test]
+fn key_create_keeps_the_same_caps_as_the_pages() {
+    let env = TestEnv::new();
+    env.seed();
+    // The seed made one; nineteen more in a row: no pace for an admin.
+    for _ in 0..19 {
+        env.cli_ok(&["key", "create", "alice"]);
+    }
+    let refused = env.cli(&["key", "create", "alice"]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("user alice holds 20 active keys, the most allowed; revoke one first"),
+        "{said}"
+    );
+    let active: i64 = env
+        .db()
+        .query_row("SELECT count(*) FROM api_keys WHERE is_active", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(active, 20, "the refused key was not stored");
+    let free = env.cli(&["key", "create", "bob"]);
+    assert!(String::from_utf8_lossy(&free.stderr).contains("user plan bob plus"));
+}
