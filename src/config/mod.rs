@@ -256,7 +256,7 @@ impl Config {
     /// The keys whose value differs in `next` and which only a restart applies: the database,
     /// the sockets and what each connection of a listener may take, the log format, and
     /// whether the pages are served. Everything else a reload (SIGHUP) applies. Each section
-    /// says which of its keys are which ([`Section`]).
+    /// says which of its keys are which (its `Section` impl).
     pub fn restart_needed(&self, next: &Self) -> Vec<&'static str> {
         let Self {
             log_level: _,
