@@ -30,21 +30,12 @@ use serde::Deserialize;
 
 use crate::auth::{AuthError, Authenticator, Credentials, Purpose, header_credentials};
 use crate::challenges::{ChallengeError, Challenges, Operation, host_of, valid_value};
+use crate::config::{self, Live, LiveSections};
 use crate::http::body::{self, BodyLimits};
 use crate::http::client::ClientAddress;
 use crate::http::response::{self, Answer, json, text};
 use crate::model::challenge::ChallengeOutcome;
 use crate::model::{AuthMethod, DomainName};
-
-/// What the ACME endpoints need of the configuration (`[acme]`, and `[updates]`'s body
-/// limits).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AcmeOptions {
-    /// How long a value is served; None: the ACME endpoints are off (404).
-    pub lifetime: Option<Duration>,
-    /// Request bodies.
-    pub body: BodyLimits,
-}
 
 /// Why a challenge request is refused.
 #[derive(Debug)]
@@ -111,23 +102,27 @@ pub struct Acme {
     authenticator: Authenticator,
     /// Sets the values.
     challenges: Challenges,
-    /// Settings, replaced by a reload (SIGHUP).
-    options: Arc<arc_swap::ArcSwap<AcmeOptions>>,
+    /// `[acme]` as in effect: off (404), or how long a value is served.
+    acme: Live<config::Acme>,
+    /// `[updates]` as in effect: the body limits.
+    updates: Live<config::Updates>,
 }
 
 impl Acme {
     /// The endpoints, authenticating with `authenticator`, writing through `challenges`.
-    pub fn new(authenticator: Authenticator, challenges: Challenges, options: AcmeOptions) -> Self {
+    pub fn new(authenticator: Authenticator, challenges: Challenges, live: &LiveSections) -> Self {
         Self {
             authenticator,
             challenges,
-            options: Arc::new(arc_swap::ArcSwap::from_pointee(options)),
+            acme: Arc::clone(&live.acme),
+            updates: Arc::clone(&live.updates),
         }
     }
 
-    /// Applies `options` from the next request on.
-    pub fn reconfigure(&self, options: AcmeOptions) {
-        self.options.store(Arc::new(options));
+    /// How long a value is served and the body limits, as in effect; None when off.
+    fn in_effect(&self) -> Option<(Duration, BodyLimits)> {
+        let lifetime = self.acme.load().lifetime()?;
+        Some((lifetime, BodyLimits::from(&**self.updates.load())))
     }
 
     /// `POST /acme/present` and `/acme/cleanup` (lego's `httpreq`): 200 `ok` when done.
@@ -137,8 +132,7 @@ impl Acme {
         client: ClientAddress,
         present: bool,
     ) -> Answer {
-        let options = self.options.load_full();
-        let Some(lifetime) = options.lifetime else {
+        let Some((lifetime, limits)) = self.in_effect() else {
             return response::not_found();
         };
         let credentials = header_credentials(
@@ -148,7 +142,7 @@ impl Acme {
                 .map(HeaderValue::as_bytes),
             true,
         );
-        let body = match read_json::<HttpReqBody>(request, options.body).await {
+        let body = match read_json::<HttpReqBody>(request, limits).await {
             Ok(body) => body,
             Err(answer) => return answer,
         };
@@ -179,8 +173,7 @@ impl Acme {
         request: Request<Incoming>,
         client: ClientAddress,
     ) -> Answer {
-        let options = self.options.load_full();
-        let Some(lifetime) = options.lifetime else {
+        let Some((lifetime, limits)) = self.in_effect() else {
             return response::not_found();
         };
         let header_text = |name: &str| {
@@ -199,7 +192,7 @@ impl Acme {
             (None, None) => None,
             _ => Some(Credentials::Malformed),
         };
-        let body = match read_json::<AcmeDnsBody>(request, options.body).await {
+        let body = match read_json::<AcmeDnsBody>(request, limits).await {
             Ok(body) => body,
             Err(answer) if answer.status() == StatusCode::BAD_REQUEST => {
                 return acme_dns_error(StatusCode::BAD_REQUEST, "malformed_json");

@@ -9,13 +9,12 @@ use std::sync::{Arc, LazyLock};
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, StatusCode};
-use ipnet::IpNet;
 
-use crate::acme::{Acme, AcmeOptions};
-use crate::dashboard::{Dashboard, DashboardOptions, Page};
+use crate::acme::Acme;
+use crate::config::{self, Live, LiveSections};
+use crate::dashboard::{Dashboard, Page};
+use crate::dyndns::DynDns;
 use crate::dyndns::request::Endpoint;
-use crate::dyndns::{DynDns, DynDnsOptions};
-use crate::http::body::BodyLimits;
 use crate::http::client::{ClientAddress, detect_client};
 use crate::http::response::{self, Answer};
 use crate::http::{Found, Router};
@@ -78,44 +77,6 @@ static ROUTES: LazyLock<Router<Route>> = LazyLock::new(|| {
         .route("/dashboard/static/{*file}", get, page(Page::Static))
 });
 
-/// Who is believed about the client's address, and the handlers' settings, from the config.
-#[derive(Debug, Clone)]
-pub struct ServiceOptions {
-    /// Peers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpNet>,
-    /// The update endpoints'.
-    pub dyndns: DynDnsOptions,
-    /// The ACME endpoints'.
-    pub acme: AcmeOptions,
-    /// The pages'.
-    pub dashboard: DashboardOptions,
-}
-
-impl ServiceOptions {
-    /// The options `config` gives (`[updates]`, `[acme]`, `[dashboard]`).
-    pub fn new(config: &crate::config::Config) -> Self {
-        let updates = &config.updates;
-        let body = BodyLimits {
-            max_bytes: updates.max_body_bytes,
-            timeout: updates.body_read_timeout,
-        };
-        let acme_lifetime = config.acme.enabled.then_some(config.acme.value_lifetime);
-        Self {
-            trusted_proxies: updates.trusted_proxies.clone(),
-            dyndns: DynDnsOptions {
-                body,
-                always_200: updates.always_200,
-                acme_lifetime,
-            },
-            acme: AcmeOptions {
-                lifetime: acme_lifetime,
-                body,
-            },
-            dashboard: DashboardOptions::new(config),
-        }
-    }
-}
-
 /// The update listener's service: the table and its handlers.
 #[derive(Debug)]
 pub struct UpdateService {
@@ -125,34 +86,25 @@ pub struct UpdateService {
     acme: Acme,
     /// The account holder's pages, when enabled.
     dashboard: Option<Dashboard>,
-    /// Peers whose `X-Forwarded-For` is believed; replaced by a reload (SIGHUP).
-    trusted_proxies: arc_swap::ArcSwap<Vec<IpNet>>,
+    /// `[updates]` as in effect: the peers whose `X-Forwarded-For` is believed.
+    updates: Live<config::Updates>,
 }
 
 impl UpdateService {
-    /// The service of `dyndns`, `acme` and, when enabled, `dashboard`.
+    /// The service of `dyndns`, `acme` and, when enabled, `dashboard`, believing the proxies
+    /// of `live`'s `[updates]` (each handler reads its own sections of `live`: a reload swaps
+    /// them under all of them at once).
     pub fn new(
         dyndns: DynDns,
         acme: Acme,
         dashboard: Option<Dashboard>,
-        trusted_proxies: Vec<IpNet>,
+        live: &LiveSections,
     ) -> Self {
         Self {
             dyndns,
             acme,
             dashboard,
-            trusted_proxies: arc_swap::ArcSwap::from_pointee(trusted_proxies),
-        }
-    }
-
-    /// Applies `options` from the next request on.
-    pub fn reconfigure(&self, options: ServiceOptions) {
-        self.trusted_proxies
-            .store(Arc::new(options.trusted_proxies));
-        self.dyndns.reconfigure(options.dyndns);
-        self.acme.reconfigure(options.acme);
-        if let Some(pages) = &self.dashboard {
-            pages.reconfigure(options.dashboard);
+            updates: Arc::clone(&live.updates),
         }
     }
 
@@ -165,7 +117,7 @@ impl UpdateService {
                 .get_all("x-forwarded-for")
                 .iter()
                 .map(HeaderValue::as_bytes),
-            &self.trusted_proxies.load(),
+            &self.updates.load().trusted_proxies,
         );
         let path = request.uri().path();
         let under_pages = path == "/dashboard" || path.starts_with("/dashboard/");

@@ -50,3 +50,10 @@ impl Section for Acme {
         Ok(())
     }
 }
+
+impl Acme {
+    /// How long a value is served; None when the ACME endpoints (and `txt=`) are off.
+    pub fn lifetime(&self) -> Option<Duration> {
+        self.enabled.then_some(self.value_lifetime)
+    }
+}

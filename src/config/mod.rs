@@ -312,6 +312,46 @@ impl Config {
     }
 }
 
+/// A section as it is in effect, read where it is used and swapped whole by a reload (SIGHUP).
+/// Cheap to clone: every clone sees the same.
+pub type Live<T> = std::sync::Arc<arc_swap::ArcSwap<T>>;
+
+/// The sections a reload swaps under the running update listener, each handed whole to the
+/// handlers that read it: no handler keeps a copy of its own.
+#[derive(Debug, Clone)]
+pub struct LiveSections {
+    /// `[updates]`: the update endpoints, and the body limits and public URL every handler of
+    /// the listener uses.
+    pub updates: Live<Updates>,
+    /// `[acme]`: the ACME endpoints and `txt=`.
+    pub acme: Live<Acme>,
+    /// `[dashboard]`: the pages.
+    pub dashboard: Live<Dashboard>,
+}
+
+impl LiveSections {
+    /// The sections of `config`.
+    pub fn new(config: &Config) -> Self {
+        fn live<T>(section: T) -> Live<T> {
+            std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(section))
+        }
+        Self {
+            updates: live(config.updates.clone()),
+            acme: live(config.acme.clone()),
+            dashboard: live(config.dashboard.clone()),
+        }
+    }
+
+    /// Puts `config`'s sections in effect, from the next request on.
+    pub fn apply(&self, config: &Config) {
+        self.updates
+            .store(std::sync::Arc::new(config.updates.clone()));
+        self.acme.store(std::sync::Arc::new(config.acme.clone()));
+        self.dashboard
+            .store(std::sync::Arc::new(config.dashboard.clone()));
+    }
+}
+
 /// One section of the file, as a reload takes it. Each section names every one of its keys
 /// in [`Section::restart_needed`] (a destructuring without `..`), so a new key does not build
 /// until it is declared live or restart-only, in the section it belongs to.

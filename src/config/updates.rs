@@ -101,6 +101,13 @@ impl Section for Updates {
 }
 
 impl Updates {
+    /// `public-url` without a trailing slash: the base of the commands the pages show.
+    pub fn public_base(&self) -> Option<&str> {
+        self.public_url
+            .as_deref()
+            .map(|url| url.trim_end_matches('/'))
+    }
+
     /// The `trusted-proxies` networks wider than [`WIDEST_TRUSTED_V4`] / [`WIDEST_TRUSTED_V6`],
     /// as written.
     pub fn wide_trusted_proxies(&self) -> Vec<String> {

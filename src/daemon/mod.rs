@@ -26,6 +26,7 @@ use crate::acme::Acme;
 use crate::auth::Authenticator;
 use crate::backend::{Backend, BackendHttpService, serve_tcp, serve_unix, unix_listener};
 use crate::challenges::Challenges;
+use crate::config::LiveSections;
 use crate::config::{Config, ConfigSource};
 use crate::dashboard::Dashboard;
 use crate::dyndns::DynDns;
@@ -35,7 +36,7 @@ use crate::intel::{IntelError, IpIntel};
 use crate::log::LogFilter;
 use crate::net::{AllowList, Networks, ServerOptions, serve_http};
 use crate::purge::{Purger, Purging};
-use crate::routes::{ServiceOptions, UpdateService};
+use crate::routes::UpdateService;
 use crate::served::{IndexLoad, Served};
 use crate::store::{Store, StoreError, StoreOptions};
 
@@ -293,15 +294,15 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
         }
         purging.set(Some((purger, config.pdns.purge_wait)));
     }
-    let options = ServiceOptions::new(&config);
+    let sections = LiveSections::new(&config);
     let service = UpdateService::new(
-        DynDns::new(updater.clone(), challenges.clone(), options.dyndns),
-        Acme::new(authenticator.clone(), challenges.clone(), options.acme),
+        DynDns::new(updater.clone(), challenges.clone(), &sections),
+        Acme::new(authenticator.clone(), challenges.clone(), &sections),
         config
             .dashboard
             .enabled
-            .then(|| Dashboard::new(dashboard_store, authenticator.clone(), options.dashboard)),
-        options.trusted_proxies,
+            .then(|| Dashboard::new(dashboard_store, authenticator.clone(), &sections)),
+        &sections,
     );
     let trusted = Networks::new(config.updates.trusted_proxies.clone());
     let server_options = ServerOptions::for_updates(listeners, trusted.clone());
@@ -319,7 +320,7 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
         source,
         running: config.clone(),
         log,
-        service: Arc::clone(&service),
+        sections,
         updater,
         purging,
         trusted,

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
 use super::notify_systemd;
+use crate::config::LiveSections;
 use crate::config::{Config, ConfigSource};
 use crate::dyndns::update::Updater;
 use crate::inflight::InFlight;
@@ -27,7 +28,6 @@ use crate::intel::{IpIntel, Reloader};
 use crate::log::LogFilter;
 use crate::net::{AllowList, Networks};
 use crate::purge::{Purger, Purging};
-use crate::routes::{ServiceOptions, UpdateService};
 
 /// What a reload can change, and the configuration running.
 pub(super) struct Live {
@@ -37,8 +37,8 @@ pub(super) struct Live {
     pub running: Config,
     /// The log filter.
     pub log: LogFilter,
-    /// The update endpoints and the pages.
-    pub service: Arc<UpdateService>,
+    /// `[updates]`, `[acme]` and `[dashboard]` as the update listener's handlers read them.
+    pub sections: LiveSections,
     /// The update pace and authentication's limits.
     pub updater: Updater,
     /// The purger in use.
@@ -171,7 +171,7 @@ impl Live {
             || config.dashboard != running.dashboard
             || config.acme != running.acme
         {
-            self.service.reconfigure(ServiceOptions::new(&config));
+            self.sections.apply(&config);
             self.trusted.replace(config.updates.trusted_proxies.clone());
             applied.push("updates, dashboard and acme");
         }

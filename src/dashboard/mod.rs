@@ -19,7 +19,6 @@ mod pages;
 mod session;
 
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -31,6 +30,7 @@ use maud::Markup;
 use self::pages::{Frame, KeysNotice, Nav, Paging};
 use self::session::{Cookies, Token};
 use crate::auth::{AuthError, Authenticator};
+use crate::config::{self, Live, LiveSections};
 use crate::http::body::{self, BodyLimits};
 use crate::http::client::ClientAddress;
 use crate::http::response::{self, Answer, redirect};
@@ -70,38 +70,6 @@ pub enum Page {
     Static,
 }
 
-/// What the pages need of the configuration.
-#[derive(Debug, Clone)]
-pub struct DashboardOptions {
-    /// `public-url` of `[updates]`, without a trailing slash: the base of the commands shown.
-    pub public_url: Option<String>,
-    /// How long a sign-in lasts.
-    pub session_lifetime: Duration,
-    /// Rows per history page.
-    pub page_size: u32,
-    /// Form bodies.
-    pub body: BodyLimits,
-}
-
-impl DashboardOptions {
-    /// The options of `config`.
-    pub fn new(config: &crate::config::Config) -> Self {
-        Self {
-            public_url: config
-                .updates
-                .public_url
-                .as_ref()
-                .map(|url| url.trim_end_matches('/').to_string()),
-            session_lifetime: config.dashboard.session_lifetime,
-            page_size: config.dashboard.history_page_size,
-            body: BodyLimits {
-                max_bytes: config.updates.max_body_bytes,
-                timeout: config.updates.body_read_timeout,
-            },
-        }
-    }
-}
-
 /// The pages. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Dashboard {
@@ -109,31 +77,20 @@ pub struct Dashboard {
     served: Served,
     /// Checks sign-ins as Basic authentication is checked.
     authenticator: Authenticator,
-    /// Settings and cookies, replaced by a reload (SIGHUP).
-    settings: Arc<arc_swap::ArcSwap<Settings>>,
+    /// `[dashboard]` as in effect.
+    dashboard: Live<config::Dashboard>,
+    /// `[updates]` as in effect: `public-url` and the body limits.
+    updates: Live<config::Updates>,
 }
 
-/// The options in use, and the cookies they call for.
-#[derive(Debug)]
+/// The settings in effect for one request: both sections, and the cookies they call for.
 struct Settings {
-    /// Settings.
-    options: DashboardOptions,
+    /// `[dashboard]`.
+    dashboard: Arc<config::Dashboard>,
+    /// `[updates]`.
+    updates: Arc<config::Updates>,
     /// The cookies, `Secure` (and `__Host-` named) when `public-url` is https.
     cookies: Cookies,
-}
-
-impl Settings {
-    /// `options`, with the cookies they call for.
-    fn new(options: DashboardOptions) -> Self {
-        let secure = options
-            .public_url
-            .as_deref()
-            .is_some_and(|url| url.starts_with("https://"));
-        Self {
-            options,
-            cookies: Cookies::new(secure),
-        }
-    }
 }
 
 /// The script and the style sheet, with the URLs they are served under: the content's hash is
@@ -206,24 +163,29 @@ impl FrameData {
 }
 
 impl Dashboard {
-    /// The pages over `served`, signing in with `authenticator`.
-    pub fn new(served: Served, authenticator: Authenticator, options: DashboardOptions) -> Self {
+    /// The pages over `served`, signing in with `authenticator`, with the sections of `live`
+    /// (a reload swaps them: a `public-url` that turns https renames the session cookie,
+    /// `__Host-`, and whoever was signed in signs in again).
+    pub fn new(served: Served, authenticator: Authenticator, live: &LiveSections) -> Self {
         Self {
             served,
             authenticator,
-            settings: Arc::new(arc_swap::ArcSwap::from_pointee(Settings::new(options))),
+            dashboard: Arc::clone(&live.dashboard),
+            updates: Arc::clone(&live.updates),
         }
     }
 
-    /// Applies `options` from the next request on. A `public-url` that turns https renames
-    /// the session cookie (`__Host-`): whoever was signed in signs in again.
-    pub fn reconfigure(&self, options: DashboardOptions) {
-        self.settings.store(Arc::new(Settings::new(options)));
-    }
-
-    /// The settings in use.
-    fn settings(&self) -> arc_swap::Guard<Arc<Settings>> {
-        self.settings.load()
+    /// The settings in effect.
+    fn settings(&self) -> Settings {
+        let updates = self.updates.load_full();
+        let secure = updates
+            .public_base()
+            .is_some_and(|url| url.starts_with("https://"));
+        Settings {
+            dashboard: self.dashboard.load_full(),
+            updates,
+            cookies: Cookies::new(secure),
+        }
     }
 
     /// Answers `page` (the route table found it; `params`: its path's `{name}` segments) from
@@ -325,10 +287,7 @@ impl Dashboard {
         &self,
         request: Request<Incoming>,
     ) -> Result<(SignedIn, Vec<(String, String)>), Answer> {
-        refuse_other_sites(
-            request.headers(),
-            self.settings().options.public_url.as_deref(),
-        )?;
+        refuse_other_sites(request.headers(), self.settings().updates.public_base())?;
         let signed_in = self.signed_in(request.headers())?.ok_or_else(|| {
             page(
                 StatusCode::FORBIDDEN,
@@ -348,7 +307,7 @@ impl Dashboard {
     /// The fields of a form body.
     async fn read_form(&self, request: Request<Incoming>) -> Result<Vec<(String, String)>, Answer> {
         let (parts, body) = request.into_parts();
-        let limits = self.settings().options.body;
+        let limits = BodyLimits::from(&*self.settings().updates);
         let bytes = body::collect(&parts, body, limits).await?;
         Ok(form_urlencoded::parse(&bytes).into_owned().collect())
     }
@@ -377,10 +336,7 @@ impl Dashboard {
         request: Request<Incoming>,
         client: ClientAddress,
     ) -> Result<Answer, Answer> {
-        refuse_other_sites(
-            request.headers(),
-            self.settings().options.public_url.as_deref(),
-        )?;
+        refuse_other_sites(request.headers(), self.settings().updates.public_base())?;
         let form_token = self
             .settings()
             .cookies
@@ -460,7 +416,7 @@ impl Dashboard {
             }
         };
         let token = Token::generate();
-        let lifetime = self.settings().options.session_lifetime;
+        let lifetime = self.settings().dashboard.session_lifetime;
         self.served
             .open_session(
                 token.stored_hash(),
@@ -485,10 +441,7 @@ impl Dashboard {
     /// the sign-in page (and drops the dead cookie); one with a live session but without its
     /// CSRF token is refused, the cookie left alone, so another site cannot sign anyone out.
     async fn sign_out(&self, request: Request<Incoming>) -> Result<Answer, Answer> {
-        refuse_other_sites(
-            request.headers(),
-            self.settings().options.public_url.as_deref(),
-        )?;
+        refuse_other_sites(request.headers(), self.settings().updates.public_base())?;
         let Some(signed_in) = self.signed_in(request.headers())? else {
             let mut answer = redirect("/dashboard/login");
             set_cookie(&mut answer, &self.settings().cookies.clear_session());
@@ -507,8 +460,8 @@ impl Dashboard {
 
     /// The base of the URLs in the help: `public-url`, else the host the browser asked for.
     fn base_url(&self, headers: &HeaderMap) -> String {
-        if let Some(url) = &self.settings().options.public_url {
-            return url.clone();
+        if let Some(url) = self.settings().updates.public_base() {
+            return url.to_string();
         }
         let host = headers
             .get(header::HOST)
@@ -605,7 +558,7 @@ impl Dashboard {
             (None, Some(after)) => PageStart::After(after),
             (None, None) => PageStart::Newest,
         };
-        let size = self.settings().options.page_size;
+        let size = self.settings().dashboard.history_page_size;
         // One row more than shown tells whether there is a page beyond.
         let rows = self
             .served

@@ -22,24 +22,13 @@ use self::response::{AddressList, Answer, ReturnCode};
 use self::update::Updater;
 use crate::auth::{Credentials, Purpose};
 use crate::challenges::{ChallengeError, Challenges, Operation, valid_value};
+use crate::config::{self, Live, LiveSections};
 use crate::http::body::{self, BodyLimits};
 use crate::http::client::ClientAddress;
 use crate::http::response::{self as http_response, text};
 use crate::log::Untrusted;
 use crate::model::DomainName;
 use crate::model::challenge::ChallengeOutcome;
-
-/// What the update endpoints need of the configuration (`[updates]`, `[acme]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DynDnsOptions {
-    /// Request bodies.
-    pub body: BodyLimits,
-    /// Answer every dyndns2 code with status 200 (for ddclient, which ignores the body of any
-    /// non-2xx answer but 401).
-    pub always_200: bool,
-    /// How long an ACME value set by `txt=` is served; None: ACME values are off.
-    pub acme_lifetime: Option<Duration>,
-}
 
 /// The update endpoints. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -48,23 +37,21 @@ pub struct DynDns {
     updater: Updater,
     /// Sets ACME values (`txt=`).
     challenges: Challenges,
-    /// Settings, replaced by a reload (SIGHUP).
-    options: Arc<arc_swap::ArcSwap<DynDnsOptions>>,
+    /// `[updates]` as in effect (bodies, `always-200`).
+    updates: Live<config::Updates>,
+    /// `[acme]` as in effect (`txt=`).
+    acme: Live<config::Acme>,
 }
 
 impl DynDns {
     /// The endpoints, applying updates with `updater` and `txt=` through `challenges`.
-    pub fn new(updater: Updater, challenges: Challenges, options: DynDnsOptions) -> Self {
+    pub fn new(updater: Updater, challenges: Challenges, live: &LiveSections) -> Self {
         Self {
             updater,
             challenges,
-            options: Arc::new(arc_swap::ArcSwap::from_pointee(options)),
+            updates: Arc::clone(&live.updates),
+            acme: Arc::clone(&live.acme),
         }
-    }
-
-    /// Applies `options` from the next request on.
-    pub fn reconfigure(&self, options: DynDnsOptions) {
-        self.options.store(Arc::new(options));
     }
 
     /// Answers an update request (the route table found `endpoint`).
@@ -76,8 +63,8 @@ impl DynDns {
     ) -> http_response::Answer {
         let path = request.uri().path().to_string();
         let (parts, body) = request.into_parts();
-        let options = self.options.load_full();
-        let body = match read_form_body(&parts, body, options.body).await {
+        let updates = self.updates.load_full();
+        let body = match read_form_body(&parts, body, BodyLimits::from(&*updates)).await {
             Ok(body) => body,
             Err(response) => return response,
         };
@@ -125,7 +112,7 @@ impl DynDns {
                             hosts,
                             change,
                             client,
-                            options.acme_lifetime,
+                            self.acme.load().lifetime(),
                         ),
                         span.clone(),
                     )
@@ -159,7 +146,7 @@ impl DynDns {
                 tracing::info!(outcome = %answer.labels(), "update answered");
             }
         });
-        respond(&answer, options.always_200)
+        respond(&answer, updates.always_200)
     }
 
     /// `txt=` (or `clear=true`) on the update endpoints: the hosts' challenge values instead

@@ -20,6 +20,16 @@ pub struct BodyLimits {
     pub timeout: Duration,
 }
 
+impl From<&crate::config::Updates> for BodyLimits {
+    /// `max-body-bytes` and `body-read-timeout-secs`.
+    fn from(updates: &crate::config::Updates) -> Self {
+        Self {
+            max_bytes: updates.max_body_bytes,
+            timeout: updates.body_read_timeout,
+        }
+    }
+}
+
 /// Reads a request body within `limits`; `Err` holds the answer to a body too large (413,
 /// also when its declared length is), too slow (408) or malformed (400).
 pub async fn collect(
