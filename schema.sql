@@ -371,3 +371,32 @@ CREATE TABLE login_blocks (
     unlock_requested_at TEXT,
     CHECK ((user_id IS NULL) <> (client IS NULL))
 );
+
+-- migration 9: TSIG keys
+
+-- Shared-secret keys (RFC 8945) for RFC 2136 updates: `nsupdate`, DHCP servers, ACME clients,
+-- Kubernetes controllers. HMAC needs the secret whole, so it is kept as it is (base64); the
+-- database file is private to the service's user (0600), and the CLI shows a secret once, at
+-- creation. An account's key may change what the account may change through `/nic/update`
+-- and `/acme/*` (its names' A, AAAA and `_acme-challenge` TXT); an admin's key belongs to a
+-- zone, or to the names at and below `subtree` in it, for the record `types` listed.
+CREATE TABLE tsig_keys (
+    id           INTEGER PRIMARY KEY,
+    -- The key's name as clients send it: a DNS name, lower case, no final dot.
+    name         TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    algorithm    TEXT    NOT NULL CHECK (algorithm IN ('hmac-sha256', 'hmac-sha512', 'hmac-sha1')),
+    secret       TEXT    NOT NULL CHECK (length(secret) BETWEEN 16 AND 200),
+    user_id      INTEGER REFERENCES users (id) ON DELETE CASCADE,
+    zone_id      INTEGER REFERENCES zones (id) ON DELETE CASCADE,
+    subtree      TEXT    COLLATE NOCASE,
+    -- For an admin's key: the record types it may change, comma-separated (`A,AAAA,TXT`).
+    types        TEXT,
+    is_active    INTEGER NOT NULL DEFAULT 1 CHECK (is_active IN (0, 1)),
+    created_at   TEXT    NOT NULL,
+    revoked_at   TEXT,
+    last_used_at TEXT,
+    CHECK ((user_id IS NULL) <> (zone_id IS NULL)),
+    CHECK (subtree IS NULL OR zone_id IS NOT NULL),
+    CHECK ((zone_id IS NULL) = (types IS NULL))
+);
+CREATE INDEX tsig_keys_user ON tsig_keys (user_id) WHERE user_id IS NOT NULL;

@@ -49,6 +49,9 @@ _certadns__ddns() {
             certadns__ddns,serve)
                 cmd="certadns__ddns__subcmd__serve"
                 ;;
+            certadns__ddns,tsig)
+                cmd="certadns__ddns__subcmd__tsig"
+                ;;
             certadns__ddns,update-help)
                 cmd="certadns__ddns__subcmd__update__subcmd__help"
                 ;;
@@ -133,6 +136,9 @@ _certadns__ddns() {
             certadns__ddns__subcmd__help,serve)
                 cmd="certadns__ddns__subcmd__help__subcmd__serve"
                 ;;
+            certadns__ddns__subcmd__help,tsig)
+                cmd="certadns__ddns__subcmd__help__subcmd__tsig"
+                ;;
             certadns__ddns__subcmd__help,update-help)
                 cmd="certadns__ddns__subcmd__help__subcmd__update__subcmd__help"
                 ;;
@@ -177,6 +183,15 @@ _certadns__ddns() {
                 ;;
             certadns__ddns__subcmd__help__subcmd__record,remove)
                 cmd="certadns__ddns__subcmd__help__subcmd__record__subcmd__remove"
+                ;;
+            certadns__ddns__subcmd__help__subcmd__tsig,create)
+                cmd="certadns__ddns__subcmd__help__subcmd__tsig__subcmd__create"
+                ;;
+            certadns__ddns__subcmd__help__subcmd__tsig,list)
+                cmd="certadns__ddns__subcmd__help__subcmd__tsig__subcmd__list"
+                ;;
+            certadns__ddns__subcmd__help__subcmd__tsig,revoke)
+                cmd="certadns__ddns__subcmd__help__subcmd__tsig__subcmd__revoke"
                 ;;
             certadns__ddns__subcmd__help__subcmd__user,add)
                 cmd="certadns__ddns__subcmd__help__subcmd__user__subcmd__add"
@@ -270,6 +285,30 @@ _certadns__ddns() {
                 ;;
             certadns__ddns__subcmd__record__subcmd__help,remove)
                 cmd="certadns__ddns__subcmd__record__subcmd__help__subcmd__remove"
+                ;;
+            certadns__ddns__subcmd__tsig,create)
+                cmd="certadns__ddns__subcmd__tsig__subcmd__create"
+                ;;
+            certadns__ddns__subcmd__tsig,help)
+                cmd="certadns__ddns__subcmd__tsig__subcmd__help"
+                ;;
+            certadns__ddns__subcmd__tsig,list)
+                cmd="certadns__ddns__subcmd__tsig__subcmd__list"
+                ;;
+            certadns__ddns__subcmd__tsig,revoke)
+                cmd="certadns__ddns__subcmd__tsig__subcmd__revoke"
+                ;;
+            certadns__ddns__subcmd__tsig__subcmd__help,create)
+                cmd="certadns__ddns__subcmd__tsig__subcmd__help__subcmd__create"
+                ;;
+            certadns__ddns__subcmd__tsig__subcmd__help,help)
+                cmd="certadns__ddns__subcmd__tsig__subcmd__help__subcmd__help"
+                ;;
+            certadns__ddns__subcmd__tsig__subcmd__help,list)
+                cmd="certadns__ddns__subcmd__tsig__subcmd__help__subcmd__list"
+                ;;
+            certadns__ddns__subcmd__tsig__subcmd__help,revoke)
+                cmd="certadns__ddns__subcmd__tsig__subcmd__help__subcmd__revoke"
                 ;;
             certadns__ddns__subcmd__user,add)
                 cmd="certadns__ddns__subcmd__user__subcmd__add"
@@ -380,7 +419,7 @@ _certadns__ddns() {
 
     case "${cmd}" in
         certadns__ddns)
-            opts="-h -V --db --config --help --version zone user key domain record history update-help init backup serve relay completions man help"
+            opts="-h -V --db --config --help --version zone user key tsig domain record history update-help init backup serve relay completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -772,7 +811,7 @@ _certadns__ddns() {
             return 0
             ;;
         certadns__subcmd__ddns__subcmd__help)
-            opts="zone user key domain record history update-help init backup serve relay completions man help"
+            opts="zone user key tsig domain record history update-help init backup serve relay completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1096,6 +1135,62 @@ _certadns__ddns() {
         certadns__subcmd__ddns__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__help__subcmd__tsig)
+            opts="create list revoke"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__help__subcmd__tsig__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__help__subcmd__tsig__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__help__subcmd__tsig__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1802,6 +1897,184 @@ _certadns__ddns() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__tsig)
+            opts="-h --db --config --help create list revoke help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__tsig__subcmd__create)
+            opts="-h --zone --subtree --types --name --algorithm --db --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --zone)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --subtree)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --types)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --algorithm)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__tsig__subcmd__help)
+            opts="create list revoke help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__tsig__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__tsig__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__tsig__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__tsig__subcmd__help__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__tsig__subcmd__list)
+            opts="-h --json --db --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__tsig__subcmd__revoke)
+            opts="-h --db --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

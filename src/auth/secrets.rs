@@ -257,9 +257,29 @@ pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A new key's secret: random bytes of the algorithm's length, base64 as BIND writes it.
+pub fn generate_tsig_secret(algorithm: crate::model::tsig::TsigAlgorithm) -> String {
+    let mut secret = vec![0_u8; algorithm.secret_len()];
+    rand::fill(secret.as_mut_slice());
+    base64::engine::general_purpose::STANDARD.encode(secret)
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn tsig_secrets_are_random_and_as_long_as_their_hash() {
+        use crate::model::tsig::TsigAlgorithm;
+        for algorithm in TsigAlgorithm::ALL {
+            let secret = generate_tsig_secret(algorithm);
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&secret)
+                .unwrap();
+            assert_eq!(bytes.len(), algorithm.secret_len());
+            assert_ne!(secret, generate_tsig_secret(algorithm));
+        }
+    }
 
     #[test]
     fn passwords_hash_to_argon2id_and_verify() {

@@ -13,6 +13,7 @@ mod history;
 mod key;
 mod record;
 mod transfer;
+mod tsig;
 mod user;
 mod zone;
 
@@ -68,6 +69,10 @@ enum Command {
     /// API keys (create, list, revoke).
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// TSIG keys for RFC 2136 clients (create, list, revoke); the RFC 2136 listener that
+    /// takes them is not in this version yet.
+    #[command(subcommand)]
+    Tsig(tsig::TsigCommand),
     /// DDNS domains (add, set, remove, import, export, list).
     #[command(subcommand)]
     Domain(domain::DomainCommand),
@@ -240,6 +245,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Zone(command) => zone::run(&admin, command),
         Command::User(command) => user::run(&admin, command),
         Command::Key(command) => key::run(&admin, command),
+        Command::Tsig(command) => tsig::run(&admin, command),
         Command::Domain(command) => domain::run(&admin, command),
         Command::Record(command) => record::run(&admin, command),
         Command::History(command) => history::run(&admin.store, command),

@@ -15,6 +15,7 @@ pub mod ownership;
 mod prefix;
 pub mod rdata;
 pub mod time;
+pub mod tsig;
 pub mod zone;
 
 pub use self::ip::{

@@ -25,6 +25,7 @@ pub mod logins;
 pub mod records;
 mod schema;
 pub mod sessions;
+pub mod tsig;
 pub mod updates;
 pub mod users;
 pub mod view;

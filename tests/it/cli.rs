@@ -909,3 +909,136 @@ fn key_create_keeps_the_same_caps_as_the_pages() {
     let free = env.cli(&["key", "create", "bob"]);
     assert!(String::from_utf8_lossy(&free.stderr).contains("user plan bob plus"));
 }
+
+/// Issue 31, item 2 (the keys): `tsig create` prints the key once, as the block
+/// `nsupdate -k FILE` reads (checked with the real nsupdate); account keys follow the plan as
+/// API keys do; admin keys belong to a zone or a subtree, for the types given; `tsig list`
+/// never shows a secret; a revoked key's name is not given to another secret.
+#[test]
+fn tsig_keys_are_created_once_listed_without_secrets_and_revoked() {
+    let env = TestEnv::new();
+    env.seed();
+    let created = env.cli(&["tsig", "create", "alice"]);
+    assert!(created.status.success(), "{created:?}");
+    let told = String::from_utf8_lossy(&created.stderr).to_string();
+    assert!(told.contains("shown this once"), "{told}");
+    let block = String::from_utf8(created.stdout).unwrap();
+    let name = block
+        .strip_prefix("key \"")
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("{block}"))
+        .to_string();
+    assert!(name.starts_with("alice-"), "{name}");
+    assert!(block.contains("algorithm hmac-sha256;"), "{block}");
+    let secret = block
+        .split("secret \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    let stored: String = env
+        .db()
+        .query_row(
+            "SELECT secret FROM tsig_keys WHERE name = ?1",
+            [&name],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, secret);
+    if common::require_tool("nsupdate") {
+        let file = env.dir.path().join("alice.key");
+        std::fs::write(&file, &block).unwrap();
+        let mut nsupdate = std::process::Command::new("nsupdate")
+            .arg("-k")
+            .arg(&file)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        nsupdate.stdin.take().unwrap().write_all(b"quit\n").unwrap();
+        let read = nsupdate.wait_with_output().unwrap();
+        assert!(
+            read.stderr.is_empty(),
+            "nsupdate refused the key block: {}",
+            String::from_utf8_lossy(&read.stderr)
+        );
+    }
+
+    let free = env.cli(&["tsig", "create", "bob"]);
+    assert!(!free.status.success());
+    assert!(String::from_utf8_lossy(&free.stderr).contains("free plan"));
+    let zone_key = env.cli_ok(&[
+        "tsig",
+        "create",
+        "--zone",
+        "dyn.example",
+        "--types",
+        "a,TXT",
+        "--name",
+        "External-DNS.",
+        "--algorithm",
+        "HMAC-SHA512",
+    ]);
+    assert!(zone_key.starts_with("key \"external-dns\" {"), "{zone_key}");
+    assert!(zone_key.contains("algorithm hmac-sha512;"), "{zone_key}");
+    env.cli_ok(&[
+        "tsig",
+        "create",
+        "--subtree",
+        "lab.dyn.example",
+        "--name",
+        "kea",
+    ]);
+    for (args, why) in [
+        (
+            &["tsig", "create", "--zone", "nosuch.example"][..],
+            "no zone nosuch.example",
+        ),
+        (
+            &["tsig", "create", "alice", "--zone", "dyn.example"],
+            "cannot be used with",
+        ),
+        (&["tsig", "create", "alice", "--types", "A"], "--zone"),
+        (
+            &["tsig", "create", "alice", "--algorithm", "hmac-md5"],
+            "hmac-sha256",
+        ),
+        (
+            &["tsig", "create", "--zone", "dyn.example", "--types", "PTRX"],
+            "record type",
+        ),
+        (
+            &["tsig", "create", "alice", "--name", "kea"],
+            "exists already",
+        ),
+        (
+            &["tsig", "create", "--subtree", "elsewhere.example"],
+            "not inside any zone",
+        ),
+    ] {
+        let refused = env.cli(args);
+        assert!(!refused.status.success(), "{args:?}");
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(said.contains(why), "{args:?}: {said}");
+    }
+
+    let listed = env.cli_ok(&["tsig", "list", "--json"]);
+    assert!(!listed.contains(&secret), "no secret in the list");
+    let keys: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap();
+    assert_eq!(keys.len(), 3, "{listed}");
+    assert_eq!(keys[0]["user"], "alice");
+    let kea = keys.iter().find(|key| key["name"] == "kea").unwrap();
+    assert_eq!(kea["subtree"], "lab.dyn.example");
+    assert_eq!(kea["types"], "A,AAAA,TXT");
+    assert_eq!(kea["zone"], "dyn.example");
+
+    env.cli_ok(&["tsig", "revoke", "external-dns"]);
+    let again = env.cli(&["tsig", "revoke", "external-dns"]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("no active TSIG key named external-dns")
+    );
+    let reused = env.cli(&["tsig", "create", "alice", "--name", "external-dns"]);
+    assert!(String::from_utf8_lossy(&reused.stderr).contains("exists already"));
+}
