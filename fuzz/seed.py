@@ -102,4 +102,14 @@ write("tag_list", b"185.220.101.1\n185.220.101.2\n2a0b:f4c2::1\n")
 write("tag_list", b"#\n# firehol_level1\n#\n0.0.0.0/8\n1.10.16.0/20\n10.0.0.0/8 # private\n2001:db8::/32\n")
 write("tag_list", b"; Spamhaus DROP List 2026/11/29\r\n1.10.16.0/20 ; SBL256894\r\n1.19.0.0/16 ; SBL434604\r\n")
 write("tag_list", b"10.0.0.0/16\n10.0.1.0/24\n10.0.0.0/8\n0.0.0.0/0\n::/0\nffff:ffff::/32\n255.255.255.255\n")
+# A signed UPDATE exactly as the real nsupdate sent it (hmac-sha256, key alice-key, the secret
+# of fuzz_targets/tsig_verify.rs), and the same unsigned.
+write("tsig_verify", bytes.fromhex(
+    "25ce280000010000000100010364796e076578616d706c65000006000104686f7374c00c00010001"
+    "0000003c0004c000020109616c6963652d6b65790000fa00ff00000000003d0b686d61632d736861"
+    "3235360000006b157c28012c00204ea8c9b304a7763d17a0fe6676f67f185fee43172866b4b296b0"
+    "325660afdc1a25ce00000000"))
+write("tsig_verify", bytes.fromhex(
+    "25ce280000010000000100000364796e076578616d706c65000006000104686f7374c00c00010001"
+    "0000003c0004c0000201"))
 print(f"seeds written under {OUT}")

@@ -20,6 +20,7 @@ pub mod checks;
 pub mod credentials;
 pub mod secrets;
 pub mod throttle;
+pub mod tsig;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -28,3 +28,4 @@ mod prefix;
 mod reload;
 mod systemd;
 mod transfer;
+mod tsig;

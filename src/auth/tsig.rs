@@ -1,0 +1,186 @@
+//! TSIG (RFC 8945): checking the signature of a DNS request against the key it names.
+//!
+//! `hickory-proto` reads the message and rebuilds the bytes the client signed (the message
+//! without its TSIG record, the original ID back in the header, then the TSIG variables): the
+//! part that is easy to get subtly wrong. The MAC itself is computed here with RustCrypto's
+//! `hmac` over SHA-256, SHA-512 or SHA-1 (hickory's own HMAC leaves SHA-1 out, which old
+//! clients still send) and compared in constant time.
+//!
+//! The checks run in RFC 8945 §5.2's order, each with its error: the key (BADKEY: unknown,
+//! revoked, or another algorithm than the key's), the MAC (BADSIG; a truncated MAC is
+//! BADTRUNC, this service takes full-length MACs only), then the time (BADTIME, outside the
+//! request's fudge). A message with no TSIG is [`TsigError::Unsigned`], for the caller to
+//! refuse or answer as it must.
+
+use hickory_proto::dnssec::rdata::DNSSECRData;
+use hickory_proto::dnssec::rdata::tsig::signed_bitmessage_to_buf;
+use hickory_proto::op::Header;
+use hickory_proto::rr::RData;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use hmac::{KeyInit, Mac};
+
+use crate::model::tsig::{TsigAlgorithm, TsigKey};
+use crate::served::StoreError;
+
+/// Why a signed request was not taken. [`TsigError::rcode`] is what the answer's TSIG record
+/// carries (RFC 8945 §5.2).
+#[derive(Debug, thiserror::Error)]
+pub enum TsigError {
+    /// The message carries no TSIG record.
+    #[error("the request is not signed")]
+    Unsigned,
+    /// The message or its TSIG record cannot be read (FORMERR).
+    #[error("malformed TSIG: {0}")]
+    Malformed(String),
+    /// No active key of that name, or the key is for another algorithm (BADKEY).
+    #[error("unknown key {0}")]
+    BadKey(String),
+    /// The MAC does not match (BADSIG).
+    #[error("bad signature with key {0}")]
+    BadSig(String),
+    /// Signed outside the fudge around this server's time (BADTIME).
+    #[error("signed at {signed}, {skew} s away from this server's time (fudge {fudge} s)")]
+    BadTime {
+        /// When the client signed, in seconds since the epoch.
+        signed: u64,
+        /// How far that is from now.
+        skew: u64,
+        /// The request's fudge.
+        fudge: u16,
+    },
+    /// The MAC is truncated; only full-length MACs are taken (BADTRUNC).
+    #[error("truncated MAC with key {0}")]
+    BadTrunc(String),
+    /// The keys could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl TsigError {
+    /// The TSIG error code of the answer: BADSIG 16, BADKEY 17, BADTIME 18, BADTRUNC 22; 0
+    /// for the others, which are answered with a plain RCODE (FORMERR, REFUSED, SERVFAIL).
+    pub fn rcode(&self) -> u16 {
+        match self {
+            Self::BadSig(_) => 16,
+            Self::BadKey(_) => 17,
+            Self::BadTime { .. } => 18,
+            Self::BadTrunc(_) => 22,
+            Self::Unsigned | Self::Malformed(_) | Self::Store(_) => 0,
+        }
+    }
+}
+
+/// A request whose signature checked out.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The key that signed it.
+    pub key: TsigKey,
+    /// The request's MAC: the answer's signature covers it (RFC 8945 §4.3.1).
+    pub mac: Vec<u8>,
+    /// When the client signed, in seconds since the epoch.
+    pub time_signed: u64,
+    /// The request's fudge, which the answer carries back.
+    pub fudge: u16,
+}
+
+/// The HMAC of `data` under `secret` with `algorithm`.
+fn hmac(algorithm: TsigAlgorithm, secret: &[u8], data: &[u8]) -> Box<dyn MacCheck> {
+    fn keyed<M: Mac + KeyInit + 'static>(secret: &[u8], data: &[u8]) -> Box<dyn MacCheck> {
+        let mut mac =
+            <M as KeyInit>::new_from_slice(secret).expect("HMAC takes keys of any length");
+        mac.update(data);
+        Box::new(mac)
+    }
+    match algorithm {
+        TsigAlgorithm::HmacSha256 => keyed::<hmac::Hmac<sha2::Sha256>>(secret, data),
+        TsigAlgorithm::HmacSha512 => keyed::<hmac::Hmac<sha2::Sha512>>(secret, data),
+        TsigAlgorithm::HmacSha1 => keyed::<hmac::Hmac<sha1::Sha1>>(secret, data),
+    }
+}
+
+/// A keyed MAC over the data, checked against a tag in constant time.
+trait MacCheck {
+    /// Whether `tag` is the MAC, compared in constant time.
+    fn matches(self: Box<Self>, tag: &[u8]) -> bool;
+}
+
+impl<M: Mac> MacCheck for M {
+    fn matches(self: Box<Self>, tag: &[u8]) -> bool {
+        (*self).verify_slice(tag).is_ok()
+    }
+}
+
+/// The length of `algorithm`'s MAC, in bytes.
+fn mac_len(algorithm: TsigAlgorithm) -> usize {
+    algorithm.secret_len()
+}
+
+/// Checks the TSIG of `message` at `now` (seconds since the epoch), finding the key it names
+/// with `find` (by name, lower case, no final dot; only active keys).
+pub fn verify(
+    message: &[u8],
+    now: u64,
+    find: impl FnOnce(&str) -> Result<Option<TsigKey>, StoreError>,
+) -> Result<Verified, TsigError> {
+    let header = Header::read(&mut BinDecoder::new(message))
+        .map_err(|error| TsigError::Malformed(error.to_string()))?;
+    if header.additional_count() == 0 {
+        return Err(TsigError::Unsigned);
+    }
+    let (signed, record) = match signed_bitmessage_to_buf(None, message, true) {
+        Ok(parts) => parts,
+        Err(error) if error.to_string().contains("signature is not tsig") => {
+            return Err(TsigError::Unsigned);
+        }
+        Err(error) => return Err(TsigError::Malformed(error.to_string())),
+    };
+    let RData::DNSSEC(DNSSECRData::TSIG(tsig)) = record.data() else {
+        return Err(TsigError::Unsigned);
+    };
+    let name = record.name().to_ascii().to_ascii_lowercase();
+    let name = name.strip_suffix('.').unwrap_or(&name).to_string();
+    let Some(key) = find(&name)? else {
+        return Err(TsigError::BadKey(name));
+    };
+    let algorithm = tsig.algorithm().to_name().to_ascii();
+    if algorithm.parse::<TsigAlgorithm>().ok() != Some(key.algorithm) {
+        return Err(TsigError::BadKey(name));
+    }
+    let expected = mac_len(key.algorithm);
+    let mac = tsig.mac();
+    if mac.len() > expected {
+        return Err(TsigError::Malformed(format!(
+            "a MAC of {} bytes for {}",
+            mac.len(),
+            key.algorithm
+        )));
+    }
+    if mac.len() < expected {
+        // RFC 8945 §5.2.2.1: shorter than half the hash (or 10 bytes) is malformed; between
+        // that and the full length is a truncation this service does not accept.
+        return Err(if mac.len() < expected.div_ceil(2).max(10) {
+            TsigError::Malformed(format!("a MAC of {} bytes", mac.len()))
+        } else {
+            TsigError::BadTrunc(name)
+        });
+    }
+    let secret = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &key.secret)
+        .map_err(|_| TsigError::BadKey(name.clone()))?;
+    if !hmac(key.algorithm, &secret, &signed).matches(mac) {
+        return Err(TsigError::BadSig(name));
+    }
+    let skew = now.abs_diff(tsig.time());
+    if skew > u64::from(tsig.fudge()) {
+        return Err(TsigError::BadTime {
+            signed: tsig.time(),
+            skew,
+            fudge: tsig.fudge(),
+        });
+    }
+    Ok(Verified {
+        key,
+        mac: mac.to_vec(),
+        time_signed: tsig.time(),
+        fudge: tsig.fudge(),
+    })
+}

@@ -1,0 +1,161 @@
+//! Issue 31, TSIG (RFC 8945): the signatures the real `nsupdate` makes, checked by
+//! `auth::tsig::verify` for each algorithm, and every way a signature can be wrong.
+
+use std::io::Write as _;
+use std::net::UdpSocket;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use certadns_ddns::auth::tsig::{TsigError, verify};
+use certadns_ddns::model::tsig::{TsigAlgorithm, TsigKey, TsigScope, key_file};
+
+use crate::common;
+
+/// The UPDATE `nsupdate` sends for one A record, signed with the key block `key` (none:
+/// unsigned), as it arrives at a UDP socket standing in for the server.
+fn sent_by_nsupdate(key: Option<&str>) -> Vec<u8> {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new("nsupdate");
+    command.args(["-t", "3", "-u", "1", "-r", "0"]);
+    if let Some(key) = key {
+        let file = dir.path().join("key.conf");
+        std::fs::write(&file, key).unwrap();
+        command.arg("-k").arg(&file);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    write!(
+        child.stdin.take().unwrap(),
+        "server 127.0.0.1 {port}\nzone dyn.example\n\
+         update add host.dyn.example 60 A 192.0.2.1\nsend\n"
+    )
+    .unwrap();
+    let mut buffer = [0_u8; 4096];
+    let received = socket.recv(&mut buffer);
+    let _ = child.kill();
+    let _ = child.wait();
+    buffer[..received.expect("nsupdate sent its UPDATE")].to_vec()
+}
+
+/// A key of `algorithm` named `alice-key` with a fresh secret.
+fn key(algorithm: TsigAlgorithm) -> TsigKey {
+    TsigKey {
+        id: 1,
+        name: "alice-key".into(),
+        algorithm,
+        secret: certadns_ddns::auth::generate_tsig_secret(algorithm),
+        scope: TsigScope::Account { user_id: 1 },
+        is_active: true,
+        created_at: "t".into(),
+        last_used_at: None,
+    }
+}
+
+/// Seconds since the epoch.
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn what_nsupdate_signs_is_verified_and_every_wrong_signature_named() {
+    if !common::require_tool("nsupdate") {
+        return;
+    }
+    for algorithm in TsigAlgorithm::ALL {
+        let alice = key(algorithm);
+        let block = key_file(&alice.name, algorithm, &alice.secret);
+        let message = sent_by_nsupdate(Some(&block));
+        let found = |name: &str| {
+            assert_eq!(name, "alice-key");
+            Ok(Some(alice.clone()))
+        };
+        let verified =
+            verify(&message, now(), found).unwrap_or_else(|error| panic!("{algorithm}: {error}"));
+        assert_eq!(verified.key.name, "alice-key");
+        assert_eq!(verified.mac.len(), algorithm.secret_len());
+        assert!(now().abs_diff(verified.time_signed) < 60);
+
+        // Another secret under the same name: BADSIG.
+        let other = key(algorithm);
+        let error = verify(&message, now(), |_| Ok(Some(other.clone()))).unwrap_err();
+        assert!(
+            matches!(error, TsigError::BadSig(_)),
+            "{algorithm}: {error}"
+        );
+        assert_eq!(error.rcode(), 16);
+        // No such key, or one of another algorithm: BADKEY.
+        let error = verify(&message, now(), |_| Ok(None)).unwrap_err();
+        assert!(matches!(error, TsigError::BadKey(_)), "{error}");
+        assert_eq!(error.rcode(), 17);
+        let other_algorithm = TsigAlgorithm::ALL
+            .into_iter()
+            .find(|other| *other != algorithm)
+            .unwrap();
+        let mismatched = TsigKey {
+            algorithm: other_algorithm,
+            ..alice.clone()
+        };
+        let error = verify(&message, now(), |_| Ok(Some(mismatched.clone()))).unwrap_err();
+        assert!(matches!(error, TsigError::BadKey(_)), "{error}");
+        // Signed an hour away from our clock (nsupdate's fudge is 300 s): BADTIME, and only
+        // once the MAC checked out.
+        let error = verify(&message, now() + 3600, |_| Ok(Some(alice.clone()))).unwrap_err();
+        assert!(
+            matches!(error, TsigError::BadTime { fudge: 300, .. }),
+            "{error}"
+        );
+        assert_eq!(error.rcode(), 18);
+        // One changed byte of the update (192.0.2.1 to 192.0.2.2): BADSIG.
+        let mut tampered = message.clone();
+        let at = tampered
+            .windows(4)
+            .position(|window| window == [192, 0, 2, 1])
+            .expect("the address in the message");
+        tampered[at + 3] = 2;
+        let error = verify(&tampered, now(), |_| Ok(Some(alice.clone()))).unwrap_err();
+        assert!(matches!(error, TsigError::BadSig(_)), "{error}");
+    }
+    // No key: no TSIG record at all.
+    let unsigned = sent_by_nsupdate(None);
+    let error = verify(&unsigned, now(), |_| panic!("no key is looked up")).unwrap_err();
+    assert!(matches!(error, TsigError::Unsigned), "{error}");
+    // Not DNS.
+    let error = verify(b"\x01\x02", now(), |_| panic!("no key is looked up")).unwrap_err();
+    assert!(matches!(error, TsigError::Malformed(_)), "{error}");
+}
+
+/// The fuzz target's seed (`fuzz/seed.py`, an UPDATE the real nsupdate signed) verifies with
+/// its key at its signing time, so the fuzzer starts from a message that reaches every check.
+#[test]
+fn the_fuzz_seed_is_a_valid_signed_update() {
+    let seed: Vec<u8> = (0..)
+        .step_by(2)
+        .take_while(|at| *at < SEED.len())
+        .map(|at| u8::from_str_radix(&SEED[at..at + 2], 16).unwrap())
+        .collect();
+    let alice = TsigKey {
+        secret: "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=".into(),
+        ..key(TsigAlgorithm::HmacSha256)
+    };
+    let verified = verify(&seed, 0x6b15_7c28, |_| Ok(Some(alice.clone()))).unwrap();
+    assert_eq!(verified.time_signed, 0x6b15_7c28);
+    assert_eq!(verified.fudge, 300);
+}
+
+/// The seed of `fuzz/seed.py`, hex.
+const SEED: &str = "25ce280000010000000100010364796e076578616d706c65000006000104686f7374c00c00010001\
+0000003c0004c000020109616c6963652d6b65790000fa00ff00000000003d0b686d61632d736861\
+3235360000006b157c28012c00204ea8c9b304a7763d17a0fe6676f67f185fee43172866b4b296b0\
+325660afdc1a25ce00000000";
