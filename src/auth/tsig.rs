@@ -13,9 +13,12 @@
 //! refuse or answer as it must.
 
 use hickory_proto::dnssec::rdata::DNSSECRData;
-use hickory_proto::dnssec::rdata::tsig::signed_bitmessage_to_buf;
-use hickory_proto::op::Header;
-use hickory_proto::rr::RData;
+use hickory_proto::dnssec::rdata::tsig::{
+    TSIG, TsigAlgorithm as HickoryAlgorithm, make_tsig_record, message_tbs,
+    signed_bitmessage_to_buf,
+};
+use hickory_proto::op::{Header, Message};
+use hickory_proto::rr::{Name, RData};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use hmac::{KeyInit, Mac};
 
@@ -38,15 +41,18 @@ pub enum TsigError {
     /// The MAC does not match (BADSIG).
     #[error("bad signature with key {0}")]
     BadSig(String),
-    /// Signed outside the fudge around this server's time (BADTIME).
-    #[error("signed at {signed}, {skew} s away from this server's time (fudge {fudge} s)")]
+    /// Signed outside the fudge around this server's time (BADTIME). The signature itself
+    /// checked out: the answer is signed ([`sign_response`]).
+    #[error(
+        "signed at {}, {skew} s away from this server's time (fudge {} s)",
+        .verified.time_signed,
+        .verified.fudge
+    )]
     BadTime {
-        /// When the client signed, in seconds since the epoch.
-        signed: u64,
-        /// How far that is from now.
+        /// The request, verified but for its time.
+        verified: Box<Verified>,
+        /// How far its time is from now, in seconds.
         skew: u64,
-        /// The request's fudge.
-        fudge: u16,
     },
     /// The MAC is truncated; only full-length MACs are taken (BADTRUNC).
     #[error("truncated MAC with key {0}")]
@@ -98,15 +104,21 @@ fn hmac(algorithm: TsigAlgorithm, secret: &[u8], data: &[u8]) -> Box<dyn MacChec
     }
 }
 
-/// A keyed MAC over the data, checked against a tag in constant time.
+/// A keyed MAC over the data: checked against a tag in constant time, or given out.
 trait MacCheck {
     /// Whether `tag` is the MAC, compared in constant time.
     fn matches(self: Box<Self>, tag: &[u8]) -> bool;
+    /// The MAC.
+    fn finalize(self: Box<Self>) -> Vec<u8>;
 }
 
 impl<M: Mac> MacCheck for M {
     fn matches(self: Box<Self>, tag: &[u8]) -> bool {
         (*self).verify_slice(tag).is_ok()
+    }
+
+    fn finalize(self: Box<Self>) -> Vec<u8> {
+        (*self).finalize().into_bytes().to_vec()
     }
 }
 
@@ -169,18 +181,64 @@ pub fn verify(
     if !hmac(key.algorithm, &secret, &signed).matches(mac) {
         return Err(TsigError::BadSig(name));
     }
-    let skew = now.abs_diff(tsig.time());
-    if skew > u64::from(tsig.fudge()) {
-        return Err(TsigError::BadTime {
-            signed: tsig.time(),
-            skew,
-            fudge: tsig.fudge(),
-        });
-    }
-    Ok(Verified {
+    let verified = Verified {
         key,
         mac: mac.to_vec(),
         time_signed: tsig.time(),
         fudge: tsig.fudge(),
-    })
+    };
+    let skew = now.abs_diff(tsig.time());
+    if skew > u64::from(tsig.fudge()) {
+        return Err(TsigError::BadTime {
+            verified: Box::new(verified),
+            skew,
+        });
+    }
+    Ok(verified)
+}
+
+/// Signs `response`, the answer to the request `verified` came from, at `now` (seconds since
+/// the epoch), as RFC 8945 §4.3 and §5.3 say: the MAC covers the request's MAC, the answer
+/// (with the request's ID, without its TSIG record) and the TSIG variables. With `badtime`,
+/// the answer to a request signed outside the fudge (§5.2.3): it carries the error BADTIME,
+/// the request's time, and this server's time in its other data, so that the client can tell
+/// its clock is off. Answers to BADKEY and BADSIG are not signed (there is no key to sign
+/// with): the caller sends those as they are.
+pub fn sign_response(
+    response: &mut Message,
+    verified: &Verified,
+    now: u64,
+    badtime: bool,
+) -> Result<(), TsigError> {
+    let malformed = |error: hickory_proto::ProtoError| TsigError::Malformed(error.to_string());
+    let key_name = Name::from_ascii(format!("{}.", verified.key.name)).map_err(malformed)?;
+    let algorithm = HickoryAlgorithm::from_name(
+        Name::from_ascii(format!("{}.", verified.key.algorithm)).map_err(malformed)?,
+    );
+    let (time, error, other) = if badtime {
+        // 48 bits of this server's time.
+        let other = now.to_be_bytes()[2..].to_vec();
+        (verified.time_signed, 18, other)
+    } else {
+        (now, 0, Vec::new())
+    };
+    let pre = TSIG::new(
+        algorithm,
+        time,
+        verified.fudge,
+        Vec::new(),
+        response.id(),
+        error,
+        other,
+    );
+    let signed =
+        message_tbs(Some(&verified.mac), &*response, &pre, &key_name).map_err(malformed)?;
+    let secret = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        &verified.key.secret,
+    )
+    .map_err(|_| TsigError::BadKey(verified.key.name.clone()))?;
+    let mac = hmac(verified.key.algorithm, &secret, &signed).finalize();
+    response.add_tsig(make_tsig_record(key_name, pre.set_mac(mac)));
+    Ok(())
 }

@@ -90,8 +90,8 @@ pub enum TsigScope {
     },
 }
 
-/// A key as the store holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A key as the store holds it. Its `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TsigKey {
     /// Row id.
     pub id: i64,
@@ -109,6 +109,20 @@ pub struct TsigKey {
     pub created_at: String,
     /// Last successful use.
     pub last_used_at: Option<String>,
+}
+
+impl fmt::Debug for TsigKey {
+    /// Everything but the secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TsigKey")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("algorithm", &self.algorithm)
+            .field("secret", &"<redacted>")
+            .field("scope", &self.scope)
+            .field("is_active", &self.is_active)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The record types a zone key may change by default: addresses and TXT (external-dns's
@@ -160,5 +174,19 @@ mod test {
         );
         assert!(parse_types("A,PTRX").is_err());
         assert!(parse_types(" , ").is_err());
+        let key = TsigKey {
+            id: 1,
+            name: "k".into(),
+            algorithm: TsigAlgorithm::HmacSha256,
+            secret: "c2VjcmV0c2VjcmV0".into(),
+            scope: TsigScope::Account { user_id: 1 },
+            is_active: true,
+            created_at: "t".into(),
+            last_used_at: None,
+        };
+        assert!(
+            !format!("{key:?}").contains("c2VjcmV0c2VjcmV0"),
+            "no secret in Debug"
+        );
     }
 }

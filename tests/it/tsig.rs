@@ -113,7 +113,7 @@ fn what_nsupdate_signs_is_verified_and_every_wrong_signature_named() {
         // once the MAC checked out.
         let error = verify(&message, now() + 3600, |_| Ok(Some(alice.clone()))).unwrap_err();
         assert!(
-            matches!(error, TsigError::BadTime { fudge: 300, .. }),
+            matches!(&error, TsigError::BadTime { verified, .. } if verified.fudge == 300),
             "{error}"
         );
         assert_eq!(error.rcode(), 18);
@@ -159,3 +159,117 @@ const SEED: &str = "25ce280000010000000100010364796e076578616d706c65000006000104
 0000003c0004c000020109616c6963652d6b65790000fa00ff00000000003d0b686d61632d736861\
 3235360000006b157c28012c00204ea8c9b304a7763d17a0fe6676f67f185fee43172866b4b296b0\
 325660afdc1a25ce00000000";
+
+/// What `nsupdate` makes of the answer `answer` gives to its signed UPDATE: whether it exited
+/// 0, and what it said.
+fn nsupdate_reads(block: &str, answer: impl FnOnce(&[u8]) -> Vec<u8>) -> (bool, String) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key.conf");
+    std::fs::write(&file, block).unwrap();
+    let mut child = Command::new("nsupdate")
+        .args(["-t", "5", "-u", "5", "-r", "0", "-k"])
+        .arg(&file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    write!(
+        child.stdin.take().unwrap(),
+        "server 127.0.0.1 {port}\nzone dyn.example\n\
+         update add host.dyn.example 60 A 192.0.2.1\nsend\n"
+    )
+    .unwrap();
+    let mut buffer = [0_u8; 4096];
+    let (length, peer) = socket
+        .recv_from(&mut buffer)
+        .expect("nsupdate sent its UPDATE");
+    socket.send_to(&answer(&buffer[..length]), peer).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), said)
+}
+
+/// The answer to `request`: its zone section, `code`, no records.
+fn answer_to(request: &[u8], code: hickory_proto::op::ResponseCode) -> hickory_proto::op::Message {
+    use hickory_proto::op::{Message, MessageType, OpCode};
+    let request = Message::from_vec(request).unwrap();
+    let mut answer = Message::new();
+    answer
+        .set_id(request.id())
+        .set_message_type(MessageType::Response)
+        .set_op_code(OpCode::Update)
+        .set_response_code(code);
+    answer.add_queries(request.queries().to_vec());
+    answer
+}
+
+/// Issue 31, item 2 (answers): `sign_response` signs what the real nsupdate takes as the
+/// server's answer, for every algorithm; an answer signed with another secret is refused by
+/// it; a BADTIME answer is signed and tells nsupdate its clock is off.
+#[test]
+fn nsupdate_takes_the_answers_signed_for_it() {
+    use certadns_ddns::auth::tsig::sign_response;
+    use hickory_proto::op::ResponseCode;
+    if !common::require_tool("nsupdate") {
+        return;
+    }
+    for algorithm in TsigAlgorithm::ALL {
+        let alice = key(algorithm);
+        let block = key_file(&alice.name, algorithm, &alice.secret);
+        let (ok, said) = nsupdate_reads(&block, |request| {
+            let verified = verify(request, now(), |_| Ok(Some(alice.clone()))).unwrap();
+            let mut answer = answer_to(request, ResponseCode::NoError);
+            sign_response(&mut answer, &verified, now(), false).unwrap();
+            answer.to_vec().unwrap()
+        });
+        assert!(ok, "{algorithm}: nsupdate refused a good answer: {said}");
+        assert!(
+            !said.to_ascii_lowercase().contains("tsig"),
+            "{algorithm}: {said}"
+        );
+
+        // Signed with another secret under the same name: nsupdate must not believe it.
+        let (ok, said) = nsupdate_reads(&block, |request| {
+            let mut verified = verify(request, now(), |_| Ok(Some(alice.clone()))).unwrap();
+            verified.key.secret = key(algorithm).secret;
+            let mut answer = answer_to(request, ResponseCode::NoError);
+            sign_response(&mut answer, &verified, now(), false).unwrap();
+            answer.to_vec().unwrap()
+        });
+        assert!(!ok, "{algorithm}: a forged answer passed: {said}");
+        assert!(
+            said.to_ascii_lowercase().contains("tsig"),
+            "{algorithm}: {said}"
+        );
+    }
+    // A request an hour off our clock: NOTAUTH with BADTIME, signed, the server's time inside.
+    let alice = key(TsigAlgorithm::HmacSha256);
+    let block = key_file(&alice.name, alice.algorithm, &alice.secret);
+    let (ok, said) = nsupdate_reads(&block, |request| {
+        let later = now() + 3600;
+        let Err(TsigError::BadTime { verified, .. }) =
+            verify(request, later, |_| Ok(Some(alice.clone())))
+        else {
+            panic!("BADTIME expected");
+        };
+        let mut answer = answer_to(request, ResponseCode::NotAuth);
+        sign_response(&mut answer, &verified, later, true).unwrap();
+        answer.to_vec().unwrap()
+    });
+    assert!(!ok, "{said}");
+    let said = said.to_ascii_lowercase();
+    assert!(
+        said.contains("notauth(badtime)") && said.contains("clocks are unsynchronized"),
+        "nsupdate should say the time is off: {said}"
+    );
+}
