@@ -11,9 +11,14 @@ use certadns_ddns::model::tsig::{TsigAlgorithm, TsigKey, TsigScope, key_file};
 
 use crate::common;
 
-/// The UPDATE `nsupdate` sends for one A record, signed with the key block `key` (none:
-/// unsigned), as it arrives at a UDP socket standing in for the server.
-fn sent_by_nsupdate(key: Option<&str>) -> Vec<u8> {
+/// Makes the server's reply from the request as it arrived.
+type Answerer<'a> = dyn Fn(&[u8]) -> Vec<u8> + 'a;
+
+/// Runs `nsupdate` for one A record against a UDP socket standing in for the server, signed
+/// with the key block `key` (none: unsigned). `answer` makes the server's reply from the
+/// request as it arrived (none: no reply, and nsupdate is stopped). What arrived, whether
+/// nsupdate exited 0, and what it said.
+fn nsupdate_exchange(key: Option<&str>, answer: Option<&Answerer<'_>>) -> (Vec<u8>, bool, String) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -21,7 +26,7 @@ fn sent_by_nsupdate(key: Option<&str>) -> Vec<u8> {
     let port = socket.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new("nsupdate");
-    command.args(["-t", "3", "-u", "1", "-r", "0"]);
+    command.args(["-t", "5", "-u", "5", "-r", "0"]);
     if let Some(key) = key {
         let file = dir.path().join("key.conf");
         std::fs::write(&file, key).unwrap();
@@ -29,8 +34,8 @@ fn sent_by_nsupdate(key: Option<&str>) -> Vec<u8> {
     }
     let mut child = command
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     write!(
@@ -40,10 +45,34 @@ fn sent_by_nsupdate(key: Option<&str>) -> Vec<u8> {
     )
     .unwrap();
     let mut buffer = [0_u8; 4096];
-    let received = socket.recv(&mut buffer);
-    let _ = child.kill();
-    let _ = child.wait();
-    buffer[..received.expect("nsupdate sent its UPDATE")].to_vec()
+    let (length, peer) = socket
+        .recv_from(&mut buffer)
+        .expect("nsupdate sent its UPDATE");
+    let request = buffer[..length].to_vec();
+    let Some(answer) = answer else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return (request, false, String::new());
+    };
+    socket.send_to(&answer(&request), peer).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (request, output.status.success(), said)
+}
+
+/// The UPDATE `nsupdate` sends, signed with `key` (none: unsigned).
+fn sent_by_nsupdate(key: Option<&str>) -> Vec<u8> {
+    nsupdate_exchange(key, None).0
+}
+
+/// What `nsupdate` makes of the answer `answer` gives to its UPDATE signed with `block`.
+fn nsupdate_reads(block: &str, answer: impl Fn(&[u8]) -> Vec<u8>) -> (bool, String) {
+    let (_, ok, said) = nsupdate_exchange(Some(block), Some(&answer));
+    (ok, said)
 }
 
 /// A key of `algorithm` named `alice-key` with a fresh secret.
@@ -159,45 +188,6 @@ const SEED: &str = "25ce280000010000000100010364796e076578616d706c65000006000104
 0000003c0004c000020109616c6963652d6b65790000fa00ff00000000003d0b686d61632d736861\
 3235360000006b157c28012c00204ea8c9b304a7763d17a0fe6676f67f185fee43172866b4b296b0\
 325660afdc1a25ce00000000";
-
-/// What `nsupdate` makes of the answer `answer` gives to its signed UPDATE: whether it exited
-/// 0, and what it said.
-fn nsupdate_reads(block: &str, answer: impl FnOnce(&[u8]) -> Vec<u8>) -> (bool, String) {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let port = socket.local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("key.conf");
-    std::fs::write(&file, block).unwrap();
-    let mut child = Command::new("nsupdate")
-        .args(["-t", "5", "-u", "5", "-r", "0", "-k"])
-        .arg(&file)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    write!(
-        child.stdin.take().unwrap(),
-        "server 127.0.0.1 {port}\nzone dyn.example\n\
-         update add host.dyn.example 60 A 192.0.2.1\nsend\n"
-    )
-    .unwrap();
-    let mut buffer = [0_u8; 4096];
-    let (length, peer) = socket
-        .recv_from(&mut buffer)
-        .expect("nsupdate sent its UPDATE");
-    socket.send_to(&answer(&buffer[..length]), peer).unwrap();
-    let output = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), said)
-}
 
 /// The answer to `request`: its zone section, `code`, no records.
 fn answer_to(request: &[u8], code: hickory_proto::op::ResponseCode) -> hickory_proto::op::Message {
