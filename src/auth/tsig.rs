@@ -36,11 +36,11 @@ pub enum TsigError {
     #[error("malformed TSIG: {0}")]
     Malformed(String),
     /// No active key of that name, or the key is for another algorithm (BADKEY).
-    #[error("unknown key {0}")]
-    BadKey(String),
+    #[error("unknown key {}", .0.key_name)]
+    BadKey(Box<RequestTsig>),
     /// The MAC does not match (BADSIG).
-    #[error("bad signature with key {0}")]
-    BadSig(String),
+    #[error("bad signature with key {}", .0.key_name)]
+    BadSig(Box<RequestTsig>),
     /// Signed outside the fudge around this server's time (BADTIME). The signature itself
     /// checked out: the answer is signed ([`sign_response`]).
     #[error(
@@ -55,8 +55,8 @@ pub enum TsigError {
         skew: u64,
     },
     /// The MAC is truncated; only full-length MACs are taken (BADTRUNC).
-    #[error("truncated MAC with key {0}")]
-    BadTrunc(String),
+    #[error("truncated MAC with key {}", .0.key_name)]
+    BadTrunc(Box<RequestTsig>),
     /// The keys could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -74,6 +74,18 @@ impl TsigError {
             Self::Unsigned | Self::Malformed(_) | Self::Store(_) => 0,
         }
     }
+}
+
+/// What a request's TSIG record said, for the unsigned answer to a signature that did not
+/// check out ([`unsigned_error`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestTsig {
+    /// The key's name (lower case, no final dot).
+    pub key_name: String,
+    /// The algorithm's name, as the request spelled it.
+    pub algorithm: String,
+    /// The request's fudge.
+    pub fudge: u16,
 }
 
 /// A request whose signature checked out.
@@ -151,12 +163,19 @@ pub fn verify(
     };
     let name = record.name().to_ascii().to_ascii_lowercase();
     let name = name.strip_suffix('.').unwrap_or(&name).to_string();
-    let Some(key) = find(&name)? else {
-        return Err(TsigError::BadKey(name));
-    };
     let algorithm = tsig.algorithm().to_name().to_ascii();
+    let request = || {
+        Box::new(RequestTsig {
+            key_name: name.clone(),
+            algorithm: algorithm.clone(),
+            fudge: tsig.fudge(),
+        })
+    };
+    let Some(key) = find(&name)? else {
+        return Err(TsigError::BadKey(request()));
+    };
     if algorithm.parse::<TsigAlgorithm>().ok() != Some(key.algorithm) {
-        return Err(TsigError::BadKey(name));
+        return Err(TsigError::BadKey(request()));
     }
     let expected = mac_len(key.algorithm);
     let mac = tsig.mac();
@@ -173,13 +192,13 @@ pub fn verify(
         return Err(if mac.len() < expected.div_ceil(2).max(10) {
             TsigError::Malformed(format!("a MAC of {} bytes", mac.len()))
         } else {
-            TsigError::BadTrunc(name)
+            TsigError::BadTrunc(request())
         });
     }
     let secret = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &key.secret)
-        .map_err(|_| TsigError::BadKey(name.clone()))?;
+        .map_err(|_| TsigError::BadKey(request()))?;
     if !hmac(key.algorithm, &secret, &signed).matches(mac) {
-        return Err(TsigError::BadSig(name));
+        return Err(TsigError::BadSig(request()));
     }
     let verified = Verified {
         key,
@@ -237,8 +256,47 @@ pub fn sign_response(
         &base64::engine::general_purpose::STANDARD,
         &verified.key.secret,
     )
-    .map_err(|_| TsigError::BadKey(verified.key.name.clone()))?;
+    .map_err(|_| {
+        TsigError::BadKey(Box::new(RequestTsig {
+            key_name: verified.key.name.clone(),
+            algorithm: verified.key.algorithm.to_string(),
+            fudge: verified.fudge,
+        }))
+    })?;
     let mac = hmac(verified.key.algorithm, &secret, &signed).finalize();
     response.add_tsig(make_tsig_record(key_name, pre.set_mac(mac)));
+    Ok(())
+}
+
+/// Adds to `response` the TSIG record of an answer to a request whose signature did not check
+/// out (BADKEY, BADSIG, BADTRUNC: `error`'s code), as RFC 8945 §5.3.2 says: unsigned, with
+/// the request's key name and algorithm, this server's time at `now`, an empty MAC and the
+/// error, so that the client learns why without anything signed for it.
+pub fn unsigned_error(
+    response: &mut Message,
+    error: &TsigError,
+    now: u64,
+) -> Result<(), TsigError> {
+    let (TsigError::BadKey(request) | TsigError::BadSig(request) | TsigError::BadTrunc(request)) =
+        error
+    else {
+        return Ok(());
+    };
+    let malformed = |error: hickory_proto::ProtoError| TsigError::Malformed(error.to_string());
+    let key_name = Name::from_ascii(format!("{}.", request.key_name)).map_err(malformed)?;
+    let algorithm = HickoryAlgorithm::from_name(
+        Name::from_ascii(format!("{}.", request.algorithm.trim_end_matches('.')))
+            .map_err(malformed)?,
+    );
+    let tsig = TSIG::new(
+        algorithm,
+        now,
+        request.fudge,
+        Vec::new(),
+        response.id(),
+        error.rcode(),
+        Vec::new(),
+    );
+    response.add_tsig(make_tsig_record(key_name, tsig));
     Ok(())
 }

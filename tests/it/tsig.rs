@@ -263,3 +263,33 @@ fn nsupdate_takes_the_answers_signed_for_it() {
         "nsupdate should say the time is off: {said}"
     );
 }
+
+/// Issue 31, item 2 (errors): a request whose key is unknown or whose signature is wrong gets
+/// NOTAUTH with an unsigned TSIG record naming BADKEY or BADSIG (RFC 8945 §5.3.2), which the
+/// real nsupdate reads as such.
+#[test]
+fn nsupdate_is_told_badkey_and_badsig() {
+    use certadns_ddns::auth::tsig::unsigned_error;
+    use hickory_proto::op::ResponseCode;
+    if !common::require_tool("nsupdate") {
+        return;
+    }
+    let alice = key(TsigAlgorithm::HmacSha512);
+    let block = key_file(&alice.name, alice.algorithm, &alice.secret);
+    for (wrong, expected) in [
+        (None, "notauth(badkey)"),
+        (Some(key(TsigAlgorithm::HmacSha512)), "notauth(badsig)"),
+    ] {
+        let (ok, said) = nsupdate_reads(&block, |request| {
+            let error = verify(request, now(), |_| Ok(wrong.clone())).unwrap_err();
+            let mut answer = answer_to(request, ResponseCode::NotAuth);
+            unsigned_error(&mut answer, &error, now()).unwrap();
+            answer.to_vec().unwrap()
+        });
+        assert!(!ok, "{said}");
+        assert!(
+            said.to_ascii_lowercase().contains(expected),
+            "{expected}: {said}"
+        );
+    }
+}
