@@ -650,6 +650,90 @@ mod test {
         assert!(Config::from_toml("[listeners]\nbackend-tcp-listen = \"127.0.0.1:8083\"").is_ok());
     }
 
+    /// Every key, changed alone: `restart_needed` names exactly it when a reload keeps the
+    /// running value, and nothing when a reload takes the new one. The two halves of each
+    /// section's `Section` impl cannot drift apart, and the names are the file's.
+    #[test]
+    fn each_key_is_either_named_for_a_restart_or_applied_by_a_reload() {
+        fn leaves(prefix: &str, value: &serde_json::Value, into: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, value) in map {
+                        let path = if prefix.is_empty() {
+                            key.clone()
+                        } else {
+                            format!("{prefix}.{key}")
+                        };
+                        leaves(&path, value, into);
+                    }
+                }
+                _ => into.push(prefix.to_string()),
+            }
+        }
+        /// `value` changed at `path` to another value of its kind; None where there is none
+        /// to make (an unset option, an empty list or map).
+        fn changed(value: &serde_json::Value, path: &str) -> Option<serde_json::Value> {
+            use serde_json::Value;
+            let mut value = value.clone();
+            let leaf = path
+                .split('.')
+                .try_fold(&mut value, |node, key| node.get_mut(key))?;
+            *leaf = match leaf.take() {
+                Value::Bool(yes) => Value::Bool(!yes),
+                Value::Number(number) => Value::from(number.as_u64()? + 1),
+                Value::String(text) => Value::String(match text.as_str() {
+                    "info" => "debug".into(),
+                    "text" => "json".into(),
+                    "full" => "normal".into(),
+                    other if other.contains(':') => "127.0.0.2:9999".into(),
+                    other => format!("{other}x"),
+                }),
+                Value::Array(mut items) if !items.is_empty() => {
+                    items.pop();
+                    Value::Array(items)
+                }
+                // Unset options, set.
+                Value::Null if path.ends_with("-listen") => "127.0.0.3:5300".into(),
+                Value::Null if path.ends_with("-socket") => "/run/x.sock".into(),
+                Value::Null if path.ends_with("-database") => "/x.mmdb".into(),
+                Value::Null if path.ends_with("allow-from") => serde_json::json!(["10.0.0.0/8"]),
+                Value::Null if path.ends_with("public-url") => "https://ddns.example.net".into(),
+                _ => return None,
+            };
+            Some(value)
+        }
+        let running = Config::default();
+        let value = serde_json::to_value(&running).unwrap();
+        let mut keys = Vec::new();
+        leaves("", &value, &mut keys);
+        let mut tried = 0;
+        for key in keys {
+            let Some(next) = changed(&value, &key) else {
+                continue;
+            };
+            let next: Config = serde_json::from_value(next).unwrap_or_else(|error| {
+                panic!("{key}: the changed value does not read back: {error}")
+            });
+            assert_ne!(next, running, "{key} did not change");
+            tried += 1;
+            let restart = running.restart_needed(&next);
+            let reloaded = running.reloaded(&next);
+            if restart.is_empty() {
+                assert_eq!(
+                    reloaded, next,
+                    "{key} is live, but a reload keeps the old value"
+                );
+            } else {
+                assert_eq!(restart, [key.as_str()], "{key} named as something else");
+                assert_eq!(
+                    reloaded, running,
+                    "{key} needs a restart, but a reload takes it"
+                );
+            }
+        }
+        assert!(tried >= 46, "only {tried} keys tried");
+    }
+
     #[test]
     fn a_reload_keeps_what_only_a_restart_applies_and_names_it() {
         let running = Config::from_toml(
