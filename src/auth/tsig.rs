@@ -4,7 +4,7 @@
 //! without its TSIG record, the original ID back in the header, then the TSIG variables): the
 //! part that is easy to get subtly wrong. The MAC itself is computed here with RustCrypto's
 //! `hmac` over SHA-256, SHA-512 or SHA-1 (hickory's own HMAC leaves SHA-1 out, which old
-//! clients still send) and compared in constant time.
+//! clients still send) and compared in constant time (`subtle`).
 //!
 //! The checks run in RFC 8945 §5.2's order, each with its error: the key (BADKEY: unknown,
 //! revoked, or another algorithm than the key's), the MAC (BADSIG; a truncated MAC is
@@ -17,10 +17,10 @@ use hickory_proto::dnssec::rdata::tsig::{
     TSIG, TsigAlgorithm as HickoryAlgorithm, make_tsig_record, message_tbs,
     signed_bitmessage_to_buf,
 };
-use hickory_proto::op::{Header, Message};
-use hickory_proto::rr::{Name, RData};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use hickory_proto::op::Message;
+use hickory_proto::rr::{Name, RData, RecordType};
 use hmac::{KeyInit, Mac};
+use subtle::ConstantTimeEq as _;
 
 use crate::model::tsig::{TsigAlgorithm, TsigKey};
 use crate::served::StoreError;
@@ -101,42 +101,19 @@ pub struct Verified {
     pub fudge: u16,
 }
 
-/// The HMAC of `data` under `secret` with `algorithm`.
-fn hmac(algorithm: TsigAlgorithm, secret: &[u8], data: &[u8]) -> Box<dyn MacCheck> {
-    fn keyed<M: Mac + KeyInit + 'static>(secret: &[u8], data: &[u8]) -> Box<dyn MacCheck> {
+/// The HMAC of `data` under `secret` with `algorithm`: as long as the hash's output.
+fn hmac(algorithm: TsigAlgorithm, secret: &[u8], data: &[u8]) -> Vec<u8> {
+    fn keyed<M: Mac + KeyInit>(secret: &[u8], data: &[u8]) -> Vec<u8> {
         let mut mac =
             <M as KeyInit>::new_from_slice(secret).expect("HMAC takes keys of any length");
         mac.update(data);
-        Box::new(mac)
+        mac.finalize().into_bytes().to_vec()
     }
     match algorithm {
         TsigAlgorithm::HmacSha256 => keyed::<hmac::Hmac<sha2::Sha256>>(secret, data),
         TsigAlgorithm::HmacSha512 => keyed::<hmac::Hmac<sha2::Sha512>>(secret, data),
         TsigAlgorithm::HmacSha1 => keyed::<hmac::Hmac<sha1::Sha1>>(secret, data),
     }
-}
-
-/// A keyed MAC over the data: checked against a tag in constant time, or given out.
-trait MacCheck {
-    /// Whether `tag` is the MAC, compared in constant time.
-    fn matches(self: Box<Self>, tag: &[u8]) -> bool;
-    /// The MAC.
-    fn finalize(self: Box<Self>) -> Vec<u8>;
-}
-
-impl<M: Mac> MacCheck for M {
-    fn matches(self: Box<Self>, tag: &[u8]) -> bool {
-        (*self).verify_slice(tag).is_ok()
-    }
-
-    fn finalize(self: Box<Self>) -> Vec<u8> {
-        (*self).finalize().into_bytes().to_vec()
-    }
-}
-
-/// The length of `algorithm`'s MAC, in bytes.
-fn mac_len(algorithm: TsigAlgorithm) -> usize {
-    algorithm.secret_len()
 }
 
 /// Checks the TSIG of `message` at `now` (seconds since the epoch), finding the key it names
@@ -146,18 +123,18 @@ pub fn verify(
     now: u64,
     find: impl FnOnce(&str) -> Result<Option<TsigKey>, StoreError>,
 ) -> Result<Verified, TsigError> {
-    let header = Header::read(&mut BinDecoder::new(message))
-        .map_err(|error| TsigError::Malformed(error.to_string()))?;
-    if header.additional_count() == 0 {
+    // Read whole first: a message whose last additional record is not a TSIG is unsigned.
+    let read =
+        Message::from_vec(message).map_err(|error| TsigError::Malformed(error.to_string()))?;
+    if read
+        .signature()
+        .last()
+        .is_none_or(|record| record.record_type() != RecordType::TSIG)
+    {
         return Err(TsigError::Unsigned);
     }
-    let (signed, record) = match signed_bitmessage_to_buf(None, message, true) {
-        Ok(parts) => parts,
-        Err(error) if error.to_string().contains("signature is not tsig") => {
-            return Err(TsigError::Unsigned);
-        }
-        Err(error) => return Err(TsigError::Malformed(error.to_string())),
-    };
+    let (signed, record) = signed_bitmessage_to_buf(None, message, true)
+        .map_err(|error| TsigError::Malformed(error.to_string()))?;
     let RData::DNSSEC(DNSSECRData::TSIG(tsig)) = record.data() else {
         return Err(TsigError::Unsigned);
     };
@@ -177,7 +154,7 @@ pub fn verify(
     if algorithm.parse::<TsigAlgorithm>().ok() != Some(key.algorithm) {
         return Err(TsigError::BadKey(request()));
     }
-    let expected = mac_len(key.algorithm);
+    let expected = key.algorithm.secret_len();
     let mac = tsig.mac();
     if mac.len() > expected {
         return Err(TsigError::Malformed(format!(
@@ -197,7 +174,7 @@ pub fn verify(
     }
     let secret = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &key.secret)
         .map_err(|_| TsigError::BadKey(request()))?;
-    if !hmac(key.algorithm, &secret, &signed).matches(mac) {
+    if !bool::from(hmac(key.algorithm, &secret, &signed).ct_eq(mac)) {
         return Err(TsigError::BadSig(request()));
     }
     let verified = Verified {
@@ -263,7 +240,7 @@ pub fn sign_response(
             fudge: verified.fudge,
         }))
     })?;
-    let mac = hmac(verified.key.algorithm, &secret, &signed).finalize();
+    let mac = hmac(verified.key.algorithm, &secret, &signed);
     response.add_tsig(make_tsig_record(key_name, pre.set_mac(mac)));
     Ok(())
 }

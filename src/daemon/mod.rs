@@ -246,16 +246,17 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
     // Installed before serving: SIGHUP's default action would end the process.
     let hangups = signal(tokio::signal::unix::SignalKind::hangup())?;
 
-    // Flags live in memory: a host flagged before this start is not any more. A write: on a
+    // Flags and login blocks live in memory: a host flagged or a login blocked before this
+    // start is not any more, and the store says so (`domain list`, `user blocked`). A write: on a
     // restart it would wait for the index loading in the background, so it runs beside the
     // serving there; on a cold start it is done before anything is served.
     let lifting = store.clone();
     let lift = async move {
-        match lifting.lift_abuse_flags().await {
+        match lifting.lift_limits_of_previous_run().await {
             Ok(0) => {}
             Ok(lifted) => tracing::info!(lifted, "abuse flags of the previous run lifted"),
             Err(error) => {
-                tracing::warn!(%error, "could not lift the abuse flags of the previous run");
+                tracing::warn!(%error, "could not lift the abuse flags and login blocks of the previous run");
             }
         }
     };

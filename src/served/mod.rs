@@ -199,7 +199,7 @@ impl Served {
     /// Lifts every abuse flag and forgets every login block (they live in memory: a host
     /// flagged or a login blocked before this start is not any more); how many flags were
     /// lifted.
-    pub async fn lift_abuse_flags(&self) -> Result<usize, StoreError> {
+    pub async fn lift_limits_of_previous_run(&self) -> Result<usize, StoreError> {
         self.write(|tx| {
             crate::store::logins::clear_all(tx)?;
             crate::store::abuse::lift_all(tx, &timestamp())

@@ -293,3 +293,54 @@ fn nsupdate_is_told_badkey_and_badsig() {
         );
     }
 }
+
+/// The seed with its MAC cut to (or padded with junk to) `length` bytes, the lengths in the record
+/// made to match.
+fn seed_with_mac_of(length: usize) -> Vec<u8> {
+    let mut seed: Vec<u8> = (0..SEED.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(&SEED[at..at + 2], 16).unwrap())
+        .collect();
+    // The record ends with: MAC size (2), MAC (32), original ID (2), error (2), other len (2).
+    let mac_at = seed.len() - 6 - 32;
+    let tail = seed.split_off(mac_at + 32);
+    let mut mac = seed.split_off(mac_at);
+    mac.resize(length, 0xab);
+    seed.extend(mac);
+    seed.extend(tail);
+    let size_at = mac_at - 2;
+    seed[size_at..size_at + 2].copy_from_slice(&u16::try_from(length).unwrap().to_be_bytes());
+    // RDLENGTH stands before the algorithm name `hmac-sha256.` (13 bytes), the time (6) and
+    // the fudge (2).
+    let rdlength_at = size_at - 2 - 6 - 13 - 2;
+    let rdlength = 61 - 32 + length;
+    seed[rdlength_at..rdlength_at + 2]
+        .copy_from_slice(&u16::try_from(rdlength).unwrap().to_be_bytes());
+    seed
+}
+
+/// A truncated MAC is BADTRUNC (this service takes full-length MACs only); one shorter than
+/// RFC 8945 allows, or longer than the hash, is malformed. Neither is ever taken.
+#[test]
+fn truncated_and_oversized_macs_are_refused_by_their_names() {
+    let alice = TsigKey {
+        secret: "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=".into(),
+        ..key(TsigAlgorithm::HmacSha256)
+    };
+    let at = 0x6b15_7c28;
+    let whole = seed_with_mac_of(32);
+    assert!(
+        verify(&whole, at, |_| Ok(Some(alice.clone()))).is_ok(),
+        "the surgery keeps a good seed good"
+    );
+    let error = verify(&seed_with_mac_of(16), at, |_| Ok(Some(alice.clone()))).unwrap_err();
+    assert!(matches!(error, TsigError::BadTrunc(_)), "{error}");
+    assert_eq!(error.rcode(), 22);
+    for length in [8, 0, 40] {
+        let error = verify(&seed_with_mac_of(length), at, |_| Ok(Some(alice.clone()))).unwrap_err();
+        assert!(
+            matches!(error, TsigError::Malformed(_)),
+            "{length}: {error}"
+        );
+    }
+}
