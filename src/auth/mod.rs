@@ -215,8 +215,9 @@ impl Authenticator {
     }
 
     /// Writes the login blocks that started since the last call (for `user blocked`), and
-    /// lifts those an admin asked to (`user unlock`): a read of the requests, and only while
-    /// some block may be under way. `serve` calls it every second.
+    /// lifts those an admin asked to (`user unlock`): a read of the requests, whatever this
+    /// process holds (a request for a block it does not hold, one of the process before a
+    /// restart, is answered too: its row goes). `serve` calls it every second.
     pub async fn sync_login_blocks(&self) {
         let throttle = &self.guards.throttle;
         let started: Vec<LoginBlock> = throttle
@@ -239,9 +240,6 @@ impl Authenticator {
             if let Err(error) = self.served.record_login_blocks(started).await {
                 tracing::warn!(%error, "cannot note the login blocks for `user blocked`");
             }
-        }
-        if !throttle.any_blocked() {
-            return;
         }
         let requests = match self.served.login_unlock_requests() {
             Ok(requests) if requests.is_empty() => return,

@@ -192,15 +192,6 @@ pub struct StartedBlock {
 /// second; a flood of addresses each failing beyond the limit keeps only the first ones).
 const STARTED_CAPACITY: usize = 10_000;
 
-/// Blocks noted for admins, and the end of the latest one.
-#[derive(Debug, Default)]
-struct Started {
-    /// Blocks not yet taken.
-    blocks: Vec<StartedBlock>,
-    /// When the latest block started so far ends: until then some block may be under way.
-    latest_end: Option<Instant>,
-}
-
 /// Refuses cheaply after repeated authentication failures.
 #[derive(Debug)]
 pub struct AuthThrottle {
@@ -208,8 +199,8 @@ pub struct AuthThrottle {
     rules: arc_swap::ArcSwap<ThrottleRules>,
     /// State by key.
     states: Bounded<FailureKey, FailureState>,
-    /// Blocks started, for admins.
-    started: Mutex<Started>,
+    /// Blocks started, for admins, not yet taken.
+    started: Mutex<Vec<StartedBlock>>,
 }
 
 /// When [`AuthThrottle`] blocks (config keys `auth-failure-*`).
@@ -239,15 +230,7 @@ impl AuthThrottle {
 
     /// Takes the blocks started since the last call (of client addresses and accounts).
     pub fn take_started(&self) -> Vec<StartedBlock> {
-        std::mem::take(&mut self.started_lock().blocks)
-    }
-
-    /// Whether some block may be under way (one started and has not run its course; a lifted
-    /// one still counts until then).
-    pub fn any_blocked(&self) -> bool {
-        self.started_lock()
-            .latest_end
-            .is_some_and(|end| Instant::now() < end)
+        std::mem::take(&mut *self.started_lock())
     }
 
     /// Lifts the block of `key` and forgets its failures (an admin's `user unlock`); whether
@@ -263,7 +246,7 @@ impl AuthThrottle {
     }
 
     /// The started blocks, locked.
-    fn started_lock(&self) -> std::sync::MutexGuard<'_, Started> {
+    fn started_lock(&self) -> std::sync::MutexGuard<'_, Vec<StartedBlock>> {
         self.started
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -383,11 +366,9 @@ impl AuthThrottle {
         );
         if let Some(failures) = started {
             let mut started = self.started_lock();
-            let end = now + rules.cooldown;
-            started.latest_end = Some(started.latest_end.map_or(end, |latest| latest.max(end)));
-            if !matches!(key, FailureKey::Login(_)) && started.blocks.len() < STARTED_CAPACITY {
+            if !matches!(key, FailureKey::Login(_)) && started.len() < STARTED_CAPACITY {
                 let at = SystemTime::now();
-                started.blocks.push(StartedBlock {
+                started.push(StartedBlock {
                     key: key.clone(),
                     failures,
                     at,

@@ -568,7 +568,7 @@ const CHALLENGE_EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
 const KEY_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// How often login blocks that started are noted and admins' requests to lift one are read
-/// (a read, only while some block may be under way).
+/// (a read of a few rows).
 const LOGIN_BLOCK_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Removes expired ACME challenge values every [`CHALLENGE_EXPIRY_INTERVAL`], revoked API

@@ -4,7 +4,7 @@
 //! The throttle decides in memory (`dyndns::throttle`); the service writes a row when a block
 //! starts, and empties the table at each start (a restart ends every block). An admin asks for
 //! a block to be lifted with `user unlock` ([`request_unlock`]): the running service reads the
-//! requests ([`unlock_requests`]) while it has blocks, lifts them in memory and deletes the rows
+//! requests ([`unlock_requests`]) every second, lifts them in memory and deletes the rows
 //! ([`forget`]). So the CLI never needs a channel into the process: the store is the one both
 //! share, as for every other change.
 
@@ -153,8 +153,8 @@ pub fn delete_block(conn: &Connection, subject: Blocked) -> Result<bool, StoreEr
         > 0)
 }
 
-/// The blocks an admin asked to lift. A read: the service calls it every second while it has
-/// blocks.
+/// The blocks an admin asked to lift. A read of a table of a few rows: the service calls it
+/// every second.
 pub fn unlock_requests(conn: &Connection) -> Result<Vec<Blocked>, StoreError> {
     let mut statement = conn.prepare_cached(
         "SELECT user_id, client FROM login_blocks WHERE unlock_requested_at IS NOT NULL",

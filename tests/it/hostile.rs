@@ -866,3 +866,38 @@ fn an_admin_sees_and_lifts_login_blocks() {
         .expect("an answer")
         .assert(200, "good 192.0.2.5");
 }
+
+/// A row the running process does not hold a block for (one the process before a restart
+/// noted in its last second) is still answered: `user unlock` says it is lifted at once, and
+/// the row goes, rather than waiting on a process that would never read it.
+#[test]
+fn an_unlock_for_a_block_this_process_does_not_hold_is_answered() {
+    let env = TestEnv::new();
+    env.seed();
+    let daemon = env.spawn(&format!("{CLIENTS}\nlimits.auth-failure-limit = 3"));
+    daemon.wait_for_log("listening on");
+    // Written from outside, as the process before a restart would have.
+    let writer = rusqlite::Connection::open(&env.db).unwrap();
+    writer.busy_timeout(Duration::from_secs(5)).unwrap();
+    writer
+        .execute(
+            "INSERT INTO login_blocks (user_id, failures, blocked_at, blocked_until)
+             SELECT id, 3, '2026-01-01T00:00:00.000Z', '2999-01-01T00:00:00.000Z'
+             FROM users WHERE username = 'bob'",
+            [],
+        )
+        .unwrap();
+    assert!(env.cli_ok(&["user", "blocked"]).contains("bob"));
+    let started = Instant::now();
+    let said = env.cli_ok(&["user", "unlock", "bob"]);
+    assert!(said.starts_with("unlocked user bob"), "{said}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "answered within the sync tick"
+    );
+    let rows: i64 = env
+        .db()
+        .query_row("SELECT count(*) FROM login_blocks", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(rows, 0);
+}
