@@ -57,6 +57,7 @@ pub mod model;
 pub mod net;
 pub mod purge;
 pub mod relay;
+pub mod rfc2136;
 pub mod routes;
 pub mod served;
 pub mod store;

@@ -123,13 +123,13 @@ impl Networks {
 
 /// Open connections per client of one listener.
 #[derive(Debug, Default)]
-struct ClientCounts {
+pub struct ClientCounts {
     /// Count by client (see [`client_of`]); an entry leaves when its count reaches zero.
     open: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
 }
 
 /// One open connection of a client; counted until dropped.
-struct ClientSlot {
+pub struct ClientSlot {
     /// The counts.
     counts: Arc<ClientCounts>,
     /// The client.
@@ -138,7 +138,7 @@ struct ClientSlot {
 
 impl ClientCounts {
     /// A slot for `client`, unless it already holds `limit` connections.
-    fn take(self: &Arc<Self>, client: IpAddr, limit: usize) -> Option<ClientSlot> {
+    pub fn take(self: &Arc<Self>, client: IpAddr, limit: usize) -> Option<ClientSlot> {
         let mut open = self
             .open
             .lock()
@@ -173,7 +173,7 @@ impl Drop for ClientSlot {
 
 /// Who a peer counts as for the per-client cap: its IPv4 address, or its IPv6 /64 (a
 /// subscriber gets a /64 or more, and can pick any address in it).
-fn client_of(peer: IpAddr) -> IpAddr {
+pub fn client_of(peer: IpAddr) -> IpAddr {
     match peer.to_canonical() {
         IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1_u128 << 64) - 1);

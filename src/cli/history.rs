@@ -115,7 +115,10 @@ fn print_changes(rows: Vec<audit::AuditRecord>) -> anyhow::Result<()> {
                 or_dash(row.source_ip.as_deref()),
                 or_dash(row.source_country_code.as_deref()),
                 tags(&row.source_ip_tags),
-                row.auth_method,
+                match row.tsig_key {
+                    Some(key) => format!("{}:{key}", row.auth_method),
+                    None => row.auth_method,
+                },
                 or_dash(row.user_agent.as_deref()),
             ]
         }),

@@ -28,6 +28,13 @@ pub struct Listeners {
     /// Address of the metrics and health listener (`/metrics`, `/health/live`,
     /// `/health/ready`); none by default.
     pub metrics_listen: Option<SocketAddr>,
+    /// Address of the RFC 2136 update listener (UDP and TCP: `nsupdate`, lego, certbot, Kea,
+    /// external-dns), which takes updates signed with the keys of `certadns-ddns tsig`; none by
+    /// default.
+    pub update_dns_listen: Option<SocketAddr>,
+    /// Messages a second one client (an IPv4 address or an IPv6 /64) may send to the RFC 2136
+    /// listener, twice that in a burst; 0: no pace.
+    pub update_dns_pace: u32,
     /// Most connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
     /// Connections one client (an IPv4 address or an IPv6 /64) may hold open on the update
@@ -66,6 +73,8 @@ impl Default for Listeners {
             backend_socket: None,
             backend_tcp_listen: None,
             metrics_listen: None,
+            update_dns_listen: None,
+            update_dns_pace: 20,
             backend_allow_from: None,
             max_connections: 1024,
             max_connections_per_client: 64,
@@ -86,6 +95,8 @@ impl Section for Listeners {
             backend_tcp_listen,
             backend_allow_from: _,
             metrics_listen,
+            update_dns_listen,
+            update_dns_pace,
             max_connections,
             max_connections_per_client,
             first_byte_timeout,
@@ -110,6 +121,14 @@ impl Section for Listeners {
             (
                 "listeners.metrics-listen",
                 *metrics_listen != next.metrics_listen,
+            ),
+            (
+                "listeners.update-dns-listen",
+                *update_dns_listen != next.update_dns_listen,
+            ),
+            (
+                "listeners.update-dns-pace",
+                *update_dns_pace != next.update_dns_pace,
             ),
             (
                 "listeners.max-connections",

@@ -134,6 +134,31 @@ async fn listen_tcp(
     Ok((listener, local))
 }
 
+/// The UDP socket `name` at `address` (the TCP listener of the same service is at `local`,
+/// whose port a configured port 0 takes): the previous process's, from systemd's store, if
+/// it is bound there (datagrams meanwhile waited in its buffer), else a new one, stored.
+fn listen_udp(
+    name: &str,
+    address: SocketAddr,
+    local: SocketAddr,
+    inherited: &mut Inherited,
+    handover: &Handover,
+) -> Result<tokio::net::UdpSocket, DaemonError> {
+    let bind_error = |source| DaemonError::Bind { address, source };
+    if let Some((fd, _)) = inherited.take_listener(name) {
+        let socket = std::net::UdpSocket::from(fd);
+        if socket.local_addr().is_ok_and(|bound| bound == local) {
+            socket.set_nonblocking(true).map_err(bind_error)?;
+            return tokio::net::UdpSocket::from_std(socket).map_err(bind_error);
+        }
+        handover.remove(&format!("listen-{name}"));
+    }
+    let socket = std::net::UdpSocket::bind(local).map_err(bind_error)?;
+    socket.set_nonblocking(true).map_err(bind_error)?;
+    handover.store(&format!("listen-{name}"), std::os::fd::AsFd::as_fd(&socket));
+    tokio::net::UdpSocket::from_std(socket).map_err(bind_error)
+}
+
 /// Runs the service with `config` (read from `source`, which SIGHUP reads again; `log`: the
 /// installed log filter) until SIGTERM or SIGINT.
 pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result<(), DaemonError> {
@@ -218,6 +243,14 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
         Some(address) => Some(listen_tcp("metrics", address, inherit, &handover).await?),
         None => None,
     };
+    let dns_listener = match listeners.update_dns_listen {
+        Some(address) => {
+            let (tcp, local) = listen_tcp("dns-update-tcp", address, inherit, &handover).await?;
+            let udp = listen_udp("dns-update-udp", address, local, inherit, &handover)?;
+            Some((crate::rfc2136::DnsListener { udp, tcp }, local))
+        }
+        None => None,
+    };
     let unix_listener = match &listeners.backend_socket {
         Some(path) => Some(
             unix_listener(path, inherit.take_listener("backend-unix"), &handover).map_err(
@@ -278,6 +311,14 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
         &config.limits,
     )));
     let challenges = Challenges::new(store.clone(), Arc::clone(&rate_guard), purging.clone());
+    let sections = LiveSections::new(&config);
+    let dns_updates = crate::rfc2136::DnsUpdates::new(
+        store.clone(),
+        Arc::clone(&rate_guard),
+        purging.clone(),
+        intel.clone(),
+        &sections,
+    );
     let updater = Updater::new(store, authenticator.clone(), rate_guard)
         .with_intel(intel)
         .with_purging(purging.clone());
@@ -295,7 +336,6 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
         }
         purging.set(Some((purger, config.pdns.purge_wait)));
     }
-    let sections = LiveSections::new(&config);
     let service = UpdateService::new(
         DynDns::new(updater.clone(), challenges.clone(), &sections),
         Acme::new(authenticator.clone(), challenges.clone(), &sections),
@@ -350,6 +390,21 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
         Vec::new(),
     ))];
     tracing::info!(database = %config.store.database.display(), "listening on http={local}");
+    if let Some((dns_listener, dns_local)) = dns_listener {
+        let options = crate::rfc2136::ListenOptions {
+            pace: listeners.update_dns_pace,
+            max_connections: listeners.max_connections,
+            max_connections_per_client: listeners.max_connections_per_client,
+            read_timeout: listeners.header_read_timeout,
+        };
+        servers.push(tokio::spawn(crate::rfc2136::serve(
+            dns_listener,
+            dns_updates,
+            options,
+            stopped.clone(),
+        )));
+        tracing::info!("listening on rfc2136=udp+tcp://{dns_local}");
+    }
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }

@@ -20,6 +20,8 @@ pub struct ChangeContext {
     pub user_agent: Option<String>,
     /// How the request was authenticated.
     pub auth_method: AuthMethod,
+    /// The TSIG key that signed it, for [`AuthMethod::Tsig`].
+    pub tsig_key: Option<String>,
     /// Country and tags of `source_ip` (none for the admin CLI).
     pub source_facts: IpFacts,
     /// Country and tags of the addresses the change may set, found before the write so that
@@ -39,6 +41,7 @@ impl ChangeContext {
             peer_ip: None,
             user_agent: None,
             auth_method: AuthMethod::Admin,
+            tsig_key: None,
             source_facts: IpFacts::default(),
             address_facts: Vec::new(),
             prefix_facts: IpFacts::default(),
@@ -90,6 +93,8 @@ pub struct AuditRecord {
     pub user_agent: Option<String>,
     /// How the change was authenticated.
     pub auth_method: String,
+    /// The TSIG key that signed it (auth method `tsig`).
+    pub tsig_key: Option<String>,
 }
 
 /// Where a page of history starts.

@@ -9,6 +9,7 @@
 pub mod account;
 pub mod audit;
 pub mod challenge;
+pub mod dnsupdate;
 pub mod domain;
 mod ip;
 pub mod ownership;
@@ -346,6 +347,8 @@ pub enum AuthMethod {
     Query,
     /// The admin CLI.
     Admin,
+    /// An RFC 2136 update signed with a TSIG key (the audit row names the key).
+    Tsig,
 }
 
 impl AuthMethod {
@@ -356,6 +359,7 @@ impl AuthMethod {
             Self::Basic => "basic",
             Self::Query => "query",
             Self::Admin => "admin",
+            Self::Tsig => "tsig",
         }
     }
 }

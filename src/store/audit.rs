@@ -44,8 +44,8 @@ pub(super) fn insert_audit(
         "INSERT INTO domain_updates (domain_id, fqdn, record_type, old_ip, new_ip, created_at,
                                      source_ip, peer_ip, country_code, ip_tags, user_agent,
                                      auth_method, source_country_code, source_ip_tags,
-                                     prefix, prefix_parameter)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                                     prefix, prefix_parameter, tsig_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?
     .execute(params![
         change.domain_id,
@@ -64,6 +64,7 @@ pub(super) fn insert_audit(
         json(&source.tags),
         change.prefix.map(|(prefix, _)| prefix),
         change.prefix.map(|(_, parameter)| parameter),
+        context.tsig_key,
     ])?;
     Ok(())
 }
@@ -71,7 +72,7 @@ pub(super) fn insert_audit(
 /// The columns [`record_from_row`] reads, in order.
 const RECORD_COLUMNS: &str = "id, domain_id, fqdn, record_type, old_ip, new_ip, created_at, \
     source_ip, peer_ip, country_code, ip_tags, user_agent, auth_method, source_country_code, \
-    source_ip_tags";
+    source_ip_tags, tsig_key";
 
 /// Reads an [`AuditRecord`] from a row selected with [`RECORD_COLUMNS`].
 fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
@@ -97,6 +98,7 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
         auth_method: row.get(12)?,
         source_country_code: row.get(13)?,
         source_ip_tags: tags(14)?,
+        tsig_key: row.get(15)?,
     })
 }
 

@@ -598,6 +598,7 @@ mod test {
             peer_ip: Some("127.0.0.1".parse().unwrap()),
             user_agent: Some("test/1.0".into()),
             auth_method: AuthMethod::Basic,
+            tsig_key: None,
             source_facts: IpFacts {
                 country: CountryCode::parse("NL"),
                 tags: vec!["documentation".into(), "tor-exit".into()],

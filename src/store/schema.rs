@@ -32,6 +32,23 @@ pub(super) fn migrations() -> Vec<&'static str> {
     migrations
 }
 
+/// What a migration that edits `sqlite_schema` by hand contains: SQLite's procedure for the
+/// table changes `ALTER TABLE` cannot make (loosening a CHECK constraint).
+const WRITABLE_SCHEMA: &str = "PRAGMA writable_schema = ON";
+
+/// The end of SQLite's `writable_schema` procedure, after a migration edited `sqlite_schema`:
+/// `schema_version` goes up by one, so that every connection (this one too) reads the new
+/// definitions, and the edited schema must still read whole. `PRAGMA schema_version` takes a
+/// literal only, hence this step in Rust rather than in `schema.sql`.
+fn reload_schema(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    let version: i64 = tx.query_row("PRAGMA schema_version", [], |row| row.get(0))?;
+    tx.pragma_update(None, "schema_version", version + 1)?;
+    // Reads every definition again: an edit that broke one fails here, inside the
+    // migration's transaction, and the file keeps its old schema.
+    tx.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get::<_, i64>(0))?;
+    Ok(())
+}
+
 /// Brings the database at `conn` up to the newest schema this build knows.
 ///
 /// Refuses a database whose version is newer than any migration here, rather than running on a
@@ -52,6 +69,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let pending = usize::try_from(current).expect("user_version is never negative here");
     for (index, migration) in migrations.iter().enumerate().skip(pending) {
         tx.execute_batch(migration)?;
+        if migration.contains(WRITABLE_SCHEMA) {
+            reload_schema(&tx)?;
+        }
         tx.pragma_update(
             None,
             "user_version",
@@ -113,6 +133,64 @@ mod test {
             )
             .unwrap();
         assert_eq!(episodes, 1);
+    }
+
+    /// Migration 10 loosens `domain_updates.auth_method`'s CHECK in place: rows kept, the
+    /// table not copied (same root page), 'tsig' taken at once on the migrating connection,
+    /// anything else still refused.
+    #[test]
+    fn the_audit_trail_takes_tsig_without_being_copied() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let migrations = migrations();
+        for migration in &migrations[..9] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 9).unwrap();
+        let insert = |conn: &Connection, method: &str| {
+            conn.execute(
+                "INSERT INTO domain_updates (fqdn, record_type, new_ip, created_at, auth_method)
+                 VALUES ('h.dyn.example', 'A', '192.0.2.1', 't', ?1)",
+                [method],
+            )
+        };
+        conn.execute_batch("BEGIN").unwrap();
+        for _ in 0..5000 {
+            insert(&conn, "basic").unwrap();
+        }
+        conn.execute_batch("COMMIT").unwrap();
+        assert!(insert(&conn, "tsig").is_err(), "refused before the migration");
+        let root = |conn: &Connection| -> i64 {
+            conn.query_row(
+                "SELECT rootpage FROM sqlite_schema WHERE name = 'domain_updates'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap()
+        };
+        let before = root(&conn);
+        migrate(&mut conn).unwrap();
+        assert_eq!(root(&conn), before, "the table was not rebuilt");
+        insert(&conn, "tsig").unwrap();
+        assert!(insert(&conn, "telnet").is_err(), "the CHECK is still there");
+        let (rows, named): (i64, i64) = conn
+            .query_row(
+                "SELECT count(*), count(tsig_key) FROM domain_updates",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((rows, named), (5001, 0));
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        // Another connection reads the new definition too: a file-backed copy.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let mut file = Connection::open(&path).unwrap();
+        migrate(&mut file).unwrap();
+        let other = Connection::open(&path).unwrap();
+        insert(&other, "tsig").unwrap();
     }
 
     #[test]
