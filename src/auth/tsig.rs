@@ -193,6 +193,18 @@ pub fn verify(
     Ok(verified)
 }
 
+/// Bytes already encoded, emitted as they are.
+struct Wire(Vec<u8>);
+
+impl hickory_proto::serialize::binary::BinEncodable for Wire {
+    fn emit(
+        &self,
+        encoder: &mut hickory_proto::serialize::binary::BinEncoder<'_>,
+    ) -> Result<(), hickory_proto::ProtoError> {
+        encoder.emit_vec(&self.0)
+    }
+}
+
 /// Signs `response`, the answer to the request `verified` came from, at `now` (seconds since
 /// the epoch), as RFC 8945 §4.3 and §5.3 say: the MAC covers the request's MAC, the answer
 /// (with the request's ID, without its TSIG record) and the TSIG variables. With `badtime`,
@@ -227,8 +239,11 @@ pub fn sign_response(
         error,
         other,
     );
-    let signed =
-        message_tbs(Some(&verified.mac), &*response, &pre, &key_name).map_err(malformed)?;
+    // The answer as it goes on the wire, encoded on its own: encoded after the request's MAC
+    // (as `message_tbs` would encode a `Message`), its compressed names would point 34 or
+    // more bytes off, and the MAC would cover other bytes than the client reads.
+    let wire = Wire(response.to_vec().map_err(malformed)?);
+    let signed = message_tbs(Some(&verified.mac), &wire, &pre, &key_name).map_err(malformed)?;
     let secret = base64::Engine::decode(
         &base64::engine::general_purpose::STANDARD,
         &verified.key.secret,

@@ -26,6 +26,7 @@ mod metrics;
 mod outside_writers;
 mod prefix;
 mod reload;
+mod rfc2136;
 mod systemd;
 mod transfer;
 mod tsig;

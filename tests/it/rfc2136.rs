@@ -1,0 +1,382 @@
+//! Issue 31: RFC 2136 updates signed with TSIG, sent by the real `nsupdate` to the service's
+//! `update-dns-listen`, answered through a real pdns on the unix connector: what `good` is to
+//! `/nic/update`, NOERROR is here (the very next query through pdns sees it), and everything
+//! refused changes nothing.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::common::{self, Pdns, PdnsApiEndpoint, TestEnv, dig, require_tool};
+
+/// Writes the key block `tsig create ARGS` prints to a file; its path and the key's name.
+fn create_key(env: &TestEnv, args: &[&str], file: &str) -> (PathBuf, String) {
+    let mut command = vec!["tsig", "create"];
+    command.extend_from_slice(args);
+    let block = env.cli_ok(&command);
+    let name = block
+        .strip_prefix("key \"")
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("{block}"))
+        .to_string();
+    let path = env.dir.path().join(file);
+    std::fs::write(&path, block).unwrap();
+    (path, name)
+}
+
+/// Runs `nsupdate` (under `faketime` when `clock` is given) with `key` and `script`; whether
+/// it exited 0, and what it said.
+fn nsupdate(key: Option<&Path>, script: &str, args: &[&str], clock: Option<&str>) -> (bool, String) {
+    assert!(clock.is_none(), "libfaketime breaks nsupdate's clock");
+    let mut command = Command::new("nsupdate");
+    command.args(["-t", "10", "-u", "3", "-r", "1"]).args(args);
+    if let Some(key) = key {
+        command.arg("-k").arg(key);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+/// Sends "set `host`'s A to `ip`" signed with the key in `key_file` at now + `skew` seconds
+/// to `listener` over UDP; the answer's RCODE (NOTAUTH is 9) and its TSIG error (BADTIME is
+/// 18).
+fn signed_at(
+    key_file: &Path,
+    listener: std::net::SocketAddr,
+    skew: i64,
+    host: &str,
+    ip: &str,
+) -> (u16, u16) {
+    use hickory_proto::dnssec::rdata::DNSSECRData;
+    use hickory_proto::dnssec::rdata::tsig::TsigAlgorithm;
+    use hickory_proto::dnssec::tsig::TSigner;
+    use hickory_proto::op::{Message, OpCode, Query};
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+    let block = std::fs::read_to_string(key_file).unwrap();
+    let field = |marker: &str| {
+        block
+            .split(marker)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_string()
+    };
+    let (name, secret) = (field("key \""), field("secret \""));
+    let secret = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, secret).unwrap();
+    let signer = TSigner::new(
+        secret,
+        TsigAlgorithm::HmacSha256,
+        Name::from_ascii(&name).unwrap(),
+        300,
+    )
+    .unwrap();
+    let mut message = Message::new();
+    message.set_id(0x5151).set_op_code(OpCode::Update);
+    let mut zone = Query::query(Name::from_ascii("dyn.example.").unwrap(), RecordType::SOA);
+    zone.set_query_class(DNSClass::IN);
+    message.add_query(zone);
+    let host = Name::from_ascii(format!("{host}.")).unwrap();
+    let mut delete = Record::update0(host.clone(), 0, RecordType::A);
+    delete.set_dns_class(DNSClass::ANY);
+    message.add_name_server(delete);
+    message.add_name_server(Record::from_rdata(host, 60, RData::A(A(ip.parse().unwrap()))));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let time = u32::try_from(now.checked_add_signed(skew).unwrap()).unwrap();
+    message.finalize(&signer, time).unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    socket.send_to(&message.to_vec().unwrap(), listener).unwrap();
+    let mut buffer = [0_u8; 4096];
+    let length = socket.recv(&mut buffer).unwrap();
+    let answer = Message::from_vec(&buffer[..length]).unwrap();
+    assert!(
+        answer.signature().iter().any(|record| matches!(
+            record.data(),
+            RData::DNSSEC(DNSSECRData::TSIG(_))
+        )),
+        "the answer carries a TSIG record"
+    );
+    // The TSIG RDATA ends with: error (2 bytes), other length (2), other data (0, or the
+    // 6 bytes of the server's time in a BADTIME answer). hickory keeps the error private.
+    let word = |end: usize| u16::from_be_bytes([buffer[end - 2], buffer[end - 1]]);
+    let error = if word(length) == 0 {
+        word(length - 2)
+    } else {
+        assert_eq!(word(length - 6), 6, "other data: the server's time");
+        word(length - 8)
+    };
+    (u16::from(answer.response_code()), error)
+}
+
+/// The addresses pdns serves for `name` `record_type`.
+fn served(pdns: &Pdns, name: &str, record_type: &str) -> Vec<String> {
+    dig(pdns.port, name, record_type, &[]).data(record_type)
+}
+
+/// Items 1–5 of the issue with `nsupdate` through pdns: set an address (over UDP, and over
+/// TCP), the zone found by its SOA query, prerequisites, ACME values, an admin's zone key,
+/// and every refusal (another account's host, a mix of allowed and not, a wrong secret, a
+/// clock 10 minutes off, an unsigned update) changing nothing.
+#[test]
+fn nsupdate_changes_what_pdns_serves_and_every_refusal_changes_nothing() {
+    for tool in ["pdns_server", "dig", "nsupdate", "faketime"] {
+        if !require_tool(tool) {
+            return;
+        }
+    }
+    let env = TestEnv::new();
+    env.seed();
+    env.add_domain("home2.dyn.example", "alice", "A", Some("192.0.2.200"));
+    let (alice, alice_name) = create_key(&env, &["alice"], "alice.key");
+    let (zone_key, zone_key_name) = create_key(
+        &env,
+        &[
+            "--subtree",
+            "lab.dyn.example",
+            "--types",
+            "A,TXT,CNAME",
+            "--name",
+            "external-dns",
+        ],
+        "zone.key",
+    );
+    let socket = env.dir.path().join("backend.sock");
+    let api = PdnsApiEndpoint::new();
+    let daemon = env.spawn(&format!(
+        "listeners.backend-socket = {socket:?}\nlisteners.update-dns-listen = \"127.0.0.1:0\"\n{}",
+        api.daemon_config()
+    ));
+    let listener = daemon.logged_address("listening on rfc2136=udp+tcp://");
+    let pdns = Pdns::on_socket(env.dir.path(), &socket, &api, "dyn.example");
+    let server = format!("server 127.0.0.1 {}\n", listener.port());
+    // Cached by pdns: the purge after the update must reach it.
+    assert!(served(&pdns, "home.dyn.example", "A").is_empty());
+
+    // ddclient's nsupdate mode: delete the RRset, add the address. No `zone` line: nsupdate
+    // finds the zone with an SOA query to the server.
+    let (ok, said) = nsupdate(
+        Some(&alice),
+        &format!(
+            "{server}update delete home.dyn.example A\n\
+             update add home.dyn.example 60 A 192.0.2.44\nsend\n"
+        ),
+        &[],
+        None,
+    );
+    assert!(ok, "{said}");
+    assert_eq!(served(&pdns, "home.dyn.example", "A"), ["192.0.2.44"]);
+    let (method, key): (String, Option<String>) = env
+        .db()
+        .query_row(
+            "SELECT auth_method, tsig_key FROM domain_updates ORDER BY id DESC LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((method.as_str(), key.as_deref()), ("tsig", Some(alice_name.as_str())));
+    let history = env.cli_ok(&["history", "home.dyn.example"]);
+    assert!(history.contains(&format!("tsig:{alice_name}")), "{history}");
+
+    // Over TCP (-v), with the zone named.
+    let (ok, said) = nsupdate(
+        Some(&alice),
+        &format!(
+            "{server}zone dyn.example\nupdate delete v6.dyn.example AAAA\n\
+             update add v6.dyn.example 60 AAAA 2001:db8::44\nsend\n"
+        ),
+        &["-v"],
+        None,
+    );
+    assert!(ok, "{said}");
+    assert_eq!(served(&pdns, "v6.dyn.example", "AAAA"), ["2001:db8::44"]);
+
+    let audit = env.audit_count();
+    let refused = |key: Option<&Path>, script: &str, clock: Option<&str>, expect: &str| {
+        let (ok, said) = nsupdate(key, &format!("{server}zone dyn.example\n{script}send\n"), &[], clock);
+        assert!(!ok, "{script}: {said}");
+        assert!(said.contains(expect), "{script}: wanted {expect}: {said}");
+    };
+    // Prerequisites: the value-dependent one fails, so does "this name must not exist".
+    refused(
+        Some(&alice),
+        "prereq yxrrset home.dyn.example A 192.0.2.99\nupdate delete home.dyn.example A\n\
+         update add home.dyn.example 60 A 192.0.2.45\n",
+        None,
+        "NXRRSET",
+    );
+    refused(
+        Some(&alice),
+        "prereq nxdomain home.dyn.example\nupdate add home.dyn.example 60 A 192.0.2.45\n",
+        None,
+        "YXDOMAIN",
+    );
+    // Another account's host; and a message mixing one of alice's with it (all or nothing).
+    refused(
+        Some(&alice),
+        "update delete home.dyn.example A\nupdate add home.dyn.example 60 A 192.0.2.46\n\
+         update delete bob.dyn.example A\nupdate add bob.dyn.example 60 A 192.0.2.46\n",
+        None,
+        "REFUSED",
+    );
+    // Two addresses for one host; a type an account never changes.
+    refused(
+        Some(&alice),
+        "update add home.dyn.example 60 A 192.0.2.47\nupdate add home.dyn.example 60 A 192.0.2.48\n",
+        None,
+        "REFUSED",
+    );
+    refused(
+        Some(&alice),
+        "update add home.dyn.example 60 MX 10 mail.example.\n",
+        None,
+        "REFUSED",
+    );
+    // Removing a host's only address.
+    refused(Some(&alice), "update delete home2.dyn.example A\n", None, "REFUSED");
+    assert_eq!(served(&pdns, "home2.dyn.example", "A"), ["192.0.2.200"]);
+    // A wrong secret under the right name; a clock 10 minutes off; no key at all.
+    let wrong = env.dir.path().join("wrong.key");
+    std::fs::write(
+        &wrong,
+        format!(
+            "key \"{alice_name}\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{}\";\n}};\n",
+            "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="
+        ),
+    )
+    .unwrap();
+    refused(
+        Some(&wrong),
+        "update add home.dyn.example 60 A 192.0.2.49\n",
+        None,
+        "BADSIG",
+    );
+    // nsupdate cannot be moved in time (libfaketime breaks its clock calls): the same
+    // message, signed by hickory 10 minutes ago. (How nsupdate reads a BADTIME answer is
+    // tests/it/tsig.rs's.)
+    let (rcode, error) = signed_at(&alice, listener, -600, "home.dyn.example", "192.0.2.50");
+    assert_eq!((rcode, error), (9, 18), "NOTAUTH, BADTIME");
+    let (rcode, _) = signed_at(&alice, listener, 0, "home2.dyn.example", "192.0.2.201");
+    assert_eq!(rcode, 0, "the same message on time: NOERROR");
+    assert_eq!(served(&pdns, "home2.dyn.example", "A"), ["192.0.2.201"]);
+    let audit = audit + 1;
+    refused(
+        None,
+        "update delete home.dyn.example A\nupdate add home.dyn.example 60 A 192.0.2.51\n",
+        None,
+        "REFUSED",
+    );
+    assert_eq!(env.audit_count(), audit, "no refused message wrote anything");
+    assert_eq!(served(&pdns, "home.dyn.example", "A"), ["192.0.2.44"]);
+    assert_eq!(served(&pdns, "bob.dyn.example", "A"), Vec::<String>::new());
+
+    // A prerequisite that holds.
+    let (ok, said) = nsupdate(
+        Some(&alice),
+        &format!(
+            "{server}zone dyn.example\nprereq yxrrset home.dyn.example A 192.0.2.44\n\
+             update delete home.dyn.example A\nupdate add home.dyn.example 60 A 192.0.2.52\nsend\n"
+        ),
+        &[],
+        None,
+    );
+    assert!(ok, "{said}");
+    assert_eq!(served(&pdns, "home.dyn.example", "A"), ["192.0.2.52"]);
+
+    // ACME values, as lego and certbot set and clean them.
+    let value = "LHDhK3oGRvkiefQnx7OOczTY5Tic_xZ6HcMOc_gmtoM";
+    let challenge = "_acme-challenge.home.dyn.example";
+    let (ok, said) = nsupdate(
+        Some(&alice),
+        &format!("{server}zone dyn.example\nupdate add {challenge} 60 TXT \"{value}\"\nsend\n"),
+        &[],
+        None,
+    );
+    assert!(ok, "{said}");
+    assert_eq!(served(&pdns, challenge, "TXT"), [format!("\"{value}\"")]);
+    let (ok, said) = nsupdate(
+        Some(&alice),
+        &format!("{server}zone dyn.example\nupdate delete {challenge} TXT \"{value}\"\nsend\n"),
+        &[],
+        None,
+    );
+    assert!(ok, "{said}");
+    assert!(served(&pdns, challenge, "TXT").is_empty());
+
+    // The subtree key: static records below lab.dyn.example of its types, nothing else.
+    let (ok, said) = nsupdate(
+        Some(&zone_key),
+        &format!(
+            "{server}zone dyn.example\nupdate add web.lab.dyn.example 300 A 192.0.2.80\n\
+             update add www.lab.dyn.example 300 CNAME web.lab.dyn.example.\n\
+             update add web.lab.dyn.example 300 TXT \"heritage=external-dns\"\nsend\n"
+        ),
+        &[],
+        None,
+    );
+    assert!(ok, "{said}");
+    assert_eq!(served(&pdns, "web.lab.dyn.example", "A"), ["192.0.2.80"]);
+    assert_eq!(
+        dig(pdns.port, "www.lab.dyn.example", "A", &[]).data("CNAME"),
+        ["web.lab.dyn.example."]
+    );
+    let (ok, _) = nsupdate(
+        Some(&zone_key),
+        &format!("{server}zone dyn.example\nupdate add home.dyn.example 60 A 192.0.2.81\nsend\n"),
+        &[],
+        None,
+    );
+    assert!(!ok, "outside the subtree");
+    let (ok, _) = nsupdate(
+        Some(&zone_key),
+        &format!("{server}zone dyn.example\nupdate add mx.lab.dyn.example 60 MX 10 mail.example.\nsend\n"),
+        &[],
+        None,
+    );
+    assert!(!ok, "a type the key lacks");
+    let (ok, said) = nsupdate(
+        Some(&zone_key),
+        &format!("{server}zone dyn.example\nupdate delete web.lab.dyn.example\nsend\n"),
+        &[],
+        None,
+    );
+    assert!(ok, "{said}");
+    assert!(served(&pdns, "web.lab.dyn.example", "A").is_empty());
+    assert!(!zone_key_name.is_empty());
+
+    // A revoked key is unknown at once.
+    env.cli_ok(&["tsig", "revoke", &alice_name]);
+    refused(
+        Some(&alice),
+        "update delete home.dyn.example A\nupdate add home.dyn.example 60 A 192.0.2.53\n",
+        None,
+        "BADKEY",
+    );
+    assert_eq!(served(&pdns, "home.dyn.example", "A"), ["192.0.2.52"]);
+    drop(daemon);
+    let _ = common::BIN;
+}
