@@ -95,8 +95,29 @@ fn start_pebble(dir: &std::path::Path, dns_port: u16) -> (Stopped, String, std::
     (pebble, format!("https://127.0.0.1:{port}/dir"), cert)
 }
 
+/// How lego sets its values.
+enum Provider {
+    /// `httpreq` at `/acme`, with an API key of scope `acme:update`.
+    HttpReq,
+    /// `rfc2136` at `update-dns-listen`, with a TSIG key of the account.
+    Rfc2136,
+}
+
 #[test]
 fn lego_gets_a_certificate_for_a_host_and_its_wildcard() {
+    lego_gets_a_certificate(Provider::HttpReq);
+}
+
+/// Issue 31, item 6: the same through lego's `rfc2136` provider, signed with alice's TSIG key;
+/// lego finds the zone with an SOA query to pdns, and sends its updates to our listener.
+#[test]
+fn lego_gets_a_certificate_through_rfc2136() {
+    lego_gets_a_certificate(Provider::Rfc2136);
+}
+
+/// lego asks pebble for `home.dyn.example` and its wildcard, setting the values through
+/// `provider`; pebble checks them through pdns.
+fn lego_gets_a_certificate(provider: Provider) {
     for tool in ["pebble", "lego", "pdns_server", "openssl"] {
         if !require_tool(tool) {
             return;
@@ -104,15 +125,12 @@ fn lego_gets_a_certificate_for_a_host_and_its_wildcard() {
     }
     let env = TestEnv::new();
     env.seed();
-    let key = env
-        .cli_ok(&["key", "create", "alice", "--scope", "acme:update"])
-        .trim()
-        .to_string();
     let socket = env.dir.path().join("backend.sock");
     let api = PdnsApiEndpoint::new();
     // The abuse guard on, as shipped (the harness turns it off): lego's calls pass under it.
     let daemon = env.spawn(&format!(
-        "limits.abuse-detection = true\nlisteners.backend-socket = {socket:?}\n{}",
+        "limits.abuse-detection = true\nlisteners.backend-socket = {socket:?}\n\
+         listeners.update-dns-listen = \"127.0.0.1:0\"\n{}",
         api.daemon_config()
     ));
     let pdns = Pdns::on_socket(env.dir.path(), &socket, &api, "dyn.example");
@@ -120,11 +138,41 @@ fn lego_gets_a_certificate_for_a_host_and_its_wildcard() {
 
     let store = env.dir.path().join("lego");
     let started = Instant::now();
-    let lego = Command::new("lego")
-        .env("LEGO_CA_CERTIFICATES", &ca)
-        .env("HTTPREQ_ENDPOINT", format!("http://{}/acme", daemon.addr))
-        .env("HTTPREQ_USERNAME", "alice")
-        .env("HTTPREQ_PASSWORD", &key)
+    let mut lego = Command::new("lego");
+    lego.env("LEGO_CA_CERTIFICATES", &ca);
+    match provider {
+        Provider::HttpReq => {
+            let key = env
+                .cli_ok(&["key", "create", "alice", "--scope", "acme:update"])
+                .trim()
+                .to_string();
+            lego.env("HTTPREQ_ENDPOINT", format!("http://{}/acme", daemon.addr))
+                .env("HTTPREQ_USERNAME", "alice")
+                .env("HTTPREQ_PASSWORD", &key)
+                .args(["--dns", "httpreq"]);
+        }
+        Provider::Rfc2136 => {
+            let block = env.cli_ok(&["tsig", "create", "alice"]);
+            let field = |marker: &str| {
+                block
+                    .split(marker)
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .unwrap()
+                    .to_string()
+            };
+            let listener = daemon.logged_address("listening on rfc2136=udp+tcp://");
+            lego.env("RFC2136_NAMESERVER", listener.to_string())
+                .env("RFC2136_TSIG_KEY", field("key \""))
+                .env("RFC2136_TSIG_SECRET", field("secret \""))
+                .env("RFC2136_TSIG_ALGORITHM", "hmac-sha256.")
+                // lego sets the values of one name one after the other, 60 s apart by
+                // default (for servers slow to propagate): this one serves them at once.
+                .env("RFC2136_SEQUENCE_INTERVAL", "1")
+                .args(["--dns", "rfc2136"]);
+        }
+    }
+    let lego = lego
         .args([
             "--server",
             &directory,
@@ -132,7 +180,6 @@ fn lego_gets_a_certificate_for_a_host_and_its_wildcard() {
             "alice@example.com",
             "--accept-tos",
         ])
-        .args(["--dns", "httpreq"])
         // Where lego checks that the values are served: our pdns (there is no other), and no
         // wait for every authoritative server of the zone (ns1.dyn.example does not exist).
         .args([
@@ -171,13 +218,22 @@ fn lego_gets_a_certificate_for_a_host_and_its_wildcard() {
         "{names}"
     );
     // Both values were set and both cleaned up by lego; none is left to serve.
-    assert_eq!(
-        daemon.log_count("ACME challenge value set"),
-        2,
-        "{}",
-        daemon.log()
-    );
-    assert_eq!(daemon.log_count("ACME challenge value removed"), 2);
+    if let Provider::HttpReq = provider {
+        assert_eq!(
+            daemon.log_count("ACME challenge value set"),
+            2,
+            "{}",
+            daemon.log()
+        );
+        assert_eq!(daemon.log_count("ACME challenge value removed"), 2);
+    } else {
+        assert_eq!(
+            daemon.log_count("RFC 2136 update applied"),
+            4,
+            "two values set, two removed:\n{}",
+            daemon.log()
+        );
+    }
     let left = backend_call(
         daemon.backend_addr,
         &json!({"method": "lookup", "parameters": {
