@@ -380,3 +380,176 @@ fn nsupdate_changes_what_pdns_serves_and_every_refusal_changes_nothing() {
     drop(daemon);
     let _ = common::BIN;
 }
+
+/// The name and secret of the key block in `file`.
+fn key_fields(file: &Path) -> (String, String) {
+    let block = std::fs::read_to_string(file).unwrap();
+    let field = |marker: &str| {
+        block
+            .split(marker)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_string()
+    };
+    (field("key \""), field("secret \""))
+}
+
+/// The daemon with the RFC 2136 listener and a pdns on its unix socket, for the clients'
+/// tests: the seeded store, alice's TSIG key (its file), the daemon, the listener, pdns.
+fn started(
+    extra: &str,
+) -> (
+    TestEnv,
+    PathBuf,
+    common::Daemon,
+    std::net::SocketAddr,
+    Pdns,
+) {
+    let env = TestEnv::new();
+    env.seed();
+    let (key, _) = create_key(&env, &["alice"], "alice.key");
+    let socket = env.dir.path().join("backend.sock");
+    let api = PdnsApiEndpoint::new();
+    let daemon = env.spawn(&format!(
+        "listeners.backend-socket = {socket:?}\nlisteners.update-dns-listen = \"127.0.0.1:0\"\n\
+         {extra}\n{}",
+        api.daemon_config()
+    ));
+    let listener = daemon.logged_address("listening on rfc2136=udp+tcp://");
+    let pdns = Pdns::on_socket(env.dir.path(), &socket, &api, "dyn.example");
+    (env, key, daemon, listener, pdns)
+}
+
+/// Issue 31, item 6: ddclient's `nsupdate` protocol (it pipes "delete the RRset, add the
+/// address" to `nsupdate -k`) sets alice's host, served by pdns at once; a host of bob's is
+/// refused and ddclient says so.
+#[test]
+fn ddclient_sets_an_address_with_its_nsupdate_protocol() {
+    for tool in ["pdns_server", "dig", "nsupdate", "ddclient"] {
+        if !require_tool(tool) {
+            return;
+        }
+    }
+    let (env, key, _daemon, listener, pdns) = started("");
+    let run = |host: &str| {
+        let dir = tempfile::tempdir_in(env.dir.path()).unwrap();
+        let config = dir.path().join("ddclient.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "use=ip, ip=192.0.2.60\nprotocol=nsupdate\nserver={listener}\n\
+                 login=/usr/bin/nsupdate\npassword={}\nzone=dyn.example\nttl=60\n{host}\n",
+                key.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &config,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let output = Command::new("ddclient")
+            .args(["-daemon=0", "-foreground", "-noquiet", "-verbose"])
+            .arg(format!("-file={}", config.display()))
+            .arg(format!("-cache={}", dir.path().join("cache").display()))
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    let said = run("home.dyn.example");
+    assert!(
+        said.contains("SUCCESS:  updating home.dyn.example"),
+        "{said}"
+    );
+    assert_eq!(served(&pdns, "home.dyn.example", "A"), ["192.0.2.60"]);
+    let said = run("bob.dyn.example");
+    assert!(said.contains("FAILED:   updating bob.dyn.example"), "{said}");
+    assert!(served(&pdns, "bob.dyn.example", "A").is_empty());
+}
+
+/// Issue 31, item 6: certbot with `python3-certbot-dns-rfc2136` obtains a certificate for
+/// alice's host from pebble: it finds the zone with signed SOA queries to the listener, sets
+/// the value, pebble reads it through pdns, certbot removes it.
+#[test]
+fn certbot_gets_a_certificate_through_rfc2136() {
+    for tool in ["pdns_server", "dig", "certbot", "pebble", "openssl"] {
+        if !require_tool(tool) {
+            return;
+        }
+    }
+    let (env, key, daemon, listener, pdns) = started("");
+    let (_pebble, directory, ca) = crate::acme_lego::start_pebble(env.dir.path(), pdns.port);
+    let (name, secret) = key_fields(&key);
+    let credentials = env.dir.path().join("rfc2136.ini");
+    std::fs::write(
+        &credentials,
+        format!(
+            "dns_rfc2136_server = {}\ndns_rfc2136_port = {}\ndns_rfc2136_name = {name}\n\
+             dns_rfc2136_secret = {secret}\ndns_rfc2136_algorithm = HMAC-SHA256\n",
+            listener.ip(),
+            listener.port()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &credentials,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let base = env.dir.path().join("certbot");
+    let output = Command::new("certbot")
+        .env("REQUESTS_CA_BUNDLE", &ca)
+        .args([
+            "certonly",
+            "--non-interactive",
+            "--agree-tos",
+            "--email",
+            "alice@example.com",
+            "--no-eff-email",
+            "--server",
+            &directory,
+            "--dns-rfc2136",
+            "--dns-rfc2136-propagation-seconds",
+            "1",
+            "-d",
+            "home.dyn.example",
+        ])
+        .arg("--dns-rfc2136-credentials")
+        .arg(&credentials)
+        .arg("--config-dir")
+        .arg(base.join("config"))
+        .arg("--work-dir")
+        .arg(base.join("work"))
+        .arg("--logs-dir")
+        .arg(base.join("logs"))
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "certbot failed:\n{said}");
+    let certificate = base.join("config/live/home.dyn.example/cert.pem");
+    let names = Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(&certificate)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&names.stdout).contains("DNS:home.dyn.example"),
+        "{names:?}"
+    );
+    assert_eq!(
+        daemon.log_count("RFC 2136 update applied"),
+        2,
+        "the value set, then removed:\n{}",
+        daemon.log()
+    );
+    assert!(served(&pdns, "_acme-challenge.home.dyn.example", "TXT").is_empty());
+}
