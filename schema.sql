@@ -408,8 +408,8 @@ CREATE INDEX tsig_keys_user ON tsig_keys (user_id) WHERE user_id IS NOT NULL;
 -- constraint; its documented procedure for loosening one (https://sqlite.org/lang_altertable.html,
 -- "Making Other Kinds Of Table Schema Changes") rewrites the table's definition in place: O(1),
 -- where a copy of the table would stall a start on a large audit trail. The migration runner
--- bumps `schema_version` after this migration and checks the new definition, as the procedure
--- requires.
+-- bumps `schema_version` after this migration and reads the schema again, as the procedure
+-- requires (tests: store/schema.rs).
 ALTER TABLE domain_updates ADD COLUMN tsig_key TEXT;
 PRAGMA writable_schema = ON;
 UPDATE sqlite_schema
@@ -417,4 +417,17 @@ UPDATE sqlite_schema
                      'CHECK (auth_method IN (''bearer'', ''basic'', ''query'', ''admin''))',
                      'CHECK (auth_method IN (''bearer'', ''basic'', ''query'', ''admin'', ''tsig''))')
  WHERE type = 'table' AND name = 'domain_updates';
+PRAGMA writable_schema = OFF;
+
+-- migration 11: PTR and DHCID records
+
+-- For admins' TSIG keys of reverse zones and DHCP servers (Kea's DHCP-DDNS adds a DHCID, RFC
+-- 4701, beside each address it publishes): `records.type` takes PTR and DHCID, loosened in place
+-- as migration 10 does.
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema
+   SET sql = replace(sql,
+                     'CHECK (type IN (''A'', ''AAAA'', ''CNAME'', ''MX'', ''TXT'', ''NS'', ''SRV'', ''CAA''))',
+                     'CHECK (type IN (''A'', ''AAAA'', ''CNAME'', ''MX'', ''TXT'', ''NS'', ''SRV'', ''CAA'', ''PTR'', ''DHCID''))')
+ WHERE type = 'table' AND name = 'records';
 PRAGMA writable_schema = OFF;

@@ -18,7 +18,7 @@ pub(super) enum RecordCommand {
         zone: String,
         /// Owner name.
         name: String,
-        /// A, AAAA, CNAME, MX, TXT, NS, SRV or CAA.
+        /// A, AAAA, CNAME, MX, TXT, NS, SRV, CAA, PTR or DHCID.
         #[arg(value_name = "TYPE")]
         record_type: StaticType,
         /// Content, e.g. `192.0.2.1`, `10 mail.example.net`, `"v=spf1 -all"`, `0 issue "ca.example"`.

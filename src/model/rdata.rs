@@ -31,11 +31,16 @@ pub enum StaticType {
     Srv,
     /// Certification authority authorisation: `flags tag "value"`.
     Caa,
+    /// Pointer, for reverse zones (Kea's reverse DDNS, RFC 1035).
+    Ptr,
+    /// DHCP identifier (RFC 4701), base64: what DHCP servers add beside the addresses they
+    /// publish, to tell their clients' names apart (RFC 4703).
+    Dhcid,
 }
 
 impl StaticType {
     /// Every type, in the order of the error message of [`FromStr`].
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::A,
         Self::Aaaa,
         Self::Cname,
@@ -44,6 +49,8 @@ impl StaticType {
         Self::Ns,
         Self::Srv,
         Self::Caa,
+        Self::Ptr,
+        Self::Dhcid,
     ];
 
     /// The type as DNS spells it.
@@ -57,6 +64,8 @@ impl StaticType {
             Self::Ns => "NS",
             Self::Srv => "SRV",
             Self::Caa => "CAA",
+            Self::Ptr => "PTR",
+            Self::Dhcid => "DHCID",
         }
     }
 }
@@ -71,7 +80,7 @@ impl FromStr for StaticType {
             .find(|known| known.as_str().eq_ignore_ascii_case(text))
             .ok_or_else(|| {
                 super::InvalidValue::new(
-                    "record type must be one of A, AAAA, CNAME, MX, TXT, NS, SRV, CAA",
+                    "record type must be one of A, AAAA, CNAME, MX, TXT, NS, SRV, CAA, PTR, DHCID",
                     text,
                 )
             })
@@ -145,7 +154,19 @@ pub fn normalize_content(record_type: StaticType, content: &str) -> Result<Strin
             .parse::<Ipv6Addr>()
             .map(|ip| ip.to_string())
             .map_err(|_| wrong("an IPv6 address")),
-        StaticType::Cname | StaticType::Ns => target(content).ok_or_else(|| wrong("a host name")),
+        StaticType::Cname | StaticType::Ns | StaticType::Ptr => {
+            target(content).ok_or_else(|| wrong("a host name"))
+        }
+        StaticType::Dhcid => {
+            // RFC 4701 §3.3: identifier type (2 bytes), digest type (1), digest; base64,
+            // spaces allowed in the presentation format.
+            let text: String = content.split_whitespace().collect();
+            let engine = &base64::engine::general_purpose::STANDARD;
+            match base64::Engine::decode(engine, &text) {
+                Ok(bytes) if bytes.len() >= 4 => Ok(base64::Engine::encode(engine, bytes)),
+                _ => Err(wrong("base64 of an identifier type, a digest type and a digest")),
+            }
+        }
         StaticType::Mx => match fields.as_slice() {
             [preference, host] => {
                 let preference: u16 = preference.parse().map_err(|_| wrong("`preference host`"))?;
@@ -247,7 +268,7 @@ fn target_or_root(text: &str) -> Option<String> {
 
 /// Puts bytes in a DNS quoted string: `"` and `\` escaped, bytes outside printable ASCII as
 /// `\DDD`.
-fn quote(bytes: &[u8]) -> String {
+pub fn quote(bytes: &[u8]) -> String {
     let mut quoted = String::with_capacity(bytes.len() + 2);
     quoted.push('"');
     for &byte in bytes {

@@ -14,7 +14,7 @@ use crate::model::DomainName;
 use crate::model::dnsupdate::{
     ChallengeChange, FamilyChange, HostChange, Prerequisite, StaticChange,
 };
-use crate::model::rdata::{ServedType, StaticType, normalize_content};
+use crate::model::rdata::{ServedType, StaticType, normalize_content, quote};
 use crate::model::tsig::TsigScope;
 
 /// Why a message is refused before the store sees it: the RCODE, and a reason for the log.
@@ -77,37 +77,34 @@ fn in_zone(name: &str, zone: &str) -> bool {
             .is_some_and(|head| head.ends_with('.'))
 }
 
+/// The static type of a record type, if this service keeps it.
+fn static_type(record_type: RecordType) -> Option<StaticType> {
+    match record_type {
+        // hickory knows DHCID (49) by number only.
+        RecordType::Unknown(49) => Some(StaticType::Dhcid),
+        RecordType::Unknown(_) => None,
+        known => known.to_string().parse().ok(),
+    }
+}
+
 /// The served type of a record type, if this service serves it.
 fn served_type(record_type: RecordType) -> Option<ServedType> {
     if record_type == RecordType::SOA {
         return Some(ServedType::Soa);
     }
-    record_type.to_string().parse().ok().map(ServedType::Stored)
+    static_type(record_type).map(ServedType::Stored)
 }
 
 /// The content of `data` in the presentation format the store keeps for `record_type`.
 fn content(record_type: StaticType, data: &RData) -> Result<String, String> {
     let text = match data {
-        RData::TXT(txt) => {
-            // Each character-string quoted, as `record add` keeps them.
-            let mut strings = Vec::new();
-            for string in txt.iter() {
-                let mut quoted = String::from("\"");
-                for &byte in string.iter() {
-                    match byte {
-                        b'"' | b'\\' => {
-                            quoted.push('\\');
-                            quoted.push(char::from(byte));
-                        }
-                        0x20..=0x7e => quoted.push(char::from(byte)),
-                        _ => quoted.push_str(&format!("\\{byte:03}")),
-                    }
-                }
-                quoted.push('"');
-                strings.push(quoted);
-            }
-            strings.join(" ")
-        }
+        // Each character-string quoted, as `record add` keeps them.
+        RData::TXT(txt) => txt.iter().map(|string| quote(string)).collect::<Vec<_>>().join(" "),
+        // hickory has no DHCID type: its bytes, in its presentation format (base64).
+        RData::Unknown { rdata, .. } if record_type == StaticType::Dhcid => base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            rdata.anything(),
+        ),
         other => other.to_string(),
     };
     normalize_content(record_type, &text)
@@ -300,10 +297,7 @@ pub(super) fn changes(
                     }
                 }
                 let allowed = |record_type: RecordType| {
-                    record_type
-                        .to_string()
-                        .parse::<StaticType>()
-                        .ok()
+                    static_type(record_type)
                         .filter(|parsed| types.contains(parsed))
                         .ok_or_else(|| {
                             refused(format!("{name} {record_type}: not a type of the key"))

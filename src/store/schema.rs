@@ -180,6 +180,21 @@ mod test {
             )
             .unwrap();
         assert_eq!((rows, named), (5001, 0));
+        // Migration 11, the same way: PTR and DHCID records.
+        conn.execute(
+            "INSERT INTO zones (name, nameservers, hostmaster, serial, created_at, updated_at)
+             VALUES ('2.0.192.in-addr.arpa', '[\"ns1.example\"]', 'hostmaster.example', 1, 't', 't')",
+            [],
+        )
+        .unwrap();
+        for (record_type, taken) in [("PTR", true), ("DHCID", true), ("HINFO", false)] {
+            let inserted = conn.execute(
+                "INSERT INTO records (zone_id, name, type, content, ttl, created_at)
+                 VALUES (1, '7.2.0.192.in-addr.arpa', ?1, 'x', 60, 't')",
+                [record_type],
+            );
+            assert_eq!(inserted.is_ok(), taken, "{record_type}");
+        }
         let check: String = conn
             .query_row("PRAGMA integrity_check", [], |row| row.get(0))
             .unwrap();

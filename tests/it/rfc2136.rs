@@ -553,3 +553,141 @@ fn certbot_gets_a_certificate_through_rfc2136() {
     );
     assert!(served(&pdns, "_acme-challenge.home.dyn.example", "TXT").is_empty());
 }
+
+/// Issue 31, item 6: Kea's DHCP-DDNS server (`kea-dhcp-ddns`), driven without a DHCP
+/// network: NameChangeRequests sent to it directly (its UDP listener, JSON), as kea-dhcp4
+/// sends them. With a subtree key of types A and DHCID, its add (RFC 4703: "the name must not
+/// exist", then the A and the DHCID) is served by pdns; a second client's add for the same
+/// name is refused by the name's DHCID, as RFC 4703 wants; its remove (the A whose DHCID
+/// matches, then the DHCID) leaves nothing.
+#[test]
+fn kea_dhcp_ddns_adds_and_removes_a_lease_name() {
+    for tool in ["pdns_server", "dig", "kea-dhcp-ddns"] {
+        if !require_tool(tool) {
+            return;
+        }
+    }
+    let (env, _, daemon, listener, pdns) = started("");
+    let (key, key_name) = create_key(
+        &env,
+        &[
+            "--subtree",
+            "lab.dyn.example",
+            "--types",
+            "A,AAAA,DHCID",
+            "--name",
+            "kea",
+        ],
+        "kea.key",
+    );
+    let (_, secret) = key_fields(&key);
+    let ncr_port = common::free_port();
+    let dir = env.dir.path().join("kea");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("kea-dhcp-ddns.conf");
+    std::fs::write(
+        &config,
+        serde_json::json!({"DhcpDdns": {
+            "ip-address": "127.0.0.1",
+            "port": ncr_port,
+            "dns-server-timeout": 2000,
+            "ncr-protocol": "UDP",
+            "ncr-format": "JSON",
+            "tsig-keys": [{"name": key_name, "algorithm": "HMAC-SHA256", "secret": secret}],
+            "forward-ddns": {"ddns-domains": [{
+                "name": "dyn.example.",
+                "key-name": key_name,
+                "dns-servers": [{"ip-address": "127.0.0.1", "port": listener.port()}]
+            }]},
+            "reverse-ddns": {"ddns-domains": []},
+            "loggers": [{
+                "name": "kea-dhcp-ddns",
+                "output_options": [{"output": dir.join("kea.log").display().to_string()}],
+                "severity": "DEBUG",
+                "debuglevel": 50
+            }]
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let mut kea = Command::new("kea-dhcp-ddns")
+        .arg("-c")
+        .arg(&config)
+        .env("KEA_PIDFILE_DIR", &dir)
+        .env("KEA_LOCKFILE_DIR", "none")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(dir.join("kea.log")).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !log().contains("DHCP_DDNS_STARTED") {
+        assert!(std::time::Instant::now() < deadline, "kea never started:\n{}", log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let ncr = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // What kea-dhcp4 sends: a two-byte length, then the request in JSON.
+    let send = |change: u8, ip: &str, dhcid: &str| {
+        let body = serde_json::json!({
+            "change-type": change,
+            "forward-change": true,
+            "reverse-change": false,
+            "fqdn": "printer.lab.dyn.example.",
+            "ip-address": ip,
+            "dhcid": dhcid,
+            "lease-expires-on": "20301231235959",
+            "lease-length": 3600,
+            "use-conflict-resolution": true
+        })
+        .to_string();
+        let mut datagram = u16::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+        datagram.extend_from_slice(body.as_bytes());
+        ncr.send_to(&datagram, ("127.0.0.1", ncr_port)).unwrap();
+    };
+    // Identifier type 2 (client id), digest type 1 (SHA-256), a digest: RFC 4701's layout.
+    let printer = format!("000201{}", "ab".repeat(32));
+    let other = format!("000201{}", "cd".repeat(32));
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}:\n{}\n{}",
+                log(),
+                daemon.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    send(0, "192.0.2.90", &printer);
+    wait_for("kea's add", &|| {
+        served(&pdns, "printer.lab.dyn.example", "A") == ["192.0.2.90"]
+    });
+    assert_eq!(
+        dig(pdns.port, "printer.lab.dyn.example", "TYPE49", &[])
+            .answers
+            .len(),
+        1,
+        "the DHCID beside it"
+    );
+    // Another client, same name: its DHCID does not match; kea gives up, nothing changes.
+    send(0, "192.0.2.91", &other);
+    wait_for("kea's refused add", &|| log().contains("DHCP_DDNS_ADD_FAILED"));
+    assert!(
+        log().contains("DHCP_DDNS_FORWARD_REPLACE_REJECTED"),
+        "refused by the DHCID prerequisite:\n{}",
+        log()
+    );
+    assert_eq!(served(&pdns, "printer.lab.dyn.example", "A"), ["192.0.2.90"]);
+    // The lease ends.
+    send(1, "192.0.2.90", &printer);
+    wait_for("kea's remove", &|| log().contains("DHCP_DDNS_REMOVE_SUCCEEDED"));
+    assert_eq!(
+        dig(pdns.port, "printer.lab.dyn.example", "ANY", &[]).status,
+        "NXDOMAIN",
+        "the A and the DHCID gone"
+    );
+    let _ = kea.kill();
+    let _ = kea.wait();
+}
