@@ -53,15 +53,17 @@ def build():
         if message.get("reason") == "compiler-artifact" and message.get("executable"):
             target = message["target"]
             # The real binary, not main.rs built as a test harness for --benches.
-            if (target["kind"] == ["bin"] and not message["profile"]["test"]) or target["name"] in ("ceiling", "floor", "lookups"):
+            if (target["kind"] == ["bin"] and not message["profile"]["test"]) or target["name"] in ("ceiling", "floor", "lookups", "dnsupdate"):
                 paths[target["name"]] = message["executable"]
-    global LOOKUPS
+    global LOOKUPS, DNSUPDATE
     LOOKUPS = paths["lookups"]
+    DNSUPDATE = paths["dnsupdate"]
     return paths["certadns-ddns"], paths["ceiling"], paths["floor"]
 
 
-# benches/lookups.rs, set by build().
+# benches/lookups.rs and benches/dnsupdate.rs, set by build().
 LOOKUPS = None
+DNSUPDATE = None
 
 
 def ip_of(host):
@@ -397,6 +399,60 @@ def section_updates(binary, floor, directory, seconds, runs):
         lines.append(f"| {name} | {summary([r[0] for r in results])} | {summary([r[1] for r in results])}"
                      f" | {summary([r[2] for r in results])} | {rate / floor_rate:.2f} | {max(r[3] for r in results)} |")
     return lines + [""]
+
+
+def dnsupdate_load(port, key, secret, hosts, seconds, run):
+    """benches/dnsupdate.rs against 127.0.0.1:`port`: (NOERROR updates/s, answers by RCODE)."""
+    out = subprocess.run([DNSUPDATE, "--server", f"127.0.0.1:{port}", "--zone", ZONE, "--key", key,
+                          "--secret", secret, "--hosts", str(hosts), "--seconds", str(seconds),
+                          "--connections", "64", "--run", str(run)],
+                         capture_output=True, text=True, check=True).stdout
+    result = json.loads(out)
+    return result["updates_per_second"], result["rcodes"]
+
+
+def section_rfc2136(binary, directory, seconds, runs):
+    """RFC 2136 updates with TSIG against `/nic/update` `good` (case (b)) on the same server
+    and store, and pdns's own `dnsupdate=yes` on gsqlite3 with the same names."""
+    import base64
+    import secrets
+    hosts = 100_000
+    db, key = make_store(binary, directory, hosts)
+    env = {**os.environ, "CERTADNS_DB": str(db)}
+    block = subprocess.run([binary, "tsig", "create", "bench", "--name", "bench-tsig"], env=env,
+                           check=True, capture_output=True, text=True).stdout
+    secret = re.search(r'secret "([^"]+)"', block).group(1)
+    gdb = make_gsqlite3(directory, hosts)
+    pdns_secret = base64.b64encode(secrets.token_bytes(32)).decode()
+    conn = sqlite3.connect(gdb)
+    conn.execute("INSERT INTO tsigkeys (name, algorithm, secret) VALUES ('bench-tsig', 'hmac-sha256', ?)",
+                 (pdns_secret,))
+    conn.execute("INSERT INTO domainmetadata (domain_id, kind, content) VALUES (1, 'TSIG-ALLOW-DNSUPDATE', 'bench-tsig')")
+    conn.commit()
+    conn.close()
+    dns = free_port()
+    extra = f'log-level = "warn"\nlimits.abuse-detection = false\nlisteners.update-dns-listen = "127.0.0.1:{dns}"\n'
+    rows = {}
+    pdns_port, api = free_port(), free_port()
+    config = pdns_config(directory, "dnsupdate", [f"launch=gsqlite3", f"gsqlite3-database={gdb}", "dnsupdate=yes",
+                                                  "allow-dnsupdate-from=127.0.0.0/8"], "default")
+    with ours(binary, directory, db, extra) as (http, _, _, _), pdns(config, pdns_port, api):
+        for run in range(runs):
+            script = WRK_SCRIPT.format(hosts=hosts, mode="good", auth=f"Bearer {key}", zone=ZONE, run=2 * run)
+            rows.setdefault("/nic/update `good` (case (b)), wrk -c64", []).append(
+                (wrk(http, seconds, script, directory, "b")[0], {}))
+            rows.setdefault("RFC 2136 + TSIG, ours, 64 TCP connections", []).append(
+                dnsupdate_load(dns, "bench-tsig", secret, hosts, seconds, 2 * run + 1))
+            rows.setdefault("RFC 2136 + TSIG, pdns dnsupdate=yes on gsqlite3, 64 TCP connections", []).append(
+                dnsupdate_load(pdns_port, "bench-tsig", pdns_secret, hosts, seconds, run))
+    base = median([rate for rate, _ in rows["/nic/update `good` (case (b)), wrk -c64"]])
+    lines = ["| case | updates/s | against `good` | answers by RCODE (last run) |", "|---|---|---|---|"]
+    for name, results in rows.items():
+        rate = median([r for r, _ in results])
+        lines.append(f"| {name} | {summary([r for r, _ in results])} | {rate / base:.2f} | {results[-1][1] or '-'} |")
+    return lines + ["", "Every update changes the host's address (a new one each time); both of ours commit each "
+                    "update with its audit row before answering, on the same server and store of 100,000 names."
+                    " RCODE 0 is NOERROR.", ""]
 
 
 def unix_lookups(sock, names, count):
@@ -968,6 +1024,9 @@ def main():
         if "updates" in sections:
             emit(["## The update path (wrk -t1 -c64 -d%ds, 100,000 domains)" % args.seconds, ""]
                  + section_updates(binary, floor, directory, args.seconds, args.runs))
+        if "rfc2136" in sections:
+            emit(["## RFC 2136 updates with TSIG, against `/nic/update` (%d s, 100,000 names)" % args.seconds, ""]
+                 + section_rfc2136(binary, directory, args.seconds, args.runs))
         if "http" in sections:
             emit(["## Connectors: HTTP, the relay and the unix socket (caches off)", ""]
                  + section_http(binary, directory, args.seconds, args.runs))

@@ -112,4 +112,41 @@ write("tsig_verify", bytes.fromhex(
 write("tsig_verify", bytes.fromhex(
     "25ce280000010000000100000364796e076578616d706c65000006000104686f7374c00c00010001"
     "0000003c0004c0000201"))
+# dns_update: nsupdate's UPDATE above (signed and not), and one with every prerequisite form
+# and every update form (fuzz_targets/dns_update.rs).
+write("dns_update", bytes.fromhex(
+    "25ce280000010000000100010364796e076578616d706c65000006000104686f7374c00c00010001"
+    "0000003c0004c000020109616c6963652d6b65790000fa00ff00000000003d0b686d61632d736861"
+    "3235360000006b157c28012c00204ea8c9b304a7763d17a0fe6676f67f185fee43172866b4b296b0"
+    "325660afdc1a25ce00000000"))
+
+
+def dns_name(text):
+    return b"".join(bytes([len(label)]) + label.encode() for label in text.split(".")) + b"\0"
+
+
+def rr(name, rtype, rclass, ttl, rdata=b""):
+    return (dns_name(name) + rtype.to_bytes(2, "big") + rclass.to_bytes(2, "big")
+            + ttl.to_bytes(4, "big") + len(rdata).to_bytes(2, "big") + rdata)
+
+
+prerequisites = [
+    rr("home.dyn.example", 255, 255, 0),                 # name in use
+    rr("new.dyn.example", 255, 254, 0),                  # name not in use
+    rr("home.dyn.example", 1, 255, 0),                   # RRset exists
+    rr("home.dyn.example", 28, 254, 0),                  # RRset does not exist
+    rr("home.dyn.example", 1, 1, 0, bytes([192, 0, 2, 7])),  # RRset is
+]
+updates = [
+    rr("home.dyn.example", 1, 255, 0),                   # delete the RRset
+    rr("home.dyn.example", 1, 1, 60, bytes([192, 0, 2, 8])),  # add
+    rr("home.dyn.example", 1, 254, 0, bytes([192, 0, 2, 7])),  # delete one record
+    rr("_acme-challenge.home.dyn.example", 16, 1, 60, b"\x05abcde"),  # ACME value
+    rr("old.lab.dyn.example", 255, 255, 0),              # delete the name
+    rr("p.lab.dyn.example", 49, 1, 60, bytes.fromhex("000201" + "ab" * 32)),  # DHCID
+]
+header = (0x1234).to_bytes(2, "big") + bytes([0x28, 0]) + b"".join(
+    n.to_bytes(2, "big") for n in (1, len(prerequisites), len(updates), 0))
+write("dns_update", header + dns_name("dyn.example") + (6).to_bytes(2, "big")
+      + (1).to_bytes(2, "big") + b"".join(prerequisites) + b"".join(updates))
 print(f"seeds written under {OUT}")

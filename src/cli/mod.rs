@@ -69,8 +69,8 @@ enum Command {
     /// API keys (create, list, revoke).
     #[command(subcommand)]
     Key(key::KeyCommand),
-    /// TSIG keys for RFC 2136 clients (create, list, revoke); the RFC 2136 listener that
-    /// takes them is not in this version yet.
+    /// TSIG keys for RFC 2136 clients (create, list, revoke), checked by the listener of
+    /// `[listeners] update-dns-listen`.
     #[command(subcommand)]
     Tsig(tsig::TsigCommand),
     /// DDNS domains (add, set, remove, import, export, list).

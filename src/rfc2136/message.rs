@@ -19,11 +19,11 @@ use crate::model::tsig::TsigScope;
 
 /// Why a message is refused before the store sees it: the RCODE, and a reason for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Refusal {
+pub struct Refusal {
     /// The answer's RCODE.
-    pub(super) rcode: ResponseCode,
+    pub rcode: ResponseCode,
     /// Why, for the log (never sent).
-    pub(super) why: String,
+    pub why: String,
 }
 
 impl Refusal {
@@ -37,13 +37,13 @@ impl Refusal {
 
 /// The changes of a message, sorted by where they go.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(super) struct Changes {
+pub struct Changes {
     /// DDNS hosts (account keys).
-    pub(super) hosts: Vec<HostChange>,
+    pub hosts: Vec<HostChange>,
     /// ACME values (account keys).
-    pub(super) challenges: Vec<(DomainName, ChallengeChange)>,
+    pub challenges: Vec<(DomainName, ChallengeChange)>,
     /// Static records (zone keys).
-    pub(super) statics: Vec<StaticChange>,
+    pub statics: Vec<StaticChange>,
 }
 
 /// A name as the store keeps it: lower case, no final dot.
@@ -53,7 +53,7 @@ fn plain(name: &Name) -> String {
 }
 
 /// The zone section (§3.1.1): one SOA question of class IN; its name, as the store keeps it.
-pub(super) fn zone_of(message: &Message) -> Result<String, Refusal> {
+pub fn zone_of(message: &Message) -> Result<String, Refusal> {
     let [zone] = message.queries() else {
         return Err(Refusal::new(
             ResponseCode::FormErr,
@@ -111,7 +111,7 @@ fn content(record_type: StaticType, data: &RData) -> Result<String, String> {
 }
 
 /// The prerequisites (§2.4, §3.2): each on a name in `zone`.
-pub(super) fn prerequisites(message: &Message, zone: &str) -> Result<Vec<Prerequisite>, Refusal> {
+pub fn prerequisites(message: &Message, zone: &str) -> Result<Vec<Prerequisite>, Refusal> {
     let mut found = Vec::new();
     // §3.2.3: value-dependent prerequisites of one RRset are compared together.
     let mut exact: Vec<((String, ServedType), Vec<String>)> = Vec::new();
@@ -225,7 +225,7 @@ fn operation<'a>(record: &'a Record, zone: &str) -> Result<(String, Operation<'a
 
 /// The update section (§3.4), checked against `scope` in `zone` (`zone_id`): the changes, or
 /// why the whole message is refused.
-pub(super) fn changes(
+pub fn changes(
     message: &Message,
     zone: &str,
     zone_id: i64,

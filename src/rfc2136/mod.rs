@@ -10,7 +10,7 @@
 //! `listen.rs` carries the messages over UDP and TCP.
 
 mod listen;
-mod message;
+pub mod message;
 
 use std::net::IpAddr;
 use std::sync::Arc;
