@@ -625,9 +625,16 @@ impl Dashboard {
             Ok(keys) => keys,
             Err(error) => return store_failure(error),
         };
+        let tsig_keys = match self.served.user_tsig_keys(signed_in.user.id) {
+            Ok(keys) => keys,
+            Err(error) => return store_failure(error),
+        };
         let csrf = signed_in.token.csrf();
         let frame = signed_in.frame(&csrf, Nav::Keys);
-        page(status, pages::api_keys(&frame.frame(), &keys, notice))
+        page(
+            status,
+            pages::api_keys(&frame.frame(), &keys, &tsig_keys, notice),
+        )
     }
 
     /// `POST /dashboard/api-keys`: creates a key with scope `domains:update` and shows it once.

@@ -11,6 +11,7 @@ use crate::model::account::ApiKey;
 use crate::model::account::User;
 use crate::model::audit::AuditRecord;
 use crate::model::domain::Domain;
+use crate::model::tsig::TsigKeyListing;
 use crate::update_help::{COMPATIBLE_ROUTERS, KeyStatus, UpdateHelp};
 
 /// The path of the pages' script.
@@ -419,7 +420,12 @@ pub(super) enum KeysNotice<'a> {
 }
 
 /// The API keys page.
-pub(super) fn api_keys(frame: &Frame<'_>, keys: &[ApiKey], notice: &KeysNotice<'_>) -> Markup {
+pub(super) fn api_keys(
+    frame: &Frame<'_>,
+    keys: &[ApiKey],
+    tsig_keys: &[TsigKeyListing],
+    notice: &KeysNotice<'_>,
+) -> Markup {
     let paid = frame.user.plan.allows_api_keys();
     document(
         "API keys",
@@ -485,6 +491,41 @@ pub(super) fn api_keys(frame: &Frame<'_>, keys: &[ApiKey], notice: &KeysNotice<'
                                             }
                                         }
                                     }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if paid || !tsig_keys.is_empty() {
+                h2 { "TSIG keys (RFC 2136)" }
+                p { "A TSIG key signs RFC 2136 updates of your hosts' addresses and ACME values: \
+                     nsupdate, ddclient's nsupdate mode, lego, certbot, cert-manager. Your \
+                     provider creates them and hands you the secret once; ask them to revoke one \
+                     that may have leaked." }
+            }
+            @if !tsig_keys.is_empty() {
+                div.table-wrap {
+                    table.keys {
+                        caption.sr-only { "Your TSIG keys" }
+                        thead { tr {
+                            th scope="col" { "Name" }
+                            th scope="col" { "Algorithm" }
+                            th scope="col" { "Created" }
+                            th scope="col" { "Last used" }
+                            th scope="col" { "Active" }
+                        } }
+                        tbody {
+                            @for key in tsig_keys {
+                                tr {
+                                    th scope="row" { code { (key.name) } }
+                                    td { (key.algorithm) }
+                                    td { (time(&key.created_at)) }
+                                    td { @match &key.last_used_at {
+                                        Some(at) => (time(at)),
+                                        None => span.muted { "never" },
+                                    } }
+                                    td { @if key.active { "Yes" } @else { "Revoked" } }
                                 }
                             }
                         }

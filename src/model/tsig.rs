@@ -125,6 +125,29 @@ impl fmt::Debug for TsigKey {
     }
 }
 
+/// A key as `tsig list` shows it: no secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TsigKeyListing {
+    /// The key's name.
+    pub name: String,
+    /// Its algorithm.
+    pub algorithm: String,
+    /// The account it belongs to, for an account's key.
+    pub user: Option<String>,
+    /// The zone, for an admin's key.
+    pub zone: Option<String>,
+    /// The subtree, for an admin's key limited to one.
+    pub subtree: Option<String>,
+    /// The types an admin's key may change.
+    pub types: Option<String>,
+    /// False once revoked.
+    pub active: bool,
+    /// Creation time.
+    pub created_at: String,
+    /// Last successful use.
+    pub last_used_at: Option<String>,
+}
+
 /// The record types a zone key may change by default: addresses and TXT (external-dns's
 /// records and its TXT registry, cert-manager's challenges).
 pub const DEFAULT_ZONE_KEY_TYPES: [StaticType; 3] =

@@ -105,6 +105,15 @@ impl Served {
         })
     }
 
+    /// `user_id`'s TSIG keys (RFC 2136), without their secrets.
+    pub fn user_tsig_keys(
+        &self,
+        user_id: i64,
+    ) -> Result<Vec<crate::model::tsig::TsigKeyListing>, StoreError> {
+        self.store
+            .read(|conn| crate::store::tsig::list_tsig_keys(conn, Some(user_id)))
+    }
+
     /// `user_id`'s API keys, newest first.
     pub fn user_keys(&self, user_id: i64) -> Result<Vec<ApiKey>, StoreError> {
         self.store.read(|conn| {

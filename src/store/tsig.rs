@@ -142,28 +142,7 @@ pub fn find_active_tsig_key(conn: &Connection, name: &str) -> Result<Option<Tsig
         .optional()?)
 }
 
-/// A key as `tsig list` shows it: no secret.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct TsigKeyListing {
-    /// The key's name.
-    pub name: String,
-    /// Its algorithm.
-    pub algorithm: String,
-    /// The account it belongs to, for an account's key.
-    pub user: Option<String>,
-    /// The zone, for an admin's key.
-    pub zone: Option<String>,
-    /// The subtree, for an admin's key limited to one.
-    pub subtree: Option<String>,
-    /// The types an admin's key may change.
-    pub types: Option<String>,
-    /// False once revoked.
-    pub active: bool,
-    /// Creation time.
-    pub created_at: String,
-    /// Last successful use.
-    pub last_used_at: Option<String>,
-}
+pub use crate::model::tsig::TsigKeyListing;
 
 /// Every key, or `user_id`'s: accounts' keys by user, then zones' keys, each by name.
 pub fn list_tsig_keys(

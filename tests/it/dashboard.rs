@@ -889,3 +889,32 @@ fn the_router_guide_shows_the_readers_own_settings() {
         }
     }
 }
+
+/// Issue 31, item 2: an account's TSIG keys are shown on its keys page (name, algorithm, use),
+/// never their secret, and never to another account.
+#[test]
+fn the_keys_page_lists_the_accounts_tsig_keys_without_their_secrets() {
+    let (env, daemon) = seeded();
+    let block = env.cli_ok(&["tsig", "create", "alice", "--name", "alice-router"]);
+    let secret = block
+        .split("secret \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    env.cli_ok(&["tsig", "create", "--zone", "dyn.example", "--name", "external-dns"]);
+    let mut alice = Browser::new(&daemon);
+    alice.sign_in("alice", PASSWORD);
+    let page = alice.get("/dashboard/api-keys");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("TSIG keys (RFC 2136)"), "{}", page.body);
+    assert!(page.body.contains("alice-router"), "{}", page.body);
+    assert!(page.body.contains("hmac-sha256"));
+    assert!(!page.body.contains(&secret), "no secret on the page");
+    assert!(!page.body.contains("external-dns"), "an admin's key is not alice's");
+    let mut bob = Browser::new(&daemon);
+    bob.sign_in("bob", PASSWORD);
+    let page = bob.get("/dashboard/api-keys");
+    assert!(!page.body.contains("alice-router"), "not another account's");
+    assert!(!page.body.contains("TSIG keys (RFC 2136)"), "free plan: no keys, no section");
+}
