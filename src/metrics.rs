@@ -25,6 +25,15 @@ pub struct UpdateLabels {
     pub auth: &'static str,
 }
 
+/// Labels of an answer of the RFC 2136 listener.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DnsLabels {
+    /// The message's opcode (`update`, `query`, `other`).
+    pub opcode: &'static str,
+    /// The answer's RCODE (`NOERROR`, `REFUSED`, `NOTAUTH`...).
+    pub rcode: &'static str,
+}
+
 /// Labels of a remote-backend call.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BackendLabels {
@@ -76,6 +85,8 @@ fn duration_histogram() -> Histogram {
 pub struct Metrics {
     /// Update answer lines by result and authentication method.
     pub updates: Family<UpdateLabels, Counter>,
+    /// Answers of the RFC 2136 listener, by opcode and RCODE.
+    pub dns_messages: Family<DnsLabels, Counter>,
     /// Time from a parsed update request to its answer.
     pub update_duration: Histogram,
     /// Remote-backend calls by method and connector.
@@ -113,6 +124,7 @@ impl Metrics {
         let registry = root.sub_registry_with_prefix("certadns_ddns");
         let metrics = Self {
             updates: Family::default(),
+            dns_messages: Family::default(),
             update_duration: duration_histogram(),
             backend_calls: Family::default(),
             backend_duration: Family::new_with_constructor(duration_histogram),
@@ -131,6 +143,11 @@ impl Metrics {
             "updates",
             "Update answer lines, by dyndns2 result and authentication method",
             metrics.updates.clone(),
+        );
+        registry.register(
+            "dns_messages",
+            "Answers of the RFC 2136 listener, by opcode and RCODE",
+            metrics.dns_messages.clone(),
         );
         registry.register(
             "update_duration_seconds",

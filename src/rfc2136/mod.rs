@@ -104,7 +104,10 @@ impl DnsUpdates {
         let verified = match tsig::verify(request, now, |name| self.served.tsig_key(name)) {
             Ok(verified) => Some(verified),
             Err(TsigError::Unsigned) => None,
-            Err(error) => return Some(self.tsig_refusal(&message, &error, now, client)),
+            Err(error) => {
+                count(message.op_code(), refusal_rcode(&error));
+                return Some(self.tsig_refusal(&message, &error, now, client));
+            }
         };
         let (response, verified) = match message.op_code() {
             OpCode::Query => (self.query(&message), verified),
@@ -117,6 +120,7 @@ impl DnsUpdates {
             },
             _ => (respond(&message, ResponseCode::NotImp), verified),
         };
+        count(message.op_code(), response.response_code());
         finish(response, verified.as_ref(), now)
     }
 
@@ -130,12 +134,7 @@ impl DnsUpdates {
         client: IpAddr,
     ) -> Vec<u8> {
         tracing::info!(%client, %error, "DNS message refused");
-        let rcode = match error {
-            TsigError::Malformed(_) => ResponseCode::FormErr,
-            TsigError::Store(_) => ResponseCode::ServFail,
-            _ => ResponseCode::NotAuth,
-        };
-        let mut response = respond(message, rcode);
+        let mut response = respond(message, refusal_rcode(error));
         let signed = match error {
             TsigError::BadTime { verified, .. } => {
                 tsig::sign_response(&mut response, verified, now, true)
@@ -297,6 +296,43 @@ impl DnsUpdates {
             }
         }
     }
+}
+
+/// The RCODE of the answer to a signature that did not check out (RFC 8945 §5.2: NOTAUTH, the
+/// TSIG error saying why).
+fn refusal_rcode(error: &TsigError) -> ResponseCode {
+    match error {
+        TsigError::Malformed(_) => ResponseCode::FormErr,
+        TsigError::Store(_) => ResponseCode::ServFail,
+        _ => ResponseCode::NotAuth,
+    }
+}
+
+/// Counts an answer in the metrics.
+fn count(opcode: OpCode, rcode: ResponseCode) {
+    let opcode = match opcode {
+        OpCode::Update => "update",
+        OpCode::Query => "query",
+        _ => "other",
+    };
+    let rcode = match u16::from(rcode) {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        6 => "YXDOMAIN",
+        7 => "YXRRSET",
+        8 => "NXRRSET",
+        9 => "NOTAUTH",
+        10 => "NOTZONE",
+        _ => "other",
+    };
+    crate::metrics::metrics()
+        .dns_messages
+        .get_or_create(&crate::metrics::DnsLabels { opcode, rcode })
+        .inc();
 }
 
 /// The SOA record of `zone`, as pdns serves it.

@@ -168,7 +168,8 @@ fn nsupdate_changes_what_pdns_serves_and_every_refusal_changes_nothing() {
     let socket = env.dir.path().join("backend.sock");
     let api = PdnsApiEndpoint::new();
     let daemon = env.spawn(&format!(
-        "listeners.backend-socket = {socket:?}\nlisteners.update-dns-listen = \"127.0.0.1:0\"\n{}",
+        "listeners.backend-socket = {socket:?}\nlisteners.update-dns-listen = \"127.0.0.1:0\"\n\
+         listeners.metrics-listen = \"127.0.0.1:0\"\n{}",
         api.daemon_config()
     ));
     let listener = daemon.logged_address("listening on rfc2136=udp+tcp://");
@@ -377,6 +378,25 @@ fn nsupdate_changes_what_pdns_serves_and_every_refusal_changes_nothing() {
         "BADKEY",
     );
     assert_eq!(served(&pdns, "home.dyn.example", "A"), ["192.0.2.52"]);
+    let metrics = common::send_raw(
+        daemon.metrics_addr(),
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .body;
+    for (opcode, rcode) in [
+        ("update", "NOERROR"),
+        ("update", "REFUSED"),
+        ("update", "NOTAUTH"),
+        ("update", "NXRRSET"),
+        ("query", "NOERROR"),
+    ] {
+        assert!(
+            metrics.contains(&format!(
+                "certadns_ddns_dns_messages_total{{opcode=\"{opcode}\",rcode=\"{rcode}\"}}"
+            )),
+            "{opcode} {rcode}:\n{metrics}"
+        );
+    }
     drop(daemon);
     let _ = common::BIN;
 }
