@@ -593,9 +593,43 @@ fn a_full_disk_answers_dnserr_keeps_serving_and_recovers_when_space_is_freed() {
     let Some((env, mount)) = seeded_on_tmpfs("4m") else {
         return;
     };
-    // A real pdns in front, on the unix socket, its caches on and purged as shipped.
+    // A real pdns in front, on the unix socket, its caches on and purged as shipped; and the
+    // RFC 2136 listener, whose write is the same (SERVFAIL is its dnserr).
     let api = common::PdnsApiEndpoint::new();
-    let (daemon, socket) = spawn_with(&env, &api.daemon_config(), &[]);
+    let key = env.dir.path().join("alice.key");
+    std::fs::write(&key, env.cli_ok(&["tsig", "create", "alice"])).unwrap();
+    let (daemon, socket) = spawn_with(
+        &env,
+        &format!(
+            "listeners.update-dns-listen = \"127.0.0.1:0\"\n{}",
+            api.daemon_config()
+        ),
+        &[],
+    );
+    let listener = daemon.logged_address("listening on rfc2136=udp+tcp://");
+    let nsupdate = |ip: &str| {
+        let mut child = std::process::Command::new("nsupdate")
+            .args(["-t", "10", "-u", "3", "-r", "1", "-k"])
+            .arg(&key)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        write!(
+            child.stdin.take().unwrap(),
+            "server 127.0.0.1 {}\nzone dyn.example\nupdate delete home.dyn.example A\n\
+             update add home.dyn.example 60 A {ip}\nsend\n",
+            listener.port()
+        )
+        .unwrap();
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).to_string(),
+        )
+    };
     let pdns = pdns_on_unix(&env, &socket, &api);
     let dig_home = || common::dig(pdns.port, "home.dyn.example", "A", &[]).data("A");
     let update = |ip: &str| update_home(&daemon, ip);
@@ -639,10 +673,21 @@ fn a_full_disk_answers_dnserr_keeps_serving_and_recovers_when_space_is_freed() {
     assert_eq!(dig_home(), [stored.as_str()]);
     update(&stored).assert(200, &format!("nochg {stored}"));
     update(&failed).assert(500, "dnserr");
+    if common::require_tool("nsupdate") {
+        let before = state(&env);
+        let (ok, said) = nsupdate(&failed);
+        assert!(!ok && said.contains("SERVFAIL"), "{said}");
+        assert_eq!(state(&env), before, "nothing half-written through RFC 2136 either");
+    }
     std::fs::remove_file(&filler).unwrap();
     update(&failed).assert(200, &format!("good {failed}"));
     assert_eq!(served_a(&socket, "home.dyn.example"), [failed.as_str()]);
     assert_eq!(dig_home(), [failed.as_str()]);
+    if common::require_tool("nsupdate") {
+        let (ok, said) = nsupdate("192.0.2.250");
+        assert!(ok, "{said}");
+        assert_eq!(dig_home(), ["192.0.2.250"]);
+    }
     let integrity: String = env
         .db()
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))
