@@ -138,6 +138,16 @@ fn time(stored: &str) -> Markup {
     html! { time datetime=(stored) { (shown) } }
 }
 
+/// When a key was last used, or "never".
+fn last_used(at: Option<&str>) -> Markup {
+    html! {
+        @match at {
+            Some(at) => (time(at)),
+            None => span.muted { "never" },
+        }
+    }
+}
+
 /// An optional value, or a dash.
 fn or_dash(value: Option<&str>) -> Markup {
     html! {
@@ -476,10 +486,7 @@ pub(super) fn api_keys(
                                     th scope="row" { code { (key.prefix) "…" } }
                                     td { (key.scopes.join(", ")) }
                                     td { (time(&key.created_at)) }
-                                    td { @match &key.last_used_at {
-                                        Some(at) => (time(at)),
-                                        None => span.muted { "never" },
-                                    } }
+                                    td { (last_used(key.last_used_at.as_deref())) }
                                     td { @if key.is_active { "Yes" } @else { "Revoked" } }
                                     td.actions {
                                         @if key.is_active {
@@ -521,10 +528,7 @@ pub(super) fn api_keys(
                                     th scope="row" { code { (key.name) } }
                                     td { (key.algorithm) }
                                     td { (time(&key.created_at)) }
-                                    td { @match &key.last_used_at {
-                                        Some(at) => (time(at)),
-                                        None => span.muted { "never" },
-                                    } }
+                                    td { (last_used(key.last_used_at.as_deref())) }
                                     td { @if key.active { "Yes" } @else { "Revoked" } }
                                 }
                             }

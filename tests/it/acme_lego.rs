@@ -152,19 +152,12 @@ fn lego_gets_a_certificate(provider: Provider) {
                 .args(["--dns", "httpreq"]);
         }
         Provider::Rfc2136 => {
-            let block = env.cli_ok(&["tsig", "create", "alice"]);
-            let field = |marker: &str| {
-                block
-                    .split(marker)
-                    .nth(1)
-                    .and_then(|rest| rest.split('"').next())
-                    .unwrap()
-                    .to_string()
-            };
+            let (name, secret) =
+                crate::common::tsig_block_fields(&env.cli_ok(&["tsig", "create", "alice"]));
             let listener = daemon.logged_address("listening on rfc2136=udp+tcp://");
             lego.env("RFC2136_NAMESERVER", listener.to_string())
-                .env("RFC2136_TSIG_KEY", field("key \""))
-                .env("RFC2136_TSIG_SECRET", field("secret \""))
+                .env("RFC2136_TSIG_KEY", name)
+                .env("RFC2136_TSIG_SECRET", secret)
                 .env("RFC2136_TSIG_ALGORITHM", "hmac-sha256.")
                 // lego sets the values of one name one after the other, 60 s apart by
                 // default (for servers slow to propagate): this one serves them at once.

@@ -895,13 +895,13 @@ fn the_router_guide_shows_the_readers_own_settings() {
 #[test]
 fn the_keys_page_lists_the_accounts_tsig_keys_without_their_secrets() {
     let (env, daemon) = seeded();
-    let block = env.cli_ok(&["tsig", "create", "alice", "--name", "alice-router"]);
-    let secret = block
-        .split("secret \"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_string();
+    let (_, secret) = crate::common::tsig_block_fields(&env.cli_ok(&[
+        "tsig",
+        "create",
+        "alice",
+        "--name",
+        "alice-router",
+    ]));
     env.cli_ok(&["tsig", "create", "--zone", "dyn.example", "--name", "external-dns"]);
     let mut alice = Browser::new(&daemon);
     alice.sign_in("alice", PASSWORD);

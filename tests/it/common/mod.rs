@@ -49,6 +49,19 @@ pub fn require_tool(name: &str) -> bool {
     found
 }
 
+/// The key's name and secret in the block `certadns-ddns tsig create` prints.
+pub fn tsig_block_fields(block: &str) -> (String, String) {
+    let field = |marker: &str| {
+        block
+            .split(marker)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no {marker} in {block}"))
+            .to_string()
+    };
+    (field("key \""), field("secret \""))
+}
+
 /// Says why a test passes without running: a failure instead with `REQUIRE_E2E=1` (CI).
 pub fn skip(why: &str) {
     assert!(
