@@ -41,8 +41,13 @@ pub fn apply(
     match written {
         Ok(Ok(stale)) => {
             conn.execute_batch("RELEASE dns_update")?;
-            conn.prepare_cached("UPDATE tsig_keys SET last_used_at = ?2 WHERE id = ?1")?
-                .execute(params![plan.key_id, now])?;
+            // The key's last use, to the minute: a client sending many updates a second
+            // writes the key's row once a minute, not once per update.
+            conn.prepare_cached(
+                "UPDATE tsig_keys SET last_used_at = ?2
+                 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < substr(?2, 1, 16))",
+            )?
+            .execute(params![plan.key_id, now])?;
             Ok(DnsUpdateOutcome::Applied {
                 changed: !stale.is_empty(),
                 stale,
