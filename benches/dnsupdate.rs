@@ -69,8 +69,8 @@ fn main() {
     let server: std::net::SocketAddr = arg(&args, "--server", "127.0.0.1:5353")
         .parse()
         .expect("--server ADDR");
-    let zone = Name::from_ascii(format!("{}.", arg(&args, "--zone", "bench.example")))
-        .expect("--zone");
+    let zone =
+        Name::from_ascii(format!("{}.", arg(&args, "--zone", "bench.example"))).expect("--zone");
     let secret = base64::Engine::decode(
         &base64::engine::general_purpose::STANDARD,
         arg(&args, "--secret", ""),
@@ -118,7 +118,9 @@ fn main() {
                 Arc::clone(&closed),
             );
             tasks.push(tokio::spawn(async move {
-                let mut stream = tokio::net::TcpStream::connect(server).await.expect("connect");
+                let mut stream = tokio::net::TcpStream::connect(server)
+                    .await
+                    .expect("connect");
                 stream.set_nodelay(true).expect("nodelay");
                 let mut answer = vec![0_u8; 65_535];
                 // A connection the server closes before the end is counted, not hidden.

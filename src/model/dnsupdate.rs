@@ -230,9 +230,8 @@ mod test {
         let a = ServedType::Stored(StaticType::A);
         let txt = ServedType::Stored(StaticType::Txt);
         let served = [record(StaticType::A, "192.0.2.1")];
-        let check = |prerequisite: Prerequisite, records: &[ServedRecord]| {
-            prerequisite.check(records)
-        };
+        let check =
+            |prerequisite: Prerequisite, records: &[ServedRecord]| prerequisite.check(records);
         assert_eq!(check(Prerequisite::NameInUse(name()), &served), Ok(()));
         assert_eq!(
             check(Prerequisite::NameInUse(name()), &[]),

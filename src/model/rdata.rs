@@ -164,7 +164,9 @@ pub fn normalize_content(record_type: StaticType, content: &str) -> Result<Strin
             let engine = &base64::engine::general_purpose::STANDARD;
             match base64::Engine::decode(engine, &text) {
                 Ok(bytes) if bytes.len() >= 4 => Ok(base64::Engine::encode(engine, bytes)),
-                _ => Err(wrong("base64 of an identifier type, a digest type and a digest")),
+                _ => Err(wrong(
+                    "base64 of an identifier type, a digest type and a digest",
+                )),
             }
         }
         StaticType::Mx => match fields.as_slice() {

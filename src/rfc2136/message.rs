@@ -99,12 +99,15 @@ fn served_type(record_type: RecordType) -> Option<ServedType> {
 fn content(record_type: StaticType, data: &RData) -> Result<String, String> {
     let text = match data {
         // Each character-string quoted, as `record add` keeps them.
-        RData::TXT(txt) => txt.iter().map(|string| quote(string)).collect::<Vec<_>>().join(" "),
+        RData::TXT(txt) => txt
+            .iter()
+            .map(|string| quote(string))
+            .collect::<Vec<_>>()
+            .join(" "),
         // hickory has no DHCID type: its bytes, in its presentation format (base64).
-        RData::Unknown { rdata, .. } if record_type == StaticType::Dhcid => base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            rdata.anything(),
-        ),
+        RData::Unknown { rdata, .. } if record_type == StaticType::Dhcid => {
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, rdata.anything())
+        }
         other => other.to_string(),
     };
     normalize_content(record_type, &text)
@@ -241,14 +244,16 @@ pub fn changes(
                 if let Some(host) = host_of(&name) {
                     let change = match operation {
                         Operation::Add(data) if record_type == RecordType::TXT => {
-                            ChallengeChange::Present(challenge_value(data).ok_or_else(|| {
-                                refused(format!("{name}: not an ACME value"))
-                            })?)
+                            ChallengeChange::Present(
+                                challenge_value(data)
+                                    .ok_or_else(|| refused(format!("{name}: not an ACME value")))?,
+                            )
                         }
                         Operation::DeleteRecord(data) if record_type == RecordType::TXT => {
-                            ChallengeChange::CleanUp(Some(challenge_value(data).ok_or_else(
-                                || refused(format!("{name}: not an ACME value")),
-                            )?))
+                            ChallengeChange::CleanUp(Some(
+                                challenge_value(data)
+                                    .ok_or_else(|| refused(format!("{name}: not an ACME value")))?,
+                            ))
                         }
                         Operation::DeleteRrset if record_type == RecordType::TXT => {
                             ChallengeChange::CleanUp(None)
@@ -279,9 +284,8 @@ pub fn changes(
                     }
                 };
                 let change = &mut changes.hosts[index];
-                host_operation(change, record_type, operation).map_err(|why| {
-                    refused(format!("{name} {record_type}: {why}"))
-                })?;
+                host_operation(change, record_type, operation)
+                    .map_err(|why| refused(format!("{name} {record_type}: {why}")))?;
             }
             TsigScope::Zone {
                 zone_id: key_zone,
@@ -447,7 +451,9 @@ mod test {
                 Record::from_rdata(
                     name("_acme-challenge.home.dyn.example."),
                     60,
-                    RData::TXT(TXT::new(vec!["LHDhK3oGRvkiefQnx7OOczTY5Tic_xZ6HcMOc_gmtoM".into()])),
+                    RData::TXT(TXT::new(vec![
+                        "LHDhK3oGRvkiefQnx7OOczTY5Tic_xZ6HcMOc_gmtoM".into(),
+                    ])),
                 ),
             ],
         );

@@ -112,7 +112,10 @@ impl DnsUpdates {
         let (response, verified) = match message.op_code() {
             OpCode::Query => (self.query(&message), verified),
             OpCode::Update => match verified {
-                Some(verified) => (self.update(&message, &verified, client).await, Some(verified)),
+                Some(verified) => (
+                    self.update(&message, &verified, client).await,
+                    Some(verified),
+                ),
                 None => {
                     tracing::info!(%client, "RFC 2136 update refused: not signed with a TSIG key");
                     (respond(&message, ResponseCode::Refused), None)
@@ -222,7 +225,10 @@ impl DnsUpdates {
         };
         let lifetime = self.sections.acme.load().lifetime();
         if !changes.challenges.is_empty() && lifetime.is_none() {
-            return refuse(ResponseCode::Refused, "ACME values are off ([acme] enabled)");
+            return refuse(
+                ResponseCode::Refused,
+                "ACME values are off ([acme] enabled)",
+            );
         }
         // The pace of `/nic/update`, per account and name: a flood through either is held.
         if let UpdateActor::Account { user_id } = actor {
@@ -338,7 +344,8 @@ fn count(opcode: OpCode, rcode: ResponseCode) {
 /// The SOA record of `zone`, as pdns serves it.
 fn soa_record(zone: &crate::model::zone::Zone) -> Record {
     let name = |text: &str| {
-        Name::from_ascii(format!("{}.", text.trim_end_matches('.'))).unwrap_or_else(|_| Name::root())
+        Name::from_ascii(format!("{}.", text.trim_end_matches('.')))
+            .unwrap_or_else(|_| Name::root())
     };
     let soa = SOA::new(
         name(zone.nameservers.first().map_or("", String::as_str)),

@@ -14,11 +14,11 @@ use super::domains::find_owned_domains;
 use super::records::{self, records_at};
 use super::updates::{self, HostOutcome, UpdatePlan};
 use super::zones::{Zone, get_zone_by_id};
+use crate::model::RecordType;
 pub use crate::model::dnsupdate::{
     ChallengeChange, DnsUpdateOutcome, DnsUpdatePlan, FamilyChange, HostChange, Prerequisite,
     StaticChange, UpdateActor,
 };
-use crate::model::RecordType;
 use crate::model::rdata::StaticType;
 
 /// Applies `plan` on `conn`, inside the caller's transaction.
@@ -90,14 +90,9 @@ fn write_all(
             return Ok(Err("a zone key changes static records only".into()));
         };
         let outcome = match change {
-            ChallengeChange::Present(value) => challenges::present(
-                conn,
-                user_id,
-                host,
-                value,
-                now,
-                &plan.challenges_expire_at,
-            )?,
+            ChallengeChange::Present(value) => {
+                challenges::present(conn, user_id, host, value, now, &plan.challenges_expire_at)?
+            }
             ChallengeChange::CleanUp(value) => {
                 challenges::clean_up(conn, user_id, host, value.as_deref(), now)?
             }
@@ -253,8 +248,14 @@ fn write_static(
             }
             let mut removed = 0;
             for record_type in record_type.map_or_else(|| types.to_vec(), |t| vec![t]) {
-                removed +=
-                    records::remove_records(conn, zone, name, record_type, content.as_deref(), now)?;
+                removed += records::remove_records(
+                    conn,
+                    zone,
+                    name,
+                    record_type,
+                    content.as_deref(),
+                    now,
+                )?;
             }
             Ok(Ok(removed > 0))
         }

@@ -234,7 +234,11 @@ pub(super) const TYPES_AT: &str = "SELECT type FROM records WHERE zone_id = ?1 A
      SELECT record_type FROM domains WHERE +zone_id = ?1 AND fqdn = ?2";
 
 /// The record types already at `name` in `zone_id`, static and DDNS together.
-pub(super) fn types_at(conn: &Connection, zone_id: i64, name: &str) -> Result<Vec<String>, StoreError> {
+pub(super) fn types_at(
+    conn: &Connection,
+    zone_id: i64,
+    name: &str,
+) -> Result<Vec<String>, StoreError> {
     let mut statement = conn.prepare_cached(TYPES_AT)?;
     let types = statement
         .query_map(params![zone_id, name], |row| row.get(0))?

@@ -45,7 +45,9 @@ fn reload_schema(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
     tx.pragma_update(None, "schema_version", version + 1)?;
     // Reads every definition again: an edit that broke one fails here, inside the
     // migration's transaction, and the file keeps its old schema.
-    tx.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get::<_, i64>(0))?;
+    tx.query_row("SELECT count(*) FROM sqlite_schema", [], |row| {
+        row.get::<_, i64>(0)
+    })?;
     Ok(())
 }
 
@@ -158,7 +160,10 @@ mod test {
             insert(&conn, "basic").unwrap();
         }
         conn.execute_batch("COMMIT").unwrap();
-        assert!(insert(&conn, "tsig").is_err(), "refused before the migration");
+        assert!(
+            insert(&conn, "tsig").is_err(),
+            "refused before the migration"
+        );
         let root = |conn: &Connection| -> i64 {
             conn.query_row(
                 "SELECT rootpage FROM sqlite_schema WHERE name = 'domain_updates'",

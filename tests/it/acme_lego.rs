@@ -29,7 +29,10 @@ impl Drop for Stopped {
 /// Starts pebble on free loopback ports with a certificate made here, resolving challenge
 /// names through `dns_port`; returns it once its directory answers, with the directory URL
 /// and the certificate lego must trust.
-pub(crate) fn start_pebble(dir: &std::path::Path, dns_port: u16) -> (Stopped, String, std::path::PathBuf) {
+pub(crate) fn start_pebble(
+    dir: &std::path::Path,
+    dns_port: u16,
+) -> (Stopped, String, std::path::PathBuf) {
     let (cert, key) = (dir.join("pebble-cert.pem"), dir.join("pebble-key.pem"));
     let made = Command::new("openssl")
         .args([

@@ -902,7 +902,14 @@ fn the_keys_page_lists_the_accounts_tsig_keys_without_their_secrets() {
         "--name",
         "alice-router",
     ]));
-    env.cli_ok(&["tsig", "create", "--zone", "dyn.example", "--name", "external-dns"]);
+    env.cli_ok(&[
+        "tsig",
+        "create",
+        "--zone",
+        "dyn.example",
+        "--name",
+        "external-dns",
+    ]);
     let mut alice = Browser::new(&daemon);
     alice.sign_in("alice", PASSWORD);
     let page = alice.get("/dashboard/api-keys");
@@ -911,10 +918,16 @@ fn the_keys_page_lists_the_accounts_tsig_keys_without_their_secrets() {
     assert!(page.body.contains("alice-router"), "{}", page.body);
     assert!(page.body.contains("hmac-sha256"));
     assert!(!page.body.contains(&secret), "no secret on the page");
-    assert!(!page.body.contains("external-dns"), "an admin's key is not alice's");
+    assert!(
+        !page.body.contains("external-dns"),
+        "an admin's key is not alice's"
+    );
     let mut bob = Browser::new(&daemon);
     bob.sign_in("bob", PASSWORD);
     let page = bob.get("/dashboard/api-keys");
     assert!(!page.body.contains("alice-router"), "not another account's");
-    assert!(!page.body.contains("TSIG keys (RFC 2136)"), "free plan: no keys, no section");
+    assert!(
+        !page.body.contains("TSIG keys (RFC 2136)"),
+        "free plan: no keys, no section"
+    );
 }

@@ -677,7 +677,11 @@ fn a_full_disk_answers_dnserr_keeps_serving_and_recovers_when_space_is_freed() {
         let before = state(&env);
         let (ok, said) = nsupdate(&failed);
         assert!(!ok && said.contains("SERVFAIL"), "{said}");
-        assert_eq!(state(&env), before, "nothing half-written through RFC 2136 either");
+        assert_eq!(
+            state(&env),
+            before,
+            "nothing half-written through RFC 2136 either"
+        );
     }
     std::fs::remove_file(&filler).unwrap();
     update(&failed).assert(200, &format!("good {failed}"));

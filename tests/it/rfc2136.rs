@@ -60,14 +60,26 @@ fn signed_at(
     host: &str,
     ip: &str,
 ) -> (u16, u16) {
-    use hickory_proto::dnssec::rdata::DNSSECRData;
+    let socket = send_signed(key_file, listener, skew, host, ip);
+    answer_of(&socket)
+}
+
+/// Sends the update of [`signed_at`]; the socket its answer will come to.
+fn send_signed(
+    key_file: &Path,
+    listener: std::net::SocketAddr,
+    skew: i64,
+    host: &str,
+    ip: &str,
+) -> std::net::UdpSocket {
     use hickory_proto::dnssec::rdata::tsig::TsigAlgorithm;
     use hickory_proto::dnssec::tsig::TSigner;
     use hickory_proto::op::{Message, OpCode, Query};
     use hickory_proto::rr::rdata::A;
     use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
     let (name, secret) = key_fields(key_file);
-    let secret = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, secret).unwrap();
+    let secret =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, secret).unwrap();
     let signer = TSigner::new(
         secret,
         TsigAlgorithm::HmacSha256,
@@ -84,7 +96,11 @@ fn signed_at(
     let mut delete = Record::update0(host.clone(), 0, RecordType::A);
     delete.set_dns_class(DNSClass::ANY);
     message.add_name_server(delete);
-    message.add_name_server(Record::from_rdata(host, 60, RData::A(A(ip.parse().unwrap()))));
+    message.add_name_server(Record::from_rdata(
+        host,
+        60,
+        RData::A(A(ip.parse().unwrap())),
+    ));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -95,15 +111,25 @@ fn signed_at(
     socket
         .set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
-    socket.send_to(&message.to_vec().unwrap(), listener).unwrap();
+    socket
+        .send_to(&message.to_vec().unwrap(), listener)
+        .unwrap();
+    socket
+}
+
+/// The RCODE and TSIG error of the answer that comes to `socket` (within 10 s).
+fn answer_of(socket: &std::net::UdpSocket) -> (u16, u16) {
+    use hickory_proto::dnssec::rdata::DNSSECRData;
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::RData;
     let mut buffer = [0_u8; 4096];
     let length = socket.recv(&mut buffer).unwrap();
     let answer = Message::from_vec(&buffer[..length]).unwrap();
     assert!(
-        answer.signature().iter().any(|record| matches!(
-            record.data(),
-            RData::DNSSEC(DNSSECRData::TSIG(_))
-        )),
+        answer
+            .signature()
+            .iter()
+            .any(|record| matches!(record.data(), RData::DNSSEC(DNSSECRData::TSIG(_)))),
         "the answer carries a TSIG record"
     );
     // The TSIG RDATA ends with: error (2 bytes), other length (2), other data (0, or the
@@ -183,7 +209,10 @@ fn nsupdate_changes_what_pdns_serves_and_every_refusal_changes_nothing() {
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .unwrap();
-    assert_eq!((method.as_str(), key.as_deref()), ("tsig", Some(alice_name.as_str())));
+    assert_eq!(
+        (method.as_str(), key.as_deref()),
+        ("tsig", Some(alice_name.as_str()))
+    );
     let history = env.cli_ok(&["history", "home.dyn.example"]);
     assert!(history.contains(&format!("tsig:{alice_name}")), "{history}");
 
@@ -201,7 +230,11 @@ fn nsupdate_changes_what_pdns_serves_and_every_refusal_changes_nothing() {
 
     let audit = env.audit_count();
     let send = |key: Option<&Path>, script: &str| {
-        nsupdate(key, &format!("{server}zone dyn.example\n{script}send\n"), &[])
+        nsupdate(
+            key,
+            &format!("{server}zone dyn.example\n{script}send\n"),
+            &[],
+        )
     };
     let refused = |key: Option<&Path>, script: &str, expect: &str| {
         let (ok, said) = send(key, script);
@@ -239,7 +272,11 @@ fn nsupdate_changes_what_pdns_serves_and_every_refusal_changes_nothing() {
         "REFUSED",
     );
     // Removing a host's only address.
-    refused(Some(&alice), "update delete home2.dyn.example A\n", "REFUSED");
+    refused(
+        Some(&alice),
+        "update delete home2.dyn.example A\n",
+        "REFUSED",
+    );
     assert_eq!(served(&pdns, "home2.dyn.example", "A"), ["192.0.2.200"]);
     // A wrong secret under the right name; a clock 10 minutes off; no key at all.
     let wrong = env.dir.path().join("wrong.key");
@@ -270,7 +307,11 @@ fn nsupdate_changes_what_pdns_serves_and_every_refusal_changes_nothing() {
         "update delete home.dyn.example A\nupdate add home.dyn.example 60 A 192.0.2.51\n",
         "REFUSED",
     );
-    assert_eq!(env.audit_count(), audit, "no refused message wrote anything");
+    assert_eq!(
+        env.audit_count(),
+        audit,
+        "no refused message wrote anything"
+    );
     assert_eq!(served(&pdns, "home.dyn.example", "A"), ["192.0.2.44"]);
     assert_eq!(served(&pdns, "bob.dyn.example", "A"), Vec::<String>::new());
 
@@ -373,15 +414,7 @@ fn key_fields(file: &Path) -> (String, String) {
 
 /// The daemon with the RFC 2136 listener and a pdns on its unix socket, for the clients'
 /// tests: the seeded store, alice's TSIG key (its file), the daemon, the listener, pdns.
-fn started(
-    extra: &str,
-) -> (
-    TestEnv,
-    PathBuf,
-    common::Daemon,
-    std::net::SocketAddr,
-    Pdns,
-) {
+fn started(extra: &str) -> (TestEnv, PathBuf, common::Daemon, std::net::SocketAddr, Pdns) {
     let env = TestEnv::new();
     env.seed();
     let (key, _) = create_key(&env, &["alice"], "alice.key");
@@ -420,11 +453,8 @@ fn ddclient_sets_an_address_with_its_nsupdate_protocol() {
             ),
         )
         .unwrap();
-        std::fs::set_permissions(
-            &config,
-            std::os::unix::fs::PermissionsExt::from_mode(0o600),
-        )
-        .unwrap();
+        std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         let output = Command::new("ddclient")
             .args(["-daemon=0", "-foreground", "-noquiet", "-verbose"])
             .arg(format!("-file={}", config.display()))
@@ -444,7 +474,10 @@ fn ddclient_sets_an_address_with_its_nsupdate_protocol() {
     );
     assert_eq!(served(&pdns, "home.dyn.example", "A"), ["192.0.2.60"]);
     let said = run("bob.dyn.example");
-    assert!(said.contains("FAILED:   updating bob.dyn.example"), "{said}");
+    assert!(
+        said.contains("FAILED:   updating bob.dyn.example"),
+        "{said}"
+    );
     assert!(served(&pdns, "bob.dyn.example", "A").is_empty());
 }
 
@@ -599,7 +632,11 @@ fn kea_dhcp_ddns_adds_and_removes_a_lease_name() {
     let log = || std::fs::read_to_string(dir.join("kea.log")).unwrap_or_default();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !log().contains("DHCP_DDNS_STARTED") {
-        assert!(std::time::Instant::now() < deadline, "kea never started:\n{}", log());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kea never started:\n{}",
+            log()
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let ncr = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -649,16 +686,23 @@ fn kea_dhcp_ddns_adds_and_removes_a_lease_name() {
     );
     // Another client, same name: its DHCID does not match; kea gives up, nothing changes.
     send(0, "192.0.2.91", &other);
-    wait_for("kea's refused add", &|| log().contains("DHCP_DDNS_ADD_FAILED"));
+    wait_for("kea's refused add", &|| {
+        log().contains("DHCP_DDNS_ADD_FAILED")
+    });
     assert!(
         log().contains("DHCP_DDNS_FORWARD_REPLACE_REJECTED"),
         "refused by the DHCID prerequisite:\n{}",
         log()
     );
-    assert_eq!(served(&pdns, "printer.lab.dyn.example", "A"), ["192.0.2.90"]);
+    assert_eq!(
+        served(&pdns, "printer.lab.dyn.example", "A"),
+        ["192.0.2.90"]
+    );
     // The lease ends.
     send(1, "192.0.2.90", &printer);
-    wait_for("kea's remove", &|| log().contains("DHCP_DDNS_REMOVE_SUCCEEDED"));
+    wait_for("kea's remove", &|| {
+        log().contains("DHCP_DDNS_REMOVE_SUCCEEDED")
+    });
     assert_eq!(
         dig(pdns.port, "printer.lab.dyn.example", "ANY", &[]).status,
         "NXDOMAIN",
@@ -666,4 +710,56 @@ fn kea_dhcp_ddns_adds_and_removes_a_lease_name() {
     );
     let _ = kea.kill();
     let _ = kea.wait();
+}
+
+/// A restart DNS clients never see: the listener's UDP socket and TCP listener go to
+/// systemd's fd store (as every listener does), so an update sent while no process runs
+/// waits in the socket's buffer and is answered by the next process, NOERROR and applied.
+#[test]
+fn an_update_sent_during_a_restart_is_answered_by_the_next_process() {
+    use common::service_manager::ServiceManager;
+    let env = TestEnv::new();
+    env.seed();
+    let (key, _) = create_key(&env, &["alice"], "alice.key");
+    let port = common::free_port();
+    env.write_config(&format!(
+        "listeners.update-dns-listen = \"127.0.0.1:{port}\"\n"
+    ));
+    let manager = ServiceManager::new(env.dir.path());
+    let config = env.config_path();
+    let start = || {
+        let daemon = common::Daemon::from_command(manager.command(
+            common::BIN,
+            &["serve", "--config", config.to_str().unwrap()],
+        ));
+        manager.wait_for("READY=1\n", std::time::Duration::from_secs(20));
+        daemon
+    };
+    let listener: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut daemon = start();
+    assert_eq!(
+        signed_at(&key, listener, 0, "home.dyn.example", "192.0.2.31"),
+        (0, 0)
+    );
+    manager.wait_stored(
+        |names| {
+            names
+                .iter()
+                .any(|name| name.starts_with("listen-dns-update-udp"))
+                && names
+                    .iter()
+                    .any(|name| name.starts_with("listen-dns-update-tcp"))
+        },
+        std::time::Duration::from_secs(10),
+    );
+    assert_eq!(daemon.terminate(), Some(0));
+    // No process now: the datagram waits in the stored socket.
+    let waiting = send_signed(&key, listener, 0, "home.dyn.example", "192.0.2.32");
+    daemon = start();
+    assert_eq!(answer_of(&waiting), (0, 0), "answered by the next process");
+    assert_eq!(
+        env.stored_ip("home.dyn.example", "A").as_deref(),
+        Some("192.0.2.32")
+    );
+    drop(daemon);
 }
