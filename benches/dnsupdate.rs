@@ -164,10 +164,13 @@ fn main() {
     let rcodes = rcodes.lock().expect("not poisoned");
     let answered: u64 = rcodes.values().sum();
     let noerror = rcodes.get(&0).copied().unwrap_or(0);
-    println!(
+    use std::io::Write as _;
+    writeln!(
+        std::io::stdout(),
         "{{\"updates_per_second\": {:.1}, \"answered\": {answered}, \"noerror\": {noerror}, \"rcodes\": {:?}, \"connections_cut\": {}}}",
         noerror as f64 / elapsed,
         format!("{rcodes:?}"),
         closed.load(Ordering::Relaxed)
-    );
+    )
+    .expect("stdout");
 }

@@ -395,6 +395,6 @@ fn header_only(request: &[u8], rcode: ResponseCode) -> Vec<u8> {
     header[..2].copy_from_slice(&request[..2]);
     // QR set, the opcode kept, RD kept.
     header[2] = 0x80 | (request[2] & 0x79);
-    header[3] = u8::from(rcode.low());
+    header[3] = rcode.low();
     header.to_vec()
 }
