@@ -486,8 +486,31 @@ mod test {
 
     #[test]
     fn unknown_types_are_refused() {
-        assert!("PTR".parse::<StaticType>().is_err());
+        assert!("HINFO".parse::<StaticType>().is_err());
         assert_eq!("caa".parse::<StaticType>(), Ok(StaticType::Caa));
+        assert_eq!("ptr".parse::<StaticType>(), Ok(StaticType::Ptr));
+    }
+
+    #[test]
+    fn ptr_and_dhcid_contents_take_their_canonical_forms() {
+        let normal = |t: StaticType, c: &str| normalize_content(t, c);
+        assert_eq!(
+            normal(StaticType::Ptr, "Printer.Lab.Example").unwrap(),
+            "printer.lab.example."
+        );
+        // Identifier type 2, digest type 1, a SHA-256 digest (RFC 4701 §3.3).
+        let mut rdata = vec![0, 2, 1];
+        rdata.extend([0xab; 32]);
+        let dhcid = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &rdata);
+        assert_eq!(normal(StaticType::Dhcid, &dhcid).unwrap(), dhcid);
+        // Spaces inside the base64 are taken (the presentation format allows them).
+        let spaced = format!("{} {}", &dhcid[..20], &dhcid[20..]);
+        assert_eq!(normal(StaticType::Dhcid, &spaced).unwrap(), dhcid);
+        assert!(normal(StaticType::Dhcid, "not base64!").is_err());
+        assert!(
+            normal(StaticType::Dhcid, "AAE=").is_err(),
+            "too short for a digest"
+        );
     }
 
     #[test]
