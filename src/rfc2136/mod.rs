@@ -117,7 +117,7 @@ impl DnsUpdates {
                     Some(verified),
                 ),
                 None => {
-                    tracing::info!(%client, "RFC 2136 update refused: not signed with a TSIG key");
+                    tracing::debug!(%client, "RFC 2136 update refused: not signed with a TSIG key");
                     (respond(&message, ResponseCode::Refused), None)
                 }
             },
@@ -128,7 +128,8 @@ impl DnsUpdates {
     }
 
     /// The answer to a signature that did not check out (RFC 8945 §5.2): NOTAUTH with the
-    /// TSIG error, signed only for BADTIME.
+    /// TSIG error, signed only for BADTIME. Refusals of messages whose key checked out are
+    /// logged at info (an account's or an admin's client needs fixing); these are not.
     fn tsig_refusal(
         &self,
         message: &Message,
@@ -136,7 +137,9 @@ impl DnsUpdates {
         now: u64,
         client: IpAddr,
     ) -> Vec<u8> {
-        tracing::info!(%client, %error, "DNS message refused");
+        // Anyone can send these, from many addresses: at debug, counted in the metrics
+        // (NOTAUTH, FORMERR), so that they cannot flood the log.
+        tracing::debug!(%client, %error, "DNS message refused");
         let mut response = respond(message, refusal_rcode(error));
         let signed = match error {
             TsigError::BadTime { verified, .. } => {

@@ -376,6 +376,10 @@ fn nsupdate_changes_what_pdns_serves_and_every_refusal_changes_nothing() {
     assert!(served(&pdns, "web.lab.dyn.example", "A").is_empty());
     assert!(!zone_key_name.is_empty());
 
+    // The key's use is recorded (to the minute), for `tsig list` and the account pages.
+    let listed: serde_json::Value =
+        serde_json::from_str(&env.cli_ok(&["tsig", "list", "alice", "--json"])).unwrap();
+    assert!(listed[0]["last_used_at"].is_string(), "{listed}");
     // A revoked key is unknown at once.
     env.cli_ok(&["tsig", "revoke", &alice_name]);
     refused(
@@ -762,4 +766,79 @@ fn an_update_sent_during_a_restart_is_answered_by_the_next_process() {
         Some("192.0.2.32")
     );
     drop(daemon);
+}
+
+/// The listener's bounds, from a hostile client: garbage is answered FORMERR (or not at all
+/// when it has no header) and the process serves on; one client's flood over UDP gets at most
+/// its burst answered; a TCP connection that sends nothing, or less than the length it
+/// announced, is closed after `header-read-timeout-secs`.
+#[test]
+fn the_listener_holds_its_bounds_against_a_hostile_client() {
+    let env = TestEnv::new();
+    env.seed();
+    let (key, _) = create_key(&env, &["alice"], "alice.key");
+    let daemon = env.spawn(
+        "listeners.update-dns-listen = \"127.0.0.1:0\"\nlisteners.update-dns-pace = 5\n\
+         listeners.header-read-timeout-secs = 1\n",
+    );
+    let listener = daemon.logged_address("listening on rfc2136=udp+tcp://");
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    let mut buffer = [0_u8; 4096];
+    // Garbage with a header: FORMERR (1), its ID kept. Without one: no answer.
+    socket
+        .send_to(b"\x12\x34\x28\x00\x00\x05garbage-garbage", listener)
+        .unwrap();
+    let length = socket
+        .recv(&mut buffer)
+        .expect("an answer to a readable header");
+    assert_eq!(&buffer[..2], b"\x12\x34");
+    assert_eq!(buffer[3] & 0x0f, 1, "FORMERR: {:?}", &buffer[..length]);
+    socket.send_to(b"\x01", listener).unwrap();
+    assert!(
+        socket.recv(&mut buffer).is_err(),
+        "nothing to answer a byte"
+    );
+    // A flood: pace 5 a second, burst 10; what was left of the burst is all that is answered.
+    for _ in 0..100 {
+        socket
+            .send_to(b"\x12\x34\x28\x00\x00\x05garbage-garbage", listener)
+            .unwrap();
+    }
+    let mut answered = 0;
+    while socket.recv(&mut buffer).is_ok() {
+        answered += 1;
+    }
+    assert!(
+        answered <= 10,
+        "{answered} answers to a flood over the pace"
+    );
+    // TCP: silent, then short of its announced length; both closed by the server.
+    for sent in [&b""[..], &b"\x01\x00abc"[..]] {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(listener).unwrap();
+        stream.write_all(sent).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        let read = stream.read_to_end(&mut rest);
+        assert!(
+            read.is_ok() && rest.is_empty(),
+            "closed without an answer: {read:?} {rest:?}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+    // Still serving: the two timeouts above (2 s) gave the client's pace its burst back.
+    assert_eq!(
+        signed_at(&key, listener, 0, "home.dyn.example", "192.0.2.77"),
+        (0, 0)
+    );
+    assert_eq!(
+        env.stored_ip("home.dyn.example", "A").as_deref(),
+        Some("192.0.2.77")
+    );
 }
