@@ -293,9 +293,9 @@ fn nsupdate_changes_what_pdns_serves_and_every_refusal_changes_nothing() {
         "update add home.dyn.example 60 A 192.0.2.49\n",
         "BADSIG",
     );
-    // nsupdate cannot be moved in time (libfaketime breaks its clock calls): the same
-    // message, signed by hickory 10 minutes ago. (How nsupdate reads a BADTIME answer is
-    // tests/it/tsig.rs's.)
+    // The same message signed 10 minutes ago (by hickory: libfaketime cannot move
+    // nsupdate's clock): NOTAUTH with the TSIG error BADTIME. The real nsupdate against a
+    // server 10 minutes ahead: nsupdate_signing_ten_minutes_off_the_servers_clock_gets_badtime.
     let (rcode, error) = signed_at(&alice, listener, -600, "home.dyn.example", "192.0.2.50");
     assert_eq!((rcode, error), (9, 18), "NOTAUTH, BADTIME");
     let (rcode, _) = signed_at(&alice, listener, 0, "home2.dyn.example", "192.0.2.201");
@@ -841,4 +841,44 @@ fn the_listener_holds_its_bounds_against_a_hostile_client() {
         env.stored_ip("home.dyn.example", "A").as_deref(),
         Some("192.0.2.77")
     );
+}
+
+/// Issue 31, item 6, "expired time" with the real nsupdate: libfaketime cannot move
+/// nsupdate's clock (it hangs in libisc's start-up), so the server's is moved instead: the
+/// daemon runs 10 minutes ahead (`faketime`, the monotonic clock left alone), and nsupdate's
+/// update, signed by the real clock, is answered BADTIME, which nsupdate reports; nothing
+/// changes.
+#[test]
+fn nsupdate_signing_ten_minutes_off_the_servers_clock_gets_badtime() {
+    for tool in ["nsupdate", "faketime"] {
+        if !require_tool(tool) {
+            return;
+        }
+    }
+    let env = TestEnv::new();
+    env.seed();
+    let (key, _) = create_key(&env, &["alice"], "alice.key");
+    env.write_config("listeners.update-dns-listen = \"127.0.0.1:0\"\n");
+    let config = env.config_path();
+    let mut command = Command::new("faketime");
+    command
+        .args(["-f", "+600s", common::BIN, "serve", "--config"])
+        .arg(&config)
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    let daemon = common::Daemon::from_command(command);
+    let listener = daemon.logged_address("listening on rfc2136=udp+tcp://");
+    let audit = env.audit_count();
+    let (ok, said) = nsupdate(
+        Some(&key),
+        &format!(
+            "server 127.0.0.1 {}\nzone dyn.example\nupdate delete home.dyn.example A\n\
+             update add home.dyn.example 60 A 192.0.2.90\nsend\n",
+            listener.port()
+        ),
+        &[],
+    );
+    assert!(!ok, "{said}");
+    assert!(said.contains("BADTIME"), "{said}");
+    assert_eq!(env.audit_count(), audit);
+    assert_eq!(env.stored_ip("home.dyn.example", "A"), None);
 }
