@@ -192,14 +192,7 @@ fn a_staged_restore_is_a_restart_that_keeps_pdns_connected() {
     ));
     let manager = common::service_manager::ServiceManager::new(env.dir.path());
     let config = env.config_path();
-    let start = || {
-        let daemon = common::Daemon::from_command(manager.command(
-            common::BIN,
-            &["serve", "--config", config.to_str().unwrap()],
-        ));
-        manager.wait_for("READY=1\n", std::time::Duration::from_secs(20));
-        daemon
-    };
+    let start = || manager.serve(&config);
     let mut daemon = start();
     daemon
         .update_bearer(&seed.alice_key, "hostname=home.dyn.example&myip=192.0.2.10")

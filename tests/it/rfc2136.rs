@@ -731,14 +731,7 @@ fn an_update_sent_during_a_restart_is_answered_by_the_next_process() {
     ));
     let manager = ServiceManager::new(env.dir.path());
     let config = env.config_path();
-    let start = || {
-        let daemon = common::Daemon::from_command(manager.command(
-            common::BIN,
-            &["serve", "--config", config.to_str().unwrap()],
-        ));
-        manager.wait_for("READY=1\n", std::time::Duration::from_secs(20));
-        daemon
-    };
+    let start = || manager.serve(&config);
     let listener: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut daemon = start();
     assert_eq!(

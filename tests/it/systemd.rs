@@ -218,14 +218,7 @@ fn a_moved_listener_is_bound_anew_and_the_stored_one_closed() {
         ));
     };
     let manager = ServiceManager::new(env.dir.path());
-    let start = || {
-        let path = env.config_path();
-        let daemon = common::Daemon::from_command(
-            manager.command(BIN, &["serve", "--config", path.to_str().unwrap()]),
-        );
-        manager.wait_for("READY=1\n", Duration::from_secs(20));
-        daemon
-    };
+    let start = || manager.serve(&env.config_path());
     config(old_port, &old_socket);
     let mut daemon = start();
     daemon

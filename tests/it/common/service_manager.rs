@@ -139,6 +139,17 @@ impl ServiceManager {
         self.wait_for(&marker, Duration::from_secs(10));
     }
 
+    /// `certadns-ddns serve --config CONFIG` started as systemd starts the unit ([`Self::command`]),
+    /// once it has said READY=1 (within 20 s).
+    pub fn serve(&self, config: &Path) -> super::Daemon {
+        let daemon = super::Daemon::from_command(self.command(
+            super::BIN,
+            &["serve", "--config", config.to_str().expect("UTF-8 path")],
+        ));
+        self.wait_for("READY=1\n", Duration::from_secs(20));
+        daemon
+    }
+
     /// The names in the store now.
     pub fn stored_names(&self) -> Vec<String> {
         let state = self.state.0.lock().unwrap();
