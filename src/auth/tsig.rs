@@ -138,8 +138,7 @@ pub fn verify(
     let RData::DNSSEC(DNSSECRData::TSIG(tsig)) = record.data() else {
         return Err(TsigError::Unsigned);
     };
-    let name = record.name().to_ascii().to_ascii_lowercase();
-    let name = name.strip_suffix('.').unwrap_or(&name).to_string();
+    let name = crate::model::normalize_name(&record.name().to_ascii());
     let algorithm = tsig.algorithm().to_name().to_ascii();
     let request = || {
         Box::new(RequestTsig {

@@ -10,12 +10,12 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use crate::challenges::{host_of, valid_value};
-use crate::model::DomainName;
 use crate::model::dnsupdate::{
     ChallengeChange, FamilyChange, HostChange, Prerequisite, StaticChange,
 };
 use crate::model::rdata::{ServedType, StaticType, normalize_content, quote};
 use crate::model::tsig::TsigScope;
+use crate::model::{DomainName, is_within, normalize_name};
 
 /// Why a message is refused before the store sees it: the RCODE, and a reason for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,10 +46,9 @@ pub struct Changes {
     pub statics: Vec<StaticChange>,
 }
 
-/// A name as the store keeps it: lower case, no final dot.
-fn plain(name: &Name) -> String {
-    let text = name.to_ascii().to_ascii_lowercase();
-    text.strip_suffix('.').unwrap_or(&text).to_string()
+/// A name of a message as the store keeps it ([`normalize_name`]).
+pub(super) fn plain(name: &Name) -> String {
+    normalize_name(&name.to_ascii())
 }
 
 /// The zone section (§3.1.1): one SOA question of class IN; its name, as the store keeps it.
@@ -67,14 +66,6 @@ pub fn zone_of(message: &Message) -> Result<String, Refusal> {
         ));
     }
     Ok(plain(zone.name()))
-}
-
-/// Whether `name` is `zone` or beneath it.
-fn in_zone(name: &str, zone: &str) -> bool {
-    name == zone
-        || name
-            .strip_suffix(zone)
-            .is_some_and(|head| head.ends_with('.'))
 }
 
 /// The static type of a record type, if this service keeps it.
@@ -120,7 +111,7 @@ pub fn prerequisites(message: &Message, zone: &str) -> Result<Vec<Prerequisite>,
     let mut exact: Vec<((String, ServedType), Vec<String>)> = Vec::new();
     for record in message.answers() {
         let name = plain(record.name());
-        if !in_zone(&name, zone) {
+        if !is_within(&name, zone) {
             return Err(Refusal::new(
                 ResponseCode::NotZone,
                 format!("prerequisite on {name}, outside {zone}"),
@@ -194,7 +185,7 @@ enum Operation<'a> {
 /// §3.4.1's prescan of one update record: its form, and that its name is in `zone`.
 fn operation<'a>(record: &'a Record, zone: &str) -> Result<(String, Operation<'a>), Refusal> {
     let name = plain(record.name());
-    if !in_zone(&name, zone) {
+    if !is_within(&name, zone) {
         return Err(Refusal::new(
             ResponseCode::NotZone,
             format!("an update of {name}, outside {zone}"),
@@ -296,7 +287,7 @@ pub fn changes(
                     return Err(refused(format!("the key is not for {zone}")));
                 }
                 if let Some(subtree) = subtree {
-                    if !in_zone(&name, subtree) {
+                    if !is_within(&name, subtree) {
                         return Err(refused(format!("{name} is outside the key's {subtree}")));
                     }
                 }

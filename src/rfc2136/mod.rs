@@ -12,6 +12,7 @@
 mod listen;
 pub mod message;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -55,12 +56,6 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |since| since.as_secs())
-}
-
-/// A name as the store keeps it: lower case, no final dot.
-fn plain(name: &Name) -> String {
-    let text = name.to_ascii().to_ascii_lowercase();
-    text.strip_suffix('.').unwrap_or(&text).to_string()
 }
 
 impl DnsUpdates {
@@ -165,32 +160,32 @@ impl DnsUpdates {
         if query.query_class() != DNSClass::IN {
             return respond(message, ResponseCode::Refused);
         }
-        let name = plain(query.name());
-        let mut candidate = Some(name.as_str());
-        while let Some(apex) = candidate {
-            match self.served.zone(apex) {
-                Ok(Some(zone)) => {
-                    let mut response = respond(message, ResponseCode::NoError);
-                    response.set_authoritative(true);
-                    let soa = soa_record(&zone);
-                    if apex == name && query.query_type() == RecordType::SOA {
-                        response.add_answer(soa);
-                    } else if apex == name || query.query_type() == RecordType::SOA {
-                        response.add_name_server(soa);
-                    } else {
-                        // Only the zone's SOA is answered here; pdns answers the rest.
-                        return respond(message, ResponseCode::Refused);
-                    }
-                    return response;
-                }
-                Ok(None) => candidate = apex.split_once('.').map(|(_, parent)| parent),
-                Err(error) => {
-                    tracing::error!(%error, "SOA query not answered: store failure");
-                    return respond(message, ResponseCode::ServFail);
-                }
+        let name = message::plain(query.name());
+        // The served index's zone walk (memory), as pdns's lookups use it.
+        let zone = self
+            .served
+            .lookup(|view| Ok(view.enclosing_zone(&name)?.map(Cow::into_owned)));
+        let zone = match zone {
+            Ok(Some(zone)) => zone,
+            Ok(None) => return respond(message, ResponseCode::Refused),
+            Err(error) => {
+                tracing::error!(%error, "SOA query not answered: store failure");
+                return respond(message, ResponseCode::ServFail);
             }
+        };
+        let mut response = respond(message, ResponseCode::NoError);
+        response.set_authoritative(true);
+        let soa = soa_record(&zone);
+        let at_apex = zone.name == name;
+        if at_apex && query.query_type() == RecordType::SOA {
+            response.add_answer(soa);
+        } else if at_apex || query.query_type() == RecordType::SOA {
+            response.add_name_server(soa);
+        } else {
+            // Only the zone's SOA is answered here; pdns answers the rest.
+            return respond(message, ResponseCode::Refused);
         }
-        respond(message, ResponseCode::Refused)
+        response
     }
 
     /// An UPDATE signed with `verified`'s key: checked whole, then applied whole.
@@ -204,7 +199,10 @@ impl DnsUpdates {
             Ok(zone) => zone,
             Err(refusal) => return refuse(refusal.rcode, &refusal.why),
         };
-        let zone = match self.served.zone(&zone_name) {
+        let zone = self
+            .served
+            .lookup(|view| Ok(view.zone_by_name(&zone_name)?.map(Cow::into_owned)));
+        let zone = match zone {
             Ok(Some(zone)) => zone,
             Ok(None) => return refuse(ResponseCode::NotAuth, "not a zone of this server"),
             Err(error) => {

@@ -105,8 +105,7 @@ fn write_all(
             }
             challenges::ChallengeOutcome::Disputed(_) => {
                 return Ok(Err(format!(
-                    "{host}: {}",
-                    "another account holds a name at, above or beneath it"
+                    "{host}: another account holds a name at, above or beneath it"
                 )));
             }
         }

@@ -186,6 +186,22 @@ fn nsupdate_changes_what_pdns_serves_and_every_refusal_changes_nothing() {
     let listener = daemon.logged_address("listening on rfc2136=udp+tcp://");
     let pdns = Pdns::on_socket(env.dir.path(), &socket, &api, "dyn.example");
     let server = format!("server 127.0.0.1 {}\n", listener.port());
+    // Queries to the listener: the zone's SOA at its apex (answer) and beneath it
+    // (authority, as a negative answer carries it), REFUSED for anything else.
+    let asked = |name: &str, record_type: &str| dig(listener.port(), name, record_type, &[]);
+    let apex = asked("dyn.example", "SOA");
+    assert_eq!(
+        (apex.status.as_str(), apex.data("SOA").len()),
+        ("NOERROR", 1)
+    );
+    let beneath = asked("_acme-challenge.home.dyn.example", "SOA");
+    assert_eq!(beneath.status, "NOERROR");
+    assert!(
+        beneath.answers.is_empty() && beneath.authority.len() == 1,
+        "{beneath:?}"
+    );
+    assert_eq!(asked("home.dyn.example", "A").status, "REFUSED");
+    assert_eq!(asked("other.example", "SOA").status, "REFUSED");
     // Cached by pdns: the purge after the update must reach it.
     assert!(served(&pdns, "home.dyn.example", "A").is_empty());
 
