@@ -431,3 +431,35 @@ UPDATE sqlite_schema
                      'CHECK (type IN (''A'', ''AAAA'', ''CNAME'', ''MX'', ''TXT'', ''NS'', ''SRV'', ''CAA'', ''PTR'', ''DHCID''))')
  WHERE type = 'table' AND name = 'records';
 PRAGMA writable_schema = OFF;
+
+-- migration 12: DNSSEC keys and zone metadata
+
+-- pdns signs our zones live (`remote-dnssec=yes`) with the keys kept here, through the remote
+-- backend's key methods (`getDomainKeys`, `addDomainKey`, ...), so that `pdnsutil` and
+-- `certadns-ddns zone secure` manage the same keys. `content` is the private key in BIND's
+-- `Private-key-format: v1.2` text, as pdns reads and writes it: it never leaves the service's
+-- 0600 database file but to pdns on its backend connection. `flags` 257 is a KSK or CSK (the
+-- one the parent's DS points to), 256 a ZSK. An inactive key is published but signs nothing;
+-- an unpublished one is not in the DNSKEY set (the steps of a rollover).
+CREATE TABLE dnssec_keys (
+    id          INTEGER PRIMARY KEY,
+    zone_id     INTEGER NOT NULL REFERENCES zones (id) ON DELETE CASCADE,
+    flags       INTEGER NOT NULL CHECK (flags IN (256, 257)),
+    active      INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+    published   INTEGER NOT NULL DEFAULT 1 CHECK (published IN (0, 1)),
+    content     TEXT    NOT NULL CHECK (content LIKE 'Private-key-format: %' AND length(content) <= 8192),
+    created_at  TEXT    NOT NULL
+);
+CREATE INDEX dnssec_keys_zone ON dnssec_keys (zone_id);
+
+-- A zone's pdns metadata as pdns sets it (`setDomainMetadata`: `pdnsutil set-nsec3`,
+-- `set-meta`): NSEC3PARAM, NSEC3NARROW, SOA-EDIT, PUBLISH-CDS... One row per value, in the
+-- order given. ALSO-NOTIFY and ALLOW-AXFR-FROM are not kept here: they follow the zone's
+-- `also_notify` (`certadns-ddns zone notify`).
+CREATE TABLE zone_metadata (
+    zone_id     INTEGER NOT NULL REFERENCES zones (id) ON DELETE CASCADE,
+    kind        TEXT    NOT NULL CHECK (length(kind) BETWEEN 1 AND 64),
+    position    INTEGER NOT NULL CHECK (position >= 0),
+    content     TEXT    NOT NULL CHECK (length(content) <= 4096),
+    PRIMARY KEY (zone_id, kind, position)
+) WITHOUT ROWID;

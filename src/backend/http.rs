@@ -130,13 +130,30 @@ pub fn decode_request(
         }
         [method, arguments @ ..] => {
             let mut parameters = rest_parameters(method, arguments, headers);
-            // Verbs with a body (setNotified's PATCH) send form fields: `serial=...`.
+            // Verbs with a body send form fields: setNotified's `serial=...`, addDomainKey's
+            // `flags=&active=&published=&content=`, setDomainMetadata's `value[]=...` (each).
             if is_form(headers) {
+                let mut values = Vec::new();
                 for (name, value) in form_urlencoded::parse(body) {
+                    if name == "value[]" {
+                        values.push(Value::String(value.into_owned()));
+                        continue;
+                    }
                     parameters
                         .entry(name.into_owned())
                         .or_insert_with(|| Value::String(value.into_owned()));
                 }
+                if method == "setDomainMetadata" {
+                    parameters.insert("value".into(), Value::Array(values));
+                }
+            }
+            if method == "addDomainKey" && !parameters.contains_key("key") {
+                // The JSON modes nest the key's fields under `key`; REST sends them flat.
+                let key: Map<String, Value> = ["flags", "active", "published", "content"]
+                    .into_iter()
+                    .filter_map(|field| Some((field.to_string(), parameters.remove(field)?)))
+                    .collect();
+                parameters.insert("key".into(), Value::Object(key));
             }
             Query::from_method(method, &Value::Object(parameters))
         }
@@ -152,11 +169,26 @@ fn rest_parameters(
     headers: &hyper::HeaderMap,
 ) -> Map<String, Value> {
     let names: &[&str] = match method {
-        "lookup" => &["qname", "qtype"],
+        "lookup" | "APILookup" => &["qname", "qtype"],
         "list" => &["domain_id", "zonename"],
-        "getDomainInfo" | "getAllDomainMetadata" => &["name"],
-        "getDomainMetadata" => &["name", "kind"],
+        "getDomainInfo"
+        | "getAllDomainMetadata"
+        | "getDomainKeys"
+        | "addDomainKey"
+        | "getTSIGKey"
+        | "setTSIGKey"
+        | "deleteTSIGKey" => &["name"],
+        "getDomainMetadata" | "setDomainMetadata" => &["name", "kind"],
         "setNotified" => &["id"],
+        // `id` goes first in pdns's path, whatever the method.
+        "activateDomainKey"
+        | "deactivateDomainKey"
+        | "publishDomainKey"
+        | "unpublishDomainKey"
+        | "removeDomainKey" => &["id", "name"],
+        "getBeforeAndAfterNamesAbsolute" => &["id", "qname"],
+        "startTransaction" => &["domain_id", "domain", "trxid"],
+        "commitTransaction" | "abortTransaction" => &["trxid"],
         _ => &[],
     };
     let mut parameters: Map<String, Value> = names

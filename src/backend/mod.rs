@@ -25,18 +25,18 @@ pub use self::lines::{RequestLine, answer_line, read_request_line};
 pub use self::tcp::serve_tcp;
 pub use self::unix::{bind_unix, serve_unix, unix_listener};
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 
-use self::protocol::{DomainInfo, Outcome, QType, Query, Record, Reply};
+use self::protocol::{DomainInfo, Key, KeyChange, Outcome, QType, Query, Record, Reply, TsigKey};
 use crate::inflight::InFlight;
-use crate::model::rdata::ServedType;
+use crate::model::dnssec::{Metadata, metadata_refusal};
+use crate::model::rdata::{ServedType, StaticType};
 use crate::model::zone::ServedRecord;
 use crate::model::zone::Zone;
-use crate::model::{is_within, normalize_name as normalize, parse_notify_target};
+use crate::model::{is_within, names_between, normalize_name as normalize, parse_notify_target};
 use crate::served::Served;
 use crate::served::ServedView;
 use crate::served::StoreError;
@@ -108,14 +108,91 @@ impl Backend {
         let served = &self.served;
         let answer = match query {
             Query::Initialize => return Reply::new(Outcome::Bool(true)),
-            Query::GetAllDomainMetadata { name } => served.zone(&normalize(name)).map(|zone| {
-                Outcome::Metadata(zone.map(|zone| zone_metadata(&zone)).unwrap_or_default())
+            Query::GetAllDomainMetadata { name } => served
+                .zone_with_metadata(&normalize(name))
+                .map(|found| Outcome::Metadata(found.map(zone_metadata).unwrap_or_default())),
+            Query::GetDomainMetadata { name, kind } => {
+                served.zone_with_metadata(&normalize(name)).map(|found| {
+                    let values = found
+                        .map(zone_metadata)
+                        .and_then(|mut metadata| metadata.remove(&kind.to_ascii_uppercase()));
+                    Outcome::Values(values.unwrap_or_default())
+                })
+            }
+            Query::SetDomainMetadata { name, kind, values } => {
+                if let Some(reason) = metadata_refusal(kind) {
+                    return Reply::refusal(format!("certadns-ddns: {kind} {reason}"));
+                }
+                served
+                    .set_zone_metadata(&normalize(name), kind, values)
+                    .map(Outcome::Bool)
+            }
+            Query::GetDomainKeys { name } => served.zone_keys(&normalize(name)).map(|keys| {
+                keys.map_or(Outcome::Bool(false), |keys| {
+                    Outcome::Keys(
+                        keys.into_iter()
+                            .map(|key| Key {
+                                id: key.id,
+                                flags: key.flags,
+                                active: key.active,
+                                published: key.published,
+                                content: key.content,
+                            })
+                            .collect(),
+                    )
+                })
             }),
-            Query::GetDomainMetadata { name, kind } => served.zone(&normalize(name)).map(|zone| {
-                let metadata = zone.map(|zone| zone_metadata(&zone));
-                let values = metadata.and_then(|mut metadata| metadata.remove(kind.as_str()));
-                Outcome::Values(values.unwrap_or_default())
+            Query::AddDomainKey { name, key } => served
+                .add_zone_key(&normalize(name), key)
+                .map(|id| id.map_or(Outcome::Id(-1), Outcome::Id)),
+            Query::ChangeDomainKey { name, id, change } => match change {
+                KeyChange::State(state) => served.set_zone_key(&normalize(name), *id, *state),
+                KeyChange::Remove => served.remove_zone_key(&normalize(name), *id),
+            }
+            .map(Outcome::Bool),
+            Query::GetBeforeAndAfterNames => {
+                return Reply::refusal(
+                    "certadns-ddns: NSEC and non-narrow NSEC3 need a chain of names this backend \
+                     does not keep; sign with NSEC3 narrow: \
+                     pdnsutil set-nsec3 ZONE '1 0 0 -' narrow",
+                );
+            }
+            Query::GetTsigKey { name } => served.pdns_tsig_key(&normalize(name)).map(|key| {
+                key.map_or(Outcome::Bool(false), |key| {
+                    Outcome::TsigKey(TsigKey {
+                        name: None,
+                        algorithm: key.algorithm.as_str(),
+                        content: key.secret,
+                    })
+                })
             }),
+            Query::GetTsigKeys => served.pdns_tsig_keys().map(|keys| {
+                Outcome::TsigKeys(
+                    keys.into_iter()
+                        .map(|key| TsigKey {
+                            name: Some(format!("{}.", key.name)),
+                            algorithm: key.algorithm.as_str(),
+                            content: key.secret,
+                        })
+                        .collect(),
+                )
+            }),
+            Query::ChangeTsigKey => {
+                return Reply::refusal(
+                    "certadns-ddns: TSIG keys are made and revoked with `certadns-ddns tsig`",
+                );
+            }
+            Query::StartTransaction { domain_id } => {
+                if *domain_id >= 0 {
+                    return Reply::refusal(
+                        "certadns-ddns: pdns does not replace this backend's records \
+                         (the store is written through certadns-ddns)",
+                    );
+                }
+                // Each key and metadata write commits on its own: nothing to hold.
+                return Reply::new(Outcome::Bool(true));
+            }
+            Query::EndTransaction => return Reply::new(Outcome::Bool(true)),
             Query::GetUpdatedMasters => served
                 .updated_zones()
                 .map(|zones| Outcome::Domains(zones.iter().map(domain_info).collect())),
@@ -151,6 +228,9 @@ impl Backend {
         };
         answer.map_or_else(
             |error| {
+                if let StoreError::Conflict(reason) = &error {
+                    return Reply::refusal(format!("certadns-ddns: {reason}"));
+                }
                 tracing::error!(%error, ?query, "remote backend: store failure");
                 Reply {
                     outcome: Outcome::Failure,
@@ -166,7 +246,15 @@ impl Backend {
     /// cheaper than a hand-off to a blocking thread. `list` (a whole zone, for AXFR) and the
     /// writes go to a blocking thread.
     pub async fn handle_async(&self, query: Query) -> Reply {
-        if !matches!(query, Query::List { .. } | Query::SetNotified { .. }) {
+        let blocking = matches!(
+            query,
+            Query::List { .. }
+                | Query::SetNotified { .. }
+                | Query::AddDomainKey { .. }
+                | Query::ChangeDomainKey { .. }
+                | Query::SetDomainMetadata { .. }
+        );
+        if !blocking {
             return self.handle(&query);
         }
         let backend = self.clone();
@@ -201,17 +289,58 @@ fn lookup(
     let Some(zone) = zone.filter(|zone| is_within(&name, &zone.name)) else {
         return Ok(Outcome::Bool(false));
     };
-    let records: Vec<Record> = view
-        .records_at(&zone, &name)?
+    let at_name = view.records_at(&zone, &name)?;
+    let below_apex = name != zone.name;
+    if at_name.is_empty() {
+        // An empty non-terminal exists (RFC 8020): NODATA, not NXDOMAIN, and signed so.
+        if below_apex && qtype == QType::Any && view.has_names_below(&zone, &name)? {
+            let auth = !is_delegated(view, &zone, &name)?;
+            return Ok(Outcome::Records(vec![Record {
+                qtype: "ENT",
+                qname: qname.to_string(),
+                content: String::new(),
+                ttl: 0,
+                domain_id: zone.id,
+                auth: u8::from(auth),
+            }]));
+        }
+        return Ok(Outcome::Bool(false));
+    }
+    // At or below a delegation, nothing is authoritative (the NS set there and glue): pdns
+    // signs none of it.
+    let auth = !(below_apex
+        && (at_name
+            .iter()
+            .any(|record| record.record_type == ServedType::Stored(StaticType::Ns))
+            || is_delegated(view, &zone, &name)?));
+    let records: Vec<Record> = at_name
         .into_iter()
         .filter(|record| qtype == QType::Any || qtype == QType::Is(record.record_type))
-        .map(|record| wire_record(record, zone.id))
+        .map(|record| Record {
+            auth: u8::from(auth),
+            ..wire_record(record, zone.id)
+        })
         .collect();
     Ok(if records.is_empty() {
         Outcome::Bool(false)
     } else {
         Outcome::Records(records)
     })
+}
+
+/// Whether a name strictly between `name` and the apex holds NS records: `name` lies below a
+/// delegation. No read at all for a name right below the apex (most DDNS names).
+fn is_delegated(view: &dyn ServedView, zone: &Zone, name: &str) -> Result<bool, StoreError> {
+    for parent in names_between(name, &zone.name) {
+        if view
+            .records_at(zone, parent)?
+            .iter()
+            .any(|record| record.record_type == ServedType::Stored(StaticType::Ns))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// A served record as pdns wants it.
@@ -239,11 +368,12 @@ fn domain_info(zone: &Zone) -> DomainInfo {
     }
 }
 
-/// A zone's metadata as pdns reads it: `ALSO-NOTIFY` (the secondaries to notify besides the
+/// A zone's metadata as pdns reads it: what pdns stored (`pdnsutil set-nsec3`, `set-meta`),
+/// and, from the zone's own settings, `ALSO-NOTIFY` (the secondaries to notify besides the
 /// NS set) and `ALLOW-AXFR-FROM` (their addresses, which may then transfer the zone whatever
 /// pdns's `allow-axfr-ips` says). Empty kinds are left out.
-fn zone_metadata(zone: &Zone) -> BTreeMap<String, Vec<String>> {
-    let mut metadata = BTreeMap::new();
+fn zone_metadata((zone, stored): (Zone, Metadata)) -> Metadata {
+    let mut metadata = stored;
     if !zone.also_notify.is_empty() {
         let allowed = zone
             .also_notify

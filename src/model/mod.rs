@@ -9,6 +9,7 @@
 pub mod account;
 pub mod audit;
 pub mod challenge;
+pub mod dnssec;
 pub mod dnsupdate;
 pub mod domain;
 mod ip;
@@ -78,6 +79,26 @@ pub fn is_within(name: &str, zone: &str) -> bool {
         || name
             .strip_suffix(zone)
             .is_some_and(|head| head.ends_with('.'))
+}
+
+/// The names strictly between `name` and `zone`, nearest first: `a.b.c.example.com` in
+/// `example.com` gives `b.c.example.com`, then `c.example.com`. Empty when `name` is not
+/// strictly below `zone` (both normalised). The names whose existence `name` implies (empty
+/// non-terminals) and whose NS records would put it below a delegation.
+pub fn names_between<'a>(name: &'a str, zone: &str) -> impl Iterator<Item = &'a str> {
+    let below = name != zone && is_within(name, zone);
+    let mut current = name;
+    std::iter::from_fn(move || {
+        if !below {
+            return None;
+        }
+        let (_, parent) = current.split_once('.')?;
+        if parent.len() <= zone.len() {
+            return None;
+        }
+        current = parent;
+        Some(parent)
+    })
 }
 
 impl FromStr for DomainName {
@@ -393,6 +414,19 @@ pub fn format_notify_target(ip: IpAddr, port: Option<u16>) -> String {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn names_between_a_name_and_its_zone() {
+        let between = |name, zone| names_between(name, zone).collect::<Vec<_>>();
+        assert_eq!(
+            between("a.b.c.example.com", "example.com"),
+            ["b.c.example.com", "c.example.com"]
+        );
+        assert!(between("a.example.com", "example.com").is_empty());
+        assert!(between("example.com", "example.com").is_empty());
+        assert!(between("a.b.other.com", "example.com").is_empty());
+        assert!(between("a.bexample.com", "example.com").is_empty());
+    }
 
     #[test]
     fn domain_names_are_lower_cased_and_lose_the_trailing_dot() {

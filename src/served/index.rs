@@ -582,6 +582,18 @@ mod test {
                     conn.records_at(&zone, &name).unwrap(),
                     "{name}"
                 );
+                // The apex always exists: only names below it can be empty non-terminals.
+                let own = (name != zone.name).then_some(name.as_str());
+                for above in own
+                    .into_iter()
+                    .chain(crate::model::names_between(&name, &zone.name))
+                {
+                    assert_eq!(
+                        state.has_names_below(&zone, above).unwrap(),
+                        conn.has_names_below(&zone, above).unwrap(),
+                        "below {above}"
+                    );
+                }
             }
         }
     }
@@ -597,6 +609,11 @@ mod test {
             "UPDATE users SET plan = 'free'",
             "DELETE FROM records WHERE name = 'dyn.example'",
             "UPDATE domains SET ip = '192.0.2.77' WHERE record_type = 'A'",
+            "INSERT INTO records (zone_id, name, type, content, ttl, created_at)
+             VALUES (1, 'x.deep.dyn.example', 'TXT', '\"e\"', 60, 't'),
+                    (1, 'y.x.deep.dyn.example', 'TXT', '\"e\"', 60, 't')",
+            "DELETE FROM records WHERE name = 'x.deep.dyn.example'",
+            "DELETE FROM records WHERE name = 'y.x.deep.dyn.example'",
             "INSERT INTO zones (name, nameservers, hostmaster, serial, created_at, updated_at)
              VALUES ('other.test', '[\"ns1.other.test\"]', 'h.other.test', 7, 't', 't')",
             "INSERT INTO records (zone_id, name, type, content, ttl, created_at)
@@ -608,7 +625,16 @@ mod test {
         ] {
             store.read(|conn| Ok(conn.execute(statement, [])?)).unwrap();
             let state = caught_up(&served);
-            same_as_sqlite(&store, &state, &["other.test", "www.other.test"]);
+            same_as_sqlite(
+                &store,
+                &state,
+                &[
+                    "other.test",
+                    "www.other.test",
+                    "x.deep.dyn.example",
+                    "y.x.deep.dyn.example",
+                ],
+            );
         }
         assert_eq!(loads(), 1, "deltas only");
         // A schema change is not a delta.

@@ -14,6 +14,7 @@ mod account;
 mod batch;
 mod challenges;
 mod counter;
+mod dnssec;
 mod dnsupdate;
 mod index;
 mod memo;

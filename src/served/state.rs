@@ -68,6 +68,45 @@ impl Entry {
 struct ZoneEntry {
     zone: Zone,
     names: HashMap<Box<str>, Vec<Entry>>,
+    /// For each name strictly between a served name and the apex, how many served names lie
+    /// below it: what makes an empty non-terminal (RFC 8020) exist. Empty for zones whose names
+    /// sit right below the apex (most DDNS zones).
+    below: HashMap<Box<str>, u32>,
+}
+
+impl ZoneEntry {
+    /// A zone without records.
+    fn new(zone: Zone) -> Self {
+        Self {
+            zone,
+            names: HashMap::new(),
+            below: HashMap::new(),
+        }
+    }
+
+    /// Counts `name` (now served) in the names above it.
+    fn count_above(&mut self, name: &str) {
+        for parent in crate::model::names_between(name, &self.zone.name) {
+            match self.below.get_mut(parent) {
+                Some(count) => *count += 1,
+                None => {
+                    self.below.insert(parent.into(), 1);
+                }
+            }
+        }
+    }
+
+    /// Forgets `name` (no longer served) in the names above it.
+    fn uncount_above(&mut self, name: &str) {
+        for parent in crate::model::names_between(name, &self.zone.name) {
+            if let Some(count) = self.below.get_mut(parent) {
+                *count -= 1;
+                if *count == 0 {
+                    self.below.remove(parent);
+                }
+            }
+        }
+    }
 }
 
 /// The index's content: every zone and every stored record, by name.
@@ -91,13 +130,7 @@ impl ServedState {
         let mut state = Self::default();
         for zone in list_zones(&tx)? {
             state.ids.insert(zone.name.clone(), zone.id);
-            state.zones.insert(
-                zone.id,
-                ZoneEntry {
-                    zone,
-                    names: HashMap::new(),
-                },
-            );
+            state.zones.insert(zone.id, ZoneEntry::new(zone));
         }
         for (zone_id, count) in domain_counts(&tx)? {
             if let Some(entry) = state.zones.get_mut(&zone_id) {
@@ -124,6 +157,19 @@ impl ServedState {
             for entries in zone.names.values_mut().filter(|entries| entries.len() > 1) {
                 entries.shrink_to_fit();
             }
+            let deep: Vec<Box<str>> = zone
+                .names
+                .keys()
+                .filter(|name| {
+                    crate::model::names_between(name, &zone.zone.name)
+                        .next()
+                        .is_some()
+                })
+                .cloned()
+                .collect();
+            for name in deep {
+                zone.count_above(&name);
+            }
         }
         Ok((state, end))
     }
@@ -148,13 +194,7 @@ impl ServedState {
                     match self.zones.get_mut(&id) {
                         Some(entry) => entry.zone = zone,
                         None => {
-                            self.zones.insert(
-                                id,
-                                ZoneEntry {
-                                    zone,
-                                    names: HashMap::new(),
-                                },
-                            );
+                            self.zones.insert(id, ZoneEntry::new(zone));
                         }
                     }
                 }
@@ -168,10 +208,18 @@ impl ServedState {
                 continue;
             };
             if records.is_empty() {
-                entry.names.remove(name.as_str());
+                if entry.names.remove(name.as_str()).is_some() {
+                    entry.uncount_above(&name);
+                }
             } else {
                 let entries = records.into_iter().map(Entry::from_record).collect();
-                entry.names.insert(name.into_boxed_str(), entries);
+                if entry
+                    .names
+                    .insert(name.clone().into_boxed_str(), entries)
+                    .is_none()
+                {
+                    entry.count_above(&name);
+                }
             }
         }
     }
@@ -238,5 +286,12 @@ impl ServedView for ServedState {
             records.extend(entries.iter().map(|entry| entry.to_record(name)));
         }
         Ok(records)
+    }
+
+    fn has_names_below(&self, zone: &Zone, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .zones
+            .get(&zone.id)
+            .is_some_and(|entry| entry.below.contains_key(name)))
     }
 }

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod backup;
 pub mod challenges;
 pub mod changes;
+pub mod dnssec;
 pub mod dnsupdate;
 pub mod domains;
 pub mod keys;

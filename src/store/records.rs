@@ -74,6 +74,30 @@ pub fn stored_records_at(
     Ok(records)
 }
 
+/// Whether zone `zone_id` serves any name below `name` (see [`each_stored`]): an empty
+/// non-terminal when `name` itself holds nothing (RFC 8020: NODATA, not NXDOMAIN). A scan of
+/// the zone's names: the served index answers this from memory, and SQLite is read only while
+/// that index loads.
+pub fn has_names_below(conn: &Connection, zone_id: i64, name: &str) -> Result<bool, StoreError> {
+    let escaped: String = name
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    let pattern = format!("%.{escaped}");
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM records WHERE zone_id = ?1 AND name LIKE ?2 ESCAPE '\\')
+                 OR EXISTS (SELECT 1 FROM domains WHERE zone_id = ?1 AND ip IS NOT NULL
+                                                    AND fqdn LIKE ?2 ESCAPE '\\')
+                 OR EXISTS (SELECT 1 FROM acme_challenges WHERE zone_id = ?1
+                                                            AND name LIKE ?2 ESCAPE '\\')",
+        )?
+        .query_row(rusqlite::params![zone_id, pattern], |row| row.get(0))?)
+}
+
 /// The whole zone, for AXFR: the SOA first, then the apex NS set, then the stored records
 /// (see [`each_stored`]).
 pub fn zone_records(conn: &Connection, zone: &Zone) -> Result<Vec<ServedRecord>, StoreError> {

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use rusqlite::Connection;
 
 use super::StoreError;
-use super::records::{ServedRecord, records_at};
+use super::records::{ServedRecord, has_names_below, records_at};
 use super::zones::{Zone, find_enclosing_zone, get_zone_by_id, get_zone_by_name};
 
 /// What a lookup reads: zones and the records at a name. Implemented by a SQLite connection
@@ -20,6 +20,9 @@ pub trait ServedView {
     fn enclosing_zone(&self, name: &str) -> Result<Option<Cow<'_, Zone>>, StoreError>;
     /// Every record at `name` in `zone`, as [`records_at`] orders them.
     fn records_at(&self, zone: &Zone, name: &str) -> Result<Vec<ServedRecord>, StoreError>;
+    /// Whether `zone` serves any name below `name`, a name below the apex (an empty
+    /// non-terminal, when `name` holds no record itself).
+    fn has_names_below(&self, zone: &Zone, name: &str) -> Result<bool, StoreError>;
 }
 
 impl ServedView for Connection {
@@ -37,5 +40,9 @@ impl ServedView for Connection {
 
     fn records_at(&self, zone: &Zone, name: &str) -> Result<Vec<ServedRecord>, StoreError> {
         records_at(self, zone, name)
+    }
+
+    fn has_names_below(&self, zone: &Zone, name: &str) -> Result<bool, StoreError> {
+        has_names_below(self, zone.id, name)
     }
 }

@@ -15,6 +15,7 @@ mod common;
 mod compat;
 mod dashboard;
 mod dashboard_browser;
+mod dnssec;
 mod docs;
 mod dyndns;
 mod e2e_cache;

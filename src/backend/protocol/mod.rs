@@ -10,5 +10,7 @@
 mod query;
 mod reply;
 
-pub use self::query::{DecodeError, METHOD_NAMES, QType, Query, check_dns_name, integer};
-pub use self::reply::{DomainInfo, Outcome, Record, Reply};
+pub use self::query::{
+    DecodeError, KeyChange, METHOD_NAMES, QType, Query, check_dns_name, integer,
+};
+pub use self::reply::{DomainInfo, Key, Outcome, Record, Reply, TsigKey};

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use crate::model::dnssec::{KSK_FLAGS, KeyState, NewZoneKey, ZSK_FLAGS};
 use crate::model::rdata::ServedType;
 use crate::model::{DomainNameError, check_name_lengths};
 
@@ -52,6 +53,58 @@ pub enum Query {
         /// The serial notified (REST sends it as `2024010102.000000`).
         serial: u32,
     },
+    /// A zone's DNSSEC keys (§14 getDomainKeys).
+    GetDomainKeys {
+        /// Zone apex with the final dot.
+        name: String,
+    },
+    /// A new DNSSEC key (§14 addDomainKey): answered with its id.
+    AddDomainKey {
+        /// Zone apex with the final dot.
+        name: String,
+        /// The key.
+        key: NewZoneKey,
+    },
+    /// A key's state changed, or the key removed (§14 activate/deactivate/publish/unpublish/
+    /// removeDomainKey).
+    ChangeDomainKey {
+        /// Zone apex with the final dot.
+        name: String,
+        /// The key's id.
+        id: i64,
+        /// What changes.
+        change: KeyChange,
+    },
+    /// A zone's metadata of one kind replaced; no values deletes it (§4 setDomainMetadata).
+    SetDomainMetadata {
+        /// Zone apex with the final dot.
+        name: String,
+        /// The kind, e.g. `NSEC3PARAM`.
+        kind: String,
+        /// The values, in order.
+        values: Vec<String>,
+    },
+    /// The NSEC neighbours of a name (§14 getBeforeAndAfterNamesAbsolute): NSEC and non-narrow
+    /// NSEC3 only.
+    GetBeforeAndAfterNames,
+    /// One TSIG key (§4 getTSIGKey).
+    GetTsigKey {
+        /// The key's name with the final dot.
+        name: String,
+    },
+    /// Every TSIG key (§4 getTSIGKeys).
+    GetTsigKeys,
+    /// `setTSIGKey` or `deleteTSIGKey`: keys are made with `certadns-ddns tsig`, refused.
+    ChangeTsigKey,
+    /// `startTransaction`: `pdnsutil secure-zone` and rectify wrap their writes in one, with
+    /// domain id -1 ("keep the records"); an id ≥ 0 means "replace the zone's records", which
+    /// this backend never lets pdns do.
+    StartTransaction {
+        /// The domain id; -1 for "keep the records".
+        domain_id: i64,
+    },
+    /// `commitTransaction` or `abortTransaction`.
+    EndTransaction,
     /// A method this backend does not implement: answered `false`.
     Unknown {
         /// Its name, for the log.
@@ -61,7 +114,7 @@ pub enum Query {
 
 /// The remote-backend methods as pdns names them, in the order of [`Query::method_index`]
 /// (for the metrics; `unknown` for any other).
-pub const METHOD_NAMES: [&str; 10] = [
+pub const METHOD_NAMES: [&str; 23] = [
     "initialize",
     "lookup",
     "list",
@@ -71,8 +124,39 @@ pub const METHOD_NAMES: [&str; 10] = [
     "getDomainMetadata",
     "getUpdatedMasters",
     "setNotified",
+    "getDomainKeys",
+    "addDomainKey",
+    "activateDomainKey",
+    "deactivateDomainKey",
+    "publishDomainKey",
+    "unpublishDomainKey",
+    "removeDomainKey",
+    "setDomainMetadata",
+    "getBeforeAndAfterNamesAbsolute",
+    "getTSIGKey",
+    "getTSIGKeys",
+    "startTransaction",
+    "commitTransaction",
     "unknown",
 ];
+
+/// Methods [`Wire`] knows under a second name, counted under the first: pdns 5's `APILookup`
+/// is a lookup (its HTTP API's), the other TSIG and transaction calls share a row.
+const ALIASES: &[&str] = &[
+    "APILookup",
+    "setTSIGKey",
+    "deleteTSIGKey",
+    "abortTransaction",
+];
+
+/// What [`Query::ChangeDomainKey`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyChange {
+    /// Sign with it, or not; publish its DNSKEY, or not.
+    State(KeyState),
+    /// Forget it.
+    Remove,
+}
 
 impl Query {
     /// The name asked for, when this is a lookup (as pdns sent it).
@@ -95,7 +179,22 @@ impl Query {
             Self::GetDomainMetadata { .. } => 6,
             Self::GetUpdatedMasters => 7,
             Self::SetNotified { .. } => 8,
-            Self::Unknown { .. } => 9,
+            Self::GetDomainKeys { .. } => 9,
+            Self::AddDomainKey { .. } => 10,
+            Self::ChangeDomainKey { change, .. } => match change {
+                KeyChange::State(KeyState::Active(true)) => 11,
+                KeyChange::State(KeyState::Active(false)) => 12,
+                KeyChange::State(KeyState::Published(true)) => 13,
+                KeyChange::State(KeyState::Published(false)) => 14,
+                KeyChange::Remove => 15,
+            },
+            Self::SetDomainMetadata { .. } => 16,
+            Self::GetBeforeAndAfterNames => 17,
+            Self::GetTsigKey { .. } => 18,
+            Self::GetTsigKeys | Self::ChangeTsigKey => 19,
+            Self::StartTransaction { .. } => 20,
+            Self::EndTransaction => 21,
+            Self::Unknown { .. } => 22,
         }
     }
 }
@@ -209,9 +308,7 @@ impl Query {
             Ok(wire) => wire,
             Err(error) => {
                 return match method() {
-                    Some(method) if !METHODS.contains(&method.as_str()) => {
-                        Ok(Self::Unknown { method })
-                    }
+                    Some(method) if !is_known(&method) => Ok(Self::Unknown { method }),
                     _ => Err(error),
                 };
             }
@@ -262,16 +359,107 @@ impl Query {
                     parameter: "serial",
                 })?,
             },
+            Wire::GetDomainKeys(p) => Self::GetDomainKeys {
+                name: name("getDomainKeys", "name", p.name)?,
+            },
+            Wire::AddDomainKey(p) => {
+                let invalid = |parameter| DecodeError::Parameter {
+                    method: "addDomainKey".into(),
+                    parameter,
+                };
+                let flags = u16::try_from(p.key.flags)
+                    .ok()
+                    .filter(|flags| [KSK_FLAGS, ZSK_FLAGS].contains(flags))
+                    .ok_or_else(|| invalid("flags"))?;
+                if !p.key.content.starts_with("Private-key-format:")
+                    || p.key.content.len() > MAX_KEY_BYTES
+                {
+                    return Err(invalid("content"));
+                }
+                Self::AddDomainKey {
+                    name: name("addDomainKey", "name", p.name)?,
+                    key: NewZoneKey {
+                        flags,
+                        active: p.key.active,
+                        published: p.key.published.unwrap_or(true),
+                        content: p.key.content,
+                    },
+                }
+            }
+            Wire::ActivateDomainKey(p) => {
+                key_change(&name, p, KeyChange::State(KeyState::Active(true)))?
+            }
+            Wire::DeactivateDomainKey(p) => {
+                key_change(&name, p, KeyChange::State(KeyState::Active(false)))?
+            }
+            Wire::PublishDomainKey(p) => {
+                key_change(&name, p, KeyChange::State(KeyState::Published(true)))?
+            }
+            Wire::UnpublishDomainKey(p) => {
+                key_change(&name, p, KeyChange::State(KeyState::Published(false)))?
+            }
+            Wire::RemoveDomainKey(p) => key_change(&name, p, KeyChange::Remove)?,
+            Wire::SetDomainMetadata(p) => {
+                let values = p.value.unwrap_or_default();
+                if values.len() > MAX_METADATA_VALUES
+                    || values.iter().any(|value| value.len() > MAX_METADATA_BYTES)
+                {
+                    return Err(DecodeError::Parameter {
+                        method: "setDomainMetadata".into(),
+                        parameter: "value",
+                    });
+                }
+                Self::SetDomainMetadata {
+                    name: name("setDomainMetadata", "name", p.name)?,
+                    kind: token("setDomainMetadata", "kind", p.kind)?,
+                    values,
+                }
+            }
+            Wire::GetBeforeAndAfterNamesAbsolute(_) => Self::GetBeforeAndAfterNames,
+            Wire::GetTsigKey(p) => Self::GetTsigKey {
+                name: name("getTSIGKey", "name", p.name)?,
+            },
+            Wire::GetTsigKeys(_) => Self::GetTsigKeys,
+            Wire::SetTsigKey(_) | Wire::DeleteTsigKey(_) => Self::ChangeTsigKey,
+            Wire::StartTransaction(p) => Self::StartTransaction {
+                domain_id: p.domain_id.unwrap_or(-1),
+            },
+            Wire::CommitTransaction(_) | Wire::AbortTransaction(_) => Self::EndTransaction,
             Wire::Unknown => unreachable!("answered above"),
         })
     }
 }
 
-/// The methods [`Wire`] knows, as pdns names them: all of [`METHOD_NAMES`] but `unknown`.
-const METHODS: &[&str] = match METHOD_NAMES.split_last() {
-    Some((_, known)) => known,
-    None => &[],
-};
+/// Whether [`Wire`] knows `method`: all of [`METHOD_NAMES`] but `unknown`, and [`ALIASES`].
+fn is_known(method: &str) -> bool {
+    METHOD_NAMES[..METHOD_NAMES.len() - 1].contains(&method) || ALIASES.contains(&method)
+}
+
+/// Longest private key taken (an RSA-4096 key in BIND's text is about 3.3 KB).
+const MAX_KEY_BYTES: usize = 8192;
+/// Most metadata values taken in one `setDomainMetadata`.
+use crate::model::dnssec::MAX_METADATA_VALUES;
+/// Longest metadata value taken.
+const MAX_METADATA_BYTES: usize = 4096;
+
+/// A key's state change or removal, decoded.
+fn key_change(
+    name: &impl Fn(&str, &'static str, String) -> Result<String, DecodeError>,
+    p: KeyParameters,
+    change: KeyChange,
+) -> Result<Query, DecodeError> {
+    let method = METHOD_NAMES[Query::ChangeDomainKey {
+        name: String::new(),
+        id: 0,
+        change,
+    }
+    .method_index()];
+    Ok(Query::ChangeDomainKey {
+        name: name(method, "name", p.name)?,
+        id: p.id,
+        change,
+    })
+}
 
 /// A request as serde reads it: the method selects the parameters' shape; unknown parameters
 /// (pdns sends `remote`, `local`, `include_disabled`...) are ignored.
@@ -280,7 +468,7 @@ const METHODS: &[&str] = match METHOD_NAMES.split_last() {
 enum Wire {
     #[serde(rename = "initialize")]
     Initialize(#[serde(default)] Ignored),
-    #[serde(rename = "lookup")]
+    #[serde(rename = "lookup", alias = "APILookup")]
     Lookup(LookupParameters),
     #[serde(rename = "list")]
     List(ListParameters),
@@ -296,6 +484,38 @@ enum Wire {
     GetUpdatedMasters(#[serde(default)] Ignored),
     #[serde(rename = "setNotified")]
     SetNotified(NotifiedParameters),
+    #[serde(rename = "getDomainKeys")]
+    GetDomainKeys(NameParameters),
+    #[serde(rename = "addDomainKey")]
+    AddDomainKey(AddKeyParameters),
+    #[serde(rename = "activateDomainKey")]
+    ActivateDomainKey(KeyParameters),
+    #[serde(rename = "deactivateDomainKey")]
+    DeactivateDomainKey(KeyParameters),
+    #[serde(rename = "publishDomainKey")]
+    PublishDomainKey(KeyParameters),
+    #[serde(rename = "unpublishDomainKey")]
+    UnpublishDomainKey(KeyParameters),
+    #[serde(rename = "removeDomainKey")]
+    RemoveDomainKey(KeyParameters),
+    #[serde(rename = "setDomainMetadata")]
+    SetDomainMetadata(SetMetadataParameters),
+    #[serde(rename = "getBeforeAndAfterNamesAbsolute")]
+    GetBeforeAndAfterNamesAbsolute(#[serde(default)] Ignored),
+    #[serde(rename = "getTSIGKey")]
+    GetTsigKey(NameParameters),
+    #[serde(rename = "getTSIGKeys")]
+    GetTsigKeys(#[serde(default)] Ignored),
+    #[serde(rename = "setTSIGKey")]
+    SetTsigKey(#[serde(default)] Ignored),
+    #[serde(rename = "deleteTSIGKey")]
+    DeleteTsigKey(#[serde(default)] Ignored),
+    #[serde(rename = "startTransaction")]
+    StartTransaction(TransactionParameters),
+    #[serde(rename = "commitTransaction")]
+    CommitTransaction(#[serde(default)] Ignored),
+    #[serde(rename = "abortTransaction")]
+    AbortTransaction(#[serde(default)] Ignored),
     /// Any other method; its name is read apart, for the log.
     #[serde(other)]
     Unknown,
@@ -333,6 +553,70 @@ struct MetadataParameters {
     kind: String,
 }
 
+/// `addDomainKey`'s parameters (REST sends the key's fields flat; `http.rs` nests them).
+#[derive(Debug, serde::Deserialize)]
+struct AddKeyParameters {
+    name: String,
+    key: KeyData,
+}
+
+/// A key as `addDomainKey` sends it: `active` and `published` as booleans, or `0`/`1` in
+/// REST's form fields.
+#[derive(Debug, serde::Deserialize)]
+struct KeyData {
+    #[serde(deserialize_with = "strict_integer")]
+    flags: i64,
+    #[serde(deserialize_with = "flag")]
+    active: bool,
+    #[serde(default, deserialize_with = "optional_flag")]
+    published: Option<bool>,
+    content: String,
+}
+
+/// The parameters of the calls on one key: the zone and the key's id.
+#[derive(Debug, serde::Deserialize)]
+struct KeyParameters {
+    name: String,
+    #[serde(deserialize_with = "strict_integer")]
+    id: i64,
+}
+
+/// `setDomainMetadata`'s parameters.
+#[derive(Debug, serde::Deserialize)]
+struct SetMetadataParameters {
+    name: String,
+    kind: String,
+    #[serde(default)]
+    value: Option<Vec<String>>,
+}
+
+/// `startTransaction`'s parameters (the `domain` and `trxid` are not needed).
+#[derive(Debug, serde::Deserialize)]
+struct TransactionParameters {
+    #[serde(default, deserialize_with = "lenient_integer")]
+    domain_id: Option<i64>,
+}
+
+/// A boolean as pdns sends one: `true`/`false`, `1`/`0`, or `"1"`/`"0"` (§14).
+fn flag<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    optional_flag(deserializer)?.ok_or_else(|| serde::de::Error::custom("not a boolean"))
+}
+
+/// An optional [`flag`]; `null` is absent.
+fn optional_flag<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<bool>, D::Error> {
+    match <Value as serde::Deserialize>::deserialize(deserializer)? {
+        Value::Null => Ok(None),
+        Value::Bool(value) => Ok(Some(value)),
+        other => match integer(&other) {
+            Some(0) => Ok(Some(false)),
+            Some(1) => Ok(Some(true)),
+            _ => Err(serde::de::Error::custom("not a boolean")),
+        },
+    }
+}
+
 /// `setNotified`'s parameters.
 #[derive(Debug, serde::Deserialize)]
 struct NotifiedParameters {
@@ -367,6 +651,13 @@ const PARAMETERS: &[&str] = &[
     "kind",
     "id",
     "serial",
+    "key",
+    "flags",
+    "active",
+    "published",
+    "content",
+    "value",
+    "domain_id",
     "parameters",
 ];
 

@@ -17,7 +17,8 @@ pub struct Record {
     pub ttl: u32,
     /// The zone's id.
     pub domain_id: i64,
-    /// Authoritative (1); read by pdns only with remote-dnssec.
+    /// 1 for authoritative data, 0 for a delegation's NS and what lies below it (glue): read
+    /// by pdns only with remote-dnssec, and then as a number (a JSON `false` reads as 1).
     pub auth: u8,
 }
 
@@ -40,6 +41,50 @@ pub struct DomainInfo {
     pub last_check: u32,
 }
 
+/// One key in a `getDomainKeys` reply (§14).
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct Key {
+    /// Its id.
+    pub id: i64,
+    /// 257 or 256.
+    pub flags: u16,
+    /// Signs.
+    pub active: bool,
+    /// Its DNSKEY is served.
+    pub published: bool,
+    /// The private key, BIND's text: sent to pdns, never logged.
+    pub content: String,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("id", &self.id)
+            .field("flags", &self.flags)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A TSIG key as `getTSIGKey(s)` hands it to pdns.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct TsigKey {
+    /// Its name, with the final dot (`getTSIGKeys` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `hmac-sha256`...
+    pub algorithm: &'static str,
+    /// The secret, base64: sent to pdns, never logged.
+    pub content: String,
+}
+
+impl std::fmt::Debug for TsigKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TsigKey")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The `result` of a reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -56,6 +101,14 @@ pub enum Outcome {
     Metadata(BTreeMap<String, Vec<String>>),
     /// Metadata values, for getDomainMetadata.
     Values(Vec<String>),
+    /// A zone's keys, for getDomainKeys.
+    Keys(Vec<Key>),
+    /// A new key's id, for addDomainKey.
+    Id(i64),
+    /// One TSIG key, for getTSIGKey.
+    TsigKey(TsigKey),
+    /// TSIG keys, for getTSIGKeys.
+    TsigKeys(Vec<TsigKey>),
     /// No usable result: pdns answers SERVFAIL (an exception on its side), which is right for a
     /// store failure, where `false` would be cached as "no such name".
     Failure,
