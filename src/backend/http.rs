@@ -241,3 +241,112 @@ fn json(status: StatusCode, reply: &Reply) -> Response<Full<Bytes>> {
     );
     response
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::backend::protocol::KeyChange;
+    use crate::model::dnssec::KeyState;
+
+    fn form() -> hyper::HeaderMap {
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+        );
+        headers
+    }
+
+    /// pdns 4.7.3's REST requests for the DNSSEC calls, as `restful_requestbuilder` builds them.
+    #[test]
+    fn rest_dnssec_calls_decode_from_their_paths_and_form_bodies() {
+        let add = decode_request(
+            &Method::PUT,
+            "/addDomainKey/example%2ecom%2e",
+            &form(),
+            b"active=1&content=Private%2dkey%2dformat%3a%20v1%2e2%0aAlgorithm%3a%2013&flags=257&published=0",
+        )
+        .unwrap();
+        let Query::AddDomainKey { name, key } = add else {
+            panic!("{add:?}");
+        };
+        assert_eq!(name, "example.com.");
+        assert_eq!((key.flags, key.active, key.published), (257, true, false));
+        assert_eq!(key.content, "Private-key-format: v1.2\nAlgorithm: 13");
+        assert_eq!(
+            decode_request(
+                &Method::POST,
+                "/activateDomainKey/7/example%2ecom%2e",
+                &form(),
+                b""
+            )
+            .unwrap(),
+            Query::ChangeDomainKey {
+                name: "example.com.".into(),
+                id: 7,
+                change: KeyChange::State(KeyState::Active(true))
+            }
+        );
+        assert_eq!(
+            decode_request(
+                &Method::DELETE,
+                "/removeDomainKey/7/example%2ecom%2e",
+                &hyper::HeaderMap::new(),
+                b""
+            )
+            .unwrap(),
+            Query::ChangeDomainKey {
+                name: "example.com.".into(),
+                id: 7,
+                change: KeyChange::Remove
+            }
+        );
+        assert_eq!(
+            decode_request(
+                &Method::PATCH,
+                "/setDomainMetadata/example%2ecom%2e/TSIG%2dALLOW%2dAXFR",
+                &form(),
+                b"value[]=a%2e&value[]=b%2e"
+            )
+            .unwrap(),
+            Query::SetDomainMetadata {
+                name: "example.com.".into(),
+                kind: "TSIG-ALLOW-AXFR".into(),
+                values: vec!["a.".into(), "b.".into()]
+            }
+        );
+        // No values: the kind is deleted.
+        let Query::SetDomainMetadata { values, .. } = decode_request(
+            &Method::PATCH,
+            "/setDomainMetadata/example%2ecom%2e/NSEC3NARROW",
+            &form(),
+            b"",
+        )
+        .unwrap() else {
+            panic!("a setDomainMetadata");
+        };
+        assert!(values.is_empty());
+        assert_eq!(
+            decode_request(
+                &Method::POST,
+                "/startTransaction/%2d1/example%2ecom%2e/1700000000",
+                &form(),
+                b""
+            )
+            .unwrap(),
+            Query::StartTransaction { domain_id: -1 }
+        );
+        assert_eq!(
+            decode_request(
+                &Method::GET,
+                "/getDomainKeys/example%2ecom%2e",
+                &hyper::HeaderMap::new(),
+                b""
+            )
+            .unwrap(),
+            Query::GetDomainKeys {
+                name: "example.com.".into()
+            }
+        );
+    }
+}

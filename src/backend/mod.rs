@@ -438,4 +438,173 @@ mod test {
             br#"{"result":true}"#
         );
     }
+
+    /// Empty non-terminals, delegations and glue, keys, metadata and TSIG keys as pdns reads
+    /// them, from the served index and from SQLite alike.
+    #[test]
+    fn dnssec_answers_ents_auth_keys_metadata_and_tsig() {
+        use crate::model::dnssec::{NewZoneKey, SigningAlgorithm};
+        use crate::model::rdata::StaticType;
+        use crate::model::tsig::{TsigAlgorithm, TsigScope};
+        use crate::store::Store;
+        use crate::store::records::insert_record;
+        use crate::store::tsig::{NewTsigKey, create_tsig_key};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("t.db"),
+            &crate::store::StoreOptions::default(),
+        )
+        .unwrap();
+        let zone: crate::model::DomainName = "example.com".parse().unwrap();
+        let ns: crate::model::DomainName = "ns1.example.com".parse().unwrap();
+        store
+            .write(|tx| {
+                let timers = crate::store::zones::SoaTimers::default();
+                let id = crate::store::zones::insert_zone(tx, &zone, &[ns], None, timers, "t")?;
+                let zone = crate::store::zones::get_zone_by_id(tx, id)?.unwrap();
+                for (name, kind, content) in [
+                    ("x.deep.example.com", StaticType::Txt, "\"e\""),
+                    ("sub.example.com", StaticType::Ns, "ns.sub.example.com."),
+                    ("ns.sub.example.com", StaticType::A, "192.0.2.9"),
+                    ("www.example.com", StaticType::A, "192.0.2.1"),
+                ] {
+                    insert_record(tx, &zone, name, kind, content, 300, "t")?;
+                }
+                for (name, subtree) in [("whole", None), ("part", Some("www.example.com"))] {
+                    create_tsig_key(
+                        tx,
+                        &NewTsigKey {
+                            name: name.into(),
+                            algorithm: TsigAlgorithm::HmacSha256,
+                            secret: "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=".into(),
+                            scope: TsigScope::Zone {
+                                zone_id: id,
+                                subtree: subtree.map(Into::into),
+                                types: vec![StaticType::A],
+                            },
+                        },
+                        "t",
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let lookup = |qname: &str| Query::Lookup {
+            qname: qname.into(),
+            qtype: QType::Any,
+            zone_id: 1,
+        };
+        let json = |backend: &Backend, query: &Query| -> serde_json::Value {
+            serde_json::from_slice(&backend.handle(query).to_json()).unwrap()
+        };
+        for backend in [
+            Backend::new(Served::without_index(store.clone())),
+            Backend::new(Served::open(store.clone()).unwrap()),
+        ] {
+            let ent = json(&backend, &lookup("Deep.Example.com."));
+            assert_eq!(ent["result"][0]["qtype"], "ENT", "{ent}");
+            assert_eq!(ent["result"][0]["content"], "");
+            assert_eq!(ent["result"][0]["auth"], 1);
+            assert_eq!(
+                json(&backend, &lookup("nope.example.com."))["result"],
+                false
+            );
+            assert_eq!(
+                json(&backend, &lookup("www.example.com."))["result"][0]["auth"],
+                1
+            );
+            assert_eq!(
+                json(&backend, &lookup("sub.example.com."))["result"][0]["auth"],
+                0
+            );
+            assert_eq!(
+                json(&backend, &lookup("ns.sub.example.com."))["result"][0]["auth"],
+                0,
+                "glue"
+            );
+            assert_eq!(
+                json(&backend, &lookup("example.com."))["result"][0]["auth"],
+                1
+            );
+        }
+        let backend = Backend::new(Served::without_index(store.clone()));
+        // Keys: added, listed, changed, removed; an unknown zone is a clean no.
+        let add = Query::AddDomainKey {
+            name: "example.com.".into(),
+            key: NewZoneKey {
+                flags: 257,
+                active: true,
+                published: true,
+                content: SigningAlgorithm::Ed25519.generate(),
+            },
+        };
+        assert_eq!(json(&backend, &add)["result"], 1);
+        let elsewhere = Query::AddDomainKey {
+            name: "other.test.".into(),
+            key: NewZoneKey {
+                flags: 257,
+                active: true,
+                published: true,
+                content: SigningAlgorithm::Ed25519.generate(),
+            },
+        };
+        assert_eq!(json(&backend, &elsewhere)["result"], -1);
+        let deactivate = Query::ChangeDomainKey {
+            name: "example.com.".into(),
+            id: 1,
+            change: KeyChange::State(crate::model::dnssec::KeyState::Active(false)),
+        };
+        assert_eq!(json(&backend, &deactivate)["result"], true);
+        let keys = json(
+            &backend,
+            &Query::GetDomainKeys {
+                name: "example.com.".into(),
+            },
+        );
+        assert_eq!(keys["result"][0]["active"], false, "{keys}");
+        assert_eq!(keys["result"][0]["flags"], 257);
+        assert!(
+            !format!("{:?}", backend.handle(&add)).contains("PrivateKey"),
+            "no private key in a Debug print"
+        );
+        // Metadata: stored kinds merged with the zone's own; refused kinds say why.
+        let set = |kind: &str, values: &[&str]| Query::SetDomainMetadata {
+            name: "example.com.".into(),
+            kind: kind.into(),
+            values: values.iter().map(ToString::to_string).collect(),
+        };
+        assert_eq!(
+            json(&backend, &set("NSEC3PARAM", &["1 0 0 -"]))["result"],
+            true
+        );
+        let refused = json(&backend, &set("PRESIGNED", &["1"]));
+        assert_eq!(refused["result"], false);
+        assert!(refused["log"][0].as_str().unwrap().contains("signs live"));
+        assert_eq!(
+            json(&backend, &set("ALSO-NOTIFY", &["192.0.2.7"]))["result"],
+            false
+        );
+        let all = json(
+            &backend,
+            &Query::GetAllDomainMetadata {
+                name: "example.com.".into(),
+            },
+        );
+        assert_eq!(all["result"]["NSEC3PARAM"][0], "1 0 0 -");
+        assert!(all["result"].get("PRESIGNED").is_none());
+        // TSIG: a whole zone's admin key reaches pdns; a subtree key never does.
+        let tsig = |name: &str| {
+            json(
+                &backend,
+                &Query::GetTsigKey {
+                    name: format!("{name}."),
+                },
+            )
+        };
+        assert_eq!(tsig("whole")["result"]["algorithm"], "hmac-sha256");
+        assert_eq!(tsig("part")["result"], false);
+        let listed = json(&backend, &Query::GetTsigKeys);
+        assert_eq!(listed["result"].as_array().unwrap().len(), 1, "{listed}");
+        assert_eq!(listed["result"][0]["name"], "whole.");
+    }
 }

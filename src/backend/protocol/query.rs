@@ -818,15 +818,94 @@ mod test {
                 kind: "ALSO-NOTIFY".into()
             }
         );
-        let unknown = br#"{"method": "getDomainKeys", "parameters": {"name": "example.com."}}"#;
+        let unknown = br#"{"method": "feedRecord", "parameters": {"rr": {}, "trxid": 1}}"#;
         assert_eq!(
             Query::from_json(unknown).unwrap(),
             Query::Unknown {
-                method: "getDomainKeys".into()
+                method: "feedRecord".into()
             }
         );
         let all = br#"{"method": "getAllDomains", "parameters": {"include_disabled": true}}"#;
         assert_eq!(Query::from_json(all).unwrap(), Query::GetAllDomains);
+    }
+
+    #[test]
+    fn dnssec_calls_decode_in_the_json_modes() {
+        let content = "Private-key-format: v1.2\nAlgorithm: 13 (ECDSAP256SHA256)\nPrivateKey: x\n";
+        let add = serde_json::json!({"method": "addDomainKey", "parameters": {"name": "example.com.",
+            "key": {"flags": 257, "active": true, "published": true, "content": content}}});
+        assert_eq!(
+            Query::from_json(add.to_string().as_bytes()).unwrap(),
+            Query::AddDomainKey {
+                name: "example.com.".into(),
+                key: NewZoneKey {
+                    flags: 257,
+                    active: true,
+                    published: true,
+                    content: content.into()
+                }
+            }
+        );
+        // pdns's REST form fields, nested by http.rs: numbers and flags as strings.
+        let rest = serde_json::json!({"name": "example.com.",
+            "key": {"flags": "256", "active": "0", "published": "1", "content": content}});
+        let Query::AddDomainKey { key, .. } = Query::from_method("addDomainKey", &rest).unwrap()
+        else {
+            panic!("an addDomainKey");
+        };
+        assert_eq!((key.flags, key.active, key.published), (256, false, true));
+        for (flags, bad_content) in [(385, content), (257, "hello"), (257, &"P".repeat(9000))] {
+            let add = serde_json::json!({"name": "example.com.",
+                "key": {"flags": flags, "active": true, "content": bad_content}});
+            assert!(Query::from_method("addDomainKey", &add).is_err(), "{flags}");
+        }
+        let remove =
+            br#"{"method": "removeDomainKey", "parameters": {"name": "example.com.", "id": 3}}"#;
+        assert_eq!(
+            Query::from_json(remove).unwrap(),
+            Query::ChangeDomainKey {
+                name: "example.com.".into(),
+                id: 3,
+                change: KeyChange::Remove
+            }
+        );
+        let activate = serde_json::json!({"id": "4", "name": "example.com."});
+        let decoded = Query::from_method("deactivateDomainKey", &activate).unwrap();
+        assert_eq!(METHOD_NAMES[decoded.method_index()], "deactivateDomainKey");
+        let set = br#"{"method": "setDomainMetadata", "parameters": {"name": "example.com.", "kind": "NSEC3PARAM", "value": ["1 0 0 -"]}}"#;
+        assert_eq!(
+            Query::from_json(set).unwrap(),
+            Query::SetDomainMetadata {
+                name: "example.com.".into(),
+                kind: "NSEC3PARAM".into(),
+                values: vec!["1 0 0 -".into()]
+            }
+        );
+        let too_many = serde_json::json!({"name": "example.com.", "kind": "X",
+            "value": vec!["v"; MAX_METADATA_VALUES + 1]});
+        assert!(Query::from_method("setDomainMetadata", &too_many).is_err());
+        let start = br#"{"method": "startTransaction", "parameters": {"domain": "example.com.", "domain_id": -1, "trxid": 1700000000}}"#;
+        assert_eq!(
+            Query::from_json(start).unwrap(),
+            Query::StartTransaction { domain_id: -1 }
+        );
+        let api = br#"{"method": "APILookup", "parameters": {"qname": "a.example.com.", "qtype": "ANY", "zone-id": 1, "include-disabled": false}}"#;
+        let decoded = Query::from_json(api).unwrap();
+        assert_eq!(
+            decoded.lookup_name(),
+            Some("a.example.com."),
+            "an alias of lookup"
+        );
+        for method in ["setTSIGKey", "deleteTSIGKey"] {
+            let request = serde_json::json!({"method": method, "parameters": {"name": "k."}});
+            assert_eq!(
+                Query::from_json(request.to_string().as_bytes()).unwrap(),
+                Query::ChangeTsigKey
+            );
+        }
+        for (index, name) in METHOD_NAMES.iter().enumerate() {
+            assert!(index == METHOD_NAMES.len() - 1 || is_known(name), "{name}");
+        }
     }
 
     #[test]
