@@ -229,11 +229,20 @@ _certadns__ddns() {
             certadns__ddns__subcmd__help__subcmd__zone,add)
                 cmd="certadns__ddns__subcmd__help__subcmd__zone__subcmd__add"
                 ;;
+            certadns__ddns__subcmd__help__subcmd__zone,ds)
+                cmd="certadns__ddns__subcmd__help__subcmd__zone__subcmd__ds"
+                ;;
+            certadns__ddns__subcmd__help__subcmd__zone,keys)
+                cmd="certadns__ddns__subcmd__help__subcmd__zone__subcmd__keys"
+                ;;
             certadns__ddns__subcmd__help__subcmd__zone,list)
                 cmd="certadns__ddns__subcmd__help__subcmd__zone__subcmd__list"
                 ;;
             certadns__ddns__subcmd__help__subcmd__zone,remove)
                 cmd="certadns__ddns__subcmd__help__subcmd__zone__subcmd__remove"
+                ;;
+            certadns__ddns__subcmd__help__subcmd__zone,secure)
+                cmd="certadns__ddns__subcmd__help__subcmd__zone__subcmd__secure"
                 ;;
             certadns__ddns__subcmd__help__subcmd__zone,set)
                 cmd="certadns__ddns__subcmd__help__subcmd__zone__subcmd__set"
@@ -385,8 +394,14 @@ _certadns__ddns() {
             certadns__ddns__subcmd__zone,add)
                 cmd="certadns__ddns__subcmd__zone__subcmd__add"
                 ;;
+            certadns__ddns__subcmd__zone,ds)
+                cmd="certadns__ddns__subcmd__zone__subcmd__ds"
+                ;;
             certadns__ddns__subcmd__zone,help)
                 cmd="certadns__ddns__subcmd__zone__subcmd__help"
+                ;;
+            certadns__ddns__subcmd__zone,keys)
+                cmd="certadns__ddns__subcmd__zone__subcmd__keys"
                 ;;
             certadns__ddns__subcmd__zone,list)
                 cmd="certadns__ddns__subcmd__zone__subcmd__list"
@@ -394,20 +409,32 @@ _certadns__ddns() {
             certadns__ddns__subcmd__zone,remove)
                 cmd="certadns__ddns__subcmd__zone__subcmd__remove"
                 ;;
+            certadns__ddns__subcmd__zone,secure)
+                cmd="certadns__ddns__subcmd__zone__subcmd__secure"
+                ;;
             certadns__ddns__subcmd__zone,set)
                 cmd="certadns__ddns__subcmd__zone__subcmd__set"
                 ;;
             certadns__ddns__subcmd__zone__subcmd__help,add)
                 cmd="certadns__ddns__subcmd__zone__subcmd__help__subcmd__add"
                 ;;
+            certadns__ddns__subcmd__zone__subcmd__help,ds)
+                cmd="certadns__ddns__subcmd__zone__subcmd__help__subcmd__ds"
+                ;;
             certadns__ddns__subcmd__zone__subcmd__help,help)
                 cmd="certadns__ddns__subcmd__zone__subcmd__help__subcmd__help"
+                ;;
+            certadns__ddns__subcmd__zone__subcmd__help,keys)
+                cmd="certadns__ddns__subcmd__zone__subcmd__help__subcmd__keys"
                 ;;
             certadns__ddns__subcmd__zone__subcmd__help,list)
                 cmd="certadns__ddns__subcmd__zone__subcmd__help__subcmd__list"
                 ;;
             certadns__ddns__subcmd__zone__subcmd__help,remove)
                 cmd="certadns__ddns__subcmd__zone__subcmd__help__subcmd__remove"
+                ;;
+            certadns__ddns__subcmd__zone__subcmd__help,secure)
+                cmd="certadns__ddns__subcmd__zone__subcmd__help__subcmd__secure"
                 ;;
             certadns__ddns__subcmd__zone__subcmd__help,set)
                 cmd="certadns__ddns__subcmd__zone__subcmd__help__subcmd__set"
@@ -1385,7 +1412,7 @@ _certadns__ddns() {
             return 0
             ;;
         certadns__subcmd__ddns__subcmd__help__subcmd__zone)
-            opts="add set remove list"
+            opts="add set remove secure ds keys list"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1399,6 +1426,34 @@ _certadns__ddns() {
             return 0
             ;;
         certadns__subcmd__ddns__subcmd__help__subcmd__zone__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__help__subcmd__zone__subcmd__ds)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__help__subcmd__zone__subcmd__keys)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1427,6 +1482,20 @@ _certadns__ddns() {
             return 0
             ;;
         certadns__subcmd__ddns__subcmd__help__subcmd__zone__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__help__subcmd__zone__subcmd__secure)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2579,7 +2648,7 @@ _certadns__ddns() {
             return 0
             ;;
         certadns__subcmd__ddns__subcmd__zone)
-            opts="-h --db --config --help add set remove list help"
+            opts="-h --db --config --help add set remove secure ds keys list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2654,8 +2723,30 @@ _certadns__ddns() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        certadns__subcmd__ddns__subcmd__zone__subcmd__ds)
+            opts="-h --db --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         certadns__subcmd__ddns__subcmd__zone__subcmd__help)
-            opts="add set remove list help"
+            opts="add set remove secure ds keys list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2682,7 +2773,35 @@ _certadns__ddns() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        certadns__subcmd__ddns__subcmd__zone__subcmd__help__subcmd__ds)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         certadns__subcmd__ddns__subcmd__zone__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__zone__subcmd__help__subcmd__keys)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2724,6 +2843,20 @@ _certadns__ddns() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        certadns__subcmd__ddns__subcmd__zone__subcmd__help__subcmd__secure)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         certadns__subcmd__ddns__subcmd__zone__subcmd__help__subcmd__set)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -2731,6 +2864,28 @@ _certadns__ddns() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__zone__subcmd__keys)
+            opts="-h --json --db --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2767,6 +2922,32 @@ _certadns__ddns() {
                 return 0
             fi
             case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certadns__subcmd__ddns__subcmd__zone__subcmd__secure)
+            opts="-h --algorithm --db --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --algorithm)
+                    COMPREPLY=($(compgen -W "ecdsap256sha256 ed25519" -- "${cur}"))
+                    return 0
+                    ;;
                 --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
