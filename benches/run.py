@@ -2,7 +2,7 @@
 """The certadns-ddns benchmark suite: every table in BENCHMARKS.md, by one command.
 
     python3 benches/run.py [--seconds 10] [--runs 3]
-                           [--sections dns,updates,http,scale,freshness,outside,audit,import,restart] [--binary PATH]
+                           [--sections dns,dnssec,updates,http,scale,freshness,outside,audit,import,restart] [--binary PATH]
 
 Needs (Debian): pdns-server pdns-backend-remote pdns-backend-sqlite3 dnsutils dnsperf wrk; the
 audit section fetches a GeoLite2 database with tests/fetch-geolite2.sh (pip, PyPI).
@@ -161,6 +161,9 @@ def pdns_config(directory, name, launch_lines, caches, base="pdns.unix.conf"):
     shipped defaults."""
     text = (ROOT / "pdns-conf" / base).read_text()
     text = re.sub(r"^(launch|remote-connection-string)=.*$", "", text, flags=re.M)
+    if "launch=remote" not in launch_lines:
+        # A setting of the remote backend: pdns refuses it when that backend is not loaded.
+        text = re.sub(r"^remote-dnssec=.*$", "", text, flags=re.M)
     text += "\n" + "\n".join(launch_lines) + "\n"
     if caches == "off":
         text += "cache-ttl=0\nquery-cache-ttl=0\nnegquery-cache-ttl=0\n"
@@ -291,6 +294,68 @@ def section_dns(binary, ceiling, directory, seconds, runs):
                          + f" | {m['ours (HTTP post_json)'] / m['ours (unix)']:.2f} |")
         lines += ["", "Average latency (µs, median of runs): " + "; ".join(
             f"{s} {workload} {median(latencies[(s, workload)]):,.0f}" for s in setups for workload in files), ""]
+    return lines
+
+
+def dnsperf_do(port, queries, seconds):
+    """dnsperf with the DO bit (-D): the answers pdns signs."""
+    out = subprocess.run(["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-D",
+                          "-c", "8", "-l", str(seconds), "-q", "1000"],
+                         capture_output=True, text=True).stdout
+    return float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
+
+
+def section_dnssec(binary, directory, seconds, runs):
+    """Signed against unsigned, ours and pdns's own gsqlite3, caches off and at the defaults;
+    every query with the DO bit. Both signed zones: one ECDSA P-256 key, NSEC3 narrow."""
+    hosts = 100_000
+    db, _ = make_store(binary, directory, hosts)
+    signed_db = directory / "store-signed.db"
+    shutil.copy(db, signed_db)
+    subprocess.run([binary, "zone", "secure", ZONE], env={**os.environ, "CERTADNS_DB": str(signed_db)},
+                   check=True, capture_output=True)
+    gdb = make_gsqlite3(directory, hosts)
+    gsigned = directory / "gsqlite3-signed.db"
+    shutil.copy(gdb, gsigned)
+    util = directory / "pdnsutil-gsqlite3"
+    util.mkdir(exist_ok=True)
+    (util / "pdns.conf").write_text(f"launch=gsqlite3\ngsqlite3-database={gsigned}\ngsqlite3-dnssec=yes\n")
+    for command in (["secure-zone", ZONE], ["set-nsec3", ZONE, "1 0 0 -", "narrow"], ["rectify-zone", ZONE]):
+        subprocess.run(["pdnsutil", f"--config-dir={util}", *command], check=True, capture_output=True)
+    files = query_files(directory, hosts)
+    workloads = {"random": files["random"], "NX": files["NX"]}
+    setups = ["gsqlite3", "gsqlite3 signed", "ours", "ours signed"]
+    lines = []
+    for caches in ("off", "default"):
+        results = {}
+        for setup in [s for _ in range(runs) for s in setups]:
+            port, api = free_port(), free_port()
+            if setup.startswith("gsqlite3"):
+                path = gsigned if "signed" in setup else gdb
+                launch = ["launch=gsqlite3", f"gsqlite3-database={path}", "gsqlite3-dnssec=yes"]
+                backend = None
+                store = db
+            else:
+                launch = None
+                backend = "ours"
+                store = signed_db if "signed" in setup else db
+            with maybe_backend(binary, directory, store, backend, free_port()) as endpoints:
+                if backend:
+                    launch = ["launch=remote", f"remote-connection-string=unix:path={endpoints[2]},timeout=2000"]
+                config_dir = pdns_config(directory, "dnssec" + re.sub(r"\W", "", setup), launch, caches)
+                with pdns(config_dir, port, api):
+                    for workload, queries in workloads.items():
+                        results.setdefault((setup, workload), []).append(dnsperf_do(port, queries, seconds))
+        title = "caches off" if caches == "off" else "caches at pdns's defaults (as pdns-conf/ ships)"
+        lines += [f"### {title}", "",
+                  "| workload (DO bit) | " + " | ".join(f"{s} QPS" for s in setups)
+                  + " | ours signed / gsqlite3 signed | ours signed / ours unsigned |",
+                  "|---|" + "---|" * (len(setups) + 2)]
+        for workload in workloads:
+            m = {s: median(results[(s, workload)]) for s in setups}
+            lines.append(f"| {workload} | " + " | ".join(summary(results[(s, workload)]) for s in setups)
+                         + f" | {m['ours signed'] / m['gsqlite3 signed']:.2f} | {m['ours signed'] / m['ours']:.2f} |")
+        lines.append("")
     return lines
 
 
@@ -1025,6 +1090,9 @@ def main():
         if "dns" in sections:
             emit(["## DNS through pdns_server (dnsperf -c 8 -l %d, 100,000 names)" % args.seconds, ""]
                  + section_dns(binary, ceiling, directory, args.seconds, args.runs))
+        if "dnssec" in sections:
+            emit(["## DNSSEC: signed against unsigned, through pdns_server (dnsperf -D -c 8 -l %d, 100,000 names)"
+                  % args.seconds, ""] + section_dnssec(binary, directory, args.seconds, args.runs))
         if "updates" in sections:
             emit(["## The update path (wrk -t1 -c64 -d%ds, 100,000 domains)" % args.seconds, ""]
                  + section_updates(binary, floor, directory, args.seconds, args.runs))

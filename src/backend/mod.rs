@@ -25,12 +25,15 @@ pub use self::lines::{RequestLine, answer_line, read_request_line};
 pub use self::tcp::serve_tcp;
 pub use self::unix::{bind_unix, serve_unix, unix_listener};
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 
-use self::protocol::{DomainInfo, Key, KeyChange, Outcome, QType, Query, Record, Reply, TsigKey};
+use self::protocol::{
+    DomainInfo, Key, KeyChange, Neighbours, Outcome, QType, Query, Record, Reply, TsigKey,
+};
 use crate::inflight::InFlight;
 use crate::model::dnssec::{Metadata, metadata_refusal};
 use crate::model::rdata::{ServedType, StaticType};
@@ -150,12 +153,22 @@ impl Backend {
                 KeyChange::Remove => served.remove_zone_key(&normalize(name), *id),
             }
             .map(Outcome::Bool),
-            Query::GetBeforeAndAfterNames => {
-                return Reply::refusal(
-                    "certadns-ddns: NSEC and non-narrow NSEC3 need a chain of names this backend \
-                     does not keep; sign with NSEC3 narrow: \
-                     pdnsutil set-nsec3 ZONE '1 0 0 -' narrow",
-                );
+            Query::GetBeforeAndAfterNames { id, qname } => {
+                match served.lookup(|view| Ok(view.zone_by_id(*id)?.map(Cow::into_owned))) {
+                    Ok(Some(zone)) => match served.zone_with_metadata(&zone.name) {
+                        Ok(Some((_, metadata))) if metadata.contains_key("NSEC3PARAM") => {
+                            // Non-narrow NSEC3 needs a chain of hashes, which is not kept.
+                            return Reply::refusal(
+                                "certadns-ddns: NSEC3 needs narrow mode with this backend: \
+                                 pdnsutil set-nsec3 ZONE '1 0 0 -' narrow (or sign with NSEC)",
+                            );
+                        }
+                        Ok(_) => served.lookup(|view| neighbours(view, &zone, qname)),
+                        Err(error) => Err(error),
+                    },
+                    Ok(None) => Ok(Outcome::Bool(false)),
+                    Err(error) => Err(error),
+                }
             }
             Query::GetTsigKey { name } => served.pdns_tsig_key(&normalize(name)).map(|key| {
                 key.map_or(Outcome::Bool(false), |key| {
@@ -253,6 +266,7 @@ impl Backend {
                 | Query::AddDomainKey { .. }
                 | Query::ChangeDomainKey { .. }
                 | Query::SetDomainMetadata { .. }
+                | Query::GetBeforeAndAfterNames { .. }
         );
         if !blocking {
             return self.handle(&query);
@@ -326,6 +340,27 @@ fn lookup(
     } else {
         Outcome::Records(records)
     })
+}
+
+/// `getBeforeAndAfterNamesAbsolute` for NSEC: `qname` is relative to `zone` (`.` the apex).
+fn neighbours(view: &dyn ServedView, zone: &Zone, qname: &str) -> Result<Outcome, StoreError> {
+    let relative = normalize(qname);
+    let name = if relative.is_empty() {
+        zone.name.clone()
+    } else {
+        format!("{relative}.{}", zone.name)
+    };
+    let (before, after) = view.nsec_neighbours(zone, &name)?;
+    let unhashed = if before.is_empty() {
+        format!("{}.", zone.name)
+    } else {
+        format!("{before}.{}.", zone.name)
+    };
+    Ok(Outcome::Neighbours(Neighbours {
+        before,
+        after,
+        unhashed,
+    }))
 }
 
 /// Whether a name strictly between `name` and the apex holds NS records: `name` lies below a

@@ -55,15 +55,23 @@ pub(super) enum ZoneCommand {
         #[arg(long)]
         with_domains: bool,
     },
-    /// Sign a zone with DNSSEC: one new key (a CSK, flags 257) and NSEC3 narrow denial, which
-    /// pdns (with remote-dnssec=yes) uses for every answer within a minute. Prints the DS
-    /// records to hand to the parent zone's registrar. Refused for a zone that has keys.
+    /// Sign a zone with DNSSEC: one new key (a CSK, flags 257) and NSEC3 narrow denial (or
+    /// NSEC), which pdns (with remote-dnssec=yes) uses for every answer within a minute. Prints
+    /// the DS records to hand to the parent zone's registrar. Refused for a zone that has keys.
     Secure {
         /// The zone.
         name: String,
         /// The key's algorithm.
         #[arg(long, default_value = "ecdsap256sha256", value_parser = ["ecdsap256sha256", "ed25519"])]
         algorithm: String,
+        /// Deny with NSEC3 in narrow mode, made per answer (the default).
+        #[arg(long, conflicts_with = "nsec")]
+        nsec3_narrow: bool,
+        /// Deny with NSEC over the zone's names in order: what secondaries that take the
+        /// signed zone by AXFR need (pdns does not transfer NSEC3 narrow zones); the names can
+        /// be listed by walking the chain.
+        #[arg(long)]
+        nsec: bool,
     },
     /// Print the DS records for the parent zone (SHA-256 and SHA-384) of a signed zone's
     /// published KSKs, and its DNSKEY records.
@@ -186,7 +194,12 @@ pub(super) fn run(admin: &Admin, command: ZoneCommand) -> anyhow::Result<()> {
                 removal.domains, removal.records
             ))
         }
-        ZoneCommand::Secure { name, algorithm } => {
+        ZoneCommand::Secure {
+            name,
+            algorithm,
+            nsec,
+            ..
+        } => {
             let zone = parse_zone(&name)?;
             let algorithm: SigningAlgorithm = algorithm.parse().map_err(anyhow::Error::msg)?;
             let key = NewZoneKey {
@@ -204,17 +217,24 @@ pub(super) fn run(admin: &Admin, command: ZoneCommand) -> anyhow::Result<()> {
                     )));
                 }
                 dnssec::add_key(tx, found.id, &key, &timestamp())?;
-                dnssec::set_metadata(tx, found.id, "NSEC3PARAM", &[NSEC3_NARROW_PARAM.into()])?;
-                dnssec::set_metadata(tx, found.id, "NSEC3NARROW", &["1".into()])
+                if nsec {
+                    // pdns's default denial when the zone has no NSEC3PARAM.
+                    dnssec::set_metadata(tx, found.id, "NSEC3PARAM", &[])?;
+                    dnssec::set_metadata(tx, found.id, "NSEC3NARROW", &[])
+                } else {
+                    dnssec::set_metadata(tx, found.id, "NSEC3PARAM", &[NSEC3_NARROW_PARAM.into()])?;
+                    dnssec::set_metadata(tx, found.id, "NSEC3NARROW", &["1".into()])
+                }
             })?;
             // Unsigned answers pdns cached for this zone go now; its key and metadata caches
             // (30 s and 60 s) end on their own.
             admin.purge(vec![zone.to_string()]);
             print_line(&format!(
-                "zone {zone} is signed ({}, NSEC3 narrow): pdns with remote-dnssec=yes signs its \
-                 answers within a minute. Give the parent zone these DS records (most \
-                 registrars take the first):",
-                algorithm.mnemonic()
+                "zone {zone} is signed ({}, {}): pdns with remote-dnssec=yes signs its answers \
+                 within a minute. Give the parent zone these DS records (most registrars take \
+                 the first):",
+                algorithm.mnemonic(),
+                if nsec { "NSEC" } else { "NSEC3 narrow" }
             ))?;
             print_ds(store, &zone, false)
         }

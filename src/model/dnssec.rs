@@ -315,6 +315,103 @@ pub fn metadata_refusal(kind: &str) -> Option<&'static str> {
     None
 }
 
+/// The names of a zone in canonical DNS order (RFC 4034 §6.1), for NSEC denial: every name that
+/// holds records, every empty non-terminal above one, and nothing below a delegation (glue is
+/// not authoritative). pdns asks for the neighbours of a name (`getBeforeAndAfterNamesAbsolute`)
+/// and makes the NSEC record between them.
+///
+/// Each name is kept as its labels from the right, lower case, joined by NUL bytes, relative to
+/// the apex (the apex itself is empty): byte order is then canonical order, as in pdns's own
+/// `ordername`.
+#[derive(Debug, Clone, Default)]
+pub struct NsecChain {
+    keys: std::collections::BTreeSet<Box<[u8]>>,
+}
+
+impl NsecChain {
+    /// The chain of zone `apex` (normalised) over `names`, each with whether it holds NS
+    /// records (a delegation, below the apex).
+    pub fn build<'a>(apex: &str, names: impl IntoIterator<Item = (&'a str, bool)>) -> Self {
+        let names: Vec<(&str, bool)> = names.into_iter().collect();
+        let cuts: std::collections::HashSet<&str> = names
+            .iter()
+            .filter(|(name, ns)| *ns && *name != apex)
+            .map(|(name, _)| *name)
+            .collect();
+        let mut chain = Self::default();
+        chain.keys.insert(Box::default());
+        for (name, _) in names {
+            if !super::names_between(name, apex).any(|parent| cuts.contains(parent)) {
+                chain.insert(apex, name);
+            }
+        }
+        chain
+    }
+
+    /// Adds `name` (in zone `apex`, not below a delegation) and the names between it and the
+    /// apex.
+    pub fn insert(&mut self, apex: &str, name: &str) {
+        for name in std::iter::once(name).chain(super::names_between(name, apex)) {
+            if let Some(key) = canonical_key(name, apex) {
+                self.keys.insert(key);
+            }
+        }
+    }
+
+    /// Forgets `name` (in zone `apex`), which no longer exists.
+    pub fn remove(&mut self, apex: &str, name: &str) {
+        if let Some(key) = canonical_key(name, apex).filter(|key| !key.is_empty()) {
+            self.keys.remove(&key);
+        }
+    }
+
+    /// The names before (or at) and after `name` in zone `apex`, wrapping around at the ends,
+    /// as names relative to the apex (`""` for the apex itself).
+    pub fn neighbours(&self, apex: &str, name: &str) -> (String, String) {
+        let key = canonical_key(name, apex).unwrap_or_default();
+        use std::ops::Bound::{Excluded, Unbounded};
+        let before = self
+            .keys
+            .range::<[u8], _>((Unbounded, std::ops::Bound::Included(&*key)))
+            .next_back()
+            .or_else(|| self.keys.last());
+        let after = self
+            .keys
+            .range::<[u8], _>((Excluded(&*key), Unbounded))
+            .next()
+            .or_else(|| self.keys.first());
+        let relative = |key: Option<&Box<[u8]>>| key.map(|key| relative_name(key)).unwrap_or_default();
+        (relative(before), relative(after))
+    }
+
+    /// How many names the chain holds.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the chain is empty (never, once built: the apex is in it).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// `name`'s key in [`NsecChain`]: its labels below `apex`, from the right, joined by NULs.
+fn canonical_key(name: &str, apex: &str) -> Option<Box<[u8]>> {
+    if name == apex {
+        return Some(Box::default());
+    }
+    let relative = name.strip_suffix(apex)?.strip_suffix('.')?;
+    let labels: Vec<&str> = relative.rsplit('.').collect();
+    Some(labels.join("\0").to_ascii_lowercase().into_bytes().into_boxed_slice())
+}
+
+/// The relative name (`b.a`) of a key of [`NsecChain`].
+fn relative_name(key: &[u8]) -> String {
+    let text = String::from_utf8_lossy(key);
+    let labels: Vec<&str> = text.split('\0').collect();
+    labels.into_iter().rev().collect::<Vec<_>>().join(".")
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -381,6 +478,65 @@ mod test {
         assert_eq!(
             PublicKey::from_private(256, &zero),
             Err(KeyError::Invalid(13))
+        );
+    }
+
+    #[test]
+    fn the_nsec_chain_is_in_canonical_order_with_ents_and_without_glue() {
+        let apex = "example.com";
+        let names = [
+            ("example.com", true),
+            ("a.example.com", false),
+            ("z.example.com", false),
+            ("zz.x.example.com", false),
+            ("yljkjljk.a.example.com", false),
+            ("*.z.example.com", false),
+            ("sub.example.com", true),
+            ("ns.sub.example.com", false),
+            ("_acme-challenge.a.example.com", false),
+        ];
+        let chain = NsecChain::build(apex, names);
+        // Following `after` from the apex walks the chain once round: RFC 4034 §6.1's order,
+        // x an empty non-terminal, ns.sub (glue) left out.
+        let mut order = Vec::new();
+        let mut name = apex.to_string();
+        for _ in 0..chain.len() {
+            let (_, after) = chain.neighbours(apex, &name);
+            name = if after.is_empty() {
+                apex.to_string()
+            } else {
+                format!("{after}.{apex}")
+            };
+            order.push(after);
+        }
+        assert_eq!(
+            order,
+            ["a", "_acme-challenge.a", "yljkjljk.a", "sub", "x", "zz.x", "z", "*.z", ""]
+        );
+        assert_eq!(
+            chain.neighbours(apex, "b.example.com"),
+            ("a".into(), "sub".into())
+        );
+        assert_eq!(
+            chain.neighbours(apex, "zzz.example.com"),
+            ("*.z".into(), String::new()),
+            "wraps to the apex"
+        );
+        assert_eq!(
+            chain.neighbours(apex, "a.example.com"),
+            ("a".into(), "_acme-challenge.a".into()),
+            "an existing name is its own `before`"
+        );
+        let mut chain = chain;
+        chain.remove(apex, "yljkjljk.a.example.com");
+        assert_eq!(
+            chain.neighbours(apex, "yljkjljk.a.example.com"),
+            ("_acme-challenge.a".into(), "sub".into())
+        );
+        chain.insert(apex, "q.p.example.com");
+        assert_eq!(
+            chain.neighbours(apex, "p0.example.com"),
+            ("q.p".into(), "sub".into())
         );
     }
 }

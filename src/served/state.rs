@@ -7,7 +7,8 @@ use std::net::IpAddr;
 
 use rusqlite::Connection;
 
-use crate::model::rdata::ServedType;
+use crate::model::dnssec::NsecChain;
+use crate::model::rdata::{ServedType, StaticType};
 use crate::store::StoreError;
 use crate::store::changes::{Change, LogPosition, log_end};
 use crate::store::records::{RecordSource, Scope, ServedRecord, each_stored, stored_records_at};
@@ -34,6 +35,11 @@ struct Entry {
 }
 
 impl Entry {
+    /// Whether this is an NS record.
+    fn is_ns(&self) -> bool {
+        self.record_type == ServedType::Stored(StaticType::Ns)
+    }
+
     fn from_record(record: ServedRecord) -> Self {
         let record_type = record.record_type;
         // Inline only when the text comes back exactly as stored.
@@ -72,6 +78,10 @@ struct ZoneEntry {
     /// below it: what makes an empty non-terminal (RFC 8020) exist. Empty for zones whose names
     /// sit right below the apex (most DDNS zones).
     below: HashMap<Box<str>, u32>,
+    /// The zone's NSEC chain, made at the first NSEC denial pdns asks for (NSEC-signed zones
+    /// only: a million names cost some 60 MB) and kept current from then on. `None` again
+    /// when a delegation changes, which moves whole subtrees in or out.
+    chain: std::sync::Mutex<Option<NsecChain>>,
 }
 
 impl ZoneEntry {
@@ -81,7 +91,65 @@ impl ZoneEntry {
             zone,
             names: HashMap::new(),
             below: HashMap::new(),
+            chain: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Whether a name strictly between `name` and the apex holds NS records.
+    fn is_delegated(&self, name: &str) -> bool {
+        crate::model::names_between(name, &self.zone.name).any(|parent| {
+            self.names
+                .get(parent)
+                .is_some_and(|entries| entries.iter().any(Entry::is_ns))
+        })
+    }
+
+    /// Keeps the NSEC chain (if made) current as `name` goes from `had` records to `has`
+    /// (`below` already counted): a new name and its empty non-terminals in, a name gone (and
+    /// any empty non-terminal above it that no longer has names below) out.
+    fn update_chain(&mut self, name: &str, had: Option<bool>, has: Option<bool>) {
+        let delegated = self.is_delegated(name);
+        let chain = self
+            .chain
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(nsec) = chain.as_mut() else {
+            return;
+        };
+        // A delegation added or removed moves what lies below it: made again when asked.
+        if had == Some(true) || has == Some(true) {
+            *chain = None;
+            return;
+        }
+        let apex = self.zone.name.as_str();
+        match (had, has) {
+            (None, Some(_)) if !delegated => nsec.insert(apex, name),
+            (Some(_), None) => {
+                for gone in std::iter::once(name).chain(crate::model::names_between(name, apex)) {
+                    if !self.names.contains_key(gone) && !self.below.contains_key(gone) {
+                        nsec.remove(apex, gone);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The NSEC chain, made now if it was not.
+    fn nsec_chain(&self) -> std::sync::MutexGuard<'_, Option<NsecChain>> {
+        let mut chain = self
+            .chain
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if chain.is_none() {
+            let apex = std::iter::once((self.zone.name.as_str(), true));
+            let names = self
+                .names
+                .iter()
+                .map(|(name, entries)| (&**name, entries.iter().any(Entry::is_ns)));
+            *chain = Some(NsecChain::build(&self.zone.name, apex.chain(names)));
+        }
+        chain
     }
 
     /// Counts `name` (now served) in the names above it.
@@ -293,5 +361,16 @@ impl ServedView for ServedState {
             .zones
             .get(&zone.id)
             .is_some_and(|entry| entry.below.contains_key(name)))
+    }
+
+    fn nsec_neighbours(&self, zone: &Zone, name: &str) -> Result<(String, String), StoreError> {
+        Ok(match self.zones.get(&zone.id) {
+            Some(entry) => entry
+                .nsec_chain()
+                .as_ref()
+                .map(|chain| chain.neighbours(&zone.name, name))
+                .unwrap_or_default(),
+            None => (String::new(), String::new()),
+        })
     }
 }

@@ -10,6 +10,7 @@ use rusqlite::{Connection, params};
 
 use super::zones::{Zone, bump_serial};
 use super::{StoreError, conflict_on_unique};
+use crate::model::dnssec::NsecChain;
 use crate::model::rdata::{ServedType, StaticType};
 pub use crate::model::zone::{RecordSource, ServedRecord};
 use crate::model::{Plan, RecordType};
@@ -96,6 +97,21 @@ pub fn has_names_below(conn: &Connection, zone_id: i64, name: &str) -> Result<bo
                                                             AND name LIKE ?2 ESCAPE '\\')",
         )?
         .query_row(rusqlite::params![zone_id, pattern], |row| row.get(0))?)
+}
+
+/// The NSEC chain of `zone` (see [`NsecChain`]), from every name [`each_stored`] serves.
+/// Reads the whole zone: the served index keeps its chain in memory instead.
+pub fn nsec_chain(conn: &Connection, zone: &Zone) -> Result<NsecChain, StoreError> {
+    let mut names: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+    names.insert(zone.name.clone(), true);
+    each_stored(conn, Scope::Zone(zone.id), |_, record| {
+        let ns = record.record_type == ServedType::Stored(StaticType::Ns);
+        *names.entry(record.name).or_default() |= ns;
+    })?;
+    Ok(NsecChain::build(
+        &zone.name,
+        names.iter().map(|(name, ns)| (name.as_str(), *ns)),
+    ))
 }
 
 /// The whole zone, for AXFR: the SOA first, then the apex NS set, then the stored records

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use rusqlite::Connection;
 
 use super::StoreError;
-use super::records::{ServedRecord, has_names_below, records_at};
+use super::records::{ServedRecord, has_names_below, nsec_chain, records_at};
 use super::zones::{Zone, find_enclosing_zone, get_zone_by_id, get_zone_by_name};
 
 /// What a lookup reads: zones and the records at a name. Implemented by a SQLite connection
@@ -23,6 +23,9 @@ pub trait ServedView {
     /// Whether `zone` serves any name below `name`, a name below the apex (an empty
     /// non-terminal, when `name` holds no record itself).
     fn has_names_below(&self, zone: &Zone, name: &str) -> Result<bool, StoreError>;
+    /// The names before (or at) and after `name` in `zone`'s NSEC chain, relative to the apex
+    /// (see `NsecChain::neighbours`).
+    fn nsec_neighbours(&self, zone: &Zone, name: &str) -> Result<(String, String), StoreError>;
 }
 
 impl ServedView for Connection {
@@ -44,5 +47,9 @@ impl ServedView for Connection {
 
     fn has_names_below(&self, zone: &Zone, name: &str) -> Result<bool, StoreError> {
         has_names_below(self, zone.id, name)
+    }
+
+    fn nsec_neighbours(&self, zone: &Zone, name: &str) -> Result<(String, String), StoreError> {
+        Ok(nsec_chain(self, zone)?.neighbours(&zone.name, name))
     }
 }

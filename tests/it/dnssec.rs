@@ -99,8 +99,15 @@ fn serve(env: &TestEnv, api: &PdnsApiEndpoint) -> (Daemon, PathBuf) {
     (daemon, socket)
 }
 
-/// Every kind of answer of a signed zone validates, each right after the change behind it.
-fn signed_answers_validate(pdns: &Pdns, env: &TestEnv, daemon: &Daemon, key: &str, anchors: &Path) {
+/// Every kind of answer of a signed zone validates, each right after the change behind it;
+/// denials carry `denial` records (NSEC3 or NSEC).
+fn signed_answers_validate(
+    pdns: &Pdns,
+    daemon: &Daemon,
+    key: &str,
+    anchors: &Path,
+    denial: &str,
+) {
     let port = pdns.port;
     let zone = "dyn.example";
     assert_eq!(
@@ -166,8 +173,8 @@ fn signed_answers_validate(pdns: &Pdns, env: &TestEnv, daemon: &Daemon, key: &st
         let plain = dig(port, name, record_type, &["+dnssec"]);
         assert_eq!(plain.status, status, "{name} {record_type}: {plain:?}");
         assert!(
-            plain.authority.iter().any(|r| r.record_type == "NSEC3"),
-            "{name}: NSEC3 denial: {plain:?}"
+            plain.authority.iter().any(|r| r.record_type == denial),
+            "{name}: {denial} denial: {plain:?}"
         );
     }
     assert_eq!(
@@ -178,18 +185,25 @@ fn signed_answers_validate(pdns: &Pdns, env: &TestEnv, daemon: &Daemon, key: &st
         delv(port, anchors, zone, "ns1.dyn.example", "A").data,
         ["192.0.2.53"]
     );
-    // The store's audit trail is untouched by signing: still one row per change.
-    let _ = env;
 }
 
-/// `zone secure`, `zone ds`, then pdns on `conf` (caches on, as shipped) signs everything.
-fn secured_by_the_cli(relay: bool) {
-    if !require_tool("pdns_server") || !require_tool("delv") || !require_tool("dig") {
+/// `zone secure`, `zone ds`, then pdns (caches on, as shipped; the unix connector or the
+/// relay) signs everything; with `--nsec`, a secondary's AXFR is a whole signed zone.
+fn secured_by_the_cli(relay: bool, nsec: bool) {
+    if !require_tool("pdns_server")
+        || !require_tool("delv")
+        || !require_tool("dig")
+        || !require_tool("ldns-verify-zone")
+    {
         return;
     }
     let env = TestEnv::new();
     let key = seed(&env);
-    let secured = env.cli_ok(&["zone", "secure", "dyn.example"]);
+    let mut secure = vec!["zone", "secure", "dyn.example"];
+    if nsec {
+        secure.push("--nsec");
+    }
+    let secured = env.cli_ok(&secure);
     assert!(secured.contains("dyn.example. IN DS "), "{secured}");
     let refused = env.cli(&["zone", "secure", "dyn.example"]);
     assert!(!refused.status.success());
@@ -221,19 +235,58 @@ fn secured_by_the_cli(relay: bool) {
     let served = dig(pdns.port, "dyn.example", "DNSKEY", &["+dnssec"]);
     assert_eq!(served.data("DNSKEY").len(), 1, "{served:?}");
     assert_eq!(served.data("RRSIG").len(), 1, "{served:?}");
-    signed_answers_validate(&pdns, &env, &daemon, &key, &anchors);
+    let denial = if nsec { "NSEC" } else { "NSEC3" };
+    signed_answers_validate(&pdns, &daemon, &key, &anchors, denial);
     let listed = env.cli_ok(&["zone", "keys", "dyn.example"]);
     assert!(listed.contains("KSK/CSK"), "{listed}");
+    if nsec {
+        // What a secondary transfers: the zone with its signatures and a whole NSEC chain,
+        // every one of them checked by ldns against the zone's DNSKEY.
+        let axfr = Command::new("dig")
+            .args(["@127.0.0.1", "-p", &pdns.port.to_string(), "+onesoa", "+nocmd"])
+            .args(["+nostats", "+nocomments", "dyn.example", "AXFR"])
+            .output()
+            .unwrap();
+        let zone_file = env.dir.path().join("dyn.example.zone");
+        std::fs::write(&zone_file, &axfr.stdout).unwrap();
+        let text = String::from_utf8_lossy(&axfr.stdout);
+        for (name, record_type) in [
+            ("deep.dyn.example.", "NSEC"),
+            ("home.dyn.example.", "RRSIG"),
+            ("dyn.example.", "DNSKEY"),
+        ] {
+            assert!(
+                text.lines().any(|line| line.starts_with(name)
+                    && line.split_whitespace().nth(3) == Some(record_type)),
+                "{name} {record_type} in the AXFR:\n{text}"
+            );
+        }
+        let verified = Command::new("ldns-verify-zone")
+            .arg(&zone_file)
+            .output()
+            .unwrap();
+        assert!(
+            verified.status.success(),
+            "ldns-verify-zone:\n{}{}\n{text}",
+            String::from_utf8_lossy(&verified.stdout),
+            String::from_utf8_lossy(&verified.stderr)
+        );
+    }
 }
 
 #[test]
 fn a_zone_secured_by_the_cli_validates_after_every_change_on_the_unix_connector() {
-    secured_by_the_cli(false);
+    secured_by_the_cli(false, false);
 }
 
 #[test]
 fn a_zone_secured_by_the_cli_validates_after_every_change_through_the_relay() {
-    secured_by_the_cli(true);
+    secured_by_the_cli(true, false);
+}
+
+#[test]
+fn a_zone_signed_with_nsec_validates_and_transfers_whole_and_signed() {
+    secured_by_the_cli(false, true);
 }
 
 /// `pdnsutil` with its own config pointing at the backend, as an operator runs it.
@@ -340,7 +393,7 @@ fn pdnsutil_secures_and_rolls_keys_through_the_backend() {
     );
     let step = |anchors: &Path| {
         pdns.control(&["purge", "dyn.example$"]);
-        signed_answers_validate(&pdns, &env, &daemon, &key, anchors);
+        signed_answers_validate(&pdns, &daemon, &key, anchors, "NSEC3");
     };
     let anchors_old = anchors(env.dir.path(), "dyn.example", &ds);
     step(&anchors_old);

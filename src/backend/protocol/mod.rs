@@ -13,4 +13,4 @@ mod reply;
 pub use self::query::{
     DecodeError, KeyChange, METHOD_NAMES, QType, Query, check_dns_name, integer,
 };
-pub use self::reply::{DomainInfo, Key, Outcome, Record, Reply, TsigKey};
+pub use self::reply::{DomainInfo, Key, Neighbours, Outcome, Record, Reply, TsigKey};

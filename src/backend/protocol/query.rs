@@ -84,9 +84,14 @@ pub enum Query {
         /// The values, in order.
         values: Vec<String>,
     },
-    /// The NSEC neighbours of a name (§14 getBeforeAndAfterNamesAbsolute): NSEC and non-narrow
-    /// NSEC3 only.
-    GetBeforeAndAfterNames,
+    /// The NSEC neighbours of a name (§14 getBeforeAndAfterNamesAbsolute), for NSEC denial
+    /// (pdns calls it for NSEC and non-narrow NSEC3 zones only).
+    GetBeforeAndAfterNames {
+        /// The zone's id.
+        id: i64,
+        /// The name relative to the zone, lower case, with the final dot (`.`: the apex).
+        qname: String,
+    },
     /// One TSIG key (§4 getTSIGKey).
     GetTsigKey {
         /// The key's name with the final dot.
@@ -189,7 +194,7 @@ impl Query {
                 KeyChange::Remove => 15,
             },
             Self::SetDomainMetadata { .. } => 16,
-            Self::GetBeforeAndAfterNames => 17,
+            Self::GetBeforeAndAfterNames { .. } => 17,
             Self::GetTsigKey { .. } => 18,
             Self::GetTsigKeys | Self::ChangeTsigKey => 19,
             Self::StartTransaction { .. } => 20,
@@ -415,7 +420,10 @@ impl Query {
                     values,
                 }
             }
-            Wire::GetBeforeAndAfterNamesAbsolute(_) => Self::GetBeforeAndAfterNames,
+            Wire::GetBeforeAndAfterNamesAbsolute(p) => Self::GetBeforeAndAfterNames {
+                id: p.id,
+                qname: name("getBeforeAndAfterNamesAbsolute", "qname", p.qname)?,
+            },
             Wire::GetTsigKey(p) => Self::GetTsigKey {
                 name: name("getTSIGKey", "name", p.name)?,
             },
@@ -501,7 +509,7 @@ enum Wire {
     #[serde(rename = "setDomainMetadata")]
     SetDomainMetadata(SetMetadataParameters),
     #[serde(rename = "getBeforeAndAfterNamesAbsolute")]
-    GetBeforeAndAfterNamesAbsolute(#[serde(default)] Ignored),
+    GetBeforeAndAfterNamesAbsolute(NeighbourParameters),
     #[serde(rename = "getTSIGKey")]
     GetTsigKey(NameParameters),
     #[serde(rename = "getTSIGKeys")]
@@ -579,6 +587,14 @@ struct KeyParameters {
     name: String,
     #[serde(deserialize_with = "strict_integer")]
     id: i64,
+}
+
+/// `getBeforeAndAfterNamesAbsolute`'s parameters.
+#[derive(Debug, serde::Deserialize)]
+struct NeighbourParameters {
+    #[serde(deserialize_with = "strict_integer")]
+    id: i64,
+    qname: String,
 }
 
 /// `setDomainMetadata`'s parameters.

@@ -85,6 +85,17 @@ impl std::fmt::Debug for TsigKey {
     }
 }
 
+/// A name's neighbours in the NSEC chain (§14 getBeforeAndAfterNamesAbsolute).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Neighbours {
+    /// The name at or before, relative to the zone (`""`: the apex).
+    pub before: String,
+    /// The name after, relative to the zone (`""`: the apex, after the last name).
+    pub after: String,
+    /// `before` as an absolute name: pdns requires the field (it uses it for NSEC3 only).
+    pub unhashed: String,
+}
+
 /// The `result` of a reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -109,6 +120,8 @@ pub enum Outcome {
     TsigKey(TsigKey),
     /// TSIG keys, for getTSIGKeys.
     TsigKeys(Vec<TsigKey>),
+    /// A name's NSEC neighbours, for getBeforeAndAfterNamesAbsolute.
+    Neighbours(Neighbours),
     /// No usable result: pdns answers SERVFAIL (an exception on its side), which is right for a
     /// store failure, where `false` would be cached as "no such name".
     Failure,
