@@ -2938,7 +2938,7 @@ _certadns__ddns() {
             return 0
             ;;
         certadns__subcmd__ddns__subcmd__zone__subcmd__secure)
-            opts="-h --algorithm --db --config --help"
+            opts="-h --algorithm --nsec3-narrow --nsec --db --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -641,5 +641,33 @@ mod test {
         let listed = json(&backend, &Query::GetTsigKeys);
         assert_eq!(listed["result"].as_array().unwrap().len(), 1, "{listed}");
         assert_eq!(listed["result"][0]["name"], "whole.");
+        // NSEC neighbours, relative to the zone; refused once NSEC3 (not narrow) is set.
+        let neighbours = |qname: &str| {
+            json(
+                &backend,
+                &Query::GetBeforeAndAfterNames {
+                    id: 1,
+                    qname: qname.into(),
+                },
+            )
+        };
+        assert_eq!(json(&backend, &set("NSEC3PARAM", &[]))["result"], true);
+        let answer = neighbours("nope.");
+        assert_eq!(answer["result"]["before"], "x.deep", "{answer}");
+        assert_eq!(answer["result"]["after"], "sub");
+        assert_eq!(answer["result"]["unhashed"], "x.deep.example.com.");
+        let answer = neighbours("www.");
+        assert_eq!(answer["result"]["before"], "www", "{answer}");
+        assert_eq!(answer["result"]["after"], "", "wraps to the apex: {answer}");
+        let answer = neighbours(".");
+        assert_eq!(answer["result"]["before"], "", "the apex: {answer}");
+        assert_eq!(answer["result"]["after"], "x.deep", "{answer}");
+        assert_eq!(
+            json(&backend, &set("NSEC3PARAM", &["1 0 0 -"]))["result"],
+            true
+        );
+        let refused = neighbours("nope.");
+        assert_eq!(refused["result"], false);
+        assert!(refused["log"][0].as_str().unwrap().contains("narrow"));
     }
 }

@@ -316,9 +316,11 @@ pub fn metadata_refusal(kind: &str) -> Option<&'static str> {
 }
 
 /// The names of a zone in canonical DNS order (RFC 4034 §6.1), for NSEC denial: every name that
-/// holds records, every empty non-terminal above one, and nothing below a delegation (glue is
-/// not authoritative). pdns asks for the neighbours of a name (`getBeforeAndAfterNamesAbsolute`)
-/// and makes the NSEC record between them.
+/// holds records (delegation points included), and nothing below a delegation (glue is not
+/// authoritative). Empty non-terminals own no NSEC (RFC 4035 §2.3: an NSEC is never the only
+/// RRset at a name); the NSEC before one covers it, as pdns's own rectify leaves them. pdns asks
+/// for the neighbours of a name (`getBeforeAndAfterNamesAbsolute`) and makes the NSEC record
+/// between them.
 ///
 /// Each name is kept as its labels from the right, lower case, joined by NUL bytes, relative to
 /// the apex (the apex itself is empty): byte order is then canonical order, as in pdns's own
@@ -348,13 +350,10 @@ impl NsecChain {
         chain
     }
 
-    /// Adds `name` (in zone `apex`, not below a delegation) and the names between it and the
-    /// apex.
+    /// Adds `name` (in zone `apex`, holding records, not below a delegation).
     pub fn insert(&mut self, apex: &str, name: &str) {
-        for name in std::iter::once(name).chain(super::names_between(name, apex)) {
-            if let Some(key) = canonical_key(name, apex) {
-                self.keys.insert(key);
-            }
+        if let Some(key) = canonical_key(name, apex) {
+            self.keys.insert(key);
         }
     }
 
@@ -380,7 +379,8 @@ impl NsecChain {
             .range::<[u8], _>((Excluded(&*key), Unbounded))
             .next()
             .or_else(|| self.keys.first());
-        let relative = |key: Option<&Box<[u8]>>| key.map(|key| relative_name(key)).unwrap_or_default();
+        let relative =
+            |key: Option<&Box<[u8]>>| key.map(|key| relative_name(key)).unwrap_or_default();
         (relative(before), relative(after))
     }
 
@@ -402,7 +402,13 @@ fn canonical_key(name: &str, apex: &str) -> Option<Box<[u8]>> {
     }
     let relative = name.strip_suffix(apex)?.strip_suffix('.')?;
     let labels: Vec<&str> = relative.rsplit('.').collect();
-    Some(labels.join("\0").to_ascii_lowercase().into_bytes().into_boxed_slice())
+    Some(
+        labels
+            .join("\0")
+            .to_ascii_lowercase()
+            .into_bytes()
+            .into_boxed_slice(),
+    )
 }
 
 /// The relative name (`b.a`) of a key of [`NsecChain`].
@@ -497,7 +503,7 @@ mod test {
         ];
         let chain = NsecChain::build(apex, names);
         // Following `after` from the apex walks the chain once round: RFC 4034 §6.1's order,
-        // x an empty non-terminal, ns.sub (glue) left out.
+        // x (an empty non-terminal) and ns.sub (glue) left out.
         let mut order = Vec::new();
         let mut name = apex.to_string();
         for _ in 0..chain.len() {
@@ -511,11 +517,21 @@ mod test {
         }
         assert_eq!(
             order,
-            ["a", "_acme-challenge.a", "yljkjljk.a", "sub", "x", "zz.x", "z", "*.z", ""]
+            [
+                "a",
+                "_acme-challenge.a",
+                "yljkjljk.a",
+                "sub",
+                "zz.x",
+                "z",
+                "*.z",
+                ""
+            ]
         );
         assert_eq!(
             chain.neighbours(apex, "b.example.com"),
-            ("a".into(), "sub".into())
+            ("yljkjljk.a".into(), "sub".into()),
+            "after a's subtree"
         );
         assert_eq!(
             chain.neighbours(apex, "zzz.example.com"),
@@ -536,7 +552,13 @@ mod test {
         chain.insert(apex, "q.p.example.com");
         assert_eq!(
             chain.neighbours(apex, "p0.example.com"),
-            ("q.p".into(), "sub".into())
+            ("q.p".into(), "sub".into()),
+            "p is not in the chain, q.p is"
+        );
+        assert_eq!(
+            chain.neighbours(apex, "x.example.com"),
+            ("sub".into(), "zz.x".into()),
+            "the empty non-terminal x is covered"
         );
     }
 }

@@ -105,8 +105,7 @@ impl ZoneEntry {
     }
 
     /// Keeps the NSEC chain (if made) current as `name` goes from `had` records to `has`
-    /// (`below` already counted): a new name and its empty non-terminals in, a name gone (and
-    /// any empty non-terminal above it that no longer has names below) out.
+    /// (whether NS among them): a new name in, unless below a delegation; a name gone, out.
     fn update_chain(&mut self, name: &str, had: Option<bool>, has: Option<bool>) {
         let delegated = self.is_delegated(name);
         let chain = self
@@ -124,13 +123,7 @@ impl ZoneEntry {
         let apex = self.zone.name.as_str();
         match (had, has) {
             (None, Some(_)) if !delegated => nsec.insert(apex, name),
-            (Some(_), None) => {
-                for gone in std::iter::once(name).chain(crate::model::names_between(name, apex)) {
-                    if !self.names.contains_key(gone) && !self.below.contains_key(gone) {
-                        nsec.remove(apex, gone);
-                    }
-                }
-            }
+            (Some(_), None) => nsec.remove(apex, name),
             _ => {}
         }
     }
@@ -275,6 +268,10 @@ impl ServedState {
             let Some(entry) = self.zones.get_mut(&zone_id) else {
                 continue;
             };
+            let had = entry
+                .names
+                .get(name.as_str())
+                .map(|entries| entries.iter().any(Entry::is_ns));
             if records.is_empty() {
                 if entry.names.remove(name.as_str()).is_some() {
                     entry.uncount_above(&name);
@@ -289,6 +286,11 @@ impl ServedState {
                     entry.count_above(&name);
                 }
             }
+            let has = entry
+                .names
+                .get(name.as_str())
+                .map(|entries| entries.iter().any(Entry::is_ns));
+            entry.update_chain(&name, had, has);
         }
     }
 }
