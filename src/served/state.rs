@@ -79,7 +79,7 @@ struct ZoneEntry {
     /// sit right below the apex (most DDNS zones).
     below: HashMap<Box<str>, u32>,
     /// The zone's NSEC chain, made at the first NSEC denial pdns asks for (NSEC-signed zones
-    /// only: a million names cost some 60 MB) and kept current from then on. `None` again
+    /// only: some 50 bytes a name) and kept current from then on. `None` again
     /// when a delegation changes, which moves whole subtrees in or out.
     chain: std::sync::Mutex<Option<NsecChain>>,
 }
