@@ -56,7 +56,7 @@ impl Served {
 
     /// The domains of `user_id`, by name and type.
     pub fn user_domains(&self, user_id: i64) -> Result<Vec<Domain>, StoreError> {
-        self.store.read(|conn| list_domains(conn, Some(user_id)))
+        self.read(|conn| list_domains(conn, Some(user_id)))
     }
 
     /// One page of the audit rows of `user`'s domains at `fqdn`; `None` when the user holds no
@@ -68,7 +68,7 @@ impl Served {
         start: PageStart,
         limit: u32,
     ) -> Result<Option<Vec<AuditRecord>>, StoreError> {
-        self.store.read(|conn| {
+        self.read(|conn| {
             let owned = list_domains(conn, Some(user_id))?
                 .iter()
                 .any(|domain| domain.fqdn == fqdn);
@@ -81,7 +81,7 @@ impl Served {
 
     /// What the Update Help of `user`'s `fqdn` says; `None` when the user holds no such domain.
     pub fn help_subject(&self, user: &User, fqdn: &str) -> Result<Option<Subject>, StoreError> {
-        self.store.read(|conn| {
+        self.read(|conn| {
             let types: Vec<_> = list_domains(conn, Some(user.id))?
                 .into_iter()
                 .filter(|domain| domain.fqdn == fqdn)
@@ -116,7 +116,7 @@ impl Served {
 
     /// `user_id`'s API keys, newest first.
     pub fn user_keys(&self, user_id: i64) -> Result<Vec<ApiKey>, StoreError> {
-        self.store.read(|conn| {
+        self.read(|conn| {
             Ok(list_keys(conn, Some(user_id))?
                 .into_iter()
                 .map(|(key, _)| key)
@@ -163,7 +163,7 @@ impl Served {
         retention: std::time::Duration,
     ) -> Result<usize, StoreError> {
         let before = timestamp_at(std::time::SystemTime::now() - retention);
-        if !self.store.read(|conn| any_revoked_before(conn, &before))? {
+        if !self.read(|conn| any_revoked_before(conn, &before))? {
             return Ok(0);
         }
         self.write(move |tx| prune_revoked(tx, None, &before)).await

@@ -14,7 +14,7 @@ use crate::store::{StoreError, timestamp};
 impl Served {
     /// The keys of the zone at apex `name` (lower case, no final dot); `None`: no such zone.
     pub fn zone_keys(&self, name: &str) -> Result<Option<Vec<ZoneKey>>, StoreError> {
-        self.store.read(|conn| {
+        self.read(|conn| {
             zones::get_zone_by_name(conn, name)?
                 .map(|zone| dnssec::zone_keys(conn, zone.id))
                 .transpose()
@@ -24,7 +24,7 @@ impl Served {
     /// Adds `key` to the zone at apex `name`: its id, or `None` for no such zone.
     /// [`StoreError::Conflict`] past the zone's key limit.
     pub fn add_zone_key(&self, name: &str, key: &NewZoneKey) -> Result<Option<i64>, StoreError> {
-        self.store.write(|tx| {
+        self.committer().write(|tx| {
             zones::get_zone_by_name(tx, name)?
                 .map(|zone| dnssec::add_key(tx, zone.id, key, &timestamp()))
                 .transpose()
@@ -51,7 +51,7 @@ impl Served {
 
     /// The zone at `name` with its stored metadata; `None`: no such zone.
     pub fn zone_with_metadata(&self, name: &str) -> Result<Option<(Zone, Metadata)>, StoreError> {
-        self.store.read(|conn| {
+        self.read(|conn| {
             let Some(zone) = zones::get_zone_by_name(conn, name)? else {
                 return Ok(None);
             };
@@ -84,7 +84,7 @@ impl Served {
 
     /// Every TSIG key pdns may use (see [`Served::pdns_tsig_key`]), by name.
     pub fn pdns_tsig_keys(&self) -> Result<Vec<TsigKey>, StoreError> {
-        self.store.read(|conn| {
+        self.read(|conn| {
             let names = crate::store::tsig::list_tsig_keys(conn, None)?;
             let mut keys = Vec::new();
             for listing in names.iter().filter(|listing| listing.active) {

@@ -10,7 +10,7 @@ use crate::store::{StoreError, timestamp};
 impl Served {
     /// The active TSIG key named `name` (lower case, no final dot).
     pub fn tsig_key(&self, name: &str) -> Result<Option<TsigKey>, StoreError> {
-        self.store.read(|conn| find_active_tsig_key(conn, name))
+        self.read(|conn| find_active_tsig_key(conn, name))
     }
 
     /// Applies `plan` whole or not at all (see [`dnsupdate::apply`]).

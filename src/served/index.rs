@@ -155,6 +155,12 @@ impl ServedIndex {
         current
     }
 
+    /// Checks the `-shm` file before a read of SQLite outside a lookup: a truncated file is
+    /// put back (and the index stops vouching for itself), as for every lookup.
+    pub(super) fn check_shm(self: &Arc<Self>) {
+        let _ = self.is_current();
+    }
+
     /// The index's state if it is current, else `None` (read SQLite).
     pub(super) fn snapshot(self: &Arc<Self>) -> Option<RwLockReadGuard<'_, ServedState>> {
         self.is_current()

@@ -137,22 +137,23 @@ impl Served {
         if let Some(state) = self.index.as_ref().and_then(ServedIndex::snapshot) {
             return lookup(&*state);
         }
+        // `snapshot` has checked the -shm file.
         self.store.read(|conn| lookup(conn))
     }
 
     /// The zone whose apex is `name` (lower case, no final dot).
     pub fn zone(&self, name: &str) -> Result<Option<Zone>, StoreError> {
-        self.store.read(|conn| zones::get_zone_by_name(conn, name))
+        self.read(|conn| zones::get_zone_by_name(conn, name))
     }
 
     /// Every zone.
     pub fn zones(&self) -> Result<Vec<Zone>, StoreError> {
-        self.store.read(zones::list_zones)
+        self.read(zones::list_zones)
     }
 
     /// The zones whose serial secondaries have not been notified of.
     pub fn updated_zones(&self) -> Result<Vec<Zone>, StoreError> {
-        let mut zones = self.store.read(zones::list_updated_zones)?;
+        let mut zones = self.read(zones::list_updated_zones)?;
         // Notified already, the write still behind: not again.
         let notified = self
             .notified
@@ -168,7 +169,7 @@ impl Served {
         &self,
         name: &str,
     ) -> Result<Option<(Zone, Vec<ServedRecord>)>, StoreError> {
-        self.store.read(|conn| {
+        self.read(|conn| {
             let Some(zone) = zones::get_zone_by_name(conn, name)? else {
                 return Ok(None);
             };
@@ -217,7 +218,7 @@ impl Served {
 
     /// The login blocks an admin asked to lift (`user unlock`). A read.
     pub fn login_unlock_requests(&self) -> Result<Vec<Blocked>, StoreError> {
-        self.store.read(logins::unlock_requests)
+        self.read(logins::unlock_requests)
     }
 
     /// Forgets the login blocks lifted on request.
@@ -231,7 +232,7 @@ impl Served {
     pub fn ownership_conflicts(
         &self,
     ) -> Result<Vec<crate::model::ownership::OwnershipConflict>, StoreError> {
-        self.store.read(crate::store::domains::ownership_conflicts)
+        self.read(crate::store::domains::ownership_conflicts)
     }
 
     /// A stamp for the memoised reads of one request ([`Served::key`],
@@ -249,7 +250,7 @@ impl Served {
         self.memos.keys.get_or_read(
             hash.to_string(),
             stamp.0,
-            || self.store.read(|conn| find_key_by_hash(conn, hash)),
+            || self.read(|conn| find_key_by_hash(conn, hash)),
             Option::is_some,
         )
     }
@@ -262,7 +263,7 @@ impl Served {
         key_hash: Option<&str>,
         stamp: ReadStamp,
     ) -> Result<(Option<User>, Option<KeyAndOwner>), StoreError> {
-        let user = self.store.read(|conn| find_user_by_login(conn, login))?;
+        let user = self.read(|conn| find_user_by_login(conn, login))?;
         let key = match key_hash {
             Some(hash) => self.key(hash, stamp)?,
             None => None,
@@ -397,6 +398,20 @@ impl Served {
             }
         }
         result.map(|_| ())
+    }
+
+    /// Runs `operation` on a connection of the pool, after the served index has checked the
+    /// `-shm` file (see `counter`): a file truncated under the service is put back before
+    /// SQLite's memory map touches it, which would end the process (SIGBUS). Every read of
+    /// `serve` goes through here, or through a lookup's snapshot, which checks the same.
+    fn read<T>(
+        &self,
+        operation: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if let Some(index) = &self.index {
+            index.check_shm();
+        }
+        self.store.read(operation)
     }
 
     /// Runs `operation` in one transaction on the writer thread: writes that arrive together
