@@ -59,7 +59,7 @@ pub struct Args {
 /// The top-level commands.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Zones served (add, set, remove, list).
+    /// Zones served (add, set, remove, secure, ds, keys, list).
     #[command(subcommand)]
     Zone(zone::ZoneCommand),
     /// Accounts (add, plan, password, disable, enable, import, export, remove, blocked, unlock,

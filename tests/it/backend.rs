@@ -420,7 +420,8 @@ fn bad_input_on_the_unix_socket_gets_false_and_the_connection_goes_on() {
         r#"{"method": 42}"#,
         r#"{"method": "lookup"}"#,
         r#"{"method": "lookup", "parameters": {"qname": ["x"], "qtype": "A"}}"#,
-        r#"{"method": "getDomainKeys", "parameters": {"name": "example.com."}}"#,
+        r#"{"method": "feedRecord", "parameters": {"rr": {}, "trxid": 1}}"#,
+        r#"{"method": "getDomainKeys", "parameters": {"name": "no-such-zone.test."}}"#,
         r#"{"method": "lookup", "parameters": {"qname": "\u0000\u00ff.example.com.", "qtype": "ANY", "zone-id": 1}}"#,
     ] {
         assert_eq!(call(bad)["result"], json!(false), "{bad}");
@@ -492,7 +493,7 @@ fn bad_input_over_http_gets_json_false_never_an_error() {
             "nothing=here",
         ),
         get("/dns/lookup/www%2eexample%2ecom%2e"),
-        get("/dns/getDomainKeys/example%2ecom%2e"),
+        get("/dns/getDomainKeys/no%2dsuch%2dzone%2etest%2e"),
         get("/dns"),
         get("/dns/lookup/%ff%fe/ANY"),
     ] {

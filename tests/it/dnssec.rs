@@ -73,7 +73,9 @@ fn anchors(dir: &Path, zone: &str, ds_output: &str) -> PathBuf {
         })
         .collect();
     assert!(!keys.is_empty(), "no KSK in:\n{ds_output}");
-    let path = dir.join(format!("anchors-{}.conf", keys.len()));
+    static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let number = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("anchors-{zone}-{number}.conf"));
     std::fs::write(&path, format!("trust-anchors {{\n{}}};\n", keys.concat())).unwrap();
     path
 }
@@ -340,9 +342,9 @@ fn keys(env: &TestEnv) -> Vec<(i64, String, bool)> {
         .collect()
 }
 
-/// `pdnsutil secure-zone`, `set-nsec3 narrow`, `show-zone` and `export-zone-ds` against our
-/// backend over HTTP (REST: the key calls' form bodies), then a ZSK roll and a KSK roll, every
-/// step validated.
+/// `pdnsutil secure-zone`, `add-zone-key`, `set-nsec3 narrow`, `show-zone` and
+/// `export-zone-ds` against our backend over HTTP (REST: the key calls' form bodies), then a ZSK
+/// roll and a KSK roll, every step validated.
 #[test]
 fn pdnsutil_secures_and_rolls_keys_through_the_backend() {
     if !require_tool("pdns_server") || !require_tool("delv") || !require_tool("pdnsutil") {
@@ -350,10 +352,23 @@ fn pdnsutil_secures_and_rolls_keys_through_the_backend() {
     }
     let env = TestEnv::new();
     let key = seed(&env);
+    // A second zone, signed by `pdnsutil secure-zone` itself (a CSK, NSEC at first).
+    env.cli_ok(&["zone", "add", "other.example", "--ns", "ns1.dyn.example"]);
+    env.cli_ok(&["record", "add", "other.example", "www", "A", "192.0.2.80"]);
     let api = PdnsApiEndpoint::new();
     let (daemon, socket) = serve(&env, &api);
     let rest = format!("http:url=http://{}/dns", daemon.backend_addr);
     let pdnsutil = PdnsUtil::new(env.dir.path(), &rest);
+    let secured = pdnsutil.run(&["secure-zone", "other.example"]);
+    assert!(secured.contains("Zone other.example secured"), "{secured}");
+    let again = Command::new("pdnsutil")
+        .arg(format!("--config-dir={}", pdnsutil.config_dir.display()))
+        .args(["secure-zone", "other.example"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "already secure: {again:?}");
+    let other_ds = env.cli_ok(&["zone", "ds", "other.example"]);
+    let other_anchors = anchors(env.dir.path(), "other.example", &other_ds);
     // A KSK and a ZSK (pdnsutil's default is one CSK; the roll below needs both kinds).
     pdnsutil.run(&["add-zone-key", "dyn.example", "ksk", "active", "ecdsa256"]);
     pdnsutil.run(&["add-zone-key", "dyn.example", "zsk", "active", "ecdsa256"]);
@@ -397,6 +412,25 @@ fn pdnsutil_secures_and_rolls_keys_through_the_backend() {
     };
     let anchors_old = anchors(env.dir.path(), "dyn.example", &ds);
     step(&anchors_old);
+    // The zone pdnsutil secured validates with NSEC, and after `set-nsec3 narrow` with NSEC3.
+    for denial in ["NSEC", "NSEC3"] {
+        if denial == "NSEC3" {
+            pdnsutil.run(&["set-nsec3", "other.example", "1 0 0 -", "narrow"]);
+            pdns.control(&["purge", "other.example$"]);
+        }
+        let zone = "other.example";
+        assert_eq!(
+            delv(pdns.port, &other_anchors, zone, "www.other.example", "A").data,
+            ["192.0.2.80"]
+        );
+        let nx = delv(pdns.port, &other_anchors, zone, "nope.other.example", "A");
+        assert!(nx.data.is_empty(), "{}", nx.text);
+        let plain = dig(pdns.port, "nope.other.example", "A", &["+dnssec"]);
+        assert!(
+            plain.authority.iter().any(|r| r.record_type == denial),
+            "{denial}: {plain:?}"
+        );
+    }
 
     // ZSK roll (pre-publish): publish the new one, sign with it, retire the old one.
     let before = keys(&env);
