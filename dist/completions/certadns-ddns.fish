@@ -28,7 +28,7 @@ complete -c certadns-ddns -n "__fish_certadns_ddns_needs_command" -l db -d 'SQLi
 complete -c certadns-ddns -n "__fish_certadns_ddns_needs_command" -l config -d 'TOML config file (see examples/config.toml). `serve` runs with it; admin commands take the database and the pdns front-ends to purge after changes from it' -r -F
 complete -c certadns-ddns -n "__fish_certadns_ddns_needs_command" -s h -l help -d 'Print help'
 complete -c certadns-ddns -n "__fish_certadns_ddns_needs_command" -s V -l version -d 'Print version'
-complete -c certadns-ddns -n "__fish_certadns_ddns_needs_command" -f -a "zone" -d 'Zones served (add, set, remove, list)'
+complete -c certadns-ddns -n "__fish_certadns_ddns_needs_command" -f -a "zone" -d 'Zones served (add, set, remove, secure, ds, keys, list)'
 complete -c certadns-ddns -n "__fish_certadns_ddns_needs_command" -f -a "user" -d 'Accounts (add, plan, password, disable, enable, import, export, remove, blocked, unlock, list)'
 complete -c certadns-ddns -n "__fish_certadns_ddns_needs_command" -f -a "key" -d 'API keys (create, list, revoke)'
 complete -c certadns-ddns -n "__fish_certadns_ddns_needs_command" -f -a "tsig" -d 'TSIG keys for RFC 2136 clients (create, list, revoke), checked by the listener of `[listeners] update-dns-listen`'
@@ -330,7 +330,7 @@ complete -c certadns-ddns -n "__fish_certadns_ddns_using_subcommand completions"
 complete -c certadns-ddns -n "__fish_certadns_ddns_using_subcommand man" -l db -d 'SQLite database file; `init` and `serve` create it from schema.sql when missing, the other commands need it [default: `database` of the --config file (relative to the file\'s folder), else ./certadns.db]' -r -F
 complete -c certadns-ddns -n "__fish_certadns_ddns_using_subcommand man" -l config -d 'TOML config file (see examples/config.toml). `serve` runs with it; admin commands take the database and the pdns front-ends to purge after changes from it' -r -F
 complete -c certadns-ddns -n "__fish_certadns_ddns_using_subcommand man" -s h -l help -d 'Print help'
-complete -c certadns-ddns -n "__fish_certadns_ddns_using_subcommand help; and not __fish_seen_subcommand_from zone user key tsig domain record history update-help init backup serve relay completions man help" -f -a "zone" -d 'Zones served (add, set, remove, list)'
+complete -c certadns-ddns -n "__fish_certadns_ddns_using_subcommand help; and not __fish_seen_subcommand_from zone user key tsig domain record history update-help init backup serve relay completions man help" -f -a "zone" -d 'Zones served (add, set, remove, secure, ds, keys, list)'
 complete -c certadns-ddns -n "__fish_certadns_ddns_using_subcommand help; and not __fish_seen_subcommand_from zone user key tsig domain record history update-help init backup serve relay completions man help" -f -a "user" -d 'Accounts (add, plan, password, disable, enable, import, export, remove, blocked, unlock, list)'
 complete -c certadns-ddns -n "__fish_certadns_ddns_using_subcommand help; and not __fish_seen_subcommand_from zone user key tsig domain record history update-help init backup serve relay completions man help" -f -a "key" -d 'API keys (create, list, revoke)'
 complete -c certadns-ddns -n "__fish_certadns_ddns_using_subcommand help; and not __fish_seen_subcommand_from zone user key tsig domain record history update-help init backup serve relay completions man help" -f -a "tsig" -d 'TSIG keys for RFC 2136 clients (create, list, revoke), checked by the listener of `[listeners] update-dns-listen`'

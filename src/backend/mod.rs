@@ -13,6 +13,9 @@
 //! * Wildcards are returned when pdns asks for `*.zone.` itself; pdns synthesises.
 //! * "Nothing" is `{"result": false}`; so is anything unknown or malformed. A store failure is
 //!   `{"result": null}`, which pdns turns into SERVFAIL (not a cacheable "no such name").
+//! * DNSSEC (`remote-dnssec=yes`, §11 and §14): pdns signs live with the keys and metadata kept
+//!   here; an empty non-terminal answers an `ENT` row (NODATA, not NXDOMAIN), `auth` is 0 at
+//!   and below a delegation, and NSEC zones get their neighbours from the served index's chain.
 
 mod http;
 mod lines;
