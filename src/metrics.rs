@@ -34,6 +34,14 @@ pub struct DnsLabels {
     pub rcode: &'static str,
 }
 
+/// Labels of a zone transfer or NOTIFY of the DNS listener.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransferLabels {
+    /// `AXFR`, `IXFR`, `IXFR (current)`, `IXFR (whole zone)`; for NOTIFY: `acknowledged`,
+    /// `unanswered`.
+    pub kind: &'static str,
+}
+
 /// Labels of a remote-backend call.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BackendLabels {
@@ -87,6 +95,10 @@ pub struct Metrics {
     pub updates: Family<UpdateLabels, Counter>,
     /// Answers of the RFC 2136 listener, by opcode and RCODE.
     pub dns_messages: Family<DnsLabels, Counter>,
+    /// Zone transfers served, by kind.
+    pub zone_transfers: Family<TransferLabels, Counter>,
+    /// NOTIFY messages to secondaries, by outcome.
+    pub notifies: Family<TransferLabels, Counter>,
     /// Time from a parsed update request to its answer.
     pub update_duration: Histogram,
     /// Remote-backend calls by method and connector.
@@ -125,6 +137,8 @@ impl Metrics {
         let metrics = Self {
             updates: Family::default(),
             dns_messages: Family::default(),
+            zone_transfers: Family::default(),
+            notifies: Family::default(),
             update_duration: duration_histogram(),
             backend_calls: Family::default(),
             backend_duration: Family::new_with_constructor(duration_histogram),
@@ -148,6 +162,16 @@ impl Metrics {
             "dns_messages",
             "Answers of the RFC 2136 listener, by opcode and RCODE",
             metrics.dns_messages.clone(),
+        );
+        registry.register(
+            "zone_transfers",
+            "Zone transfers served to secondaries, by kind",
+            metrics.zone_transfers.clone(),
+        );
+        registry.register(
+            "notifies",
+            "NOTIFY messages to secondaries, by outcome",
+            metrics.notifies.clone(),
         );
         registry.register(
             "update_duration_seconds",

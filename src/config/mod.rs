@@ -1,5 +1,5 @@
 //! The configuration: one TOML file with a section per part of the service (`[store]`,
-//! `[listeners]`, `[updates]`, `[limits]`, `[audit]`, `[pdns]`, `[dashboard]`, `[acme]`), each
+//! `[listeners]`, `[updates]`, `[limits]`, `[audit]`, `[pdns]`, `[dashboard]`, `[acme]`, `[transfers]`), each
 //! handed whole to the module it configures; kebab-case keys, durations typed (`Duration`, the
 //! unit in the key, `units.rs`), unknown keys rejected, and a misplaced key or one of an
 //! earlier version told where it goes (`hints.rs`).
@@ -27,6 +27,7 @@ mod limits;
 mod listeners;
 mod pdns;
 mod store;
+mod transfers;
 mod units;
 mod updates;
 
@@ -37,6 +38,7 @@ pub use self::limits::Limits;
 pub use self::listeners::Listeners;
 pub use self::pdns::{Pdns, PdnsApi};
 pub use self::store::{StoreConfig, Synchronous};
+pub use self::transfers::{Transfers, notify_address};
 pub use self::updates::{Updates, WIDEST_TRUSTED_V4, WIDEST_TRUSTED_V6};
 
 /// A configuration file that cannot be used.
@@ -88,6 +90,8 @@ pub struct Config {
     pub dashboard: Dashboard,
     /// `[acme]`: ACME DNS-01 challenge values for the DDNS hosts.
     pub acme: Acme,
+    /// `[transfers]`: zone transfers and NOTIFY to secondaries.
+    pub transfers: Transfers,
 }
 
 /// The log filter, `info` by default.
@@ -168,8 +172,10 @@ impl Config {
             pdns,
             dashboard,
             acme,
+            transfers,
         } = self;
         listeners.validate()?;
+        transfers.validate()?;
         limits.validate()?;
         updates.validate()?;
         pdns.validate()?;
@@ -177,6 +183,13 @@ impl Config {
         dashboard.validate()?;
         acme.validate()?;
         store.validate()?;
+        if transfers.enabled() && listeners.update_dns_listen.is_none() {
+            return Err(ConfigError::Invalid(
+                "[transfers] allow-from or notify is set, but secondaries are served on the DNS \
+                 listener: set [listeners] update-dns-listen (for example \"0.0.0.0:53\")"
+                    .into(),
+            ));
+        }
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(&log_level.0) {
             return Err(ConfigError::Invalid(format!(
                 "log-level {:?}: {error}",
@@ -269,6 +282,7 @@ impl Config {
             pdns,
             dashboard,
             acme,
+            transfers,
         } = self;
         let mut keys = changed(&[("log-format", *log_format != next.log_format)]);
         keys.extend(store.restart_needed(&next.store));
@@ -279,6 +293,7 @@ impl Config {
         keys.extend(pdns.restart_needed(&next.pdns));
         keys.extend(dashboard.restart_needed(&next.dashboard));
         keys.extend(acme.restart_needed(&next.acme));
+        keys.extend(transfers.restart_needed(&next.transfers));
         keys
     }
 
@@ -296,6 +311,7 @@ impl Config {
             pdns,
             dashboard,
             acme,
+            transfers,
         } = self;
         Self {
             log_level: next.log_level.clone(),
@@ -308,6 +324,7 @@ impl Config {
             pdns: pdns.reloaded(&next.pdns),
             dashboard: dashboard.reloaded(&next.dashboard),
             acme: acme.reloaded(&next.acme),
+            transfers: transfers.reloaded(&next.transfers),
         }
     }
 }
@@ -327,6 +344,8 @@ pub struct LiveSections {
     pub acme: Live<Acme>,
     /// `[dashboard]`: the pages.
     pub dashboard: Live<Dashboard>,
+    /// `[transfers]`: who may transfer zones from the DNS listener, and whom it notifies.
+    pub transfers: Live<Transfers>,
 }
 
 impl LiveSections {
@@ -339,6 +358,7 @@ impl LiveSections {
             updates: live(config.updates.clone()),
             acme: live(config.acme.clone()),
             dashboard: live(config.dashboard.clone()),
+            transfers: live(config.transfers.clone()),
         }
     }
 
@@ -349,6 +369,8 @@ impl LiveSections {
         self.acme.store(std::sync::Arc::new(config.acme.clone()));
         self.dashboard
             .store(std::sync::Arc::new(config.dashboard.clone()));
+        self.transfers
+            .store(std::sync::Arc::new(config.transfers.clone()));
     }
 }
 

@@ -312,6 +312,14 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
     )));
     let challenges = Challenges::new(store.clone(), Arc::clone(&rate_guard), purging.clone());
     let sections = LiveSections::new(&config);
+    if config.transfers.enabled() {
+        store.keep_zone_history(crate::served::history::HistoryLimits {
+            age: config.transfers.history,
+            records: config.transfers.history_records,
+        });
+    }
+    let notifier = config.transfers.enabled().then(|| store.clone());
+    let transfers_section = sections.transfers.clone();
     let dns_updates = crate::rfc2136::DnsUpdates::new(
         store.clone(),
         Arc::clone(&rate_guard),
@@ -404,6 +412,13 @@ pub async fn run(config: Config, source: ConfigSource, log: LogFilter) -> Result
             stopped.clone(),
         )));
         tracing::info!("listening on rfc2136=udp+tcp://{dns_local}");
+        if let Some(served) = notifier {
+            let notifier = crate::rfc2136::Notifier::new(served, transfers_section, dns_local.ip());
+            servers.push(tokio::spawn(crate::rfc2136::notify_until_stopped(
+                notifier,
+                stopped.clone(),
+            )));
+        }
     }
     for warning in config.warnings() {
         tracing::warn!("{warning}");

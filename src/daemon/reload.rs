@@ -170,10 +170,11 @@ impl Live {
         if config.updates != running.updates
             || config.dashboard != running.dashboard
             || config.acme != running.acme
+            || config.transfers != running.transfers
         {
             self.sections.apply(&config);
             self.trusted.replace(config.updates.trusted_proxies.clone());
-            applied.push("updates, dashboard and acme");
+            applied.push("updates, dashboard, acme and transfers");
         }
         if config.listeners.backend_allow_from != running.listeners.backend_allow_from {
             self.backend_allowed

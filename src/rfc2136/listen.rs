@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, watch};
 
-use super::DnsUpdates;
+use super::{Answer, DnsUpdates};
 use crate::net::{ClientCounts, client_of};
 
 /// UDP messages answered at once.
@@ -260,22 +260,43 @@ async fn connection(
             tracing::debug!(%peer, "DNS messages over the client's pace: closing");
             return;
         }
-        let Some(answer) = updates.answer(&request, peer.ip()).await else {
-            continue;
-        };
-        let Ok(answer_length) = u16::try_from(answer.len()) else {
-            return;
-        };
-        let mut framed = Vec::with_capacity(answer.len() + 2);
-        framed.extend_from_slice(&answer_length.to_be_bytes());
-        framed.extend_from_slice(&answer);
-        if !matches!(
-            tokio::time::timeout(timeout, stream.write_all(&framed)).await,
-            Ok(Ok(()))
-        ) {
-            return;
+        match updates.answer_tcp(&request, peer.ip()).await {
+            None => continue,
+            Some(Answer::One(answer)) => {
+                if !send(&mut stream, &answer, timeout).await {
+                    return;
+                }
+            }
+            Some(Answer::Stream(mut messages)) => loop {
+                // Each message as it is built; a secondary that stops reading for `timeout`
+                // ends the transfer (and the snapshot it holds open).
+                let next = tokio::select! {
+                    next = messages.recv() => next,
+                    () = stop_requested(&mut stopped) => return,
+                };
+                let Some(message) = next else {
+                    break;
+                };
+                if !send(&mut stream, &message, timeout).await {
+                    return;
+                }
+            },
         }
     }
+}
+
+/// Writes `message` with its two-byte length within `timeout`: whether it was.
+async fn send(stream: &mut TcpStream, message: &[u8], timeout: Duration) -> bool {
+    let Ok(length) = u16::try_from(message.len()) else {
+        return false;
+    };
+    let mut framed = Vec::with_capacity(message.len() + 2);
+    framed.extend_from_slice(&length.to_be_bytes());
+    framed.extend_from_slice(message);
+    matches!(
+        tokio::time::timeout(timeout, stream.write_all(&framed)).await,
+        Ok(Ok(()))
+    )
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@
 
 mod listen;
 pub mod message;
+mod notify;
+mod transfer;
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -22,6 +24,8 @@ use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 pub use self::listen::{DnsListener, ListenOptions, serve};
+pub use self::notify::{Notifier, notify_until_stopped};
+pub use self::transfer::{Answer, MESSAGE_BYTES, MESSAGES_AHEAD, wire_record};
 use crate::abuse::{Pace, UpdateRateGuard};
 use crate::auth::tsig::{self, TsigError, Verified};
 use crate::config::LiveSections;
@@ -77,9 +81,22 @@ impl DnsUpdates {
         }
     }
 
-    /// The answer to `request` from `client`; None when nothing is to be sent (a message too
-    /// short to carry an ID, or an answer rather than a question).
+    /// The answer to `request` from `client` over UDP; None when nothing is to be sent (a
+    /// message too short to carry an ID, or an answer rather than a question).
     pub async fn answer(&self, request: &[u8], client: IpAddr) -> Option<Vec<u8>> {
+        match self.answer_over(request, client, false).await? {
+            Answer::One(answer) => Some(answer),
+            // Only TCP streams.
+            Answer::Stream(_) => None,
+        }
+    }
+
+    /// The answer to `request` from `client` over TCP: a zone transfer's is many messages.
+    pub async fn answer_tcp(&self, request: &[u8], client: IpAddr) -> Option<Answer> {
+        self.answer_over(request, client, true).await
+    }
+
+    async fn answer_over(&self, request: &[u8], client: IpAddr, tcp: bool) -> Option<Answer> {
         if request.len() < 12 || request[2] & 0x80 != 0 {
             return None;
         }
@@ -87,7 +104,7 @@ impl DnsUpdates {
             Ok(message) => message,
             Err(error) => {
                 tracing::debug!(%client, %error, "unreadable DNS message");
-                return Some(header_only(request, ResponseCode::FormErr));
+                return Some(Answer::One(header_only(request, ResponseCode::FormErr)));
             }
         };
         if message.message_type() != MessageType::Query {
@@ -101,9 +118,18 @@ impl DnsUpdates {
             Err(TsigError::Unsigned) => None,
             Err(error) => {
                 count(message.op_code(), refusal_rcode(&error));
-                return Some(self.tsig_refusal(&message, &error, now, client));
+                return Some(Answer::One(
+                    self.tsig_refusal(&message, &error, now, client),
+                ));
             }
         };
+        if message.op_code() == OpCode::Query {
+            if let Some(kind) = transfer::transfer_kind(&message) {
+                let (answer, rcode) = self.transfer(&message, kind, verified, client, tcp).await;
+                count(OpCode::Query, rcode);
+                return Some(answer);
+            }
+        }
         let (response, verified) = match message.op_code() {
             OpCode::Query => (self.query(&message), verified),
             OpCode::Update => match verified {
@@ -119,7 +145,7 @@ impl DnsUpdates {
             _ => (respond(&message, ResponseCode::NotImp), verified),
         };
         count(message.op_code(), response.response_code());
-        finish(response, verified.as_ref(), now)
+        finish(response, verified.as_ref(), now).map(Answer::One)
     }
 
     /// The answer to a signature that did not check out (RFC 8945 §5.2): NOTAUTH with the

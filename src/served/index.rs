@@ -36,10 +36,12 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::counter::ChangeCounter;
+use super::history::{HistoryLimits, Since as HistorySince};
 use super::lock;
 use super::state::{Delta, ServedState};
 use crate::store::StoreError;
 use crate::store::changes::{LogPosition, Since, changes_since, forget_own_changes};
+use crate::store::zones::Zone;
 
 /// Most changes applied as a delta; more reload everything (a bulk edit by hand).
 pub(super) const MAX_DELTA: usize = 10_000;
@@ -178,6 +180,30 @@ impl ServedIndex {
         })
     }
 
+    /// Keeps zone histories for IXFR from now on (see `history`), or stops.
+    pub(super) fn keep_history(&self, limits: Option<HistoryLimits>) {
+        self.state
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .keep_history(limits);
+    }
+
+    /// What IXFR can tell a secondary of zone `zone_id` at `serial`: from the state as it is,
+    /// current or not (a state behind SQLite is still one commit's whole view, whose serial
+    /// its SOA says).
+    pub(super) fn history_since(
+        self: &Arc<Self>,
+        zone_id: i64,
+        serial: u32,
+    ) -> Option<(Zone, HistorySince)> {
+        // Asks for a catch-up if an outside writer committed.
+        let _ = self.is_current();
+        self.state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .history_since(zone_id, serial)
+    }
+
     /// The change-log position the index reflects: the log up to it may be forgotten.
     pub(super) fn position(&self) -> LogPosition {
         LogPosition(self.position.load(Ordering::Acquire))
@@ -254,12 +280,16 @@ impl ServedIndex {
             reason @ (Since::TooMany | Since::Broken) => {
                 drop(tx);
                 let loading = Instant::now();
-                let (state, end) = ServedState::load(&conn)?;
+                let (mut state, end) = ServedState::load(&conn)?;
                 let metrics = crate::metrics::metrics();
                 metrics.index_loads.inc();
                 crate::metrics::observe(&metrics.index_load_duration, loading.elapsed());
                 let names = state.name_count();
-                *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+                let mut current = self.state.write().unwrap_or_else(|e| e.into_inner());
+                // Every history starts again: nothing says what the reload changed.
+                state.keep_history(current.history_limits());
+                *current = state;
+                drop(current);
                 self.position.store(end.0, Ordering::Release);
                 self.schema.store(schema, Ordering::Release);
                 self.full_loads.fetch_add(1, Ordering::AcqRel);

@@ -16,10 +16,12 @@ mod challenges;
 mod counter;
 mod dnssec;
 mod dnsupdate;
+pub mod history;
 mod index;
 mod memo;
 mod seen;
 mod state;
+mod transfers;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -36,6 +38,7 @@ use self::batch::GroupCommit;
 use self::index::{ServedIndex, Stamp};
 use self::memo::Memos;
 use self::seen::Seen;
+pub use self::transfers::ZoneItem;
 use crate::store::abuse::Episode;
 use crate::store::changes::forget_changes;
 use crate::store::domains::{Domain, find_owned_domains};

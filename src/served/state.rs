@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use rusqlite::Connection;
 
+use super::history::{History, HistoryLimits, Since, difference};
 use crate::model::dnssec::NsecChain;
 use crate::model::rdata::{ServedType, StaticType};
 use crate::store::StoreError;
@@ -82,6 +83,8 @@ struct ZoneEntry {
     /// only: some 50 bytes a name) and kept current from then on. `None` again
     /// when a delegation changes, which moves whole subtrees in or out.
     chain: std::sync::Mutex<Option<NsecChain>>,
+    /// What each change did, for IXFR (kept only when transfers are served).
+    history: History,
 }
 
 impl ZoneEntry {
@@ -92,7 +95,15 @@ impl ZoneEntry {
             names: HashMap::new(),
             below: HashMap::new(),
             chain: std::sync::Mutex::new(None),
+            history: History::default(),
         }
+    }
+
+    /// The apex records the zone row makes, but its SOA (IXFR carries the SOAs apart).
+    fn apex_without_soa(&self) -> Vec<ServedRecord> {
+        let mut records = self.zone.apex_records();
+        records.retain(|record| record.record_type != ServedType::Soa);
+        records
     }
 
     /// Whether a name strictly between `name` and the apex holds NS records.
@@ -177,6 +188,8 @@ pub(super) struct ServedState {
     zones: HashMap<i64, ZoneEntry>,
     /// Zone row ids by apex name.
     ids: HashMap<String, i64>,
+    /// How much history each zone keeps for IXFR; none: no history (no transfers served).
+    history: Option<HistoryLimits>,
 }
 
 impl ServedState {
@@ -245,8 +258,87 @@ impl ServedState {
         self.zones.values().map(|zone| zone.names.len()).sum()
     }
 
-    /// Applies what changed (see [`Delta`]).
+    /// Keeps (or stops keeping) zone histories, from the next change on.
+    pub(super) fn keep_history(&mut self, limits: Option<HistoryLimits>) {
+        self.history = limits;
+        if limits.is_none() {
+            for zone in self.zones.values_mut() {
+                zone.history.clear();
+            }
+        }
+    }
+
+    /// How much history is kept: carried over to a reloaded state.
+    pub(super) fn history_limits(&self) -> Option<HistoryLimits> {
+        self.history
+    }
+
+    /// What IXFR can tell a secondary of zone `zone_id` at `serial`, with the zone row it
+    /// leads to; `None` for a zone not served.
+    pub(super) fn history_since(&self, zone_id: i64, serial: u32) -> Option<(Zone, Since)> {
+        let entry = self.zones.get(&zone_id)?;
+        let since = if self.history.is_some() {
+            entry.history.since(serial, entry.zone.serial)
+        } else {
+            Since::Unknown
+        };
+        Some((entry.zone.clone(), since))
+    }
+
+    /// Applies what changed (see [`Delta`]), and keeps what it did to each zone in its
+    /// history when histories are kept.
     pub(super) fn apply(&mut self, delta: Delta) {
+        let Some(limits) = self.history else {
+            self.apply_records(delta, None);
+            return;
+        };
+        // Each touched zone's serial and apex before, then what changed at its names.
+        let mut before: HashMap<i64, (u32, Vec<ServedRecord>)> = HashMap::new();
+        for (id, _) in &delta.zones {
+            if let Some(entry) = self.zones.get(id) {
+                before.insert(*id, (entry.zone.serial, entry.apex_without_soa()));
+            }
+        }
+        for (zone_id, _, _) in &delta.names {
+            if let Some(entry) = self.zones.get(zone_id) {
+                before
+                    .entry(*zone_id)
+                    .or_insert_with(|| (entry.zone.serial, entry.apex_without_soa()));
+            }
+        }
+        let mut changed: HashMap<i64, (Vec<ServedRecord>, Vec<ServedRecord>)> = HashMap::new();
+        self.apply_records(delta, Some(&mut changed));
+        for (zone_id, (serial, apex)) in before {
+            let Some(entry) = self.zones.get_mut(&zone_id) else {
+                continue;
+            };
+            let (mut removed, mut added) = changed.remove(&zone_id).unwrap_or_default();
+            let (apex_removed, apex_added) = difference(apex, entry.apex_without_soa());
+            removed.extend(apex_removed);
+            added.extend(apex_added);
+            let to = entry.zone.serial;
+            if serial != to {
+                let step = super::history::Step {
+                    from: serial,
+                    to,
+                    removed,
+                    added,
+                };
+                entry.history.push(step, limits);
+            } else if !removed.is_empty() || !added.is_empty() {
+                // Changed without a new serial (a hand edit): no secondary can follow that.
+                entry.history.clear();
+            }
+        }
+    }
+
+    /// Applies what changed to the maps; with `changed`, notes there what went and what came
+    /// at each name, by zone.
+    fn apply_records(
+        &mut self,
+        delta: Delta,
+        mut changed: Option<&mut HashMap<i64, (Vec<ServedRecord>, Vec<ServedRecord>)>>,
+    ) {
         for (id, zone) in delta.zones {
             self.ids.retain(|_, zone_id| *zone_id != id);
             match zone {
@@ -272,6 +364,18 @@ impl ServedState {
                 .names
                 .get(name.as_str())
                 .map(|entries| entries.iter().any(Entry::is_ns));
+            if let Some(changed) = changed.as_deref_mut() {
+                let old = entry
+                    .names
+                    .get(name.as_str())
+                    .map_or_else(Vec::new, |entries| {
+                        entries.iter().map(|entry| entry.to_record(&name)).collect()
+                    });
+                let (removed, added) = difference(old, records.clone());
+                let zone = changed.entry(zone_id).or_default();
+                zone.0.extend(removed);
+                zone.1.extend(added);
+            }
             if records.is_empty() {
                 if entry.names.remove(name.as_str()).is_some() {
                     entry.uncount_above(&name);

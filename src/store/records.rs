@@ -6,6 +6,8 @@
 //! the very next query sees. Names are compared case-insensitively (the columns are NOCASE and
 //! callers pass lower case).
 
+use std::ops::ControlFlow;
+
 use rusqlite::{Connection, params};
 
 use super::zones::{Zone, bump_serial};
@@ -149,6 +151,20 @@ pub fn each_stored(
     scope: Scope<'_>,
     mut each: impl FnMut(i64, ServedRecord),
 ) -> Result<(), StoreError> {
+    let _never_stopped = try_each_stored(conn, scope, |zone_id, record| {
+        each(zone_id, record);
+        ControlFlow::Continue(())
+    })?;
+    Ok(())
+}
+
+/// [`each_stored`], stopping as soon as `each` says so (a zone transfer whose secondary went
+/// away): whether it was stopped.
+pub fn try_each_stored(
+    conn: &Connection,
+    scope: Scope<'_>,
+    mut each: impl FnMut(i64, ServedRecord) -> ControlFlow<()>,
+) -> Result<ControlFlow<()>, StoreError> {
     macro_rules! statics {
         ($tail:literal) => {
             concat!(
@@ -204,10 +220,12 @@ pub fn each_stored(
         let mut statement = conn.prepare_cached(sql)?;
         let mut rows = statement.query(params.as_slice())?;
         while let Some(row) = rows.next()? {
-            each(row.get(4)?, from_row(row)?);
+            if each(row.get(4)?, from_row(row)?).is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
         }
     }
-    Ok(())
+    Ok(ControlFlow::Continue(()))
 }
 
 /// Reads a static record row (`name, type, content, ttl`).

@@ -23,7 +23,7 @@ use crate::common::{PASSWORD, Pdns, PdnsApiEndpoint, TestEnv, dig, free_port, re
 const GSQLITE3_SCHEMA: &str = "/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql";
 
 /// Creates the secondary's database and registers `zone` as a secondary zone of `primary`.
-fn prepare_secondary(config_dir: &Path, zone: &str, primary: &str) -> String {
+pub(crate) fn prepare_secondary(config_dir: &Path, zone: &str, primary: &str) -> String {
     std::fs::create_dir_all(config_dir).unwrap();
     let database = config_dir.join("pdns.sqlite3");
     let schema = std::fs::read_to_string(GSQLITE3_SCHEMA).expect("the gsqlite3 schema");

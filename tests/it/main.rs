@@ -28,6 +28,7 @@ mod outside_writers;
 mod prefix;
 mod reload;
 mod rfc2136;
+mod secondaries;
 mod systemd;
 mod transfer;
 mod tsig;
