@@ -17,7 +17,7 @@ python3 seed.py corpus
 cargo fuzz build -O
 targets=("${@:3}")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(update_request backend_json backend_http backend_lines relay_lines record_content config tag_list tsig_verify dns_update)
+    targets=(update_request backend_json backend_http backend_lines relay_lines record_content config tag_list tsig_verify dns_update dns_listener)
 fi
 for target in "${targets[@]}"; do
     log=$(mktemp)

@@ -149,4 +149,19 @@ header = (0x1234).to_bytes(2, "big") + bytes([0x28, 0]) + b"".join(
     n.to_bytes(2, "big") for n in (1, len(prerequisites), len(updates), 0))
 write("dns_update", header + dns_name("dyn.example") + (6).to_bytes(2, "big")
       + (1).to_bytes(2, "big") + b"".join(prerequisites) + b"".join(updates))
+# dns_listener: AXFR and IXFR (serial 1, in the authority section) of example.com, an SOA
+# query, and nsupdate's signed UPDATE above (fuzz_targets/dns_listener.rs).
+query = lambda qtype, authority=b"": ((0x4242).to_bytes(2, "big") + bytes([0, 0])
+                                      + b"".join(n.to_bytes(2, "big") for n in (1, 0, 1 if authority else 0, 0))
+                                      + dns_name("example.com") + qtype.to_bytes(2, "big")
+                                      + (1).to_bytes(2, "big") + authority)
+write("dns_listener", query(252))
+write("dns_listener", query(251, rr("example.com", 6, 1, 0, dns_name("a") + dns_name("b")
+                                    + (1).to_bytes(4, "big") + bytes(16))))
+write("dns_listener", query(6))
+write("dns_listener", bytes.fromhex(
+    "25ce280000010000000100010364796e076578616d706c65000006000104686f7374c00c00010001"
+    "0000003c0004c000020109616c6963652d6b65790000fa00ff00000000003d0b686d61632d736861"
+    "3235360000006b157c28012c00204ea8c9b304a7763d17a0fe6676f67f185fee43172866b4b296b0"
+    "325660afdc1a25ce00000000"))
 print(f"seeds written under {OUT}")

@@ -26,9 +26,16 @@ pub fn fields(data: &[u8]) -> (u8, impl Iterator<Item = &[u8]>) {
 /// zone `example.com` with a DDNS domain of each type, a wildcard and static records, and a
 /// second zone; with the served index, as `serve` runs it.
 pub fn backend() -> &'static Backend {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     static BACKEND: OnceLock<Backend> = OnceLock::new();
-    BACKEND.get_or_init(|| {
+    BACKEND.get_or_init(|| Backend::new(served().clone()))
+}
+
+/// The store of [`backend`], with the served index (and zone histories, for IXFR), as `serve`
+/// runs it.
+pub fn served() -> &'static Served {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static SERVED: OnceLock<Served> = OnceLock::new();
+    SERVED.get_or_init(|| {
         let dir = DIR.get_or_init(|| tempfile::tempdir().expect("a temporary directory"));
         let store = Store::open(&dir.path().join("fuzz.db"), &StoreOptions::default())
             .expect("open the store");
@@ -79,6 +86,11 @@ pub fn backend() -> &'static Backend {
                 Ok(())
             })
             .expect("seed the store");
-        Backend::new(Served::open(store).expect("the served index"))
+        let served = Served::open(store).expect("the served index");
+        served.keep_zone_history(certadns_ddns::served::history::HistoryLimits {
+            age: std::time::Duration::from_secs(3600),
+            records: 1000,
+        });
+        served
     })
 }

@@ -549,6 +549,114 @@ mod test {
     }
 
     #[test]
+    fn every_commit_is_a_history_step_that_leads_from_its_serial_to_the_next() {
+        use crate::model::AuthMethod;
+        use crate::served::history::{HistoryLimits, Since};
+        use crate::store::audit::ChangeContext;
+        use crate::store::domains::{change_address, find_owned_domains};
+        let (_dir, store, served) = seeded();
+        served.keep_zone_history(HistoryLimits {
+            age: Duration::from_secs(3600),
+            records: 1000,
+        });
+        let index = served.index.as_ref().unwrap();
+        let context = ChangeContext {
+            auth_method: AuthMethod::Bearer,
+            ..ChangeContext::admin()
+        };
+        let serial = || {
+            index
+                .snapshot()
+                .unwrap()
+                .zone_by_id(1)
+                .unwrap()
+                .unwrap()
+                .serial
+        };
+        let start = serial();
+        // Our own write: one step, the old address out, the new in.
+        served
+            .committer()
+            .write(|tx| {
+                let owned = find_owned_domains(tx, 1, "home.dyn.example")?;
+                let a = owned
+                    .iter()
+                    .find(|d| d.record_type.as_str() == "A")
+                    .unwrap();
+                change_address(tx, a, "192.0.2.9".parse().unwrap(), &context, "t")
+            })
+            .unwrap();
+        // An outside writer (the CLI): the catch-up makes its step.
+        store
+            .read(|conn| {
+                conn.execute_batch(
+                    "DELETE FROM records WHERE type = 'MX' AND name = 'dyn.example';
+                     UPDATE zones SET serial = serial + 1;",
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        while index.snapshot().is_none() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let now = serial();
+        let Some((zone, Since::Steps(steps))) = index.history_since(1, start) else {
+            panic!("steps from the first serial");
+        };
+        assert_eq!(zone.serial, now);
+        let shown: Vec<(u32, u32, Vec<String>, Vec<String>)> = steps
+            .iter()
+            .map(|step| {
+                let contents = |records: &[crate::store::records::ServedRecord]| {
+                    records.iter().map(|r| r.content.clone()).collect()
+                };
+                (
+                    step.from,
+                    step.to,
+                    contents(&step.removed),
+                    contents(&step.added),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    start,
+                    start + 1,
+                    vec!["192.0.2.1".into()],
+                    vec!["192.0.2.9".into()]
+                ),
+                (start + 1, now, vec!["5 mx.example.net.".into()], vec![]),
+            ]
+        );
+        assert!(matches!(
+            index.history_since(1, now),
+            Some((_, Since::Current))
+        ));
+        assert!(matches!(
+            index.history_since(1, start - 1),
+            Some((_, Since::Unknown))
+        ));
+        // A reload starts every history again: no step says what it changed.
+        index.schema.store(-1, Ordering::Release);
+        store
+            .read(|conn| Ok(conn.execute("UPDATE zones SET serial = serial + 1", [])?))
+            .unwrap();
+        while index.snapshot().is_none() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(matches!(
+            index.history_since(1, start),
+            Some((_, Since::Unknown))
+        ));
+        assert!(matches!(
+            index.history_since(1, now),
+            Some((_, Since::Unknown))
+        ));
+    }
+
+    #[test]
     fn a_write_around_the_index_is_noticed_and_caught_up() {
         let (_dir, store, served) = seeded();
         let index = served.index.as_ref().unwrap();

@@ -1,7 +1,7 @@
 //! Secondaries that transfer our zones from the DNS listener (`[transfers]`), not through
 //! pdns: a real pdns_server (`secondary=yes`, gsqlite3, IXFR on) and a real Knot DNS
-//! (`knotd`, TSIG-signed transfers), both notified of every change. They must follow each
-//! `good` by IXFR within seconds, catch up by IXFR after being offline, start over by a whole
+//! (`knotd`), both transferring with a TSIG key and notified (signed) of every change. They
+//! must follow each `good` by IXFR within seconds, catch up by IXFR after being offline, start over by a whole
 //! zone when our history is gone (a restart), and end with exactly the zone we serve. And every
 //! refusal: an address outside `allow-from`, an unsigned request under `require-tsig`, a key
 //! that is not the zone's, a signed zone, AXFR over UDP, IXFR without its SOA.
@@ -98,7 +98,7 @@ impl Knot {
              log:\n  - target: stderr\n    any: info\n\
              key:\n  - id: {key_name}\n    algorithm: hmac-sha256\n    secret: {secret}\n\
              remote:\n  - id: primary\n    address: 127.0.0.1@{primary_port}\n    key: {key_name}\n\
-             acl:\n  - id: primary\n    address: 127.0.0.1\n    action: [notify, transfer]\n\
+             acl:\n  - id: primary\n    address: 127.0.0.1\n    key: {key_name}\n    action: [notify, transfer]\n\
              template:\n  - id: default\n    storage: \"{dir}/zones\"\n    zonefile-sync: -1\n\
              \x20   zonefile-load: none\n    journal-content: all\n\
              zone:\n  - domain: {zone}\n    master: primary\n    acl: primary\n",
@@ -230,13 +230,14 @@ fn pdns_and_knot_follow_every_change_by_ixfr_catch_up_and_end_equal() {
     let (dns_port, pdns_port, knot_port) = (free_port(), free_port(), free_port());
     let config = format!(
         "listeners.update-dns-listen = \"127.0.0.1:{dns_port}\"\n\
-         [transfers]\nallow-from = [\"127.0.0.1/32\"]\n\
-         notify = [\"127.0.0.1:{pdns_port}\", \"127.0.0.1:{knot_port}\"]\n\
+         [transfers]\nallow-from = [\"127.0.0.1/32\"]\nrequire-tsig = true\n\
+         notify-key = \"xfr.dyn.example\"\nnotify = [\"127.0.0.1:{pdns_port}\", \"127.0.0.1:{knot_port}\"]\n\
          notify-interval-ms = 200\n"
     );
     let mut daemon = env.spawn(&config);
     daemon.wait_for_log("listening on rfc2136=udp+tcp://");
-    let ours = || axfr(dns_port, "dyn.example", &[]).unwrap();
+    let signed = format!("hmac-sha256:{}:{}", key.0, key.1);
+    let ours = || axfr(dns_port, "dyn.example", &["-y", &signed]).unwrap();
     assert_eq!(
         ours().len(),
         NAMES + 6,
@@ -250,17 +251,25 @@ fn pdns_and_knot_follow_every_change_by_ixfr_catch_up_and_end_equal() {
         "dyn.example",
         &format!("127.0.0.1:{dns_port}"),
     );
-    let output = Command::new("pdnsutil")
-        .arg(format!("--config-dir={}", pdns_dir.display()))
-        .args(["set-meta", "dyn.example", "IXFR", "1"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    // As README "Secondaries" says: IXFR on, transfers signed with the zone's key.
+    for args in [
+        vec!["set-meta", "dyn.example", "IXFR", "1"],
+        vec!["import-tsig-key", &key.0, "hmac-sha256", &key.1],
+        vec!["set-meta", "dyn.example", "AXFR-MASTER-TSIG", &key.0],
+    ] {
+        let output = Command::new("pdnsutil")
+            .arg(format!("--config-dir={}", pdns_dir.display()))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+    }
     let pdns = Pdns::spawn_with(&pdns_dir, &pdns_config, &[], pdns_port, "dyn.example");
     let knot_dir = env.dir.path().join("knot");
     let mut knot = Knot::spawn(&knot_dir, knot_port, "dyn.example", dns_port, &key);
-    let knot_zone = || axfr(knot_port, "dyn.example", &[]).unwrap();
+
     let pdns_zone = || axfr(pdns.port, "dyn.example", &[]).unwrap();
+    let knot_zone = || axfr(knot_port, "dyn.example", &["-y", &signed]).unwrap();
     assert_eq!(pdns_zone(), ours(), "pdns's first AXFR");
     assert_eq!(knot_zone(), ours(), "knot's first AXFR");
     // Theirs, and this test's own.
@@ -364,7 +373,239 @@ fn pdns_and_knot_follow_every_change_by_ixfr_catch_up_and_end_equal() {
     assert!(daemon.log_count("how=\"IXFR\"") >= 1, "{}", daemon.log());
 
     // At the end, every record of the zone, the SOA serial included, is ours on both.
-    let ours = axfr(dns_port, "dyn.example", &[]).unwrap();
+    let ours = ours();
     assert_eq!(pdns_zone(), ours, "pdns serves exactly our zone");
     assert_eq!(knot_zone(), ours, "knot serves exactly our zone");
+}
+
+/// How a transfer request is sent.
+struct Ask<'a> {
+    port: u16,
+    tcp: bool,
+    record_type: hickory_proto::rr::RecordType,
+    zone: &'a str,
+    /// IXFR's serial, in the authority section.
+    serial: Option<u32>,
+    /// TSIG key (name, base64 secret).
+    key: Option<&'a (String, String)>,
+}
+
+/// The RCODE and the answer count of the first message answering `ask`.
+fn ask(ask: &Ask<'_>) -> (hickory_proto::op::ResponseCode, usize) {
+    use std::io::{Read as _, Write as _};
+
+    use hickory_proto::dnssec::rdata::tsig::TsigAlgorithm;
+    use hickory_proto::dnssec::tsig::TSigner;
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::rdata::SOA;
+    use hickory_proto::rr::{Name, RData, Record};
+    let zone = Name::from_ascii(format!("{}.", ask.zone)).unwrap();
+    let mut message = Message::new();
+    message.set_id(0x7a7a);
+    message.add_query(Query::query(zone.clone(), ask.record_type));
+    if let Some(serial) = ask.serial {
+        let soa = SOA::new(zone.clone(), zone.clone(), serial, 0, 0, 0, 0);
+        message.add_name_server(Record::from_rdata(zone, 0, RData::SOA(soa)));
+    }
+    if let Some((name, secret)) = ask.key {
+        let secret =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, secret).unwrap();
+        let signer = TSigner::new(
+            secret,
+            TsigAlgorithm::HmacSha256,
+            Name::from_ascii(name).unwrap(),
+            300,
+        )
+        .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        message
+            .finalize(&signer, u32::try_from(now).unwrap())
+            .unwrap();
+    }
+    let bytes = message.to_vec().unwrap();
+    let answer = if ask.tcp {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", ask.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let length = u16::try_from(bytes.len()).unwrap().to_be_bytes();
+        stream.write_all(&[&length[..], &bytes].concat()).unwrap();
+        let mut length = [0_u8; 2];
+        stream.read_exact(&mut length).unwrap();
+        let mut answer = vec![0_u8; usize::from(u16::from_be_bytes(length))];
+        stream.read_exact(&mut answer).unwrap();
+        answer
+    } else {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        socket.send_to(&bytes, ("127.0.0.1", ask.port)).unwrap();
+        let mut answer = vec![0_u8; 65_535];
+        let length = socket.recv(&mut answer).unwrap();
+        answer.truncate(length);
+        answer
+    };
+    let answer = Message::from_vec(&answer).unwrap();
+    (answer.response_code(), answer.answers().len())
+}
+
+#[test]
+fn transfers_are_refused_to_whoever_may_not_have_them_and_the_listener_keeps_serving() {
+    use hickory_proto::op::ResponseCode;
+    use hickory_proto::rr::RecordType;
+    if !require_tool("dig") {
+        return;
+    }
+    let env = TestEnv::new();
+    env.seed();
+    env.cli_ok(&["zone", "add", "other.example", "--ns", "ns1.other.example"]);
+    env.cli_ok(&[
+        "zone",
+        "add",
+        "signed.example",
+        "--ns",
+        "ns1.signed.example",
+    ]);
+    env.cli_ok(&["zone", "secure", "signed.example"]);
+    let zone_key = common::tsig_block_fields(&env.cli_ok(&[
+        "tsig",
+        "create",
+        "--zone",
+        "dyn.example",
+        "--name",
+        "xfr.dyn.example",
+    ]));
+    let other_key = common::tsig_block_fields(&env.cli_ok(&[
+        "tsig",
+        "create",
+        "--zone",
+        "other.example",
+        "--name",
+        "xfr.other.example",
+    ]));
+    let subtree_key = common::tsig_block_fields(&env.cli_ok(&[
+        "tsig",
+        "create",
+        "--subtree",
+        "lab.dyn.example",
+        "--name",
+        "lab.dyn.example",
+    ]));
+    let account_key = common::tsig_block_fields(&env.cli_ok(&["tsig", "create", "alice"]));
+    let signed_zone_key = common::tsig_block_fields(&env.cli_ok(&[
+        "tsig",
+        "create",
+        "--zone",
+        "signed.example",
+        "--name",
+        "xfr.signed.example",
+    ]));
+    let port = free_port();
+    let config = |allow: &str, require_tsig: bool| {
+        format!(
+            "listeners.update-dns-listen = \"127.0.0.1:{port}\"\n\
+             [transfers]\nallow-from = [\"{allow}\"]\nrequire-tsig = {require_tsig}\n"
+        )
+    };
+    let daemon = env.spawn(&config("192.0.2.0/24", false));
+    daemon.wait_for_log("listening on rfc2136=udp+tcp://");
+    let axfr = |zone, key| Ask {
+        port,
+        tcp: true,
+        record_type: RecordType::AXFR,
+        zone,
+        serial: None,
+        key,
+    };
+    // Not from allow-from: refused, signed or not.
+    assert_eq!(ask(&axfr("dyn.example", None)).0, ResponseCode::Refused);
+    assert_eq!(
+        ask(&axfr("dyn.example", Some(&zone_key))).0,
+        ResponseCode::Refused
+    );
+
+    // Loopback allowed, a key required (a reload applies both).
+    let reloads = daemon.log_count("configuration reloaded");
+    env.write_config(&config("127.0.0.1/32", true));
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    daemon.wait_for_log_after("configuration reloaded", reloads);
+    assert_eq!(
+        ask(&axfr("dyn.example", None)).0,
+        ResponseCode::Refused,
+        "unsigned"
+    );
+    for (key, why) in [
+        (&other_key, "another zone's key"),
+        (&subtree_key, "a subtree key"),
+        (&account_key, "an account's key"),
+    ] {
+        assert_eq!(
+            ask(&axfr("dyn.example", Some(key))).0,
+            ResponseCode::Refused,
+            "{why}"
+        );
+    }
+    assert_eq!(
+        ask(&axfr("signed.example", Some(&signed_zone_key))).0,
+        ResponseCode::Refused,
+        "a signed zone: its secondaries transfer it from pdns"
+    );
+    assert!(
+        daemon.log().contains("the zone is signed"),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(
+        ask(&axfr("nothing.example", Some(&zone_key))).0,
+        ResponseCode::NotAuth,
+        "not a zone of ours"
+    );
+    assert_eq!(
+        ask(&axfr("home.dyn.example", Some(&zone_key))).0,
+        ResponseCode::NotAuth,
+        "a name in the zone is not a zone"
+    );
+    assert_eq!(
+        ask(&Ask {
+            tcp: false,
+            ..axfr("dyn.example", Some(&zone_key))
+        })
+        .0,
+        ResponseCode::FormErr,
+        "AXFR over UDP"
+    );
+    let ixfr = Ask {
+        record_type: RecordType::IXFR,
+        ..axfr("dyn.example", Some(&zone_key))
+    };
+    assert_eq!(ask(&ixfr).0, ResponseCode::FormErr, "IXFR without the SOA");
+    // IXFR over UDP: the current SOA alone, for the secondary to ask over TCP (RFC 1995 §4).
+    assert_eq!(
+        ask(&Ask {
+            tcp: false,
+            serial: Some(1),
+            ..ixfr
+        }),
+        (ResponseCode::NoError, 1)
+    );
+
+    // The right key, from the right address: the whole zone, signed message by message (dig
+    // checks each).
+    let signed = format!("hmac-sha256:{}:{}", zone_key.0, zone_key.1);
+    let zone = axfr_of(port, &signed);
+    assert!(
+        zone.iter().any(|(name, ..)| name == "dyn.example."),
+        "{zone:?}"
+    );
+    // Refusals wrote nothing, and the listener still answers updates' SOA queries.
+    assert_eq!(dig(port, "dyn.example", "SOA", &[]).status, "NOERROR");
+}
+
+/// `dig AXFR dyn.example` signed with `key` (`hmac-sha256:NAME:SECRET`).
+fn axfr_of(port: u16, key: &str) -> ZoneRecords {
+    axfr(port, "dyn.example", &["-y", key]).unwrap()
 }
