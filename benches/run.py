@@ -2,9 +2,10 @@
 """The certadns-ddns benchmark suite: every table in BENCHMARKS.md, by one command.
 
     python3 benches/run.py [--seconds 10] [--runs 3]
-                           [--sections dns,dnssec,updates,http,scale,freshness,outside,audit,import,restart] [--binary PATH]
+                           [--sections dns,dnssec,updates,http,scale,freshness,outside,audit,import,restart,transfers] [--binary PATH]
 
-Needs (Debian): pdns-server pdns-backend-remote pdns-backend-sqlite3 dnsutils dnsperf wrk; the
+Needs (Debian): pdns-server pdns-backend-remote pdns-backend-sqlite3 dnsutils dnsperf wrk (knot
+for the transfers section); the
 audit section fetches a GeoLite2 database with tests/fetch-geolite2.sh (pip, PyPI).
 Everything binds to 127.0.0.1 on free ports, under a temporary directory, and is stopped at
 the end. Each figure is the median of --runs runs, with min and max; every ratio compares
@@ -1069,6 +1070,219 @@ def section_restart(binary, directory, runs):
             "", f"SIGTERM to READY=1 of the next process: {summary(starts, ' ms')}", ""]
 
 
+def xfr(port, kind="AXFR", key=None):
+    """`dig` AXFR (or IXFR=serial) from `port`: (seconds, bytes, records, the zone's lines)."""
+    started = time.monotonic()
+    args = ["dig", "@127.0.0.1", "-p", str(port), "+tcp", "+time=60", "+nocmd", "+nocomments"]
+    if key:
+        args += ["-y", key]
+    out = subprocess.run(args + [ZONE, kind], capture_output=True, text=True).stdout
+    elapsed = time.monotonic() - started
+    match = re.search(r"XFR size: (\d+) records \(messages (\d+), bytes (\d+)\)", out)
+    if not match or "Transfer failed" in out:
+        raise RuntimeError(f"{kind} from {port} failed:\n{out[-2000:]}")
+    lines = [line for line in out.splitlines() if line and not line.startswith(";") and "\tTSIG\t" not in line]
+    return elapsed, int(match.group(3)), int(match.group(1)), lines
+
+
+def zone_digest(lines):
+    """The zone's records, order aside (dig prints the SOA twice for AXFR: once here)."""
+    return hash(tuple(sorted(set(" ".join(line.split()).lower() for line in lines))))
+
+
+def a_query(name, qid):
+    header = qid.to_bytes(2, "big") + b"\0\0\0\x01\0\0\0\0\0\0"
+    qname = b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\0"
+    return header + qname + b"\0\x01\0\x01"
+
+
+@contextmanager
+def knot(directory, port, primary_port):
+    """knotd, secondary of ZONE from our listener on `primary_port`; journal kept in `directory`."""
+    root = directory / f"knot-{port}"
+    for sub in ("db", "zones"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / "knot.conf").write_text(
+        f'server:\n    rundir: "{root}"\n    listen: 127.0.0.1@{port}\n'
+        f'database:\n    storage: "{root}/db"\nlog:\n  - target: stderr\n    any: info\n'
+        f'remote:\n  - id: primary\n    address: 127.0.0.1@{primary_port}\n'
+        f'acl:\n  - id: primary\n    address: 127.0.0.1\n    action: [notify, transfer]\n'
+        f'template:\n  - id: default\n    storage: "{root}/zones"\n    zonefile-sync: -1\n'
+        f'    zonefile-load: none\n    journal-content: all\n'
+        f'zone:\n  - domain: {ZONE}\n    master: primary\n    acl: primary\n')
+    with open(root / "knot.log", "a") as log:
+        proc = subprocess.Popen(["knotd", "-c", str(root / "knot.conf")], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield proc, root / "knot.log"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def wait_serving(port, timeout=900):
+    started = time.monotonic()
+    while dig_status(port, ZONE) != "NOERROR":
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"nothing served on {port}")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def updates_reaching(http_port, key, hosts, secondaries, count, rate, prefix):
+    """`count` updates at `rate` a second (each to a host of its own), each followed at every
+    secondary (port) until it serves the new address: the delays from `good`, per port."""
+    pending = {}  # (port, name) -> (address bytes, time of good)
+    delays = {port: [] for port in secondaries}
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def poll():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.settimeout(0.2)
+        qid = 0
+        while not (done.is_set() and not pending):
+            with lock:
+                waiting = list(pending.items())
+            for (port, name), (address, good) in waiting:
+                qid = (qid + 1) & 0xFFFF
+                sock.sendto(a_query(name, qid), ("127.0.0.1", port))
+                try:
+                    answer = sock.recv(4096)
+                except socket.timeout:
+                    continue
+                if address in answer[12:]:
+                    with lock:
+                        if (port, name) in pending:
+                            delays[port].append(time.monotonic() - good)
+                            del pending[(port, name)]
+            time.sleep(0.005)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    conn = http.client.HTTPConnection("127.0.0.1", http_port)
+    started = time.monotonic()
+    for i in range(count):
+        host = (i * 7919 + len(prefix)) % hosts
+        name = f"host{host}.{ZONE}"
+        ip = f"{prefix}.{i // 250 % 250}.{i % 250 + 1}"
+        wait = started + i / rate - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        conn.request("GET", f"/nic/update?hostname={name}&myip={ip}", headers={"Authorization": f"Bearer {key}"})
+        body = conn.getresponse().read().decode()
+        if not body.startswith("good"):
+            raise RuntimeError(f"update {name}: {body}")
+        good = time.monotonic()
+        with lock:
+            for port in secondaries:
+                pending[(port, name)] = (socket.inet_aton(ip), good)
+    done.set()
+    deadline = time.monotonic() + 60
+    while pending and time.monotonic() < deadline:
+        time.sleep(0.05)
+    missing = len(pending)
+    pending.clear()
+    poller.join()
+    return delays, missing
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))] if values else float("nan")
+
+
+def section_transfers(binary, directory, runs):
+    lines = ["### AXFR: ours (the DNS listener) against pdns's own AXFR from gsqlite3, same zone", "",
+             "| names | ours: time | ours: bytes | pdns gsqlite3: time | pdns gsqlite3: bytes | ours / pdns (time) |",
+             "|---|---|---|---|---|---|"]
+    follow = []
+    for hosts in (100_000, 1_000_000):
+        db, key = make_store(binary, directory, hosts)
+        gdb = make_gsqlite3(directory, hosts)
+        dns_port, knot_port, sec_port, api = free_port(), free_port(), free_port(), free_port()
+        extra = (f'listeners.update-dns-listen = "127.0.0.1:{dns_port}"\nlimits.abuse-detection = false\n'
+                 f'[transfers]\nallow-from = ["127.0.0.1/32"]\n'
+                 f'notify = ["127.0.0.1:{knot_port}", "127.0.0.1:{sec_port}"]\n')
+        with ours(binary, directory, db, extra) as (http_port, _, _, proc):
+            wait_serving(dns_port)
+            times, sizes = [], []
+            for _ in range(runs):
+                elapsed, size, _, _ = xfr(dns_port)
+                times.append(elapsed)
+                sizes.append(size)
+            config_dir = pdns_config(directory, f"gsqlite3xfr{hosts}", ["launch=gsqlite3", f"gsqlite3-database={gdb}"], "default")
+            pdns_times, pdns_sizes = [], []
+            gport = free_port()
+            with pdns(config_dir, gport, free_port()):
+                for _ in range(runs):
+                    elapsed, size, _, _ = xfr(gport)
+                    pdns_times.append(elapsed)
+                    pdns_sizes.append(size)
+            lines.append(f"| {hosts:,} | {median(times):.2f} s ({min(times):.2f}–{max(times):.2f}) | {median(sizes) / 1e6:.1f} MB "
+                         f"| {median(pdns_times):.2f} s ({min(pdns_times):.2f}–{max(pdns_times):.2f}) | {median(pdns_sizes) / 1e6:.1f} MB "
+                         f"| {median(times) / median(pdns_times):.2f} |")
+
+            # Secondaries, one at a time (two on two cores would measure each other): Knot,
+            # then pdns with gsqlite3 (IXFR on). The first AXFR, memory, then the updates.
+            sec_dir = directory / f"pdns-secondary-{hosts}"
+            sec_dir.mkdir()
+            sec_db = sec_dir / "pdns.sqlite3"
+            conn = sqlite3.connect(sec_db)
+            conn.executescript(Path("/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql").read_text())
+            conn.close()
+            (sec_dir / "pdns.conf").write_text(f"launch=gsqlite3\ngsqlite3-database={sec_db}\nsecondary=yes\n"
+                                               "xfr-cycle-interval=1\nallow-notify-from=127.0.0.0/8\n")
+            for args in (["create-secondary-zone", ZONE, f"127.0.0.1:{dns_port}"], ["set-meta", ZONE, "IXFR", "1"]):
+                subprocess.run(["pdnsutil", f"--config-dir={sec_dir}", *args], check=True, capture_output=True)
+            sec_args = ["pdns_server", f"--config-dir={sec_dir}", f"--socket-dir={sec_dir}",
+                        "--local-address=127.0.0.1", f"--local-port={sec_port}", "--security-poll-suffix=",
+                        "--daemon=no", "--guardian=no", "--disable-syslog", "--write-pid=no"]
+            log_text = lambda: (directory / f"ours-{http_port}.log").read_text()
+            results = {}
+            for name, port in (("Knot", knot_port), ("pdns", sec_port)):
+                server = knot(directory, knot_port, dns_port) if name == "Knot" \
+                    else process(sec_args, sec_dir / "pdns.log")
+                with server as started_server:
+                    pid = (started_server[0] if name == "Knot" else started_server).pid
+                    first = wait_serving(port)
+                    rss = rss_mb(pid)
+                    before = log_text().count("whole zone")
+                    delays, missing = updates_reaching(http_port, key, hosts, [port], 1000, 100,
+                                                       "172.16" if name == "Knot" else "172.19")
+                    time.sleep(2)
+                    equal = zone_digest(xfr(port)[3]) == zone_digest(xfr(dns_port)[3])
+                    results[name] = (first, rss, delays[port], missing, equal, log_text().count("whole zone") - before)
+            our_rss = rss_mb(proc.pid)
+            # IXFR of one change: its bytes.
+            serial = int(subprocess.run(["dig", "@127.0.0.1", "-p", str(dns_port), "+short", ZONE, "SOA"],
+                                        capture_output=True, text=True).stdout.split()[2])
+            urllib.request.urlopen(urllib.request.Request(
+                f"http://127.0.0.1:{http_port}/nic/update?hostname=host1.{ZONE}&myip=172.31.0.1",
+                headers={"Authorization": f"Bearer {key}"})).read()
+            _, ixfr_bytes, ixfr_records, _ = xfr(dns_port, f"IXFR={serial}")
+            # Knot offline during 1,000 updates, then back (its journal kept): the catch-up.
+            before = log_text().count('how="IXFR"'), log_text().count("whole zone")
+            updates_reaching(http_port, key, hosts, [], 1000, 100, "172.17")
+            with knot(directory, knot_port, dns_port) as (knot_proc, knot_log):
+                wait_serving(knot_port)
+                started = time.monotonic()
+                catch, _ = updates_reaching(http_port, key, hosts, [knot_port], 1, 100, "172.18")
+                catch_up = time.monotonic() - started
+                caught_equal = zone_digest(xfr(knot_port)[3]) == zone_digest(xfr(dns_port)[3])
+            after = log_text().count('how="IXFR"'), log_text().count("whole zone")
+        for name, label in (("Knot", "Knot 3.2"), ("pdns", "pdns 4.7 gsqlite3")):
+            first, rss, d, missing, equal, whole = results[name]
+            follow.append(f"| {hosts:,} | {label} | {first:.1f} s | {rss:,.0f} MB | {percentile(d, 50):.2f} s | {percentile(d, 99):.2f} s "
+                          f"| {max(d) if d else float('nan'):.2f} s | {len(d)} of 1,000 ({missing} late), {whole} whole zone | {'yes' if equal else 'NO'} |")
+        follow.append(f"| {hosts:,} | ours: RSS after both | | {our_rss:,.0f} MB | | | | IXFR of one change: {ixfr_bytes} bytes, {ixfr_records} records | |")
+        follow.append(f"| {hosts:,} | Knot offline for 1,000 updates, then back | | | | | | caught up {catch_up:.2f} s after its NOTIFY: {after[0] - before[0]} IXFR, {after[1] - before[1]} whole zone | {'yes' if caught_equal else 'NO'} |")
+    lines += ["", "### Secondaries at size: the first AXFR, then 1,000 dyndns2 updates at 100 a second (each to a name of its own)", "",
+              "| names | secondary | first AXFR (start to serving) | secondary's RSS | `good` → served, p50 | p99 | max | updates seen | zone equal to ours at the end |",
+              "|---|---|---|---|---|---|---|---|---|"] + follow
+    return lines
+
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
@@ -1117,6 +1331,9 @@ def main():
         if "restart" in sections:
             emit(["## A restart under pdns, at 1,000,000 names (fds kept in the fd store)", ""]
                  + section_restart(binary, directory, args.runs))
+        if "transfers" in sections:
+            emit(["## Zone transfers: AXFR, IXFR and NOTIFY to real secondaries", ""]
+                 + section_transfers(binary, directory, args.runs))
         if "audit" in sections:
             emit(["## The audit trail's lookups: a GeoIP database and 100,000 tag CIDRs (wrk -t1 -c64 -d%ds)"
                   % args.seconds, ""] + section_audit(binary, directory, args.seconds, args.runs))

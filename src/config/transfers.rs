@@ -2,6 +2,7 @@
 //! of `[listeners] update-dns-listen`. Closed by default: no one may transfer a zone until
 //! `allow-from` lists them.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -20,8 +21,12 @@ pub struct Transfers {
     /// (`certadns-ddns tsig add --zone ZONE`): the address alone is not enough.
     pub require_tsig: bool,
     /// Secondaries notified of every change to every zone (`ip` or `ip:port`, port 53 by
-    /// default); a zone's own come from `certadns-ddns zone set --also-notify`.
+    /// default).
     pub notify: Vec<String>,
+    /// `[transfers.zone-notify]`: zone name → secondaries notified of its changes only.
+    /// (Not the zone's `--also-notify` list: that is pdns's, for secondaries whose primary is
+    /// pdns, which would refuse a NOTIFY from here.)
+    pub zone_notify: BTreeMap<String, Vec<String>>,
     /// The admin TSIG key (by name) that signs NOTIFY messages, for secondaries that take
     /// only signed ones; none: unsigned.
     pub notify_key: Option<String>,
@@ -43,6 +48,7 @@ impl Default for Transfers {
             allow_from: Vec::new(),
             require_tsig: false,
             notify: Vec::new(),
+            zone_notify: BTreeMap::new(),
             notify_key: None,
             notify_interval: Duration::from_secs(1),
             history: Duration::from_secs(24 * 3600),
@@ -71,15 +77,26 @@ pub fn notify_address(text: &str) -> Result<SocketAddr, ConfigError> {
 impl Transfers {
     /// Whether zone histories are kept and transfers or NOTIFY are served at all.
     pub fn enabled(&self) -> bool {
-        !self.allow_from.is_empty() || !self.notify.is_empty()
+        !self.allow_from.is_empty() || !self.notify.is_empty() || !self.zone_notify.is_empty()
     }
 
-    /// The global NOTIFY targets, as addresses (checked by `validate`).
-    pub fn notify_addresses(&self) -> Vec<SocketAddr> {
-        self.notify
+    /// The secondaries to notify of changes to zone `zone` (lower case, no final dot): the
+    /// global ones and the zone's own, as addresses (checked by `validate`).
+    pub fn notify_addresses(&self, zone: &str) -> Vec<SocketAddr> {
+        let own = self
+            .zone_notify
             .iter()
+            .filter(|(name, _)| name.trim_end_matches('.').eq_ignore_ascii_case(zone))
+            .flat_map(|(_, targets)| targets);
+        let mut targets: Vec<SocketAddr> = self
+            .notify
+            .iter()
+            .chain(own)
             .filter_map(|text| notify_address(text).ok())
-            .collect()
+            .collect();
+        targets.sort_unstable();
+        targets.dedup();
+        targets
     }
 }
 
@@ -90,6 +107,7 @@ impl Section for Transfers {
             allow_from: _,
             require_tsig: _,
             notify: _,
+            zone_notify: _,
             notify_key: _,
             notify_interval: _,
             history,
@@ -117,7 +135,11 @@ impl Section for Transfers {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        for target in &self.notify {
+        for target in self
+            .notify
+            .iter()
+            .chain(self.zone_notify.values().flatten())
+        {
             notify_address(target)?;
         }
         if self.notify_interval < Duration::from_millis(100) {
@@ -152,6 +174,24 @@ mod test {
         );
         let error = notify_address("ns1.example.net").unwrap_err().to_string();
         assert!(error.contains("`ip` or `ip:port`"), "{error}");
+        let transfers = Transfers {
+            notify: vec!["192.0.2.1".into()],
+            zone_notify: [(
+                "Dyn.Example.".to_string(),
+                vec!["192.0.2.2:5300".into(), "192.0.2.1".into()],
+            )]
+            .into(),
+            ..Transfers::default()
+        };
+        let addresses = |zone| -> Vec<String> {
+            transfers
+                .notify_addresses(zone)
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(addresses("dyn.example"), ["192.0.2.1:53", "192.0.2.2:5300"]);
+        assert_eq!(addresses("other.example"), ["192.0.2.1:53"]);
     }
 
     #[test]

@@ -1,13 +1,16 @@
-//! RFC 2136 dynamic updates signed with TSIG (RFC 8945), on the same write path as
-//! `/nic/update`: what `nsupdate`, ddclient's and inadyn's nsupdate modes, lego, certbot,
-//! external-dns, cert-manager and Kea send.
+//! The DNS listener (`update-dns-listen`): RFC 2136 dynamic updates signed with TSIG (RFC
+//! 8945), on the same write path as `/nic/update` (what `nsupdate`, ddclient's and inadyn's
+//! nsupdate modes, lego, certbot, external-dns, cert-manager and Kea send), and zone
+//! transfers to secondaries with NOTIFY (`[transfers]`).
 //!
 //! [`DnsUpdates::answer`] takes one DNS message and gives its answer: UPDATE messages are
 //! checked (TSIG, zone, prerequisites, the key's scope; `message.rs`) and applied whole or not
 //! at all in one transaction with their audit rows, then pdns's caches are purged, as for a
 //! dyndns2 update; SOA queries for the store's zones are answered, for the clients that look
-//! up the zone of a name before they update it. Anything else is REFUSED: pdns answers DNS.
-//! `listen.rs` carries the messages over UDP and TCP.
+//! up the zone of a name before they update it and for secondaries' refresh checks; AXFR and
+//! IXFR are answered as `[transfers]` allows (`transfer.rs`: over TCP, many messages, streamed
+//! from the store). Anything else is REFUSED: pdns answers DNS. `listen.rs` carries the
+//! messages over UDP and TCP; `notify.rs` tells secondaries of new serials.
 
 mod listen;
 pub mod message;

@@ -5,7 +5,7 @@
 //! from what a secondary was last told of gets one NOTIFY to it, so that a zone changing a
 //! hundred times a second costs each secondary at most one transfer per interval (the
 //! batching). The targets are `[transfers] notify` for every zone, and each zone's own
-//! (`zone set --also-notify`). A NOTIFY not answered within [`ANSWER_WAIT`] is sent again, up
+//! (`[transfers.zone-notify]`). A NOTIFY not answered within [`ANSWER_WAIT`] is sent again, up
 //! to [`ATTEMPTS`] times, further apart each time (RFC 1996 §3.6); an answer with an error
 //! (the secondary does not serve the zone, or refuses us) is logged and not retried for that
 //! serial. At the start every zone is notified once: a secondary learns of what changed while
@@ -25,7 +25,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 use super::{soa_record, unix_now};
-use crate::config::{Live, Transfers, notify_address};
+use crate::config::{Live, Transfers};
 use crate::model::zone::Zone;
 use crate::served::Served;
 
@@ -34,6 +34,10 @@ pub(super) const ANSWER_WAIT: Duration = Duration::from_secs(2);
 
 /// How many times a NOTIFY is sent before the secondary is left to its SOA refresh.
 pub(super) const ATTEMPTS: u32 = 5;
+
+/// NOTIFY messages waiting for their answers at once (each holds a socket): the start, which
+/// notifies every zone, must not take thousands of file descriptors.
+const IN_FLIGHT: usize = 64;
 
 /// The NOTIFY sender; see the module docs.
 #[derive(Debug, Clone)]
@@ -44,6 +48,8 @@ pub struct Notifier {
     source: IpAddr,
     /// The serial each (zone, secondary) was last told of, or is being told of.
     told: Arc<Mutex<HashMap<(i64, SocketAddr), u32>>>,
+    /// Bounds the NOTIFY messages in flight.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl Notifier {
@@ -54,6 +60,7 @@ impl Notifier {
             transfers,
             source,
             told: Arc::default(),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
         }
     }
 
@@ -70,19 +77,13 @@ impl Notifier {
             }
             Err(_) => return,
         };
-        let global = transfers.notify_addresses();
         let mut pending = Vec::new();
         {
             let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
             let live: HashSet<i64> = zones.iter().map(|zone| zone.id).collect();
             told.retain(|(zone_id, _), _| live.contains(zone_id));
             for zone in &zones {
-                let own = zone
-                    .also_notify
-                    .iter()
-                    .filter_map(|target| notify_address(target).ok());
-                let targets: HashSet<SocketAddr> = global.iter().copied().chain(own).collect();
-                for target in targets {
+                for target in transfers.notify_addresses(&zone.name) {
                     if told.insert((zone.id, target), zone.serial) != Some(zone.serial) {
                         pending.push((zone.clone(), target));
                     }
@@ -114,7 +115,11 @@ impl Notifier {
         };
         for (zone, target) in pending {
             let (source, key) = (self.source, key.clone());
+            let in_flight = Arc::clone(&self.in_flight);
             tokio::spawn(async move {
+                let Ok(_permit) = in_flight.acquire_owned().await else {
+                    return;
+                };
                 let outcome = notify(&zone, target, source, key.as_ref()).await;
                 let kind = match &outcome {
                     Outcome::Acknowledged => "acknowledged",

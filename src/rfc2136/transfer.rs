@@ -162,32 +162,38 @@ impl DnsUpdates {
             let answer = super::finish(response, verified.as_ref(), unix_now()).unwrap_or_default();
             return (Answer::One(answer), ResponseCode::NoError);
         }
-        let since = match kind {
-            Kind::Axfr => Since::Unknown,
-            Kind::Ixfr(serial) => match self.served.zone_history(&zone.name, serial) {
-                Ok(Some((_, since))) => since,
-                Ok(None) => return refuse(ResponseCode::NotAuth, "not a zone of this server"),
-                Err(error) => {
-                    tracing::error!(%error, "zone transfer not answered: store failure");
-                    return refuse(ResponseCode::ServFail, "store failure");
-                }
-            },
-        };
         let (sender, receiver) = mpsc::channel(MESSAGES_AHEAD);
         let mut packer = Packer::new(message, verified.map(StreamSigner::new), sender);
         let served = self.served.clone();
-        let how = match (&kind, &since) {
-            (Kind::Axfr, _) => "AXFR",
-            (Kind::Ixfr(_), Since::Current) => "IXFR (current)",
-            (Kind::Ixfr(_), Since::Steps(_)) => "IXFR",
-            (Kind::Ixfr(_), Since::Unknown) => "IXFR (whole zone)",
-        };
-        tracing::info!(%client, zone = %zone.name, how, "zone transfer");
-        crate::metrics::metrics()
-            .zone_transfers
-            .get_or_create(&crate::metrics::TransferLabels { kind: how })
-            .inc();
         tokio::task::spawn_blocking(move || {
+            // IXFR: the zone row the history leads to (an update may have committed since
+            // the request was checked), so that the steps end at the SOA sent.
+            let (zone, since) = match kind {
+                Kind::Axfr => (zone, Since::Unknown),
+                Kind::Ixfr(serial) => match served.zone_history(&zone.name, serial) {
+                    Ok(Some(found)) => found,
+                    Ok(None) => {
+                        packer.fail(ResponseCode::NotAuth);
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "zone transfer not answered: store failure");
+                        packer.fail(ResponseCode::ServFail);
+                        return;
+                    }
+                },
+            };
+            let how = match (&kind, &since) {
+                (Kind::Axfr, _) => "AXFR",
+                (Kind::Ixfr(_), Since::Current) => "IXFR (current)",
+                (Kind::Ixfr(_), Since::Steps(_)) => "IXFR",
+                (Kind::Ixfr(_), Since::Unknown) => "IXFR (whole zone)",
+            };
+            tracing::info!(%client, zone = %zone.name, how, "zone transfer");
+            crate::metrics::metrics()
+                .zone_transfers
+                .get_or_create(&crate::metrics::TransferLabels { kind: how })
+                .inc();
             let sent = match since {
                 Since::Current => packer.push(soa_record(&zone)),
                 Since::Steps(steps) => ixfr(&mut packer, &zone, &steps),

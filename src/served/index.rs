@@ -43,6 +43,9 @@ use crate::store::StoreError;
 use crate::store::changes::{LogPosition, Since, changes_since, forget_own_changes};
 use crate::store::zones::Zone;
 
+/// How long an IXFR waits for the index to catch up with another writer's commit.
+pub(super) const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
+
 /// Most changes applied as a delta; more reload everything (a bulk edit by hand).
 pub(super) const MAX_DELTA: usize = 10_000;
 
@@ -188,20 +191,32 @@ impl ServedIndex {
             .keep_history(limits);
     }
 
-    /// What IXFR can tell a secondary of zone `zone_id` at `serial`: from the state as it is,
-    /// current or not (a state behind SQLite is still one commit's whole view, whose serial
-    /// its SOA says).
+    /// What IXFR can tell a secondary of zone `zone_id` at `serial`. Blocking: after a commit
+    /// by another writer it waits for the catch-up (milliseconds) that brings that commit's
+    /// step into the history, at most [`CATCH_UP_WAIT`]; a secondary told of the new serial
+    /// must never hear that the older one is current. Still behind after that: the whole zone
+    /// (read from SQLite, always current).
     pub(super) fn history_since(
         self: &Arc<Self>,
         zone_id: i64,
         serial: u32,
     ) -> Option<(Zone, HistorySince)> {
-        // Asks for a catch-up if an outside writer committed.
-        let _ = self.is_current();
-        self.state
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .history_since(zone_id, serial)
+        let deadline = Instant::now() + CATCH_UP_WAIT;
+        let mut current = self.is_current();
+        while !current && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            current = self.is_current();
+        }
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let (zone, since) = state.history_since(zone_id, serial)?;
+        Some((
+            zone,
+            if current {
+                since
+            } else {
+                HistorySince::Unknown
+            },
+        ))
     }
 
     /// The change-log position the index reflects: the log up to it may be forgotten.
@@ -504,11 +519,30 @@ mod test {
         assert!(state.enclosing_zone("other.test").unwrap().is_none());
     }
 
+    /// Sets the A address of `home.dyn.example` (of `seeded`) through the daemon's own writer.
+    fn set_home_a(
+        served: &Served,
+        context: &crate::store::audit::ChangeContext,
+        ip: std::net::IpAddr,
+    ) {
+        use crate::store::domains::{change_address, find_owned_domains};
+        served
+            .committer()
+            .write(|tx| {
+                let owned = find_owned_domains(tx, 1, "home.dyn.example")?;
+                let a = owned
+                    .iter()
+                    .find(|d| d.record_type.as_str() == "A")
+                    .unwrap();
+                change_address(tx, a, ip, context, "t")
+            })
+            .unwrap();
+    }
+
     #[test]
     fn the_daemons_own_writes_keep_the_index_current_without_a_reload() {
         use crate::model::AuthMethod;
         use crate::store::audit::ChangeContext;
-        use crate::store::domains::{change_address, find_owned_domains};
         let (_dir, store, served) = seeded();
         let index = served.index.as_ref().unwrap();
         let context = ChangeContext {
@@ -525,17 +559,7 @@ mod test {
         let logged_at_start = logged();
         for last in 2..5 {
             let ip: std::net::IpAddr = format!("192.0.2.{last}").parse().unwrap();
-            served
-                .committer()
-                .write(|tx| {
-                    let owned = find_owned_domains(tx, 1, "home.dyn.example")?;
-                    let a = owned
-                        .iter()
-                        .find(|d| d.record_type.as_str() == "A")
-                        .unwrap();
-                    change_address(tx, a, ip, &context, "t")
-                })
-                .unwrap();
+            set_home_a(&served, &context, ip);
             let state = index.snapshot().expect("in step: no reload, no SQL");
             let zone = state.zone_by_id(1).unwrap().unwrap();
             let records = state.records_at(&zone, "home.dyn.example").unwrap();
@@ -553,7 +577,6 @@ mod test {
         use crate::model::AuthMethod;
         use crate::served::history::{HistoryLimits, Since};
         use crate::store::audit::ChangeContext;
-        use crate::store::domains::{change_address, find_owned_domains};
         let (_dir, store, served) = seeded();
         served.keep_zone_history(HistoryLimits {
             age: Duration::from_secs(3600),
@@ -575,17 +598,7 @@ mod test {
         };
         let start = serial();
         // Our own write: one step, the old address out, the new in.
-        served
-            .committer()
-            .write(|tx| {
-                let owned = find_owned_domains(tx, 1, "home.dyn.example")?;
-                let a = owned
-                    .iter()
-                    .find(|d| d.record_type.as_str() == "A")
-                    .unwrap();
-                change_address(tx, a, "192.0.2.9".parse().unwrap(), &context, "t")
-            })
-            .unwrap();
+        set_home_a(&served, &context, "192.0.2.9".parse().unwrap());
         // An outside writer (the CLI): the catch-up makes its step.
         store
             .read(|conn| {

@@ -181,6 +181,9 @@ impl ZoneEntry {
     }
 }
 
+/// What went and what came at the names of each zone (by row id) in one delta.
+type ZoneChanges = HashMap<i64, (Vec<ServedRecord>, Vec<ServedRecord>)>;
+
 /// The index's content: every zone and every stored record, by name.
 #[derive(Debug, Default)]
 pub(super) struct ServedState {
@@ -306,7 +309,7 @@ impl ServedState {
                     .or_insert_with(|| (entry.zone.serial, entry.apex_without_soa()));
             }
         }
-        let mut changed: HashMap<i64, (Vec<ServedRecord>, Vec<ServedRecord>)> = HashMap::new();
+        let mut changed: ZoneChanges = HashMap::new();
         self.apply_records(delta, Some(&mut changed));
         for (zone_id, (serial, apex)) in before {
             let Some(entry) = self.zones.get_mut(&zone_id) else {
@@ -334,11 +337,7 @@ impl ServedState {
 
     /// Applies what changed to the maps; with `changed`, notes there what went and what came
     /// at each name, by zone.
-    fn apply_records(
-        &mut self,
-        delta: Delta,
-        mut changed: Option<&mut HashMap<i64, (Vec<ServedRecord>, Vec<ServedRecord>)>>,
-    ) {
+    fn apply_records(&mut self, delta: Delta, mut changed: Option<&mut ZoneChanges>) {
         for (id, zone) in delta.zones {
             self.ids.retain(|_, zone_id| *zone_id != id);
             match zone {

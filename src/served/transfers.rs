@@ -19,7 +19,8 @@ impl Served {
     }
 
     /// The zone at apex `name` and what IXFR can tell a secondary at `serial`; `None` for a
-    /// zone not served.
+    /// zone not served. Blocking (it may wait for the index to catch up with another
+    /// writer's commit): async code calls it from a blocking thread.
     pub fn zone_history(
         &self,
         name: &str,

@@ -231,8 +231,9 @@ fn pdns_and_knot_follow_every_change_by_ixfr_catch_up_and_end_equal() {
     let config = format!(
         "listeners.update-dns-listen = \"127.0.0.1:{dns_port}\"\n\
          [transfers]\nallow-from = [\"127.0.0.1/32\"]\nrequire-tsig = true\n\
-         notify-key = \"xfr.dyn.example\"\nnotify = [\"127.0.0.1:{pdns_port}\", \"127.0.0.1:{knot_port}\"]\n\
-         notify-interval-ms = 200\n"
+         notify-key = \"xfr.dyn.example\"\nnotify = [\"127.0.0.1:{pdns_port}\"]\n\
+         notify-interval-ms = 200\n\
+         [transfers.zone-notify]\n\"dyn.example\" = [\"127.0.0.1:{knot_port}\"]\n"
     );
     let mut daemon = env.spawn(&config);
     daemon.wait_for_log("listening on rfc2136=udp+tcp://");
@@ -347,29 +348,20 @@ fn pdns_and_knot_follow_every_change_by_ixfr_catch_up_and_end_equal() {
     assert_eq!(daemon.terminate(), Some(0));
     let daemon = env.spawn(&config);
     daemon.wait_for_log("listening on rfc2136=udp+tcp://");
-    daemon
-        .update_basic("alice", PASSWORD, "hostname=c.dyn.example&myip=203.0.113.1")
-        .assert(200, "good 203.0.113.1");
-    until_served(pdns.port, "c.dyn.example", "203.0.113.1", "pdns", || {
-        pdns.log()
-    });
-    until_served(knot.port, "c.dyn.example", "203.0.113.1", "knot", || {
-        knot.log()
-    });
+    let follow = |host: &str, ip: &str| {
+        daemon
+            .update_basic("alice", PASSWORD, &format!("hostname={host}&myip={ip}"))
+            .assert(200, &format!("good {ip}"));
+        until_served(pdns.port, host, ip, "pdns", || pdns.log());
+        until_served(knot.port, host, ip, "knot", || knot.log());
+    };
+    follow("c.dyn.example", "203.0.113.1");
     assert!(
         daemon.log_count("how=\"IXFR (whole zone)\"") >= 1,
         "{}",
         daemon.log()
     );
-    daemon
-        .update_basic("alice", PASSWORD, "hostname=a.dyn.example&myip=203.0.113.2")
-        .assert(200, "good 203.0.113.2");
-    until_served(pdns.port, "a.dyn.example", "203.0.113.2", "pdns", || {
-        pdns.log()
-    });
-    until_served(knot.port, "a.dyn.example", "203.0.113.2", "knot", || {
-        knot.log()
-    });
+    follow("a.dyn.example", "203.0.113.2");
     assert!(daemon.log_count("how=\"IXFR\"") >= 1, "{}", daemon.log());
 
     // At the end, every record of the zone, the SOA serial included, is ours on both.
