@@ -13,6 +13,10 @@ cd "$(dirname "$0")"
 seconds=${1:-10}
 runs=${2:-100000000}
 export RUSTC_BOOTSTRAP=1
+# FUZZ_OPT_LEVEL (CI: 1, built ahead by .ci/run) overrides the release profile's opt-level 3.
+if [ -n "${FUZZ_OPT_LEVEL:-}" ]; then
+    export CARGO_PROFILE_RELEASE_OPT_LEVEL=$FUZZ_OPT_LEVEL
+fi
 python3 seed.py corpus
 cargo fuzz build -O
 targets=("${@:3}")
