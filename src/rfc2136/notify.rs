@@ -68,50 +68,51 @@ impl Notifier {
     /// waits for its answer on a task of its own.
     pub async fn tick(&self) {
         let transfers = self.transfers.load_full();
-        let served = self.served.clone();
-        let zones = match tokio::task::spawn_blocking(move || served.zones()).await {
-            Ok(Ok(zones)) => zones,
+        // On a blocking thread, the store's reads: the zones, then, for the few whose serial
+        // some secondary was not told of, whether they are signed (their secondaries transfer
+        // from pdns, which notifies them itself) and the key that signs NOTIFY.
+        let (served, told) = (self.served.clone(), Arc::clone(&self.told));
+        let read = tokio::task::spawn_blocking(move || {
+            let zones = served.zones()?;
+            let mut pending = Vec::new();
+            {
+                let mut told = told.lock().unwrap_or_else(|e| e.into_inner());
+                let live: HashSet<i64> = zones.iter().map(|zone| zone.id).collect();
+                told.retain(|(zone_id, _), _| live.contains(zone_id));
+                for zone in &zones {
+                    for target in transfers.notify_addresses(&zone.name) {
+                        if told.insert((zone.id, target), zone.serial) != Some(zone.serial) {
+                            pending.push((zone.clone(), target));
+                        }
+                    }
+                }
+            }
+            let mut signed = HashMap::new();
+            pending.retain(|(zone, _)| {
+                !*signed
+                    .entry(zone.id)
+                    .or_insert_with(|| served.is_signed(&zone.name).unwrap_or(true))
+            });
+            let key = match &transfers.notify_key {
+                Some(name) if !pending.is_empty() => {
+                    let key = served.tsig_key(name)?;
+                    if key.is_none() {
+                        tracing::warn!(key = %name, "NOTIFY sent unsigned: [transfers] \
+                            notify-key names no active TSIG key (certadns-ddns tsig list)");
+                    }
+                    key
+                }
+                _ => None,
+            };
+            Ok::<_, crate::served::StoreError>((pending, key))
+        });
+        let (pending, key) = match read.await {
+            Ok(Ok(read)) => read,
             Ok(Err(error)) => {
                 tracing::warn!(%error, "NOTIFY: the zones could not be read");
                 return;
             }
             Err(_) => return,
-        };
-        let mut pending = Vec::new();
-        {
-            let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
-            let live: HashSet<i64> = zones.iter().map(|zone| zone.id).collect();
-            told.retain(|(zone_id, _), _| live.contains(zone_id));
-            for zone in &zones {
-                for target in transfers.notify_addresses(&zone.name) {
-                    if told.insert((zone.id, target), zone.serial) != Some(zone.serial) {
-                        pending.push((zone.clone(), target));
-                    }
-                }
-            }
-        }
-        // Signed zones are transferred from pdns, which notifies their secondaries itself.
-        pending.retain(|(zone, _)| {
-            !matches!(self.served.zone_keys(&zone.name),
-                Ok(Some(keys)) if keys.iter().any(|key| key.active))
-        });
-        if pending.is_empty() {
-            return;
-        }
-        let key = match &transfers.notify_key {
-            Some(name) => match self.served.tsig_key(name) {
-                Ok(Some(key)) => Some(key),
-                Ok(None) => {
-                    tracing::warn!(key = %name, "NOTIFY sent unsigned: [transfers] notify-key \
-                        names no active TSIG key (certadns-ddns tsig list)");
-                    None
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "NOTIFY sent unsigned: the key could not be read");
-                    None
-                }
-            },
-            None => None,
         };
         for (zone, target) in pending {
             let (source, key) = (self.source, key.clone());
@@ -120,7 +121,7 @@ impl Notifier {
                 let Ok(_permit) = in_flight.acquire_owned().await else {
                     return;
                 };
-                let outcome = notify(&zone, target, source, key.as_ref()).await;
+                let outcome = notify(&zone, target, source, key.as_ref(), ANSWER_WAIT).await;
                 let kind = match &outcome {
                     Outcome::Acknowledged => "acknowledged",
                     Outcome::Refused(_) => "refused",
@@ -160,12 +161,14 @@ enum Outcome {
 }
 
 /// Sends the NOTIFY of `zone`'s serial to `target` until it is answered, at most
-/// [`ATTEMPTS`] times.
+/// [`ATTEMPTS`] times, waiting `first_wait` for the first answer and twice as long each time
+/// after ([`ANSWER_WAIT`] but in tests).
 async fn notify(
     zone: &Zone,
     target: SocketAddr,
     source: IpAddr,
     key: Option<&crate::model::tsig::TsigKey>,
+    first_wait: Duration,
 ) -> Outcome {
     let source = match (source, target) {
         // The listener's own family, or the system's choice when they differ.
@@ -185,7 +188,7 @@ async fn notify(
         return Outcome::Unanswered;
     }
     let id: u16 = rand::random();
-    let mut wait = ANSWER_WAIT;
+    let mut wait = first_wait;
     let mut buffer = vec![0_u8; 4096];
     for _ in 0..ATTEMPTS {
         let Some(request) = notify_message(zone, id, key) else {
@@ -263,5 +266,116 @@ pub async fn notify_until_stopped(notifier: Notifier, mut stopped: watch::Receiv
             () = tokio::time::sleep(interval) => {}
             _ = stopped.wait_for(|stop| *stop) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn zone() -> Zone {
+        Zone {
+            id: 1,
+            name: "dyn.example".into(),
+            nameservers: vec!["ns1.dyn.example".into()],
+            hostmaster: "hostmaster.dyn.example".into(),
+            serial: 7,
+            refresh: 10800,
+            retry: 3600,
+            expire: 604_800,
+            minimum: 60,
+            ttl: 3600,
+            created_at: "t".into(),
+            notified_serial: 0,
+            also_notify: vec![],
+        }
+    }
+
+    /// A secondary on loopback that answers the `answer_from`-th NOTIFY it gets (1: the
+    /// first; 0: none) with `rcode`, after a decoy answer with another ID (SERVFAIL, so that
+    /// taking it shows); how many it got.
+    async fn secondary(
+        answer_from: usize,
+        rcode: ResponseCode,
+    ) -> (SocketAddr, tokio::task::JoinHandle<usize>) {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let address = socket.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut buffer = vec![0_u8; 4096];
+            let mut got = 0;
+            while let Ok(Ok((length, peer))) =
+                tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buffer)).await
+            {
+                got += 1;
+                let request = Message::from_vec(&buffer[..length]).unwrap();
+                assert_eq!(request.op_code(), OpCode::Notify);
+                assert_eq!(request.answers()[0].record_type(), RecordType::SOA);
+                if got == answer_from {
+                    let mut answer = request.clone();
+                    answer.set_message_type(MessageType::Response);
+                    answer
+                        .set_id(request.id().wrapping_add(1))
+                        .set_response_code(ResponseCode::ServFail);
+                    socket
+                        .send_to(&answer.to_vec().unwrap(), peer)
+                        .await
+                        .unwrap();
+                    answer.set_id(request.id()).set_response_code(rcode);
+                    socket
+                        .send_to(&answer.to_vec().unwrap(), peer)
+                        .await
+                        .unwrap();
+                }
+            }
+            got
+        });
+        (address, task)
+    }
+
+    const WAIT: Duration = Duration::from_millis(20);
+    const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[tokio::test]
+    async fn a_notify_is_sent_until_answered_and_an_answer_with_another_id_is_no_answer() {
+        let (target, got) = secondary(3, ResponseCode::NoError).await;
+        let outcome = notify(&zone(), target, LOOPBACK, None, WAIT).await;
+        assert!(matches!(outcome, Outcome::Acknowledged), "{outcome:?}");
+        assert_eq!(
+            got.await.unwrap(),
+            3,
+            "two unanswered sends, then the answered one"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_final_and_silence_ends_after_every_attempt() {
+        let (target, got) = secondary(1, ResponseCode::NotAuth).await;
+        let outcome = notify(&zone(), target, LOOPBACK, None, WAIT).await;
+        assert!(
+            matches!(outcome, Outcome::Refused(ResponseCode::NotAuth)),
+            "{outcome:?}"
+        );
+        assert_eq!(got.await.unwrap(), 1, "not sent again");
+        let (target, got) = secondary(0, ResponseCode::NoError).await;
+        let outcome = notify(&zone(), target, LOOPBACK, None, WAIT).await;
+        assert!(matches!(outcome, Outcome::Unanswered), "{outcome:?}");
+        assert_eq!(got.await.unwrap(), ATTEMPTS as usize);
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_waits_out_each_attempt_instead_of_spinning() {
+        // A port nothing listens on: each send brings an ICMP error back at once.
+        let closed = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let target = closed.local_addr().unwrap();
+        drop(closed);
+        let started = std::time::Instant::now();
+        let outcome = notify(&zone(), target, LOOPBACK, None, WAIT).await;
+        assert!(matches!(outcome, Outcome::Unanswered), "{outcome:?}");
+        // 20 + 40 + 80 + 160 + 320 ms.
+        assert!(
+            started.elapsed() >= Duration::from_millis(600),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

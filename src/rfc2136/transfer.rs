@@ -123,8 +123,8 @@ impl DnsUpdates {
                 return refuse(ResponseCode::ServFail, "store failure");
             }
         };
-        match self.served.zone_keys(&zone.name) {
-            Ok(Some(keys)) if keys.iter().any(|key| key.active) => {
+        match self.served.is_signed(&zone.name) {
+            Ok(true) => {
                 // What this listener has is the zone unsigned: a secondary serving it would
                 // answer without the signatures the parent's DS asks for (bogus for every
                 // validating resolver).
@@ -133,7 +133,7 @@ impl DnsUpdates {
                      of a signed zone transfer it from pdns (README, Secondaries)");
                 return refuse(ResponseCode::Refused, "signed zone");
             }
-            Ok(_) => {}
+            Ok(false) => {}
             Err(error) => {
                 tracing::error!(%error, "zone transfer not answered: store failure");
                 return refuse(ResponseCode::ServFail, "store failure");

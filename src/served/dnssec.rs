@@ -21,6 +21,14 @@ impl Served {
         })
     }
 
+    /// Whether pdns signs the zone at apex `name` (it has an active key): its unsigned copy
+    /// must then never leave for a secondary (no transfer, no NOTIFY from the DNS listener).
+    pub fn is_signed(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .zone_keys(name)?
+            .is_some_and(|keys| keys.iter().any(|key| key.active)))
+    }
+
     /// Adds `key` to the zone at apex `name`: its id, or `None` for no such zone.
     /// [`StoreError::Conflict`] past the zone's key limit.
     pub fn add_zone_key(&self, name: &str, key: &NewZoneKey) -> Result<Option<i64>, StoreError> {
